@@ -1,0 +1,95 @@
+"""Entry points. The one place that catches our errors and turns them into exit codes and messages.
+
+Exit codes: 0 success, 1 the input is invalid or the job failed, 2 usage error or unreadable input,
+130 interrupted. Subcommand modules are imported lazily (see `installer.commands`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from installer.errors import InstallerError
+
+# name -> module under installer.commands. Keep the order: it is the order of `--help`.
+COMMANDS: dict[str, str] = {
+    "check": "check",
+}
+
+
+class CommandModule(Protocol):
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _load(name: str) -> CommandModule:
+    return cast(CommandModule, importlib.import_module(f"installer.commands.{COMMANDS[name]}"))
+
+
+def _usage() -> str:
+    lines = ["usage: clawdie-setup COMMAND [options]", "", "commands:"]
+    for name in COMMANDS:
+        lines.append(f"  {name:<14} {_load(name).HELP}")
+    lines.append("")
+    lines.append("Run `clawdie-setup COMMAND --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_command(name: str, argv: Sequence[str]) -> int:
+    """Parse `argv` for command `name`, run it, and map our errors to an exit code."""
+    module = _load(name)
+    parser = argparse.ArgumentParser(prog=f"clawdie-setup {name}", description=module.HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    module.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    _configure_logging(args.verbose)
+    try:
+        return module.run(args)
+    except InstallerError as err:
+        print(f"clawdie-setup {name}: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"clawdie-setup {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0 if args else 2
+    if args[0] in {"--version", "version"}:
+        from installer import __version__
+
+        print(f"clawdie-setup {__version__}")
+        return 0
+    if args[0] not in COMMANDS:
+        print(f"clawdie-setup: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return run_command(args[0], args[1:])
+
+
+def set_operator_main() -> int:
+    """`set-operator EMAIL`: the same as `clawdie-setup set-operator EMAIL`."""
+    return main(["set-operator", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The one error hierarchy. `cli.main` is the only place that turns these into exit codes.
+
+A user mistake is an `InstallerError`: a message and a hint, shown as such, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class InstallerError(Exception):
+    """Something the operator can act on. `exit_code` is what the CLI returns for it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class UsageError(InstallerError):
+    """Wrong command-line use (missing file, bad option combination)."""
+
+    exit_code = 2
+
+
+class SeedUnreadableError(InstallerError):
+    """The seed file cannot be read as text at all: missing, too large, binary."""
+
+    exit_code = 2
+
+
+class CommandFailedError(InstallerError):
+    """An external command failed; the message names the (redacted) command and exit code."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr_tail: str = "") -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        detail = f": {stderr_tail}" if stderr_tail else ""
+        super().__init__(f"command failed (exit {returncode}): {' '.join(argv)}{detail}")
