@@ -6,7 +6,14 @@ it made by line number. It never puts a value in a message: values may be secret
 
 from __future__ import annotations
 
+import codecs
+import difflib
+import re
+import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from installer.errors import SeedUnreadableError
 
 SEED_NAME = "setup.txt"
 
@@ -36,3 +43,391 @@ def choose_seed_name(names: Iterable[str]) -> tuple[str | None, list[str]]:
         )
         return chosen, warnings
     return None, warnings
+
+
+MAX_SEED_BYTES = 64 * 1024
+
+# Characters that editors, web pages and chat apps leave at the edges of a line or value.
+_INVISIBLE_EDGE = {
+    "\u00a0": "non-breaking space",
+    "\u200b": "zero-width space",
+    "\u200c": "zero-width non-joiner",
+    "\u200d": "zero-width joiner",
+    "\u2060": "word joiner",
+    "\ufeff": "byte-order mark",
+    "\u202f": "narrow no-break space",
+    "\u2007": "figure space",
+    "\u3000": "ideographic space",
+    "\u0085": "next-line control",
+    "\u2028": "line separator",
+    "\u2029": "paragraph separator",
+    "\f": "form feed",
+    "\v": "vertical tab",
+}
+_PLAIN_EDGE = " \t"
+_STRIP_CHARS = _PLAIN_EDGE + "".join(_INVISIBLE_EDGE)
+
+_CURLY_DOUBLE_OPEN = "\u201c\u201d\u201e"
+_CURLY_DOUBLE_CLOSE = "\u201c\u201d\u201f"
+_CURLY_SINGLE_OPEN = "\u2018\u2019\u201a"
+_CURLY_SINGLE_CLOSE = "\u2018\u2019\u201b"
+_ALL_QUOTES = "\"'" + _CURLY_DOUBLE_OPEN + _CURLY_DOUBLE_CLOSE + _CURLY_SINGLE_OPEN + "\u201b"
+
+_KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+_EXPORT_RE = re.compile(r"export[ \t]+", re.IGNORECASE)
+# A key we may repeat in a message: short and key-shaped. Anything else may be a pasted secret.
+_ECHOABLE_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_ -]{0,39}")
+_PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret."""
+
+    line: int
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the operator must fix. `line`/`key` are None when it is about the whole file."""
+
+    line: int | None
+    key: str | None
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """A repair the reader made, or a warning about the file; `line` None = the whole file."""
+
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class SeedText:
+    """The result of reading setup.txt: entries in file order, and what was wrong or repaired."""
+
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+    repairs: tuple[Note, ...]
+    encoding: str
+    lines: tuple[str, ...] = field(repr=False)
+
+    def entry(self, key: str) -> Entry | None:
+        """The entry for `key`, or None when the file does not set it."""
+        return next((e for e in self.entries if e.key == key), None)
+
+
+def decode_seed(data: bytes) -> tuple[str, str, list[Note]]:
+    """Decode seed bytes; return text, the encoding name and notes about what was assumed.
+
+    UTF-32/UTF-16 need a byte-order mark (Notepad and PowerShell write one); otherwise UTF-8
+    (BOM optional), and cp1252 as a last resort with a warning. Raises SeedUnreadableError for
+    a file that is too large or not text.
+    """
+    if len(data) > MAX_SEED_BYTES:
+        raise SeedUnreadableError(
+            f"the file is {len(data):,} bytes; a setup.txt is at most {MAX_SEED_BYTES // 1024} KiB",
+            "check that this is the setup.txt from the stick, not another file renamed",
+        )
+    notes: list[Note] = []
+    boms = (
+        (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+        (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+        (codecs.BOM_UTF8, "utf-8", "UTF-8 with byte-order mark (Notepad/PowerShell)"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", 'UTF-16 (Notepad "Unicode" or PowerShell)'),
+        (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 big-endian"),
+    )
+    for bom, codec, label in boms:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as err:
+                raise SeedUnreadableError(
+                    f"the file starts like {label} text but is damaged at byte {err.start}",
+                    "open it in a text editor and save it again as UTF-8",
+                ) from None
+            notes.append(Note(1, f"read as {label}; the byte-order mark was removed"))
+            _refuse_binary(text)
+            return text, codec, notes
+    try:
+        text = data.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        _refuse_binary_bytes(data)
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise SeedUnreadableError(
+                "the file is neither UTF-8 nor Windows text; it does not look like a setup.txt",
+                "open it in a text editor and save it as UTF-8",
+            ) from None
+        encoding = "cp1252"
+        bad_lines = sorted({data[:i].count(b"\n") + 1 for i, b in enumerate(data) if b >= 0x80})
+        where = ", ".join(str(n) for n in bad_lines[:8])
+        notes.append(
+            Note(
+                bad_lines[0] if bad_lines else None,
+                f'not UTF-8: read as Windows-1252 ("ANSI"); check the accented letters on '
+                f"line(s) {where}, and save the file as UTF-8 next time",
+            )
+        )
+    _refuse_binary(text)
+    return text, encoding, notes
+
+
+def _refuse_binary_bytes(data: bytes) -> None:
+    if b"\x00" in data:
+        raise SeedUnreadableError(
+            "the file contains NUL bytes: it is not a text file",
+            "setup.txt must be plain text; start again from the setup.txt on a fresh stick",
+        )
+
+
+def _refuse_binary(text: str) -> None:
+    controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\r\n\f\v")
+    if "\x00" in text or controls > max(4, len(text) // 100):
+        raise SeedUnreadableError(
+            "the file is full of control characters: it is not a text file",
+            "setup.txt must be plain text; start again from the setup.txt on a fresh stick",
+        )
+
+
+def split_lines(text: str) -> tuple[list[str], list[Note]]:
+    """Split on CR, LF and CRLF only (not on U+2028 and friends); note a non-LF convention."""
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    lines = parts[0::2]
+    ends = parts[1::2]
+    if lines and lines[-1] == "":
+        lines.pop()
+    notes: list[Note] = []
+    kinds = {"\r\n": "Windows (CRLF)", "\r": "old Mac (CR)", "\n": "Unix (LF)"}
+    seen = sorted({kinds[e] for e in ends})
+    if len(seen) > 1:
+        notes.append(Note(None, f"mixed line ends ({', '.join(seen)}); all were read"))
+    elif seen and seen[0] != "Unix (LF)":
+        notes.append(Note(None, f"{seen[0]} line ends read"))
+    return lines, notes
+
+
+def _strip_edges(text: str) -> tuple[str, list[str]]:
+    """Strip spaces and invisible characters at both edges; name the invisible ones removed."""
+    stripped = text.strip(_STRIP_CHARS)
+    removed = [c for c in text[: len(text) - len(text.lstrip(_STRIP_CHARS))]]
+    removed += [c for c in text[len(text.rstrip(_STRIP_CHARS)) :]]
+    names = sorted({_INVISIBLE_EDGE[c] for c in removed if c in _INVISIBLE_EDGE})
+    return stripped, names
+
+
+def _unquote(value: str) -> tuple[str, str | None, bool]:
+    """Remove one pair of matching quotes; return value, the repair made, and whether a lone
+    quote at one edge was left (an error the caller reports)."""
+    if len(value) >= 2:
+        first, last = value[0], value[-1]
+        if first == last and first in "\"'":
+            return value[1:-1], "quotes around the value removed", False
+        if first in _CURLY_DOUBLE_OPEN and last in _CURLY_DOUBLE_CLOSE:
+            return (
+                value[1:-1],
+                "curly quotes around the value removed (TextEdit smart quotes)",
+                False,
+            )
+        if first in _CURLY_SINGLE_OPEN and last in _CURLY_SINGLE_CLOSE:
+            return (
+                value[1:-1],
+                "curly quotes around the value removed (TextEdit smart quotes)",
+                False,
+            )
+    lone = (
+        bool(value)
+        and ((value[0] in _ALL_QUOTES) != (value[-1] in _ALL_QUOTES) or len(value) == 1)
+        and (value[0] in _ALL_QUOTES or value[-1] in _ALL_QUOTES)
+    )
+    return value, None, lone
+
+
+def _inner_controls(value: str) -> list[str]:
+    return sorted(
+        {f"U+{ord(c):04X}" for c in value if unicodedata.category(c) in {"Cc", "Zl", "Zp"}}
+    )
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str | None:
+    normalised = re.sub(r"[^A-Z0-9]+", "_", key.upper()).strip("_")
+    known_list = list(known)
+    if normalised in known_list and normalised != key:
+        return normalised
+    matches = difflib.get_close_matches(normalised, known_list, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def parse_seed(data: bytes, known_keys: Iterable[str]) -> SeedText:
+    """Read setup.txt bytes into entries, problems and repairs.
+
+    `known_keys` are the upper-case keys the model accepts; others are reported with a
+    "did you mean". Raises SeedUnreadableError only when the bytes are not a text file at all.
+    """
+    known = frozenset(known_keys)
+    text, encoding, repairs = decode_seed(data)
+    lines, line_notes = split_lines(text)
+    repairs.extend(line_notes)
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    first_seen: dict[str, int] = {}
+    in_private_key: int | None = None
+    previous_key: str | None = None
+
+    for number, raw in enumerate(lines, start=1):
+        if in_private_key is not None:
+            if _PRIVATE_KEY_END.search(raw):
+                in_private_key = None
+            continue
+        if _PRIVATE_KEY_BEGIN.search(raw):
+            problems.append(_private_key_problem(number))
+            in_private_key = None if _PRIVATE_KEY_END.search(raw) else number
+            previous_key = None
+            continue
+        line, invisible = _strip_edges(raw)
+        if not line or line.startswith("#"):
+            previous_key = None
+            continue
+        if invisible:
+            repairs.append(Note(number, f"removed {' and '.join(invisible)} at the line's edge"))
+        export = _EXPORT_RE.match(line)
+        if export and "=" in line[export.end() :]:
+            line = line[export.end() :]
+            repairs.append(Note(number, "'export ' before the key ignored"))
+        if "=" not in line:
+            problems.append(_no_equals_problem(number, line, previous_key, known))
+            continue
+        raw_key, raw_value = line.split("=", 1)
+        key_text, key_invisible = _strip_edges(raw_key)
+        key = key_text.upper()
+        if not key:
+            problems.append(Problem(number, None, "there is no key before '='", "write KEY=value"))
+            continue
+        if not _KEY_RE.fullmatch(key) or key not in known:
+            problems.append(_unknown_key_problem(number, key_text, known))
+            previous_key = None
+            continue
+        previous_key = key
+        if key in first_seen:
+            problems.append(
+                Problem(
+                    number,
+                    key,
+                    f"set twice (first on line {first_seen[key]})",
+                    "keep one of the two lines and delete the other",
+                )
+            )
+            continue
+        first_seen[key] = number
+        entry, entry_problems, entry_repairs = _read_value(number, key, raw_value)
+        problems.extend(entry_problems)
+        repairs.extend(entry_repairs)
+        if key_invisible:
+            repairs.append(Note(number, f"removed {' and '.join(key_invisible)} around the key"))
+        if entry is not None:
+            entries.append(entry)
+
+    return SeedText(tuple(entries), tuple(problems), tuple(repairs), encoding, tuple(lines))
+
+
+def _read_value(
+    number: int, key: str, raw_value: str
+) -> tuple[Entry | None, list[Problem], list[Note]]:
+    problems: list[Problem] = []
+    repairs: list[Note] = []
+    if re.match(r"[ \t]+#", raw_value):
+        problems.append(
+            Problem(
+                number,
+                key,
+                "the value starts with '#' after a space; setup.txt has no comments after a value",
+                f"to leave {key} unset write '{key}=' alone on the line; if '#' really begins "
+                "the value, remove the space after '='",
+            )
+        )
+        return None, problems, repairs
+    value, invisible = _strip_edges(raw_value)
+    if invisible:
+        repairs.append(Note(number, f"{key}: removed {' and '.join(invisible)} around the value"))
+    value, quote_repair, lone_quote = _unquote(value)
+    if quote_repair:
+        repairs.append(Note(number, f"{key}: {quote_repair}"))
+    if lone_quote:
+        problems.append(
+            Problem(
+                number,
+                key,
+                "the value has a quote at one end only",
+                "remove the stray quote, or put the whole value in quotes if the quote belongs "
+                "to it",
+            )
+        )
+        return None, problems, repairs
+    controls = _inner_controls(value)
+    if controls:
+        problems.append(
+            Problem(
+                number,
+                key,
+                f"the value contains invisible control characters ({', '.join(controls)})",
+                "type the value again instead of pasting it",
+            )
+        )
+        return None, problems, repairs
+    if not value:
+        return None, problems, repairs
+    return Entry(number, key, value), problems, repairs
+
+
+def _private_key_problem(number: int) -> Problem:
+    return Problem(
+        number,
+        "SSH_AUTHORIZED_KEY",
+        "this is a PRIVATE key; it must never be on the stick and was not read",
+        "delete it from setup.txt now and put the PUBLIC key (the one-line .pub file, "
+        "e.g. id_ed25519.pub) in SSH_AUTHORIZED_KEY; treat the private key as exposed",
+    )
+
+
+def _no_equals_problem(
+    number: int, line: str, previous_key: str | None, known: frozenset[str]
+) -> Problem:
+    if previous_key == "SSH_AUTHORIZED_KEY" and re.fullmatch(r"[A-Za-z0-9+/=@._ -]+", line):
+        return Problem(
+            number,
+            "SSH_AUTHORIZED_KEY",
+            "the key continues on this line; a public key must be on one line",
+            "join the lines of the key into one line after SSH_AUTHORIZED_KEY=",
+        )
+    word = re.split(r"[\s:]", line, maxsplit=1)[0]
+    if word.upper() in known:
+        sep = ":" if line[len(word) :].lstrip().startswith(":") else None
+        hint = f"write {word.upper()}=value" + (" (with '=' instead of ':')" if sep else "")
+        return Problem(number, word.upper(), "this line has no '='", hint)
+    return Problem(
+        number,
+        None,
+        "this line is not KEY=value and not a comment",
+        "add the key and '=', or put '#' in front to make the line a comment",
+    )
+
+
+def _unknown_key_problem(number: int, key_text: str, known: frozenset[str]) -> Problem:
+    if not _ECHOABLE_KEY_RE.fullmatch(key_text):
+        return Problem(
+            number,
+            None,
+            "this line does not start with a known key",
+            "each line is KEY=value with a key from setup.txt.example, or a '#' comment",
+        )
+    suggestion = _did_you_mean(key_text, known)
+    hint = f"did you mean {suggestion}?" if suggestion else "see setup.txt.example for the keys"
+    return Problem(number, key_text.upper(), "unknown key", hint)

@@ -1,0 +1,199 @@
+"""The profile mapping (seed/profiles.toml) and resolution of model settings with provenance.
+
+Pure: parsing takes text, resolution takes values; only `load_mapping` reads a file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from installer.errors import InstallerError
+
+ROLES = ("primary", "fallback", "compaction")
+ROLE_KEYS: dict[str, tuple[str, str]] = {
+    "primary": ("PI_TUI_PROVIDER", "PI_TUI_MODEL"),
+    "fallback": ("LLM_FALLBACK_PROVIDER", "LLM_FALLBACK_MODEL"),
+    "compaction": ("AGENT_COMPACTION_PROVIDER", "AGENT_COMPACTION_MODEL"),
+}
+COOLDOWN_KEY = "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS"
+MODEL_KEYS = (*(k for pair in ROLE_KEYS.values() for k in pair), COOLDOWN_KEY)
+
+SourceKind = Literal["line", "profile", "default", "derived", "wizard"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a resolved value came from."""
+
+    kind: SourceKind
+    detail: str = ""
+
+    def describe(self) -> str:
+        """Human words: 'setup.txt line 7', 'profile balanced (mapping v1)', 'default', ..."""
+        if self.kind == "line":
+            return f"setup.txt line {self.detail}"
+        if self.kind == "profile":
+            return f"profile {self.detail}"
+        if self.kind == "derived":
+            return f"derived from {self.detail}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resolved setting. `value` of a secret setting is never shown unmasked."""
+
+    key: str
+    value: str
+    source: Source
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    primary: ModelChoice
+    fallback: ModelChoice
+    compaction: ModelChoice
+    fallback_cooldown_seconds: int
+
+    def choice(self, role: str) -> ModelChoice:
+        choice: ModelChoice = getattr(self, role)
+        return choice
+
+
+@dataclass(frozen=True)
+class ProfileMapping:
+    version: int
+    default_profile: str
+    providers: Mapping[str, Provider]
+    profiles: Mapping[str, Profile]
+
+
+class MappingError(InstallerError):
+    """seed/profiles.toml is broken: a packaging fault, not an operator mistake."""
+
+
+def _choice(data: object, where: str) -> ModelChoice:
+    if not isinstance(data, dict) or not {"provider", "model"} <= data.keys():
+        raise MappingError(f"profiles.toml: {where} needs provider and model")
+    return ModelChoice(str(data["provider"]), str(data["model"]))
+
+
+def parse_mapping(text: str) -> ProfileMapping:
+    """Parse and check profiles.toml text; raise MappingError naming what is wrong."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise MappingError(f"profiles.toml is not valid TOML: {err}") from None
+    try:
+        providers = {
+            name: Provider(name, str(p["key"]), str(p.get("label", name)))
+            for name, p in raw["providers"].items()
+        }
+        profiles = {
+            name: Profile(
+                name=name,
+                summary=str(p.get("summary", "")),
+                primary=_choice(p.get("primary"), f"profile {name} primary"),
+                fallback=_choice(p.get("fallback"), f"profile {name} fallback"),
+                compaction=_choice(p.get("compaction"), f"profile {name} compaction"),
+                fallback_cooldown_seconds=int(p.get("fallback_cooldown_seconds", 60)),
+            )
+            for name, p in raw["profiles"].items()
+        }
+        mapping = ProfileMapping(
+            int(raw["mapping_version"]), str(raw["default_profile"]), providers, profiles
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MappingError(f"profiles.toml is missing or has a wrong entry: {err}") from None
+    for problem in check_mapping(mapping):
+        raise MappingError(f"profiles.toml: {problem}")
+    return mapping
+
+
+def check_mapping(mapping: ProfileMapping) -> list[str]:
+    """The rules a shipped mapping must follow (the profile warnings must never fire on it)."""
+    problems = []
+    if mapping.default_profile not in mapping.profiles:
+        problems.append(f"default_profile {mapping.default_profile!r} is not a profile")
+    for profile in mapping.profiles.values():
+        for role in ROLES:
+            if profile.choice(role).provider not in mapping.providers:
+                problems.append(f"profile {profile.name} {role}: unknown provider")
+        problems.extend(
+            f"profile {profile.name}: {w}"
+            for w in fallback_warnings(profile.primary, profile.fallback)
+        )
+    return problems
+
+
+def _mapping_path() -> Path:
+    here = Path(__file__).resolve().parent
+    packaged = here / "data" / "profiles.toml"
+    return packaged if packaged.is_file() else here.parent / "seed" / "profiles.toml"
+
+
+def load_mapping(path: Path | None = None) -> ProfileMapping:
+    """Read the shipped mapping (inside the package when installed, seed/ in a checkout)."""
+    target = path or _mapping_path()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as err:
+        raise MappingError(f"cannot read the profile mapping {target}: {err.strerror}") from None
+    return parse_mapping(text)
+
+
+def fallback_warnings(primary: ModelChoice, fallback: ModelChoice) -> list[str]:
+    """Warnings for a fallback choice: a free tier, or the same model as the primary."""
+    warnings = []
+    if fallback.model.endswith(":free"):
+        warnings.append(
+            f"the fallback model {fallback.model} is a free tier: free models rate-limit "
+            "silently and the assistant looks dead when it is used"
+        )
+    if fallback == primary:
+        warnings.append(
+            f"the fallback is the same as the primary ({primary.provider} {primary.model}); "
+            "when the primary fails, the fallback fails too"
+        )
+    return warnings
+
+
+def resolve_models(
+    profile: Profile,
+    overrides: Mapping[str, tuple[str, Source]],
+    version: int,
+) -> list[Setting]:
+    """The model settings of `profile`, each replaced by an explicit line when given."""
+    from_profile = Source("profile", f"{profile.name} (mapping v{version})")
+    settings = []
+    for role in ROLES:
+        provider_key, model_key = ROLE_KEYS[role]
+        choice = profile.choice(role)
+        for key, default in ((provider_key, choice.provider), (model_key, choice.model)):
+            value, source = overrides.get(key, (default, from_profile))
+            settings.append(Setting(key, value, source))
+    cooldown, source = overrides.get(
+        COOLDOWN_KEY, (str(profile.fallback_cooldown_seconds), from_profile)
+    )
+    settings.append(Setting(COOLDOWN_KEY, cooldown, source))
+    return settings

@@ -1,0 +1,704 @@
+"""The setup model: every setup.txt field, its tier, its rule, and the cross-field rules. Pure.
+
+Each field's rule is a plain `check_*` function (str -> normalised value, or `SeedValueError`);
+the pydantic model applies them, and `validate_field` lets the wizard run the very same rule on
+one value. Messages never contain the value: it may be a secret.
+
+Decisions documented here (DESIGN leaves them open):
+- Reserved host labels: `system` (the platform namespace), `localhost`, `localdomain`, `local`
+  (mDNS would make `local.local`), `broadcasthost` and the `ip6-*` names of Debian's /etc/hosts,
+  `wpad` and `isatap` (proxy/tunnel auto-discovery names that other machines trust).
+- An all-digit host name is refused (it reads as an address).
+- Reserved service accounts: Debian's base system users, `postgres`, `sshd`, `system`.
+- Passwords: 12..128 characters after NFKC normalisation (Better Auth normalises with NFKC and
+  caps at 128); a value that looks like a password hash is refused.
+- Host names in upper case are lowered; locales without a charset get `.UTF-8`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from installer import profiles
+
+Tier = Literal[
+    "required", "recommended", "prefilled", "optional", "advanced", "install", "provider"
+]
+
+
+class SeedValueError(ValueError):
+    """A rule refused a value: message and hint for the operator, never the value itself."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+# --- field rules -------------------------------------------------------------------------------
+
+RESERVED_HOST_LABELS = frozenset(
+    {
+        "system",
+        "localhost",
+        "localdomain",
+        "local",
+        "broadcasthost",
+        "ip6-localhost",
+        "ip6-loopback",
+        "ip6-localnet",
+        "ip6-mcastprefix",
+        "ip6-allnodes",
+        "ip6-allrouters",
+        "wpad",
+        "isatap",
+    }
+)
+DEFAULT_HOSTNAME = "clawdie"
+DEFAULT_ASSISTANT_NAME = "Clawdie"
+DEFAULT_SERVICE_ACCOUNT = "clawdie"
+RESERVED_ACCOUNTS = frozenset(
+    (
+        "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list "
+        "irc gnats nobody _apt messagebus sshd postgres polkitd avahi tss statd system "
+        "systemd-network systemd-resolve systemd-timesync systemd-coredump nogroup "
+        "operator admin"
+    ).split()
+)
+_HOST_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_PASSWORD_HASH_RE = re.compile(
+    r"(\$(1|2[abxy]?|5|6|y|gy|7|argon2(id|i|d)|scrypt|pbkdf2[-_a-z0-9]*)\$.+)"
+    r"|([0-9a-f]{32}:[0-9a-f]{128})"  # Better Auth's scrypt "salt:key"
+)
+SSH_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+MIN_PASSWORD = 12
+MAX_PASSWORD = 128
+
+
+def _no_spaces(value: str, what: str) -> None:
+    if any(c.isspace() for c in value):
+        raise SeedValueError(
+            f"the {what} contains a space", f"copy the {what} again; it is one word with no spaces"
+        )
+
+
+def check_api_key(value: str, prefix: str = "", label: str = "provider") -> str:
+    """A provider API key: one printable ASCII word, with the provider's prefix."""
+    _no_spaces(value, f"{label} key")
+    if not value.isascii() or not value.isprintable():
+        raise SeedValueError(f"the {label} key has characters an API key never has")
+    if prefix and not value.startswith(prefix):
+        hint = f"{label} keys start with {prefix}; create one on the provider's keys page"
+        if prefix == "sk-or-" and value.startswith("sk-"):
+            hint = "this looks like a key of another provider; OpenRouter keys start with sk-or-"
+        raise SeedValueError(f"this is not a {label} key", hint)
+    if len(value) < 20:
+        raise SeedValueError(f"the {label} key is too short", "copy the whole key")
+    return value
+
+
+def check_openrouter_key(value: str) -> str:
+    """OpenRouter key: `sk-or-…` (create at openrouter.ai, Settings → Keys)."""
+    check_api_key(value, "sk-or-", "OpenRouter")
+    if not re.fullmatch(r"sk-or-[A-Za-z0-9_-]+", value):
+        raise SeedValueError("the OpenRouter key has characters a key never has")
+    return value
+
+
+def check_bot_token(value: str) -> str:
+    """Telegram bot token: `<bot id digits>:<35 of A-Z a-z 0-9 _ ->`."""
+    _no_spaces(value, "bot token")
+    if re.fullmatch(r"bot\d+:.*", value, re.IGNORECASE):
+        raise SeedValueError("the token starts with 'bot'", "remove 'bot' in front of the digits")
+    if ":" not in value or not value.split(":", 1)[0].isdigit():
+        raise SeedValueError(
+            "this is not a Telegram bot token",
+            "BotFather shows it as digits, a colon, then 35 letters, digits, _ or -",
+        )
+    secret = value.split(":", 1)[1]
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", secret):
+        raise SeedValueError("the part after ':' has characters a bot token never has")
+    if len(secret) != 35:
+        raise SeedValueError(
+            f"the part after ':' has {len(secret)} characters; a bot token has 35",
+            "copy the whole token from BotFather again",
+        )
+    return value
+
+
+def check_admin_id(value: str) -> int:
+    """Telegram admin id: the admin's numeric user id."""
+    if value.startswith("@"):
+        raise SeedValueError(
+            "this is a user name; the admin id is a number",
+            "send a message to @userinfobot on Telegram: it replies with your numeric id",
+        )
+    if value.startswith("-"):
+        raise SeedValueError(
+            "negative ids belong to groups and channels; use your own user id",
+            "send a message to @userinfobot on Telegram: it replies with your numeric id",
+        )
+    if not value.isdigit() or not value.isascii():
+        raise SeedValueError(
+            "the admin id must be a number (digits only)",
+            "send a message to @userinfobot on Telegram: it replies with your numeric id",
+        )
+    number = int(value)
+    if not 0 < number < 2**53:
+        raise SeedValueError("the admin id is out of range for a Telegram user id")
+    return number
+
+
+def check_assistant_name(value: str) -> str:
+    """Display name: 1-32 characters, any script."""
+    name = unicodedata.normalize("NFC", value)
+    if len(name) > 32:
+        raise SeedValueError(f"the name has {len(name)} characters; at most 32")
+    return name
+
+
+def check_profile(value: str) -> str:
+    """A profile of the shipped mapping."""
+    name = value.lower()
+    names = list(default_mapping().profiles)
+    if name not in names:
+        raise SeedValueError("unknown profile", f"use one of: {', '.join(names)}")
+    return name
+
+
+@functools.cache
+def default_mapping() -> profiles.ProfileMapping:
+    """The shipped profile mapping, read once."""
+    return profiles.load_mapping()
+
+
+@functools.cache
+def _time_zones() -> dict[str, str]:
+    from importlib.resources import files
+
+    names = files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return {n.lower(): n for n in names if n != "Factory"}
+
+
+def check_timezone(value: str) -> str:
+    """IANA time zone name (Europe/Berlin, America/New_York, UTC)."""
+    zones = _time_zones()
+    canonical = zones.get(value.lower().replace(" ", "_"))
+    if canonical:
+        return canonical
+    import difflib
+
+    close = difflib.get_close_matches(value.lower(), list(zones), n=1, cutoff=0.75)
+    hint = f"did you mean {zones[close[0]]}?" if close else "use an IANA name like Europe/Berlin"
+    raise SeedValueError("unknown time zone", hint)
+
+
+def check_hostname(value: str) -> str:
+    """RFC 1123 host label: a-z, 0-9 and '-', at most 63, not a reserved name."""
+    name = value.lower()
+    if "." in name:
+        raise SeedValueError(
+            "a host name is one label without dots", "put a domain in AGENT_DOMAIN instead"
+        )
+    if len(name) > 63:
+        raise SeedValueError(f"the host name has {len(name)} characters; at most 63")
+    if "_" in name:
+        raise SeedValueError("a host name cannot contain '_'", "use '-' instead of '_'")
+    if not _HOST_LABEL_RE.fullmatch(name):
+        raise SeedValueError(
+            "a host name uses only a-z, 0-9 and '-', and does not start or end with '-'"
+        )
+    if name.isdigit():
+        raise SeedValueError("a host name cannot be only digits", "add a letter")
+    if name in RESERVED_HOST_LABELS:
+        raise SeedValueError(f"'{name}' is a reserved name", "choose another host name")
+    return name
+
+
+def derive_hostname(assistant_name: str) -> str:
+    """The default host name from the display name: ASCII, lower case, others to '-'."""
+    if assistant_name.isascii():
+        ascii_name = assistant_name
+    else:
+        from anyascii import anyascii
+
+        ascii_name = anyascii(assistant_name)
+    label = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
+    if not label or label.isdigit() or label in RESERVED_HOST_LABELS:
+        return DEFAULT_HOSTNAME
+    return label
+
+
+def check_domain(value: str) -> str:
+    """DNS name: labels of a-z, 0-9 and '-', at most 253 characters."""
+    name = value.lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
+        raise SeedValueError(
+            "not a valid domain name", "use labels of a-z, 0-9 and '-' joined by dots"
+        )
+    return name
+
+
+def check_locale(value: str) -> str:
+    """A UTF-8 locale such as en_US.UTF-8 or de_DE.UTF-8 (no charset means UTF-8)."""
+    match = re.fullmatch(r"([a-z]{2,3}(?:_[A-Z]{2})?|C)(?:\.([A-Za-z0-9-]+))?(@[a-z]+)?", value)
+    if not match:
+        raise SeedValueError("not a locale name", "write it like en_US.UTF-8 or de_DE.UTF-8")
+    base, charset, modifier = match.group(1), match.group(2), match.group(3) or ""
+    if charset is not None and charset.lower().replace("-", "") != "utf8":
+        raise SeedValueError("only UTF-8 locales are supported", f"write {base}.UTF-8{modifier}")
+    return f"{base}.UTF-8{modifier}"
+
+
+def check_keymap(value: str) -> str:
+    """Console keyboard layout such as us, de, fr, uk, de-latin1."""
+    keymap = value.lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", keymap):
+        raise SeedValueError("not a keyboard layout name", "write it like us, de, fr or uk")
+    return keymap
+
+
+def check_email(value: str) -> str:
+    """E-mail address of the dashboard operator."""
+    if not re.fullmatch(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+", value):
+        raise SeedValueError("not an e-mail address", "write it like name@example.com")
+    return value.lower()
+
+
+def check_password(value: str) -> str:
+    """A password: 12-128 characters (NFKC-normalised, as the dashboard's verifier does)."""
+    password = unicodedata.normalize("NFKC", value)
+    if _PASSWORD_HASH_RE.fullmatch(password):
+        raise SeedValueError(
+            "this looks like a password hash, not a password",
+            "write the password itself; the installer hashes it",
+        )
+    if len(password) < MIN_PASSWORD:
+        raise SeedValueError(f"the password is shorter than {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise SeedValueError(f"the password is longer than {MAX_PASSWORD} characters")
+    return password
+
+
+def check_ssh_key(value: str) -> str:
+    """One OpenSSH public key line: `type base64 [comment]`."""
+    if "PRIVATE KEY" in value:
+        raise SeedValueError(
+            "this is a PRIVATE key; it must never be on the stick",
+            "delete it from setup.txt now and put the one-line .pub file's content here",
+        )
+    parts = value.split(None, 2)
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        raise SeedValueError(
+            "not an OpenSSH public key",
+            "paste the whole line of your .pub file, e.g. id_ed25519.pub (ssh-ed25519 AAAA…)",
+        )
+    key_type, blob = parts[0], parts[1]
+    comment = parts[2] if len(parts) > 2 else ""
+    if any(t in comment.split() for t in SSH_KEY_TYPES):
+        raise SeedValueError(
+            "two keys on one line; only one key is supported", "keep one of the two keys"
+        )
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except ValueError:
+        raise SeedValueError("the key is damaged (not valid base64)", "copy it again") from None
+    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    if raw[4 : 4 + length].decode("ascii", "replace") != key_type:
+        raise SeedValueError("the key is damaged (its type does not match)", "copy it again")
+    return " ".join(p for p in (key_type, blob, comment) if p)
+
+
+def check_account(value: str) -> str:
+    """A Linux user name (a-z, 0-9, '-', '_', at most 32), not a system account."""
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", value):
+        raise SeedValueError(
+            "not a valid user name",
+            "use lower-case letters, digits, '-' and '_', starting with a letter, at most 32",
+        )
+    if value in RESERVED_ACCOUNTS or value.startswith("systemd-"):
+        raise SeedValueError(f"'{value}' is a system account name", "choose another name")
+    return value
+
+
+def check_provider(value: str) -> str:
+    """A provider of the mapping (openrouter, openai, anthropic, zai, deepseek)."""
+    name = value.lower()
+    known = list(default_mapping().providers)
+    if name not in known:
+        raise SeedValueError("unknown provider", f"use one of: {', '.join(known)}")
+    return name
+
+
+def check_model_name(value: str) -> str:
+    """A model id as the provider names it (OpenRouter: vendor/model)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}", value):
+        raise SeedValueError("not a model id", "write it as the provider lists it, e.g. openai/o3")
+    return value
+
+
+def check_cooldown(value: str) -> int:
+    """Seconds before retrying the primary after a fallback (0-86400)."""
+    if not value.isdigit() or not 0 <= int(value) <= 86400:
+        raise SeedValueError("must be a whole number of seconds from 0 to 86400")
+    return int(value)
+
+
+def check_install_mode(value: str) -> str:
+    """fresh (new installation) or adopt (fill blanks of an existing one)."""
+    mode = value.lower()
+    if mode not in {"fresh", "adopt"}:
+        raise SeedValueError("unknown install mode", "use fresh or adopt")
+    return mode
+
+
+def check_target_disk(value: str) -> str:
+    """The disk to install to, e.g. /dev/sda, /dev/nvme0n1 or /dev/disk/by-id/…"""
+    path = value if value.startswith("/dev/") else f"/dev/{value}"
+    if ".." in path or not re.fullmatch(r"/dev/[A-Za-z0-9._:/@+-]+", path):
+        raise SeedValueError("not a disk name", "write it like /dev/sda or /dev/nvme0n1")
+    return path
+
+
+def check_yes_no(value: str) -> bool:
+    """yes or no."""
+    answer = value.lower()
+    if answer not in {"yes", "no"}:
+        raise SeedValueError("write yes or no")
+    return answer == "yes"
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def _rule(check: Callable[[str], Any]) -> BeforeValidator:
+    def apply(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return check(value)
+        except SeedValueError as err:
+            raise PydanticCustomError(
+                "seed", "{message}", {"message": err.message, "hint": err.hint or ""}
+            ) from None
+
+    return BeforeValidator(apply)
+
+
+def _field(key: str, tier: Tier, doc: str) -> Any:
+    return Field(default=None, alias=key, description=doc, json_schema_extra={"tier": tier})
+
+
+class SetupModel(BaseModel):
+    """setup.txt as validated data. Field aliases are the setup.txt keys."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", hide_input_in_errors=True, str_strip_whitespace=False
+    )
+
+    openrouter_api_key: Annotated[SecretStr | None, _rule(check_openrouter_key)] = _field(
+        "OPENROUTER_API_KEY", "required", "OpenRouter API key (sk-or-…), from openrouter.ai/keys"
+    )
+    telegram_bot_token: Annotated[SecretStr | None, _rule(check_bot_token)] = _field(
+        "TELEGRAM_BOT_TOKEN", "required", "bot token from @BotFather on Telegram (/newbot)"
+    )
+    telegram_admin_id: Annotated[int | None, _rule(check_admin_id)] = _field(
+        "TELEGRAM_ADMIN_ID", "required", "your numeric Telegram user id (ask @userinfobot)"
+    )
+    assistant_name: Annotated[str | None, _rule(check_assistant_name)] = _field(
+        "ASSISTANT_NAME", "recommended", "the assistant's name as people see it (1-32 characters)"
+    )
+    profile: Annotated[str | None, _rule(check_profile)] = _field(
+        "PROFILE", "prefilled", "economy, balanced or quality: which AI models answer"
+    )
+    timezone: Annotated[str | None, _rule(check_timezone)] = _field(
+        "TIMEZONE", "optional", "time zone, e.g. Europe/Berlin (default UTC)"
+    )
+    hostname: Annotated[str | None, _rule(check_hostname)] = _field(
+        "HOSTNAME", "optional", "network name of the box (default: from ASSISTANT_NAME)"
+    )
+    locale: Annotated[str | None, _rule(check_locale)] = _field(
+        "LOCALE", "optional", "system language, e.g. de_DE.UTF-8 (default en_US.UTF-8)"
+    )
+    keymap: Annotated[str | None, _rule(check_keymap)] = _field(
+        "KEYMAP", "optional", "console keyboard layout, e.g. de or fr (default us)"
+    )
+    operator_email: Annotated[str | None, _rule(check_email)] = _field(
+        "OPERATOR_EMAIL", "optional", "dashboard login e-mail (set with OPERATOR_PASSWORD)"
+    )
+    operator_password: Annotated[SecretStr | None, _rule(check_password)] = _field(
+        "OPERATOR_PASSWORD", "optional", "dashboard password, at least 12 characters"
+    )
+    ssh_authorized_key: Annotated[str | None, _rule(check_ssh_key)] = _field(
+        "SSH_AUTHORIZED_KEY", "optional", "your SSH public key (one line from a .pub file)"
+    )
+    clawdie_user_password: Annotated[SecretStr | None, _rule(check_password)] = _field(
+        "CLAWDIE_USER_PASSWORD", "optional", "fallback console/SSH password (prefer an SSH key)"
+    )
+    service_account: Annotated[str | None, _rule(check_account)] = _field(
+        "SERVICE_ACCOUNT", "optional", "Linux user that runs the platform (default clawdie)"
+    )
+    agent_domain: Annotated[str | None, _rule(check_domain)] = _field(
+        "AGENT_DOMAIN", "optional", "domain of the dashboard (default <hostname>.local)"
+    )
+    pi_tui_provider: Annotated[str | None, _rule(check_provider)] = _field(
+        "PI_TUI_PROVIDER", "advanced", "provider of the main chat model (overrides the profile)"
+    )
+    pi_tui_model: Annotated[str | None, _rule(check_model_name)] = _field(
+        "PI_TUI_MODEL", "advanced", "main chat model (overrides the profile)"
+    )
+    llm_fallback_provider: Annotated[str | None, _rule(check_provider)] = _field(
+        "LLM_FALLBACK_PROVIDER", "advanced", "provider of the fallback model"
+    )
+    llm_fallback_model: Annotated[str | None, _rule(check_model_name)] = _field(
+        "LLM_FALLBACK_MODEL", "advanced", "fallback model (never a :free one)"
+    )
+    agent_compaction_provider: Annotated[str | None, _rule(check_provider)] = _field(
+        "AGENT_COMPACTION_PROVIDER", "advanced", "provider of the model that summarises history"
+    )
+    agent_compaction_model: Annotated[str | None, _rule(check_model_name)] = _field(
+        "AGENT_COMPACTION_MODEL", "advanced", "model that summarises long conversations"
+    )
+    llm_fallback_default_cooldown_seconds: Annotated[int | None, _rule(check_cooldown)] = _field(
+        "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS", "advanced", "seconds before retrying the primary"
+    )
+    openai_api_key: Annotated[
+        SecretStr | None, _rule(lambda v: check_api_key(v, "sk-", "OpenAI"))
+    ] = _field("OPENAI_API_KEY", "provider", "OpenAI key, only if a setting uses openai")
+    anthropic_api_key: Annotated[
+        SecretStr | None, _rule(lambda v: check_api_key(v, "sk-ant-", "Anthropic"))
+    ] = _field("ANTHROPIC_API_KEY", "provider", "Anthropic key, only if a setting uses anthropic")
+    zai_api_key: Annotated[SecretStr | None, _rule(lambda v: check_api_key(v, "", "Z.ai"))] = (
+        _field("ZAI_API_KEY", "provider", "Z.ai key, only if a setting uses zai")
+    )
+    deepseek_api_key: Annotated[
+        SecretStr | None, _rule(lambda v: check_api_key(v, "sk-", "DeepSeek"))
+    ] = _field("DEEPSEEK_API_KEY", "provider", "DeepSeek key, only if a setting uses deepseek")
+    install_mode: Annotated[str | None, _rule(check_install_mode)] = _field(
+        "INSTALL_MODE", "install", "fresh (default) or adopt an existing installation"
+    )
+    target_disk: Annotated[str | None, _rule(check_target_disk)] = _field(
+        "TARGET_DISK", "install", "disk to install to, e.g. /dev/sda (asked if unclear)"
+    )
+    erase_target_disk: Annotated[bool | None, _rule(check_yes_no)] = _field(
+        "ERASE_TARGET_DISK", "install", "yes = erase TARGET_DISK without asking"
+    )
+    tenant_id: str | None = _field(
+        "TENANT_ID", "advanced", "for additional tenants; not used by first boot"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_field(
+        cls, data: Any, handler: Callable[[Any], SetupModel], info: ValidationInfo
+    ) -> SetupModel:
+        """Run the field rules and the cross-field rules, and report all problems together."""
+        errors: list[InitErrorDetails] = []
+        model: SetupModel | None = None
+        try:
+            model = handler(data)
+        except ValidationError as err:
+            errors.extend(_as_details(err))
+        if isinstance(data, Mapping):
+            present = {k for k, v in data.items() if v not in (None, "")}
+            errors.extend(_presence_errors(present, data))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        assert model is not None  # noqa: S101 - handler returned or raised
+        return model
+
+    def secret(self, key: str) -> str | None:
+        """The plain value of a secret field by setup.txt key (for the steps that need it)."""
+        value = getattr(self, FIELD_NAMES[key])
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+
+def _as_details(err: ValidationError) -> list[InitErrorDetails]:
+    details: list[InitErrorDetails] = []
+    for e in err.errors(include_url=False, include_input=False):
+        ctx = e.get("ctx") or {}
+        message = str(ctx.get("message") or e["msg"])
+        hint = str(ctx.get("hint") or "")
+        details.append(
+            InitErrorDetails(
+                type=PydanticCustomError("seed", "{message}", {"message": message, "hint": hint}),
+                loc=e["loc"],
+                input=None,
+            )
+        )
+    return details
+
+
+def _error(key: str, message: str, hint: str = "") -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError("seed", "{message}", {"message": message, "hint": hint}),
+        loc=(key,),
+        input=None,
+    )
+
+
+_WHERE_TO_GET = {
+    "TELEGRAM_BOT_TOKEN": "talk to @BotFather on Telegram, send /newbot, copy the token it shows",
+    "TELEGRAM_ADMIN_ID": "send a message to @userinfobot on Telegram: it replies with your id",
+    "OPENROUTER_API_KEY": "create a key at openrouter.ai (Settings, Keys) and paste it here",
+}
+
+
+def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErrorDetails]:
+    """Rules about which keys must be set together; they need no valid values to run."""
+    errors = [
+        _error(key, "required, but not set", _WHERE_TO_GET[key])
+        for key in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID")
+        if key not in present
+    ]
+    errors.extend(_provider_errors(present, data))
+    for have, need in (
+        ("OPERATOR_EMAIL", "OPERATOR_PASSWORD"),
+        ("OPERATOR_PASSWORD", "OPERATOR_EMAIL"),
+    ):
+        if have in present and need not in present:
+            errors.append(
+                _error(
+                    need,
+                    f"required because {have} is set",
+                    "set both, or neither (the dashboard then stays locked until set-operator)",
+                )
+            )
+    if "ERASE_TARGET_DISK" in present and "TARGET_DISK" not in present:
+        value = str(data["ERASE_TARGET_DISK"]).lower()
+        if value == "yes":
+            errors.append(
+                _error(
+                    "TARGET_DISK",
+                    "required because ERASE_TARGET_DISK=yes",
+                    "name the disk to erase, e.g. TARGET_DISK=/dev/sda",
+                )
+            )
+    if "TENANT_ID" in present:
+        errors.append(
+            _error(
+                "TENANT_ID",
+                "additional tenants are not set up by first boot",
+                "remove this line; add tenants after the installation",
+            )
+        )
+    return errors
+
+
+def _provider_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErrorDetails]:
+    """Each provider the settings resolve to needs its key line."""
+    mapping = default_mapping()
+    profile_name = str(data.get("PROFILE") or mapping.default_profile).lower()
+    profile = mapping.profiles.get(profile_name, mapping.profiles[mapping.default_profile])
+    errors: list[InitErrorDetails] = []
+    needed: dict[str, str] = {}
+    for role, (provider_key, model_key) in profiles.ROLE_KEYS.items():
+        if provider_key in present:
+            provider = str(data[provider_key]).lower()
+            why = f"{provider_key}={provider}"
+            if model_key not in present:
+                errors.append(
+                    _error(
+                        model_key,
+                        f"required because {provider_key} is set",
+                        "a model name belongs to its provider; set both lines",
+                    )
+                )
+        else:
+            provider = profile.choice(role).provider
+            why = f"profile {profile.name} uses it"
+        needed.setdefault(provider, why)
+    for provider, why in needed.items():
+        spec = mapping.providers.get(provider)
+        if spec is not None and spec.key not in present:
+            hint = _WHERE_TO_GET.get(spec.key, f"add a {spec.key}= line with your {spec.label} key")
+            errors.append(_error(spec.key, f"required ({why})", hint))
+    return errors
+
+
+FIELD_NAMES: dict[str, str] = {
+    str(info.alias): name for name, info in SetupModel.model_fields.items()
+}
+KNOWN_KEYS = frozenset(FIELD_NAMES)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the wizard and the template need to know about one key."""
+
+    key: str
+    tier: Tier
+    doc: str
+    secret: bool
+
+
+def field_specs() -> list[FieldSpec]:
+    """Every setup.txt key in model order, with its tier, explanation and secrecy."""
+    specs = []
+    for info in SetupModel.model_fields.values():
+        extra = info.json_schema_extra
+        tier = extra["tier"] if isinstance(extra, dict) else "optional"
+        secret = "SecretStr" in repr(info.annotation)
+        specs.append(FieldSpec(str(info.alias), tier, info.description or "", secret))  # type: ignore[arg-type]
+    return specs
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    key: str | None
+    message: str
+    hint: str
+
+
+def problems_of(err: ValidationError) -> list[FieldProblem]:
+    """The problems of a failed validation as (key, message, hint), without any value."""
+    out = []
+    for e in err.errors(include_url=False, include_input=False):
+        ctx = e.get("ctx") or {}
+        key = str(e["loc"][0]) if e["loc"] else None
+        out.append(
+            FieldProblem(key, str(ctx.get("message") or e["msg"]), str(ctx.get("hint") or ""))
+        )
+    return out
+
+
+def validate_field(key: str, value: str) -> FieldProblem | None:
+    """Run the model's own rule for one key on one value (the wizard validates as you type)."""
+    info = SetupModel.model_fields[FIELD_NAMES[key]]
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
+    try:
+        adapter.validate_python(value)
+    except ValidationError as err:
+        problem = problems_of(err)[0]
+        return FieldProblem(key, problem.message, problem.hint)
+    return None
