@@ -1,4 +1,4 @@
-"""The only subprocess wrapper: argv lists, never a shell; secrets go on stdin; logs are redacted."""
+"""The only subprocess wrapper: argv lists, never a shell; secrets on stdin; redacted logs."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def run(
     log.debug("run: %s", shlex.join(shown))
     data = stdin_secret.encode() if stdin_secret is not None else stdin_data
     full_env = None if env is None else {**os.environ, **env}
-    proc = subprocess.run(  # noqa: S603 - argv list, no shell
+    proc = subprocess.run(
         argv,
         input=data,
         capture_output=True,

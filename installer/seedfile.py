@@ -83,7 +83,10 @@ _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 
 @dataclass(frozen=True)
 class Entry:
-    """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret."""
+    """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret.
+
+    An empty `value` means the key is listed but not set (`KEY=`).
+    """
 
     line: int
     key: str
@@ -381,8 +384,6 @@ def _read_value(
                 "type the value again instead of pasting it",
             )
         )
-        return None, problems, repairs
-    if not value:
         return None, problems, repairs
     return Entry(number, key, value), problems, repairs
 

@@ -1,0 +1,110 @@
+"""`clawdie-setup check FILE [--explain] [--json]`: the offline validator.
+
+The exact reader and model the appliance uses; runs on any OS (nothing Linux-only imported).
+Exit 0 valid (warnings allowed), 1 invalid, 2 unreadable or not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from installer.profiles import Setting
+from installer.resolve import SeedCheck, check_seed_bytes, mask, read_seed_path
+from installer.seedfile import Note, Problem
+
+HELP = "check a setup.txt offline: every problem at once, with line numbers"
+JSON_FORMAT = "clawdie-setup-check/1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="setup.txt, or the folder (stick) holding it")
+    parser.add_argument(
+        "--explain", action="store_true", help="show every resolved value and where it came from"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON document instead")
+
+
+def run(args: argparse.Namespace) -> int:
+    name, data, file_warnings = read_seed_path(args.file)
+    result = check_seed_bytes(data, name=name)
+    notes = [Note(None, w) for w in file_warnings]
+    if args.json:
+        print(json.dumps(render_json(result, notes), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_text(result, notes, explain=args.explain))
+    return 0 if result.valid else 1
+
+
+def _where(name: str, line: int | None) -> str:
+    return f"{name}:{line}" if line is not None else name
+
+
+def render_problem(name: str, problem: Problem) -> str:
+    key = f" {problem.key}:" if problem.key else ""
+    text = f"{_where(name, problem.line)}:{key} {problem.message}"
+    return text + (f"\n  hint: {problem.hint}" if problem.hint else "")
+
+
+def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> str:
+    """The human report: problems, then warnings, then repairs, then (on request) values."""
+    name = result.name
+    out = [render_problem(name, p) for p in result.problems]
+    out += [
+        f"warning: {_where(name, n.line)}: {n.message}" for n in (*file_notes, *result.warnings)
+    ]
+    out += [f"repaired: {_where(name, n.line)}: {n.message}" for n in result.repairs]
+    if explain and result.settings:
+        out.append(f"\nresolved values (profile mapping v{result.mapping_version}):")
+        rows = [(s.key, _shorten(mask(s)), s.source.describe()) for s in result.settings]
+        key_width = max(len(r[0]) for r in rows)
+        value_width = max(len(r[1]) for r in rows)
+        out += [f"  {k:<{key_width}}  {v:<{value_width}}  [{src}]" for k, v, src in rows]
+    elif explain:
+        out.append("\nno resolved values: fix the problems above first")
+    if result.valid:
+        out.append(
+            f"{name}: valid" + (f" ({len(result.warnings)} warning(s))" if result.warnings else "")
+        )
+    else:
+        out.append(f"{name}: {len(result.problems)} problem(s) to fix")
+    return "\n".join(out) + "\n"
+
+
+def _shorten(value: str, limit: int = 40) -> str:
+    """Long values (an SSH key) cut in the middle for the table; --json has them whole."""
+    return value if len(value) <= limit else f"{value[: limit // 2 - 1]}…{value[-(limit // 2):]}"
+
+
+def _setting_json(s: Setting) -> dict[str, Any]:
+    source: dict[str, Any] = {"kind": s.source.kind, "text": s.source.describe()}
+    if s.source.kind == "line":
+        source["line"] = int(s.source.detail)
+    elif s.source.detail:
+        source["from"] = s.source.detail
+    return {"key": s.key, "value": mask(s), "secret": s.secret, "source": source}
+
+
+def render_json(result: SeedCheck, file_notes: list[Note]) -> dict[str, Any]:
+    """The stable JSON document (format `clawdie-setup-check/1`)."""
+
+    def note(n: Note) -> dict[str, Any]:
+        return {"line": n.line, "message": n.message}
+
+    return {
+        "format": JSON_FORMAT,
+        "file": result.name,
+        "valid": result.valid,
+        "encoding": result.encoding,
+        "problems": [
+            {"line": p.line, "key": p.key, "message": p.message, "hint": p.hint}
+            for p in result.problems
+        ],
+        "warnings": [note(n) for n in (*file_notes, *result.warnings)],
+        "repairs": [note(n) for n in result.repairs],
+        "mapping_version": result.mapping_version,
+        "settings": [_setting_json(s) for s in result.settings],
+    }

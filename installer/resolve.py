@@ -1,0 +1,342 @@
+"""Seed -> checked, resolved settings with provenance. The one path `check`, first boot and the
+wizard share: read the bytes, validate with the model, resolve defaults, derivations and the
+profile, and collect every problem, warning and repair. Pure except `read_seed_path`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+
+from installer import profiles
+from installer.errors import SeedUnreadableError
+from installer.profiles import Setting, Source
+from installer.seedfile import (
+    MAX_SEED_BYTES,
+    SEED_NAME,
+    Note,
+    Problem,
+    SeedText,
+    choose_seed_name,
+    parse_seed,
+)
+from installer.setup_model import (
+    DEFAULT_ASSISTANT_NAME,
+    DEFAULT_HOSTNAME,
+    DEFAULT_SERVICE_ACCOUNT,
+    FIELD_NAMES,
+    KNOWN_KEYS,
+    SetupModel,
+    default_mapping,
+    derive_hostname,
+    problems_of,
+)
+
+PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
+# Secrets of which not even a prefix is shown.
+FULLY_HIDDEN_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
+# Normalised values worth a repair note when they differ from what was typed.
+_NOTE_NORMALISED = frozenset(
+    {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
+    | {"PI_TUI_PROVIDER", "LLM_FALLBACK_PROVIDER", "AGENT_COMPACTION_PROVIDER", "INSTALL_MODE"}
+)
+
+
+@dataclass(frozen=True)
+class Given:
+    """A value for a key and where it came from (a setup.txt line or the wizard)."""
+
+    value: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class SeedCheck:
+    """Everything known about one seed: problems, warnings, repairs and, when valid, the
+    resolved settings in a stable order."""
+
+    name: str
+    problems: tuple[Problem, ...]
+    warnings: tuple[Note, ...]
+    repairs: tuple[Note, ...]
+    model: SetupModel | None
+    settings: tuple[Setting, ...]
+    mapping_version: int
+    encoding: str = "utf-8"
+    given: Mapping[str, Given] = field(default_factory=dict, repr=False)
+
+    @property
+    def valid(self) -> bool:
+        return self.model is not None and not self.problems
+
+    def setting(self, key: str) -> Setting | None:
+        return next((s for s in self.settings if s.key == key), None)
+
+    def value(self, key: str) -> str | None:
+        found = self.setting(key)
+        return found.value if found else None
+
+
+def line_source(line: int) -> Source:
+    return Source("line", str(line))
+
+
+def given_from_seed(text: SeedText) -> dict[str, Given]:
+    """The set (non-empty) values of a read seed, each with its line."""
+    return {e.key: Given(e.value, line_source(e.line)) for e in text.entries if e.value}
+
+
+def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
+    """Read, validate and resolve setup.txt bytes. Raises SeedUnreadableError for non-text."""
+    text = parse_seed(data, KNOWN_KEYS)
+    listed = {e.key: e.line for e in text.entries}
+    return check_values(
+        given_from_seed(text),
+        name=name,
+        reader_problems=text.problems,
+        repairs=text.repairs,
+        encoding=text.encoding,
+        listed_lines=listed,
+    )
+
+
+def check_values(
+    given: Mapping[str, Given],
+    *,
+    name: str = SEED_NAME,
+    reader_problems: Sequence[Problem] = (),
+    repairs: Sequence[Note] = (),
+    encoding: str = "utf-8",
+    listed_lines: Mapping[str, int] | None = None,
+    extra_warnings: Sequence[Note] = (),
+) -> SeedCheck:
+    """Validate `given` values with the model and resolve them. Problems the reader already
+    reported for a key are not reported again by the model."""
+    lines = dict(listed_lines or {})
+    lines.update({k: int(g.source.detail) for k, g in given.items() if g.source.kind == "line"})
+    problems = list(reader_problems)
+    repair_notes = list(repairs)
+    already = {p.key for p in reader_problems if p.key}
+    mapping = default_mapping()
+    model: SetupModel | None = None
+    try:
+        model = SetupModel.model_validate({k: g.value for k, g in given.items()})
+    except ValidationError as err:
+        for p in problems_of(err):
+            if p.key not in already:
+                problems.append(Problem(lines.get(p.key or ""), p.key, p.message, p.hint or None))
+    settings: list[Setting] = []
+    warnings = list(extra_warnings)
+    if model is not None:
+        settings = resolve_settings(model, given)
+        warnings.extend(_warnings(model, given, settings))
+        repair_notes.extend(_normalisation_notes(model, given))
+    if problems:
+        model, settings = None, []
+    return SeedCheck(
+        name=name,
+        problems=tuple(sorted(problems, key=_problem_order)),
+        warnings=tuple(warnings),
+        repairs=tuple(sorted(repair_notes, key=lambda n: n.line or 0)),
+        model=model,
+        settings=tuple(settings),
+        mapping_version=mapping.version,
+        encoding=encoding,
+        given=dict(given),
+    )
+
+
+def _problem_order(p: Problem) -> tuple[int, int, str]:
+    return (0 if p.line is not None else 1, p.line or 0, p.key or "")
+
+
+def _plain(model: SetupModel, key: str) -> str | None:
+    value = getattr(model, FIELD_NAMES[key])
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def resolve_settings(model: SetupModel, given: Mapping[str, Given]) -> list[Setting]:
+    """Every setting first boot needs, in a stable order, each with its provenance."""
+    mapping = default_mapping()
+    out: list[Setting] = []
+
+    def put(key: str, default: str | None, source: Source, *, secret: bool = False) -> str | None:
+        value = _plain(model, key)
+        if value is not None:
+            out.append(Setting(key, value, given[key].source, secret))
+            return value
+        if default is not None:
+            out.append(Setting(key, default, source, secret))
+        return default
+
+    default = Source("default")
+    name = put("ASSISTANT_NAME", DEFAULT_ASSISTANT_NAME, default)
+    derived_host = derive_hostname(name or "") if "ASSISTANT_NAME" in given else DEFAULT_HOSTNAME
+    host_source = Source("derived", "ASSISTANT_NAME") if "ASSISTANT_NAME" in given else default
+    hostname = put("HOSTNAME", derived_host, host_source)
+    put("AGENT_DOMAIN", f"{hostname}.local", Source("derived", "HOSTNAME"))
+    put("TIMEZONE", "UTC", default)
+    put("LOCALE", "en_US.UTF-8", default)
+    put("KEYMAP", "us", default)
+    put("SERVICE_ACCOUNT", DEFAULT_SERVICE_ACCOUNT, default)
+    put("TELEGRAM_BOT_TOKEN", None, default, secret=True)
+    put("TELEGRAM_ADMIN_ID", None, default)
+
+    profile_name = put("PROFILE", mapping.default_profile, default) or mapping.default_profile
+    overrides = {
+        key: (value, given[key].source)
+        for key in profiles.MODEL_KEYS
+        if (value := _plain(model, key)) is not None
+    }
+    models = profiles.resolve_models(mapping.profiles[profile_name], overrides, mapping.version)
+    out.extend(models)
+    used = sorted({s.value for s in models if s.key.endswith("_PROVIDER")})
+    out.append(Setting("LLM_PROVIDERS", ",".join(used), Source("derived", "the model settings")))
+    for provider in used:
+        key = mapping.providers[provider].key
+        put(key, None, default, secret=True)
+    out.append(
+        Setting("PROFILE_MAPPING_VERSION", str(mapping.version), Source("derived", "profiles.toml"))
+    )
+
+    put("OPERATOR_EMAIL", None, default)
+    put("OPERATOR_PASSWORD", None, default, secret=True)
+    put("SSH_AUTHORIZED_KEY", None, default)
+    put("CLAWDIE_USER_PASSWORD", None, default, secret=True)
+    put("INSTALL_MODE", "fresh", default)
+    put("TARGET_DISK", None, default)
+    put("ERASE_TARGET_DISK", "no", default)
+    return out
+
+
+def _line_of(given: Mapping[str, Given], key: str) -> int | None:
+    g = given.get(key)
+    return int(g.source.detail) if g and g.source.kind == "line" else None
+
+
+def _warnings(
+    model: SetupModel, given: Mapping[str, Given], settings: Sequence[Setting]
+) -> list[Note]:
+    notes: list[Note] = []
+    for key in PLAINTEXT_PASSWORD_KEYS:
+        if key in given and given[key].source.kind == "line":
+            notes.append(
+                Note(
+                    _line_of(given, key),
+                    f"{key}: a plaintext password is on the stick; after the last install, "
+                    "reformat the stick or delete setup.txt",
+                )
+            )
+    if "CLAWDIE_USER_PASSWORD" in given:
+        notes.append(
+            Note(
+                _line_of(given, "CLAWDIE_USER_PASSWORD"),
+                "CLAWDIE_USER_PASSWORD turns on password login over SSH; an SSH key "
+                "(SSH_AUTHORIZED_KEY) is safer",
+            )
+        )
+    if "ASSISTANT_NAME" not in given:
+        notes.append(
+            Note(
+                None,
+                f"ASSISTANT_NAME is not set: the assistant will be called {DEFAULT_ASSISTANT_NAME}",
+            )
+        )
+    elif (
+        "HOSTNAME" not in given and derive_hostname(model.assistant_name or "") == DEFAULT_HOSTNAME
+    ):
+        notes.append(
+            Note(
+                _line_of(given, "ASSISTANT_NAME"),
+                f"HOSTNAME: ASSISTANT_NAME gives no usable host name; using {DEFAULT_HOSTNAME} "
+                "(set HOSTNAME= to choose one)",
+            )
+        )
+    values = {s.key: s for s in settings}
+    primary = profiles.ModelChoice(values["PI_TUI_PROVIDER"].value, values["PI_TUI_MODEL"].value)
+    fallback = profiles.ModelChoice(
+        values["LLM_FALLBACK_PROVIDER"].value, values["LLM_FALLBACK_MODEL"].value
+    )
+    line = _line_of(given, "LLM_FALLBACK_MODEL") or _line_of(given, "PI_TUI_MODEL")
+    notes.extend(
+        Note(line, f"LLM_FALLBACK_MODEL: {w}")
+        for w in profiles.fallback_warnings(primary, fallback)
+    )
+    used = set(values["LLM_PROVIDERS"].value.split(","))
+    for provider in default_mapping().providers.values():
+        if provider.key in given and provider.name not in used:
+            notes.append(
+                Note(
+                    _line_of(given, provider.key),
+                    f"{provider.key}: no model setting uses {provider.label}; the key is not "
+                    "used and will not be stored",
+                )
+            )
+    return notes
+
+
+def _normalisation_notes(model: SetupModel, given: Mapping[str, Given]) -> list[Note]:
+    notes = []
+    for key in sorted(_NOTE_NORMALISED & given.keys()):
+        value = _plain(model, key)
+        if value is not None and value != given[key].value:
+            notes.append(Note(_line_of(given, key), f"{key}: read as {value}"))
+    return notes
+
+
+def mask(setting: Setting) -> str:
+    """A setting's value for people and logs: secrets show at most their first 4 characters."""
+    if not setting.secret:
+        return setting.value
+    if setting.key in FULLY_HIDDEN_KEYS or len(setting.value) < 16:
+        return "(set, hidden)"
+    return f"{setting.value[:4]}… (hidden, {len(setting.value)} characters)"
+
+
+def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
+    """The seed's name, bytes and warnings for a file or a directory holding setup.txt.
+
+    A missing `setup.txt` next to an existing `setup.txt.txt` is taken with a warning.
+    """
+    warnings: list[str] = []
+    target = path
+    if path.is_dir():
+        chosen, warnings = choose_seed_name(p.name for p in path.iterdir())
+        if chosen is None:
+            raise SeedUnreadableError(
+                f"{path} has no {SEED_NAME}", f"put the filled {SEED_NAME} in {path}"
+            )
+        target = path / chosen
+    elif not path.exists() and path.name.lower() == SEED_NAME and path.parent.is_dir():
+        chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
+        if chosen is not None:
+            target = path.parent / chosen
+    try:
+        with target.open("rb") as handle:
+            data = handle.read(MAX_SEED_BYTES + 1)
+            if len(data) > MAX_SEED_BYTES:
+                size = os.fstat(handle.fileno()).st_size
+                raise SeedUnreadableError(
+                    f"{target.name} is {size:,} bytes; a setup.txt is at most "
+                    f"{MAX_SEED_BYTES // 1024} KiB",
+                    "check that this is the setup.txt from the stick, not another file renamed",
+                )
+    except FileNotFoundError:
+        raise SeedUnreadableError(
+            f"{path} does not exist", "give the path of the setup.txt to check"
+        ) from None
+    except IsADirectoryError:
+        raise SeedUnreadableError(f"{target} is a directory") from None
+    except OSError as err:
+        raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
+    return target.name, data, warnings

@@ -1,0 +1,41 @@
+# Recipes. Run `.ci/bootstrap` first on a new machine (the README's commands do it for you).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv/bin"
+
+# list the recipes
+default:
+    @just --list
+
+# the main job on its embedded default: check the filled demo seed and explain every value
+demo:
+    @{{venv}}/clawdie-setup check seed/demo-setup.txt --explain
+
+# the fast suite: ruff, mypy --strict and every test not marked slow
+test *ARGS:
+    {{venv}}/pytest -m "not slow" {{ARGS}}
+
+# lint and type-check only
+lint:
+    {{venv}}/ruff check installer tests bench
+    {{venv}}/ruff format --check installer tests bench
+    {{venv}}/mypy --strict installer
+
+# format the code
+fmt:
+    {{venv}}/ruff format installer tests bench
+    {{venv}}/ruff check --fix installer tests bench
+
+# check any setup.txt: just check path/to/setup.txt [--explain] [--json]
+check FILE *ARGS:
+    {{venv}}/clawdie-setup check {{FILE}} {{ARGS}}
+
+# benchmark: cold start of `clawdie-setup check` against `cloud-init schema` (installs cloud-init)
+bench-check:
+    CLAWDIE_EXTRA_APT=cloud-init .ci/bootstrap
+    {{venv}}/python bench/check_vs_cloud_init.py
+
+# re-resolve the lock after changing dependencies in pyproject.toml
+lock:
+    {{venv}}/uv lock
