@@ -94,6 +94,7 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
     """Read, validate and resolve setup.txt bytes. Raises SeedUnreadableError for non-text."""
     text = parse_seed(data, KNOWN_KEYS)
     listed = {e.key: e.line for e in text.entries}
+    empty = [] if data.strip() else [Note(None, f"{name} is empty: was it saved?")]
     return check_values(
         given_from_seed(text),
         name=name,
@@ -101,6 +102,7 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         repairs=text.repairs,
         encoding=text.encoding,
         listed_lines=listed,
+        extra_warnings=empty,
     )
 
 
@@ -120,14 +122,17 @@ def check_values(
     lines.update({k: int(g.source.detail) for k, g in given.items() if g.source.kind == "line"})
     problems = list(reader_problems)
     repair_notes = list(repairs)
-    already = {p.key for p in reader_problems if p.key}
+    already = {p.key for p in reader_problems if p.key} | {
+        p.suggests for p in reader_problems if p.suggests
+    }
     mapping = default_mapping()
     model: SetupModel | None = None
     try:
         model = SetupModel.model_validate({k: g.value for k, g in given.items()})
     except ValidationError as err:
         for p in problems_of(err):
-            if p.key not in already:
+            # A key the reader already refused is absent here; don't also call it "not set".
+            if p.key not in already or p.key in given:
                 problems.append(Problem(lines.get(p.key or ""), p.key, p.message, p.hint or None))
     settings: list[Setting] = []
     warnings = list(extra_warnings)

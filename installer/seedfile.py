@@ -101,6 +101,7 @@ class Problem:
     key: str | None
     message: str
     hint: str | None = None
+    suggests: str | None = None  # the known key an unknown key probably meant
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,11 @@ def decode_seed(data: bytes) -> tuple[str, str, list[Note]]:
 
 def _refuse_binary_bytes(data: bytes) -> None:
     if b"\x00" in data:
+        if data[1::2].count(0) > len(data) // 4 or data[0::2].count(0) > len(data) // 4:
+            raise SeedUnreadableError(
+                "the file contains NUL bytes: it looks like UTF-16 without a byte-order mark",
+                "open it in a text editor and save it as UTF-8",
+            )
         raise SeedUnreadableError(
             "the file contains NUL bytes: it is not a text file",
             "setup.txt must be plain text; start again from the setup.txt on a fresh stick",
@@ -193,6 +199,8 @@ def _refuse_binary_bytes(data: bytes) -> None:
 
 
 def _refuse_binary(text: str) -> None:
+    if "\x00" in text:
+        _refuse_binary_bytes(text.encode("utf-8", "replace"))
     controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\r\n\f\v")
     if "\x00" in text or controls > max(4, len(text) // 100):
         raise SeedUnreadableError(
@@ -246,11 +254,11 @@ def _unquote(value: str) -> tuple[str, str | None, bool]:
                 "curly quotes around the value removed (TextEdit smart quotes)",
                 False,
             )
-    lone = (
-        bool(value)
-        and ((value[0] in _ALL_QUOTES) != (value[-1] in _ALL_QUOTES) or len(value) == 1)
-        and (value[0] in _ALL_QUOTES or value[-1] in _ALL_QUOTES)
-    )
+    # A quote that opens without closing (or a double quote that closes without opening) is a
+    # typo, not part of the value; a trailing apostrophe (James') is left alone.
+    opens = bool(value) and value[0] in _ALL_QUOTES
+    closes_double = bool(value) and value[-1] in '"' + _CURLY_DOUBLE_CLOSE
+    lone = opens or closes_double
     return value, None, lone
 
 
@@ -431,4 +439,4 @@ def _unknown_key_problem(number: int, key_text: str, known: frozenset[str]) -> P
         )
     suggestion = _did_you_mean(key_text, known)
     hint = f"did you mean {suggestion}?" if suggestion else "see setup.txt.example for the keys"
-    return Problem(number, key_text.upper(), "unknown key", hint)
+    return Problem(number, key_text.upper(), "unknown key", hint, suggests=suggestion)

@@ -333,10 +333,30 @@ def check_ssh_key(value: str) -> str:
         raw = base64.b64decode(blob, validate=True)
     except ValueError:
         raise SeedValueError("the key is damaged (not valid base64)", "copy it again") from None
-    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
-    if raw[4 : 4 + length].decode("ascii", "replace") != key_type:
-        raise SeedValueError("the key is damaged (its type does not match)", "copy it again")
+    fields = _ssh_wire_strings(raw)
+    if fields is None or len(fields) < 2 or fields[0] != key_type.encode():
+        raise SeedValueError(
+            "the key is damaged or cut short", "copy the whole line of the .pub file again"
+        )
+    if key_type == "ssh-ed25519" and len(fields[1]) != 32:
+        raise SeedValueError("the key is damaged or cut short", "copy it again")
     return " ".join(p for p in (key_type, blob, comment) if p)
+
+
+def _ssh_wire_strings(blob: bytes) -> list[bytes] | None:
+    """Split an SSH key blob into its length-prefixed strings; None if they do not fill it."""
+    fields = []
+    pos = 0
+    while pos < len(blob):
+        if pos + 4 > len(blob):
+            return None
+        length = int.from_bytes(blob[pos : pos + 4], "big")
+        pos += 4
+        if pos + length > len(blob):
+            return None
+        fields.append(blob[pos : pos + length])
+        pos += length
+    return fields
 
 
 def check_account(value: str) -> str:

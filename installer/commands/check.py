@@ -76,7 +76,7 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
 
 def _shorten(value: str, limit: int = 40) -> str:
     """Long values (an SSH key) cut in the middle for the table; --json has them whole."""
-    return value if len(value) <= limit else f"{value[: limit // 2 - 1]}…{value[-(limit // 2):]}"
+    return value if len(value) <= limit else f"{value[: limit // 2 - 1]}…{value[-(limit // 2) :]}"
 
 
 def _setting_json(s: Setting) -> dict[str, Any]:

@@ -1,0 +1,556 @@
+"""The corpus: setup.txt inputs real operators produce, each with its exact expected outcome.
+
+A case lists the exact problems as (line, key); the values the reader and resolver must produce;
+and the repair notes / warnings (line, words) that must be reported.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field
+
+import pytest
+
+from installer.errors import SeedUnreadableError
+from installer.resolve import check_seed_bytes
+from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, REQUIRED, TOKEN, seed, valid
+
+Problems = set[tuple[int | None, str | None]]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    data: bytes
+    problems: Problems = field(default_factory=set)
+    values: dict[str, str] = field(default_factory=dict)  # resolved values (valid seeds)
+    given: dict[str, str] = field(default_factory=dict)  # what the reader read (any seed)
+    repairs: tuple[tuple[int | None, str], ...] = ()
+    warnings: tuple[tuple[int | None, str], ...] = ()
+    absent: tuple[str, ...] = ()  # keys the reader must not have taken
+
+
+MISSING_ALL: Problems = {
+    (None, "TELEGRAM_BOT_TOKEN"),
+    (None, "TELEGRAM_ADMIN_ID"),
+    (None, "OPENROUTER_API_KEY"),
+}
+
+CASES = [
+    # --- encodings and line ends -----------------------------------------------------------
+    Case(
+        "minimal valid, LF",
+        valid("ASSISTANT_NAME=Ada"),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN, "ASSISTANT_NAME": "Ada", "HOSTNAME": "ada"},
+    ),
+    Case(
+        "Windows CRLF",
+        valid("ASSISTANT_NAME=Ada", eol="\r\n"),
+        values={"ASSISTANT_NAME": "Ada", "TELEGRAM_ADMIN_ID": ADMIN},
+        repairs=((None, "Windows (CRLF) line ends"),),
+    ),
+    Case(
+        "old Mac CR only",
+        valid("ASSISTANT_NAME=Ada", eol="\r"),
+        values={"ASSISTANT_NAME": "Ada", "OPENROUTER_API_KEY": OPENROUTER},
+        repairs=((None, "old Mac (CR) line ends"),),
+    ),
+    Case(
+        "mixed line ends",
+        (f"{REQUIRED[0]}\r\n{REQUIRED[1]}\n{REQUIRED[2]}\r").encode(),
+        values={"TELEGRAM_ADMIN_ID": ADMIN},
+        repairs=((None, "mixed line ends"),),
+    ),
+    Case(
+        "PowerShell UTF-8 with BOM",
+        valid("ASSISTANT_NAME=Zoë", bom=codecs.BOM_UTF8, eol="\r\n"),
+        values={"ASSISTANT_NAME": "Zoë", "TELEGRAM_BOT_TOKEN": TOKEN},
+        repairs=((1, "byte-order mark was removed"),),
+    ),
+    Case(
+        "Notepad UTF-16 LE with BOM",
+        valid("ASSISTANT_NAME=Zoë", eol="\r\n", encoding="utf-16-le", bom=codecs.BOM_UTF16_LE),
+        values={"ASSISTANT_NAME": "Zoë", "HOSTNAME": "zoe"},
+        repairs=((1, "UTF-16"),),
+    ),
+    Case(
+        "UTF-16 BE with BOM",
+        valid("ASSISTANT_NAME=Ada", encoding="utf-16-be", bom=codecs.BOM_UTF16_BE),
+        values={"ASSISTANT_NAME": "Ada"},
+        repairs=((1, "UTF-16 big-endian"),),
+    ),
+    Case(
+        "cp1252 (ANSI) accented name",
+        valid("ASSISTANT_NAME=Zoë Müller", encoding="cp1252"),
+        values={"ASSISTANT_NAME": "Zoë Müller", "HOSTNAME": "zoe-muller"},
+        repairs=((4, "Windows-1252"),),
+    ),
+    Case(
+        "empty (0-byte) file",
+        b"",
+        problems=MISSING_ALL,
+        warnings=((None, "is empty"),),
+    ),
+    Case(
+        "only comments and blank lines",
+        seed("# nothing here", "", "   ", "#TELEGRAM_BOT_TOKEN=x"),
+        problems=MISSING_ALL,
+    ),
+    # --- quotes, spaces, invisible characters ------------------------------------------------
+    Case(
+        "TextEdit curly double quotes",
+        valid("ASSISTANT_NAME=\u201cAda Lovelace\u201d"),
+        values={"ASSISTANT_NAME": "Ada Lovelace"},
+        repairs=((4, "curly quotes"),),
+    ),
+    Case(
+        "curly single quotes",
+        valid("ASSISTANT_NAME=\u2018Ada\u2019"),
+        values={"ASSISTANT_NAME": "Ada"},
+        repairs=((4, "curly quotes"),),
+    ),
+    Case(
+        "straight double and single quotes",
+        seed(f'TELEGRAM_BOT_TOKEN="{TOKEN}"', f"TELEGRAM_ADMIN_ID='{ADMIN}'", REQUIRED[2]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN},
+        repairs=((1, "quotes around the value removed"), (2, "quotes around the value")),
+    ),
+    Case(
+        "quote kept inside quotes",
+        valid(f'OPERATOR_PASSWORD="\'{PASSWORD}"', "OPERATOR_EMAIL=a@example.com"),
+        given={"OPERATOR_PASSWORD": f"'{PASSWORD}"},
+    ),
+    Case(
+        "mismatched quotes",
+        valid("ASSISTANT_NAME=\"Ada'"),
+        problems={(4, "ASSISTANT_NAME")},
+        absent=("ASSISTANT_NAME",),
+    ),
+    Case(
+        "opening quote only",
+        valid('ASSISTANT_NAME="Ada'),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "trailing apostrophe is part of a name",
+        valid("ASSISTANT_NAME=James'"),
+        values={"ASSISTANT_NAME": "James'", "HOSTNAME": "james"},
+    ),
+    Case(
+        "trailing spaces and tabs",
+        seed(f"TELEGRAM_BOT_TOKEN={TOKEN}   \t", f"  TELEGRAM_ADMIN_ID={ADMIN}", REQUIRED[2]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN},
+    ),
+    Case(
+        "KEY = value with spaces around =",
+        seed(f"TELEGRAM_BOT_TOKEN = {TOKEN}", f"TELEGRAM_ADMIN_ID =  {ADMIN}", REQUIRED[2]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN},
+    ),
+    Case(
+        "tabs around =",
+        seed(f"TELEGRAM_BOT_TOKEN\t=\t{TOKEN}", *REQUIRED[1:]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN},
+    ),
+    Case(
+        "optional value of spaces only is not set",
+        valid("ASSISTANT_NAME=     "),
+        values={"ASSISTANT_NAME": "Clawdie", "HOSTNAME": "clawdie"},
+        warnings=((None, "ASSISTANT_NAME is not set"),),
+    ),
+    Case(
+        "required value of spaces only is missing, at its line",
+        seed("TELEGRAM_BOT_TOKEN=    ", *REQUIRED[1:]),
+        problems={(1, "TELEGRAM_BOT_TOKEN")},
+    ),
+    Case(
+        "non-breaking space pasted after the token",
+        seed(f"TELEGRAM_BOT_TOKEN={TOKEN}\u00a0", *REQUIRED[1:]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN},
+        repairs=((1, "non-breaking space"),),
+    ),
+    Case(
+        "zero-width space before the key (from a chat app)",
+        seed(f"\u200bTELEGRAM_BOT_TOKEN={TOKEN}", *REQUIRED[1:]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN},
+        repairs=((1, "zero-width space"),),
+    ),
+    Case(
+        "stray BOM in the middle of the file",
+        valid("\ufeffASSISTANT_NAME=Ada"),
+        values={"ASSISTANT_NAME": "Ada"},
+        repairs=((4, "byte-order mark"),),
+    ),
+    Case(
+        "U+2028 and NEL at the edges are removed, not split on",
+        valid("ASSISTANT_NAME=Ada\u2028", "TIMEZONE=\u0085UTC"),
+        values={"ASSISTANT_NAME": "Ada", "TIMEZONE": "UTC"},
+        repairs=((4, "line separator"), (5, "next-line control")),
+    ),
+    Case(
+        "U+2028 inside a value is refused",
+        valid("ASSISTANT_NAME=Ada\u2028Lovelace"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "form feed inside a line does not split it",
+        valid("ASSISTANT_NAME=Ada\fLovelace", "TIMEZONE=UTC"),
+        problems={(4, "ASSISTANT_NAME")},
+        given={"TIMEZONE": "UTC"},
+    ),
+    # --- keys -------------------------------------------------------------------------------
+    Case(
+        "export prefix",
+        seed(f"export TELEGRAM_BOT_TOKEN={TOKEN}", *REQUIRED[1:]),
+        values={"TELEGRAM_BOT_TOKEN": TOKEN},
+        repairs=((1, "'export '"),),
+    ),
+    Case(
+        "lower-case keys",
+        seed(
+            f"telegram_bot_token={TOKEN}",
+            f"telegram_admin_id={ADMIN}",
+            f"openrouter_api_key={OPENROUTER}",
+            "profile=economy",
+        ),
+        values={"PROFILE": "economy", "PI_TUI_MODEL": "deepseek/deepseek-chat"},
+    ),
+    Case(
+        "mixed-case key and value",
+        valid("Profile=Quality"),
+        values={"PROFILE": "quality", "PI_TUI_MODEL": "anthropic/claude-opus-4"},
+        repairs=((4, "PROFILE: read as quality"),),
+    ),
+    Case(
+        "duplicate key: refused, naming both lines",
+        valid("ASSISTANT_NAME=Ada", "ASSISTANT_NAME=Bob"),
+        problems={(5, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "duplicate key, second one empty: still refused",
+        valid("PROFILE=balanced", "PROFILE="),
+        problems={(5, "PROFILE")},
+    ),
+    Case(
+        "unknown key typo with did-you-mean (no second 'required' problem)",
+        seed(f"TELEGRAM_BOT_TOKN={TOKEN}", *REQUIRED[1:]),
+        problems={(1, "TELEGRAM_BOT_TOKN")},
+    ),
+    Case(
+        "unknown key unrelated",
+        valid("FAVOURITE_COLOUR=blue"),
+        problems={(4, "FAVOURITE_COLOUR")},
+    ),
+    Case(
+        "a line with no =",
+        seed(f"TELEGRAM_BOT_TOKEN {TOKEN}", *REQUIRED[1:]),
+        problems={(1, "TELEGRAM_BOT_TOKEN")},
+    ),
+    Case(
+        "colon instead of =",
+        seed(f"TELEGRAM_ADMIN_ID: {ADMIN}", REQUIRED[0], REQUIRED[2]),
+        problems={(1, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "a pasted token on its own line",
+        valid(TOKEN),
+        problems={(4, None)},
+    ),
+    Case(
+        "no key before =",
+        valid("=value"),
+        problems={(4, None)},
+    ),
+    # --- comments and # ----------------------------------------------------------------------
+    Case(
+        "'KEY= # comment' is not a comment",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID= # fill in later", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "# inside a password is kept",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD=abc#def#ghi#123"),
+        values={"OPERATOR_PASSWORD": "abc#def#ghi#123"},
+        warnings=((5, "plaintext password"),),
+    ),
+    Case(
+        "password with backslash, quotes, $, & and a leading -",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD=-p\\a\"s's$w&rd-ö"),
+        values={"OPERATOR_PASSWORD": "-p\\a\"s's$w&rd-ö"},
+    ),
+    Case(
+        "full-width password is NFKC-normalised like the verifier does",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD=ｐａｓｓｗｏｒｄ１２３４"),
+        values={"OPERATOR_PASSWORD": "password1234"},
+    ),
+    Case(
+        "sha512-crypt hash pasted as a password",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD=$6$saltsalt$" + "a" * 86),
+        problems={(5, "OPERATOR_PASSWORD")},
+    ),
+    Case(
+        "yescrypt hash pasted as the fallback password",
+        valid("CLAWDIE_USER_PASSWORD=$y$j9T$abcdefghijklmnop$" + "B" * 43),
+        problems={(4, "CLAWDIE_USER_PASSWORD")},
+    ),
+    Case(
+        "password too short",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD=short"),
+        problems={(5, "OPERATOR_PASSWORD")},
+    ),
+    Case(
+        "e-mail without password",
+        valid("OPERATOR_EMAIL=me@example.com"),
+        problems={(None, "OPERATOR_PASSWORD")},
+    ),
+    # --- SSH keys ----------------------------------------------------------------------------
+    Case(
+        "SSH key with CRLF",
+        valid(f"SSH_AUTHORIZED_KEY={ED25519}", eol="\r\n"),
+        values={"SSH_AUTHORIZED_KEY": ED25519},
+    ),
+    Case(
+        "SSH key hard-wrapped over two lines",
+        valid(f"SSH_AUTHORIZED_KEY={ED25519[:50]}", ED25519[50:]),
+        problems={(4, "SSH_AUTHORIZED_KEY"), (5, "SSH_AUTHORIZED_KEY")},
+    ),
+    Case(
+        "two SSH keys on one line",
+        valid(f"SSH_AUTHORIZED_KEY={ED25519} {ED25519}"),
+        problems={(4, "SSH_AUTHORIZED_KEY")},
+    ),
+    Case(
+        "private key pasted: refused, nothing of it read",
+        valid(
+            "SSH_AUTHORIZED_KEY=-----BEGIN OPENSSH PRIVATE KEY-----",
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+            "QyNTUxOQAAACBlongbase64/with+slashes==",
+            "-----END OPENSSH PRIVATE KEY-----",
+            "ASSISTANT_NAME=Ada",
+        ),
+        problems={(4, "SSH_AUTHORIZED_KEY")},
+        given={"ASSISTANT_NAME": "Ada"},
+        absent=("SSH_AUTHORIZED_KEY",),
+    ),
+    # --- field rules -------------------------------------------------------------------------
+    Case(
+        "hostname with _",
+        valid("HOSTNAME=my_box"),
+        problems={(4, "HOSTNAME")},
+    ),
+    Case(
+        "hostname over 63 characters",
+        valid("HOSTNAME=" + "a" * 64),
+        problems={(4, "HOSTNAME")},
+    ),
+    Case(
+        "hostname in upper case is lowered",
+        valid("HOSTNAME=MyBox"),
+        values={"HOSTNAME": "mybox", "AGENT_DOMAIN": "mybox.local"},
+        repairs=((4, "HOSTNAME: read as mybox"),),
+    ),
+    Case(
+        "reserved hostnames",
+        valid("HOSTNAME=system"),
+        problems={(4, "HOSTNAME")},
+    ),
+    Case(
+        "assistant name that derives a reserved hostname",
+        valid("ASSISTANT_NAME=Localhost"),
+        values={"HOSTNAME": "clawdie"},
+        warnings=((4, "no usable host name"),),
+    ),
+    Case(
+        "non-Latin assistant name is transliterated for the hostname",
+        valid("ASSISTANT_NAME=Мария"),
+        values={"ASSISTANT_NAME": "Мария", "HOSTNAME": "mariya"},
+    ),
+    Case(
+        "assistant name of 33 characters",
+        valid("ASSISTANT_NAME=" + "x" * 33),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "timezone Foo/Bar",
+        valid("TIMEZONE=Foo/Bar"),
+        problems={(4, "TIMEZONE")},
+    ),
+    Case(
+        "timezone in the wrong case",
+        valid("TIMEZONE=europe/berlin"),
+        values={"TIMEZONE": "Europe/Berlin"},
+        repairs=((4, "TIMEZONE: read as Europe/Berlin"),),
+    ),
+    Case(
+        "locale without charset gets UTF-8; keymap",
+        valid("LOCALE=de_DE", "KEYMAP=de"),
+        values={"LOCALE": "de_DE.UTF-8", "KEYMAP": "de"},
+    ),
+    Case(
+        "non-UTF-8 locale",
+        valid("LOCALE=de_DE.ISO-8859-1"),
+        problems={(4, "LOCALE")},
+    ),
+    Case(
+        "defaults are never country-specific",
+        valid(),
+        values={"LOCALE": "en_US.UTF-8", "KEYMAP": "us", "TIMEZONE": "UTC", "PROFILE": "balanced"},
+    ),
+    Case(
+        "admin id given as @username",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=@ada", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "admin id of a group (negative)",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=-100123", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "token copied with 'bot' in front (from a URL)",
+        seed(f"TELEGRAM_BOT_TOKEN=bot{TOKEN}", *REQUIRED[1:]),
+        problems={(1, "TELEGRAM_BOT_TOKEN")},
+    ),
+    Case(
+        "an OpenAI key where the OpenRouter key goes",
+        seed(*REQUIRED[:2], "OPENROUTER_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz"),
+        problems={(3, "OPENROUTER_API_KEY")},
+    ),
+    Case(
+        "system account name as service account",
+        valid("SERVICE_ACCOUNT=root"),
+        problems={(4, "SERVICE_ACCOUNT")},
+    ),
+    Case(
+        "unknown profile",
+        valid("PROFILE=fast"),
+        problems={(4, "PROFILE")},
+    ),
+    Case(
+        "TENANT_ID is not part of first boot",
+        valid("TENANT_ID=acme"),
+        problems={(4, "TENANT_ID")},
+    ),
+    Case(
+        "ERASE_TARGET_DISK=yes needs TARGET_DISK",
+        valid("ERASE_TARGET_DISK=yes"),
+        problems={(None, "TARGET_DISK")},
+    ),
+    Case(
+        "unattended install",
+        valid("TARGET_DISK=sda", "ERASE_TARGET_DISK=YES"),
+        values={"TARGET_DISK": "/dev/sda", "ERASE_TARGET_DISK": "yes"},
+    ),
+    # --- providers and profile overrides -----------------------------------------------------
+    Case(
+        "all roles moved to another provider: OpenRouter no longer required",
+        seed(
+            *REQUIRED[:2],
+            "PI_TUI_PROVIDER=zai",
+            "PI_TUI_MODEL=glm-4.6",
+            "LLM_FALLBACK_PROVIDER=zai",
+            "LLM_FALLBACK_MODEL=glm-4.5-air",
+            "AGENT_COMPACTION_PROVIDER=zai",
+            "AGENT_COMPACTION_MODEL=glm-4.5-air",
+            "ZAI_API_KEY=zai-key-0123456789abcdef",
+        ),
+        values={"LLM_PROVIDERS": "zai", "PI_TUI_MODEL": "glm-4.6"},
+    ),
+    Case(
+        "provider override without its key",
+        valid("PI_TUI_PROVIDER=zai", "PI_TUI_MODEL=glm-4.6"),
+        problems={(None, "ZAI_API_KEY")},
+    ),
+    Case(
+        "provider override without a model",
+        valid("PI_TUI_PROVIDER=zai", "ZAI_API_KEY=zai-key-0123456789abcdef"),
+        problems={(None, "PI_TUI_MODEL")},
+    ),
+    Case(
+        "free fallback model: a warning, not an error",
+        valid("LLM_FALLBACK_MODEL=meta-llama/llama-3.3-70b-instruct:free"),
+        values={"LLM_FALLBACK_MODEL": "meta-llama/llama-3.3-70b-instruct:free"},
+        warnings=((4, "free tier"),),
+    ),
+    Case(
+        "fallback equal to the primary",
+        valid("LLM_FALLBACK_MODEL=openai/o3"),
+        warnings=((4, "same as the primary"),),
+    ),
+    Case(
+        "one model overridden, the rest from the profile",
+        valid("PROFILE=economy", "PI_TUI_MODEL=openai/gpt-4.1"),
+        values={"PI_TUI_MODEL": "openai/gpt-4.1", "LLM_FALLBACK_MODEL": "openai/gpt-4o-mini"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus_case(case: Case) -> None:
+    result = check_seed_bytes(case.data)
+    assert {(p.line, p.key) for p in result.problems} == case.problems
+    assert result.valid == (not case.problems)
+    for key, value in case.values.items():
+        assert result.value(key) == value, key
+    for key, value in case.given.items():
+        assert result.given[key].value == value, key
+    for key in case.absent:
+        assert key not in result.given
+    for line, words in case.repairs:
+        assert any(n.line == line and words in n.message for n in result.repairs), (
+            line,
+            words,
+            result.repairs,
+        )
+    for line, words in case.warnings:
+        assert any(n.line == line and words in n.message for n in result.warnings), (
+            line,
+            words,
+            result.warnings,
+        )
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"A" * (64 * 1024 + 1), "at most 64 KiB"),
+        (bytes(range(256)) * 8, "not a text file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64, "NUL bytes"),
+        ("TELEGRAM_BOT_TOKEN=x\n".encode("utf-16-le"), "NUL bytes"),
+        (b"\x7fELF\x02\x01\x01" + bytes(range(1, 32)) * 20, "control characters"),
+    ],
+    ids=["huge", "binary", "png", "utf16-without-bom", "elf"],
+)
+def test_unreadable_inputs(data: bytes, words: str) -> None:
+    with pytest.raises(SeedUnreadableError, match=words):
+        check_seed_bytes(data)
+
+
+def test_duplicate_message_names_both_lines() -> None:
+    result = check_seed_bytes(valid("ASSISTANT_NAME=Ada", "ASSISTANT_NAME=Bob"))
+    (problem,) = result.problems
+    assert problem.line == 5
+    assert "first on line 4" in problem.message
+
+
+def test_unknown_key_says_did_you_mean() -> None:
+    result = check_seed_bytes(seed(f"TELEGRAM_BOT_TOKN={TOKEN}", *REQUIRED[1:]))
+    (problem,) = result.problems
+    assert problem.hint == "did you mean TELEGRAM_BOT_TOKEN?"
+
+
+def test_private_key_problem_is_loud_and_hides_the_key() -> None:
+    body = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
+    result = check_seed_bytes(
+        valid(
+            "SSH_AUTHORIZED_KEY=-----BEGIN OPENSSH PRIVATE KEY-----",
+            body,
+            "-----END OPENSSH PRIVATE KEY-----",
+        )
+    )
+    (problem,) = result.problems
+    assert "PRIVATE key" in problem.message
+    assert body not in repr(result.problems)
