@@ -1,0 +1,157 @@
+"""`clawdie-setup check` as an operator runs it: a real subprocess, exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.seeds import OPENROUTER, SENTINEL, TOKEN, valid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def check(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "installer.cli", "check", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_example_lists_the_three_missing_required_keys_with_lines() -> None:
+    result = check(ROOT / "setup.txt.example")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("setup.txt.example:6: TELEGRAM_BOT_TOKEN: required")
+    assert lines[2].startswith("setup.txt.example:8: TELEGRAM_ADMIN_ID: required")
+    assert lines[4].startswith("setup.txt.example:10: OPENROUTER_API_KEY: required")
+    assert all(line.startswith("  hint: ") for line in lines[1:6:2])
+    assert lines[-1] == "setup.txt.example: 3 problem(s) to fix"
+
+
+def test_valid_seed_exits_zero_and_explains_with_masked_secrets(tmp_path: Path) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(
+        valid("ASSISTANT_NAME=Ada", "OPERATOR_EMAIL=a@example.com", f"OPERATOR_PASSWORD={SENTINEL}")
+    )
+    result = check(seed, "--explain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "warning: setup.txt:6: OPERATOR_PASSWORD: a plaintext password" in out
+    assert "[derived from ASSISTANT_NAME]" in out
+    assert "[profile balanced (mapping v1)]" in out
+    assert "[setup.txt line 4]" in out
+    assert SENTINEL not in out + result.stderr
+    assert TOKEN not in out
+    assert OPENROUTER not in out
+    assert TOKEN[:4] + "…" in out  # at most the first 4 characters
+    assert out.rstrip().endswith("setup.txt: valid (1 warning(s))")
+
+
+def test_json_document_is_stable(tmp_path: Path) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(valid("HOSTNAME=my_box", "Timezone=europe/berlin"))
+    result = check(seed, "--json")
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert doc["format"] == "clawdie-setup-check/1"
+    assert doc["valid"] is False
+    assert doc["problems"] == [
+        {
+            "line": 4,
+            "key": "HOSTNAME",
+            "message": "a host name cannot contain '_'",
+            "hint": "use '-' instead of '_'",
+        }
+    ]
+    assert set(doc) == {
+        "format",
+        "file",
+        "valid",
+        "encoding",
+        "problems",
+        "warnings",
+        "repairs",
+        "mapping_version",
+        "settings",
+    }
+
+
+def test_json_valid_has_settings_with_provenance(tmp_path: Path) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(valid())
+    doc = json.loads(check(seed, "--json").stdout)
+    by_key = {s["key"]: s for s in doc["settings"]}
+    assert by_key["TELEGRAM_ADMIN_ID"]["source"] == {
+        "kind": "line",
+        "text": "setup.txt line 2",
+        "line": 2,
+    }
+    assert by_key["PI_TUI_MODEL"]["source"]["kind"] == "profile"
+    assert by_key["TELEGRAM_BOT_TOKEN"]["secret"] is True
+    assert TOKEN not in json.dumps(doc)
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = check(tmp_path / "nothing.txt")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_binary_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(bytes(range(256)) * 4)
+    result = check(seed)
+    assert result.returncode == 2
+    assert "not a text file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_windows_double_extension_is_found_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "setup.txt.txt").write_bytes(valid())
+    (tmp_path / "._setup.txt").write_bytes(b"\x00\x05\x16\x07 AppleDouble junk")
+    result = check(tmp_path / "setup.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: setup.txt.txt: using setup.txt.txt" in result.stdout
+    by_dir = check(tmp_path)
+    assert by_dir.returncode == 0
+
+
+def test_folder_without_seed_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "._setup.txt").write_bytes(b"junk")
+    result = check(tmp_path)
+    assert result.returncode == 2
+    assert "has no setup.txt" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], []])
+def test_top_level_help(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "installer.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert "check" in result.stdout
+    assert result.returncode == (0 if args else 2)
+
+
+def test_unknown_command_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "installer.cli", "frobnicate"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown command" in result.stderr

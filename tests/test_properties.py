@@ -1,0 +1,96 @@
+"""Properties of the reader and model for any input an operator (or a broken stick) can give."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from installer.commands.check import render_json, render_text
+from installer.errors import InstallerError
+from installer.resolve import check_seed_bytes
+from installer.setup_model import KNOWN_KEYS, field_specs
+from tests.seeds import SENTINEL
+
+SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)
+ALL_KEYS = sorted(KNOWN_KEYS)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_any_bytes_give_a_result_or_our_error(data: bytes) -> None:
+    try:
+        result = check_seed_bytes(data)
+    except InstallerError:
+        return
+    render_text(result, [], explain=True)
+    json.dumps(render_json(result, []))
+
+
+_edge = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "\u00a0",
+        "\u200b",
+        "\ufeff",
+        "\u2028",
+        "\f",
+        "'",
+        '"',
+        "\u201c",
+        "\u201d",
+        "#",
+        " #",
+        "=",
+    ]
+)
+_sep = st.sampled_from(["=", " = ", "\t=\t", "= ", ":", " "])
+_eol = st.sampled_from(["\n", "\r\n", "\r"])
+_encoding = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+
+
+@st.composite
+def seeds_with_sentinel(draw: st.DrawFn) -> bytes:
+    """setup.txt-like text where secret fields hold the sentinel, decorated as editors do."""
+    lines = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["secret", "other", "comment", "blank", "junk"]))
+        if kind == "secret":
+            key = draw(st.sampled_from(SECRET_KEYS))
+            value = (
+                draw(_edge)
+                + draw(st.sampled_from([SENTINEL, f"sk-or-{SENTINEL}", f"123:{SENTINEL}"]))
+                + draw(_edge)
+            )
+            prefix = draw(st.sampled_from(["", "export ", " "]))
+            case = draw(st.sampled_from([str.upper, str.lower, str.title]))
+            lines.append(f"{prefix}{case(key)}{draw(_sep)}{value}")
+        elif kind == "other":
+            key = draw(st.sampled_from(ALL_KEYS))
+            lines.append(f"{key}{draw(_sep)}{draw(st.text(max_size=40))}")
+        elif kind == "comment":
+            lines.append("# " + draw(st.text(max_size=30)))
+        elif kind == "blank":
+            lines.append(draw(_edge))
+        else:
+            lines.append(draw(st.text(max_size=60)))
+    text = draw(_eol).join(lines)
+    return text.encode(draw(_encoding), errors="replace")
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds_with_sentinel())
+def test_no_problem_text_ever_contains_a_secret(data: bytes) -> None:
+    try:
+        result = check_seed_bytes(data)
+    except InstallerError as err:
+        message = str(err)
+        assert SENTINEL not in message
+        return
+    everything = render_text(result, [], explain=True) + json.dumps(render_json(result, []))
+    everything += repr(result.problems) + repr(result.warnings) + repr(result.repairs)
+    assert SENTINEL not in everything
+    assert SENTINEL[4:] not in everything  # not even past the first four characters
