@@ -345,3 +345,40 @@ def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
     except OSError as err:
         raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
     return target.name, data, warnings
+
+
+# --- the seam for whoever answers what the seed lacks (the console wizard) -------------------
+
+
+def keys_to_ask(check: SeedCheck) -> list[str]:
+    """The setup keys the operator must supply or correct, in model order.
+
+    A key with a problem is asked; so is a known key an unknown (typo'd) key probably meant.
+    Problems not tied to a key (a junk line) cannot be answered and are not asked.
+    """
+    wanted = {p.key for p in check.problems if p.key in KNOWN_KEYS}
+    wanted |= {p.suggests for p in check.problems if p.suggests and p.suggests not in check.given}
+    return [key for key in FIELD_NAMES if key in wanted]
+
+
+def apply_answers(check: SeedCheck, answers: Mapping[str, str]) -> SeedCheck:
+    """Re-validate a seed with the operator's answers (provenance "wizard") in place of its
+    problem keys. Lines the reader could not use and no answer replaces become warnings."""
+    given = {k: g for k, g in check.given.items() if k not in answers}
+    given.update({k: Given(v, Source("wizard")) for k, v in answers.items() if v})
+    asked = set(answers)
+    leftovers = [
+        Note(p.line, f"ignored: {p.key + ': ' if p.key else ''}{p.message}")
+        for p in check.problems
+        if p.line is not None
+        and p.key not in asked
+        and p.suggests not in asked
+        and p.key not in KNOWN_KEYS
+    ]
+    return check_values(
+        given,
+        name=check.name,
+        repairs=check.repairs,
+        encoding=check.encoding,
+        extra_warnings=leftovers,
+    )
