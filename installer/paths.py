@@ -1,0 +1,106 @@
+"""Every path the installer touches, hung off a target root (never a literal /etc in logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_NAME = "clawdie"
+
+
+@dataclass(frozen=True)
+class TargetPaths:
+    """Paths inside the target system rooted at `root` (`/` on the appliance, tmp in tests)."""
+
+    root: Path
+
+    def _at(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    @property
+    def is_live_system(self) -> bool:
+        return self.root.resolve() == Path("/")
+
+    # identity
+    @property
+    def hostname(self) -> Path:
+        return self._at("/etc/hostname")
+
+    @property
+    def hosts(self) -> Path:
+        return self._at("/etc/hosts")
+
+    @property
+    def timezone(self) -> Path:
+        return self._at("/etc/timezone")
+
+    @property
+    def localtime(self) -> Path:
+        return self._at("/etc/localtime")
+
+    @property
+    def default_locale(self) -> Path:
+        return self._at("/etc/default/locale")
+
+    @property
+    def locale_gen(self) -> Path:
+        return self._at("/etc/locale.gen")
+
+    @property
+    def default_keyboard(self) -> Path:
+        return self._at("/etc/default/keyboard")
+
+    # accounts
+    @property
+    def passwd(self) -> Path:
+        return self._at("/etc/passwd")
+
+    @property
+    def shadow(self) -> Path:
+        return self._at("/etc/shadow")
+
+    @property
+    def sshd_dropin(self) -> Path:
+        return self._at(f"/etc/ssh/sshd_config.d/{SERVICE_NAME}.conf")
+
+    # platform
+    @property
+    def config_dir(self) -> Path:
+        return self._at(f"/etc/{SERVICE_NAME}")
+
+    @property
+    def system_env(self) -> Path:
+        return self.config_dir / "system.env"
+
+    @property
+    def resolved_json(self) -> Path:
+        return self.config_dir / "setup.resolved.json"
+
+    @property
+    def state_dir(self) -> Path:
+        """/var/lib/clawdie: the service account's home and the installer's state."""
+        return self._at(f"/var/lib/{SERVICE_NAME}")
+
+    @property
+    def seed_copy(self) -> Path:
+        return self.state_dir / "seed" / "setup.txt"
+
+    @property
+    def wizard_answers(self) -> Path:
+        return self.state_dir / "seed" / "wizard-answers.txt"
+
+    @property
+    def stamps_dir(self) -> Path:
+        return self.state_dir / "firstboot"
+
+    @property
+    def summary(self) -> Path:
+        return self.state_dir / "install-summary.txt"
+
+    @property
+    def issue_file(self) -> Path:
+        return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
+
+    def home_path(self, home: str) -> Path:
+        """A home directory from /etc/passwd, inside the target."""
+        return self._at(home)

@@ -1,0 +1,100 @@
+"""Step 3, identity: host name (/etc/hostname, /etc/hosts), time zone, locale, keyboard."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+from installer.fsutil import symlink_atomic, write_atomic
+from installer.paths import TargetPaths
+from installer.run import run
+from installer.stamps import StepRecord
+from installer.steps import StepContext, log
+
+NAME = "identity"
+
+_DEFAULT_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+    "ff02::1\t\tip6-allnodes\n"
+    "ff02::2\t\tip6-allrouters\n"
+)
+
+
+def render_hosts(current: str, hostname: str, domain: str) -> str:
+    """/etc/hosts with the Debian `127.0.1.1` line naming this host; other lines kept."""
+    line = f"127.0.1.1\t{domain}\t{hostname}" if domain != hostname else f"127.0.1.1\t{hostname}"
+    lines = [entry for entry in (current or _DEFAULT_HOSTS).splitlines() if entry.strip()]
+    kept = [entry for entry in lines if not entry.split() or entry.split()[0] != "127.0.1.1"]
+    after_localhost = next((i + 1 for i, e in enumerate(kept) if e.startswith("127.0.0.1")), 0)
+    kept.insert(after_localhost, line)
+    return "\n".join(kept) + "\n"
+
+
+def render_keyboard(current: str, layout: str) -> str:
+    """/etc/default/keyboard with XKBLAYOUT set; other settings kept."""
+    lines = (
+        current.splitlines()
+        if current
+        else [
+            'XKBMODEL="pc105"',
+            'XKBVARIANT=""',
+            'XKBOPTIONS=""',
+            'BACKSPACE="guess"',
+        ]
+    )
+    lines = [entry for entry in lines if not entry.startswith("XKBLAYOUT=")]
+    return "\n".join([f'XKBLAYOUT="{layout}"', *lines]) + "\n"
+
+
+def render_locale_gen(current: str, locale: str) -> str:
+    """/etc/locale.gen with `locale UTF-8` enabled (uncommented or appended)."""
+    wanted = f"{locale} UTF-8"
+    lines = current.splitlines()
+    for i, entry in enumerate(lines):
+        if re.fullmatch(rf"#?\s*{re.escape(wanted)}\s*", entry):
+            lines[i] = wanted
+            return "\n".join(lines) + "\n"
+    return "\n".join([*lines, wanted]) + "\n"
+
+
+def apply(ctx: StepContext) -> StepRecord:
+    paths = ctx.paths
+    hostname = ctx.require("HOSTNAME")
+    domain = ctx.require("AGENT_DOMAIN")
+    zone = ctx.require("TIMEZONE")
+    locale = ctx.require("LOCALE")
+    keymap = ctx.require("KEYMAP")
+    changed: list[str] = []
+
+    if write_atomic(paths.hostname, f"{hostname}\n"):
+        changed.append(f"host name {hostname}")
+    current_hosts = paths.hosts.read_text() if paths.hosts.exists() else ""
+    write_atomic(paths.hosts, render_hosts(current_hosts, hostname, domain))
+    if write_atomic(paths.timezone, f"{zone}\n") | symlink_atomic(
+        paths.localtime, f"/usr/share/zoneinfo/{zone}"
+    ):
+        changed.append(f"time zone {zone}")
+    if write_atomic(paths.default_locale, f"LANG={locale}\n"):
+        changed.append(f"locale {locale}")
+    if paths.locale_gen.exists():
+        write_atomic(paths.locale_gen, render_locale_gen(paths.locale_gen.read_text(), locale))
+    current_keyboard = paths.default_keyboard.read_text() if paths.default_keyboard.exists() else ""
+    if write_atomic(paths.default_keyboard, render_keyboard(current_keyboard, keymap)):
+        changed.append(f"keyboard {keymap}")
+    notes = _apply_live(paths, hostname, locale)
+    log.info("identity: %s", ", ".join(changed) or "already set")
+    return StepRecord(created=tuple(changed), notes=tuple(notes))
+
+
+def _apply_live(paths: TargetPaths, hostname: str, locale: str) -> list[str]:
+    """On the running system, make the new identity take effect now."""
+    if not paths.is_live_system:
+        return []
+    notes = []
+    if shutil.which("hostname"):
+        run(["hostname", hostname])
+    if shutil.which("locale-gen") and paths.locale_gen.exists():
+        run(["locale-gen"], timeout=600)
+        notes.append(f"generated locale {locale}")
+    return notes
