@@ -7,7 +7,6 @@ it made by line number. It never puts a value in a message: values may be secret
 from __future__ import annotations
 
 import codecs
-import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -273,6 +272,8 @@ def _did_you_mean(key: str, known: Iterable[str]) -> str | None:
     known_list = list(known)
     if normalised in known_list and normalised != key:
         return normalised
+    import difflib  # only for an unknown key: keep it off check's cold start
+
     matches = difflib.get_close_matches(normalised, known_list, n=1, cutoff=0.6)
     return matches[0] if matches else None
 

@@ -7,7 +7,6 @@ Exit 0 valid (warnings allowed), 1 invalid, 2 unreadable or not found.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     result = check_seed_bytes(data, name=name)
     notes = [Note(None, w) for w in file_warnings]
     if args.json:
+        import json  # only for --json: keep it off the plain check's cold start
+
         print(json.dumps(render_json(result, notes), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_text(result, notes, explain=args.explain))
