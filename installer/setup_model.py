@@ -39,6 +39,10 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from installer import profiles
+from installer.pydantic_plugins import skip_plugin_discovery
+
+# Before the model below is built: no importlib.metadata on check's cold start.
+skip_plugin_discovery()
 
 Tier = Literal[
     "required", "recommended", "prefilled", "optional", "advanced", "install", "provider"
