@@ -18,6 +18,7 @@ from installer.errors import InstallerError
 # name -> module under installer.commands. Keep the order: it is the order of `--help`.
 COMMANDS: dict[str, str] = {
     "check": "check",
+    "seed": "seed",
 }
 
 
