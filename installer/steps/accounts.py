@@ -128,7 +128,8 @@ def render_sshd_dropin(account: str, password_login: bool) -> str:
         "KbdInteractiveAuthentication no",
     ]
     if password_login:
-        lines += [f"Match User {account}", "    PasswordAuthentication yes"]
+        # "Match all" ends the block: sshd_config includes this file before its own settings.
+        lines += [f"Match User {account}", "    PasswordAuthentication yes", "Match all"]
     return "\n".join(lines) + "\n"
 
 
@@ -149,15 +150,15 @@ def apply(ctx: StepContext) -> StepRecord:
 
     key = ctx.value("SSH_AUTHORIZED_KEY")
     if key:
-        ensure_authorized_key(paths, account, key)
-        created.append(f"SSH key for {name} ({key.split()[0]})")
+        if ensure_authorized_key(paths, account, key):
+            created.append(f"SSH key for {name} ({key.split()[0]})")
     else:
         skipped.append("SSH key: none in setup.txt (SSH_AUTHORIZED_KEY)")
 
     password = ctx.value("CLAWDIE_USER_PASSWORD")
     if password:
-        ensure_password(paths, name, password)
-        created.append(f"fallback password for {name} (stored as a hash)")
+        if ensure_password(paths, name, password):
+            created.append(f"fallback password for {name} (stored as a hash)")
     else:
         skipped.append("fallback password: none in setup.txt, password login stays off")
     write_atomic(paths.sshd_dropin, render_sshd_dropin(name, bool(password)))

@@ -1,0 +1,134 @@
+"""`clawdie-setup firstboot`: apply the seed to a target root, bootstrap the database, report,
+start the platform. Run by the first-boot systemd unit; `--root` runs it in a sandbox.
+
+Exit codes: 0 done (or already done), 1 the seed is invalid or a step failed, 2 no readable
+seed, 3 PostgreSQL not ready in time, 4 the platform did not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from installer.resolve import SeedCheck
+from installer.steps import DbConfig, FirstbootConfig
+
+HELP = "first boot: apply the seed, set up accounts and the database, report, start"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=Path("/"), help="target root (default /)")
+    parser.add_argument("--seed", type=Path, help="setup.txt to use instead of the stored copy")
+    db = parser.add_argument_group("database")
+    db.add_argument(
+        "--db-admin",
+        default="host=/run/postgresql user=postgres dbname=postgres",
+        help="libpq connection string used to bootstrap (admin)",
+    )
+    db.add_argument(
+        "--db-host", default="/run/postgresql", help="socket dir or host for the platform"
+    )
+    db.add_argument("--db-port", type=int, default=5432)
+    db.add_argument(
+        "--db-timeout-ms",
+        type=int,
+        default=None,
+        help="readiness wait bound (default: HOST_DB_READINESS_TIMEOUT_MS or 60000)",
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--platform-start", metavar="CMD", help="command that starts the platform")
+    start.add_argument("--no-platform-start", action="store_true", help="do not start it")
+    report = parser.add_argument_group("report")
+    report.add_argument("--telegram-api", metavar="URL", help="Telegram Bot API base URL")
+    report.add_argument("--no-telegram", action="store_true", help="send no Telegram message")
+    report.add_argument(
+        "--receipt-dir", type=Path, help="write SETUP-RESULT.txt here instead of on the stick"
+    )
+    wizard = parser.add_argument_group("console wizard")
+    wizard.add_argument(
+        "--wizard",
+        choices=("auto", "never"),
+        default="auto",
+        help="ask on the console for missing fields (auto: when it is a terminal)",
+    )
+    wizard.add_argument(
+        "--wizard-timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait for someone at the console (default 900)",
+    )
+
+
+def build_config(args: argparse.Namespace) -> FirstbootConfig:
+    if args.no_platform_start:
+        platform: tuple[str, ...] | None = None
+    elif args.platform_start:
+        platform = tuple(shlex.split(args.platform_start))
+    else:
+        platform = ("systemctl", "start", "clawdie.service")
+    return FirstbootConfig(
+        root=args.root,
+        seed=args.seed,
+        db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
+        platform_start=platform,
+        telegram_api=args.telegram_api,
+        wizard=args.wizard,
+        wizard_timeout=args.wizard_timeout,
+    )
+
+
+def console_asker(timeout: float) -> Callable[[SeedCheck], Mapping[str, str] | None] | None:
+    """The Textual wizard on this terminal, or None when nobody can be at a console."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+
+    def ask(check: SeedCheck) -> Mapping[str, str] | None:
+        from installer.wizard import ask as run_wizard
+
+        print("setup.txt needs answers: the questions follow on this console.", file=sys.stderr)
+        outcome = run_wizard(check, timeout=timeout)
+        if outcome.status == "timeout":
+            print(f"nobody answered within {timeout:.0f} s; stopping", file=sys.stderr)
+        return outcome.answers if outcome.status == "done" else None
+
+    return ask
+
+
+def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
+    def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
+        token, admin = check.value("TELEGRAM_BOT_TOKEN"), check.value("TELEGRAM_ADMIN_ID")
+        if not token or not admin:
+            return None
+
+        def send(text: str) -> tuple[bool, str]:
+            from installer.telegram import send_message
+
+            return send_message(token, admin, text, api=api)
+
+        return send
+
+    return factory
+
+
+def run(args: argparse.Namespace) -> int:
+    from installer.firstboot import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
+    from installer.paths import TargetPaths
+    from installer.telegram import DEFAULT_API
+
+    config = build_config(args)
+    live = TargetPaths(config.root).is_live_system
+    api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
+    if args.receipt_dir is not None:
+        receipt = receipt_in_directory(args.receipt_dir)
+    else:
+        receipt = seed_on_stick_receipt() if live else None
+    asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
+    return FirstbootRun(
+        config,
+        asker=asker,
+        notifier_factory=telegram_notifier(api) if api else None,
+        receipt=receipt,
+    ).execute()

@@ -1,0 +1,67 @@
+"""The result message to the admin on Telegram: best effort, bounded in time, never fatal.
+
+The bot token is part of the API URL, so no URL or exception text that could hold it is ever
+logged or returned; failures are reported as a short reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+
+from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+log = logging.getLogger("clawdie.telegram")
+DEFAULT_API = "https://api.telegram.org"
+MAX_TEXT = 4000  # Telegram's limit is 4096 characters
+
+
+class _Transient(Exception):
+    """A failure worth another try (network down, server error)."""
+
+
+def send_message(
+    token: str, chat_id: str, text: str, *, api: str = DEFAULT_API, total_seconds: float = 20.0
+) -> tuple[bool, str]:
+    """Send `text` to `chat_id`; return (sent, reason-if-not). Retries within `total_seconds`."""
+    payload = json.dumps({"chat_id": chat_id, "text": text[:MAX_TEXT]}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the scheme comes from our own setting
+        f"{api.rstrip('/')}/bot{token}/sendMessage",
+        data=payload,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+
+    @retry(
+        stop=stop_after_delay(total_seconds),
+        wait=wait_fixed(2),
+        retry=retry_if_exception_type(_Transient),
+    )
+    def attempt() -> None:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                if json.loads(response.read() or b"{}").get("ok") is not True:
+                    raise PermissionError("Telegram did not accept the message")
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403, 404):
+                raise PermissionError(
+                    f"Telegram refused the message (HTTP {err.code}): check the bot token and "
+                    "that the admin has sent /start to the bot"
+                ) from None
+            log.info("telegram: HTTP %s, trying again", err.code)
+            raise _Transient(f"HTTP {err.code}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            reason = getattr(err, "reason", None) or type(err).__name__
+            log.info("telegram: network not reachable (%s), trying again", reason)
+            raise _Transient(f"network not reachable ({reason})") from None
+
+    try:
+        attempt()
+    except PermissionError as err:
+        return False, str(err)
+    except RetryError as err:
+        last = err.last_attempt.exception()
+        return False, f"not sent within {total_seconds:.0f} s: {last}"
+    return True, "sent"

@@ -1,0 +1,441 @@
+"""First boot end to end in a sandbox root against a real PostgreSQL: the happy path, reruns,
+power cuts at every step boundary, a dead database, a bad seed, and secrets that never leak."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+import typing
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from installer.sandbox import make_sandbox_root
+from installer.steps.platform_env import parse_env_file
+from tests.pg import PgCluster
+from tests.seeds import ED25519
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTINEL = "SENTINELxSECRETx7f3a9c51"
+TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
+OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
+OPERATOR_PASSWORD = f"op {SENTINEL} pass"
+USER_PASSWORD = f"fallback-{SENTINEL}"
+
+SEED = f"""\
+TELEGRAM_BOT_TOKEN={TOKEN}
+TELEGRAM_ADMIN_ID=123456789
+OPENROUTER_API_KEY={OPENROUTER}
+ASSISTANT_NAME=Zoë's Helper
+PROFILE=economy
+TIMEZONE=Europe/Berlin
+LOCALE=de_DE
+KEYMAP=de
+OPERATOR_EMAIL=ops@example.com
+OPERATOR_PASSWORD={OPERATOR_PASSWORD}
+SSH_AUTHORIZED_KEY={ED25519}
+CLAWDIE_USER_PASSWORD={USER_PASSWORD}
+"""
+
+pytestmark = pytest.mark.root
+
+
+def libcrypt(password: str, setting: str) -> str:
+    """The system's crypt(3) - what PAM uses at login - to cross-check passlib's hash."""
+    lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return (lib.crypt(password.encode(), setting.encode()) or b"").decode()
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Path:
+    """A sandbox target root with the seed and a stick stand-in next to it."""
+    make_sandbox_root(tmp_path / "root")
+    (tmp_path / "setup.txt").write_text(SEED)
+    (tmp_path / "stick").mkdir()
+    return tmp_path
+
+
+def firstboot(
+    box: Path, pg: PgCluster, *extra: str, fault: str | None = None, timeout_ms: int = 20000
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    argv = [
+        sys.executable,
+        "-m",
+        "installer.cli",
+        "firstboot",
+        "--root",
+        str(box / "root"),
+        "--seed",
+        str(box / "setup.txt"),
+        "--db-admin",
+        pg.admin_conninfo(),
+        "--db-host",
+        str(pg.sockdir),
+        "--db-port",
+        str(pg.port),
+        "--db-timeout-ms",
+        str(timeout_ms),
+        "--platform-start",
+        f"{sys.executable} -m tests.fake_platform {box / 'root'}",
+        "--no-telegram",
+        "--receipt-dir",
+        str(box / "stick"),
+        "--wizard",
+        "never",
+        *extra,
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
+    """Every file under root: mode, owner and content, with run-specific parts normalised."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", st.st_uid, os.readlink(path))
+        elif path.is_dir():
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), st.st_uid, "dir")
+        else:
+            text = path.read_bytes().decode(errors="replace")
+            text = re.sub(r"\$6\$[^:\n]+", "$6$HASH", text)  # salted hashes
+            text = re.sub(r'"finished_at": "[^"]+"', '"finished_at": "T"', text)
+            text = re.sub(r"\(\d+\.\d s\)", "(N s)", text)
+            text = re.sub(r"PLATFORM_DB_PASSWORD=\"[^\"]+\"", "PLATFORM_DB_PASSWORD=P", text)
+            text = re.sub(r"postgresql://([^:]+):[^@]+@", r"postgresql://\1:P@", text)
+            text = re.sub(r":\d{5}:", ":DAYS:", text)  # shadow's last-change day
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), st.st_uid, digest)
+    return out
+
+
+def db_state(pg: PgCluster) -> dict[str, object]:
+    with psycopg.connect(pg.admin_conninfo()) as conn:
+        roles = conn.execute(
+            "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = 'clawdie'"
+        ).fetchall()
+        dbs = conn.execute(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+            "WHERE datname LIKE 'system_%' ORDER BY 1"
+        ).fetchall()
+    with psycopg.connect(pg.admin_conninfo("system_ops")) as conn:
+        users = conn.execute('SELECT email FROM "user" ORDER BY 1').fetchall()
+        accounts = conn.execute('SELECT "providerId" FROM account').fetchall()
+    return {"roles": roles, "dbs": dbs, "users": users, "accounts": accounts}
+
+
+def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgCluster) -> None:
+    result = firstboot(box, pg)
+    assert result.returncode == 0, result.stdout + result.stderr
+    root = box / "root"
+
+    assert (root / "etc/hostname").read_text() == "zoe-s-helper\n"
+    assert "127.0.1.1\tzoe-s-helper.local\tzoe-s-helper" in (root / "etc/hosts").read_text()
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert (root / "etc/default/locale").read_text() == "LANG=de_DE.UTF-8\n"
+    assert 'XKBLAYOUT="de"' in (root / "etc/default/keyboard").read_text()
+    assert "de_DE.UTF-8 UTF-8\n" in (root / "etc/locale.gen").read_text().replace("# de", "X")
+
+    passwd = (root / "etc/passwd").read_text()
+    entry = next(line for line in passwd.splitlines() if line.startswith("clawdie:"))
+    uid = int(entry.split(":")[2])
+    assert uid < 1000  # a system user
+    assert entry.endswith(":/var/lib/clawdie:/bin/bash")
+    shadow = dict(line.split(":", 2)[:2] for line in (root / "etc/shadow").read_text().splitlines())
+    assert shadow["root"].startswith("!")
+    assert libcrypt(USER_PASSWORD, shadow["clawdie"]) == shadow["clawdie"]
+    keys = root / "var/lib/clawdie/.ssh/authorized_keys"
+    assert keys.read_text() == ED25519 + "\n"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert keys.stat().st_uid == uid
+    assert stat.S_IMODE(keys.parent.stat().st_mode) == 0o700
+
+    env_file = root / "etc/clawdie/system.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert env_file.stat().st_uid == uid
+    env = parse_env_file(env_file.read_text())
+    assert env["TELEGRAM_BOT_TOKEN"] == TOKEN
+    assert env["PI_TUI_MODEL"] == "deepseek/deepseek-chat"
+    assert "OPERATOR_PASSWORD" not in env
+    assert "CLAWDIE_USER_PASSWORD" not in env
+    resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
+    by_key = {s["key"]: s for s in resolved["settings"]}
+    assert by_key["HOSTNAME"]["source"] == "derived from ASSISTANT_NAME"
+    assert by_key["TELEGRAM_BOT_TOKEN"]["value"] is None
+
+    state = db_state(pg)
+    assert state["roles"] == [("clawdie", True)]
+    assert state["dbs"] == [
+        ("system_brain", "clawdie"),
+        ("system_ops", "clawdie"),
+        ("system_skills", "clawdie"),
+    ]
+    assert state["users"] == [("ops@example.com",)]
+    assert state["accounts"] == [("credential",)]
+    assert (root / "platform.out").read_text() == (
+        "PLATFORM-READY role=clawdie db=system_ops operators=1\n"
+    )
+
+    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
+    assert stat.S_IMODE((root / "var/lib/clawdie/install-summary.txt").stat().st_mode) == 0o600
+    assert "Clawdie first boot: SUCCESS" in summary
+    assert "Host name:      zoe-s-helper" in summary
+    assert "chat:         openrouter deepseek/deepseek-chat" in summary
+    assert "Dashboard:      operator ops@example.com created" in summary
+    assert "reformat the stick or delete setup.txt" in summary
+    assert "Platform: started" in summary
+    issue = (root / "etc/issue.d/clawdie.issue").read_text()
+    assert "SUCCESS" in issue
+    assert "Platform: started" in issue
+    assert "Clawdie first boot: SUCCESS" in (box / "stick/SETUP-RESULT.txt").read_text()
+
+    before, before_db = snapshot(root), db_state(pg)
+    (box / "setup.txt").write_text(SEED.replace("Zoë's Helper", "Someone Else"))
+    again = firstboot(box, pg)
+    assert again.returncode == 0
+    assert "already completed" in again.stderr
+    assert "are not read again" in again.stderr
+    assert snapshot(root) == before
+    assert db_state(pg) == before_db
+
+
+def test_secrets_never_leave_their_files(box: Path, pg: PgCluster) -> None:
+    result = firstboot(box, pg, "--verbose")
+    assert result.returncode == 0, result.stderr
+    root = box / "root"
+    allowed = {
+        root / "etc/clawdie/system.env",  # the platform's own secret store, 0600
+        root / "var/lib/clawdie/seed/setup.txt",  # the installer's copy of the seed, 0600
+    }
+    assert SENTINEL not in result.stdout + result.stderr
+    for path in [*root.rglob("*"), *(box / "stick").rglob("*")]:
+        if path.is_file() and path not in allowed:
+            assert SENTINEL not in path.read_bytes().decode(errors="replace"), path
+    for path in allowed:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_invalid_seed_without_console_fails_clearly(box: Path, pg: PgCluster) -> None:
+    (box / "setup.txt").write_text("ASSISTANT_NAME=Ada\nTELEGRAM_ADMIN_ID=@ada\n")
+    result = firstboot(box, pg)
+    assert result.returncode == 1
+    assert "no console to ask on" in result.stderr
+    assert "Traceback" not in result.stderr
+    root = box / "root"
+    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
+    assert "FAILED" in summary
+    assert "setup.txt:2: TELEGRAM_ADMIN_ID: this is a user name" in summary
+    assert "setup.txt: TELEGRAM_BOT_TOKEN: required" in summary
+    assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert not (root / "etc/clawdie/system.env").exists()
+    assert not (root / "var/lib/clawdie/firstboot").exists()
+    assert (root / "etc/hostname").read_text() == "debian\n"  # nothing applied
+
+
+def test_database_not_running_times_out_at_the_deadline(box: Path, pg: PgCluster) -> None:
+    pg.stop()
+    result = firstboot(box, pg, timeout_ms=3000)
+    assert result.returncode == 3, result.stderr
+    summary = (box / "root/var/lib/clawdie/install-summary.txt").read_text()
+    assert "FAILED" in summary
+    assert "not started" in summary
+    assert not (box / "root/platform.out").exists()
+    pg.start()
+    assert firstboot(box, pg).returncode == 0  # the rerun finishes the job
+    assert (box / "root/platform.out").exists()
+
+
+def test_database_started_late_is_waited_for(box: Path, pg: PgCluster) -> None:
+    pg.stop()
+    pg.start_in_background(delay=2.0)
+    result = firstboot(box, pg, timeout_ms=30000)
+    pg.wait_background()
+    assert result.returncode == 0, result.stderr
+    assert "waiting" in result.stderr.lower()
+
+
+FAULT_POINTS = [
+    "effects:seed",
+    "stamped:seed",
+    "before:identity",
+    "effects:identity",
+    "mid-write:hostname",
+    "effects:accounts",
+    "mid-write:authorized_keys",
+    "before:platform-config",
+    "mid-write:system.env",
+    "effects:platform-config",
+    "before:database-ready",
+    "before:database",
+    "effects:database",
+    "before:report",
+    "mid-write:install-summary.txt",
+    "before:complete",
+]
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[tuple]:
+    """A clean first boot to compare every interrupted one against."""
+    box = tmp_path_factory.mktemp("clean")
+    make_sandbox_root(box / "root")
+    (box / "setup.txt").write_text(SEED)
+    (box / "stick").mkdir()
+    cluster = PgCluster(template=pg_template)
+    try:
+        cluster.init()
+        cluster.start()
+        result = firstboot(box, cluster)
+        assert result.returncode == 0, result.stderr
+        yield snapshot(box / "root"), db_state(cluster)
+    finally:
+        cluster.cleanup()
+
+
+def _world_readable_secrets(root: Path) -> list[str]:
+    bad = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_bytes().decode(errors="replace")
+        if SENTINEL in text and mode & 0o077:
+            bad.append(f"{path} {oct(mode)}")
+    return bad
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_power_cut_then_rerun_equals_a_clean_run(
+    box: Path, pg: PgCluster, point: str, clean_run: tuple
+) -> None:
+    killed = firstboot(box, pg, fault=point)
+    assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
+    assert _world_readable_secrets(box / "root") == []
+    finished = firstboot(box, pg)
+    assert finished.returncode == 0, finished.stderr
+    assert not list((box / "root").rglob(".*.tmp-*"))
+    expected_tree, expected_db = clean_run
+    assert snapshot(box / "root") == expected_tree
+    assert db_state(pg) == expected_db
+
+
+class _TelegramStub(BaseHTTPRequestHandler):
+    received: typing.ClassVar[list[tuple[str, dict[str, object]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"ok": true, "result": {}}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgCluster) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _TelegramStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        argv = ["--telegram-api", f"http://127.0.0.1:{server.server_port}"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "installer.cli",
+                "firstboot",
+                "--root",
+                str(box / "root"),
+                "--seed",
+                str(box / "setup.txt"),
+                "--db-admin",
+                pg.admin_conninfo(),
+                "--db-host",
+                str(pg.sockdir),
+                "--db-port",
+                str(pg.port),
+                "--no-platform-start",
+                "--wizard",
+                "never",
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    ((path, payload),) = _TelegramStub.received
+    assert path == f"/bot{TOKEN}/sendMessage"
+    assert payload["chat_id"] == "123456789"
+    assert "Clawdie first boot: SUCCESS" in str(payload["text"])
+    assert SENTINEL not in str(payload["text"])
+    assert (
+        "start skipped (--no-platform-start)"
+        in (box / "root/var/lib/clawdie/install-summary.txt").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("password_login", "user", "expected"),
+    [
+        (True, "clawdie", ("no", "yes")),
+        (True, "root", ("no", "no")),
+        (True, "someone", ("no", "no")),
+        (False, "clawdie", ("no", "no")),
+    ],
+)
+def test_sshd_reads_the_dropin_as_meant(
+    tmp_path: Path, password_login: bool, user: str, expected: tuple[str, str]
+) -> None:
+    from installer.steps.accounts import render_sshd_dropin
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/clawdie.conf").write_text(render_sshd_dropin("clawdie", password_login))
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "hk")], check=True
+    )
+    (tmp_path / "sshd_config").write_text(
+        f"Include {tmp_path}/d/*.conf\nHostKey {tmp_path}/hk\n"
+        "PasswordAuthentication yes\nPermitRootLogin yes\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    out = subprocess.run(
+        [
+            "/usr/sbin/sshd",
+            "-T",
+            "-f",
+            str(tmp_path / "sshd_config"),
+            "-C",
+            f"user={user},host=x,addr=127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    settings = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    assert (settings["permitrootlogin"], settings["passwordauthentication"]) == expected
