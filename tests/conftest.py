@@ -1,0 +1,49 @@
+"""Shared fixtures. Real PostgreSQL, started per test from a session template (initdb once).
+
+`pg`          a running `tests.pg.PgCluster` of its own (function scope), admin `postgres`
+              trusted on the Unix socket, everyone else SCRAM. API: `pg.admin_conninfo(db)`,
+              `pg.conninfo(user, password, db)` (socket), `pg.tcp_conninfo(...)`, `pg.stop(mode)`,
+              `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
+              (next start), `pg.promote()`, `pg.sockdir`, `pg.port`, `pg.logfile`.
+`pg_cluster`  the same, initialised but not started.
+
+Both are stopped and removed after the test, whatever its outcome. They skip, with the reason,
+when not root or when the server binaries are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pg import PgCluster, unavailable_reason
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[Path]:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = PgCluster().init()
+    try:
+        yield cluster.data
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def pg_cluster(pg_template: Path) -> Iterator[PgCluster]:
+    cluster = PgCluster(template=pg_template)
+    try:
+        cluster.init()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def pg(pg_cluster: PgCluster) -> PgCluster:
+    pg_cluster.start()
+    return pg_cluster
