@@ -1,0 +1,218 @@
+"""The form: one row per asked key, validated as the operator types.
+
+Each keystroke runs the key's own model rule (`ModelRule`), then the whole seed with the answers
+so far through `resolve.apply_answers`, so cross-field rules show next to their field and the
+Review button is enabled exactly when the result is valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Input, Static
+
+from installer.resolve import SeedCheck, apply_answers
+from installer.seedfile import Problem
+from installer.setup_model import FieldSpec, field_specs
+from installer.wizard.review import ReviewScreen
+from installer.wizard.text import console_safe
+from installer.wizard.widgets import MaskedInput, ModelRule, PlainScroll, RevealButton
+
+HELP = "Tab next  Shift+Tab back  F2 show/hide secret  F10 review  Ctrl+Q quit"
+
+
+def render_seed_problem(problem: Problem) -> str:
+    """A problem the seed file had, as the check command words it."""
+    where = f"setup.txt line {problem.line}: " if problem.line is not None else ""
+    text = f"{where}{problem.message}" + (f"\nhint: {problem.hint}" if problem.hint else "")
+    return console_safe(text)
+
+
+class FieldRow(Vertical):
+    """Key, explanation, input and the current problem of one asked key."""
+
+    def __init__(self, spec: FieldSpec, initial: str, seed_problems: Sequence[Problem]) -> None:
+        super().__init__(id=f"row-{spec.key}", classes="field")
+        self.spec = spec
+        self.initial = initial
+        self.seed_problems = seed_problems
+        self.touched = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{self.spec.key}  [dim]({self.spec.tier})[/]", classes="field-key")
+        yield Static(console_safe(self.spec.doc), classes="field-doc", markup=False)
+        with Horizontal(classes="field-line"):
+            yield MaskedInput(
+                self.initial,
+                id=f"input-{self.spec.key}",
+                password=self.spec.secret,
+                validators=[ModelRule(self.spec.key)],
+                compact=True,
+                select_on_focus=False,
+            )
+            if self.spec.secret:
+                yield RevealButton("F2 show", id=f"reveal-{self.spec.key}", compact=True)
+        text = "\n".join(render_seed_problem(p) for p in self.seed_problems)
+        yield Static(text, id=f"error-{self.spec.key}", classes="field-error", markup=False)
+
+    @property
+    def input(self) -> MaskedInput:
+        return self.query_one(MaskedInput)
+
+    @property
+    def answer(self) -> str:
+        return self.input.value.strip()
+
+    def show_problem(self, text: str | None) -> None:
+        error = self.query_one(".field-error", Static)
+        error.update(text or "")
+        error.display = bool(text)
+        self.set_class(bool(text), "-problem")
+
+    def toggle_reveal(self) -> None:
+        if not self.spec.secret:
+            return
+        self.input.password = not self.input.password
+        label = "F2 show" if self.input.password else "F2 hide"
+        self.query_one(RevealButton).label = label
+
+
+class FormScreen(Screen[None]):
+    """The asked keys; Review opens the resolved result once every rule is satisfied."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "toggle_reveal", "show/hide secret"),
+        Binding("f10", "review", "review"),
+    ]
+
+    def __init__(
+        self, check: SeedCheck, asked: Sequence[str], on_confirm: Callable[[dict[str, str]], None]
+    ) -> None:
+        super().__init__()
+        self.check = check
+        self.on_confirm = on_confirm
+        specs = {spec.key: spec for spec in field_specs()}
+        self.rows = [self._row(specs[key]) for key in asked]
+
+    def _row(self, spec: FieldSpec) -> FieldRow:
+        given = self.check.given.get(spec.key)
+        initial = given.value if given and not spec.secret else ""
+        problems = [p for p in self.check.problems if spec.key in (p.key, p.suggests)]
+        return FieldRow(spec, initial, problems)
+
+    def compose(self) -> ComposeResult:
+        count = len(self.rows)
+        what = "setting needs" if count == 1 else "settings need"
+        yield Static(
+            f"Clawdie setup: {count} {what} an answer", id="title", classes="bar", markup=False
+        )
+        yield Static("", id="countdown")
+        with PlainScroll(id="fields"):
+            yield from self.rows
+        yield Static("", id="other-problems", markup=False)
+        with Horizontal(id="buttons"):
+            yield Button("Review", id="review", disabled=True, compact=True)
+            yield Button("Quit", id="quit", compact=True)
+        yield Static(HELP, id="help", classes="bar", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#countdown", Static).display = False
+        for row in self.rows:
+            row.show_problem("\n".join(render_seed_problem(p) for p in row.seed_problems))
+        if self.rows:
+            self.rows[0].input.focus()
+        self.refresh_result()
+
+    def answers(self) -> dict[str, str]:
+        return {row.spec.key: row.answer for row in self.rows}
+
+    def show_countdown(self, text: str | None) -> None:
+        countdown = self.query_one("#countdown", Static)
+        countdown.update(text or "")
+        countdown.display = bool(text)
+
+    def _row_of(self, widget: Input) -> FieldRow:
+        return next(row for row in self.rows if row.input is widget)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        row = self._row_of(event.input)
+        if event.value != row.initial:
+            row.touched = True
+        self.refresh_result()
+
+    def refresh_result(self) -> None:
+        """Re-run the model on the answers so far; show each touched row's first problem."""
+        result = apply_answers(self.check, self.answers())
+        for row in self.rows:
+            if not row.touched:
+                continue
+            own = row.input.validate(row.input.value)
+            if own is not None and not own.is_valid:
+                row.show_problem(own.failure_descriptions[0])
+                continue
+            cross = [p for p in result.problems if p.key == row.spec.key]
+            row.show_problem(render_seed_problem(cross[0]) if cross else None)
+        asked = {row.spec.key for row in self.rows}
+        others = [p for p in result.problems if p.key not in asked]
+        other = self.query_one("#other-problems", Static)
+        other.update("\n".join(render_seed_problem(p) for p in others))
+        other.display = bool(others)
+        self.query_one("#review", Button).disabled = not result.valid
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        index = self.rows.index(self._row_of(event.input))
+        if index + 1 < len(self.rows):
+            self.rows[index + 1].input.focus()
+        elif not self.query_one("#review", Button).disabled:
+            self.action_review()
+        else:
+            self.focus_next_problem()
+
+    def focus_next_problem(self) -> None:
+        result = apply_answers(self.check, self.answers())
+        keys = {p.key for p in result.problems}
+        target = next((row for row in self.rows if row.spec.key in keys), None)
+        if target is not None:
+            target.input.focus()
+
+    def action_toggle_reveal(self) -> None:
+        focused = self.focused
+        row = next((r for r in self.rows if r.input is focused), None)
+        if row is not None:
+            row.toggle_reveal()
+
+    def action_review(self) -> None:
+        result = apply_answers(self.check, self.answers())
+        if not result.valid:
+            self.focus_next_problem()
+            return
+        answers = self.answers()
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.on_confirm(answers)
+
+        self.app.push_screen(ReviewScreen(result), confirmed)
+
+    @on(Button.Pressed, "#review")
+    def _review_pressed(self) -> None:
+        self.action_review()
+
+    @on(Button.Pressed, "#quit")
+    def _quit_pressed(self) -> None:
+        self.app.action_cancel()  # type: ignore[attr-defined]
+
+    @on(Button.Pressed, "RevealButton")
+    def _reveal_pressed(self, event: Button.Pressed) -> None:
+        key = (event.button.id or "").removeprefix("reveal-")
+        row = next(r for r in self.rows if r.spec.key == key)
+        row.toggle_reveal()
+        row.input.focus()

@@ -1,0 +1,49 @@
+"""The review screen's text: the resolved result, secrets masked. Pure (no textual)."""
+
+from __future__ import annotations
+
+from installer.profiles import Source
+from installer.resolve import SeedCheck, mask
+from installer.wizard.text import console_safe
+
+KEY_WIDTH = 25
+VALUE_WIDTH = 30
+
+
+def short_source(source: Source) -> str:
+    """Where a value came from, in a few words: 'line 7', 'wizard', 'from ASSISTANT_NAME'."""
+    if source.kind == "line":
+        return f"line {source.detail}"
+    if source.kind == "derived":
+        return f"from {source.detail}"
+    if source.kind == "profile":
+        return f"profile {source.detail.split(' ')[0]}"
+    return source.kind
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut in the middle to at most `width` characters."""
+    if len(text) <= width:
+        return text
+    head = (width - 3) // 2
+    return f"{text[:head]}...{text[len(text) - (width - 3 - head) :]}"
+
+
+def review_lines(result: SeedCheck, width: int = 78) -> list[str]:
+    """One line per resolved setting (key, masked value, source), then the warnings."""
+    lines = []
+    for setting in result.settings:
+        key = setting.key
+        if len(key) > KEY_WIDTH:  # a long key gets a line of its own
+            lines.append(key)
+            key = ""
+        source = shorten(short_source(setting.source), width - KEY_WIDTH - VALUE_WIDTH - 4)
+        room = width - KEY_WIDTH - len(source) - 4
+        value = shorten(console_safe(mask(setting)), room)
+        lines.append(f"{key:<{KEY_WIDTH}}  {value:<{VALUE_WIDTH}}  {source}".rstrip())
+    if result.warnings:
+        lines.append("")
+        for note in result.warnings:
+            where = f"line {note.line}: " if note.line is not None else ""
+            lines.append(console_safe(f"warning: {where}{note.message}"))
+    return lines
