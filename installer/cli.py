@@ -19,6 +19,7 @@ from installer.errors import InstallerError
 COMMANDS: dict[str, str] = {
     "check": "check",
     "seed": "seed",
+    "flash": "flash",
     "wizard": "wizard",
 }
 
