@@ -40,7 +40,6 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = 16MB
-max_connections = 20
 log_line_prefix = '%m [%p] '
 log_timezone = 'UTC'
 password_encryption = 'scram-sha-256'
