@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "seed": "seed",
     "flash": "flash",
     "wizard": "wizard",
+    "wait-db": "wait_db",
+    "set-operator": "set_operator",
 }
 
 

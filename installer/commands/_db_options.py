@@ -1,0 +1,64 @@
+"""Where the database commands (`wait-db`, `set-operator`) find their connection string.
+
+`--conninfo STR` (a libpq string or postgresql:// URI; prefer one without a password, since a
+command line is visible to other users) or `--env-file PATH` (default: the platform's
+/etc/clawdie/system.env under `--root`), from which a `DATABASE_URL`-style key is read.
+Nothing here imports psycopg.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from installer.errors import UsageError
+from installer.paths import TargetPaths
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, *, key: str) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--conninfo",
+        metavar="STR",
+        help="libpq connection string or postgresql:// URI (avoid putting a password here)",
+    )
+    source.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help=f"KEY=VALUE file holding {key} (default: /etc/clawdie/system.env under --root)",
+    )
+    parser.add_argument(
+        "--root", type=Path, default=Path("/"), metavar="DIR", help="target root (default /)"
+    )
+
+
+def env_file_path(root: Path, given: Path | None) -> Path:
+    """`given` (absolute paths hang off `root`), else the platform's system.env under `root`."""
+    if given is None:
+        return TargetPaths(root).system_env
+    return root / given.relative_to("/") if given.is_absolute() else given
+
+
+def conninfo_from_args(args: argparse.Namespace, *, key: str) -> str:
+    """The connection string the options name; a `UsageError` (exit 2) when there is none."""
+    if args.conninfo:
+        return str(args.conninfo)
+    from installer.steps.platform_env import parse_env_file
+
+    path = env_file_path(Path(args.root), args.env_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path} does not exist",
+            "first boot writes it; or give --conninfo / --env-file",
+        ) from None
+    except OSError as err:
+        raise UsageError(
+            f"cannot read {path}: {err.strerror}", "run as root or as the service account"
+        ) from None
+    value = parse_env_file(text).get(key, "").strip()
+    if not value:
+        raise UsageError(f"{path} has no {key}", "first boot writes it; or give --conninfo")
+    return value
