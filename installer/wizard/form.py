@@ -43,6 +43,7 @@ class FieldRow(Vertical):
         self.initial = initial
         self.seed_problems = seed_problems
         self.touched = False
+        self.problem_shown: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"{self.spec.key}  [dim]({self.spec.tier})[/]", classes="field-key")
@@ -70,6 +71,9 @@ class FieldRow(Vertical):
         return self.input.value.strip()
 
     def show_problem(self, text: str | None) -> None:
+        if text == self.problem_shown:
+            return
+        self.problem_shown = text
         error = self.query_one(".field-error", Static)
         error.update(text or "")
         error.display = bool(text)
@@ -97,6 +101,8 @@ class FormScreen(Screen[None]):
         super().__init__()
         self.check = check
         self.on_confirm = on_confirm
+        self.other_shown = "-"
+        self.countdown_text: str | None = None
         specs = {spec.key: spec for spec in field_specs()}
         self.rows = [self._row(specs[key]) for key in asked]
 
@@ -122,7 +128,7 @@ class FormScreen(Screen[None]):
         yield Static(HELP, id="help", classes="bar", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#countdown", Static).display = False
+        self._show_countdown()
         for row in self.rows:
             row.show_problem("\n".join(render_seed_problem(p) for p in row.seed_problems))
         if self.rows:
@@ -133,9 +139,15 @@ class FormScreen(Screen[None]):
         return {row.spec.key: row.answer for row in self.rows}
 
     def show_countdown(self, text: str | None) -> None:
+        """The bounded wait's message (None hides it); safe to call before the form is shown."""
+        self.countdown_text = text
+        if self.is_mounted:
+            self._show_countdown()
+
+    def _show_countdown(self) -> None:
         countdown = self.query_one("#countdown", Static)
-        countdown.update(text or "")
-        countdown.display = bool(text)
+        countdown.update(self.countdown_text or "")
+        countdown.display = bool(self.countdown_text)
 
     def _row_of(self, widget: Input) -> FieldRow:
         return next(row for row in self.rows if row.input is widget)
@@ -161,9 +173,12 @@ class FormScreen(Screen[None]):
             row.show_problem(render_seed_problem(cross[0]) if cross else None)
         asked = {row.spec.key for row in self.rows}
         others = [p for p in result.problems if p.key not in asked]
+        other_text = "\n".join(render_seed_problem(p) for p in others)
         other = self.query_one("#other-problems", Static)
-        other.update("\n".join(render_seed_problem(p) for p in others))
-        other.display = bool(others)
+        if other_text != self.other_shown:
+            self.other_shown = other_text
+            other.update(other_text)
+            other.display = bool(others)
         self.query_one("#review", Button).disabled = not result.valid
 
     @on(Input.Submitted)

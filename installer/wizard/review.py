@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -37,8 +38,9 @@ class ReviewScreen(Screen[bool]):
         yield Static("Review: nothing is used until you confirm", id="title", classes="bar")
         with PlainScroll(id="summary"):
             # The summary area is the screen less its padding and scrollbar.
-            width = max(60, self.app.size.width - 4)
-            yield Static("\n".join(review_lines(self.result, width)), markup=False)
+            width = max(60, self.app.size.width - 3)
+            lines = "\n".join(review_lines(self.result, width))
+            yield Static(Text(lines, no_wrap=True, overflow="ellipsis"), id="summary-text")
         with Horizontal(id="buttons"):
             yield Button("Confirm", id="confirm", compact=True)
             yield Button("Back", id="back", compact=True)

@@ -7,7 +7,7 @@ from installer.resolve import SeedCheck, mask
 from installer.wizard.text import console_safe
 
 KEY_WIDTH = 25
-VALUE_WIDTH = 30
+VALUE_WIDTH = 28
 
 
 def short_source(source: Source) -> str:

@@ -1,0 +1,307 @@
+"""The console wizard, driven with Pilot at 80x24: what it asks, what it says, what it returns.
+
+Snapshots: SVGs of the form, an error and the review go to tests/snapshots/ to look at; the
+tests assert the words in them rather than the bytes (colours and cursor state vary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from html import unescape
+from pathlib import Path
+
+import pytest
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, Static
+
+from installer.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.setup_model import validate_field
+from installer.wizard import WizardOutcome
+from installer.wizard.app import WizardApp
+from installer.wizard.review import ReviewScreen
+from installer.wizard.widgets import describe_problem
+from tests.seeds import ADMIN, OPENROUTER, SENTINEL, TOKEN, seed
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SIZE = (80, 24)
+REQUIRED = ["OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]
+
+Scenario = Callable[[Pilot[WizardOutcome], WizardApp], Awaitable[None]]
+
+
+def run_wizard(
+    check: SeedCheck, scenario: Scenario, *, timeout: float | None = None
+) -> WizardOutcome | None:
+    """Run the app headless at 80x24, play `scenario`, return the app's outcome."""
+
+    async def main() -> WizardOutcome | None:
+        app = WizardApp(check, timeout=timeout)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            for widget in app.screen.query(Input):
+                widget.cursor_blink = False
+            await scenario(pilot, app)
+            await pilot.pause()
+        return app.return_value
+
+    return asyncio.run(main())
+
+
+async def type_into(pilot: Pilot[WizardOutcome], key: str, text: str) -> None:
+    """Replace the field's text: typed key by key when short, pasted when long (Pilot spends
+    some 60 ms on each key)."""
+    field = pilot.app.screen.query_one(f"#input-{key}", Input)
+    field.focus()
+    await pilot.pause()
+    field.value = ""
+    if len(text) <= 12:
+        await pilot.press(*text)
+    else:
+        pilot.app.post_message(events.Paste(text))
+    await pilot.pause()
+
+
+def error_text(app: WizardApp, key: str) -> str:
+    return str(app.screen.query_one(f"#error-{key}", Static).render())
+
+
+def review_disabled(app: WizardApp) -> bool:
+    return app.screen.query_one("#review", Button).disabled
+
+
+def screen_text(app: WizardApp) -> str:
+    """The words on screen, from the exported SVG."""
+    svg = app.export_screenshot()
+    return unescape(" ".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
+
+
+def save_snapshot(app: WizardApp, name: str) -> str:
+    SNAPSHOTS.mkdir(exist_ok=True)
+    app.save_screenshot(filename=f"{name}.svg", path=str(SNAPSHOTS))
+    return screen_text(app)
+
+
+MISSING_REQUIRED = check_seed_bytes(seed("ASSISTANT_NAME=Ada", "TIMEZONE=Europe/Berlin"))
+
+
+async def fill_required(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+    await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
+    await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
+    await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+
+
+def test_a_seed_missing_the_required_fields_asks_exactly_those_three() -> None:
+    seen: list[str | None] = []
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        seen.extend(widget.id for widget in app.screen.query(Input))
+        text = save_snapshot(app, "form")
+        for key in REQUIRED:
+            assert key in text
+        assert "required, but not set" in text
+        assert review_disabled(app)
+
+    run_wizard(MISSING_REQUIRED, scenario)
+    assert seen == [f"input-{key}" for key in REQUIRED]
+    assert keys_to_ask(MISSING_REQUIRED) == REQUIRED
+
+
+def test_an_invalid_token_shows_the_models_message_and_correcting_it_enables_review() -> None:
+    bad = "12345:abc"
+    expected = validate_field("TELEGRAM_BOT_TOKEN", bad)
+    assert expected is not None
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
+        await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+        await type_into(pilot, "TELEGRAM_BOT_TOKEN", bad)
+        assert error_text(app, "TELEGRAM_BOT_TOKEN") == describe_problem(expected)
+        assert review_disabled(app)
+        text = save_snapshot(app, "form-error")
+        assert expected.message in text
+        assert bad not in text  # masked
+        await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
+        assert error_text(app, "TELEGRAM_BOT_TOKEN") == ""
+        assert not review_disabled(app)
+        await pilot.press("ctrl+q")
+
+    assert run_wizard(MISSING_REQUIRED, scenario) == WizardOutcome("cancelled")
+
+
+def test_confirmed_answers_resolve_like_the_equivalent_setup_txt() -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        await fill_required(pilot, app)
+        await pilot.press("enter")  # Enter on the last field opens the review
+        await pilot.pause()
+        assert isinstance(app.screen, ReviewScreen)
+        text = save_snapshot(app, "review")
+        assert "HOSTNAME" in text
+        assert "ada" in text
+        assert "from ASSISTANT_NAME" in text
+        assert "openai/o3" in text
+        assert TOKEN not in text
+        assert OPENROUTER not in text
+        await pilot.press("enter")  # Confirm has the focus
+
+    outcome = run_wizard(MISSING_REQUIRED, scenario)
+    answers = {
+        "OPENROUTER_API_KEY": OPENROUTER,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_ADMIN_ID": ADMIN,
+    }
+    assert outcome == WizardOutcome("done", answers)
+    done = apply_answers(MISSING_REQUIRED, outcome.answers)
+    equivalent = check_seed_bytes(
+        seed(
+            "ASSISTANT_NAME=Ada",
+            "TIMEZONE=Europe/Berlin",
+            *(f"{k}={v}" for k, v in answers.items()),
+        )
+    )
+    assert done.valid
+    assert equivalent.valid
+    assert [(s.key, s.value, s.secret) for s in done.settings] == [
+        (s.key, s.value, s.secret) for s in equivalent.settings
+    ]
+    assert {s.key for s in done.settings if s.source.kind == "wizard"} == set(answers)
+
+
+def test_back_from_the_review_returns_to_the_form_with_the_answers_kept() -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        await fill_required(pilot, app)
+        await pilot.press("f10")
+        await pilot.pause()
+        assert isinstance(app.screen, ReviewScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.query_one("#input-TELEGRAM_ADMIN_ID", Input).value == ADMIN
+        await pilot.press("f10")
+        await pilot.pause()
+        await pilot.click("#confirm")
+
+    outcome = run_wizard(MISSING_REQUIRED, scenario)
+    assert outcome is not None
+    assert outcome.status == "done"
+
+
+@pytest.mark.parametrize("how", ["ctrl+q", "ctrl+c", "quit button"])
+def test_quitting_is_a_clean_cancel(how: str) -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+        if how == "quit button":
+            await pilot.click("#quit")
+        else:
+            await pilot.press(how)
+
+    assert run_wizard(MISSING_REQUIRED, scenario) == WizardOutcome("cancelled", {})
+
+
+def test_the_wait_gives_up_when_nobody_touches_the_keyboard() -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert "setup stops in" in screen_text(app)
+        await asyncio.sleep(2.0)
+
+    assert run_wizard(MISSING_REQUIRED, scenario, timeout=1.0) == WizardOutcome("timeout")
+
+
+def test_a_key_press_ends_the_wait_for_good() -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        await pilot.press("1")
+        await asyncio.sleep(2.3)
+        assert app.is_running
+        assert "setup stops in" not in screen_text(app)
+        await pilot.press("ctrl+q")
+
+    assert run_wizard(MISSING_REQUIRED, scenario, timeout=2.0) == WizardOutcome("cancelled")
+
+
+def test_invalid_values_are_prefilled_except_secrets_and_errors_name_the_line() -> None:
+    check = check_seed_bytes(
+        seed(
+            "TELEGRAM_BOT_TOKEN=12345:short",
+            "TELEGRAM_ADMIN_ID=@bob",
+            f"OPENROUTER_API_KEY={OPENROUTER}",
+        )
+    )
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert app.screen.query_one("#input-TELEGRAM_ADMIN_ID", Input).value == "@bob"
+        assert app.screen.query_one("#input-TELEGRAM_BOT_TOKEN", Input).value == ""
+        assert error_text(app, "TELEGRAM_BOT_TOKEN").startswith("setup.txt line 1: ")
+        assert "this is a user name" in error_text(app, "TELEGRAM_ADMIN_ID")
+        await pilot.press("ctrl+q")
+
+    run_wizard(check, scenario)
+    assert keys_to_ask(check) == ["TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]
+
+
+def test_cross_field_rules_show_next_to_their_field() -> None:
+    check = check_seed_bytes(
+        seed(
+            f"TELEGRAM_BOT_TOKEN={TOKEN}",
+            f"TELEGRAM_ADMIN_ID={ADMIN}",
+            f"OPENROUTER_API_KEY={OPENROUTER}",
+            "OPERATOR_EMAIL=op@example.com",
+        )
+    )
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert "required because OPERATOR_EMAIL is set" in error_text(app, "OPERATOR_PASSWORD")
+        await type_into(pilot, "OPERATOR_PASSWORD", "short")
+        assert "shorter than 12" in error_text(app, "OPERATOR_PASSWORD")
+        await type_into(pilot, "OPERATOR_PASSWORD", SENTINEL)
+        assert error_text(app, "OPERATOR_PASSWORD") == ""
+        assert SENTINEL not in screen_text(app)
+        await pilot.press("f2")
+        await pilot.pause()
+        assert SENTINEL in screen_text(app)  # revealed on request
+        await pilot.press("f2")
+        await pilot.pause()
+        assert SENTINEL not in screen_text(app)
+        await pilot.press("f10")
+        await pilot.pause()
+        assert SENTINEL not in screen_text(app)  # the review masks it
+        await pilot.press("enter")
+
+    outcome = run_wizard(check, scenario)
+    assert outcome == WizardOutcome("done", {"OPERATOR_PASSWORD": SENTINEL})
+
+
+def test_clearing_an_invalid_optional_value_leaves_it_unset() -> None:
+    check = check_seed_bytes(
+        seed(
+            f"TELEGRAM_BOT_TOKEN={TOKEN}",
+            f"TELEGRAM_ADMIN_ID={ADMIN}",
+            f"OPENROUTER_API_KEY={OPENROUTER}",
+            "HOSTNAME=my_box",
+            "ASSISTANT_NAME=Ada",
+        )
+    )
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert app.screen.query_one("#input-HOSTNAME", Input).value == "my_box"
+        assert review_disabled(app)
+        await type_into(pilot, "HOSTNAME", "")
+        assert not review_disabled(app)
+        await pilot.press("f10", "enter")
+
+    outcome = run_wizard(check, scenario)
+    assert outcome == WizardOutcome("done", {"HOSTNAME": ""})
+    assert apply_answers(check, outcome.answers).value("HOSTNAME") == "ada"
+
+
+def test_importing_the_wizard_package_does_not_import_textual() -> None:
+    probe = (
+        "import sys; import installer.wizard, installer.commands.wizard; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"
