@@ -46,7 +46,7 @@ class FieldRow(Vertical):
         self.problem_shown: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.spec.key}  [dim]({self.spec.tier})[/]", classes="field-key")
+        yield Static(self._key_label(focused=False), classes="field-key")
         yield Static(console_safe(self.spec.doc), classes="field-doc", markup=False)
         with Horizontal(classes="field-line"):
             yield MaskedInput(
@@ -61,6 +61,17 @@ class FieldRow(Vertical):
                 yield RevealButton("F2 show", id=f"reveal-{self.spec.key}", compact=True)
         text = "\n".join(render_seed_problem(p) for p in self.seed_problems)
         yield Static(text, id=f"error-{self.spec.key}", classes="field-error", markup=False)
+
+    def _key_label(self, *, focused: bool) -> str:
+        # A visible marker, not only colour: the console may show colours poorly.
+        marker = "> " if focused else "  "
+        return f"{marker}{self.spec.key}  [dim]({self.spec.tier})[/]"
+
+    def on_descendant_focus(self) -> None:
+        self.query_one(".field-key", Static).update(self._key_label(focused=True))
+
+    def on_descendant_blur(self) -> None:
+        self.query_one(".field-key", Static).update(self._key_label(focused=False))
 
     @property
     def input(self) -> MaskedInput:

@@ -1,0 +1,155 @@
+"""`clawdie-setup wizard` in a real terminal: tmux with TERM=linux at 80x25, driven by send-keys,
+read back with capture-pane. Checks the fields, the completion, the written file, and that the
+screen holds only characters a Linux console font has (ASCII here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from installer.resolve import check_seed_bytes
+from tests.seeds import ADMIN, OPENROUTER, TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = Path(sys.executable).parent / "clawdie-setup"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """One detached tmux session running a command at 80x25 with TERM=linux."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def send(self, *keys: str, literal: bool = False) -> None:
+        args = ["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys]
+        subprocess.run(args, check=True)
+
+    def type(self, text: str) -> None:
+        self.send(text, literal=True)
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def wait_for(self, predicate: Callable[[str], bool], what: str, deadline: float = 15) -> str:
+        """Poll the screen until `predicate` holds; fail with the last screen after `deadline`."""
+        end = time.monotonic() + deadline
+        screen = ""
+        while time.monotonic() < end:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.1)
+        pytest.fail(f"timed out waiting for {what}; the screen was:\n{screen}")
+
+    def wait_text(self, text: str, deadline: float = 15) -> str:
+        return self.wait_for(lambda s: text in s, repr(text), deadline)
+
+    def wait_settled(self, text: str, deadline: float = 15) -> str:
+        """Wait for `text`, then for the screen to stay the same for half a second: keys sent
+        while the app is still starting (answering the terminal's queries) can be lost."""
+        end = time.monotonic() + deadline
+        screen = self.wait_text(text, deadline)
+        while time.monotonic() < end:
+            time.sleep(0.5)
+            again = self.screen()
+            if again == screen:
+                return screen
+            screen = again
+        pytest.fail(f"the screen did not settle; it was:\n{screen}")
+
+
+@pytest.fixture
+def terminal_in(tmp_path: Path) -> Iterator[Callable[[str], Terminal]]:
+    names: list[str] = []
+
+    def start(command: str) -> Terminal:
+        name = f"wizard-{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        shell = f"cd {tmp_path} && TERM=linux {command}; echo EXIT=$?; sleep 60"
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "25", shell], check=True
+        )
+        return Terminal(name)
+
+    try:
+        yield start
+    finally:
+        for name in names:
+            subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
+
+
+def assert_console_safe(screen: str) -> None:
+    odd = sorted({c for c in screen if not (c.isascii() and (c.isprintable() or c == "\n"))})
+    assert not odd, f"characters a console font may lack: {odd}"
+
+
+def test_the_wizard_completes_a_template_in_a_linux_console(
+    tmp_path: Path, terminal_in: Callable[[str], Terminal]
+) -> None:
+    term = terminal_in(f"{CLI} wizard")
+    form = term.wait_settled("F10 review")
+    for key in ("OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"):
+        assert key in form
+    assert "ASSISTANT_NAME" not in form  # valid (empty) keys are not asked
+    assert_console_safe(form)
+
+    assert "> OPENROUTER_API_KEY" in form  # the focus marker
+    term.type(OPENROUTER)
+    term.send("Tab")
+    # Textual queues keys for the focused widget before it acts on Tab: wait for the focus move.
+    term.wait_text("> TELEGRAM_BOT_TOKEN")
+    term.type("7012345678:short")
+    term.wait_text("a bot token has 35")
+    term.send("C-u")  # clear the field
+    term.type(TOKEN)
+    term.wait_for(lambda s: "a bot token has 35" not in s, "the token error to go")
+    term.send("Tab")
+    term.wait_text("> TELEGRAM_ADMIN_ID")
+    term.type(ADMIN)
+    term.send("Enter")
+    review = term.wait_text("Review: nothing is used until you confirm")
+    assert "TELEGRAM_BOT_TOKEN" in review
+    assert TOKEN not in review
+    assert "(hidden," in review
+    assert_console_safe(review)
+    term.send("Enter")
+    done = term.wait_text("EXIT=")
+    assert "EXIT=0" in done
+    assert "now holds secrets" in done
+
+    written = tmp_path / "setup.txt"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert check_seed_bytes(written.read_bytes()).valid
+    checked = subprocess.run(
+        [str(CLI), "check", str(written)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = written.read_text()
+    assert text.startswith("# Clawdie setup")  # the template's comments are kept
+    assert f"TELEGRAM_BOT_TOKEN={TOKEN}\n" in text
+
+
+def test_quitting_in_the_console_writes_nothing(
+    tmp_path: Path, terminal_in: Callable[[str], Terminal]
+) -> None:
+    term = terminal_in(f"{CLI} wizard")
+    term.wait_settled("F10 review")
+    term.send("C-q")
+    done = term.wait_text("EXIT=")
+    assert "EXIT=1" in done
+    assert "cancelled: nothing was written" in done
+    assert not (tmp_path / "setup.txt").exists()
