@@ -12,9 +12,18 @@ default:
 demo:
     @{{venv}}/clawdie-setup check seed/demo-setup.txt --explain
 
-# the fast suite: ruff, mypy --strict and every test not marked slow
+# the fast suite: ruff, mypy --strict and every test not marked slow (a few minutes)
 test *ARGS:
     {{venv}}/pytest -m "not slow" {{ARGS}}
+
+# the slow tests only: the whole power-cut matrix, image and VM tests
+slow-test *ARGS:
+    {{venv}}/pytest -m slow {{ARGS}}
+
+# everything CI runs: the fast suite, then the slow tests
+test-all:
+    {{just_executable()}} test
+    {{just_executable()}} slow-test
 
 # lint and type-check only
 lint:
@@ -39,3 +48,7 @@ bench-check:
 # re-resolve the lock after changing dependencies in pyproject.toml
 lock:
     {{venv}}/uv lock
+
+# benchmark: PostgreSQL readiness detection, wait_for_db vs an `until pg_isready; sleep 1` loop (root)
+bench-db:
+    {{venv}}/python bench/db_ready.py

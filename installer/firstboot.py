@@ -210,12 +210,7 @@ class FirstbootRun:
             )
             return 0
         faults.arm_from_environment()
-        for directory in (
-            paths.stamps_dir,
-            paths.config_dir,
-            paths.state_dir,
-            paths.seed_copy.parent,
-        ):
+        for directory in paths.written_dirs():
             remove_stale_temps(directory)
         check: SeedCheck | None = None
         records: dict[str, StepRecord] = {}

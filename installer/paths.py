@@ -101,6 +101,20 @@ class TargetPaths:
     def issue_file(self) -> Path:
         return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
 
+    def written_dirs(self) -> list[Path]:
+        """Every directory first boot writes files into (to sweep temp files a power cut left)."""
+        return [
+            self._at("/etc"),
+            self._at("/etc/default"),
+            self._at("/etc/issue.d"),
+            self.sshd_dropin.parent,
+            self.config_dir,
+            self.state_dir,
+            self.state_dir / ".ssh",
+            self.seed_copy.parent,
+            self.stamps_dir,
+        ]
+
     def home_path(self, home: str) -> Path:
         """A home directory from /etc/passwd, inside the target."""
         return self._at(home)

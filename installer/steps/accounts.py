@@ -139,28 +139,29 @@ def apply(ctx: StepContext) -> StepRecord:
     created: list[str] = []
     skipped: list[str] = []
 
-    account, new = ensure_service_account(paths, name)
-    (created if new else skipped).append(
-        f"service account {name}" + ("" if new else " (already existed)")
-    )
+    # Records state what holds now, so a run resumed after a power cut reports the same.
+    account, _ = ensure_service_account(paths, name)
+    created.append(f"service account {name} (system user, home {account.home})")
     home = paths.home_path(account.home)
     ensure_dir(home, 0o750, account.uid, account.gid)
-    if ensure_root_locked(paths):
-        created.append("root password locked")
+    ensure_root_locked(paths)
+    created.append("root account locked (no password login)")
 
     key = ctx.value("SSH_AUTHORIZED_KEY")
     if key:
-        if ensure_authorized_key(paths, account, key):
-            created.append(f"SSH key for {name} ({key.split()[0]})")
+        ensure_authorized_key(paths, account, key)
+        created.append(f"SSH key for {name} ({key.split()[0]})")
     else:
         skipped.append("SSH key: none in setup.txt (SSH_AUTHORIZED_KEY)")
 
     password = ctx.value("CLAWDIE_USER_PASSWORD")
     if password:
-        if ensure_password(paths, name, password):
-            created.append(f"fallback password for {name} (stored as a hash)")
+        ensure_password(paths, name, password)
+        created.append(
+            f"fallback password for {name} (stored as a hash); SSH password login for {name} only"
+        )
     else:
-        skipped.append("fallback password: none in setup.txt, password login stays off")
+        skipped.append("fallback password: none in setup.txt, so SSH password login stays off")
     write_atomic(paths.sshd_dropin, render_sshd_dropin(name, bool(password)))
     if paths.is_live_system:
         run(["systemctl", "try-reload-or-restart", "ssh.service"], check=False)

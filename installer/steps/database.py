@@ -17,7 +17,7 @@ WAIT_NAME = "database-ready"
 
 def wait(ctx: StepContext) -> None:
     """Step 6: a libpq ping, then `SELECT 1` with the admin credentials, bounded in time."""
-    from installer import db
+    import installer.db as db
 
     db.wait_for_db(
         ctx.config.db.admin_conninfo, timeout_ms=ctx.config.db.readiness_timeout_ms, log=log
@@ -26,7 +26,7 @@ def wait(ctx: StepContext) -> None:
 
 def apply(ctx: StepContext) -> StepRecord:
     """Step 7: bootstrap; idempotent (a rerun creates nothing twice)."""
-    from installer import db
+    import installer.db as db
 
     role = ctx.require("SERVICE_ACCOUNT")
     password = existing_db_password(ctx.paths.system_env)
@@ -34,28 +34,33 @@ def apply(ctx: StepContext) -> StepRecord:
         raise RuntimeError(
             "system.env has no database password; the platform-config step must run first"
         )
-    created = list(
-        db.bootstrap_platform(
-            ctx.config.db.admin_conninfo, role=role, password=password, databases=DATABASES
-        )
+    db.bootstrap_platform(
+        ctx.config.db.admin_conninfo, role=role, password=password, databases=DATABASES
     )
     ops = database_url(role, password, ctx.config.db, "system_ops")
     db.ensure_auth_schema(ops)
+    # The record states what holds now, so a run resumed after a power cut reports the same.
+    created = [
+        f"database role {role}",
+        f"databases {', '.join(DATABASES)} (owner {role})",
+        "dashboard tables (Better Auth schema) in system_ops",
+    ]
+    skipped: list[str] = []
     email = ctx.value("OPERATOR_EMAIL")
     operator_password = ctx.value("OPERATOR_PASSWORD")
-    skipped: list[str] = []
     if email and operator_password:
         name = ctx.value("ASSISTANT_NAME") or "Operator"
-        if db.create_operator(ops, email, operator_password, name=f"{name} operator"):
-            created.append(f"dashboard operator {email}")
-            state = f"operator {email} created"
-        else:
-            skipped.append("dashboard operator: one already exists (left as it is)")
-            state = "an operator already exists"
-    elif db.operator_exists(ops):
-        state = "an operator already exists"
+        db.create_operator(ops, email, operator_password, name=f"{name} operator")
+    existing = db.operator_email(ops)
+    if existing is not None and email is not None and existing == email.lower():
+        created.append(f"dashboard operator {existing}")
+        state = f"operator {existing} can sign in"
+    elif existing is not None:
+        if email:
+            skipped.append(f"dashboard operator: {existing} already exists; OPERATOR_EMAIL unused")
+        state = f"operator {existing} (already there) can sign in"
     else:
         skipped.append("dashboard operator: no OPERATOR_EMAIL/OPERATOR_PASSWORD in setup.txt")
         state = "locked until `set-operator EMAIL` is run on the box"
-    log.info("database: %s", "; ".join(created) or "already bootstrapped")
+    log.info("database: %s; dashboard %s", "; ".join(created), state)
     return StepRecord(created=tuple(created), skipped=tuple(skipped), facts={"dashboard": state})

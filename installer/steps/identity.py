@@ -65,26 +65,25 @@ def apply(ctx: StepContext) -> StepRecord:
     zone = ctx.require("TIMEZONE")
     locale = ctx.require("LOCALE")
     keymap = ctx.require("KEYMAP")
-    changed: list[str] = []
-
-    if write_atomic(paths.hostname, f"{hostname}\n"):
-        changed.append(f"host name {hostname}")
+    write_atomic(paths.hostname, f"{hostname}\n")
     current_hosts = paths.hosts.read_text() if paths.hosts.exists() else ""
     write_atomic(paths.hosts, render_hosts(current_hosts, hostname, domain))
-    if write_atomic(paths.timezone, f"{zone}\n") | symlink_atomic(
-        paths.localtime, f"/usr/share/zoneinfo/{zone}"
-    ):
-        changed.append(f"time zone {zone}")
-    if write_atomic(paths.default_locale, f"LANG={locale}\n"):
-        changed.append(f"locale {locale}")
+    write_atomic(paths.timezone, f"{zone}\n")
+    symlink_atomic(paths.localtime, f"/usr/share/zoneinfo/{zone}")
+    write_atomic(paths.default_locale, f"LANG={locale}\n")
     if paths.locale_gen.exists():
         write_atomic(paths.locale_gen, render_locale_gen(paths.locale_gen.read_text(), locale))
     current_keyboard = paths.default_keyboard.read_text() if paths.default_keyboard.exists() else ""
-    if write_atomic(paths.default_keyboard, render_keyboard(current_keyboard, keymap)):
-        changed.append(f"keyboard {keymap}")
+    write_atomic(paths.default_keyboard, render_keyboard(current_keyboard, keymap))
+    # The record states what holds now (the same after a resumed run as after a clean one).
+    done = [
+        f"host name {hostname} ({domain})",
+        f"time zone {zone}",
+        f"locale {locale}, console keyboard {keymap}",
+    ]
     notes = _apply_live(paths, hostname, locale)
-    log.info("identity: %s", ", ".join(changed) or "already set")
-    return StepRecord(created=tuple(changed), notes=tuple(notes))
+    log.info("identity: %s", "; ".join(done))
+    return StepRecord(created=tuple(done), notes=tuple(notes))
 
 
 def _apply_live(paths: TargetPaths, hostname: str, locale: str) -> list[str]:

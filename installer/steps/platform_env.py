@@ -128,19 +128,15 @@ def apply(ctx: StepContext) -> StepRecord:
     env = render_platform_env(settings, role, db_password, ctx.config.db)
 
     ensure_dir(paths.config_dir, 0o750, 0, gid if gid != -1 else 0)
-    wrote_env = write_atomic(paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid)
+    write_atomic(paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid)
     warnings = [w.message for w in ctx.check.warnings]
-    wrote_json = write_atomic(
+    write_atomic(
         paths.resolved_json,
         render_resolved_json(settings, ctx.check.mapping_version, warnings),
         mode=0o644,
     )
-    created = [
-        f"/{path.relative_to(paths.root)}"
-        for path, wrote in ((paths.system_env, wrote_env), (paths.resolved_json, wrote_json))
-        if wrote
-    ]
-    log.info("platform config: %s", ", ".join(created) or "already written")
+    created = [f"/{p.relative_to(paths.root)}" for p in (paths.system_env, paths.resolved_json)]
+    log.info("platform config: %s", ", ".join(created))
     return StepRecord(
         created=tuple(created),
         facts={"service": SERVICE_NAME, "db_role": role},
