@@ -19,7 +19,9 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
+from installer.commands.wizard import write_seed_file
 from installer.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed_answers import render_seed_with_answers
 from installer.setup_model import validate_field
 from installer.wizard import WizardOutcome
 from installer.wizard.app import WizardApp
@@ -305,3 +307,117 @@ def test_importing_the_wizard_package_does_not_import_textual() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- writing answers back into setup.txt (clawdie-setup wizard) -------------------------------
+
+TEMPLATE = (ROOT / "setup.txt.example").read_bytes()
+ANSWERS = {
+    "OPENROUTER_API_KEY": OPENROUTER,
+    "TELEGRAM_BOT_TOKEN": TOKEN,
+    "TELEGRAM_ADMIN_ID": ADMIN,
+}
+
+
+def test_answers_fill_the_template_in_place_keeping_every_other_line() -> None:
+    update = render_seed_with_answers(TEMPLATE, ANSWERS)
+    before = TEMPLATE.decode().splitlines()
+    after = update.text.splitlines()
+    assert len(after) == len(before)
+    changed = [n for n, (a, b) in enumerate(zip(before, after, strict=True), 1) if a != b]
+    assert [after[n - 1].split("=")[0] for n in changed] == [
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_ADMIN_ID",
+        "OPENROUTER_API_KEY",
+    ]
+    assert check_seed_bytes(update.text.encode()).valid
+    assert not any(v in note for note in update.changes for v in ANSWERS.values())
+
+
+@pytest.mark.parametrize(
+    ("lines", "answers", "expected"),
+    [
+        # a commented-out template line is uncommented in place
+        (
+            ["# a", "#TIMEZONE=", "# b"],
+            {"TIMEZONE": "Europe/Berlin"},
+            ["# a", "TIMEZONE=Europe/Berlin", "# b"],
+        ),
+        # a key with no line is appended
+        (["# notes"], {"TIMEZONE": "UTC"}, ["# notes", "TIMEZONE=UTC"]),
+        # a misspelt key's line is replaced by the key it meant
+        (
+            ["TELEGRAM_BOT_TOKN=x", "# c"],
+            {"TELEGRAM_BOT_TOKEN": "t"},
+            ["TELEGRAM_BOT_TOKEN=t", "# c"],
+        ),
+        # a second line for the key goes
+        (["HOSTNAME=a", "# c", "HOSTNAME=b"], {"HOSTNAME": "c"}, ["HOSTNAME=c", "# c"]),
+        # an unusable line nobody answers is commented out
+        (["junk line", "HOSTNAME=my_box"], {"HOSTNAME": ""}, ["#junk line", "HOSTNAME="]),
+        # a private key block is removed whole
+        (
+            [
+                "-----BEGIN OPENSSH PRIVATE KEY-----",
+                "abc",
+                "-----END OPENSSH PRIVATE KEY-----",
+                "# c",
+            ],
+            {"SSH_AUTHORIZED_KEY": ""},
+            ["SSH_AUTHORIZED_KEY=", "# c"],
+        ),
+        # values that the reader would unquote or refuse are quoted
+        (["# c"], {"ASSISTANT_NAME": "'Ada'"}, ["# c", "ASSISTANT_NAME=\"'Ada'\""]),
+    ],
+)
+def test_answer_placement(lines: list[str], answers: dict[str, str], expected: list[str]) -> None:
+    assert render_seed_with_answers(seed(*lines), answers).text.splitlines() == expected
+
+
+def test_line_ends_are_kept_and_values_read_back_exactly() -> None:
+    tricky = {"OPERATOR_PASSWORD": '"starts with a quote', "ASSISTANT_NAME": "Zoë's #1 'helper'"}
+    update = render_seed_with_answers(seed("# c", "ASSISTANT_NAME=x", eol="\r\n"), tricky)
+    assert update.text.startswith("# c\r\n")
+    assert "\n" not in update.text.replace("\r\n", "")
+    parsed = check_seed_bytes(update.text.encode()).given
+    assert {k: parsed[k].value for k in tricky} == tricky
+
+
+def test_the_command_says_a_valid_file_is_valid_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "setup.txt"
+    path.write_bytes(seed(*(f"{k}={v}" for k, v in ANSWERS.items())))
+    before = path.stat().st_mtime_ns
+    result = subprocess.run(
+        [sys.executable, "-m", "installer.cli", "wizard", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "already valid" in result.stdout
+    assert path.stat().st_mtime_ns == before
+
+
+def test_the_command_refuses_to_run_without_a_terminal(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "installer.cli", "wizard", str(tmp_path / "setup.txt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "needs a terminal" in result.stderr
+    assert not (tmp_path / "setup.txt").exists()
+
+
+def test_write_seed_file_replaces_atomically_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "setup.txt"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_seed_file(path, "new\n")
+    assert path.read_text() == "new\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["setup.txt"]
