@@ -216,6 +216,11 @@ class PgCluster:
             stamp.replace(" UTC", "+0000"), "%Y-%m-%d %H:%M:%S.%f%z"
         ).timestamp()
 
+    def clear_log(self) -> None:
+        """Empty the server log (kept owned by postgres, so the next start can append)."""
+        if self.logfile.exists():
+            self.logfile.write_text("")
+
     def log_tail(self, lines: int = 15) -> str:
         if not self.logfile.exists():
             return ""
