@@ -10,6 +10,7 @@ SHA-256 with the image's.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
@@ -19,6 +20,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -178,30 +180,48 @@ def _write_block(fd: int, node: str, block: _Block, offset: int, direct: bool) -
 
 def _read_device_blocks(
     node: str, total: int, wanted: list[bytes | None]
-) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (index, length, digest) for each wanted block of the device, read with O_DIRECT."""
+) -> Iterator[tuple[int, int, Future[bytes]]]:
+    """Yield (index, length, digest future) for each wanted block, read back with O_DIRECT.
+
+    Hashing runs in a second thread (hashlib releases the GIL) and each block is handed out only
+    after the next one has been read, so reading and hashing overlap; a ring of buffers, larger
+    than what is in flight, keeps a buffer from being reused while it is hashed.
+    """
     fd, direct = open_device(node, write=False)
-    buffer = mmap.mmap(-1, BLOCK)
+    ring = [mmap.mmap(-1, BLOCK) for _ in range(_QUEUE_DEPTH)]
+    pending: collections.deque[tuple[int, int, Future[bytes]]] = collections.deque()
     try:
-        for index, expected in enumerate(wanted):
-            if expected is None:
-                continue
-            offset = index * BLOCK
-            length = min(BLOCK, total - offset)
-            span = length if not direct else -(-length // 4096) * 4096
-            got = os.preadv(fd, [memoryview(buffer)[:span]], offset)
-            if got < length:
-                raise VerifyError(f"{node} ended at byte {offset + got:,} while reading back")
-            yield index, length, hashlib.sha256(memoryview(buffer)[:length]).digest()
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            slot = 0
+            for index, expected in enumerate(wanted):
+                if expected is None:
+                    continue
+                offset = index * BLOCK
+                length = min(BLOCK, total - offset)
+                span = length if not direct else -(-length // 4096) * 4096
+                buffer = ring[slot % len(ring)]
+                slot += 1
+                got = os.preadv(fd, [memoryview(buffer)[:span]], offset)
+                if got < length:
+                    raise VerifyError(f"{node} ended at byte {offset + got:,} while reading back")
+                pending.append((index, length, hasher.submit(_digest, buffer, length)))
+                if len(pending) > 1:
+                    yield pending.popleft()
+            yield from pending
     finally:
         os.close(fd)
+
+
+def _digest(buffer: mmap.mmap, length: int) -> bytes:
+    with memoryview(buffer) as view:
+        return hashlib.sha256(view[:length]).digest()
 
 
 def verify_device(node: str, total: int, result: WriteResult, progress: Progress) -> None:
     """Read the device back and compare every written block's digest; VerifyError on mismatch."""
     progress.start("verify", total)
-    for index, length, digest in _read_device_blocks(node, total, result.digests):
-        if digest != result.digests[index]:
+    for index, length, job in _read_device_blocks(node, total, result.digests):
+        if job.result() != result.digests[index]:
             raise VerifyError(
                 f"{node} does not read back what was written "
                 f"(bytes {index * BLOCK:,} to {index * BLOCK + length:,} differ)",
