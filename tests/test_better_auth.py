@@ -1,4 +1,6 @@
-"""Our dashboard-operator hash against the real `better-auth` package, both ways, with Node.
+"""Our dashboard operator against the real `better-auth` package, with Node: its password
+verification accepts our hash (and we accept its), and its own migration planner
+(`getMigrations`) finds nothing to create or add in the schema `ensure_auth_schema` made.
 
 The npm install goes to the test's own temp dir and is then kept in a cache outside the repo
 (~/.cache/clawdie-tests, or $CLAWDIE_TEST_CACHE) so later runs skip it; the cache is never
@@ -14,12 +16,18 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
+from installer import db
 from installer.db import hash_better_auth_password, verify_better_auth_password
+from tests.pg import PgCluster
 
 BETTER_AUTH_VERSION = "1.7.25"  # pinned: the verified version (DESIGN §4, password hashes)
+PG_VERSION = "8.16.3"  # node-postgres, for the migration planner
+PACKAGES = [f"better-auth@{BETTER_AUTH_VERSION}", f"pg@{PG_VERSION}"]
 PASSWORDS = ["correct horse battery staple", "Ünïcødé ｆｕｌｌｗｉｄｔｈ パスワード #=:"]
 
 # passwords arrive on stdin, never argv; our hashes are checked and theirs made
@@ -42,7 +50,7 @@ console.log(JSON.stringify(out));
 
 def _cache_root() -> Path:
     base = os.environ.get("CLAWDIE_TEST_CACHE") or Path.home() / ".cache" / "clawdie-tests"
-    return Path(base) / f"better-auth-{BETTER_AUTH_VERSION}"
+    return Path(base) / f"better-auth-{BETTER_AUTH_VERSION}-pg-{PG_VERSION}"
 
 
 def _better_auth(tmp_path: Path) -> Path:
@@ -56,7 +64,7 @@ def _better_auth(tmp_path: Path) -> Path:
     work.mkdir()
     (work / "package.json").write_text('{"name": "clawdie-hash-check", "private": true}\n')
     proc = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", f"better-auth@{BETTER_AUTH_VERSION}"],
+        ["npm", "install", "--no-audit", "--no-fund", *PACKAGES],
         cwd=work,
         capture_output=True,
         text=True,
@@ -64,7 +72,7 @@ def _better_auth(tmp_path: Path) -> Path:
         check=False,
     )
     if proc.returncode != 0:
-        pytest.skip(f"npm install better-auth@{BETTER_AUTH_VERSION} failed: {proc.stderr[-400:]}")
+        pytest.skip(f"npm install {' '.join(PACKAGES)} failed: {proc.stderr[-400:]}")
     try:  # keep it for next time; a failure here only costs the next run an install
         cached.parent.mkdir(parents=True, exist_ok=True)
         staging = cached.with_name(cached.name + f".{os.getpid()}")
@@ -82,25 +90,66 @@ COLD = not (_cache_root() / "node_modules" / "better-auth" / "package.json").exi
 pytestmark = [pytest.mark.slow] if COLD else []
 
 
-def test_better_auth_accepts_our_hash_and_we_accept_theirs(tmp_path: Path) -> None:
-    where = _better_auth(tmp_path)
-    script = where / "check-hash.mjs"
-    if not script.exists() or script.read_text() != SCRIPT:
-        script.write_text(SCRIPT)
-    cases = [{"password": p, "ours": hash_better_auth_password(p)} for p in PASSWORDS]
+def node(where: Path, name: str, script: str, stdin: str, env: dict[str, str] | None = None) -> Any:
+    path = where / name
+    if not path.exists() or path.read_text() != script:
+        path.write_text(script)
     proc = subprocess.run(
-        ["node", str(script)],
+        ["node", str(path)],
         cwd=where,
-        input=json.dumps(cases),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     assert proc.returncode == 0, proc.stderr
-    results = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_better_auth_accepts_our_hash_and_we_accept_theirs(tmp_path: Path) -> None:
+    where = _better_auth(tmp_path)
+    cases = [{"password": p, "ours": hash_better_auth_password(p)} for p in PASSWORDS]
+    results = node(where, "check-hash.mjs", SCRIPT, json.dumps(cases))
     for password, result in zip(PASSWORDS, results, strict=True):
         assert result["ours_ok"] is True
         assert result["ours_wrong"] is False
         assert verify_better_auth_password(password, result["theirs"])
         assert not verify_better_auth_password(password + "x", result["theirs"])
+
+
+# the connection string arrives in the environment, never on the command line
+MIGRATIONS = """
+import { getMigrations } from "better-auth/db/migration";
+import pg from "pg";
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+const plan = await getMigrations({ database: pool, emailAndPassword: { enabled: true } });
+await pool.end();
+console.log(JSON.stringify({
+  toBeCreated: plan.toBeCreated.map((t) => t.table),
+  toBeAdded: plan.toBeAdded.map((t) => [t.table, Object.keys(t.fields)]),
+  toBeAddedIndexes: (plan.toBeAddedIndexes ?? []).map((i) => i.name),
+  unsafeChanges: plan.unsafeChanges ?? [],
+  schemaProblems: plan.schemaProblems ?? [],
+}));
+"""
+
+
+def test_better_auth_finds_our_schema_complete(tmp_path: Path, pg: PgCluster) -> None:
+    where = _better_auth(tmp_path)
+    password = "schema-check-password"
+    db.bootstrap_platform(pg.admin_conninfo(), role="clawdie", password=password)
+    query = urlencode({"host": str(pg.sockdir), "port": str(pg.port)})
+    env = {"DATABASE_URL": f"postgresql://clawdie:{password}@localhost/system_ops?{query}"}
+    before = node(where, "migrations.mjs", MIGRATIONS, "", env)
+    assert before["toBeCreated"] == ["user", "session", "account", "verification"]
+    db.ensure_auth_schema(pg.conninfo("clawdie", password, "system_ops"))
+    after = node(where, "migrations.mjs", MIGRATIONS, "", env)
+    assert after == {
+        "toBeCreated": [],
+        "toBeAdded": [],
+        "toBeAddedIndexes": [],
+        "unsafeChanges": [],
+        "schemaProblems": [],
+    }
