@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "seed": "seed",
     "flash": "flash",
     "wizard": "wizard",
+    "firstboot": "firstboot",
     "wait-db": "wait_db",
     "set-operator": "set_operator",
 }

@@ -20,6 +20,9 @@ import pytest
 
 from tests.pg import PgCluster, unavailable_reason
 
+# `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
+pytest_plugins = ("tests.terminal",)
+
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[Path]:

@@ -7,94 +7,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from installer.resolve import check_seed_bytes
 from tests.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.terminal import Terminal, assert_console_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-class Terminal:
-    """One detached tmux session running a command at 80x25 with TERM=linux."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def send(self, *keys: str, literal: bool = False) -> None:
-        args = ["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys]
-        subprocess.run(args, check=True)
-
-    def type(self, text: str) -> None:
-        self.send(text, literal=True)
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-
-    def wait_for(self, predicate: Callable[[str], bool], what: str, deadline: float = 15) -> str:
-        """Poll the screen until `predicate` holds; fail with the last screen after `deadline`."""
-        end = time.monotonic() + deadline
-        screen = ""
-        while time.monotonic() < end:
-            screen = self.screen()
-            if predicate(screen):
-                return screen
-            time.sleep(0.1)
-        pytest.fail(f"timed out waiting for {what}; the screen was:\n{screen}")
-
-    def wait_text(self, text: str, deadline: float = 15) -> str:
-        return self.wait_for(lambda s: text in s, repr(text), deadline)
-
-    def wait_settled(self, text: str, deadline: float = 15) -> str:
-        """Wait for `text`, then for the screen to stay the same for half a second: keys sent
-        while the app is still starting (answering the terminal's queries) can be lost."""
-        end = time.monotonic() + deadline
-        screen = self.wait_text(text, deadline)
-        while time.monotonic() < end:
-            time.sleep(0.5)
-            again = self.screen()
-            if again == screen:
-                return screen
-            screen = again
-        pytest.fail(f"the screen did not settle; it was:\n{screen}")
-
-
-@pytest.fixture
-def terminal_in(tmp_path: Path) -> Iterator[Callable[[str], Terminal]]:
-    names: list[str] = []
-
-    def start(command: str) -> Terminal:
-        name = f"wizard-{uuid.uuid4().hex[:8]}"
-        names.append(name)
-        shell = f"cd {tmp_path} && TERM=linux {command}; echo EXIT=$?; sleep 60"
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "25", shell], check=True
-        )
-        return Terminal(name)
-
-    try:
-        yield start
-    finally:
-        for name in names:
-            subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
-
-
-def assert_console_safe(screen: str) -> None:
-    odd = sorted({c for c in screen if not (c.isascii() and (c.isprintable() or c == "\n"))})
-    assert not odd, f"characters a console font may lack: {odd}"
 
 
 def test_the_wizard_completes_a_template_in_a_linux_console(

@@ -82,7 +82,7 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
 
 def console_asker(timeout: float) -> Callable[[SeedCheck], Mapping[str, str] | None] | None:
     """The Textual wizard on this terminal, or None when nobody can be at a console."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the wizard draws on stderr
         return None
 
     def ask(check: SeedCheck) -> Mapping[str, str] | None:
@@ -121,10 +121,11 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
+    receipt: Callable[[str], tuple[bool, str]] | None = None
     if args.receipt_dir is not None:
         receipt = receipt_in_directory(args.receipt_dir)
-    else:
-        receipt = seed_on_stick_receipt() if live else None
+    elif live:
+        receipt = seed_on_stick_receipt()
     asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
     return FirstbootRun(
         config,
