@@ -8,8 +8,13 @@ venv := justfile_directory() / ".venv/bin"
 default:
     @just --list
 
-# the main job on its embedded default: check the filled demo seed and explain every value
-demo:
+# the main job on its embedded default: a full first boot from the demo seed against a throwaway
+# PostgreSQL in a sandbox root, then the summary; everything is removed after (--keep keeps it)
+demo *ARGS:
+    @{{venv}}/python -m installer.demo {{ARGS}}
+
+# check the filled demo seed and explain every resolved value and where it came from
+demo-check:
     @{{venv}}/clawdie-setup check seed/demo-setup.txt --explain
 
 # the fast suite: ruff, mypy --strict and every test not marked slow (a few minutes)

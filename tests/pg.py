@@ -1,172 +1,28 @@
-"""A throwaway PostgreSQL cluster for tests and benchmarks: Debian's server binaries, run as the
-`postgres` OS user (initdb refuses root), data and Unix socket in a private temp dir, TCP on
-127.0.0.1 only.
-
-Authentication: the admin `postgres` is trusted on the Unix socket; every other role, and every
-TCP connection, needs its SCRAM password, so a wrong password really fails.
-
-Tests may call subprocess directly (installer code goes through installer.run).
-"""
+"""Test-only controls on top of the throwaway cluster (installer/throwaway_pg.py): a late start
+in the background, promotion of a standby, the server log's ready time, TCP conninfo."""
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
-ADMIN = "postgres"
+from installer import throwaway_pg
+from installer.throwaway_pg import ADMIN, free_port, pg_bindir, unavailable_reason
 
-PG_HBA = """\
-# written by tests/pg.py
-local   all   postgres                 trust
-local   all   all                      scram-sha-256
-host    all   all        127.0.0.1/32  scram-sha-256
-"""
-
-CONF = """\
-# written by tests/pg.py: fast and disposable, never a model for production
-listen_addresses = '127.0.0.1'
-port = {port}
-unix_socket_directories = '{sockdir}'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = 16MB
-log_line_prefix = '%m [%p] '
-log_timezone = 'UTC'
-password_encryption = 'scram-sha-256'
-"""
+__all__ = ["ADMIN", "PgCluster", "free_port", "pg_bindir", "unavailable_reason"]
 
 
-def pg_bindir() -> Path | None:
-    """The server binaries (`pg_config --bindir` first, else the newest /usr/lib/postgresql)."""
-    found = shutil.which("pg_config")
-    if found:
-        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
-        candidate = Path(out.stdout.strip())
-        if (candidate / "initdb").exists():
-            return candidate
-    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    return Path(dirs[-1]) if dirs and Path(dirs[-1], "initdb").exists() else None
-
-
-def unavailable_reason() -> str | None:
-    """Why a cluster cannot be made here, or None when it can."""
-    if os.geteuid() != 0:
-        return "real PostgreSQL tests need root (the server runs as the postgres user via runuser)"
-    if pg_bindir() is None:
-        return "PostgreSQL server binaries not found (apt-get install postgresql)"
-    if shutil.which("runuser") is None:
-        return "runuser not found"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_postgres(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["runuser", "-u", ADMIN, "--", *argv],
-        capture_output=True,
-        text=True,
-        check=True,
-        **kwargs,  # type: ignore[call-overload]
-    )
-
-
-class PgCluster:
-    """One cluster. `init()` then `start()`; `cleanup()` stops it and removes everything.
-
-    Attributes: `base` (private temp dir), `data`, `sockdir`, `port`, `logfile`, `bindir`.
-    """
+class PgCluster(throwaway_pg.PgCluster):
+    """The throwaway cluster, plus what fault tests need."""
 
     def __init__(self, base: Path | None = None, template: Path | None = None) -> None:
-        bindir = pg_bindir()
-        if bindir is None:
-            raise RuntimeError("PostgreSQL binaries not found")
-        self.bindir = bindir
-        self.base = base or Path(tempfile.mkdtemp(prefix="clawdie-pg-"))
-        self.data = self.base / "data"
-        self.sockdir = self.base / "sock"
-        self.logfile = self.base / "server.log"
-        self.port = free_port()
-        self.template = template
+        super().__init__(base, template)
         self._background: subprocess.Popen[bytes] | None = None
-        self.sockdir.mkdir(exist_ok=True)
-        shutil.chown(self.base, ADMIN, ADMIN)
-        shutil.chown(self.sockdir, ADMIN, ADMIN)
-        self.base.chmod(0o755)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def init(self) -> PgCluster:
-        """initdb (or copy `template`, an initialised data dir), then our pg_hba and settings."""
-        if self.template is not None:
-            _as_postgres(["cp", "-a", str(self.template), str(self.data)])
-        else:
-            _as_postgres(
-                [
-                    str(self.bindir / "initdb"),
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    ADMIN,
-                    "--auth=trust",
-                    "--no-sync",
-                    "--no-locale",
-                    "-E",
-                    "UTF8",
-                ]
-            )
-        self._write(self.data / "pg_hba.conf", PG_HBA)
-        self._write(
-            self.data / "postgresql.auto.conf",
-            CONF.format(port=self.port, sockdir=self.sockdir),
-        )
-        return self
-
-    def set(self, **settings: str) -> None:
-        """Append settings to postgresql.auto.conf (takes effect at the next start)."""
-        lines = "".join(f"{k} = '{v}'\n" for k, v in settings.items())
-        with (self.data / "postgresql.auto.conf").open("a") as f:
-            f.write(lines)
-
-    def _write(self, path: Path, text: str) -> None:
-        path.write_text(text)
-        shutil.chown(path, ADMIN, ADMIN)
-        path.chmod(0o600)
-
-    def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]
-        proc = subprocess.run(
-            ["runuser", "-u", ADMIN, "--", *argv], capture_output=True, text=True, check=False
-        )
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {proc.stderr}{self.log_tail()}")
-        return proc
-
-    def start(self, *, wait: bool = True) -> None:
-        self.pg_ctl("-l", str(self.logfile), "-w" if wait else "-W", "-t", "30", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        """Stop (modes: smart, fast, immediate); no error when it is not running."""
-        if self.running():
-            self.pg_ctl("-m", mode, "-w", "-t", "30", "stop", check=False)
-
-    def restart(self, mode: str = "fast") -> None:
-        self.stop(mode)
-        self.start()
 
     def start_in_background(self, delay: float) -> None:
         """Start the server `delay` seconds from now without blocking the caller."""
@@ -183,28 +39,11 @@ class PgCluster:
             self._background.wait(timeout)
             self._background = None
 
-    def running(self) -> bool:
-        return self.pg_ctl("status", check=False).returncode == 0
-
     def promote(self) -> None:
         self.pg_ctl("-W", "promote")
 
-    def cleanup(self) -> None:
-        """Stop the server (immediately) and remove the directory. Safe to call twice."""
-        if self._background is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._background.wait(10)
-            self._background = None
-        if self.data.exists():
-            self.stop("immediate")
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    # -- facts -------------------------------------------------------------------------------
-
     def ready_time(self) -> float | None:
         """Wall-clock time (epoch s) of the last "ready to accept connections" log line."""
-        from datetime import datetime
-
         stamp = None
         text = self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
         for line in text.splitlines():
@@ -221,27 +60,10 @@ class PgCluster:
         if self.logfile.exists():
             self.logfile.write_text("")
 
-    def log_tail(self, lines: int = 15) -> str:
-        if not self.logfile.exists():
-            return ""
-        return "\n" + "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-
-    # -- connection strings (in-process only: never on a command line) ----------------------
-
-    def conninfo(self, user: str, password: str | None = None, dbname: str = "postgres") -> str:
-        """libpq key=value string over the Unix socket."""
-        return make_conninfo(
-            "", host=str(self.sockdir), port=self.port, user=user, password=password, dbname=dbname
-        )
-
     def tcp_conninfo(self, user: str, password: str | None = None, dbname: str = "postgres") -> str:
         return make_conninfo(
             "", host="127.0.0.1", port=self.port, user=user, password=password, dbname=dbname
         )
-
-    def admin_conninfo(self, dbname: str = "postgres") -> str:
-        """The superuser over the socket (trusted)."""
-        return self.conninfo(ADMIN, dbname=dbname)
 
     def wait_until(self, predicate: object, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -250,3 +72,10 @@ class PgCluster:
                 return
             time.sleep(0.02)
         raise TimeoutError(f"condition not met in {timeout} s{self.log_tail()}")
+
+    def cleanup(self) -> None:
+        if self._background is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._background.wait(10)
+            self._background = None
+        super().cleanup()
