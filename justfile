@@ -57,3 +57,7 @@ lock:
 # benchmark: PostgreSQL readiness detection, wait_for_db vs an `until pg_isready; sleep 1` loop (root)
 bench-db:
     {{venv}}/python bench/db_ready.py
+
+# benchmark: flash + verify against dd + cmp (and bmaptool copy) onto a loop device (root)
+bench-flash *ARGS:
+    {{venv}}/python bench/flash_vs_dd.py {{ARGS}}
