@@ -667,13 +667,7 @@ _OPERATOR_SQL = """
 
 def operator_exists(conninfo: str) -> bool:
     """Whether a dashboard operator (a user with a credential account) exists in system_ops."""
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            "SELECT pg_catalog.to_regclass('public.\"account\"') IS NOT NULL"
-        ).fetchone()
-        if not (row and row[0]):
-            return False
-        return conn.execute(_OPERATOR_SQL, (CREDENTIAL,)).fetchone() is not None
+    return operator_email(conninfo) is not None
 
 
 def create_operator(

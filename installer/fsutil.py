@@ -30,21 +30,30 @@ def ensure_dir(path: Path, mode: int = 0o755, uid: int = -1, gid: int = -1) -> N
 
 
 def write_atomic(
-    path: Path, data: bytes | str, *, mode: int = 0o644, uid: int = -1, gid: int = -1
+    path: Path,
+    data: bytes | str,
+    *,
+    mode: int = 0o644,
+    uid: int = -1,
+    gid: int = -1,
+    exact_mode: bool = True,
 ) -> bool:
     """Replace `path` with `data` atomically; return False when it already held exactly that.
 
     The temp file is created with its final mode (never briefly world-readable), owned as
-    asked, written, fsynced, renamed over `path`, and the directory fsynced.
+    asked, written, fsynced, renamed over `path`, and the directory fsynced. `exact_mode=False`
+    is for file systems without UNIX modes (FAT sticks refuse chmod): the mode is only asked for
+    at creation.
     """
     content = data.encode() if isinstance(data, str) else data
-    if _same(path, content, mode, uid, gid):
+    if _same(path, content, mode if exact_mode else None, uid, gid):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
-        os.fchmod(fd, mode)  # the umask may have narrowed it; never widened
+        if exact_mode:
+            os.fchmod(fd, mode)  # the umask may have narrowed it; never widened
         if uid != -1 or gid != -1:
             os.fchown(fd, uid, gid)
         half = len(content) // 2
@@ -63,10 +72,10 @@ def write_atomic(
     return True
 
 
-def _same(path: Path, content: bytes, mode: int, uid: int, gid: int) -> bool:
+def _same(path: Path, content: bytes, mode: int | None, uid: int, gid: int) -> bool:
     try:
         st = path.lstat()
-        if not path.is_file() or (st.st_mode & 0o7777) != mode:
+        if not path.is_file() or (mode is not None and (st.st_mode & 0o7777) != mode):
             return False
         if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
             return False

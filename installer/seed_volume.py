@@ -20,6 +20,7 @@ from typing import Protocol
 
 from installer.blockdev import BlockDevice
 from installer.errors import CommandFailedError, SeedUnreadableError
+from installer.fsutil import write_atomic
 from installer.run import run
 from installer.seedfile import MAX_SEED_BYTES
 
@@ -81,15 +82,7 @@ def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: a 0600 temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    fsync_path(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    write_atomic(path, data, mode=0o600, exact_mode=False)
 
 
 class MountedVolume:

@@ -70,8 +70,15 @@ def box(tmp_path: Path) -> Path:
 
 
 def firstboot(
-    box: Path, pg: PgCluster, *extra: str, fault: str | None = None, timeout_ms: int = 20000
+    box: Path,
+    pg: PgCluster,
+    *extra: str,
+    fault: str | None = None,
+    timeout_ms: int = 20000,
+    telegram_api: str | None = None,
+    start_platform: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    """Run `clawdie-setup firstboot` on the box as the systemd unit would (a new process)."""
     env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
     if fault:
         env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
@@ -92,9 +99,12 @@ def firstboot(
         str(pg.port),
         "--db-timeout-ms",
         str(timeout_ms),
-        "--platform-start",
-        f"{sys.executable} -m tests.fake_platform {box / 'root'}",
-        "--no-telegram",
+        *(
+            ["--platform-start", f"{sys.executable} -m tests.fake_platform {box / 'root'}"]
+            if start_platform
+            else ["--no-platform-start"]
+        ),
+        *(["--telegram-api", telegram_api] if telegram_api else ["--no-telegram"]),
         "--receipt-dir",
         str(box / "stick"),
         "--wizard",
@@ -376,34 +386,8 @@ def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgClu
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        argv = ["--telegram-api", f"http://127.0.0.1:{server.server_port}"]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "installer.cli",
-                "firstboot",
-                "--root",
-                str(box / "root"),
-                "--seed",
-                str(box / "setup.txt"),
-                "--db-admin",
-                pg.admin_conninfo(),
-                "--db-host",
-                str(pg.sockdir),
-                "--db-port",
-                str(pg.port),
-                "--no-platform-start",
-                "--wizard",
-                "never",
-                *argv,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=False,
-            timeout=120,
-        )
+        api = f"http://127.0.0.1:{server.server_port}"
+        result = firstboot(box, pg, telegram_api=api, start_platform=False)
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr

@@ -10,14 +10,12 @@ holds the old file or the new one, never half of one. Exit 0 written (or already
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
 import installer
 from installer.errors import InstallerError, UsageError
-from installer.fsutil import fsync_dir
+from installer.fsutil import write_atomic
 from installer.resolve import SeedCheck, apply_answers, check_seed_bytes
 from installer.seed_answers import render_seed_with_answers
 from installer.seedfile import MAX_SEED_BYTES, SEED_NAME, choose_seed_name
@@ -84,22 +82,9 @@ def read_seed(path: Path) -> bytes:
 def write_seed_file(path: Path, text: str) -> None:
     """Replace `path` atomically with `text`, readable by its owner only (it holds secrets).
 
-    The temp file is created 0600 (no chmod afterwards: FAT sticks refuse it), written,
-    fsynced and renamed over `path`; then the folder is fsynced.
+    Created 0600 with no chmod afterwards: FAT sticks refuse chmod.
     """
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    os.close(fd)
-    os.replace(temp, path)
-    fsync_dir(path.parent.resolve())
+    write_atomic(path, text, mode=0o600, exact_mode=False)
 
 
 def run(args: argparse.Namespace) -> int:
