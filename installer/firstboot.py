@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer import faults
-from installer.errors import InstallerError, SeedUnreadableError
+from installer.errors import InstallerError, SeedUnreadableError, UsageError
 from installer.fsutil import ensure_dir, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
@@ -201,6 +201,11 @@ class FirstbootRun:
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
+        if not paths.passwd.is_file():
+            raise UsageError(
+                f"{self.config.root} is not the root of a system (it has no etc/passwd)",
+                "give --root the directory the target system is mounted on",
+            )
         stamps = Stamps(paths.stamps_dir)
         if stamps.done(COMPLETE):
             print(

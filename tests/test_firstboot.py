@@ -249,6 +249,30 @@ def test_secrets_never_leave_their_files(box: Path, pg: PgCluster) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_root_that_is_not_a_system_is_refused_and_left_alone(tmp_path: Path) -> None:
+    target = tmp_path / "typo"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "installer.cli",
+            "firstboot",
+            "--root",
+            str(target),
+            "--wizard",
+            "never",
+            "--no-telegram",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is not the root of a system" in result.stderr
+    assert not target.exists()
+
+
 def test_invalid_seed_without_console_fails_clearly(box: Path, pg: PgCluster) -> None:
     (box / "setup.txt").write_text("ASSISTANT_NAME=Ada\nTELEGRAM_ADMIN_ID=@ada\n")
     result = firstboot(box, pg)
