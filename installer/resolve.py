@@ -308,6 +308,14 @@ def mask(setting: Setting) -> str:
     return f"{setting.value[:4]}… (hidden, {len(setting.value)} characters)"
 
 
+def shorten(text: str, width: int, ellipsis: str = "…") -> str:
+    """`text` cut in the middle to at most `width` characters (long values in a table)."""
+    if len(text) <= width:
+        return text
+    head = (width - len(ellipsis)) // 2
+    return f"{text[:head]}{ellipsis}{text[len(text) - (width - len(ellipsis) - head) :]}"
+
+
 def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
     """The seed's name, bytes and warnings for a file or a directory holding setup.txt.
 

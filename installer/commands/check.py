@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.profiles import Setting
-from installer.resolve import SeedCheck, check_seed_bytes, mask, read_seed_path
+from installer.resolve import SeedCheck, check_seed_bytes, mask, read_seed_path, shorten
 from installer.seedfile import Note, Problem
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
@@ -60,7 +60,7 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
     out += [f"repaired: {_where(name, n.line)}: {n.message}" for n in result.repairs]
     if explain and result.settings:
         out.append(f"\nresolved values (profile mapping v{result.mapping_version}):")
-        rows = [(s.key, _shorten(mask(s)), s.source.describe()) for s in result.settings]
+        rows = [(s.key, shorten(mask(s), 40), s.source.describe()) for s in result.settings]
         key_width = max(len(r[0]) for r in rows)
         value_width = max(len(r[1]) for r in rows)
         out += [f"  {k:<{key_width}}  {v:<{value_width}}  [{src}]" for k, v, src in rows]
@@ -73,11 +73,6 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
     else:
         out.append(f"{name}: {len(result.problems)} problem(s) to fix")
     return "\n".join(out) + "\n"
-
-
-def _shorten(value: str, limit: int = 40) -> str:
-    """Long values (an SSH key) cut in the middle for the table; --json has them whole."""
-    return value if len(value) <= limit else f"{value[: limit // 2 - 1]}…{value[-(limit // 2) :]}"
 
 
 def _setting_json(s: Setting) -> dict[str, Any]:

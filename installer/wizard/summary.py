@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from installer.profiles import Source
-from installer.resolve import SeedCheck, mask
+from installer.resolve import SeedCheck, mask, shorten
 from installer.wizard.text import console_safe
 
 KEY_WIDTH = 25
@@ -21,14 +21,6 @@ def short_source(source: Source) -> str:
     return source.kind
 
 
-def shorten(text: str, width: int) -> str:
-    """`text` cut in the middle to at most `width` characters."""
-    if len(text) <= width:
-        return text
-    head = (width - 3) // 2
-    return f"{text[:head]}...{text[len(text) - (width - 3 - head) :]}"
-
-
 def review_lines(result: SeedCheck, width: int = 78) -> list[str]:
     """One line per resolved setting (key, masked value, source), then the warnings."""
     lines = []
@@ -37,9 +29,9 @@ def review_lines(result: SeedCheck, width: int = 78) -> list[str]:
         if len(key) > KEY_WIDTH:  # a long key gets a line of its own
             lines.append(key)
             key = ""
-        source = shorten(short_source(setting.source), width - KEY_WIDTH - VALUE_WIDTH - 4)
+        source = shorten(short_source(setting.source), width - KEY_WIDTH - VALUE_WIDTH - 4, "...")
         room = width - KEY_WIDTH - len(source) - 4
-        value = shorten(console_safe(mask(setting)), room)
+        value = shorten(console_safe(mask(setting)), room, "...")
         lines.append(f"{key:<{KEY_WIDTH}}  {value:<{VALUE_WIDTH}}  {source}".rstrip())
     if result.warnings:
         lines.append("")
