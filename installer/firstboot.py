@@ -105,6 +105,57 @@ def read_stored_seed(paths: TargetPaths) -> SeedCheck:
     return check
 
 
+def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck, dict[str, str]]:
+    """Step 2: validate the seed; ask the console for what is missing or invalid.
+
+    Returns the valid, resolved seed and the operator's answers ({} when none were needed).
+    Raises SeedInvalidError when nobody can or does answer. Shared with the disk installer.
+    """
+    check = check_seed_bytes(data, name=name)
+    if check.valid:
+        return check, {}
+    keys = keys_to_ask(check)
+    log.warning("seed: %d problem(s); asking for: %s", len(check.problems), ", ".join(keys))
+    if asker is None or not keys:
+        raise SeedInvalidError(
+            f"{name} has {len(check.problems)} problem(s) and there is no console to ask on",
+            "fix setup.txt (clawdie-setup check shows every problem), then boot again",
+            check,
+        )
+    given = asker(check)
+    if given is None:
+        raise SeedInvalidError(
+            "the questions on the console were not answered",
+            "fix setup.txt or answer on the console, then run first boot again",
+            check,
+        )
+    answers = {k: v for k, v in given.items() if v}
+    check = apply_answers(check, answers)
+    if not check.valid:
+        raise SeedInvalidError("the answers still leave problems", None, check)
+    return check, answers
+
+
+def store_seed(
+    paths: TargetPaths, stamps: Stamps, data: bytes, answers: Mapping[str, str], description: str
+) -> None:
+    """Keep the seed (0600, folder 0700) and the console answers on the target; stamp step 2.
+
+    After this, first boot reads only what is stored here and never asks or reads a stick again.
+    """
+    ensure_dir(paths.seed_copy.parent, 0o700)
+    write_atomic(paths.seed_copy, data, mode=0o600)
+    if answers:
+        write_atomic(paths.wizard_answers, platform_env.render_env_file(answers), mode=0o600)
+    stamps.mark(
+        SEED_STEP,
+        StepRecord(
+            created=(f"seed read from {description}",),
+            notes=tuple(f"answered on the console: {k}" for k in answers),
+        ),
+    )
+
+
 def obtain_seed(
     config: FirstbootConfig, paths: TargetPaths, stamps: Stamps, asker: Asker | None
 ) -> SeedCheck:
@@ -113,41 +164,9 @@ def obtain_seed(
         return read_stored_seed(paths)
     source = _read_seed_source(config, paths)
     log.info("seed: reading %s", source.description)
-    check = check_seed_bytes(source.data, name=source.name)
-    answers: dict[str, str] = {}
-    if not check.valid:
-        keys = keys_to_ask(check)
-        log.warning("seed: %d problem(s); asking for: %s", len(check.problems), ", ".join(keys))
-        if asker is None or not keys:
-            raise SeedInvalidError(
-                f"{source.name} has {len(check.problems)} problem(s) and there is no console "
-                "to ask on",
-                "fix setup.txt (clawdie-setup check shows every problem), then boot again",
-                check,
-            )
-        given = asker(check)
-        if given is None:
-            raise SeedInvalidError(
-                "the questions on the console were not answered",
-                "fix setup.txt or answer on the console, then run first boot again",
-                check,
-            )
-        answers = {k: v for k, v in given.items() if v}
-        check = apply_answers(check, answers)
-        if not check.valid:
-            raise SeedInvalidError("the answers still leave problems", None, check)
+    check, answers = resolve_seed(source.data, source.name, asker)
     faults.fault_point(f"effects:{SEED_STEP}")
-    ensure_dir(paths.seed_copy.parent, 0o700)
-    write_atomic(paths.seed_copy, source.data, mode=0o600)
-    if answers:
-        write_atomic(paths.wizard_answers, platform_env.render_env_file(answers), mode=0o600)
-    stamps.mark(
-        SEED_STEP,
-        StepRecord(
-            created=(f"seed read from {source.description}",),
-            notes=tuple(f"answered on the console: {k}" for k in answers),
-        ),
-    )
+    store_seed(paths, stamps, source.data, answers, source.description)
     faults.fault_point(f"stamped:{SEED_STEP}")
     return check
 
