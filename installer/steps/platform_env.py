@@ -55,6 +55,14 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def render_unit_dropin(account: str) -> str:
+    """The platform unit's drop-in: run as the service account (read at the next reload)."""
+    return (
+        "# Written by clawdie-setup firstboot: the platform runs as the service account.\n"
+        f"[Service]\nUser={account}\nGroup={account}\n"
+    )
+
+
 def render_env_file(values: Mapping[str, str]) -> str:
     """KEY="value" lines in systemd EnvironmentFile syntax."""
     lines = [
@@ -135,7 +143,10 @@ def apply(ctx: StepContext) -> StepRecord:
         render_resolved_json(settings, ctx.check.mapping_version, warnings),
         mode=0o644,
     )
-    created = [f"/{p.relative_to(paths.root)}" for p in (paths.system_env, paths.resolved_json)]
+    ensure_dir(paths.platform_unit_dropin.parent, 0o755)
+    write_atomic(paths.platform_unit_dropin, render_unit_dropin(role), mode=0o644)
+    written = (paths.system_env, paths.resolved_json, paths.platform_unit_dropin)
+    created = [f"/{p.relative_to(paths.root)}" for p in written]
     log.info("platform config: %s", ", ".join(created))
     return StepRecord(
         created=tuple(created),
