@@ -50,6 +50,23 @@ class TargetPaths:
     def default_keyboard(self) -> Path:
         return self._at("/etc/default/keyboard")
 
+    # the installed system (written by the disk installer)
+    @property
+    def fstab(self) -> Path:
+        return self._at("/etc/fstab")
+
+    @property
+    def machine_id(self) -> Path:
+        return self._at("/etc/machine-id")
+
+    @property
+    def esp_dir(self) -> Path:
+        return self._at("/boot/efi")
+
+    @property
+    def grub_cfg(self) -> Path:
+        return self._at("/boot/grub/grub.cfg")
+
     # accounts
     @property
     def passwd(self) -> Path:
@@ -77,9 +94,19 @@ class TargetPaths:
         return self.config_dir / "setup.resolved.json"
 
     @property
+    def image_version(self) -> Path:
+        """The image's version, written by the image build (absent in a dev tree)."""
+        return self.config_dir / "image-version"
+
+    @property
     def state_dir(self) -> Path:
         """/var/lib/clawdie: the service account's home and the installer's state."""
         return self._at(f"/var/lib/{SERVICE_NAME}")
+
+    @property
+    def platform_unit_dropin(self) -> Path:
+        """Runs the platform unit as the service account (SERVICE_ACCOUNT may rename it)."""
+        return self._at(f"/etc/systemd/system/{SERVICE_NAME}.service.d/10-account.conf")
 
     @property
     def seed_copy(self) -> Path:
@@ -88,6 +115,11 @@ class TargetPaths:
     @property
     def wizard_answers(self) -> Path:
         return self.state_dir / "seed" / "wizard-answers.txt"
+
+    @property
+    def install_record(self) -> Path:
+        """What the disk installer did (when, which disk, which image); never a secret."""
+        return self.state_dir / "installed.txt"
 
     @property
     def stamps_dir(self) -> Path:
