@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "check": "check",
     "seed": "seed",
     "flash": "flash",
+    "install": "install",
     "wizard": "wizard",
     "firstboot": "firstboot",
     "wait-db": "wait_db",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from installer.errors import CommandFailedError
@@ -62,3 +65,43 @@ def run(
         message = " | ".join(redact_argv(tail, hidden))
         raise CommandFailedError(shown, proc.returncode, message)
     return proc
+
+
+def run_streaming(
+    argv: list[str],
+    on_output: Callable[[str], None],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Run `argv`, passing its standard output to `on_output` as it arrives (progress bars).
+
+    Standard error is kept aside for the error message; raises `CommandFailedError` on a non-zero
+    exit and kills the command at `timeout` seconds.
+    """
+    log.debug("run: %s", shlex.join(argv))
+    full_env = None if env is None else {**os.environ, **env}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=full_env) as proc,
+    ):
+        assert proc.stdout is not None  # noqa: S101 (Popen with stdout=PIPE)
+        fd = proc.stdout.fileno()
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                proc.kill()
+                raise CommandFailedError(argv, -9, f"killed: no end after {timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            on_output(chunk.decode(errors="replace"))
+        returncode = proc.wait()
+        if returncode != 0:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise CommandFailedError(argv, returncode, " | ".join(tail))

@@ -1,0 +1,407 @@
+"""The disk install in order: seed, target disk, guard, layout, system, boot loader, receipt.
+
+Runs on the booted installer stick. Every step prints one line on the console; the end is a
+marker line (`CLAWDIE-INSTALL-DONE` or `CLAWDIE-INSTALL-FAILED: <reason>`), a receipt on the
+seed partition, and a reboot (success) or a power-off after a bounded wait (failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import __version__
+from installer.blockdev import BlockDevice, read_block_devices, render_size
+from installer.errors import InstallerError
+from installer.firstboot import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.install import layout, system
+from installer.install.console import DONE_MARKER, Console, render_failed_marker
+from installer.install.targets import (
+    Choice,
+    TargetDisk,
+    TargetError,
+    choose_target,
+    match_typed_disk,
+    read_target_disks,
+    render_contents,
+    render_disk,
+    resolve_disk_name,
+)
+from installer.paths import TargetPaths
+from installer.resolve import SeedCheck
+from installer.run import run
+from installer.stamps import Stamps
+
+log = logging.getLogger("clawdie.install")
+
+DEFAULT_SQUASHFS = Path("/run/live/medium/live/filesystem.squashfs")
+PROGRESS_STEP = 5  # print the copy's progress every this many percent
+REINSTALL_WORD = "REINSTALL"
+ERASE_WORD = "ERASE"
+
+Receipt = Callable[[str], tuple[bool, str]]
+
+
+class NotInstallerError(InstallerError):
+    """This is not the installer stick's live system: nothing to install from."""
+
+
+class ExistingInstallError(InstallerError):
+    """The chosen disk holds a Clawdie installation and nobody confirmed a reinstall."""
+
+
+@dataclass(frozen=True)
+class InstallConfig:
+    """Frozen inputs of one install."""
+
+    squashfs: Path = DEFAULT_SQUASHFS
+    seed: Path | None = None  # a setup.txt instead of the seed partition (tests)
+    receipt_dir: Path | None = None  # SETUP-RESULT.txt here instead of on the stick
+    console_wait: float = 120.0
+    failure_wait: float = 60.0
+    reboot: bool = True
+    poweroff: bool = True
+    bootloader: bool = True
+    mount_dir: Path | None = None
+    live_root: Path = Path("/")
+    only_disks: tuple[str, ...] | None = None  # consider only these disks (tests)
+
+
+@dataclass(frozen=True)
+class SeedInput:
+    """The seed as read, where it came from, and its partition (None for --seed FILE)."""
+
+    name: str
+    data: bytes
+    description: str
+    device: BlockDevice | None = None
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def render_success_receipt(when: str, disk: TargetDisk, hostname: str) -> str:
+    device = disk.device
+    return (
+        "Clawdie installer: INSTALLED\n"
+        f"When: {when}\n"
+        f"Disk: {disk.node} ({device.model or 'unknown model'}, {render_size(device.size)})\n"
+        f"Host name: {hostname}\n"
+        "\n"
+        "Remove the stick; first boot runs on the next start.\n"
+        "This stick can install further machines: setup.txt was left as it is.\n"
+    )
+
+
+def render_failure_receipt(when: str, err: InstallerError, problems: list[str]) -> str:
+    lines = [
+        "Clawdie installer: the install FAILED",
+        f"When: {when}",
+        f"Reason: {err.message}",
+        *([f"What to do: {err.hint}"] if err.hint else []),
+    ]
+    if problems:
+        lines += ["", "Problems in setup.txt:", *(f"  - {p}" for p in problems)]
+    return "\n".join(lines) + "\n"
+
+
+def render_problems(check: SeedCheck | None) -> list[str]:
+    """The seed's problems by line and key (never a value)."""
+    if check is None:
+        return []
+    from installer.commands.check import render_problem
+
+    return [render_problem(check.name, p).replace("\n  hint:", " —") for p in check.problems]
+
+
+def read_seed_input(config: InstallConfig) -> SeedInput:
+    """The seed: --seed FILE, else setup.txt on the seed partition."""
+    if config.seed is not None:
+        from installer.resolve import read_seed_path
+
+        name, data, _ = read_seed_path(config.seed)
+        return SeedInput(name, data, str(config.seed))
+    from installer.seed_device import find_seed, read_seed
+
+    device, _ = find_seed()
+    read = read_seed(device)
+    return SeedInput(read.name, read.data, f"the seed partition {device.node}", device)
+
+
+def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
+    if config.receipt_dir is not None:
+        from installer.firstboot import receipt_in_directory
+
+        return receipt_in_directory(config.receipt_dir)
+    if seed.device is None:
+        return None
+    device = seed.device
+
+    def write(text: str) -> tuple[bool, str]:
+        from installer.seed_device import write_receipt
+
+        result = write_receipt(device, text)
+        return result.written, result.message
+
+    return write
+
+
+def read_boot_disks(config: InstallConfig) -> set[str]:
+    if config.only_disks is not None:
+        return set()  # tests name their disks; the host's boot disk is not among them
+    from installer.seed_device import read_boot_disks as read_live_boot_disks
+
+    return read_live_boot_disks()
+
+
+class InstallRun:
+    """One install; `execute` returns the exit code (0 installed, 1 failed)."""
+
+    def __init__(self, config: InstallConfig, console: Console, asker: Asker | None) -> None:
+        self.config = config
+        self.console = console
+        self.asker = asker
+        self.receipt: Receipt | None = None
+        self.check: SeedCheck | None = None
+
+    @property
+    def say(self) -> Callable[[str], None]:
+        return self.console.say
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def execute(self) -> int:
+        try:
+            disk, hostname = self._install()
+        except NotInstallerError as err:
+            self._fail(err, power_off=False)
+            return 1
+        except InstallerError as err:
+            self._fail(err)
+            return 1
+        except (OSError, subprocess.SubprocessError) as err:
+            log.exception("install: unexpected error")
+            self._fail(InstallerError(f"unexpected system error: {err}", "see the journal"))
+            return 1
+        self._write_receipt(render_success_receipt(utc_now(), disk, hostname))
+        self.say(f"installed on {disk.node}; remove the stick, first boot runs on the next start")
+        self.console.line(DONE_MARKER)
+        system.sync()
+        if self.config.reboot:
+            self.say("restarting")
+            run(["systemctl", "reboot"], check=False, timeout=60)
+        return 0
+
+    def _install(self) -> tuple[TargetDisk, str]:
+        config = self.config
+        self.say(f"clawdie-setup {__version__}: installing the appliance")
+        if not config.squashfs.is_file():
+            raise NotInstallerError(
+                f"not running on the installer stick: {config.squashfs} is missing",
+                "boot the machine from the Clawdie installer stick",
+            )
+        self.say("reading the seed (setup.txt)")
+        seed = read_seed_input(config)
+        self.receipt = receipt_for(config, seed)
+        self.say(f"seed: {seed.name} from {seed.description}")
+        check, answers = self._check_seed(seed)
+        disk = self.choose_disk(check, seed)
+        hostname = check.value("HOSTNAME") or "clawdie"
+        self.write_system(disk, seed, answers, hostname)
+        return disk, hostname
+
+    def _check_seed(self, seed: SeedInput) -> tuple[SeedCheck, dict[str, str]]:
+        try:
+            check, answers = resolve_seed(seed.data, seed.name, self.asker)
+        except SeedInvalidError as err:
+            self.check = err.check
+            raise
+        self.check = check
+        for warning in check.warnings:
+            self.say(f"seed warning: {warning.message}")
+        if answers:
+            self.say(f"answered on the console: {', '.join(sorted(answers))}")
+        return check, answers
+
+    # -- the target disk -----------------------------------------------------------------------
+
+    def choose_disk(self, check: SeedCheck, seed: SeedInput) -> TargetDisk:
+        """The disk to erase: chosen, asked for, and past the existing-install guard."""
+        devices = read_block_devices()
+        disks = read_target_disks(devices, only=self.config.only_disks)
+        named = check.value("TARGET_DISK")
+        choice = choose_target(
+            disks,
+            boot_disks=read_boot_disks(self.config),
+            seed_disks={seed.device.disk} if seed.device else set(),
+            named=resolve_disk_name(named) if named else None,
+            erase=check.value("ERASE_TARGET_DISK") == "yes",
+            partitions=[d for d in devices if not d.is_disk],
+        )
+        if choice.disk is not None:
+            disk = choice.disk
+            self.say(f"target disk {disk.node} ({choice.reason})")
+            if disk.holds_clawdie:
+                self.guard_existing(disk)
+            return disk
+        return self.ask_disk(choice)
+
+    def guard_existing(self, disk: TargetDisk) -> None:
+        """A disk holding a Clawdie installation is erased only after REINSTALL is typed."""
+        self.say(
+            f"{disk.node}: this disk already holds a Clawdie installation — remove the stick and "
+            f"restart to boot it, or type {REINSTALL_WORD} to erase it and install again"
+        )
+        failed = ExistingInstallError(
+            f"{disk.node} already holds a Clawdie installation and {REINSTALL_WORD} was not typed",
+            "remove the stick and restart to boot the installed system; to install again, "
+            f"type {REINSTALL_WORD} on the console when asked",
+        )
+        if not self.console.interactive:
+            raise failed
+        typed = self.console.ask(
+            f"type {REINSTALL_WORD} to erase {disk.node} and install again:",
+            self.config.console_wait,
+        )
+        if typed != REINSTALL_WORD:
+            raise failed
+
+    def ask_disk(self, choice: Choice) -> TargetDisk:
+        """The console question: which disk, then ERASE (or REINSTALL) to confirm."""
+        wait = self.config.console_wait
+        self.say(f"choose the disk to install to ({choice.reason}); it will be erased:")
+        for listed in choice.ask:
+            self.console.line(f"  {render_disk(listed)}")
+        if any(d.holds_clawdie for d in choice.ask):
+            self.say("to start an installed system instead, remove the stick and restart")
+        if not self.console.interactive:
+            raise TargetError(
+                f"the target disk must be chosen on the console ({choice.reason}), and there is "
+                "no console",
+                "name the disk in setup.txt: TARGET_DISK=/dev/… and ERASE_TARGET_DISK=yes",
+            )
+        deadline = time.monotonic() + wait
+        disk: TargetDisk | None = None
+        while disk is None:
+            left = deadline - time.monotonic()
+            typed = self.console.ask("type the disk to install to (e.g. /dev/sda):", left)
+            if typed is None:
+                raise TargetError(
+                    f"nobody chose a disk within {wait:.0f} s",
+                    "name the disk in setup.txt: TARGET_DISK=/dev/… and ERASE_TARGET_DISK=yes",
+                )
+            disk = match_typed_disk(typed, choice.ask)
+            if disk is None:
+                self.say(f"{typed!r} is not one of the disks listed")
+        word = REINSTALL_WORD if disk.holds_clawdie else ERASE_WORD
+        if disk.holds_clawdie:
+            self.say(f"{disk.node}: this disk already holds a Clawdie installation")
+        typed = self.console.ask(
+            f"{disk.node} holds {render_contents(disk)}. Type {word} to erase it and install:",
+            wait,
+        )
+        if typed != word:
+            raise TargetError(
+                f"erasing {disk.node} was not confirmed (type {word} to confirm)",
+                "restart the machine to be asked again",
+            )
+        self.say(f"target disk {disk.node} (chosen on the console)")
+        return disk
+
+    # -- writing the disk ----------------------------------------------------------------------
+
+    def write_system(
+        self, disk: TargetDisk, seed: SeedInput, answers: Mapping[str, str], hostname: str
+    ) -> None:
+        config = self.config
+        self.say(f"partitioning {disk.node}")
+        layout.write_partition_table(disk.node)
+        layout.reread_partitions(disk.node)
+        nodes = layout.wait_for_partitions(disk.node)
+        self.say(f"making the file systems on {', '.join(nodes[1:])}")
+        formatted = layout.make_file_systems(disk.node, nodes)
+        with contextlib.ExitStack() as stack:
+            root = self._mount_dir(stack)
+            system.mount(stack, formatted.root, root, fs_type="ext4")
+            self.say("copying the system 0%")
+            system.copy_system(config.squashfs, root, self._copy_progress())
+            paths = TargetPaths(root)
+            self.say("writing /etc/fstab, machine id, seed copy and install record")
+            system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
+            system.clear_machine_id(paths)
+            store_seed(paths, Stamps(paths.stamps_dir), seed.data, answers, seed.description)
+            system.write_install_record(
+                paths,
+                system.InstallRecord(
+                    installed_at=utc_now(),
+                    installer_version=__version__,
+                    image_version=system.read_image_version(config.live_root),
+                    disk=disk.node,
+                    disk_model=disk.device.model,
+                    disk_size=render_size(disk.device.size),
+                    hostname=hostname,
+                    seed_source=seed.description,
+                    answered_on_console=tuple(sorted(answers)),
+                ),
+            )
+            if config.bootloader:
+                self.say("installing the boot loader (BIOS and UEFI)")
+                system.install_bootloader(stack, root, disk.node, formatted.esp, self.say)
+            else:
+                self.say("boot loader: skipped (--no-bootloader)")
+            self.say("unmounting")
+        system.sync()
+
+    def _mount_dir(self, stack: contextlib.ExitStack) -> Path:
+        if self.config.mount_dir is not None:
+            return self.config.mount_dir
+        made = Path(tempfile.mkdtemp(prefix="clawdie-target-"))
+        stack.callback(made.rmdir)  # registered first: runs after every unmount
+        return made
+
+    def _copy_progress(self) -> Callable[[int], None]:
+        shown = 0
+
+        def show(percent: int) -> None:
+            nonlocal shown
+            if percent >= shown + PROGRESS_STEP or (percent == 100 and shown != 100):
+                shown = percent
+                self.say(f"copying the system {percent}%")
+
+        return show
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _write_receipt(self, text: str) -> None:
+        if self.receipt is None:
+            self.say("no receipt: the seed is not on a partition that can be written")
+            return
+        written, message = self.receipt(text)
+        self.say(f"receipt: {message}")
+        if not written:
+            log.warning("install: no receipt: %s", message)
+
+    def _fail(self, err: InstallerError, *, power_off: bool = True) -> None:
+        problems = render_problems(self.check if isinstance(err, SeedInvalidError) else None)
+        self.say(f"FAILED: {err.message}")
+        for problem in problems:
+            self.say(f"  {problem}")
+        if err.hint:
+            self.say(f"what to do: {err.hint}")
+        self._write_receipt(render_failure_receipt(utc_now(), err, problems))
+        self.console.line(render_failed_marker(err.message))
+        if not power_off:
+            return
+        wait = self.config.failure_wait
+        self.say(f"this machine powers off in {wait:.0f} s; press Enter to power off now")
+        self.console.wait_for_enter(wait)
+        system.sync()
+        if self.config.poweroff:
+            run(["systemctl", "poweroff"], check=False, timeout=60)

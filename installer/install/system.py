@@ -1,0 +1,204 @@
+"""The installed system: a copy of the live squashfs, its fstab and machine id, the install
+record, and the boot loader (grub for BIOS and UEFI, installed from inside the target).
+
+Every mount is registered on an ExitStack, so it is undone in reverse order on success and on
+failure alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.errors import CommandFailedError
+from installer.fsutil import write_atomic
+from installer.paths import TargetPaths
+from installer.run import run, run_streaming
+
+log = logging.getLogger("clawdie.install")
+
+COPY_TIMEOUT_S = 3 * 3600.0
+GRUB_TIMEOUT_S = 600.0
+BOOTLOADER_ID = "clawdie"
+CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+# Live-system file systems the boot loader tools need inside the target (source, type).
+BIND_MOUNTS = (("/dev", None), ("/proc", "proc"), ("/sys", "sysfs"), ("/run", None))
+
+_PERCENT = re.compile(r"(\d{1,3})%")
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    """The non-secret facts kept in /var/lib/clawdie/installed.txt."""
+
+    installed_at: str
+    installer_version: str
+    image_version: str
+    disk: str
+    disk_model: str
+    disk_size: str
+    hostname: str
+    seed_source: str
+    answered_on_console: tuple[str, ...] = ()
+
+
+def parse_percentages(text: str) -> list[int]:
+    """Percentages in a chunk of unsquashfs progress output (its bar ends in "NN%")."""
+    return [int(m) for m in _PERCENT.findall(text) if int(m) <= 100]
+
+
+def render_install_record(record: InstallRecord) -> str:
+    def one_line(value: str) -> str:
+        return " ".join(value.split()) or "-"
+
+    lines = [
+        "# Written by clawdie-setup install on the installer stick. No secrets.",
+        f"INSTALLED_AT={record.installed_at}",
+        f"INSTALLER_VERSION={one_line(record.installer_version)}",
+        f"IMAGE_VERSION={one_line(record.image_version)}",
+        f"TARGET_DISK={record.disk}",
+        f"DISK_MODEL={one_line(record.disk_model)}",
+        f"DISK_SIZE={one_line(record.disk_size)}",
+        f"HOSTNAME={record.hostname}",
+        f"SEED={one_line(record.seed_source)}",
+        f"ANSWERED_ON_CONSOLE={','.join(record.answered_on_console)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def read_image_version(live_root: Path) -> str:
+    """The image version the build wrote into the live system, or "unknown"."""
+    try:
+        return TargetPaths(live_root).image_version.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+# -- mounts --------------------------------------------------------------------------------------
+
+
+def unmount(target: Path) -> None:
+    """Unmount `target`; lazily when something still holds it (logged, never raised)."""
+    result = run(["umount", str(target)], check=False, timeout=120)
+    if result.returncode != 0:
+        log.warning(
+            "umount %s failed (%s); detaching it lazily",
+            target,
+            result.stderr.decode(errors="replace").strip(),
+        )
+        run(["umount", "--lazy", str(target)], check=False, timeout=60)
+
+
+def mount(
+    stack: contextlib.ExitStack,
+    source: str,
+    target: Path,
+    *,
+    fs_type: str | None = None,
+    bind: bool = False,
+) -> None:
+    """Mount `source` on `target` (created if missing) and register its unmount on `stack`."""
+    target.mkdir(parents=True, exist_ok=True)
+    argv = ["mount"]
+    if bind:
+        argv.append("--bind")
+    elif fs_type:
+        argv += ["-t", fs_type]
+    run([*argv, source, str(target)], timeout=120)
+    log.debug("mounted %s on %s", source, target)
+    stack.callback(unmount, target)
+
+
+# -- the system ----------------------------------------------------------------------------------
+
+
+def copy_system(squashfs: Path, root: Path, on_percent: Callable[[int], None]) -> None:
+    """Unpack the live squashfs onto the mounted root: an exact copy (owners, modes, xattrs)."""
+    last = -1
+
+    def progress(chunk: str) -> None:
+        nonlocal last
+        for percent in parse_percentages(chunk):
+            if percent != last:
+                last = percent
+                on_percent(percent)
+
+    run_streaming(
+        ["unsquashfs", "-f", "-d", str(root), str(squashfs)],
+        progress,
+        timeout=COPY_TIMEOUT_S,
+    )
+
+
+def clear_machine_id(paths: TargetPaths) -> None:
+    """An empty /etc/machine-id: systemd gives the installed system its own at first start."""
+    if paths.machine_id.is_symlink():
+        paths.machine_id.unlink()
+    write_atomic(paths.machine_id, b"", mode=0o444)
+
+
+def write_fstab(paths: TargetPaths, text: str) -> None:
+    write_atomic(paths.fstab, text, mode=0o644)
+
+
+def write_install_record(paths: TargetPaths, record: InstallRecord) -> None:
+    write_atomic(paths.install_record, render_install_record(record), mode=0o644)
+
+
+# -- the boot loader -----------------------------------------------------------------------------
+
+
+def _in_target(root: Path, argv: list[str], env: Mapping[str, str] = CHROOT_ENV) -> None:
+    run(["chroot", str(root), *argv], env=env, timeout=GRUB_TIMEOUT_S)
+
+
+def bind_live_filesystems(stack: contextlib.ExitStack, root: Path) -> None:
+    """/dev, /proc, /sys and /run of the live system inside the target, for grub's tools."""
+    for source, fs_type in BIND_MOUNTS:
+        target = root / source.lstrip("/")
+        if fs_type in ("proc", "sysfs"):
+            mount(stack, fs_type, target, fs_type=fs_type)
+        else:
+            mount(stack, source, target, bind=True)
+
+
+def grub_argvs(disk: str) -> list[list[str]]:
+    """The boot loader commands run inside the target, in order (pure)."""
+    efi = [
+        "grub-install",
+        "--target=x86_64-efi",
+        "--efi-directory=/boot/efi",
+        f"--bootloader-id={BOOTLOADER_ID}",
+        "--no-nvram",
+    ]
+    return [
+        ["grub-install", "--target=i386-pc", disk],
+        efi,
+        [*efi, "--removable"],  # EFI/BOOT/BOOTX64.EFI: firmware without a boot entry finds it
+        ["grub-mkconfig", "-o", "/boot/grub/grub.cfg"],
+    ]
+
+
+def install_bootloader(
+    stack: contextlib.ExitStack, root: Path, disk: str, esp: str, say: Callable[[str], None]
+) -> None:
+    """Mount the ESP and the live file systems in the target, install grub both ways."""
+    paths = TargetPaths(root)
+    mount(stack, esp, paths.esp_dir, fs_type="vfat")
+    bind_live_filesystems(stack, root)
+    for argv in grub_argvs(disk):
+        say(f"boot loader: {' '.join(argv)}")
+        try:
+            _in_target(root, argv)
+        except CommandFailedError as err:
+            err.hint = "the image may lack grub-pc-bin or grub-efi-amd64-bin; see the journal"
+            raise
+
+
+def sync() -> None:
+    os.sync()
