@@ -1,0 +1,292 @@
+"""`clawdie-setup install` onto loop disks: the real partition table, file systems, the copied
+system, fstab, seed copy, install record, receipt, the existing-install guard, and failures.
+
+The EFI partition is made and checked with mtools but not mounted, and grub is not run
+(`--no-bootloader`): this kernel has no vfat driver. The boot loader is proven by the QEMU boot
+test of the image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from installer import cli
+from installer.blockdev import read_block_devices, read_mounts
+from installer.firstboot import read_stored_seed
+from installer.install.console import Console
+from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for
+from installer.paths import TargetPaths
+from tests.loopdev import MIB, LoopDisk, Part, loop_disk, loop_file, require_root, sh
+from tests.seeds import SENTINEL, valid
+
+DISK_MIB = 4608  # just over the 4 GiB minimum; sparse
+TOOLS = ("sgdisk", "wipefs", "mkfs.ext4", "mkfs.vfat", "mksquashfs", "unsquashfs", "mdir")
+
+
+@pytest.fixture
+def root_tools() -> None:
+    require_root()
+    for tool in TOOLS:
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Path:
+    """A small live system as a squashfs, and the live root with its image version."""
+    tree = tmp_path / "tree"
+    (tree / "etc/default").mkdir(parents=True)
+    (tree / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tree / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (tree / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX="console=ttyS0"\n')
+    (tree / "usr/bin").mkdir(parents=True)
+    tool = tree / "usr/bin/tool"
+    tool.write_bytes(b"#!/bin/sh\n" + os.urandom(300_000))
+    tool.chmod(0o755)
+    private = tree / "etc/private"
+    private.write_text("owned\n")
+    private.chmod(0o640)
+    os.chown(private, 1000, 1000)
+    (tree / "bin").symlink_to("usr/bin")
+    squashfs = tmp_path / "filesystem.squashfs"
+    sh("mksquashfs", str(tree), str(squashfs), "-noappend", "-quiet")
+    live_root = tmp_path / "live-root"
+    (live_root / "etc/clawdie").mkdir(parents=True)
+    (live_root / "etc/clawdie/image-version").write_text("test-image 1\n")
+    return squashfs
+
+
+def seed_for(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "setup.txt"
+    path.write_bytes(
+        valid(
+            "ASSISTANT_NAME=Loopy",
+            "OPERATOR_EMAIL=op@example.com",
+            f"OPERATOR_PASSWORD=op {SENTINEL} pass",
+            *lines,
+        )
+    )
+    return path
+
+
+def install_argv(tmp_path: Path, squashfs: Path, seed: Path, disk: str) -> list[str]:
+    (tmp_path / "receipt").mkdir(exist_ok=True)
+    return [
+        "install",
+        *("--seed", str(seed), "--squashfs", str(squashfs), "--only-disk", disk),
+        *("--receipt-dir", str(tmp_path / "receipt"), "--live-root", str(tmp_path / "live-root")),
+        *("--mount-dir", str(tmp_path / "target"), "--console-wait", "1", "--failure-wait", "0"),
+        *("--no-bootloader", "--no-reboot", "--no-poweroff"),
+    ]
+
+
+def receipt(tmp_path: Path) -> str:
+    return (tmp_path / "receipt/SETUP-RESULT.txt").read_text()
+
+
+def probe(node: str) -> dict[str, str]:
+    out = sh("blkid", "-p", "-o", "export", node)
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[Path]:
+    """Where a test mounts the installed root to look at it (unmounted afterwards)."""
+    point = tmp_path / "check"
+    point.mkdir()
+    yield point
+    subprocess.run(["umount", str(point)], capture_output=True, check=False)
+
+
+def assert_nothing_mounted_from(disk: LoopDisk) -> None:
+    assert not [m for m in read_mounts() if m.source.startswith(disk.node)]
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        assert SENTINEL not in text
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_installs_onto_a_blank_disk(
+    tmp_path: Path,
+    live: Path,
+    mounted: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}")
+        assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 0
+        out, err = capsys.readouterr()
+        assert f"install: partitioning {disk.node}\n" in out
+        assert "install: copying the system 100%\n" in out
+        assert out.splitlines()[-1] == "CLAWDIE-INSTALL-DONE"
+        assert_nothing_mounted_from(disk)
+
+        table = sh("sgdisk", "-p", disk.node)
+        for code, name in (
+            ("EF02", "BIOS-BOOT"),
+            ("EF00", "CLAWDIE-EFI"),
+            ("8300", "CLAWDIE-ROOT"),
+        ):
+            assert any(code in line and line.endswith(name) for line in table.splitlines())
+        p2, p3 = f"{disk.node}p2", f"{disk.node}p3"
+        esp, root = probe(p2), probe(p3)
+        assert (esp["TYPE"], esp["LABEL"], esp["VERSION"]) == ("vfat", "CLAWDIEEFI", "FAT32")
+        assert (root["TYPE"], root["LABEL"]) == ("ext4", "clawdie-root")
+        sh("mdir", "-i", p2, "::/")  # a readable, empty FAT
+
+        sh("mount", "-o", "ro", p3, str(mounted))
+        paths = TargetPaths(mounted)
+        # the system is the squashfs, owners, modes and links included
+        assert (mounted / "etc/passwd").read_text().startswith("root:")
+        private = (mounted / "etc/private").stat()
+        assert (private.st_uid, private.st_gid, stat.S_IMODE(private.st_mode)) == (
+            1000,
+            1000,
+            0o640,
+        )
+        assert os.readlink(mounted / "bin") == "usr/bin"
+        assert (mounted / "usr/bin/tool").stat().st_size == 300_010
+        assert (mounted / "etc/default/grub").read_text() == 'GRUB_CMDLINE_LINUX="console=ttyS0"\n'
+        # fstab by UUID, an empty machine id
+        fstab = paths.fstab.read_text()
+        assert f"UUID={root['UUID']} / ext4 errors=remount-ro 0 1\n" in fstab
+        assert f"UUID={esp['UUID']} /boot/efi vfat umask=0077 0 2\n" in fstab
+        assert paths.machine_id.stat().st_size == 0
+        # the seed copy, private, and first boot accepts it without asking
+        assert paths.seed_copy.read_bytes() == seed.read_bytes()
+        assert stat.S_IMODE(paths.seed_copy.stat().st_mode) == 0o600
+        assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
+        assert read_stored_seed(paths).value("HOSTNAME") == "loopy"
+        record = paths.install_record.read_text()
+        for line in (f"TARGET_DISK={disk.node}", "HOSTNAME=loopy", "IMAGE_VERSION=test-image 1"):
+            assert f"{line}\n" in record
+        assert "INSTALLED_AT=20" in record
+        result = receipt(tmp_path)
+        assert "INSTALLED" in result
+        assert "Remove the stick; first boot runs on the next start." in result
+        assert_no_secret(out, err, caplog.text, record, fstab, result)
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_existing_installation_needs_reinstall_even_with_erase(
+    tmp_path: Path, live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = [Part(64, name="DATA", label="DATA"), Part(None, name="CLAWDIE-ROOT", fs=None)]
+    with loop_disk(tmp_path, parts, size_mib=DISK_MIB) as disk:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}", "ERASE_TARGET_DISK=yes")
+        assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 1
+        out, _ = capsys.readouterr()
+        assert (
+            f"CLAWDIE-INSTALL-FAILED: {disk.node} already holds a Clawdie installation and "
+            "REINSTALL was not typed" in out.splitlines()
+        )
+        assert "remove the stick and restart to boot it, or type REINSTALL" in out
+        assert "already holds a Clawdie installation" in receipt(tmp_path)
+        assert "remove the stick and restart" in receipt(tmp_path)
+        assert probe(disk.parts[0])["LABEL"] == "DATA"  # untouched
+
+        # Typed on the console, REINSTALL erases it and installs again.
+        read, write = os.pipe()
+        try:
+            os.write(write, b"REINSTALL\n")
+            config = InstallConfig(
+                squashfs=live,
+                seed=seed,
+                receipt_dir=tmp_path / "receipt",
+                console_wait=2,
+                failure_wait=0,
+                reboot=False,
+                poweroff=False,
+                bootloader=False,
+                only_disks=(disk.node,),
+            )
+            console_out = io.StringIO()
+            assert InstallRun(config, Console(console_out, read), None).execute() == 0
+        finally:
+            os.close(read)
+            os.close(write)
+        assert console_out.getvalue().splitlines()[-1] == "CLAWDIE-INSTALL-DONE"
+        assert probe(f"{disk.node}p3")["LABEL"] == "clawdie-root"
+        assert_nothing_mounted_from(disk)
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_a_failure_after_partitioning_unmounts_and_writes_the_reason(
+    tmp_path: Path, live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.squashfs"
+    broken.write_bytes(live.read_bytes()[:4096] + b"\0" * 4096)
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}")
+        assert cli.main(install_argv(tmp_path, broken, seed, disk.node)) == 1
+        out, err = capsys.readouterr()
+        assert_nothing_mounted_from(disk)
+        assert not (tmp_path / "target").is_mount()
+        marker = [line for line in out.splitlines() if line.startswith("CLAWDIE-INSTALL-FAILED: ")]
+        assert len(marker) == 1
+        assert "unsquashfs" in marker[0]
+        text = receipt(tmp_path)
+        assert "the install FAILED" in text
+        assert "Reason: command failed" in text
+        assert "unsquashfs" in text
+        assert_no_secret(out, err, text)
+
+
+def test_an_invalid_seed_without_console_fails_with_every_problem_in_the_receipt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    squashfs = tmp_path / "filesystem.squashfs"
+    squashfs.write_bytes(b"not used")
+    seed = tmp_path / "setup.txt"
+    seed.write_text(f"TELEGRAM_ADMIN_ID=12\nOPERATOR_PASSWORD=op {SENTINEL} pass\n")
+    assert cli.main(install_argv(tmp_path, squashfs, seed, "/dev/nonexistent")) == 1
+    out, err = capsys.readouterr()
+    assert "CLAWDIE-INSTALL-FAILED: setup.txt has " in out
+    text = receipt(tmp_path)
+    assert "TELEGRAM_BOT_TOKEN" in text
+    assert "OPERATOR_EMAIL" in text
+    assert "What to do: fix setup.txt" in text
+    assert_no_secret(out, err, caplog.text, text)
+
+
+def test_not_on_the_installer_stick_fails_without_powering_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = seed_for(tmp_path)
+    argv = install_argv(tmp_path, tmp_path / "absent.squashfs", seed, "/dev/nonexistent")
+    argv = [a for a in argv if a != "--no-poweroff"]  # it must not even try
+    assert cli.main(argv) == 1
+    out, _ = capsys.readouterr()
+    assert "CLAWDIE-INSTALL-FAILED: not running on the installer stick" in out
+    assert "powers off" not in out
+
+
+@pytest.mark.root
+def test_receipt_goes_to_the_seed_partition(tmp_path: Path) -> None:
+    require_root()
+    parts = [Part(None, name="CLAWDIE-SEED", label="CLAWDIESEED", files={"setup.txt": b"x=1\n"})]
+    with loop_disk(tmp_path, parts) as stick:
+        device = next(d for d in read_block_devices() if d.node == stick.parts[0])
+        write = receipt_for(InstallConfig(), SeedInput("setup.txt", b"", "stick", device))
+        assert write is not None
+        assert write("Clawdie installer: INSTALLED\n")[0]
+        copy = tmp_path / "copy.txt"
+        sh("mcopy", "-i", stick.parts[0], "::/SETUP-RESULT.txt", str(copy))
+        assert copy.read_text() == "Clawdie installer: INSTALLED\n"
