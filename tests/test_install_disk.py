@@ -57,7 +57,13 @@ def live(tmp_path: Path) -> Path:
     private.chmod(0o640)
     os.chown(private, 1000, 1000)
     (tree / "bin").symlink_to("usr/bin")
-    squashfs = tmp_path / "filesystem.squashfs"
+    (tree / "usr/lib/modules/6.1.0-test-amd64").mkdir(parents=True)
+    (tree / "boot").mkdir()
+    medium = tmp_path / "medium/live"  # the live medium: kernel and initrd beside the squashfs
+    medium.mkdir(parents=True)
+    (medium / "vmlinuz").write_bytes(b"kernel")
+    (medium / "initrd.img").write_bytes(b"initrd")
+    squashfs = medium / "filesystem.squashfs"
     sh("mksquashfs", str(tree), str(squashfs), "-noappend", "-quiet")
     live_root = tmp_path / "live-root"
     (live_root / "etc/clawdie").mkdir(parents=True)
@@ -161,6 +167,9 @@ def test_installs_onto_a_blank_disk(
         assert os.readlink(mounted / "bin") == "usr/bin"
         assert (mounted / "usr/bin/tool").stat().st_size == 300_010
         assert (mounted / "etc/default/grub").read_text() == 'GRUB_CMDLINE_LINUX="console=ttyS0"\n'
+        # the medium's kernel and initrd, named for grub-mkconfig
+        assert (mounted / "boot/vmlinuz-6.1.0-test-amd64").read_bytes() == b"kernel"
+        assert (mounted / "boot/initrd.img-6.1.0-test-amd64").read_bytes() == b"initrd"
         # fstab by UUID, an empty machine id
         fstab = paths.fstab.read_text()
         assert f"UUID={root['UUID']} / ext4 errors=remount-ro 0 1\n" in fstab

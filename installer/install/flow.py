@@ -332,6 +332,7 @@ class InstallRun:
             system.mount(stack, formatted.root, root, fs_type="ext4")
             self.say("copying the system 0%")
             system.copy_system(config.squashfs, root, self._copy_progress())
+            self._copy_kernel(root)
             paths = TargetPaths(root)
             self.say("writing /etc/fstab, machine id, seed copy and install record")
             system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
@@ -358,6 +359,20 @@ class InstallRun:
                 self.say("boot loader: skipped (--no-bootloader)")
             self.say("unmounting")
         system.sync()
+
+    def _copy_kernel(self, root: Path) -> None:
+        live_dir = self.config.squashfs.parent
+        done = system.copy_kernel(live_dir, root)
+        if done is not None:
+            self.say(done)
+        elif self.config.bootloader:
+            raise InstallerError(
+                f"no kernel to install: the system has no /boot/vmlinuz-* and {live_dir} no "
+                "vmlinuz and initrd.img for its modules",
+                "the installer image is incomplete; rebuild it",
+            )
+        else:
+            self.say("kernel: none to copy (no boot loader either)")
 
     def _mount_dir(self, stack: contextlib.ExitStack) -> Path:
         if self.config.mount_dir is not None:

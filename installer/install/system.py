@@ -135,6 +135,37 @@ def copy_system(squashfs: Path, root: Path, on_percent: Callable[[int], None]) -
     )
 
 
+def read_kernel_version(root: Path) -> str | None:
+    """The kernel release the target has modules for: the only one, else the running one."""
+    for modules in (root / "usr/lib/modules", root / "lib/modules"):
+        if modules.is_dir() and not modules.is_symlink():
+            releases = sorted(p.name for p in modules.iterdir() if p.is_dir())
+            if len(releases) == 1:
+                return releases[0]
+            if os.uname().release in releases:
+                return os.uname().release
+    return None
+
+
+def copy_kernel(live_dir: Path, root: Path) -> str | None:
+    """Put the medium's kernel and initrd (live/vmlinuz, live/initrd.img) in the target's /boot
+    under the names grub-mkconfig looks for; the image build leaves them out of the squashfs.
+
+    Returns what was done, or None when there was nothing to copy (the caller decides).
+    """
+    boot = root / "boot"
+    if list(boot.glob("vmlinuz-*")):
+        return "the system carries its own kernel"
+    kernel, initrd = live_dir / "vmlinuz", live_dir / "initrd.img"
+    release = read_kernel_version(root)
+    if not (kernel.is_file() and initrd.is_file() and release):
+        return None
+    boot.mkdir(exist_ok=True)
+    for source, name in ((kernel, f"vmlinuz-{release}"), (initrd, f"initrd.img-{release}")):
+        write_atomic(boot / name, source.read_bytes(), mode=0o644)
+    return f"kernel {release} copied from {live_dir}"
+
+
 def clear_machine_id(paths: TargetPaths) -> None:
     """An empty /etc/machine-id: systemd gives the installed system its own at first start."""
     if paths.machine_id.is_symlink():
