@@ -8,12 +8,14 @@ import io
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from installer.blockdev import BlockDevice
+from installer.errors import CommandFailedError
 from installer.install import layout, system
 from installer.install.console import (
     Console,
@@ -32,6 +34,7 @@ from installer.install.targets import (
     match_typed_disk,
     render_contents,
 )
+from installer.run import run_streaming
 
 
 def dev(
@@ -440,3 +443,15 @@ def test_guard_without_console_stops(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO), pytest.raises(ExistingInstallError) as raised:
         run.guard_existing(used("/dev/sda", CLAWDIE_BY_NAME))
     assert "remove the stick" in (raised.value.hint or "")
+
+
+def test_run_streaming_passes_output_as_it_comes_and_reports_failure() -> None:
+    seen: list[str] = []
+    run_streaming(["sh", "-c", "printf '10%%'; sleep 0.2; printf ' 100%%'"], seen.append)
+    assert system.parse_percentages("".join(seen)) == [10, 100]
+    with pytest.raises(CommandFailedError, match=r"exit 3.*oops"):
+        run_streaming(["sh", "-c", "echo oops >&2; exit 3"], seen.append)
+    started = time.monotonic()
+    with pytest.raises(CommandFailedError, match=r"no end after 0\.3 s"):
+        run_streaming(["sleep", "30"], seen.append, timeout=0.3)
+    assert time.monotonic() - started < 5

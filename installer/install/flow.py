@@ -378,7 +378,14 @@ class InstallRun:
         if self.config.mount_dir is not None:
             return self.config.mount_dir
         made = Path(tempfile.mkdtemp(prefix="clawdie-target-"))
-        stack.callback(made.rmdir)  # registered first: runs after every unmount
+
+        def remove() -> None:
+            try:
+                made.rmdir()
+            except OSError as err:  # still busy after a lazy unmount: harmless on a live system
+                log.warning("install: could not remove %s: %s", made, err.strerror)
+
+        stack.callback(remove)  # registered first: runs after every unmount
         return made
 
     def _copy_progress(self) -> Callable[[int], None]:
@@ -396,7 +403,7 @@ class InstallRun:
 
     def _write_receipt(self, text: str) -> None:
         if self.receipt is None:
-            self.say("no receipt: the seed is not on a partition that can be written")
+            self.say("no receipt: there is no seed partition to write it on")
             return
         written, message = self.receipt(text)
         self.say(f"receipt: {message}")
