@@ -269,6 +269,7 @@ _ANSI = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, `ESC [=3h`
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
     r"|\x1b[@-Z\\-_]"  # two-byte escapes
+    r"|\x1b[0-9=>c]"  # save/restore cursor, keypad modes, reset
     r"|\x1b[()][0-9A-Za-z]"  # charset selection
 )
 
@@ -607,6 +608,7 @@ class Vm:
         timeout or when QEMU exits first.
         """
         regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+        label = pattern if isinstance(pattern, str) else pattern.pattern
         tail = self._serial if source == "serial" else self._firmware
         start = after.end if after is not None else 0
         deadline = time.monotonic() + timeout
@@ -617,19 +619,18 @@ class Vm:
             found = regex.search(text, start)
             if found:
                 result = VmMatch(found, tail.time_at(found.end() - 1))
-                label = pattern if isinstance(pattern, str) else pattern.pattern
                 self.marks.setdefault(name or label, result.elapsed)
                 return result
             if exited:
                 code = self._proc.returncode if self._proc else None
                 raise AssertionError(
                     f"QEMU exited (code {code}, {self.exit_reason() or 'no reason'}) at "
-                    f"{self.elapsed():.1f} s before {regex.pattern!r} appeared in the {source} "
+                    f"{self.elapsed():.1f} s before {label!r} appeared in the {source} "
                     f"log\n{self._describe(tail)}"
                 )
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{regex.pattern!r} did not appear in the {source} log within {timeout:.0f} s "
+                    f"{label!r} did not appear in the {source} log within {timeout:.0f} s "
                     f"(at {self.elapsed():.1f} s since power-on)\n{self._describe(tail)}"
                 )
             time.sleep(POLL_SECONDS)
