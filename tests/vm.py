@@ -10,7 +10,8 @@ installer finished. `Vm` always stops QEMU on exit, also when the test fails.
     print_timing("uefi-usb", {"install done": done.elapsed})
 
 KVM is used only when a 64-bit guest really runs under it (`probe_kvm`); otherwise multi-threaded
-TCG, which is slow: count about 70 s to boot a kernel to userspace.
+TCG, which is slow: here a Debian 12 kernel takes about 11 s to reach its root mount, OVMF about
+6 s to start a boot loader, SeaBIOS well under a second.
 
 Seed partition helpers (`read_partitions`, `seed_partition`, `write_seed`, `read_seed_file`) work
 on the image file with sfdisk and mtools (`-i IMAGE@@OFFSET`): no root, no loop device.
