@@ -16,6 +16,7 @@ import pytest
 
 from installer.blockdev import BlockDevice
 from installer.errors import CommandFailedError
+from installer.firstboot import SEED_STEP, read_stored_seed, store_seed
 from installer.install import layout, system
 from installer.install.console import (
     Console,
@@ -23,7 +24,7 @@ from installer.install.console import (
     render_failed_marker,
     syslog_handler,
 )
-from installer.install.flow import ExistingInstallError, InstallConfig, InstallRun
+from installer.install.flow import ExistingInstallError, InstallConfig, InstallRun, SeedInput
 from installer.install.targets import (
     GIB,
     Choice,
@@ -34,7 +35,11 @@ from installer.install.targets import (
     match_typed_disk,
     render_contents,
 )
+from installer.paths import TargetPaths
+from installer.resolve import SeedCheck, keys_to_ask
 from installer.run import run_streaming
+from installer.stamps import Stamps
+from tests.seeds import valid
 
 
 def dev(
@@ -455,3 +460,24 @@ def test_run_streaming_passes_output_as_it_comes_and_reports_failure() -> None:
     with pytest.raises(CommandFailedError, match=r"no end after 0\.3 s"):
         run_streaming(["sleep", "30"], seen.append, timeout=0.3)
     assert time.monotonic() - started < 5
+
+
+def test_console_answers_reach_first_boot_so_it_never_asks_again(tmp_path: Path) -> None:
+    data = b"".join(
+        line + b"\n" for line in valid().splitlines() if not line.startswith(b"TELEGRAM_ADMIN_ID")
+    )
+    asked: list[list[str]] = []
+
+    def asker(check: SeedCheck) -> dict[str, str]:
+        asked.append(keys_to_ask(check))
+        return {"TELEGRAM_ADMIN_ID": "42"}
+
+    run = InstallRun(InstallConfig(), Console(io.StringIO(), None), asker)
+    check, answers = run._check_seed(SeedInput("setup.txt", data, "test"))
+    assert asked == [["TELEGRAM_ADMIN_ID"]]
+    assert check.valid
+    paths = TargetPaths(tmp_path)
+    store_seed(paths, Stamps(paths.stamps_dir), data, answers, "test")
+    assert paths.seed_copy.read_bytes() == data
+    assert read_stored_seed(paths).value("TELEGRAM_ADMIN_ID") == "42"
+    assert Stamps(paths.stamps_dir).done(SEED_STEP)
