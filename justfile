@@ -17,29 +17,46 @@ demo *ARGS:
 demo-check:
     @{{venv}}/clawdie-setup check seed/demo-setup.txt --explain
 
-# the fast suite: ruff, mypy --strict and every test not marked slow (a few minutes)
+# the fast suite: ruff, mypy --strict and every test not marked slow or boot (a few minutes)
 test *ARGS:
-    {{venv}}/pytest -m "not slow" {{ARGS}}
+    {{venv}}/pytest -m "not slow and not boot" {{ARGS}}
 
-# the slow tests only: the whole power-cut matrix, image and VM tests
+# the slow tests: the whole power-cut matrix, bigger loop-device and harness tests
 slow-test *ARGS:
-    {{venv}}/pytest -m slow {{ARGS}}
+    {{venv}}/pytest -m "slow and not boot" {{ARGS}}
 
-# everything CI runs: the fast suite, then the slow tests
+# everything CI runs: the fast suite, the slow tests, then the image built and booted under QEMU
 test-all:
     {{just_executable()}} test
     {{just_executable()}} slow-test
+    {{just_executable()}} boot-test
+
+# Debian packages the image build and the boot test need (on top of .ci/bootstrap's own)
+iso_apt := "debootstrap xorriso squashfs-tools grub-pc-bin grub-efi-amd64-bin grub-common zstd qemu-system-x86 qemu-utils ovmf fusefat e2fsprogs systemd"
+
+# build the installer image (root, Debian 12) into build/iso: the .iso, .sha256 and .manifest;
+# the Debian base is cached in /var/cache/clawdie-iso (CLAWDIE_ISO_CACHE); --platform DIR
+# (or CLAWDIE_PLATFORM) takes the real platform payload instead of the reference one
+iso *ARGS:
+    CLAWDIE_EXTRA_APT="{{iso_apt}}" .ci/bootstrap
+    {{venv}}/python iso/build.py {{ARGS}}
+
+# build the image (cached) and prove the whole journey under QEMU: install from the stick,
+# first boot, PLATFORM-READY; also UEFI, a seed missing a field, and the stick left in
+boot-test *ARGS:
+    {{just_executable()}} iso
+    {{venv}}/pytest -m boot {{ARGS}}
 
 # lint and type-check only
 lint:
-    {{venv}}/ruff check installer tests bench
-    {{venv}}/ruff format --check installer tests bench
+    {{venv}}/ruff check installer tests bench iso
+    {{venv}}/ruff format --check installer tests bench iso
     {{venv}}/mypy --strict installer
 
 # format the code
 fmt:
-    {{venv}}/ruff format installer tests bench
-    {{venv}}/ruff check --fix installer tests bench
+    {{venv}}/ruff format installer tests bench iso
+    {{venv}}/ruff check --fix installer tests bench iso
 
 # check any setup.txt: just check path/to/setup.txt [--explain] [--json]
 check FILE *ARGS:

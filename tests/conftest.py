@@ -50,3 +50,11 @@ def pg_cluster(pg_template: Path) -> Iterator[PgCluster]:
 def pg(pg_cluster: PgCluster) -> PgCluster:
     pg_cluster.start()
     return pg_cluster
+
+
+@pytest.fixture(scope="session")
+def installer_image() -> Path:
+    """The installer image from `just iso` (build/iso), built now (cached base) when missing."""
+    from tests.image import ensure_image
+
+    return ensure_image()

@@ -17,12 +17,12 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_check() -> None:
-    result = run("ruff", "check", "installer", "tests", "bench")
+    result = run("ruff", "check", "installer", "tests", "bench", "iso")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format() -> None:
-    result = run("ruff", "format", "--check", "installer", "tests", "bench")
+    result = run("ruff", "format", "--check", "installer", "tests", "bench", "iso")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

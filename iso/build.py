@@ -1,0 +1,719 @@
+"""Build the Clawdie installer image: `just iso` (root, Debian 12).
+
+A flat list of steps, each logged with its time. The Debian base system (debootstrap plus the
+packages in iso/packages.txt) is cached outside the repo, keyed by everything that goes into
+it, so a build where only Python code changed reuses it and only redoes the product layer:
+the installer's venv from uv.lock, the platform payload, the units and configuration in
+iso/overlay, the squashfs and the ISO. See iso/README.md for the layout and the choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from installer.errors import InstallerError, UsageError  # noqa: E402
+from installer.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
+
+SUITE = "bookworm"
+ARCH = "amd64"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Bump when the way the base is made changes (not the package list: that is hashed itself).
+BASE_RECIPE = "3"
+VOLUME_ID = "CLAWDIE_INSTALL"
+IMAGE_NAME = "clawdie-installer.iso"
+# zstd level 9, measured on this image's root (1 GB, 2 cores): level 3 gives 297 MB in 8 s,
+# 9 gives 278 MB in 26 s, 15 gives 276 MB in 91 s and 19 takes over 4 minutes. Level 9 has
+# nearly all of the size win at a third of level 15's time, which keeps a build where only the
+# Python code changed well inside 3 minutes; reading is as fast at any level.
+ZSTD_LEVEL = 9
+ESP_SIZE = 8 * 1024 * 1024
+ISO_MBR_PART_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # Linux data: not "format me?"
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+BASIC_DATA_TYPE = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+GRUB_MODULES = (
+    "normal configfile linux echo test search search_label search_fs_file search_fs_uuid "
+    "iso9660 part_gpt part_msdos fat ext2 serial terminal all_video gfxterm ls cat sleep "
+    "reboot halt"
+).split()
+LIVE_CMDLINE = "boot=live components console=ttyS0,115200n8 console=tty0"
+DPKG_EXCLUDES = """\
+# The appliance has no manual pages, info pages or translations: smaller image.
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+# Kernel modules a headless server appliance never loads: sound, cameras and TV, Wi-Fi (setup.txt
+# has no Wi-Fi fields; the appliance is wired), InfiniBand, industrial sensors, and the big
+# desktop GPU drivers (the text console runs on the firmware frame buffer, built in).
+path-exclude=/usr/lib/modules/*/kernel/sound/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/media/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/net/wireless/*
+path-exclude=/usr/lib/modules/*/kernel/net/wireless/*
+path-exclude=/usr/lib/modules/*/kernel/net/mac80211/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/infiniband/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/iio/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/amd/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/radeon/*
+path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/i915/*
+# PostgreSQL's JIT (llvmjit.so) is the only user of LLVM and Z3 (130 MB); the image turns JIT
+# off (iso/postgresql.conf), and the server runs fine without the library.
+path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*
+path-exclude=/usr/lib/x86_64-linux-gnu/libz3.so*
+path-exclude=/usr/lib/postgresql/*/lib/llvmjit*
+path-exclude=/usr/lib/postgresql/*/lib/bitcode/*
+"""
+# What debootstrap unpacked before the excludes above were in place.
+PRUNE_AFTER_DEBOOTSTRAP = ("usr/share/man", "usr/share/info", "usr/share/lintian")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything the build is made from; frozen, decided once from the command line."""
+
+    out_dir: Path
+    cache_dir: Path
+    platform_dir: Path
+    mirror: str
+    epoch: int
+    packages: tuple[str, ...]
+    zstd_level: int
+
+    @property
+    def base_key(self) -> str:
+        digest = hashlib.sha256()
+        for part in (BASE_RECIPE, SUITE, ARCH, self.mirror, *self.packages):
+            digest.update(part.encode() + b"\0")
+        digest.update(DPKG_EXCLUDES.encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.cache_dir / f"base-{self.base_key}"
+
+    @property
+    def image(self) -> Path:
+        return self.out_dir / IMAGE_NAME
+
+
+class Step:
+    """A named step: logs its start and how long it took."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Step:
+        print(f"iso: {self.name} ...", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        took = time.monotonic() - self.started
+        state = "failed" if exc[0] else "done"
+        print(f"iso: {self.name} {state} in {took:.1f} s", flush=True)
+
+
+def sh(argv: list[str], *, env: dict[str, str] | None = None, quiet: bool = True) -> str:
+    """Run a build command; on failure raise with the command line, exit code and its tail."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise InstallerError(
+            f"command failed (exit {proc.returncode}): {shlex.join(argv)}\n  " + "\n  ".join(tail),
+            "the lines above are the command's own output",
+        )
+    if not quiet and proc.stdout.strip():
+        print(proc.stdout.rstrip(), flush=True)
+    return proc.stdout
+
+
+def read_packages(path: Path) -> tuple[str, ...]:
+    """Package names from iso/packages.txt: one per line, # comments and blank lines ignored."""
+    names = []
+    for line in path.read_text().splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            names.append(name)
+    return tuple(names)
+
+
+def read_platform_manifest(platform_dir: Path) -> dict[str, object]:
+    """The platform payload's manifest (platform.toml): name, version and start command."""
+    manifest = platform_dir / "platform.toml"
+    if not manifest.is_file():
+        raise UsageError(
+            f"{platform_dir} has no platform.toml",
+            "the platform payload is a folder with platform.toml (name, version, start)",
+        )
+    data = tomllib.loads(manifest.read_text())
+    start = data.get("start")
+    if not isinstance(start, list) or not start or not all(isinstance(s, str) for s in start):
+        raise UsageError(f'{manifest}: start must be a list of strings, e.g. ["bin/run"]')
+    for key in ("name", "version"):
+        if not isinstance(data.get(key), str):
+            raise UsageError(f"{manifest}: {key} must be a string")
+    program = platform_dir / start[0]
+    if not (program.is_file() and os.access(program, os.X_OK)):
+        raise UsageError(f"{manifest}: start program {start[0]} is not an executable file")
+    return data
+
+
+@contextlib.contextmanager
+def chroot_mounts(root: Path, apt_cache: Path | None = None) -> Iterator[None]:
+    """/proc, /sys, /dev (and the apt cache) mounted in `root` for as long as the block runs."""
+    mounted: list[Path] = []
+    try:
+        for argv, target in (
+            (["mount", "-t", "proc", "proc"], root / "proc"),
+            (["mount", "-t", "sysfs", "sysfs"], root / "sys"),
+            (["mount", "--bind", "/dev"], root / "dev"),
+            (["mount", "--bind", "/dev/pts"], root / "dev/pts"),
+        ):
+            target.mkdir(parents=True, exist_ok=True)
+            sh([*argv, str(target)])
+            mounted.append(target)
+        if apt_cache is not None:
+            target = root / "var/cache/apt/archives"
+            target.mkdir(parents=True, exist_ok=True)
+            sh(["mount", "--bind", str(apt_cache), str(target)])
+            mounted.append(target)
+        yield
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def in_chroot(root: Path, *argv: str, env: dict[str, str] | None = None) -> str:
+    base = {"DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    return sh(["chroot", str(root), *argv], env={**base, **(env or {})})
+
+
+# ---- the cached base system -------------------------------------------------------------------
+
+
+def build_base(config: BuildConfig) -> bool:
+    """Debian base with every package, cached by key; returns whether it was built now."""
+    if (config.base_dir / ".complete").is_file():
+        print(f"iso: base system cached ({config.base_dir.name})", flush=True)
+        return False
+    tmp = config.base_dir.with_name(config.base_dir.name + ".tmp")
+    if tmp.exists():
+        sh(["rm", "-rf", "--one-file-system", str(tmp)])
+    debs = config.cache_dir / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    with Step("debootstrap (minbase)"):
+        sh(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--arch={ARCH}",
+                f"--cache-dir={debs}",
+                SUITE,
+                str(tmp),
+                config.mirror,
+            ]
+        )
+    with Step(f"install {len(config.packages)} packages"):
+        (tmp / "etc/dpkg/dpkg.cfg.d/clawdie-excludes").write_text(DPKG_EXCLUDES)
+        policy = tmp / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\n# no service starts while the image is built\nexit 101\n")
+        policy.chmod(0o755)
+        (tmp / "etc/apt/sources.list").write_text(
+            f"deb {config.mirror} {SUITE} main\ndeb {config.mirror} {SUITE}-updates main\n"
+        )
+        shutil.copyfile("/etc/resolv.conf", tmp / "etc/resolv.conf")
+        with chroot_mounts(tmp, apt_cache=debs):
+            in_chroot(tmp, "apt-get", "update", "-qq")
+            in_chroot(
+                tmp,
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "-o",
+                "APT::Keep-Downloaded-Packages=true",
+                *config.packages,
+            )
+            manifest = in_chroot(tmp, "dpkg-query", "-W", "-f", "${Package}\t${Version}\n")
+        policy.unlink()
+        prune_docs(tmp)
+        (tmp / "etc/resolv.conf").unlink()
+        for path in (tmp / "var/lib/apt/lists").glob("*_*"):
+            path.unlink()
+        (tmp / ".packages.manifest").write_text(manifest)
+    (tmp / ".complete").write_text(f"{config.base_key}\n")
+    tmp.rename(config.base_dir)
+    return True
+
+
+def prune_docs(root: Path) -> None:
+    """Remove what the dpkg excludes would have kept out of the packages debootstrap unpacked."""
+    for name in PRUNE_AFTER_DEBOOTSTRAP:
+        shutil.rmtree(root / name, ignore_errors=True)
+    for item in (root / "usr/share/locale").glob("*"):
+        if item.name != "locale.alias":
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    for item in (root / "usr/share/doc").glob("*/*"):
+        if item.name != "copyright":
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+
+# ---- the product layer -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def layered_root(config: BuildConfig) -> Iterator[Path]:
+    """The cached base with a fresh writable layer on top (overlayfs), removed afterwards."""
+    work = config.cache_dir / "layer"
+    if work.exists():
+        subprocess.run(["umount", "-l", str(work / "merged")], check=False, capture_output=True)
+        sh(["rm", "-rf", "--one-file-system", str(work)])
+    for name in ("upper", "work", "merged"):
+        (work / name).mkdir(parents=True)
+    options = f"lowerdir={config.base_dir},upperdir={work / 'upper'},workdir={work / 'work'}"
+    sh(["mount", "-t", "overlay", "overlay", "-o", options, str(work / "merged")])
+    try:
+        yield work / "merged"
+    finally:
+        subprocess.run(["umount", "-l", str(work / "merged")], check=False)
+
+
+def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
+    """The installer and its locked dependencies in /opt/clawdie/venv; returns the pin list."""
+    uv = str(REPO / ".venv/bin/uv")
+    requirements = work / "requirements.txt"
+    sh(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-header",
+            "--quiet",
+            "-o",
+            str(requirements),
+        ],
+        env={"UV_PROJECT": str(REPO)},
+    )
+    wheels = work / "wheel"
+    shutil.rmtree(wheels, ignore_errors=True)
+    sh(
+        [uv, "build", "--wheel", "--quiet", "--out-dir", str(wheels), str(REPO)],
+        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
+    )
+    in_chroot(root, "python3", "-m", "venv", "--without-pip", "/opt/clawdie/venv")
+    site = next((root / "opt/clawdie/venv/lib").glob("python3.*")) / "site-packages"
+    common = [
+        "--target",
+        str(site),
+        "--python-platform",
+        "x86_64-manylinux_2_36",
+        "--python-version",
+        site.parent.name.removeprefix("python"),
+        "--quiet",
+        "--no-build",
+    ]
+    sh([uv, "pip", "install", *common, "--require-hashes", "-r", str(requirements)])
+    sh([uv, "pip", "install", *common, "--no-deps", *map(str, wheels.glob("*.whl"))])
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    in_chroot(
+        root,
+        "/opt/clawdie/venv/bin/python",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "checked-hash",
+        str(Path("/") / site.relative_to(root)),
+        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
+    )
+    wrapper = root / "usr/local/bin/clawdie-setup"
+    wrapper.write_text(
+        "#!/bin/sh\n# The Clawdie installer, from its own venv.\n"
+        'exec /opt/clawdie/venv/bin/python -m installer.cli "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return requirements.read_text()
+
+
+def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:
+    """The platform payload in /opt/clawdie/platform and its unit's start command."""
+    target = root / "opt/clawdie/platform"
+    shutil.copytree(config.platform_dir, target, symlinks=True)
+    start = [str(s) for s in manifest["start"]]  # type: ignore[attr-defined]
+    command = shlex.join(["/opt/clawdie/platform/" + start[0], *start[1:]])
+    unit = root / "etc/systemd/system/clawdie.service"
+    unit.write_text(unit.read_text().replace("@PLATFORM_START@", command))
+
+
+def configure_system(config: BuildConfig, root: Path, version: str) -> None:
+    """Units, PostgreSQL access, network, host keys, hostname; overlay files first."""
+    sh(["cp", "-a", "--no-preserve=ownership", f"{REPO / 'iso/overlay'}/.", str(root)])
+    (root / "etc/hostname").write_text("clawdie\n")
+    (root / "etc/clawdie").mkdir(exist_ok=True)
+    (root / "etc/clawdie/image-version").write_text(version + "\n")
+    (root / "etc/machine-id").write_text("")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for main in (root / "etc/postgresql").glob("*/main"):
+        shutil.copyfile(REPO / "iso/pg_hba.conf", main / "pg_hba.conf")
+        shutil.copyfile(REPO / "iso/pg_ident.conf", main / "pg_ident.conf")
+        shutil.copyfile(REPO / "iso/postgresql.conf", main / "conf.d/clawdie.conf")
+    in_chroot(
+        root,
+        "systemctl",
+        "enable",
+        "clawdie-installer.service",
+        "clawdie-firstboot.service",
+        "clawdie.service",
+        "systemd-networkd.service",
+        "systemd-resolved.service",
+    )
+
+
+def write_squashfs(config: BuildConfig, root: Path, out: Path) -> None:
+    # The kernel and initrd are on the medium already (/live); the disk installer copies them
+    # from there into the installed /boot, so the squashfs does not carry them a second time.
+    excludes = [
+        "proc/*",
+        "sys/*",
+        "dev/*",
+        "run/*",
+        "tmp/*",
+        ".complete",
+        ".packages.manifest",
+        "boot/vmlinuz-*",
+        "boot/initrd.img-*",
+    ]
+    sh(
+        [
+            "mksquashfs",
+            str(root),
+            str(out),
+            "-noappend",
+            "-no-progress",
+            "-comp",
+            "zstd",
+            "-Xcompression-level",
+            str(config.zstd_level),
+            "-b",
+            "1M",
+            "-wildcards",
+            "-mkfs-time",
+            str(config.epoch),
+            "-all-time",
+            str(config.epoch),
+            "-e",
+            *excludes,
+        ]
+    )
+    # Read it back: a truncated or corrupt squashfs must fail the build, not the install.
+    sh(["unsquashfs", "-s", str(out)])
+
+
+# ---- boot loaders and the ISO -------------------------------------------------------------------
+
+EARLY_CFG = f"""\
+search --no-floppy --set=root --label {VOLUME_ID}
+set prefix=($root)/boot/grub
+configfile ($root)/boot/grub/grub.cfg
+"""
+
+GRUB_CFG = f"""\
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+set timeout=3
+set default=0
+menuentry "Install Clawdie" {{
+    linux /live/vmlinuz {LIVE_CMDLINE}
+    initrd /live/initrd.img
+}}
+"""
+
+
+def touch_tree(path: Path, epoch: int) -> None:
+    for item in [path, *path.rglob("*")]:
+        os.utime(item, (epoch, epoch), follow_symlinks=False)
+
+
+def write_boot_files(config: BuildConfig, base: Path, staging: Path, work: Path) -> Path:
+    """Kernel, initrd, GRUB for BIOS (El Torito) and UEFI (an ESP image); returns the ESP."""
+    kernels = sorted((base / "boot").glob("vmlinuz-*"))
+    initrds = sorted((base / "boot").glob("initrd.img-*"))
+    if len(kernels) != 1 or len(initrds) != 1:
+        raise InstallerError("the base system must have exactly one kernel and one initrd")
+    (staging / "live").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kernels[0], staging / "live/vmlinuz")
+    shutil.copyfile(initrds[0], staging / "live/initrd.img")
+    grub_dir = staging / "boot/grub"
+    grub_dir.mkdir(parents=True, exist_ok=True)
+    (grub_dir / "grub.cfg").write_text(GRUB_CFG)
+    early = work / "early.cfg"
+    early.write_text(EARLY_CFG)
+    sh(
+        [
+            "grub-mkimage",
+            "-O",
+            "i386-pc-eltorito",
+            "-p",
+            "/boot/grub",
+            "-c",
+            str(early),
+            "-o",
+            str(grub_dir / "bios.img"),
+            "biosdisk",
+            *GRUB_MODULES,
+        ]
+    )
+    efi = work / "BOOTX64.EFI"
+    sh(
+        [
+            "grub-mkimage",
+            "-O",
+            "x86_64-efi",
+            "-p",
+            "/boot/grub",
+            "-c",
+            str(early),
+            "-o",
+            str(efi),
+            *GRUB_MODULES,
+        ]
+    )
+    esp = work / "esp.img"
+    esp.unlink(missing_ok=True)
+    with esp.open("wb") as handle:
+        handle.truncate(ESP_SIZE)
+    volume_id = hashlib.sha256(efi.read_bytes()).hexdigest()[:8].upper()
+    sh(["mkfs.vfat", "--invariant", "-i", volume_id, "-n", "CLAWDIE-EFI", str(esp)])
+    os.utime(efi, (config.epoch, config.epoch))
+    env = {"TZ": "UTC", "MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": str(config.epoch)}
+    sh(["mmd", "-i", str(esp), "::EFI", "::EFI/BOOT"], env=env)
+    sh(["mcopy", "-m", "-i", str(esp), str(efi), "::EFI/BOOT/BOOTX64.EFI"], env=env)
+    return esp
+
+
+def write_iso(config: BuildConfig, staging: Path, esp: Path, seed: Path, out: Path) -> None:
+    touch_tree(staging, config.epoch)
+    sh(
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-o",
+            str(out),
+            "-iso-level",
+            "3",
+            "-full-iso9660-filenames",
+            "-joliet",
+            "-joliet-long",
+            "-rational-rock",
+            "-volid",
+            VOLUME_ID,
+            "-appid",
+            "Clawdie installer",
+            "-publisher",
+            "Clawdie",
+            "-preparer",
+            "iso/build.py",
+            "-partition_offset",
+            "16",
+            "--grub2-mbr",
+            "/usr/lib/grub/i386-pc/boot_hybrid.img",
+            "--mbr-force-bootable",
+            "-iso_mbr_part_type",
+            ISO_MBR_PART_TYPE,
+            "-append_partition",
+            "2",
+            ESP_TYPE,
+            str(esp),
+            "-append_partition",
+            "3",
+            BASIC_DATA_TYPE,
+            str(seed),
+            "-appended_part_as_gpt",
+            "-c",
+            "boot/boot.cat",
+            "-b",
+            "boot/grub/bios.img",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "--grub2-boot-info",
+            "-eltorito-alt-boot",
+            "-e",
+            "--interval:appended_partition_2:all::",
+            "-no-emul-boot",
+            "-no-pad",
+            str(staging),
+        ],
+        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def render_version(epoch: int) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    commit = proc.stdout.strip() or "unknown"
+    return f"{time.strftime('%Y%m%d', time.gmtime(epoch))}-{commit}"
+
+
+def build(config: BuildConfig) -> dict[str, object]:
+    """The whole build; returns the figures it reports."""
+    started = time.monotonic()
+    manifest = read_platform_manifest(config.platform_dir)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    config.cache_dir.mkdir(parents=True, exist_ok=True)
+    built_base = build_base(config)
+    work = config.out_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    staging = work / "staging"
+    (staging / "live").mkdir(parents=True)
+    version = render_version(config.epoch)
+    with layered_root(config) as root:
+        with Step("install the installer's venv from uv.lock"):
+            pins = install_venv(config, root, work)
+        with Step("platform payload, units and configuration"):
+            configure_system(config, root, version)
+            install_platform(config, root, manifest)
+        with Step(f"squashfs (zstd level {config.zstd_level})"):
+            write_squashfs(config, root, staging / "live/filesystem.squashfs")
+    with Step("boot loaders (BIOS and UEFI)"):
+        esp = write_boot_files(config, config.base_dir, staging, work)
+    with Step("seed partition"):
+        seed = work / "seed.img"
+        write_seed_image(
+            make_plan(seed, DEFAULT_SIZE, None, {"SOURCE_DATE_EPOCH": str(config.epoch)})
+        )
+    out = config.image
+    tmp = out.with_name(out.name + ".tmp")
+    with Step("hybrid ISO (xorriso)"):
+        tmp.unlink(missing_ok=True)
+        write_iso(config, staging, esp, seed, tmp)
+    digest = sha256_file(tmp)
+    tmp.replace(out)
+    out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n")
+    manifest_text = (
+        f"# {IMAGE_NAME} {version}\n# Debian {SUITE} {ARCH}, mirror {config.mirror}\n"
+        f"# platform: {manifest['name']} {manifest['version']}\n\n## Debian packages\n"
+        + (config.base_dir / ".packages.manifest").read_text()
+        + "\n## Python packages (installer venv, from uv.lock)\n"
+        + "\n".join(line for line in pins.splitlines() if "==" in line)
+        + "\n"
+    )
+    out.with_name(out.name + ".manifest").write_text(manifest_text)
+    seed_sha = sha256_file(seed)
+    shutil.rmtree(work / "staging", ignore_errors=True)
+    figures = {
+        "image": str(out),
+        "size_bytes": out.stat().st_size,
+        "sha256": digest,
+        "seed_partition_sha256": seed_sha,
+        "base": "built" if built_base else "cached",
+        "seconds": round(time.monotonic() - started, 1),
+        "version": version,
+    }
+    (config.out_dir / "build-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def parse_args(argv: list[str]) -> BuildConfig:
+    parser = argparse.ArgumentParser(prog="iso/build.py", description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "build/iso")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("CLAWDIE_ISO_CACHE", "/var/cache/clawdie-iso")),
+        help="package and base-system cache, outside the repo (env CLAWDIE_ISO_CACHE)",
+    )
+    parser.add_argument(
+        "--platform",
+        type=Path,
+        default=Path(os.environ.get("CLAWDIE_PLATFORM", REPO / "tests/reference_platform")),
+        help="the platform payload folder (env CLAWDIE_PLATFORM; default: the reference one)",
+    )
+    parser.add_argument("--mirror", default=os.environ.get("CLAWDIE_DEBIAN_MIRROR", DEFAULT_MIRROR))
+    parser.add_argument("--zstd-level", type=int, default=ZSTD_LEVEL)
+    args = parser.parse_args(argv)
+    epoch_text = (
+        os.environ.get("SOURCE_DATE_EPOCH")
+        or subprocess.run(
+            ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or "1704067200"
+    )
+    return BuildConfig(
+        out_dir=args.out.resolve(),
+        cache_dir=args.cache.resolve(),
+        platform_dir=args.platform.resolve(),
+        mirror=args.mirror,
+        epoch=int(epoch_text),
+        packages=read_packages(REPO / "iso/packages.txt"),
+        zstd_level=args.zstd_level,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    if os.geteuid() != 0:
+        print("iso: the image build needs root (debootstrap, chroot, mounts)", file=sys.stderr)
+        return 2
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+        figures = build(config)
+    except InstallerError as err:
+        print(f"iso: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  hint: {err.hint}", file=sys.stderr)
+        return 1
+    size_mb = int(figures["size_bytes"]) / 1e6  # type: ignore[call-overload]
+    print(
+        f"iso: image {figures['image']}: {size_mb:.0f} MB (target <= 450 MB), "
+        f"built in {figures['seconds']} s with the base system {figures['base']}"
+    )
+    print(f"iso: sha256 {figures['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The installer image as built: partition layout, the seed partition, the units, the figures.
+
+Marked `boot`: needs the image (`just iso`), root and loop devices. No VM here; see test_boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.image import OUT, REPO, copy_image, read_figures
+from tests.loopdev import attach_loop, require_root, sh
+
+pytestmark = pytest.mark.boot
+
+LINUX_DATA = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+MIB = 1024 * 1024
+UNITS = ("clawdie-installer.service", "clawdie-firstboot.service", "clawdie.service")
+
+
+def partitions(image: Path) -> list[dict[str, object]]:
+    table = json.loads(sh("sfdisk", "--json", str(image)))["partitiontable"]
+    assert table["label"] == "gpt"
+    return list(table["partitions"])
+
+
+def test_partition_layout(installer_image: Path) -> None:
+    parts = partitions(installer_image)
+    assert [p["type"] for p in parts] == [LINUX_DATA, ESP, BASIC_DATA]
+    seed = parts[2]
+    assert int(str(seed["size"])) * 512 == 64 * MIB
+    # the appended partitions follow the ISO 9660 data, in order
+    assert int(str(parts[0]["start"])) < int(str(parts[1]["start"])) < int(str(seed["start"]))
+
+
+def test_image_size_checksum_and_manifest(installer_image: Path) -> None:
+    figures = read_figures()
+    size = installer_image.stat().st_size
+    print(
+        f"\nimage: {size / 1e6:.0f} MB (target <= 450 MB), build {figures['seconds']} s, "
+        f"base {figures['base']}"
+    )
+    assert size <= 450 * 1000 * 1000
+    line = installer_image.with_name(installer_image.name + ".sha256").read_text()
+    digest = hashlib.sha256(installer_image.read_bytes()).hexdigest()
+    assert line == f"{digest}  {installer_image.name}\n"
+    manifest = installer_image.with_name(installer_image.name + ".manifest").read_text()
+    for package in ("linux-image-amd64", "postgresql", "live-boot", "openssh-server"):
+        assert f"\n{package}\t" in manifest
+    assert "pydantic==" in manifest
+    assert "psycopg==" in manifest
+
+
+@pytest.fixture
+def looped(installer_image: Path, tmp_path: Path) -> Iterator[list[str]]:
+    require_root()
+    disk = attach_loop(copy_image(installer_image, tmp_path / "stick.img"), partitions=3)
+    try:
+        yield disk.parts
+    finally:
+        disk.detach()
+
+
+def test_seed_partition_opens_as_a_normal_drive(looped: list[str], tmp_path: Path) -> None:
+    """What a Linux desktop sees when the stick is plugged in: a FAT32 drive named CLAWDIESEED.
+
+    udisks shows and mounts a partition that blkid reports as a file system with a label and that
+    is not hidden by type; this kernel has no vfat driver, so the mount itself goes through FUSE.
+    """
+    probe = sh("blkid", "-p", "-o", "export", looped[2])
+    fields = dict(line.split("=", 1) for line in probe.splitlines() if "=" in line)
+    assert fields["TYPE"] == "vfat"
+    assert fields["VERSION"] == "FAT32"
+    assert fields["LABEL"] == "CLAWDIESEED"
+    assert fields["USAGE"] == "filesystem"
+    assert fields["PART_ENTRY_TYPE"].upper() == BASIC_DATA
+    if shutil.which("fusefat") is None:
+        pytest.skip("fusefat is not installed (`just iso` installs it)")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    sh("fusefat", "-o", "ro", looped[2], str(mount))
+    try:
+        names = sorted(os.listdir(mount))
+        text = (mount / "setup.txt").read_text()
+    finally:
+        subprocess.run(["fusermount", "-u", str(mount)], check=False)
+    assert names == ["README.txt", "setup.txt"]
+    assert text == (REPO / "setup.txt.example").read_text()
+
+
+@pytest.fixture(scope="module")
+def image_root(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The image's root file system (its squashfs, taken out of the ISO), mounted read-only."""
+    require_root()
+    work = tmp_path_factory.mktemp("image-root")
+    squashfs = work / "filesystem.squashfs"
+    sh(
+        "osirrox",
+        "-indev",
+        str(installer_image),
+        "-extract",
+        "/live/filesystem.squashfs",
+        str(squashfs),
+    )
+    root = work / "root"
+    root.mkdir()
+    sh("mount", "-t", "squashfs", "-o", "loop,ro", str(squashfs), str(root))
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "--lazy", str(root)], check=False)
+
+
+def test_units_verify_in_the_image(image_root: Path) -> None:
+    """`systemd-analyze verify` on our units, against the image's own root file system."""
+    units = [f"/etc/systemd/system/{unit}" for unit in UNITS]
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={image_root}", *units],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if "clawdie" in line]
+    assert not ours, "\n".join(ours)
+
+
+def test_image_root_carries_the_product(image_root: Path) -> None:
+    wanted = image_root / "etc/systemd/system/multi-user.target.wants"
+    assert {p.name for p in wanted.iterdir()} >= set(UNITS)
+    unit = (image_root / "etc/systemd/system/clawdie.service").read_text()
+    assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
+    assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit
+    assert (image_root / "etc/machine-id").read_text() == ""
+    assert not list((image_root / "etc/ssh").glob("ssh_host_*")), "host keys must be per machine"
+    assert not list((image_root / "boot").glob("initrd.img-*")), "the initrd is on the medium"
+    assert (image_root / "opt/clawdie/venv/bin/python").exists()
+
+
+def test_warm_rebuild_is_reproducible(installer_image: Path, tmp_path: Path) -> None:
+    """A second build of the same inputs (cached base): the same seed partition; says whether
+    the whole image is identical, and how long a build takes when only the product changed."""
+    first = read_figures()
+    started = time.monotonic()
+    out = tmp_path / "again"
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/python"), str(REPO / "iso/build.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    second = json.loads((out / "build-figures.json").read_text())
+    identical = second["sha256"] == first["sha256"]
+    print(
+        f"\nwarm build: {took:.0f} s (target <= 180 s); seed partition identical: "
+        f"{second['seed_partition_sha256'] == first['seed_partition_sha256']}; "
+        f"whole image identical: {identical}"
+    )
+    (OUT / "repro.json").write_text(
+        json.dumps({"warm_build_seconds": round(took, 1), "image_identical": identical}) + "\n"
+    )
+    assert second["seed_partition_sha256"] == first["seed_partition_sha256"]
