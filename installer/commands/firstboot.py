@@ -8,6 +8,8 @@ seed, 3 PostgreSQL not ready in time, 4 the platform did not start.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping
@@ -118,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
     from installer.paths import TargetPaths
     from installer.telegram import DEFAULT_API
 
+    if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
+        # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets
+        # every log line too.
+        from installer.install.console import syslog_handler
+
+        journal = syslog_handler(ident="clawdie-firstboot")
+        if journal is not None:
+            logging.getLogger("clawdie").addHandler(journal)
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))

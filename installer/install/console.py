@@ -31,8 +31,10 @@ def parse_console_wait(cmdline: str) -> float | None:
     return float(found[-1]) if found else None
 
 
-def syslog_handler(socket: Path = SYSLOG_SOCKET) -> logging.Handler | None:
-    """A handler sending to the journal's syslog socket as `clawdie-install`, when it exists."""
+def syslog_handler(
+    socket: Path = SYSLOG_SOCKET, ident: str = SYSLOG_IDENT
+) -> logging.Handler | None:
+    """A handler sending to the journal's syslog socket as `ident`, when the socket exists."""
     if not socket.exists():
         return None
     try:
@@ -40,7 +42,7 @@ def syslog_handler(socket: Path = SYSLOG_SOCKET) -> logging.Handler | None:
     except OSError as err:
         log.debug("no syslog: %s", err)
         return None
-    handler.ident = f"{SYSLOG_IDENT}: "
+    handler.ident = f"{ident}: "
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
 
