@@ -51,7 +51,12 @@ GRUB_MODULES = (
     "iso9660 part_gpt part_msdos fat ext2 serial terminal all_video gfxterm ls cat sleep "
     "reboot halt"
 ).split()
-LIVE_CMDLINE = "boot=live components console=ttyS0,115200n8 console=tty0"
+# systemd.wants: the live installer looks for the seed once USB disks have settled; pulled in
+# from here, the installed system (same units, no such parameter) does not wait for it.
+LIVE_CMDLINE = (
+    "boot=live components systemd.wants=systemd-udev-settle.service "
+    "console=ttyS0,115200n8 console=tty0"
+)
 DPKG_EXCLUDES = """\
 # The appliance has no manual pages, info pages or translations: smaller image.
 path-exclude=/usr/share/doc/*
@@ -61,20 +66,21 @@ path-exclude=/usr/share/info/*
 path-exclude=/usr/share/locale/*
 path-include=/usr/share/locale/locale.alias
 path-exclude=/usr/share/lintian/*
+# (Debian 12 packages still ship modules under /lib, which dpkg matches literally.)
 # Kernel modules a headless server appliance never loads: sound, cameras and TV, Wi-Fi (setup.txt
 # has no Wi-Fi fields; the appliance is wired), InfiniBand, industrial sensors, and the big
 # desktop GPU drivers (the text console runs on the firmware frame buffer, built in).
-path-exclude=/usr/lib/modules/*/kernel/sound/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/media/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/net/wireless/*
-path-exclude=/usr/lib/modules/*/kernel/net/wireless/*
-path-exclude=/usr/lib/modules/*/kernel/net/mac80211/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/infiniband/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/iio/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/amd/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/radeon/*
-path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/i915/*
+path-exclude=/lib/modules/*/kernel/sound/*
+path-exclude=/lib/modules/*/kernel/drivers/media/*
+path-exclude=/lib/modules/*/kernel/drivers/net/wireless/*
+path-exclude=/lib/modules/*/kernel/net/wireless/*
+path-exclude=/lib/modules/*/kernel/net/mac80211/*
+path-exclude=/lib/modules/*/kernel/drivers/infiniband/*
+path-exclude=/lib/modules/*/kernel/drivers/iio/*
+path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/amd/*
+path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*
+path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/radeon/*
+path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/i915/*
 # PostgreSQL's JIT (llvmjit.so) is the only user of LLVM and Z3 (130 MB); the image turns JIT
 # off (iso/postgresql.conf), and the server runs fine without the library.
 path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*
