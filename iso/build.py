@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -608,6 +609,25 @@ def build(config: BuildConfig) -> dict[str, object]:
     manifest = read_platform_manifest(config.platform_dir)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     config.cache_dir.mkdir(parents=True, exist_ok=True)
+    with cache_lock(config.cache_dir):
+        return build_locked(config, manifest, started)
+
+
+@contextlib.contextmanager
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """One build at a time per cache: two would share (and clobber) the same layer."""
+    with (cache_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"iso: another build is using {cache_dir}; waiting for it", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def build_locked(
+    config: BuildConfig, manifest: dict[str, object], started: float
+) -> dict[str, object]:
     built_base = build_base(config)
     work = config.out_dir / "work"
     shutil.rmtree(work, ignore_errors=True)

@@ -21,7 +21,8 @@ from tests import vm
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
-pytestmark = pytest.mark.boot
+# Each test boots one to three VMs under TCG: far past the suite's 300 s per-test default.
+pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000)]
 
 LOGS = OUT / "boot-test"
 DISK_SIZE = 6 * 1024**3
