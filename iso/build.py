@@ -35,7 +35,7 @@ SUITE = "bookworm"
 ARCH = "amd64"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Bump when the way the base is made changes (not the package list: that is hashed itself).
-BASE_RECIPE = "3"
+BASE_RECIPE = "4"
 VOLUME_ID = "CLAWDIE_INSTALL"
 IMAGE_NAME = "clawdie-installer.iso"
 # zstd level 9, measured on this image's root (1 GB, 2 cores): level 3 gives 297 MB in 8 s,
@@ -89,6 +89,8 @@ path-exclude=/usr/lib/x86_64-linux-gnu/libz3.so*
 path-exclude=/usr/lib/postgresql/*/lib/llvmjit*
 path-exclude=/usr/lib/postgresql/*/lib/bitcode/*
 """
+# Sourced by live-boot in the initramfs: it looks for the medium on ISO 9660 volumes only.
+LIVE_BOOT_OVERRIDE = REPO / "iso/live-boot/9999-clawdie-medium-only.sh"
 # What debootstrap unpacked before the excludes above were in place.
 PRUNE_AFTER_DEBOOTSTRAP = ("usr/share/man", "usr/share/info", "usr/share/lintian")
 
@@ -111,6 +113,7 @@ class BuildConfig:
         for part in (BASE_RECIPE, SUITE, ARCH, self.mirror, *self.packages):
             digest.update(part.encode() + b"\0")
         digest.update(DPKG_EXCLUDES.encode())
+        digest.update(LIVE_BOOT_OVERRIDE.read_bytes())
         return digest.hexdigest()[:16]
 
     @property
@@ -262,6 +265,8 @@ def build_base(config: BuildConfig) -> bool:
                 "APT::Keep-Downloaded-Packages=true",
                 *config.packages,
             )
+            shutil.copyfile(LIVE_BOOT_OVERRIDE, tmp / "usr/lib/live/boot" / LIVE_BOOT_OVERRIDE.name)
+            in_chroot(tmp, "update-initramfs", "-u", "-k", "all")
             manifest = in_chroot(tmp, "dpkg-query", "-W", "-f", "${Package}\t${Version}\n")
         policy.unlink()
         prune_docs(tmp)
@@ -676,6 +681,7 @@ def build_locked(
         "base": "built" if built_base else "cached",
         "seconds": round(time.monotonic() - started, 1),
         "version": version,
+        "source_date_epoch": config.epoch,
     }
     (config.out_dir / "build-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
