@@ -276,6 +276,10 @@ def build_base(config: BuildConfig) -> bool:
         (tmp / ".packages.manifest").write_text(manifest)
     (tmp / ".complete").write_text(f"{config.base_key}\n")
     tmp.rename(config.base_dir)
+    for stale in config.cache_dir.glob("base-*"):
+        if stale != config.base_dir:  # an older package list: about 1 GB that nothing reads
+            print(f"iso: removing the stale base {stale.name}", flush=True)
+            sh(["rm", "-rf", "--one-file-system", str(stale)])
     return True
 
 
