@@ -142,9 +142,15 @@ class Step:
         print(f"iso: {self.name} {state} in {took:.1f} s", flush=True)
 
 
-def sh(argv: list[str], *, env: dict[str, str] | None = None, quiet: bool = True) -> str:
+def sh(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    quiet: bool = True,
+) -> str:
     """Run a build command; on failure raise with the command line, exit code and its tail."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     proc = subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
@@ -445,7 +451,10 @@ def write_squashfs(config: BuildConfig, root: Path, out: Path) -> None:
             str(config.epoch),
             "-e",
             *excludes,
-        ]
+        ],
+        # mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time/-all-time; the
+        # options carry the same epoch, so the variable is dropped for this one command.
+        unset=("SOURCE_DATE_EPOCH",),
     )
     # Read it back: a truncated or corrupt squashfs must fail the build, not the install.
     sh(["unsquashfs", "-s", str(out)])
