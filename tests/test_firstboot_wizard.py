@@ -135,9 +135,13 @@ def test_first_boot_asks_on_a_linux_console_and_completes(
     term.wait_text("> TELEGRAM_BOT_TOKEN")
     term.type(TOKEN)
     term.send("Tab")
-    term.wait_text("> TELEGRAM_ADMIN_ID")
+    term.wait_settled("> TELEGRAM_ADMIN_ID")
+    # One step at a time, each seen on the screen before the next: a burst of keys sent while
+    # the form is still re-rendering a row was seen to go missing on a loaded 2-core machine.
     term.send("C-u")
+    term.wait_text("required, but not set")
     term.type(ADMIN)
+    term.wait_text(ADMIN)
     term.send("Enter")
     term.wait_text("Review: nothing is used until you confirm")
     term.send("Enter")
