@@ -67,8 +67,9 @@ def probe_kvm(device: Path = Path("/dev/kvm"), *, guest_seconds: float = 10.0) -
     The ioctls (API version, create a VM) are instant and catch a missing or closed device. They
     are not enough: on nested hosts KVM can create VMs and run SeaBIOS yet stop with "KVM internal
     error" as soon as the guest enters long mode. So when OVMF is installed, the probe also boots
-    OVMF (64-bit from its first instructions) under KVM, with no disk, and waits for its first
-    serial output, which takes about a second under a working KVM.
+    OVMF (64-bit from its first instructions) under KVM with the CPU model real runs use
+    (`-cpu host`: on some hosts QEMU then stops at once, "failed to set MSR"), with no disk, and
+    waits for its first serial output, which takes about a second under a working KVM.
     """
     ok, reason = _probe_kvm_ioctls(device)
     if not ok or device != Path("/dev/kvm"):
@@ -109,7 +110,8 @@ def _probe_kvm_guest(seconds: float) -> tuple[bool, str]:
         vars_copy = Path(tmp) / "vars.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
         argv = [
-            QEMU, "-accel", "kvm", "-machine", "q35", "-m", "256", "-nodefaults", "-nic", "none",
+            QEMU, *accel_args(kvm=True), "-machine", "q35", "-m", "256", "-nodefaults",
+            "-nic", "none",
             "-display", "none", "-monitor", "none", "-serial", f"file:{serial}", "-no-reboot",
             *_pflash_args(vars_copy),
         ]  # fmt: skip
