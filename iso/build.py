@@ -321,6 +321,26 @@ def layered_root(config: BuildConfig) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(work / "merged")], check=False)
 
 
+def forget_wheel_path(site: Path) -> None:
+    """Drop what records where and when the project's wheel lay at build time: PEP 610's
+    direct_url.json (a build folder's path) and uv's uv_cache.json (the wheel file's mtime).
+    Neither means anything in the image, and they made two builds of the same inputs differ."""
+    for dist_info in site.glob("*.dist-info"):
+        names = [n for n in ("direct_url.json", "uv_cache.json") if (dist_info / n).exists()]
+        if not names:
+            continue
+        record = dist_info / "RECORD"
+        dropped = tuple(f"{dist_info.name}/{name}," for name in names)
+        kept = [
+            line
+            for line in record.read_text().splitlines(keepends=True)
+            if not line.startswith(dropped)
+        ]
+        record.write_text("".join(kept))
+        for name in names:
+            (dist_info / name).unlink()
+
+
 def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
     """The installer and its locked dependencies in /opt/clawdie/venv; returns the pin list."""
     uv = str(REPO / ".venv/bin/uv")
@@ -359,6 +379,7 @@ def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
     ]
     sh([uv, "pip", "install", *common, "--require-hashes", "-r", str(requirements)])
     sh([uv, "pip", "install", *common, "--no-deps", *map(str, wheels.glob("*.whl"))])
+    forget_wheel_path(site)
     shutil.rmtree(site / "bin", ignore_errors=True)
     in_chroot(
         root,

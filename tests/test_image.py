@@ -151,8 +151,8 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
 
 
 def test_warm_rebuild_is_reproducible(installer_image: Path, tmp_path: Path) -> None:
-    """A second build of the same inputs (cached base): the same seed partition; says whether
-    the whole image is identical, and how long a build takes when only the product changed."""
+    """A second build of the same inputs (cached base) gives the same image, byte for byte;
+    says how long a build takes when only the product changed."""
     first = read_figures()
     started = time.monotonic()
     out = tmp_path / "again"
@@ -176,3 +176,7 @@ def test_warm_rebuild_is_reproducible(installer_image: Path, tmp_path: Path) -> 
         json.dumps({"warm_build_seconds": round(took, 1), "image_identical": identical}) + "\n"
     )
     assert second["seed_partition_sha256"] == first["seed_partition_sha256"]
+    assert identical, (
+        f"two builds of the same inputs differ: {first['sha256']} vs {second['sha256']} "
+        "(the image in build/iso must come from this tree: `just boot-test` builds it first)"
+    )
