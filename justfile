@@ -31,8 +31,9 @@ test-all:
     {{just_executable()}} slow-test
     {{just_executable()}} boot-test
 
-# Debian packages the image build and the boot test need (on top of .ci/bootstrap's own)
-iso_apt := "debootstrap xorriso squashfs-tools grub-pc-bin grub-efi-amd64-bin grub-common zstd qemu-system-x86 qemu-utils ovmf fusefat e2fsprogs systemd"
+# Debian packages the image build and the boot test need on top of .ci/bootstrap's own (which
+# already has xorriso, squashfs-tools, GRUB, QEMU and OVMF for the fast suite's harness tests)
+iso_apt := "debootstrap zstd qemu-utils fusefat e2fsprogs systemd"
 
 # build the installer image (root, Debian 12) into build/iso: the .iso, .sha256 and .manifest;
 # the Debian base is cached in /var/cache/clawdie-iso (CLAWDIE_ISO_CACHE); --platform DIR
