@@ -50,11 +50,15 @@ def _usage() -> str:
 
 
 def _configure_logging(verbose: bool) -> None:
+    from installer.redact import add_filter
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        add_filter(handler)
 
 
 def run_command(name: str, argv: Sequence[str]) -> int:
@@ -75,6 +79,20 @@ def run_command(name: str, argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print(f"clawdie-setup {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # the last boundary: a fault of ours, never a traceback on screen
+        from installer.redact import redact
+
+        logging.getLogger("clawdie").debug("internal error", exc_info=True)
+        print(
+            f"clawdie-setup {name}: internal error: {type(err).__name__}: {redact(str(err))}",
+            file=sys.stderr,
+        )
+        print(
+            "  hint: this is a fault in the installer; run again with -v to log the details "
+            "(secrets are masked) and report it",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,3 +41,24 @@ class CommandFailedError(InstallerError):
         self.stderr_tail = stderr_tail
         detail = f": {stderr_tail}" if stderr_tail else ""
         super().__init__(f"command failed (exit {returncode}): {' '.join(argv)}{detail}")
+
+
+class CommandTimeoutError(CommandFailedError):
+    """An external command did not finish in its time and was killed."""
+
+    def __init__(self, argv: list[str], timeout: float) -> None:
+        super().__init__(argv, -9)
+        self.message = f"command timed out after {timeout:g} s and was stopped: {' '.join(argv)}"
+        self.args = (self.message,)
+
+
+class ProgramMissingError(InstallerError):
+    """A program the installer runs is not on this system (or cannot be executed)."""
+
+    def __init__(self, program: str, why: str) -> None:
+        super().__init__(
+            f"the program {program} {why}",
+            "the system is missing a package the installer needs; the image or the host "
+            "is incomplete",
+        )
+        self.program = program

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import faults
+from installer import faults, redact
 from installer.errors import InstallerError, SeedUnreadableError, UsageError
-from installer.fsutil import ensure_dir, remove_stale_temps, write_atomic
+from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.run import run
@@ -84,6 +84,30 @@ def _read_seed_source(config: FirstbootConfig, paths: TargetPaths) -> SeedSource
     return SeedSource(read.name, read.data, f"the seed partition {device.node}", True)
 
 
+def register_secrets(check: SeedCheck) -> None:
+    """Every secret value the seed holds (valid or not) is masked in logs and messages."""
+    from installer.setup_model import field_specs
+
+    secret_keys = {spec.key for spec in field_specs() if spec.secret}
+    redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
+    redact.register(*(s.value for s in check.settings if s.secret))
+
+
+def ensure_setup_state(paths: TargetPaths) -> None:
+    """Root's state directory: 0700, root's own (never inside the service account's home)."""
+    ensure_dir(paths.setup_state_dir, 0o700, 0, 0)
+
+
+def forget_seed(paths: TargetPaths) -> list[str]:
+    """Delete the seed copy and the console answers (after the complete stamp): from then on
+    the secrets live only where they are used. Returns what was deleted."""
+    gone = [p.name for p in (paths.seed_copy, paths.wizard_answers) if remove_durably(p)]
+    if paths.seed_dir.is_dir() and not paths.seed_dir.is_symlink():
+        remove_stale_temps(paths.seed_dir)
+        paths.seed_dir.rmdir()
+    return gone
+
+
 def _read_answers(paths: TargetPaths) -> dict[str, str]:
     if not paths.wizard_answers.is_file():
         return {}
@@ -95,7 +119,9 @@ def read_stored_seed(paths: TargetPaths) -> SeedCheck:
     check = check_seed_bytes(paths.seed_copy.read_bytes())
     stored = _read_answers(paths)
     if stored:
+        redact.register(*stored.values())
         check = apply_answers(check, stored)
+    register_secrets(check)
     if not check.valid:
         raise SeedInvalidError(
             "the stored seed copy no longer validates",
@@ -112,6 +138,7 @@ def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck
     Raises SeedInvalidError when nobody can or does answer. Shared with the disk installer.
     """
     check = check_seed_bytes(data, name=name)
+    register_secrets(check)
     if check.valid:
         return check, {}
     keys = keys_to_ask(check)
@@ -130,6 +157,7 @@ def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck
             check,
         )
     answers = {k: v for k, v in given.items() if v}
+    redact.register(*answers.values())  # an answer to any question may be a secret
     check = apply_answers(check, answers)
     if not check.valid:
         raise SeedInvalidError("the answers still leave problems", None, check)
@@ -143,7 +171,8 @@ def store_seed(
 
     After this, first boot reads only what is stored here and never asks or reads a stick again.
     """
-    ensure_dir(paths.seed_copy.parent, 0o700)
+    ensure_setup_state(paths)
+    ensure_dir(paths.seed_dir, 0o700, 0, 0)
     write_atomic(paths.seed_copy, data, mode=0o600)
     if answers:
         write_atomic(paths.wizard_answers, platform_env.render_env_file(answers), mode=0o600)
@@ -198,7 +227,12 @@ def start_platform(config: FirstbootConfig) -> str:
     if config.platform_start is None:
         return "start skipped (--no-platform-start); start it with: systemctl start clawdie"
     argv = list(config.platform_start)
-    result = run(argv, check=False, timeout=300)
+    try:
+        result = run(argv, check=False, timeout=300)
+    except InstallerError as err:  # timed out, or the program is missing
+        raise PlatformStartError(
+            f"the platform did not start: {err.message}", "see `journalctl -u clawdie` on the box"
+        ) from None
     if result.returncode != 0:
         tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise PlatformStartError(
@@ -207,6 +241,21 @@ def start_platform(config: FirstbootConfig) -> str:
             "see `journalctl -u clawdie` on the box",
         )
     return f"started ({' '.join(argv)})"
+
+
+def as_installer_error(err: Exception) -> InstallerError:
+    """Our error for any failure: ours as it is; anything else worded without a traceback,
+    cleaned of every known secret (a bug's message may quote a value)."""
+    if isinstance(err, InstallerError):
+        return err
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        message = f"a system call failed: {err.strerror}{where}"
+    else:
+        message = f"unexpected error ({type(err).__name__}: {err})"
+    return InstallerError(
+        redact.redact(message), "this is a fault in the installer: keep the journal and report it"
+    )
 
 
 @dataclass
@@ -225,8 +274,10 @@ class FirstbootRun:
                 f"{self.config.root} is not the root of a system (it has no etc/passwd)",
                 "give --root the directory the target system is mounted on",
             )
+        ensure_setup_state(paths)
         stamps = Stamps(paths.stamps_dir)
         if stamps.done(COMPLETE):
+            forget_seed(paths)  # a power cut may have come between the stamp and the delete
             print(
                 f"first boot already completed ({stamps.finished_at(COMPLETE)}); nothing to do. "
                 "Seeds are not read again: changes to setup.txt on a stick are ignored.",
@@ -246,7 +297,8 @@ class FirstbootRun:
                 records[SEED_STEP] = seed_record
             ctx = StepContext(self.config, paths, check)
             records.update(run_steps(ctx, stamps))
-        except InstallerError as err:
+        except Exception as caught:  # every failure writes its report
+            err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check
             self._report(
                 paths,
@@ -260,7 +312,9 @@ class FirstbootRun:
                     platform="not started (first boot did not finish)",
                 ),
             )
-            raise
+            if err is caught:
+                raise
+            raise err from None
         outcome = Outcome(
             ok=True,
             headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
@@ -272,6 +326,12 @@ class FirstbootRun:
             stamps.mark(REPORT_STEP, StepRecord())
         faults.fault_point(f"before:{COMPLETE}")
         stamps.mark(COMPLETE, StepRecord())
+        faults.fault_point(f"stamped:{COMPLETE}")
+        forgotten = forget_seed(paths)
+        log.info(
+            "seed copy deleted (%s): secrets now live only where they are used",
+            ", ".join(forgotten) or "nothing left",
+        )
         try:
             platform = start_platform(self.config)
         except PlatformStartError as err:

@@ -1,12 +1,32 @@
-"""Durable file writes: a file is either its old content or its new one, never half of it."""
+"""Durable file writes: a file is either its old content or its new one, never half of it.
+
+Root never follows a symbolic link planted where another user can write. Every directory and file
+first boot makes is opened with `O_NOFOLLOW` and changed through its descriptor (`fchown`,
+`fchmod`, `*at` calls relative to the open directory): `ensure_dir_at`, `write_atomic_at` and
+`open_dir` are the one way to act inside a directory another user owns (the service account's
+home); `ensure_dir` and `write_atomic` use them for every other path too.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from installer.faults import fault_point
+
+log = logging.getLogger("clawdie.fsutil")
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePathError(OSError):
+    """A path where root expected a real directory or file is something else (a link, a
+    device); nothing was changed through it."""
 
 
 def fsync_dir(path: Path) -> None:
@@ -18,15 +38,155 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _replace_non_directory(dir_fd: int, name: str) -> None:
+    """`name` in `dir_fd` is a link or a file where a directory belongs: remove the entry itself
+    (never what a link points to). Only used for names inside a directory root owns or is
+    making for an account, so the entry is that account's doing."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+    log.warning("%s was %s where a directory belongs: replaced by a directory", name, kind)
+    os.unlink(name, dir_fd=dir_fd)
+
+
+def ensure_dir_at(dir_fd: int, name: str, mode: int, uid: int = -1, gid: int = -1) -> int:
+    """Open directory `name` inside the open directory `dir_fd`, creating it if missing, without
+    following a link; set its mode and owner on the descriptor. Returns the open descriptor.
+
+    A symbolic link or a non-directory at `name` is removed and replaced by a directory.
+    """
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"not a single path component: {name!r}")
+    created = False
+    for _ in range(3):
+        try:
+            os.mkdir(name, mode, dir_fd=dir_fd)
+            created = True
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                _replace_non_directory(dir_fd, name)
+                continue
+            if err.errno == errno.ENOENT:  # removed between mkdir and open: try again
+                continue
+            raise
+        break
+    else:
+        raise UnsafePathError(errno.ELOOP, f"{name} keeps changing under us", name)
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise UnsafePathError(errno.ENOTDIR, "not a directory", name)
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        if created:
+            os.fsync(dir_fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def open_dir(path: Path, mode: int | None = None, uid: int = -1, gid: int = -1) -> Iterator[int]:
+    """The directory `path` opened without following a link at its last component (created
+    with its parents when `mode` is given, and then given that mode and owner).
+
+    The parents are trusted: they belong to root (the target root's /etc, /var/lib).
+    """
+    parent = path.parent
+    if mode is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if mode is None:
+            fd = os.open(path.name, _DIR_FLAGS, dir_fd=parent_fd)
+        else:
+            fd = ensure_dir_at(parent_fd, path.name, mode, uid, gid)
+    finally:
+        os.close(parent_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def ensure_dir(path: Path, mode: int = 0o755, uid: int = -1, gid: int = -1) -> None:
-    """Create `path` (and parents) if missing; set its mode and owner; make the entry durable."""
-    created = not path.is_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, mode)
-    if uid != -1 or gid != -1:
-        os.chown(path, uid, gid)
-    if created:
-        fsync_dir(path.parent)
+    """Create `path` (and parents) if missing; set its mode and owner on the open directory
+    (never through a link); make the entry durable."""
+    with open_dir(path, mode, uid, gid):
+        pass
+
+
+def _same_at(dir_fd: int, name: str, content: bytes, mode: int | None, uid: int, gid: int) -> bool:
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(content):
+            return False
+        if mode is not None and (st.st_mode & 0o7777) != mode:
+            return False
+        if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+            return False
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks) == content
+    finally:
+        os.close(fd)
+
+
+def write_atomic_at(
+    dir_fd: int,
+    name: str,
+    data: bytes | str,
+    *,
+    mode: int = 0o644,
+    uid: int = -1,
+    gid: int = -1,
+    exact_mode: bool = True,
+) -> bool:
+    """Replace `name` in the open directory `dir_fd` with `data` atomically; return False when
+    it already held exactly that.
+
+    The temp file is created with `O_EXCL | O_NOFOLLOW` and its final mode (never briefly
+    world-readable), owned as asked through its descriptor, written, fsynced, renamed over
+    `name` (a link at `name` is replaced, never followed), and the directory fsynced.
+    `exact_mode=False` is for file systems without UNIX modes (FAT sticks refuse chmod).
+    """
+    content = data.encode() if isinstance(data, str) else data
+    if _same_at(dir_fd, name, content, mode if exact_mode else None, uid, gid):
+        return False
+    temp = f".{name}.tmp-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp, dir_fd=dir_fd)  # left by a killed run with the same pid
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, mode, dir_fd=dir_fd)
+    try:
+        if exact_mode:
+            os.fchmod(fd, mode)  # the umask may have narrowed it; never widened
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        half = len(content) // 2
+        os.write(fd, content[:half])
+        fault_point(f"mid-write:{name}")
+        os.write(fd, content[half:])
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
+    return True
 
 
 def write_atomic(
@@ -40,56 +200,44 @@ def write_atomic(
 ) -> bool:
     """Replace `path` with `data` atomically; return False when it already held exactly that.
 
-    The temp file is created with its final mode (never briefly world-readable), owned as
-    asked, written, fsynced, renamed over `path`, and the directory fsynced. `exact_mode=False`
-    is for file systems without UNIX modes (FAT sticks refuse chmod): the mode is only asked for
-    at creation.
+    See `write_atomic_at`; the parent directory is created when missing (root's own tree).
     """
-    content = data.encode() if isinstance(data, str) else data
-    if _same(path, content, mode if exact_mode else None, uid, gid):
-        return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if exact_mode:
-            os.fchmod(fd, mode)  # the umask may have narrowed it; never widened
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
-        half = len(content) // 2
-        os.write(fd, content[:half])
-        fault_point(f"mid-write:{path.name}")
-        os.write(fd, content[half:])
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    os.close(fd)
-    os.replace(temp, path)
+        return write_atomic_at(
+            parent_fd, path.name, data, mode=mode, uid=uid, gid=gid, exact_mode=exact_mode
+        )
+    finally:
+        os.close(parent_fd)
+
+
+def remove_durably(path: Path) -> bool:
+    """Delete the file `path` (never what a link there points to) and make that durable.
+    Returns False when there was nothing to delete."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
     fsync_dir(path.parent)
     return True
 
 
-def _same(path: Path, content: bytes, mode: int | None, uid: int, gid: int) -> bool:
-    try:
-        st = path.lstat()
-        if not path.is_file() or (mode is not None and (st.st_mode & 0o7777) != mode):
-            return False
-        if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
-            return False
-        return path.read_bytes() == content
-    except OSError:
-        return False
-
-
 def remove_stale_temps(directory: Path) -> None:
     """Delete temp files a killed writer left behind (`.NAME.tmp-PID`)."""
-    if directory.is_dir():
+    if directory.is_dir() and not directory.is_symlink():
         for leftover in directory.glob(".*.tmp-*"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+def remove_stale_temps_at(dir_fd: int) -> None:
+    """`remove_stale_temps` for an open directory (one another user may write: no link is
+    followed, only entries are removed)."""
+    for name in os.listdir(dir_fd):
+        if name.startswith(".") and ".tmp-" in name:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
 
 
 def symlink_atomic(path: Path, target: str) -> bool:

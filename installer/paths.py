@@ -99,9 +99,16 @@ class TargetPaths:
         return self.config_dir / "image-version"
 
     @property
-    def state_dir(self) -> Path:
-        """/var/lib/clawdie: the service account's home and the installer's state."""
+    def service_home(self) -> Path:
+        """/var/lib/clawdie: the service account's home and the platform's data. The account
+        can write here, so it holds nothing root relies on."""
         return self._at(f"/var/lib/{SERVICE_NAME}")
+
+    @property
+    def setup_state_dir(self) -> Path:
+        """/var/lib/clawdie-setup (root, 0700): root's own first-boot state: stamps, the seed
+        copy, the console answers, the account ledger, the summary and the install record."""
+        return self._at(f"/var/lib/{SERVICE_NAME}-setup")
 
     @property
     def platform_unit_dropin(self) -> Path:
@@ -109,25 +116,41 @@ class TargetPaths:
         return self._at(f"/etc/systemd/system/{SERVICE_NAME}.service.d/10-account.conf")
 
     @property
+    def seed_dir(self) -> Path:
+        """The seed copy and the console answers: deleted once first boot is complete."""
+        return self.setup_state_dir / "seed"
+
+    @property
     def seed_copy(self) -> Path:
-        return self.state_dir / "seed" / "setup.txt"
+        return self.seed_dir / "setup.txt"
 
     @property
     def wizard_answers(self) -> Path:
-        return self.state_dir / "seed" / "wizard-answers.txt"
+        return self.seed_dir / "wizard-answers.txt"
+
+    @property
+    def accounts_ledger(self) -> Path:
+        """The accounts first boot created (written before it creates one): an account that
+        exists but is not listed here is someone else's and is never taken over."""
+        return self.setup_state_dir / "accounts-created"
 
     @property
     def install_record(self) -> Path:
         """What the disk installer did (when, which disk, which image); never a secret."""
-        return self.state_dir / "installed.txt"
+        return self.setup_state_dir / "installed.txt"
 
     @property
     def stamps_dir(self) -> Path:
-        return self.state_dir / "firstboot"
+        return self.setup_state_dir / "firstboot"
+
+    @property
+    def complete_stamp(self) -> Path:
+        """First boot is done: the units' conditions test this path (see iso/overlay)."""
+        return self.stamps_dir / "complete.done"
 
     @property
     def summary(self) -> Path:
-        return self.state_dir / "install-summary.txt"
+        return self.setup_state_dir / "install-summary.txt"
 
     @property
     def issue_file(self) -> Path:
@@ -141,9 +164,8 @@ class TargetPaths:
             self._at("/etc/issue.d"),
             self.sshd_dropin.parent,
             self.config_dir,
-            self.state_dir,
-            self.state_dir / ".ssh",
-            self.seed_copy.parent,
+            self.setup_state_dir,
+            self.seed_dir,
             self.stamps_dir,
         ]
 

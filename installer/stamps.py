@@ -25,7 +25,7 @@ class StepRecord:
 
 
 class Stamps:
-    """The stamp directory of a target (`/var/lib/clawdie/firstboot`)."""
+    """The stamp directory of a target (`/var/lib/clawdie-setup/firstboot`, root only)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -210,8 +210,10 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
         "PLATFORM-READY role=clawdie db=system_ops operators=1\n"
     )
 
-    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
-    assert stat.S_IMODE((root / "var/lib/clawdie/install-summary.txt").stat().st_mode) == 0o600
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert (
+        stat.S_IMODE((root / "var/lib/clawdie-setup/install-summary.txt").stat().st_mode) == 0o600
+    )
     assert "Clawdie first boot: SUCCESS" in summary
     assert "Host name:      zoe-s-helper" in summary
     assert "chat:         openrouter deepseek/deepseek-chat" in summary
@@ -239,8 +241,9 @@ def test_secrets_never_leave_their_files(box: Path, pg: PgCluster) -> None:
     root = box / "root"
     allowed = {
         root / "etc/clawdie/system.env",  # the platform's own secret store, 0600
-        root / "var/lib/clawdie/seed/setup.txt",  # the installer's copy of the seed, 0600
     }
+    # the seed copy is gone once first boot is complete: secrets live only where they are used
+    assert not (root / "var/lib/clawdie-setup/seed").exists()
     assert SENTINEL not in result.stdout + result.stderr
     for path in [*root.rglob("*"), *(box / "stick").rglob("*")]:
         if path.is_file() and path not in allowed:
@@ -280,13 +283,13 @@ def test_invalid_seed_without_console_fails_clearly(box: Path, pg: PgCluster) ->
     assert "no console to ask on" in result.stderr
     assert "Traceback" not in result.stderr
     root = box / "root"
-    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
     assert "FAILED" in summary
     assert "setup.txt:2: TELEGRAM_ADMIN_ID: this is a user name" in summary
     assert "setup.txt: TELEGRAM_BOT_TOKEN: required" in summary
     assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
     assert not (root / "etc/clawdie/system.env").exists()
-    assert not (root / "var/lib/clawdie/firstboot").exists()
+    assert not (root / "var/lib/clawdie-setup/firstboot").exists()
     assert (root / "etc/hostname").read_text() == "debian\n"  # nothing applied
 
 
@@ -294,7 +297,7 @@ def test_database_not_running_times_out_at_the_deadline(box: Path, pg: PgCluster
     pg.stop()
     result = firstboot(box, pg, timeout_ms=3000)
     assert result.returncode == 3, result.stderr
-    summary = (box / "root/var/lib/clawdie/install-summary.txt").read_text()
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
     assert "FAILED" in summary
     assert "not started" in summary
     assert not (box / "root/platform.out").exists()
@@ -422,7 +425,7 @@ def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgClu
     assert SENTINEL not in str(payload["text"])
     assert (
         "start skipped (--no-platform-start)"
-        in (box / "root/var/lib/clawdie/install-summary.txt").read_text()
+        in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
     )
 
 

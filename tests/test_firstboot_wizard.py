@@ -88,11 +88,11 @@ def test_the_wizard_fills_the_gaps_and_first_boot_completes(box: Path, pg: PgClu
     assert sources["TELEGRAM_BOT_TOKEN"] == "wizard"
     assert sources["TELEGRAM_ADMIN_ID"] == "wizard"
     assert sources["ASSISTANT_NAME"] == "setup.txt line 1"
-    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
     assert "answered on the console: TELEGRAM_BOT_TOKEN" in summary
     assert "anthropic/claude-opus-4" in summary
-    answers = root / "var/lib/clawdie/seed/wizard-answers.txt"
-    assert answers.stat().st_mode & 0o777 == 0o600
+    # the answers (like the seed copy) are deleted once first boot is complete
+    assert not (root / "var/lib/clawdie-setup/seed").exists()
 
 
 def firstboot_command(box: Path, pg: PgCluster, *extra: str) -> str:
@@ -160,7 +160,7 @@ def test_nobody_at_the_console_fails_cleanly_after_the_wait(
     assert "EXIT=1" in done, done
     assert "nobody answered within 3 s" in done
     root = box / "root"
-    summary = (root / "var/lib/clawdie/install-summary.txt").read_text()
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
     assert "FAILED" in summary
     assert "were not answered" in summary
     assert not (root / "etc/clawdie/system.env").exists()

@@ -124,10 +124,11 @@ def run(args: argparse.Namespace) -> int:
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets
         # every log line too.
         from installer.install.console import syslog_handler
+        from installer.redact import add_filter
 
         journal = syslog_handler(ident="clawdie-firstboot")
         if journal is not None:
-            logging.getLogger("clawdie").addHandler(journal)
+            logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))

@@ -34,7 +34,7 @@ _PERCENT = re.compile(r"(\d{1,3})%")
 
 @dataclass(frozen=True)
 class InstallRecord:
-    """The non-secret facts kept in /var/lib/clawdie/installed.txt."""
+    """The non-secret facts kept in /var/lib/clawdie-setup/installed.txt."""
 
     installed_at: str
     installer_version: str

@@ -4,10 +4,18 @@ passwords travel only as hashes on chpasswd's standard input."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.fsutil import ensure_dir, write_atomic
+from installer.errors import InstallerError
+from installer.fsutil import (
+    ensure_dir_at,
+    open_dir,
+    remove_stale_temps_at,
+    write_atomic,
+    write_atomic_at,
+)
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.stamps import StepRecord
@@ -47,6 +55,26 @@ def read_shadow_hash(shadow: Path, name: str) -> str | None:
     return None
 
 
+class AccountTakenError(InstallerError):
+    """SERVICE_ACCOUNT names an account that exists and that first boot did not create."""
+
+
+def read_ledger(paths: TargetPaths) -> set[str]:
+    """The accounts first boot created on this target (root's own record)."""
+    try:
+        return set(paths.accounts_ledger.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return set()
+
+
+def record_in_ledger(paths: TargetPaths, name: str) -> None:
+    """Note `name` as ours before creating it, so a power cut after `useradd` still knows."""
+    ledger = read_ledger(paths)
+    if name not in ledger:
+        text = "".join(f"{n}\n" for n in sorted({*ledger, name}))
+        write_atomic(paths.accounts_ledger, text, mode=0o600)
+
+
 def _prefix(paths: TargetPaths) -> list[str]:
     return [] if paths.is_live_system else ["--prefix", str(paths.root)]
 
@@ -56,10 +84,23 @@ def _chroot(paths: TargetPaths) -> list[str]:
 
 
 def ensure_service_account(paths: TargetPaths, name: str) -> tuple[Account, bool]:
-    """The service account, created as a system user with home /var/lib/clawdie if missing."""
+    """The service account, created as a system user with home /var/lib/clawdie if missing.
+
+    An account of that name that first boot did not create belongs to someone else (a person's
+    login, another service): it is refused, never adopted, so its home and keys stay its own.
+    """
     account = read_account(paths.passwd, name)
     if account is not None:
-        return account, False
+        if name in read_ledger(paths):
+            return account, False
+        raise AccountTakenError(
+            f"SERVICE_ACCOUNT {name}: an account of that name already exists on this system "
+            f"(uid {account.uid}, home {account.home}) and first boot did not create it; it is "
+            "not taken over",
+            "remove the SERVICE_ACCOUNT line to use the default clawdie, or name an account "
+            "that does not exist yet",
+        )
+    record_in_ledger(paths, name)
     run(
         [
             "useradd",
@@ -110,13 +151,26 @@ def ensure_password(paths: TargetPaths, name: str, password: str) -> bool:
     return True
 
 
+def ensure_home(paths: TargetPaths, account: Account) -> None:
+    """The account's home (0750, its own), made without following a link."""
+    with open_dir(paths.home_path(account.home), 0o750, account.uid, account.gid):
+        pass
+
+
 def ensure_authorized_key(paths: TargetPaths, account: Account, key: str) -> bool:
-    """~/.ssh/authorized_keys of the account holds exactly the seed's key (0700 / 0600)."""
-    ssh_dir = paths.home_path(account.home) / ".ssh"
-    ensure_dir(ssh_dir, 0o700, account.uid, account.gid)
-    return write_atomic(
-        ssh_dir / "authorized_keys", f"{key}\n", mode=0o600, uid=account.uid, gid=account.gid
-    )
+    """~/.ssh/authorized_keys of the account holds exactly the seed's key (0700 / 0600).
+
+    The home belongs to the account, so everything in it is opened without following a link
+    and changed through its descriptor: a `.ssh` planted as a link is replaced, never followed.
+    """
+    uid, gid = account.uid, account.gid
+    with open_dir(paths.home_path(account.home), 0o750, uid, gid) as home:
+        ssh = ensure_dir_at(home, ".ssh", 0o700, uid, gid)
+        try:
+            remove_stale_temps_at(ssh)
+            return write_atomic_at(ssh, "authorized_keys", f"{key}\n", mode=0o600, uid=uid, gid=gid)
+        finally:
+            os.close(ssh)
 
 
 def render_sshd_dropin(account: str, password_login: bool) -> str:
@@ -142,8 +196,7 @@ def apply(ctx: StepContext) -> StepRecord:
     # Records state what holds now, so a run resumed after a power cut reports the same.
     account, _ = ensure_service_account(paths, name)
     created.append(f"service account {name} (system user, home {account.home})")
-    home = paths.home_path(account.home)
-    ensure_dir(home, 0o750, account.uid, account.gid)
+    ensure_home(paths, account)
     ensure_root_locked(paths)
     created.append("root account locked (no password login)")
 

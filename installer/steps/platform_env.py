@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from installer import __version__
+from installer import __version__, redact
 from installer.fsutil import ensure_dir, write_atomic
 from installer.paths import SERVICE_NAME
 from installer.profiles import Setting
@@ -34,6 +34,7 @@ _NOT_FOR_PLATFORM = frozenset(
         "ERASE_TARGET_DISK",
         "KEYMAP",
         "LOCALE",
+        "SEED_SCRUB",
     }
 )
 
@@ -132,6 +133,7 @@ def apply(ctx: StepContext) -> StepRecord:
     account = read_account(paths.passwd, role)
     uid, gid = (account.uid, account.gid) if account else (-1, -1)
     db_password = existing_db_password(paths.system_env) or secrets.token_urlsafe(32)
+    redact.register(db_password)
     settings = list(ctx.check.settings)
     env = render_platform_env(settings, role, db_password, ctx.config.db)
 

@@ -1,0 +1,237 @@
+"""The error boundary: a subprocess that times out or is missing is our worded error, never a
+raw exception that could quote a secret; first boot writes its failure report whatever failed;
+the CLI never prints a traceback; an account first boot did not create is never taken over."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import installer.run as run_module
+from installer import redact
+from installer.cli import run_command
+from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
+from installer.firstboot import FirstbootRun, receipt_in_directory
+from installer.run import run, run_streaming
+from installer.sandbox import make_sandbox_root
+from installer.steps import DbConfig, FirstbootConfig
+from tests.pg import PgCluster
+from tests.test_firstboot import SEED, SENTINEL, firstboot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    redact.forget_all()
+    yield
+    redact.forget_all()
+
+
+def test_a_timeout_is_worded_and_redacted() -> None:
+    with pytest.raises(CommandTimeoutError) as caught:
+        run(["sh", "-c", "sleep 5", SENTINEL], secrets=[SENTINEL], timeout=0.3)
+    assert "timed out after 0.3 s" in caught.value.message
+    assert SENTINEL not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_a_streaming_timeout_is_worded() -> None:
+    with pytest.raises(CommandTimeoutError, match="timed out after 0.3 s"):
+        run_streaming(["sleep", "5"], lambda _: None, timeout=0.3)
+
+
+@pytest.mark.parametrize("runner", ["run", "run_streaming"])
+def test_a_missing_program_is_worded(runner: str) -> None:
+    argv = ["clawdie-no-such-program", SENTINEL]
+    with pytest.raises(ProgramMissingError) as caught:
+        if runner == "run":
+            run(argv, secrets=[SENTINEL])
+        else:
+            run_streaming(argv, lambda _: None)
+    assert "clawdie-no-such-program is not installed" in caught.value.message
+    assert SENTINEL not in str(caught.value)
+
+
+def test_every_command_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float | None] = []
+    real = subprocess.run
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("timeout"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module.subprocess, "run", spy)
+    run(["true"])
+    assert seen == [run_module.DEFAULT_TIMEOUT_S]
+
+
+def _sandbox(tmp_path: Path) -> Path:
+    make_sandbox_root(tmp_path / "root")
+    (tmp_path / "setup.txt").write_text(SEED)
+    (tmp_path / "stick").mkdir()
+    return tmp_path
+
+
+def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
+    root = box / "root"
+    return FirstbootConfig(
+        root=root,
+        seed=box / "setup.txt",
+        db=DbConfig(pg.admin_conninfo(), str(pg.sockdir), pg.port, 20000),
+        platform_start=(sys.executable, "-m", "tests.fake_platform", str(root)),
+        wizard="never",
+    )
+
+
+def _commands_of_a_clean_run(tmp_path_factory: pytest.TempPathFactory, pg: PgCluster) -> int:
+    box = _sandbox(tmp_path_factory.mktemp("count"))
+    calls = 0
+    real = subprocess.run
+
+    def count(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module.subprocess, "run", count)
+        assert FirstbootRun(_config(box, pg)).execute() == 0
+    return calls
+
+
+@pytest.mark.root
+def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
+    tmp_path_factory: pytest.TempPathFactory,
+    pg: PgCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """First boot with the k-th command timing out, for every k of a clean run. The timeout
+    carries the secrets in its command, output and error (as a real one could): the error, the
+    log, the summary, the console issue file and the receipt must word it without any."""
+    total = _commands_of_a_clean_run(tmp_path_factory, pg)
+    assert total >= 4  # useradd, usermod --lock, chpasswd, the platform's start
+    real = subprocess.run
+    caplog.set_level(logging.DEBUG)
+    for fail_at in range(total):
+        redact.forget_all()
+        box = _sandbox(tmp_path_factory.mktemp(f"timeout-{fail_at}"))
+        calls = 0
+
+        def times_out(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls - 1 == fail_at:
+                leak = f"{SENTINEL} {kwargs.get('input') or b''!r}".encode()
+                raise subprocess.TimeoutExpired([*argv, SENTINEL], 7.0, output=leak, stderr=leak)
+            return real(argv, *args, **kwargs)
+
+        monkeypatch.setattr(run_module.subprocess, "run", times_out)
+        with pytest.raises(InstallerError) as caught:
+            FirstbootRun(_config(box, pg), receipt=receipt_in_directory(box / "stick")).execute()
+        monkeypatch.setattr(run_module.subprocess, "run", real)
+
+        assert "timed out after" in caught.value.message, (fail_at, caught.value.message)
+        root = box / "root"
+        summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+        receipt = (box / "stick/SETUP-RESULT.txt").read_text()
+        issue = (root / "etc/issue.d/clawdie.issue").read_text()
+        assert "timed out after" in summary + issue
+        for text in (str(caught.value), summary, receipt, issue, caplog.text):
+            assert SENTINEL not in text, fail_at
+        assert "Traceback" not in summary + receipt
+        caplog.clear()
+
+
+@pytest.mark.root
+def test_a_fault_of_ours_is_reported_without_a_traceback(
+    tmp_path: Path, pg: PgCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A bug (an exception that is not ours) in a step: the failure report is written, the CLI
+    prints one worded line, no traceback, no secret."""
+    box = _sandbox(tmp_path)
+    import installer.steps.identity as identity
+
+    def broken(ctx: Any) -> Any:
+        raise RuntimeError(f"bug holding {ctx.value('OPENROUTER_API_KEY')}")
+
+    monkeypatch.setattr(identity, "apply", broken)
+    monkeypatch.setattr("installer.firstboot.STEPS", [(identity.NAME, broken)])
+    argv = [
+        "--root", str(box / "root"), "--seed", str(box / "setup.txt"),
+        "--db-admin", pg.admin_conninfo(), "--db-host", str(pg.sockdir),
+        "--db-port", str(pg.port), "--no-telegram", "--wizard", "never",
+        "--receipt-dir", str(box / "stick"), "--no-platform-start",
+    ]  # fmt: skip
+    code = run_command("firstboot", argv)
+    out = capsys.readouterr()
+    assert code == 1
+    assert "unexpected error (RuntimeError: bug holding <redacted>)" in out.err
+    assert "Traceback" not in out.err + out.out
+    assert SENTINEL not in out.err + out.out
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "FAILED" in summary
+    assert "unexpected error (RuntimeError" in summary
+    assert SENTINEL not in summary
+    assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
+
+
+def test_the_cli_boundary_catches_what_is_not_ours(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    import installer.commands.check as check
+
+    redact.register(SENTINEL)
+
+    def broken(args: Any) -> int:
+        raise KeyError(SENTINEL)
+
+    monkeypatch.setattr(check, "run", broken)
+    assert run_command("check", [str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err
+    assert SENTINEL not in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.root
+def test_an_existing_account_is_never_taken_over(tmp_path: Path, pg: PgCluster) -> None:
+    """SERVICE_ACCOUNT names a person's login that first boot did not create: refused, with
+    the reason; the login's entry, home and keys are exactly as they were."""
+    box = _sandbox(tmp_path)
+    root = box / "root"
+    with (root / "etc/passwd").open("a") as passwd:
+        passwd.write("ana:x:1000:1000:Ana:/home/ana:/bin/bash\n")
+    with (root / "etc/shadow").open("a") as shadow:
+        shadow.write("ana:$6$salt$hash:20000:0:99999:7:::\n")
+    with (root / "etc/group").open("a") as group:
+        group.write("ana:x:1000:\n")
+    keys = root / "home/ana/.ssh/authorized_keys"
+    keys.parent.mkdir(parents=True, mode=0o700)
+    keys.write_text("ssh-ed25519 AAAA ana@laptop\n")
+    before = {
+        p: (p.stat().st_mode, p.stat().st_uid, p.read_bytes() if p.is_file() else b"")
+        for p in [root / "etc/passwd", root / "etc/shadow", keys, keys.parent, root / "home/ana"]
+    }
+    (box / "setup.txt").write_text(SEED + "SERVICE_ACCOUNT=ana\n")
+
+    result = firstboot(box, pg)
+
+    assert result.returncode == 1, result.stderr
+    assert "SERVICE_ACCOUNT ana: an account of that name already exists" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = {
+        p: (p.stat().st_mode, p.stat().st_uid, p.read_bytes() if p.is_file() else b"")
+        for p in before
+    }
+    assert after == before
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "is not taken over" in summary
