@@ -44,18 +44,22 @@ def test_a_timeout_is_worded_and_redacted() -> None:
 
 
 def test_a_streaming_timeout_is_worded() -> None:
-    with pytest.raises(CommandTimeoutError, match="timed out after 0.3 s"):
+    with pytest.raises(CommandTimeoutError, match=r"timed out after 0\.3 s"):
         run_streaming(["sleep", "5"], lambda _: None, timeout=0.3)
 
 
 @pytest.mark.parametrize("runner", ["run", "run_streaming"])
 def test_a_missing_program_is_worded(runner: str) -> None:
     argv = ["clawdie-no-such-program", SENTINEL]
-    with pytest.raises(ProgramMissingError) as caught:
+
+    def call() -> None:
         if runner == "run":
             run(argv, secrets=[SENTINEL])
         else:
             run_streaming(argv, lambda _: None)
+
+    with pytest.raises(ProgramMissingError) as caught:
+        call()
     assert "clawdie-no-such-program is not installed" in caught.value.message
     assert SENTINEL not in str(caught.value)
 
@@ -126,7 +130,7 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
         box = _sandbox(tmp_path_factory.mktemp(f"timeout-{fail_at}"))
         calls = 0
 
-        def times_out(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        def times_out(argv: list[str], *args: Any, fail_at: int = fail_at, **kwargs: Any) -> Any:
             nonlocal calls
             calls += 1
             if calls - 1 == fail_at:

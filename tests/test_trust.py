@@ -93,7 +93,7 @@ def as_account(account: Account, root: Path, *argv: str) -> subprocess.Completed
     try:
         return subprocess.run(
             [str(SYSTEM_PYTHON), "-I", "-S", "-c", ATTACK, *argv],
-            preexec_fn=drop,  # noqa: PLW1509 - the point is to drop to the account's uid
+            preexec_fn=drop,  # the point: a real process with the account's uid
             capture_output=True,
             text=True,
             check=False,
