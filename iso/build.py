@@ -419,13 +419,15 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     (root / "etc/hostname").write_text("clawdie\n")
     (root / "etc/clawdie").mkdir(exist_ok=True)
     (root / "etc/clawdie/image-version").write_text(version + "\n")
-    (root / "etc/machine-id").write_text("")
-    for key in (root / "etc/ssh").glob("ssh_host_*"):
-        key.unlink()
-    for main in (root / "etc/postgresql").glob("*/main"):
-        shutil.copyfile(REPO / "iso/pg_hba.conf", main / "pg_hba.conf")
-        shutil.copyfile(REPO / "iso/pg_ident.conf", main / "pg_ident.conf")
-        shutil.copyfile(REPO / "iso/postgresql.conf", main / "conf.d/clawdie.conf")
+    remove_machine_identities(root)
+    templates = root / POSTGRES_TEMPLATES.lstrip("/")
+    templates.mkdir(parents=True, exist_ok=True)
+    for name, target in (
+        ("pg_hba.conf", "pg_hba.conf"),
+        ("pg_ident.conf", "pg_ident.conf"),
+        ("postgresql.conf", "clawdie.conf"),
+    ):
+        shutil.copyfile(REPO / "iso" / name, templates / target)
     in_chroot(
         root,
         "systemctl",
@@ -436,6 +438,41 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "systemd-networkd.service",
         "systemd-resolved.service",
     )
+
+
+# Where the image keeps the appliance's PostgreSQL access files; the disk installer puts them in
+# the cluster it creates on the machine (see installer/install/identities.py).
+POSTGRES_TEMPLATES = "/usr/share/clawdie/postgresql"
+# Made by Debian's packages at build time, and so the same on every machine made from the image:
+# each machine makes its own (DESIGN §4). The machine id is emptied (systemd makes one at first
+# boot) and D-Bus's copy becomes a link to it; the rest is removed.
+IDENTITY_FILES = (
+    "etc/ssl/private/ssl-cert-snakeoil.key",
+    "etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "var/lib/systemd/random-seed",
+)
+
+
+def remove_machine_identities(root: Path) -> None:
+    """No per-machine identity in the image: machine id, SSH host keys, the TLS snakeoil pair,
+    the PostgreSQL cluster (its system identifier), systemd's random seed."""
+    (root / "etc/machine-id").write_text("")
+    dbus_id = root / "var/lib/dbus/machine-id"
+    dbus_id.parent.mkdir(parents=True, exist_ok=True)
+    dbus_id.unlink(missing_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for name in IDENTITY_FILES:
+        (root / name).unlink(missing_ok=True)
+    for link in (root / "etc/ssl/certs").glob("*"):
+        if link.is_symlink() and os.readlink(link) == "ssl-cert-snakeoil.pem":
+            link.unlink()  # the certificate's hash link
+    for config_dir in (root / "etc/postgresql").glob("*/main"):
+        version = config_dir.parent.name  # what pg_dropcluster removes, without a chroot
+        shutil.rmtree(config_dir)
+        shutil.rmtree(root / f"var/lib/postgresql/{version}/main", ignore_errors=True)
+        (root / f"var/log/postgresql/postgresql-{version}-main.log").unlink(missing_ok=True)
 
 
 def write_squashfs(config: BuildConfig, root: Path, out: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import vm
+from tests.disk_image import machine_identities
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
@@ -130,6 +131,10 @@ def first_boot(machine: Machine, run: str) -> str:
             )
             guest.wait_for(re.compile(r"login:"), 300, after=finished, name="login prompt")
             text = guest.log_text()
+            # a clean power-off (ACPI), so the disk can be read afterwards as the machine left it
+            guest.qmp.execute("system_powerdown")
+            guest.wait_exit(300)
+            assert guest.exit_reason() == "guest-shutdown", "the power button should shut down"
             record(run, guest, **{"our first-boot service (s)": finished.elapsed - started.elapsed})
     finally:
         keep_logs(machine.workdir)
@@ -180,13 +185,29 @@ def test_stick_left_in_never_reinstalls(bios_machine: Machine) -> None:
     assert "already holds a Clawdie installation" in bios_machine.receipt()
 
 
-def test_uefi_usb_installs_and_first_boot_reaches_the_platform(
-    installer_image: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+@pytest.fixture(scope="module")
+def uefi_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
+    return Machine(tmp_path_factory.mktemp("uefi-usb"), installer_image, filled_seed(), "uefi")
+
+
+def test_uefi_usb_installs_and_first_boot_reaches_the_platform(uefi_machine: Machine) -> None:
     """UEFI (OVMF), and no TARGET_DISK: the one blank disk is taken without a question."""
-    machine = Machine(tmp_path_factory.mktemp("uefi-usb"), installer_image, filled_seed(), "uefi")
-    install(machine, "uefi-usb")
-    first_boot(machine, "uefi-usb")
+    install(uefi_machine, "uefi-usb")
+    first_boot(uefi_machine, "uefi-usb")
+
+
+def test_two_installs_from_one_image_share_no_identity(
+    bios_machine: Machine, uefi_machine: Machine
+) -> None:
+    """The BIOS and the UEFI machine were installed from the same image: machine id, SSH host
+    key, TLS key, PostgreSQL system identifier and random seed are each their own."""
+    for machine in (bios_machine, uefi_machine):
+        if not (machine.workdir / "firstboot.serial.log").exists():
+            pytest.skip("needs both installed machines from the tests before")
+    first = machine_identities(bios_machine.disk)
+    second = machine_identities(uefi_machine.disk)
+    shared = [name for name in first if first[name] == second[name]]
+    assert not shared, f"two machines from one image share: {', '.join(shared)}"
 
 
 def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(

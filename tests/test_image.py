@@ -144,10 +144,24 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
     unit = (image_root / "etc/systemd/system/clawdie.service").read_text()
     assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
     assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit
-    assert (image_root / "etc/machine-id").read_text() == ""
-    assert not list((image_root / "etc/ssh").glob("ssh_host_*")), "host keys must be per machine"
-    assert not list((image_root / "boot").glob("initrd.img-*")), "the initrd is on the medium"
     assert (image_root / "opt/clawdie/venv/bin/python").exists()
+
+
+def test_image_carries_no_machine_identity(image_root: Path) -> None:
+    """Nothing per machine in the squashfs (DESIGN §4): every machine makes its own."""
+    assert (image_root / "etc/machine-id").read_text() == ""
+    dbus_id = image_root / "var/lib/dbus/machine-id"
+    assert dbus_id.is_symlink()
+    assert os.readlink(dbus_id) == "/etc/machine-id"
+    assert not list((image_root / "etc/ssh").glob("ssh_host_*")), "host keys must be per machine"
+    assert not (image_root / "etc/ssl/private/ssl-cert-snakeoil.key").exists()
+    assert not (image_root / "etc/ssl/certs/ssl-cert-snakeoil.pem").exists()
+    assert not list((image_root / "var/lib/postgresql").glob("*/main")), "a cluster per machine"
+    assert not list((image_root / "etc/postgresql").glob("*/main"))
+    assert not (image_root / "var/lib/systemd/random-seed").exists()
+    templates = image_root / "usr/share/clawdie/postgresql"
+    assert {p.name for p in templates.iterdir()} == {"pg_hba.conf", "pg_ident.conf", "clawdie.conf"}
+    assert not list((image_root / "boot").glob("initrd.img-*")), "the initrd is on the medium"
 
 
 def test_warm_rebuild_is_reproducible(installer_image: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from installer import __version__
 from installer.blockdev import BlockDevice, read_block_devices, render_size
 from installer.errors import InstallerError
 from installer.firstboot import Asker, SeedInvalidError, resolve_seed, store_seed
-from installer.install import layout, system
+from installer.install import identities, layout, system
 from installer.install.console import DONE_MARKER, Console, render_failed_marker
 from installer.install.targets import (
     Choice,
@@ -353,10 +353,12 @@ class InstallRun:
                 ),
             )
             if config.bootloader:
+                system.bind_live_filesystems(stack, root)
+                identities.make_machine_identities(root, self.say)
                 self.say("installing the boot loader (BIOS and UEFI)")
                 system.install_bootloader(stack, root, disk.node, formatted.esp, self.say)
             else:
-                self.say("boot loader: skipped (--no-bootloader)")
+                self.say("machine identities and boot loader: skipped (--no-bootloader)")
             self.say("unmounting")
         system.sync()
 

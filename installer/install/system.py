@@ -218,10 +218,10 @@ def grub_argvs(disk: str) -> list[list[str]]:
 def install_bootloader(
     stack: contextlib.ExitStack, root: Path, disk: str, esp: str, say: Callable[[str], None]
 ) -> None:
-    """Mount the ESP and the live file systems in the target, install grub both ways."""
+    """Mount the ESP in the target and install grub both ways (the live file systems are
+    mounted there already: `bind_live_filesystems`)."""
     paths = TargetPaths(root)
     mount(stack, esp, paths.esp_dir, fs_type="vfat")
-    bind_live_filesystems(stack, root)
     for argv in grub_argvs(disk):
         say(f"boot loader: {' '.join(argv)}")
         try:

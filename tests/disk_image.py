@@ -1,0 +1,70 @@
+"""Read files out of an installed disk image after its VM shut down: the root file system (GPT
+partition 3, ext4) on a read-only loop device, read with debugfs (nothing is mounted, nothing
+written). Needs root and e2fsprogs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.vm import read_partitions
+
+ROOT_PARTITION = 3
+
+
+@contextlib.contextmanager
+def root_filesystem(disk: Path) -> Iterator[str]:
+    """A read-only loop device over the disk image's root partition."""
+    part = next(p for p in read_partitions(disk) if p.number == ROOT_PARTITION)
+    node = subprocess.run(
+        ["losetup", "--read-only", "--find", "--show", "--offset", str(part.start),
+         "--sizelimit", str(part.size), str(disk)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        yield node
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)
+
+
+def read_file(device: str, path: str) -> bytes | None:
+    """The bytes of `path` in the ext4 file system on `device`, None when it does not exist."""
+    proc = subprocess.run(
+        ["debugfs", "-R", f"cat {path}", device], capture_output=True, check=False
+    )
+    if b"File not found" in proc.stderr or proc.returncode != 0:
+        return None
+    return proc.stdout
+
+
+def pg_system_identifier(control: bytes) -> int:
+    """The cluster's system identifier: pg_control starts with it (uint64, little-endian)."""
+    return int.from_bytes(control[:8], "little")
+
+
+def machine_identities(disk: Path) -> dict[str, str]:
+    """Every per-machine identity of an installed (and shut down) disk, as comparable text."""
+    with root_filesystem(disk) as device:
+
+        def text(path: str) -> str:
+            data = read_file(device, path)
+            assert data, f"{path} is missing or empty on {disk.name}"
+            return data.decode().strip()
+
+        def digest(path: str) -> str:
+            data = read_file(device, path)
+            assert data, f"{path} is missing or empty on {disk.name}"
+            return hashlib.sha256(data).hexdigest()
+
+        control = read_file(device, "/var/lib/postgresql/15/main/global/pg_control")
+        assert control, f"no PostgreSQL cluster on {disk.name}"
+        return {
+            "machine id": text("/etc/machine-id"),
+            "SSH host key": text("/etc/ssh/ssh_host_ed25519_key.pub").split()[1],
+            "TLS key": digest("/etc/ssl/private/ssl-cert-snakeoil.key"),
+            "PostgreSQL system identifier": str(pg_system_identifier(control)),
+            "random seed": digest("/var/lib/systemd/random-seed"),
+        }
