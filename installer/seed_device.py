@@ -223,8 +223,8 @@ def _receipt_blocker(device: BlockDevice) -> str | None:
     return None
 
 
-def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:
-    """Write SETUP-RESULT.txt on the seed partition; report, never raise, when it cannot.
+def write_seed_volume_file(device: BlockDevice, name: str, text: str) -> ReceiptResult:
+    """Write `name` on the seed partition atomically; report, never raise, when it cannot.
 
     The partition is opened read-write only for this write and released right after.
     """
@@ -232,13 +232,18 @@ def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:
     if blocker is None:
         try:
             with open_volume(device, writable=True) as volume:
-                volume.write_atomic(RECEIPT_NAME, text.encode("utf-8"))
+                volume.write_atomic(name, text.encode("utf-8"))
         except InstallerError as err:
-            blocker = f"cannot write {RECEIPT_NAME} on {device.node}: {err.message}"
+            blocker = f"cannot write {name} on {device.node}: {err.message}"
         except OSError as err:
-            blocker = f"writing {RECEIPT_NAME} on {device.node} failed: {err.strerror}"
+            blocker = f"writing {name} on {device.node} failed: {err.strerror}"
     if blocker is not None:
-        log.warning("seed: no receipt on the stick: %s", blocker)
+        log.warning("seed: %s not written on the stick: %s", name, blocker)
         return ReceiptResult(False, blocker)
-    log.info("seed: wrote %s on %s", RECEIPT_NAME, device.node)
-    return ReceiptResult(True, f"wrote {RECEIPT_NAME} on {device.node}")
+    log.info("seed: wrote %s on %s", name, device.node)
+    return ReceiptResult(True, f"wrote {name} on {device.node}")
+
+
+def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:
+    """Write SETUP-RESULT.txt on the seed partition (see `write_seed_volume_file`)."""
+    return write_seed_volume_file(device, RECEIPT_NAME, text)
