@@ -29,8 +29,7 @@ def test_every_secret_line_is_replaced_by_a_note() -> None:
     lines = result.text.split("\r\n")
     assert lines[0] == "# my box"
     assert lines[1] == (
-        "# TELEGRAM_BOT_TOKEN removed: used to install ada on 2026-12-01 10:00 UTC "
-        "(SEED_SCRUB=yes)"
+        "# TELEGRAM_BOT_TOKEN removed: used to install ada on 2026-12-01 10:00 UTC (SEED_SCRUB=yes)"
     )
     assert lines[2] == "TELEGRAM_ADMIN_ID=123456789"
     assert lines[3].startswith("# OPENROUTER_API_KEY removed: used to install ada")
