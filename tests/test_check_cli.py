@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.seeds import OPENROUTER, SENTINEL, TOKEN, valid
+from tests.seeds import OPENROUTER, SENTINEL, SENTINEL_WORD, TOKEN, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,29 @@ def test_valid_seed_exits_zero_and_explains_with_masked_secrets(tmp_path: Path) 
     assert OPENROUTER not in out
     assert TOKEN[:4] + "…" in out  # at most the first 4 characters
     assert out.rstrip().endswith("setup.txt: valid (1 warning(s))")
+
+
+@pytest.mark.parametrize("gap", [" ", ":", "\t"])
+def test_a_password_typed_without_its_equals_is_never_printed(tmp_path: Path, gap: str) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(
+        valid("OPERATOR_EMAIL=a@example.com", f"OPERATOR_PASSWORD{gap}{SENTINEL_WORD}=rest-of-it")
+    )
+    text = check(seed, "--explain")
+    as_json = check(seed, "--json")
+    assert (text.returncode, as_json.returncode) == (1, 1)
+    everything = text.stdout + text.stderr + as_json.stdout + as_json.stderr
+    assert SENTINEL_WORD.lower() not in everything.lower()
+    assert "rest-of-it" not in everything
+    assert "setup.txt:5: this line does not start with a known key" in text.stdout
+    assert "hint: did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value" in text.stdout
+    (problem,) = json.loads(as_json.stdout)["problems"]
+    assert problem == {
+        "line": 5,
+        "key": None,
+        "message": "this line does not start with a known key",
+        "hint": "did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value",
+    }
 
 
 def test_json_document_is_stable(tmp_path: Path) -> None:

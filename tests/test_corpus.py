@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from installer.errors import SeedUnreadableError
-from installer.resolve import check_seed_bytes
+from installer.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, REQUIRED, TOKEN, seed, valid
 
 Problems = set[tuple[int | None, str | None]]
@@ -28,6 +28,8 @@ class Case:
     repairs: tuple[tuple[int | None, str], ...] = ()
     warnings: tuple[tuple[int | None, str], ...] = ()
     absent: tuple[str, ...] = ()  # keys the reader must not have taken
+    hints: tuple[tuple[int | None, str], ...] = ()  # (line, words) in that line's problem hint
+    hidden: tuple[str, ...] = ()  # text (any case) that no problem, warning or repair may echo
 
 
 MISSING_ALL: Problems = {
@@ -259,6 +261,53 @@ CASES = [
         "no key before =",
         valid("=value"),
         problems={(4, None)},
+    ),
+    Case(
+        "'=' forgotten after the key: the password fragment is not echoed",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD Zq9frag=rest-of-it"),
+        problems={(5, None)},
+        hints=((5, "did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value"),),
+        hidden=("Zq9frag", "rest-of-it"),
+    ),
+    Case(
+        "':' instead of '=' before a value holding '='",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD:Zq9frag=rest"),
+        problems={(5, None)},
+        hints=((5, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key written with spaces is not echoed; the words spell the key",
+        valid("Operator Password=Zq9frag-long-enough"),
+        problems={(4, None)},
+        hints=((4, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key-shaped typo is still echoed",
+        valid("OPERATOR_PASWORD=Zq9frag-long-enough"),
+        problems={(4, "OPERATOR_PASWORD")},
+        hints=((4, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key with a Cyrillic letter: not echoed, did-you-mean, names the script",
+        seed(*REQUIRED[:2], f"\u041ePENROUTER_API_KEY={OPENROUTER}"),
+        problems={(3, None)},
+        hints=((3, "did you mean OPENROUTER_API_KEY?"), (3, "another script (Cyrillic)")),
+        hidden=("\u041ePENROUTER",),
+    ),
+    Case(
+        "a key with Greek letters and no '='",
+        seed(REQUIRED[0], f"\u03a4\u0395LEGRAM_ADMIN_ID {ADMIN}", REQUIRED[2]),
+        problems={(2, None)},
+        hints=((2, "did you mean TELEGRAM_ADMIN_ID?"), (2, "another script (Greek)")),
+    ),
+    Case(
+        "a key in full-width letters",
+        valid("\uff34\uff29\uff2d\uff25\uff3a\uff2f\uff2e\uff25=UTC"),
+        problems={(4, None)},
+        hints=((4, "did you mean TIMEZONE?"),),
     ),
     # --- comments and # ----------------------------------------------------------------------
     Case(
@@ -507,6 +556,15 @@ def test_corpus_case(case: Case) -> None:
             words,
             result.warnings,
         )
+    for line, words in case.hints:
+        assert any(p.line == line and words in (p.hint or "") for p in result.problems), (
+            line,
+            words,
+            result.problems,
+        )
+    reported = repr((result.problems, result.warnings, result.repairs)).lower()
+    for text in case.hidden:
+        assert text.lower() not in reported
 
 
 def test_corpus_is_large_enough() -> None:
@@ -540,6 +598,18 @@ def test_unknown_key_says_did_you_mean() -> None:
     result = check_seed_bytes(seed(f"TELEGRAM_BOT_TOKN={TOKEN}", *REQUIRED[1:]))
     (problem,) = result.problems
     assert problem.hint == "did you mean TELEGRAM_BOT_TOKEN?"
+
+
+def test_a_line_missing_its_equals_asks_the_key_it_meant() -> None:
+    """The wizard asks the key a mistyped line meant, and its answer replaces that line."""
+    result = check_seed_bytes(
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD Zq9frag=rest")
+    )
+    (problem,) = result.problems
+    assert (problem.key, problem.suggests) == (None, "OPERATOR_PASSWORD")
+    assert keys_to_ask(result) == ["OPERATOR_PASSWORD"]
+    answered = apply_answers(result, {"OPERATOR_PASSWORD": PASSWORD})
+    assert answered.valid, answered.problems
 
 
 def test_private_key_problem_is_loud_and_hides_the_key() -> None:

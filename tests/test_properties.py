@@ -11,7 +11,7 @@ from installer.commands.check import render_json, render_text
 from installer.errors import InstallerError
 from installer.resolve import check_seed_bytes
 from installer.setup_model import KNOWN_KEYS, field_specs
-from tests.seeds import SENTINEL
+from tests.seeds import SENTINEL, SENTINEL_WORD
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)
 ALL_KEYS = sorted(KNOWN_KEYS)
@@ -57,7 +57,7 @@ def seeds_with_sentinel(draw: st.DrawFn) -> bytes:
     """setup.txt-like text where secret fields hold the sentinel, decorated as editors do."""
     lines = []
     for _ in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["secret", "other", "comment", "blank", "junk"]))
+        kind = draw(st.sampled_from(["secret", "no_equals", "other", "comment", "blank", "junk"]))
         if kind == "secret":
             key = draw(st.sampled_from(SECRET_KEYS))
             value = (
@@ -68,6 +68,12 @@ def seeds_with_sentinel(draw: st.DrawFn) -> bytes:
             prefix = draw(st.sampled_from(["", "export ", " "]))
             case = draw(st.sampled_from([str.upper, str.lower, str.title]))
             lines.append(f"{prefix}{case(key)}{draw(_sep)}{value}")
+        elif kind == "no_equals":
+            # The '=' forgotten after the key: the secret's first word lands before an '='.
+            key = draw(st.sampled_from(SECRET_KEYS))
+            gap = draw(st.sampled_from([" ", "  ", "\t", ":", " : "]))
+            tail = draw(st.sampled_from(["", "-x", " more"]))
+            lines.append(f"{key}{gap}{SENTINEL_WORD}{tail}={draw(st.text(max_size=20))}")
         elif kind == "other":
             key = draw(st.sampled_from(ALL_KEYS))
             lines.append(f"{key}{draw(_sep)}{draw(st.text(max_size=40))}")
@@ -94,3 +100,4 @@ def test_no_problem_text_ever_contains_a_secret(data: bytes) -> None:
     everything += repr(result.problems) + repr(result.warnings) + repr(result.repairs)
     assert SENTINEL not in everything
     assert SENTINEL[4:] not in everything  # not even past the first four characters
+    assert SENTINEL_WORD.lower() not in everything.lower()  # nor a word of it, in any case
