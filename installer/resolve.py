@@ -48,9 +48,10 @@ _NOTE_NORMALISED = frozenset(
 
 @dataclass(frozen=True)
 class Given:
-    """A value for a key and where it came from (a setup.txt line or the wizard)."""
+    """A value for a key and where it came from (a setup.txt line or the wizard). `repr` leaves
+    the value out: it may be a secret."""
 
-    value: str
+    value: str = field(repr=False)
     source: Source
 
 

@@ -95,12 +95,13 @@ _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 class Entry:
     """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret.
 
-    An empty `value` means the key is listed but not set (`KEY=`).
+    An empty `value` means the key is listed but not set (`KEY=`). `repr` leaves the value out
+    (it may be a secret, and a repr ends up in logs and tracebacks).
     """
 
     line: int
     key: str
-    value: str
+    value: str = field(repr=False)
 
 
 @dataclass(frozen=True)
