@@ -13,7 +13,18 @@ import pytest
 
 from installer.errors import SeedUnreadableError
 from installer.resolve import apply_answers, check_seed_bytes, keys_to_ask
-from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, REQUIRED, TOKEN, seed, valid
+from tests.seeds import (
+    ADMIN,
+    ED25519,
+    OPENROUTER,
+    PASSWORD,
+    REQUIRED,
+    RSA_1024,
+    RSA_2048,
+    TOKEN,
+    seed,
+    valid,
+)
 
 Problems = set[tuple[int | None, str | None]]
 
@@ -368,6 +379,16 @@ CASES = [
         problems={(4, "SSH_AUTHORIZED_KEY")},
     ),
     Case(
+        "1024-bit RSA key",
+        valid(f"SSH_AUTHORIZED_KEY={RSA_1024}"),
+        problems={(4, "SSH_AUTHORIZED_KEY")},
+    ),
+    Case(
+        "2048-bit RSA key",
+        valid(f"SSH_AUTHORIZED_KEY={RSA_2048}"),
+        values={"SSH_AUTHORIZED_KEY": RSA_2048},
+    ),
+    Case(
         "private key pasted: refused, nothing of it read",
         valid(
             "SSH_AUTHORIZED_KEY=-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -414,6 +435,31 @@ CASES = [
         values={"ASSISTANT_NAME": "Мария", "HOSTNAME": "mariya"},
     ),
     Case(
+        "right-to-left override in the name",
+        valid("ASSISTANT_NAME=Helper\u202egnp.exe"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "directional isolates around the name",
+        valid("ASSISTANT_NAME=\u2067Ada\u2069"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name of Hangul fillers only",
+        valid("ASSISTANT_NAME=\u3164\u3164"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name of zero-width characters around a filler",
+        valid("ASSISTANT_NAME=\u200b\u3164\u2060\u115f\u200b"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name in a right-to-left script is fine",
+        valid("ASSISTANT_NAME=\u05e2\u05d5\u05d6\u05e8"),
+        values={"ASSISTANT_NAME": "\u05e2\u05d5\u05d6\u05e8"},
+    ),
+    Case(
         "assistant name of 33 characters",
         valid("ASSISTANT_NAME=" + "x" * 33),
         problems={(4, "ASSISTANT_NAME")},
@@ -433,6 +479,52 @@ CASES = [
         "locale without charset gets UTF-8; keymap",
         valid("LOCALE=de_DE", "KEYMAP=de"),
         values={"LOCALE": "de_DE.UTF-8", "KEYMAP": "de"},
+    ),
+    Case(
+        "a locale Debian cannot generate",
+        valid("LOCALE=en_XX.UTF-8"),
+        problems={(4, "LOCALE")},
+    ),
+    Case(
+        "a locale in the wrong case is read as Debian writes it",
+        valid("LOCALE=de_de.utf8"),
+        values={"LOCALE": "de_DE.UTF-8"},
+        repairs=((4, "LOCALE: read as de_DE.UTF-8"),),
+    ),
+    Case(
+        "AGENT_DOMAIN=localhost",
+        valid("AGENT_DOMAIN=localhost"),
+        problems={(4, "AGENT_DOMAIN")},
+    ),
+    Case(
+        "AGENT_DOMAIN under .localhost",
+        valid("AGENT_DOMAIN=ada.localhost", "HOSTNAME=box"),
+        problems={(4, "AGENT_DOMAIN")},
+    ),
+    Case(
+        "AGENT_DOMAIN written as the default <hostname>.local",
+        valid("HOSTNAME=ada", "AGENT_DOMAIN=ada.local"),
+        values={"AGENT_DOMAIN": "ada.local"},
+    ),
+    Case(
+        "admin id in full-width digits",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=\uff11\uff12\uff13", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "admin id in Arabic-Indic digits",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=\u0661\u0662\u0663", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "cooldown written as a superscript",
+        valid("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=6\u00b2"),
+        problems={(4, "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS")},
+    ),
+    Case(
+        "cooldown in Arabic-Indic digits",
+        valid("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=\u0666\u0660"),
+        problems={(4, "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS")},
     ),
     Case(
         "non-UTF-8 locale",
@@ -610,6 +702,22 @@ def test_a_line_missing_its_equals_asks_the_key_it_meant() -> None:
     assert keys_to_ask(result) == ["OPERATOR_PASSWORD"]
     answered = apply_answers(result, {"OPERATOR_PASSWORD": PASSWORD})
     assert answered.valid, answered.problems
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("ASSISTANT_NAME=Helper\u202egnp.exe", "right-to-left override or other direction"),
+        ("ASSISTANT_NAME=\u3164", "the name looks empty"),
+        (f"SSH_AUTHORIZED_KEY={RSA_1024}", "this RSA key has 1024 bits; at least 2048"),
+        ("AGENT_DOMAIN=localhost", "'localhost' is a reserved name"),
+        ("LOCALE=en_XX.UTF-8", "en_XX.UTF-8 is not a locale Debian can generate"),
+        ("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=\u00b2", "digits other than 0-9"),
+    ],
+)
+def test_validator_gap_messages(line: str, words: str) -> None:
+    (problem,) = check_seed_bytes(valid(line)).problems
+    assert words in problem.message
 
 
 def test_private_key_problem_is_loud_and_hides_the_key() -> None:
