@@ -6,6 +6,7 @@ profile, and collect every problem, warning and repair. Pure except `read_seed_p
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,25 +336,54 @@ def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
         chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
         if chosen is not None:
             target = path.parent / chosen
+    data = _read_regular_file(path, target)
+    return target.name, data, warnings
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in kinds if test(mode)), "not a file")
+
+
+def _read_regular_file(path: Path, target: Path) -> bytes:
+    """The first bytes of `target` (at most one more than a seed may have), refusing anything
+    but a regular file before reading it: a FIFO would block forever, /dev/zero never ends, and
+    opening some devices has effects. Opened non-blocking in case it changed since the stat."""
+    not_regular = "give the path of the setup.txt file itself"
     try:
-        with target.open("rb") as handle:
+        kind = _file_kind(target.stat().st_mode)
+        if kind is not None:
+            raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(target, flags | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            kind = _file_kind(status.st_mode)
+            if kind is not None:
+                raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
             data = handle.read(MAX_SEED_BYTES + 1)
-            if len(data) > MAX_SEED_BYTES:
-                size = os.fstat(handle.fileno()).st_size
-                raise SeedUnreadableError(
-                    f"{target.name} is {size:,} bytes; a setup.txt is at most "
-                    f"{MAX_SEED_BYTES // 1024} KiB",
-                    "check that this is the setup.txt from the stick, not another file renamed",
-                )
     except FileNotFoundError:
         raise SeedUnreadableError(
             f"{path} does not exist", "give the path of the setup.txt to check"
         ) from None
-    except IsADirectoryError:
-        raise SeedUnreadableError(f"{target} is a directory") from None
     except OSError as err:
         raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
-    return target.name, data, warnings
+    if len(data) > MAX_SEED_BYTES:
+        raise SeedUnreadableError(
+            f"{target.name} is {status.st_size:,} bytes; a setup.txt is at most "
+            f"{MAX_SEED_BYTES // 1024} KiB",
+            "check that this is the setup.txt from the stick, not another file renamed",
+        )
+    return data
 
 
 # --- the seam for whoever answers what the seed lacks (the console wizard) -------------------
