@@ -34,6 +34,7 @@ from installer.setup_model import (
     SetupModel,
     default_mapping,
     derive_hostname,
+    is_stable_disk_name,
     problems_of,
 )
 
@@ -223,6 +224,7 @@ def resolve_settings(model: SetupModel, given: Mapping[str, Given]) -> list[Sett
     put("INSTALL_MODE", "fresh", default)
     put("TARGET_DISK", None, default)
     put("ERASE_TARGET_DISK", "no", default)
+    put("SEED_SCRUB", "no", default)
     return out
 
 
@@ -235,15 +237,26 @@ def _warnings(
     model: SetupModel, given: Mapping[str, Given], settings: Sequence[Setting]
 ) -> list[Note]:
     notes: list[Note] = []
+    after = (
+        "SEED_SCRUB=yes replaces it after a successful install"
+        if model.seed_scrub
+        else "after the last install, reformat the stick or delete setup.txt (or set "
+        "SEED_SCRUB=yes)"
+    )
     for key in PLAINTEXT_PASSWORD_KEYS:
         if key in given and given[key].source.kind == "line":
             notes.append(
-                Note(
-                    _line_of(given, key),
-                    f"{key}: a plaintext password is on the stick; after the last install, "
-                    "reformat the stick or delete setup.txt",
-                )
+                Note(_line_of(given, key), f"{key}: a plaintext password is on the stick; {after}")
             )
+    if model.erase_target_disk and model.target_disk and not is_stable_disk_name(model.target_disk):
+        notes.append(
+            Note(
+                _line_of(given, "TARGET_DISK"),
+                "TARGET_DISK: a kernel name like /dev/sda can be another disk on another "
+                "machine; the installer will not erase it unattended: use "
+                "TARGET_DISK=/dev/disk/by-id/… or serial:… (the installer's console lists them)",
+            )
+        )
     if "CLAWDIE_USER_PASSWORD" in given:
         notes.append(
             Note(

@@ -587,12 +587,42 @@ def check_install_mode(value: str) -> str:
     return mode
 
 
+BY_ID_PREFIX = "/dev/disk/by-id/"
+SERIAL_PREFIX = "serial:"
+_SERIAL_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def check_target_disk(value: str) -> str:
-    """The disk to install to, e.g. /dev/sda, /dev/nvme0n1 or /dev/disk/by-id/…"""
+    """The disk to install to: `serial:<the serial on its label>`, `/dev/disk/by-id/<name>`
+    (both returned as given), or a kernel name (`sda`, `/dev/nvme0n1`) made a /dev path."""
+    if value[: len(SERIAL_PREFIX)].lower() == SERIAL_PREFIX:
+        serial = value[len(SERIAL_PREFIX) :]
+        if not _SERIAL_RE.fullmatch(serial):
+            raise SeedValueError(
+                "not a disk serial number",
+                "write the serial as printed on the disk's label, e.g. "
+                "TARGET_DISK=serial:S3Z1NB0K123456X (letters, digits, '.', '_', '-', ':')",
+            )
+        return SERIAL_PREFIX + serial
     path = value if value.startswith("/dev/") else f"/dev/{value}"
     if ".." in path or not re.fullmatch(r"/dev/[A-Za-z0-9._:/@+-]+", path):
-        raise SeedValueError("not a disk name", "write it like /dev/sda or /dev/nvme0n1")
+        raise SeedValueError(
+            "not a disk name", "write it like serial:S3Z1NB0K123456X, /dev/disk/by-id/… or sda"
+        )
+    by_id_name = path.removeprefix(BY_ID_PREFIX) if path.startswith(BY_ID_PREFIX) else None
+    if by_id_name is not None and (not by_id_name or "/" in by_id_name):
+        raise SeedValueError(
+            "not a disk name",
+            "a /dev/disk/by-id/ name is one entry of that folder, as the installer's console "
+            "lists it",
+        )
     return path
+
+
+def is_stable_disk_name(target_disk: str) -> bool:
+    """Whether a checked TARGET_DISK names the same disk on any machine (serial or by-id), as
+    unattended erase needs; a kernel name like /dev/sda can be another disk elsewhere."""
+    return target_disk.startswith((SERIAL_PREFIX, BY_ID_PREFIX))
 
 
 def check_yes_no(value: str) -> bool:
@@ -713,10 +743,18 @@ class SetupModel(BaseModel):
         "INSTALL_MODE", "install", "fresh (default) or adopt an existing installation"
     )
     target_disk: Annotated[str | None, _rule(check_target_disk)] = _field(
-        "TARGET_DISK", "install", "disk to install to, e.g. /dev/sda (asked if unclear)"
+        "TARGET_DISK",
+        "install",
+        "disk to install to: serial:<number on its label> or /dev/disk/by-id/… (asked if unclear)",
     )
     erase_target_disk: Annotated[bool | None, _rule(check_yes_no)] = _field(
         "ERASE_TARGET_DISK", "install", "yes = erase TARGET_DISK without asking"
+    )
+    seed_scrub: Annotated[bool | None, _rule(check_yes_no)] = _field(
+        "SEED_SCRUB",
+        "install",
+        "yes = after a successful install, replace the secrets on the stick with a note of "
+        "where and when they were used",
     )
     tenant_id: str | None = _field(
         "TENANT_ID", "advanced", "for additional tenants; not used by first boot"
@@ -806,7 +844,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                 _error(
                     "TARGET_DISK",
                     "required because ERASE_TARGET_DISK=yes",
-                    "name the disk to erase, e.g. TARGET_DISK=/dev/sda",
+                    "name the disk to erase, e.g. TARGET_DISK=serial:…",
                 )
             )
     if "TENANT_ID" in present:

@@ -577,9 +577,41 @@ CASES = [
         problems={(None, "TARGET_DISK")},
     ),
     Case(
-        "unattended install",
+        "unattended erase of a kernel name: valid, with a warning that it will not happen",
         valid("TARGET_DISK=sda", "ERASE_TARGET_DISK=YES"),
         values={"TARGET_DISK": "/dev/sda", "ERASE_TARGET_DISK": "yes"},
+        warnings=((4, "TARGET_DISK: a kernel name like /dev/sda can be another disk"),),
+    ),
+    Case(
+        "unattended erase by serial number",
+        valid("TARGET_DISK=serial:S3Z1NB0K123456X", "ERASE_TARGET_DISK=yes"),
+        values={"TARGET_DISK": "serial:S3Z1NB0K123456X", "ERASE_TARGET_DISK": "yes"},
+    ),
+    Case(
+        "unattended erase by /dev/disk/by-id name",
+        valid("TARGET_DISK=/dev/disk/by-id/ata-Samsung_SSD_860-S3Z1", "ERASE_TARGET_DISK=yes"),
+        values={"TARGET_DISK": "/dev/disk/by-id/ata-Samsung_SSD_860-S3Z1"},
+    ),
+    Case(
+        "a serial number with a space",
+        valid("TARGET_DISK=serial:S3Z1 NB0K", "ERASE_TARGET_DISK=yes"),
+        problems={(4, "TARGET_DISK")},
+    ),
+    Case(
+        "SEED_SCRUB defaults to no",
+        valid(),
+        values={"SEED_SCRUB": "no"},
+    ),
+    Case(
+        "SEED_SCRUB=yes, and the plaintext password warning says so",
+        valid("SEED_SCRUB=Yes", "OPERATOR_EMAIL=me@example.com", f"OPERATOR_PASSWORD={PASSWORD}"),
+        values={"SEED_SCRUB": "yes"},
+        warnings=((6, "SEED_SCRUB=yes replaces it after a successful install"),),
+    ),
+    Case(
+        "plaintext password without SEED_SCRUB: the warning suggests it",
+        valid("OPERATOR_EMAIL=me@example.com", f"OPERATOR_PASSWORD={PASSWORD}"),
+        warnings=((5, "or set SEED_SCRUB=yes"),),
     ),
     # --- providers and profile overrides -----------------------------------------------------
     Case(
@@ -718,6 +750,18 @@ def test_a_line_missing_its_equals_asks_the_key_it_meant() -> None:
 def test_validator_gap_messages(line: str, words: str) -> None:
     (problem,) = check_seed_bytes(valid(line)).problems
     assert words in problem.message
+
+
+def test_stable_disk_names_get_no_erase_warning() -> None:
+    for disk in ("serial:S3Z1NB0K123456X", "/dev/disk/by-id/nvme-eui.0025385b71b0"):
+        result = check_seed_bytes(valid(f"TARGET_DISK={disk}", "ERASE_TARGET_DISK=yes"))
+        assert result.valid
+        assert not [n for n in result.warnings if "TARGET_DISK" in n.message]
+
+
+def test_erase_without_a_disk_hints_at_a_serial() -> None:
+    (problem,) = check_seed_bytes(valid("ERASE_TARGET_DISK=yes")).problems
+    assert problem.hint == "name the disk to erase, e.g. TARGET_DISK=serial:…"
 
 
 def test_private_key_problem_is_loud_and_hides_the_key() -> None:

@@ -11,6 +11,7 @@ from installer.setup_model import (
     SetupModel,
     derive_hostname,
     field_specs,
+    is_stable_disk_name,
     problems_of,
     shows_something,
     validate_field,
@@ -72,6 +73,11 @@ GOOD = [
     ("ANTHROPIC_API_KEY", "sk-ant-api03-abcdefghijklmnop"),
     ("INSTALL_MODE", "Adopt"),
     ("TARGET_DISK", "/dev/disk/by-id/ata-Samsung_SSD_860-abc"),
+    ("TARGET_DISK", "/dev/disk/by-id/usb-SanDisk_Cruzer_4C53-0:0"),
+    ("TARGET_DISK", "serial:S3Z1NB0K123456X"),
+    ("TARGET_DISK", "serial:WD-WCC4N1.2_3:4"),
+    ("TARGET_DISK", "nvme0n1"),
+    ("SEED_SCRUB", "Yes"),
     ("ERASE_TARGET_DISK", "no"),
 ]
 
@@ -170,6 +176,12 @@ BAD = [
     ("ANTHROPIC_API_KEY", "sk-abcdefghijklmnopqrstuvwxyz", "not a Anthropic key"),
     ("INSTALL_MODE", "upgrade", "unknown install mode"),
     ("TARGET_DISK", "/dev/../etc/passwd", "not a disk name"),
+    ("TARGET_DISK", "serial:", "not a disk serial number"),
+    ("TARGET_DISK", "serial:S3Z1 NB0K", "not a disk serial number"),
+    ("TARGET_DISK", "serial:" + "X" * 65, "not a disk serial number"),
+    ("TARGET_DISK", "/dev/disk/by-id/", "one entry of that folder"),
+    ("TARGET_DISK", "/dev/disk/by-id/a/b", "one entry of that folder"),
+    ("SEED_SCRUB", "true", "yes or no"),
     ("ERASE_TARGET_DISK", "true", "yes or no"),
 ]
 
@@ -207,6 +219,38 @@ def test_numbers_never_reach_pythons_own_int_message(key: str, value: str) -> No
 )
 def test_shows_something(text: str, shows: bool) -> None:
     assert shows_something(text) is shows
+
+
+@pytest.mark.parametrize(
+    ("value", "stable"),
+    [
+        ("serial:S3Z1", True),
+        ("/dev/disk/by-id/ata-X", True),
+        ("/dev/sda", False),
+        ("/dev/disk/by-path/pci-0000:00:1f.2-ata-1", False),
+    ],
+)
+def test_stable_disk_names(value: str, stable: bool) -> None:
+    assert is_stable_disk_name(value) is stable
+
+
+def test_target_disk_forms_are_returned_as_given_or_made_a_dev_path() -> None:
+    def resolved(value: str) -> str | None:
+        model = SetupModel.model_validate(
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_ADMIN_ID": ADMIN,
+                "OPENROUTER_API_KEY": OPENROUTER,
+                "TARGET_DISK": value,
+            }
+        )
+        return model.target_disk
+
+    assert resolved("serial:S3Z1nb0K-12") == "serial:S3Z1nb0K-12"
+    assert resolved("SERIAL:S3Z1nb0K-12") == "serial:S3Z1nb0K-12"
+    assert resolved("/dev/disk/by-id/ata-X_1") == "/dev/disk/by-id/ata-X_1"
+    assert resolved("sda") == "/dev/sda"
+    assert resolved("/dev/nvme0n1") == "/dev/nvme0n1"
 
 
 @pytest.mark.skipif(not SUPPORTED.is_file(), reason="no /usr/share/i18n/SUPPORTED here")
