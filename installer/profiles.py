@@ -45,12 +45,20 @@ class Source:
 
 @dataclass(frozen=True)
 class Setting:
-    """One resolved setting. `value` of a secret setting is never shown unmasked."""
+    """One resolved setting. `value` of a secret setting is never shown unmasked, not even by
+    `repr` (which ends up in logs and tracebacks)."""
 
     key: str
     value: str
     source: Source
     secret: bool = False
+
+    def __repr__(self) -> str:
+        value = "(hidden)" if self.secret else repr(self.value)
+        return (
+            f"Setting(key={self.key!r}, value={value}, source={self.source!r}, "
+            f"secret={self.secret!r})"
+        )
 
 
 @dataclass(frozen=True)

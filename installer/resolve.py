@@ -6,6 +6,7 @@ profile, and collect every problem, warning and repair. Pure except `read_seed_p
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from installer.setup_model import (
     SetupModel,
     default_mapping,
     derive_hostname,
+    is_stable_disk_name,
     problems_of,
 )
 
@@ -48,9 +50,10 @@ _NOTE_NORMALISED = frozenset(
 
 @dataclass(frozen=True)
 class Given:
-    """A value for a key and where it came from (a setup.txt line or the wizard)."""
+    """A value for a key and where it came from (a setup.txt line or the wizard). `repr` leaves
+    the value out: it may be a secret."""
 
-    value: str
+    value: str = field(repr=False)
     source: Source
 
 
@@ -221,6 +224,7 @@ def resolve_settings(model: SetupModel, given: Mapping[str, Given]) -> list[Sett
     put("INSTALL_MODE", "fresh", default)
     put("TARGET_DISK", None, default)
     put("ERASE_TARGET_DISK", "no", default)
+    put("SEED_SCRUB", "no", default)
     return out
 
 
@@ -233,15 +237,26 @@ def _warnings(
     model: SetupModel, given: Mapping[str, Given], settings: Sequence[Setting]
 ) -> list[Note]:
     notes: list[Note] = []
+    after = (
+        "SEED_SCRUB=yes replaces it after a successful install"
+        if model.seed_scrub
+        else "after the last install, reformat the stick or delete setup.txt (or set "
+        "SEED_SCRUB=yes)"
+    )
     for key in PLAINTEXT_PASSWORD_KEYS:
         if key in given and given[key].source.kind == "line":
             notes.append(
-                Note(
-                    _line_of(given, key),
-                    f"{key}: a plaintext password is on the stick; after the last install, "
-                    "reformat the stick or delete setup.txt",
-                )
+                Note(_line_of(given, key), f"{key}: a plaintext password is on the stick; {after}")
             )
+    if model.erase_target_disk and model.target_disk and not is_stable_disk_name(model.target_disk):
+        notes.append(
+            Note(
+                _line_of(given, "TARGET_DISK"),
+                "TARGET_DISK: a kernel name like /dev/sda can be another disk on another "
+                "machine; the installer will not erase it unattended: use "
+                "TARGET_DISK=/dev/disk/by-id/… or serial:… (the installer's console lists them)",
+            )
+        )
     if "CLAWDIE_USER_PASSWORD" in given:
         notes.append(
             Note(
@@ -334,25 +349,54 @@ def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
         chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
         if chosen is not None:
             target = path.parent / chosen
+    data = _read_regular_file(path, target)
+    return target.name, data, warnings
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in kinds if test(mode)), "not a file")
+
+
+def _read_regular_file(path: Path, target: Path) -> bytes:
+    """The first bytes of `target` (at most one more than a seed may have), refusing anything
+    but a regular file before reading it: a FIFO would block forever, /dev/zero never ends, and
+    opening some devices has effects. Opened non-blocking in case it changed since the stat."""
+    not_regular = "give the path of the setup.txt file itself"
     try:
-        with target.open("rb") as handle:
+        kind = _file_kind(target.stat().st_mode)
+        if kind is not None:
+            raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(target, flags | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            kind = _file_kind(status.st_mode)
+            if kind is not None:
+                raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
             data = handle.read(MAX_SEED_BYTES + 1)
-            if len(data) > MAX_SEED_BYTES:
-                size = os.fstat(handle.fileno()).st_size
-                raise SeedUnreadableError(
-                    f"{target.name} is {size:,} bytes; a setup.txt is at most "
-                    f"{MAX_SEED_BYTES // 1024} KiB",
-                    "check that this is the setup.txt from the stick, not another file renamed",
-                )
     except FileNotFoundError:
         raise SeedUnreadableError(
             f"{path} does not exist", "give the path of the setup.txt to check"
         ) from None
-    except IsADirectoryError:
-        raise SeedUnreadableError(f"{target} is a directory") from None
     except OSError as err:
         raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
-    return target.name, data, warnings
+    if len(data) > MAX_SEED_BYTES:
+        raise SeedUnreadableError(
+            f"{target.name} is {status.st_size:,} bytes; a setup.txt is at most "
+            f"{MAX_SEED_BYTES // 1024} KiB",
+            "check that this is the setup.txt from the stick, not another file renamed",
+        )
+    return data
 
 
 # --- the seam for whoever answers what the seed lacks (the console wizard) -------------------

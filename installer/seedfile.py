@@ -74,8 +74,19 @@ _ALL_QUOTES = "\"'" + _CURLY_DOUBLE_OPEN + _CURLY_DOUBLE_CLOSE + _CURLY_SINGLE_O
 
 _KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 _EXPORT_RE = re.compile(r"export[ \t]+", re.IGNORECASE)
-# A key we may repeat in a message: short and key-shaped. Anything else may be a pasted secret.
-_ECHOABLE_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_ -]{0,39}")
+# A key we may repeat in a message: one short word of ASCII letters, digits and '_'. Anything
+# else (a space, a colon, another script) may carry a pasted secret: `KEY secret=rest`.
+_ECHOABLE_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+# Letters of other scripts that look like Latin ones (a subset of Unicode's confusables.txt),
+# so a key typed on a Cyrillic or Greek layout folds to the key it looks like. Not anyascii: it
+# transliterates by sound (Cyrillic ER -> R, VE -> V, EN -> N; Greek ETA -> I, CHI -> Ch), which
+# turns a look-alike into another letter. Full-width and styled letters are folded by NFKD first.
+_LOOKALIKES = str.maketrans(
+    "АВЕКМНОРСТУХЅІЈԁԚԜӀҮаеорсухѕіјһԛԝӏ"  # Cyrillic
+    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαιονρυ",  # noqa: RUF001 - Greek look-alikes are the data
+    "ABEKMHOPCTYXSIJdQWIYaeopcyxsijhqwl"  # Latin, in the same order
+    "ABEZHIKMNOPTYXaiovpu",
+)
 _PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 
@@ -84,12 +95,13 @@ _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 class Entry:
     """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret.
 
-    An empty `value` means the key is listed but not set (`KEY=`).
+    An empty `value` means the key is listed but not set (`KEY=`). `repr` leaves the value out
+    (it may be a secret, and a repr ends up in logs and tracebacks).
     """
 
     line: int
     key: str
-    value: str
+    value: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ class Problem:
     key: str | None
     message: str
     hint: str | None = None
-    suggests: str | None = None  # the known key an unknown key probably meant
+    suggests: str | None = None  # the known key a line with an unknown key probably meant
 
 
 @dataclass(frozen=True)
@@ -267,14 +279,45 @@ def _inner_controls(value: str) -> list[str]:
     )
 
 
-def _did_you_mean(key: str, known: Iterable[str]) -> str | None:
-    normalised = re.sub(r"[^A-Z0-9]+", "_", key.upper()).strip("_")
-    known_list = list(known)
-    if normalised in known_list and normalised != key:
-        return normalised
+def fold_key(text: str) -> str:
+    """`text` as the ASCII key it looks like: full-width and accented letters (NFKD) and
+    Cyrillic/Greek look-alikes folded to Latin, upper case, other runs of characters to '_'."""
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        text = text.translate(_LOOKALIKES)
+    return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
+
+
+def _other_scripts(word: str) -> list[str]:
+    """Names of the scripts of `word`'s non-ASCII letters, as people say them."""
+    names = set()
+    for c in word:
+        if c.isascii() or not c.isalpha():
+            continue
+        first = unicodedata.name(c, "").split(" ")[0]
+        names.add({"FULLWIDTH": "full-width", "LATIN": "accented Latin"}.get(first, first.title()))
+    return sorted(names)
+
+
+def suggest_key(text: str, known: Iterable[str], *, close: bool = True) -> str | None:
+    """The known key a line's start probably meant; only ever a name from `known`.
+
+    The longest run of leading words that spells a known key once folded (`OPERATOR PASSWORD`,
+    `OPENROUTER_API_KEY` typed with a Cyrillic O), else (with `close`) the closest key to the first
+    word alone: the words after it may be a value typed without '='.
+    """
+    known_list = sorted(known)
+    words = [w for w in re.split(r"[\s:=]+", text) if w][:6]
+    for count in range(len(words), 0, -1):
+        candidate = fold_key("_".join(words[:count]))
+        if candidate in known_list:
+            return candidate
+    if not words or not close:
+        return None
     import difflib  # only for an unknown key: keep it off check's cold start
 
-    matches = difflib.get_close_matches(normalised, known_list, n=1, cutoff=0.6)
+    matches = difflib.get_close_matches(fold_key(words[0]), known_list, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
@@ -422,6 +465,15 @@ def _no_equals_problem(
         sep = ":" if line[len(word) :].lstrip().startswith(":") else None
         hint = f"write {word.upper()}=value" + (" (with '=' instead of ':')" if sep else "")
         return Problem(number, word.upper(), "this line has no '='", hint)
+    suggestion = suggest_key(line, known, close=False)
+    if suggestion is not None:
+        return Problem(
+            number,
+            None,
+            "this line has no '=' and does not start with a known key",
+            _did_you_mean_hint(suggestion, line),
+            suggests=suggestion,
+        )
     return Problem(
         number,
         None,
@@ -430,14 +482,37 @@ def _no_equals_problem(
     )
 
 
+def _did_you_mean_hint(suggestion: str, line: str) -> str:
+    """'did you mean KEY? … write KEY=value', naming other scripts in the line's first word."""
+    first_word = re.split(r"[\s:=]+", line, maxsplit=1)[0]
+    scripts = _other_scripts(first_word)
+    other = (
+        f"the key has letters from another script ({', '.join(scripts)}) that look like "
+        "Latin ones; "
+        if scripts
+        else ""
+    )
+    return f"did you mean {suggestion}? {other}write {suggestion}=value"
+
+
 def _unknown_key_problem(number: int, key_text: str, known: frozenset[str]) -> Problem:
-    if not _ECHOABLE_KEY_RE.fullmatch(key_text):
+    """A line whose key is not known. The key is repeated only when it is key-shaped; anything
+    else may hold a fragment of a secret (`OPERATOR_PASSWORD Secret=rest`) and is not echoed."""
+    suggestion = suggest_key(key_text, known)
+    if _ECHOABLE_KEY_RE.fullmatch(key_text):
+        hint = f"did you mean {suggestion}?" if suggestion else "see setup.txt.example for the keys"
+        return Problem(number, key_text.upper(), "unknown key", hint, suggests=suggestion)
+    if suggestion is None:
         return Problem(
             number,
             None,
             "this line does not start with a known key",
             "each line is KEY=value with a key from setup.txt.example, or a '#' comment",
         )
-    suggestion = _did_you_mean(key_text, known)
-    hint = f"did you mean {suggestion}?" if suggestion else "see setup.txt.example for the keys"
-    return Problem(number, key_text.upper(), "unknown key", hint, suggests=suggestion)
+    return Problem(
+        number,
+        None,
+        "this line does not start with a known key",
+        _did_you_mean_hint(suggestion, key_text),
+        suggests=suggestion,
+    )

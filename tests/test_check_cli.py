@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.seeds import OPENROUTER, SENTINEL, TOKEN, valid
+from installer.errors import SeedUnreadableError
+from installer.resolve import read_seed_path
+from tests.seeds import OPENROUTER, SENTINEL, SENTINEL_WORD, TOKEN, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +56,29 @@ def test_valid_seed_exits_zero_and_explains_with_masked_secrets(tmp_path: Path) 
     assert OPENROUTER not in out
     assert TOKEN[:4] + "…" in out  # at most the first 4 characters
     assert out.rstrip().endswith("setup.txt: valid (1 warning(s))")
+
+
+@pytest.mark.parametrize("gap", [" ", ":", "\t"])
+def test_a_password_typed_without_its_equals_is_never_printed(tmp_path: Path, gap: str) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(
+        valid("OPERATOR_EMAIL=a@example.com", f"OPERATOR_PASSWORD{gap}{SENTINEL_WORD}=rest-of-it")
+    )
+    text = check(seed, "--explain")
+    as_json = check(seed, "--json")
+    assert (text.returncode, as_json.returncode) == (1, 1)
+    everything = text.stdout + text.stderr + as_json.stdout + as_json.stderr
+    assert SENTINEL_WORD.lower() not in everything.lower()
+    assert "rest-of-it" not in everything
+    assert "setup.txt:5: this line does not start with a known key" in text.stdout
+    assert "hint: did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value" in text.stdout
+    (problem,) = json.loads(as_json.stdout)["problems"]
+    assert problem == {
+        "line": 5,
+        "key": None,
+        "message": "this line does not start with a known key",
+        "hint": "did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value",
+    }
 
 
 def test_json_document_is_stable(tmp_path: Path) -> None:
@@ -123,6 +149,45 @@ def test_windows_double_extension_is_found_with_a_warning(tmp_path: Path) -> Non
     assert "warning: setup.txt.txt: using setup.txt.txt" in result.stdout
     by_dir = check(tmp_path)
     assert by_dir.returncode == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this OS")
+def test_a_named_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "setup.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(SeedUnreadableError, match=r"is not a regular file \(a named pipe"):
+        read_seed_path(fifo)
+    for given in (fifo, tmp_path):  # the file itself, or the folder holding it
+        result = check(given)
+        assert result.returncode == 2, result.stderr
+        assert "is not a regular file (a named pipe (FIFO))" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this OS")
+def test_a_file_that_turns_into_a_pipe_after_the_check_does_not_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the stat and the open the file can change: the open must not block on a pipe."""
+    fifo = tmp_path / "setup.txt"
+    os.mkfifo(fifo)
+    (tmp_path / "regular").write_bytes(valid())
+    regular = (tmp_path / "regular").stat()
+    monkeypatch.setattr(Path, "stat", lambda self, **_: regular)
+    with pytest.raises(SeedUnreadableError, match=r"is not a regular file \(a named pipe"):
+        read_seed_path(fifo)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this OS")
+def test_a_device_is_refused_not_read(tmp_path: Path) -> None:
+    with pytest.raises(SeedUnreadableError, match=r"/dev/zero is not a regular file \(a character"):
+        read_seed_path(Path("/dev/zero"))
+    result = check("/dev/zero")
+    assert result.returncode == 2
+    assert "/dev/zero is not a regular file (a character device)" in result.stderr
+    assert "bytes" not in result.stderr
 
 
 def test_folder_without_seed_exits_2(tmp_path: Path) -> None:

@@ -12,8 +12,19 @@ from dataclasses import dataclass, field
 import pytest
 
 from installer.errors import SeedUnreadableError
-from installer.resolve import check_seed_bytes
-from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, REQUIRED, TOKEN, seed, valid
+from installer.resolve import apply_answers, check_seed_bytes, keys_to_ask
+from tests.seeds import (
+    ADMIN,
+    ED25519,
+    OPENROUTER,
+    PASSWORD,
+    REQUIRED,
+    RSA_1024,
+    RSA_2048,
+    TOKEN,
+    seed,
+    valid,
+)
 
 Problems = set[tuple[int | None, str | None]]
 
@@ -28,6 +39,8 @@ class Case:
     repairs: tuple[tuple[int | None, str], ...] = ()
     warnings: tuple[tuple[int | None, str], ...] = ()
     absent: tuple[str, ...] = ()  # keys the reader must not have taken
+    hints: tuple[tuple[int | None, str], ...] = ()  # (line, words) in that line's problem hint
+    hidden: tuple[str, ...] = ()  # text (any case) that no problem, warning or repair may echo
 
 
 MISSING_ALL: Problems = {
@@ -260,6 +273,53 @@ CASES = [
         valid("=value"),
         problems={(4, None)},
     ),
+    Case(
+        "'=' forgotten after the key: the password fragment is not echoed",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD Zq9frag=rest-of-it"),
+        problems={(5, None)},
+        hints=((5, "did you mean OPERATOR_PASSWORD? write OPERATOR_PASSWORD=value"),),
+        hidden=("Zq9frag", "rest-of-it"),
+    ),
+    Case(
+        "':' instead of '=' before a value holding '='",
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD:Zq9frag=rest"),
+        problems={(5, None)},
+        hints=((5, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key written with spaces is not echoed; the words spell the key",
+        valid("Operator Password=Zq9frag-long-enough"),
+        problems={(4, None)},
+        hints=((4, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key-shaped typo is still echoed",
+        valid("OPERATOR_PASWORD=Zq9frag-long-enough"),
+        problems={(4, "OPERATOR_PASWORD")},
+        hints=((4, "did you mean OPERATOR_PASSWORD?"),),
+        hidden=("Zq9frag",),
+    ),
+    Case(
+        "a key with a Cyrillic letter: not echoed, did-you-mean, names the script",
+        seed(*REQUIRED[:2], f"\u041ePENROUTER_API_KEY={OPENROUTER}"),
+        problems={(3, None)},
+        hints=((3, "did you mean OPENROUTER_API_KEY?"), (3, "another script (Cyrillic)")),
+        hidden=("\u041ePENROUTER",),
+    ),
+    Case(
+        "a key with Greek letters and no '='",
+        seed(REQUIRED[0], f"\u03a4\u0395LEGRAM_ADMIN_ID {ADMIN}", REQUIRED[2]),
+        problems={(2, None)},
+        hints=((2, "did you mean TELEGRAM_ADMIN_ID?"), (2, "another script (Greek)")),
+    ),
+    Case(
+        "a key in full-width letters",
+        valid("\uff34\uff29\uff2d\uff25\uff3a\uff2f\uff2e\uff25=UTC"),
+        problems={(4, None)},
+        hints=((4, "did you mean TIMEZONE?"),),
+    ),
     # --- comments and # ----------------------------------------------------------------------
     Case(
         "'KEY= # comment' is not a comment",
@@ -319,6 +379,16 @@ CASES = [
         problems={(4, "SSH_AUTHORIZED_KEY")},
     ),
     Case(
+        "1024-bit RSA key",
+        valid(f"SSH_AUTHORIZED_KEY={RSA_1024}"),
+        problems={(4, "SSH_AUTHORIZED_KEY")},
+    ),
+    Case(
+        "2048-bit RSA key",
+        valid(f"SSH_AUTHORIZED_KEY={RSA_2048}"),
+        values={"SSH_AUTHORIZED_KEY": RSA_2048},
+    ),
+    Case(
         "private key pasted: refused, nothing of it read",
         valid(
             "SSH_AUTHORIZED_KEY=-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -365,6 +435,31 @@ CASES = [
         values={"ASSISTANT_NAME": "Мария", "HOSTNAME": "mariya"},
     ),
     Case(
+        "right-to-left override in the name",
+        valid("ASSISTANT_NAME=Helper\u202egnp.exe"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "directional isolates around the name",
+        valid("ASSISTANT_NAME=\u2067Ada\u2069"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name of Hangul fillers only",
+        valid("ASSISTANT_NAME=\u3164\u3164"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name of zero-width characters around a filler",
+        valid("ASSISTANT_NAME=\u200b\u3164\u2060\u115f\u200b"),
+        problems={(4, "ASSISTANT_NAME")},
+    ),
+    Case(
+        "a name in a right-to-left script is fine",
+        valid("ASSISTANT_NAME=\u05e2\u05d5\u05d6\u05e8"),
+        values={"ASSISTANT_NAME": "\u05e2\u05d5\u05d6\u05e8"},
+    ),
+    Case(
         "assistant name of 33 characters",
         valid("ASSISTANT_NAME=" + "x" * 33),
         problems={(4, "ASSISTANT_NAME")},
@@ -384,6 +479,52 @@ CASES = [
         "locale without charset gets UTF-8; keymap",
         valid("LOCALE=de_DE", "KEYMAP=de"),
         values={"LOCALE": "de_DE.UTF-8", "KEYMAP": "de"},
+    ),
+    Case(
+        "a locale Debian cannot generate",
+        valid("LOCALE=en_XX.UTF-8"),
+        problems={(4, "LOCALE")},
+    ),
+    Case(
+        "a locale in the wrong case is read as Debian writes it",
+        valid("LOCALE=de_de.utf8"),
+        values={"LOCALE": "de_DE.UTF-8"},
+        repairs=((4, "LOCALE: read as de_DE.UTF-8"),),
+    ),
+    Case(
+        "AGENT_DOMAIN=localhost",
+        valid("AGENT_DOMAIN=localhost"),
+        problems={(4, "AGENT_DOMAIN")},
+    ),
+    Case(
+        "AGENT_DOMAIN under .localhost",
+        valid("AGENT_DOMAIN=ada.localhost", "HOSTNAME=box"),
+        problems={(4, "AGENT_DOMAIN")},
+    ),
+    Case(
+        "AGENT_DOMAIN written as the default <hostname>.local",
+        valid("HOSTNAME=ada", "AGENT_DOMAIN=ada.local"),
+        values={"AGENT_DOMAIN": "ada.local"},
+    ),
+    Case(
+        "admin id in full-width digits",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=\uff11\uff12\uff13", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "admin id in Arabic-Indic digits",
+        seed(REQUIRED[0], "TELEGRAM_ADMIN_ID=\u0661\u0662\u0663", REQUIRED[2]),
+        problems={(2, "TELEGRAM_ADMIN_ID")},
+    ),
+    Case(
+        "cooldown written as a superscript",
+        valid("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=6\u00b2"),
+        problems={(4, "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS")},
+    ),
+    Case(
+        "cooldown in Arabic-Indic digits",
+        valid("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=\u0666\u0660"),
+        problems={(4, "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS")},
     ),
     Case(
         "non-UTF-8 locale",
@@ -436,9 +577,41 @@ CASES = [
         problems={(None, "TARGET_DISK")},
     ),
     Case(
-        "unattended install",
+        "unattended erase of a kernel name: valid, with a warning that it will not happen",
         valid("TARGET_DISK=sda", "ERASE_TARGET_DISK=YES"),
         values={"TARGET_DISK": "/dev/sda", "ERASE_TARGET_DISK": "yes"},
+        warnings=((4, "TARGET_DISK: a kernel name like /dev/sda can be another disk"),),
+    ),
+    Case(
+        "unattended erase by serial number",
+        valid("TARGET_DISK=serial:S3Z1NB0K123456X", "ERASE_TARGET_DISK=yes"),
+        values={"TARGET_DISK": "serial:S3Z1NB0K123456X", "ERASE_TARGET_DISK": "yes"},
+    ),
+    Case(
+        "unattended erase by /dev/disk/by-id name",
+        valid("TARGET_DISK=/dev/disk/by-id/ata-Samsung_SSD_860-S3Z1", "ERASE_TARGET_DISK=yes"),
+        values={"TARGET_DISK": "/dev/disk/by-id/ata-Samsung_SSD_860-S3Z1"},
+    ),
+    Case(
+        "a serial number with a space",
+        valid("TARGET_DISK=serial:S3Z1 NB0K", "ERASE_TARGET_DISK=yes"),
+        problems={(4, "TARGET_DISK")},
+    ),
+    Case(
+        "SEED_SCRUB defaults to no",
+        valid(),
+        values={"SEED_SCRUB": "no"},
+    ),
+    Case(
+        "SEED_SCRUB=yes, and the plaintext password warning says so",
+        valid("SEED_SCRUB=Yes", "OPERATOR_EMAIL=me@example.com", f"OPERATOR_PASSWORD={PASSWORD}"),
+        values={"SEED_SCRUB": "yes"},
+        warnings=((6, "SEED_SCRUB=yes replaces it after a successful install"),),
+    ),
+    Case(
+        "plaintext password without SEED_SCRUB: the warning suggests it",
+        valid("OPERATOR_EMAIL=me@example.com", f"OPERATOR_PASSWORD={PASSWORD}"),
+        warnings=((5, "or set SEED_SCRUB=yes"),),
     ),
     # --- providers and profile overrides -----------------------------------------------------
     Case(
@@ -507,6 +680,15 @@ def test_corpus_case(case: Case) -> None:
             words,
             result.warnings,
         )
+    for line, words in case.hints:
+        assert any(p.line == line and words in (p.hint or "") for p in result.problems), (
+            line,
+            words,
+            result.problems,
+        )
+    reported = repr((result.problems, result.warnings, result.repairs)).lower()
+    for text in case.hidden:
+        assert text.lower() not in reported
 
 
 def test_corpus_is_large_enough() -> None:
@@ -540,6 +722,46 @@ def test_unknown_key_says_did_you_mean() -> None:
     result = check_seed_bytes(seed(f"TELEGRAM_BOT_TOKN={TOKEN}", *REQUIRED[1:]))
     (problem,) = result.problems
     assert problem.hint == "did you mean TELEGRAM_BOT_TOKEN?"
+
+
+def test_a_line_missing_its_equals_asks_the_key_it_meant() -> None:
+    """The wizard asks the key a mistyped line meant, and its answer replaces that line."""
+    result = check_seed_bytes(
+        valid("OPERATOR_EMAIL=me@example.com", "OPERATOR_PASSWORD Zq9frag=rest")
+    )
+    (problem,) = result.problems
+    assert (problem.key, problem.suggests) == (None, "OPERATOR_PASSWORD")
+    assert keys_to_ask(result) == ["OPERATOR_PASSWORD"]
+    answered = apply_answers(result, {"OPERATOR_PASSWORD": PASSWORD})
+    assert answered.valid, answered.problems
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("ASSISTANT_NAME=Helper\u202egnp.exe", "right-to-left override or other direction"),
+        ("ASSISTANT_NAME=\u3164", "the name looks empty"),
+        (f"SSH_AUTHORIZED_KEY={RSA_1024}", "this RSA key has 1024 bits; at least 2048"),
+        ("AGENT_DOMAIN=localhost", "'localhost' is a reserved name"),
+        ("LOCALE=en_XX.UTF-8", "en_XX.UTF-8 is not a locale Debian can generate"),
+        ("LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS=\u00b2", "digits other than 0-9"),
+    ],
+)
+def test_validator_gap_messages(line: str, words: str) -> None:
+    (problem,) = check_seed_bytes(valid(line)).problems
+    assert words in problem.message
+
+
+def test_stable_disk_names_get_no_erase_warning() -> None:
+    for disk in ("serial:S3Z1NB0K123456X", "/dev/disk/by-id/nvme-eui.0025385b71b0"):
+        result = check_seed_bytes(valid(f"TARGET_DISK={disk}", "ERASE_TARGET_DISK=yes"))
+        assert result.valid
+        assert not [n for n in result.warnings if "TARGET_DISK" in n.message]
+
+
+def test_erase_without_a_disk_hints_at_a_serial() -> None:
+    (problem,) = check_seed_bytes(valid("ERASE_TARGET_DISK=yes")).problems
+    assert problem.hint == "name the disk to erase, e.g. TARGET_DISK=serial:…"
 
 
 def test_private_key_problem_is_loud_and_hides_the_key() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from installer.commands.check import render_json, render_text
 from installer.errors import InstallerError
-from installer.resolve import check_seed_bytes
-from installer.setup_model import KNOWN_KEYS, field_specs
-from tests.seeds import SENTINEL
+from installer.profiles import Setting, Source
+from installer.resolve import Given, check_seed_bytes
+from installer.seedfile import Entry, parse_seed
+from installer.setup_model import KNOWN_KEYS, default_mapping, field_specs
+from tests.seeds import ADMIN, SENTINEL, SENTINEL_WORD, seed
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)
 ALL_KEYS = sorted(KNOWN_KEYS)
@@ -57,7 +60,7 @@ def seeds_with_sentinel(draw: st.DrawFn) -> bytes:
     """setup.txt-like text where secret fields hold the sentinel, decorated as editors do."""
     lines = []
     for _ in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["secret", "other", "comment", "blank", "junk"]))
+        kind = draw(st.sampled_from(["secret", "no_equals", "other", "comment", "blank", "junk"]))
         if kind == "secret":
             key = draw(st.sampled_from(SECRET_KEYS))
             value = (
@@ -68,6 +71,12 @@ def seeds_with_sentinel(draw: st.DrawFn) -> bytes:
             prefix = draw(st.sampled_from(["", "export ", " "]))
             case = draw(st.sampled_from([str.upper, str.lower, str.title]))
             lines.append(f"{prefix}{case(key)}{draw(_sep)}{value}")
+        elif kind == "no_equals":
+            # The '=' forgotten after the key: the secret's first word lands before an '='.
+            key = draw(st.sampled_from(SECRET_KEYS))
+            gap = draw(st.sampled_from([" ", "  ", "\t", ":", " : "]))
+            tail = draw(st.sampled_from(["", "-x", " more"]))
+            lines.append(f"{key}{gap}{SENTINEL_WORD}{tail}={draw(st.text(max_size=20))}")
         elif kind == "other":
             key = draw(st.sampled_from(ALL_KEYS))
             lines.append(f"{key}{draw(_sep)}{draw(st.text(max_size=40))}")
@@ -91,6 +100,67 @@ def test_no_problem_text_ever_contains_a_secret(data: bytes) -> None:
         assert SENTINEL not in message
         return
     everything = render_text(result, [], explain=True) + json.dumps(render_json(result, []))
-    everything += repr(result.problems) + repr(result.warnings) + repr(result.repairs)
+    everything += repr(result) + repr(list(result.given.values()))
     assert SENTINEL not in everything
     assert SENTINEL[4:] not in everything  # not even past the first four characters
+    assert SENTINEL_WORD.lower() not in everything.lower()  # nor a word of it, in any case
+
+
+# Every secret field holds the sentinel, in the shape its rule accepts, so the seed is valid and
+# every object the reader and resolver make exists; two role assignments use every provider key.
+SECRET_LINES = [
+    f"TELEGRAM_BOT_TOKEN=7012345678:{SENTINEL}{'x' * (35 - len(SENTINEL))}",
+    f"OPENROUTER_API_KEY=sk-or-{SENTINEL}",
+    f"OPERATOR_PASSWORD={SENTINEL}",
+    f"CLAWDIE_USER_PASSWORD={SENTINEL}-2",
+    f"OPENAI_API_KEY=sk-{SENTINEL}",
+    f"ANTHROPIC_API_KEY=sk-ant-{SENTINEL}",
+    f"ZAI_API_KEY=zai-{SENTINEL}",
+    f"DEEPSEEK_API_KEY=sk-{SENTINEL}",
+]
+ROLE_ASSIGNMENTS = [
+    ("openai", "anthropic", "openrouter"),
+    ("zai", "deepseek", "openrouter"),
+]
+
+
+@pytest.mark.parametrize("providers", ROLE_ASSIGNMENTS, ids=lambda p: "+".join(p))
+def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]) -> None:
+    primary, fallback, compaction = providers
+    data = seed(
+        *SECRET_LINES,
+        f"TELEGRAM_ADMIN_ID={ADMIN}",
+        "OPERATOR_EMAIL=me@example.com",
+        f"PI_TUI_PROVIDER={primary}",
+        "PI_TUI_MODEL=model-a",
+        f"LLM_FALLBACK_PROVIDER={fallback}",
+        "LLM_FALLBACK_MODEL=model-b",
+        f"AGENT_COMPACTION_PROVIDER={compaction}",
+        "AGENT_COMPACTION_MODEL=model-c",
+    )
+    text = parse_seed(data, KNOWN_KEYS)
+    result = check_seed_bytes(data)
+    assert result.valid, result.problems
+    secret_keys = {s.key for s in field_specs() if s.secret}
+    stored = {s.key for s in result.settings if s.secret}
+    provider_keys = {default_mapping().providers[p].key for p in providers}
+    assert stored == {"TELEGRAM_BOT_TOKEN", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD"} | (
+        provider_keys
+    )
+    assert {e.key for e in text.entries if SENTINEL in e.value} == secret_keys
+    objects: list[object] = [text, *text.entries, result, *result.settings, result.model]
+    objects += list(result.given.values())
+    for obj in objects:
+        assert SENTINEL not in repr(obj), type(obj).__name__
+        assert SENTINEL not in str(obj), type(obj).__name__
+
+
+def test_hiding_values_from_repr_keeps_equality() -> None:
+    assert Entry(1, "OPERATOR_PASSWORD", "a") != Entry(1, "OPERATOR_PASSWORD", "b")
+    assert Entry(1, "OPERATOR_PASSWORD", "a") == Entry(1, "OPERATOR_PASSWORD", "a")
+    line = Source("line", "1")
+    assert Given("a", line) != Given("b", line)
+    assert Setting("ZAI_API_KEY", "a", line, secret=True) != Setting("ZAI_API_KEY", "b", line, True)
+    plain = Setting("HOSTNAME", "ada", Source("default"))
+    assert "'ada'" in repr(plain)  # only secret values are hidden
+    assert plain == Setting("HOSTNAME", "ada", Source("default"))

@@ -44,6 +44,17 @@ def test_the_four_lines_and_profile_come_first_uncommented() -> None:
     assert "PROFILE=balanced" in example_lines()
 
 
+def test_the_install_section_lists_the_install_keys_commented_out() -> None:
+    lines = example_lines()
+    section = lines[lines.index("# ---- Installing ----") :]
+    keys = [m.group(1) for line in section if (m := re.match(r"#([A-Z_]+)=$", line))]
+    assert keys == ["INSTALL_MODE", "TARGET_DISK", "ERASE_TARGET_DISK", "SEED_SCRUB"]
+    text = "\n".join(section)
+    assert "serial:" in text
+    assert "/dev/disk/by-id/" in text
+    assert "/dev/sda" not in text  # a kernel name is not what an unattended erase takes
+
+
 def test_template_is_plain_ascii_with_short_lines() -> None:
     data = EXAMPLE.read_bytes()
     assert data.isascii()
