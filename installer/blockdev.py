@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,11 +24,19 @@ log = logging.getLogger("clawdie.blockdev")
 # Kernel interfaces, not configuration: where the kernel lists mounts and active swap areas.
 MOUNTINFO = Path("/proc/self/mountinfo")
 SWAPS = Path("/proc/swaps")
+# Where udev links each disk by an identity that moves with it (model and serial, WWN).
+BY_ID = "/dev/disk/by-id/"
+_HEX_ID = re.compile(r"0x[0-9a-fA-F]+")
 
 
 @dataclass(frozen=True)
 class BlockDevice:
-    """One disk or partition. `disk` is the whole disk's node (itself for a disk)."""
+    """One disk or partition. `disk` is the whole disk's node (itself for a disk).
+
+    `serial` is the whole disk's serial number ("" when it reports none) and `by_id` its
+    `/dev/disk/by-id/` links (empty without udev): the names that stay with the disk when it moves
+    to another machine or another port, unlike the kernel name in `node`.
+    """
 
     node: str
     devnum: str
@@ -44,6 +53,8 @@ class BlockDevice:
     probed_by: str
     sys_path: str
     probe_error: str = ""
+    serial: str = ""
+    by_id: tuple[str, ...] = ()
 
     @property
     def is_disk(self) -> bool:
@@ -191,6 +202,23 @@ def _identity(device: pyudev.Device) -> dict[str, str]:
     }
 
 
+def _serial_of(disk: pyudev.Device) -> str:
+    """The disk's serial: udev's short then long form, else what sysfs says (virtio keeps it in
+    `serial`, NVMe and some SCSI drivers in `device/serial`); "" when there is none."""
+    props = disk.properties
+    for key in ("ID_SERIAL_SHORT", "ID_SERIAL"):
+        value = str(props.get(key, "")).strip()
+        if value:
+            return value
+    sys_path = Path(disk.sys_path)
+    return _sys_text(sys_path / "serial") or _sys_text(sys_path / "device" / "serial")
+
+
+def _by_id_links(device: pyudev.Device) -> tuple[str, ...]:
+    """The device's /dev/disk/by-id/ links as udev made them (none without udev)."""
+    return tuple(sorted(str(link) for link in device.device_links if link.startswith(BY_ID)))
+
+
 def make_block_device(device: pyudev.Device) -> BlockDevice | None:
     """Our view of a pyudev block device; None for one without a node or with no medium."""
     node = device.device_node
@@ -215,6 +243,8 @@ def make_block_device(device: pyudev.Device) -> BlockDevice | None:
         model=" ".join(part for part in (vendor, model) if part),
         bus=_bus_of(disk_dev),
         sys_path=str(device.sys_path),
+        serial=_serial_of(disk_dev),
+        by_id=_by_id_links(device),
         **_identity(device),
     )
 
@@ -298,6 +328,12 @@ def disk_of_devnum(devnum: str) -> set[str]:
         if disk is not None and disk.device_node is not None:
             disks.add(str(disk.device_node))
     return disks
+
+
+def render_model(model: str) -> str:
+    """A disk's model for people: a bare vendor id (virtio's "0x1af4") is no model."""
+    words = [word for word in model.split() if not _HEX_ID.fullmatch(word)]
+    return " ".join(words) or "unknown model"
 
 
 def render_size(size: int) -> str:

@@ -7,6 +7,8 @@ from it, also when the test fails.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import shutil
 import subprocess
@@ -192,3 +194,35 @@ def loop_file(path: Path, size: int) -> Iterator[LoopDisk]:
         yield disk
     finally:
         disk.detach()
+
+
+def write_at(path: Path, offset: int, data: bytes) -> None:
+    """Write `data` into the image at `offset` (the file keeps its size)."""
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+def image_digest(path: Path) -> str:
+    """A digest of every byte of a sparse image, reading only its data extents (a 4.5 GiB
+    sparse disk is hashed in milliseconds): the extents' places and their contents. A write of
+    anything, zeros included, changes it."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size, offset = os.fstat(fd).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno == errno.ENXIO:  # only a hole after `offset`
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            digest.update(f"{start}-{end}:".encode())
+            for at in range(start, end, 16 * MIB):
+                digest.update(os.pread(fd, min(16 * MIB, end - at), at))
+            offset = end
+    finally:
+        os.close(fd)
+    return digest.hexdigest()

@@ -148,7 +148,8 @@ def first_boot(machine: Machine, run: str) -> str:
 
 @pytest.fixture(scope="module")
 def bios_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
-    seed = filled_seed("TARGET_DISK=/dev/vda", "ERASE_TARGET_DISK=yes")
+    # the stable name an unattended erase needs (a kernel name like /dev/vda is refused)
+    seed = filled_seed(f"TARGET_DISK=serial:{vm.DISK_SERIAL}", "ERASE_TARGET_DISK=yes")
     return Machine(tmp_path_factory.mktemp("bios-usb"), installer_image, seed, "bios")
 
 

@@ -8,13 +8,15 @@ test of the image.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
+import random
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,26 @@ from installer.blockdev import read_block_devices, read_mounts
 from installer.firstboot import read_stored_seed
 from installer.install.console import Console
 from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for
+from installer.install.targets import (
+    TargetDisk,
+    choose_target,
+    read_target_disks,
+    read_target_name,
+    render_contents,
+)
 from installer.paths import TargetPaths
-from tests.loopdev import MIB, LoopDisk, Part, loop_disk, loop_file, require_root, sh
+from tests.loopdev import (
+    MIB,
+    LoopDisk,
+    Part,
+    attach_loop,
+    image_digest,
+    loop_disk,
+    loop_file,
+    require_root,
+    sh,
+    write_at,
+)
 from tests.seeds import SENTINEL, valid
 
 DISK_MIB = 4608  # just over the 4 GiB minimum; sparse
@@ -181,38 +201,189 @@ def test_installs_onto_a_blank_disk(
         assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
         assert read_stored_seed(paths).value("HOSTNAME") == "loopy"
         record = paths.install_record.read_text()
-        for line in (f"TARGET_DISK={disk.node}", "HOSTNAME=loopy", "IMAGE_VERSION=test-image 1"):
+        for line in (
+            f"TARGET_DISK={disk.node}",
+            "DISK_SERIAL=-",  # a loop device has none
+            "DISK_HELD=it was blank",
+            "HOSTNAME=loopy",
+            "IMAGE_VERSION=test-image 1",
+        ):
             assert f"{line}\n" in record
         assert "INSTALLED_AT=20" in record
         result = receipt(tmp_path)
         assert "INSTALLED" in result
         assert "Remove the stick; first boot runs on the next start." in result
+        assert f"Disk: {disk.node}: unknown model, serial (none), 4.8 GB, " in result
+        assert "Erased: it was blank\n" in result
         assert_no_secret(out, err, caplog.text, record, fstab, result)
+
+
+# -- what is blank: the bytes on the disk, not only what blkid names ---------------------------
+
+
+def noise(seed: int, size: int) -> bytes:
+    """Bytes no prober recognises, the same on every run (an encrypted volume looks like this)."""
+    return random.Random(seed).randbytes(size)  # noqa: S311  (test data: repeatable, not secret)
+
+
+def random_everywhere(image: Path) -> None:
+    """Random data over the whole disk (sampled every 256 MiB to keep the image sparse)."""
+    size = image.stat().st_size
+    for offset in (*range(0, size - MIB, 256 * MIB), size - MIB):
+        write_at(image, offset, noise(offset, MIB))
+
+
+def unknown_header(image: Path) -> None:
+    """4 KiB of a header no blkid prober knows at the start, zeros everywhere else."""
+    write_at(image, 0, b"CLAWDIE-TEST-VAULT\x00\x01" + noise(1, 4096 - 20))
+
+
+def wiped_table_over_data(image: Path) -> None:
+    """Old data in the middle and in the last MiB (a backup GPT lives there), the first MiB
+    zeroed as `wipefs` or `dd` over the table leaves it."""
+    size = image.stat().st_size
+    write_at(image, size // 2, noise(2, 8 * MIB))
+    write_at(image, size - MIB, noise(3, MIB))
+
+
+DATA_CASES: list[tuple[Callable[[Path], None], str]] = [
+    (random_everywhere, "data with no signature blkid knows (first and last MiB not empty)"),
+    (unknown_header, "data with no signature blkid knows (first MiB not empty)"),
+    (wiped_table_over_data, "data with no signature blkid knows (last MiB not empty)"),
+]
+
+
+def read_loop(image: Path) -> tuple[LoopDisk, TargetDisk]:
+    disk = attach_loop(image)
+    [target] = read_target_disks(read_block_devices(), only=[disk.node])
+    return disk, target
+
+
+def as_internal_disk(target: TargetDisk) -> TargetDisk:
+    """The same bytes read, seen as an internal disk: a loop device is eligible only when
+    named, and this is about what is on the disk, not about its name."""
+    return dataclasses.replace(target, device=dataclasses.replace(target.device, node="/dev/sdz"))
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("fill", "contents"), DATA_CASES, ids=lambda c: getattr(c, "__name__", ""))
+def test_data_without_a_signature_is_data_and_always_asked(
+    tmp_path: Path, fill: Callable[[Path], None], contents: str
+) -> None:
+    require_root()
+    image = tmp_path / "disk.img"
+    with image.open("wb") as handle:
+        handle.truncate(DISK_MIB * MIB)
+    fill(image)
+    disk, target = read_loop(image)
+    try:
+        assert target.signature == ""  # blkid knows none of it
+        assert not target.partitions
+        assert not target.blank
+        assert render_contents(target) == contents
+        # the only eligible disk: asked, not taken
+        choice = choose_target([as_internal_disk(target)], boot_disks=set(), seed_disks=set())
+        assert choice.disk is None
+        assert [d.node for d in choice.ask] == ["/dev/sdz"]
+        # named by its kernel name with ERASE_TARGET_DISK=yes: asked, never erased unattended
+        named = choose_target(
+            [target],
+            boot_disks=set(),
+            seed_disks=set(),
+            named=read_target_name(disk.node),
+            erase=True,
+        )
+        assert named.disk is None
+        assert [d.node for d in named.ask] == [disk.node]
+        assert f"TARGET_DISK={disk.node} is a kernel name" in named.reason
+    finally:
+        disk.detach()
+
+
+@pytest.mark.root
+def test_an_all_zero_disk_is_blank_and_taken(tmp_path: Path) -> None:
+    require_root()
+    image = tmp_path / "disk.img"
+    with image.open("wb") as handle:
+        handle.truncate(DISK_MIB * MIB)
+    disk, target = read_loop(image)
+    try:
+        assert target.blank
+        assert render_contents(target) == "blank"
+        choice = choose_target([as_internal_disk(target)], boot_disks=set(), seed_disks=set())
+        assert choice.disk is not None
+        assert not choice.countdown
+        # a kernel name may take a blank disk: nothing is erased
+        named = read_target_name(disk.node)
+        choice = choose_target([target], boot_disks=set(), seed_disks=set(), named=named)
+        assert choice.disk is not None
+        assert choice.disk.node == disk.node
+    finally:
+        disk.detach()
 
 
 @pytest.mark.root
 @pytest.mark.usefixtures("root_tools")
-def test_existing_installation_needs_reinstall_even_with_erase(
+def test_a_kernel_name_with_erase_does_not_erase_a_disk_holding_data(
     tmp_path: Path, live: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    image = tmp_path / "disk.img"
+    with image.open("wb") as handle:
+        handle.truncate(DISK_MIB * MIB)
+    unknown_header(image)
+    before = image_digest(image)
+    disk = attach_loop(image)
+    try:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}", "ERASE_TARGET_DISK=yes")
+        assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 1
+        out, _ = capsys.readouterr()
+    finally:
+        disk.detach()
+    assert image_digest(image) == before  # not a byte written
+    reason = (
+        f"TARGET_DISK={disk.node} is a kernel name, which can be another disk on another "
+        "machine, and this disk (unknown model, 4.8 GB) has no stable name (no serial, no "
+        "/dev/disk/by-id/ link), so only the console can choose it; the disk must be chosen "
+        "on the console, and there is no console"
+    )
+    assert f"CLAWDIE-INSTALL-FAILED: {reason}" in out.splitlines()
+    assert f"\n  {disk.node} " in out  # listed, with what it holds
+    assert "data with no signature blkid knows (first MiB not empty)" in out
+    assert "partitioning" not in out
+    text = receipt(tmp_path)
+    assert f"Reason: {reason}\n" in text
+    assert "What to do: choose the disk on the console" in text
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_existing_installation_named_by_kernel_name_is_asked_then_needs_reinstall(
+    tmp_path: Path, live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ERASE_TARGET_DISK=yes with a kernel name is no unattended erase: the disk is asked about,
+    and a Clawdie installation on it takes REINSTALL typed (a stable name meets the guard
+    directly: the boot test's stick-left-in run and test_install_targets prove that)."""
     parts = [Part(64, name="DATA", label="DATA"), Part(None, name="CLAWDIE-ROOT", fs=None)]
     with loop_disk(tmp_path, parts, size_mib=DISK_MIB) as disk:
         seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}", "ERASE_TARGET_DISK=yes")
         assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 1
         out, _ = capsys.readouterr()
-        assert (
-            f"CLAWDIE-INSTALL-FAILED: {disk.node} already holds a Clawdie installation and "
-            "REINSTALL was not typed" in out.splitlines()
+        [marker] = [line for line in out.splitlines() if line.startswith("CLAWDIE-INSTALL-FAILED")]
+        assert marker.startswith(
+            f"CLAWDIE-INSTALL-FAILED: TARGET_DISK={disk.node} is a kernel name, which can be "
+            "another disk on another machine"
         )
-        assert "remove the stick and restart to boot it, or type REINSTALL" in out
-        assert "already holds a Clawdie installation" in receipt(tmp_path)
-        assert "remove the stick and restart" in receipt(tmp_path)
+        assert "no file system CLAWDIE-ROOT; a Clawdie installation" in out
+        assert "to start an installed system instead, remove the stick and restart" in out
+        assert "What to do: to boot the installed system, remove the stick and restart" in (
+            receipt(tmp_path)
+        )
         assert probe(disk.parts[0])["LABEL"] == "DATA"  # untouched
 
-        # Typed on the console, REINSTALL erases it and installs again.
+        # Chosen on the console, REINSTALL erases it and installs again.
         read, write = os.pipe()
         try:
-            os.write(write, b"REINSTALL\n")
+            os.write(write, f"{disk.node}\nREINSTALL\n".encode())
             config = InstallConfig(
                 squashfs=live,
                 seed=seed,
@@ -232,6 +403,10 @@ def test_existing_installation_needs_reinstall_even_with_erase(
         assert console_out.getvalue().splitlines()[-1] == "CLAWDIE-INSTALL-DONE"
         assert probe(f"{disk.node}p3")["LABEL"] == "clawdie-root"
         assert_nothing_mounted_from(disk)
+        assert (
+            "Erased: it held 2 partition(s): vfat DATA, no file system CLAWDIE-ROOT; a Clawdie "
+            "installation\n" in receipt(tmp_path)
+        )
 
 
 @pytest.mark.root

@@ -159,7 +159,7 @@ def test_boot_order_is_stick_then_cd_then_disk(tmp_path: Path) -> None:
     devices = option_values(argv, "-device")
     assert "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0" in devices
     assert "ide-cd,bus=ide.0,drive=cd,bootindex=1" in devices
-    assert "virtio-blk-pci,drive=disk,bootindex=2" in devices
+    assert "virtio-blk-pci,drive=disk,bootindex=2,serial=CLAWDIE-DISK-1" in devices
     drives = option_values(argv, "-drive")
     assert f"if=none,id=stick,format=raw,file={tmp_path / 's.iso'}" in drives
     assert any("media=cdrom" in d and "readonly=on" in d for d in drives)

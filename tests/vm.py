@@ -47,6 +47,7 @@ QEMU = "qemu-system-x86_64"
 BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 SEED_LABEL = "CLAWDIESEED"
+DISK_SERIAL = "CLAWDIE-DISK-1"  # the internal disk's serial: a seed names it TARGET_DISK=serial:…
 
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
@@ -474,6 +475,7 @@ class Vm:
     cpus: int = 2
     accel: list[str] | None = None  # None: accel_args() after probing KVM
     extra_args: list[str] = field(default_factory=list)
+    disk_serial: str = DISK_SERIAL  # what the guest's udev reports (TARGET_DISK=serial:…)
     marks: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -521,7 +523,7 @@ class Vm:
         if self.disk is not None:
             argv += [
                 "-drive", f"if=none,id=disk,format=raw,file={_drive_path(self.disk)}",
-                "-device", "virtio-blk-pci,drive=disk,bootindex=2",
+                "-device", f"virtio-blk-pci,drive=disk,bootindex=2,serial={self.disk_serial}",
             ]  # fmt: skip
         return argv + self.extra_args
 

@@ -1,17 +1,21 @@
 """The console during an install: one progress line per step on standard output (and in the
-journal through syslog), the exact markers a boot test waits for, and questions that give up
-after a bounded wait.
+journal through syslog), the exact markers a boot test waits for, questions that give up after a
+bounded wait, and a countdown any key stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 import re
 import select
 import sys
+import termios
 import time
+import tty
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +24,7 @@ FAILED_MARKER = "CLAWDIE-INSTALL-FAILED"
 SYSLOG_SOCKET = Path("/dev/log")
 SYSLOG_IDENT = "clawdie-install"
 DEFAULT_CONSOLE_WAIT_S = 120.0
+COUNTDOWN_STEP_S = 5.0  # a countdown prints the time left this often (a serial console scrolls)
 _CMDLINE_WAIT = re.compile(r"(?:^|\s)clawdie\.console_wait=(\d+(?:\.\d+)?)(?=\s|$)")
 
 log = logging.getLogger("clawdie.install")
@@ -45,6 +50,31 @@ def syslog_handler(
     handler.ident = f"{ident}: "
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
+
+
+@contextlib.contextmanager
+def single_keys(fd: int) -> Iterator[None]:
+    """On a terminal, deliver each key as it is pressed (cbreak: no Enter needed, Ctrl-C still
+    works) for the block, and restore the terminal's mode after; elsewhere nothing changes."""
+    try:
+        saved = termios.tcgetattr(fd)
+    except termios.error:  # a pipe or a file: every byte arrives as it is written
+        yield
+        return
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)  # TCSANOW: a key already pressed is not thrown away
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def countdown_marks(seconds: float, step: float) -> list[float]:
+    """The seconds left at which a countdown says so: every `step` below `seconds`, above 0."""
+    marks, left = [], seconds - step
+    while left > 0 and step > 0:
+        marks.append(left)
+        left -= step
+    return marks
 
 
 def render_failed_marker(reason: str) -> str:
@@ -114,6 +144,34 @@ class Console:
         if answer is None:
             print("", file=self.out, flush=True)
         return answer
+
+    def countdown(self, text: str, seconds: float, step: float = COUNTDOWN_STEP_S) -> bool:
+        """Say `text`, then the time left every `step` seconds, for `seconds`; True when a key
+        stopped it. Input already typed stops it too. On a terminal one key press does; from a
+        pipe any input does; with no keyboard (or after its end) it only waits."""
+        self.say(text)
+        if self._typed:
+            self._typed = b""
+            return True
+        if self.fd is None:
+            return self._count(seconds, step, None)
+        with single_keys(self.fd):
+            return self._count(seconds, step, self.fd)
+
+    def _count(self, seconds: float, step: float, keyboard: int | None) -> bool:
+        deadline = time.monotonic() + seconds
+        marks = countdown_marks(seconds, step)
+        while (left := deadline - time.monotonic()) > 0:
+            wait = max(0.0, left - marks[0]) if marks else left
+            if keyboard is None:
+                time.sleep(wait)
+            elif select.select([keyboard], [], [], wait)[0]:
+                if os.read(keyboard, 1024):
+                    return True
+                keyboard = None  # the end of the input: nobody can stop it any more
+            if marks and deadline - time.monotonic() <= marks[0]:
+                self.say(f"{marks.pop(0):.0f} s left — press any key to stop")
+        return False
 
     def wait_for_enter(self, timeout: float) -> None:
         """Wait up to `timeout` seconds, less when Enter is pressed."""

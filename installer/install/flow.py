@@ -12,12 +12,12 @@ import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from installer import __version__
-from installer.blockdev import BlockDevice, read_block_devices, render_size
+from installer.blockdev import BlockDevice, read_block_devices, render_model, render_size
 from installer.errors import InstallerError
 from installer.firstboot import Asker, SeedInvalidError, resolve_seed, store_seed
 from installer.install import identities, layout, system
@@ -28,10 +28,14 @@ from installer.install.targets import (
     TargetError,
     choose_target,
     match_typed_disk,
+    preferred_by_id,
     read_target_disks,
+    read_target_name,
     render_contents,
     render_disk,
-    resolve_disk_name,
+    render_erased,
+    render_identity,
+    render_stable_names,
 )
 from installer.paths import TargetPaths
 from installer.resolve import SeedCheck
@@ -44,6 +48,11 @@ DEFAULT_SQUASHFS = Path("/run/live/medium/live/filesystem.squashfs")
 PROGRESS_STEP = 5  # print the copy's progress every this many percent
 REINSTALL_WORD = "REINSTALL"
 ERASE_WORD = "ERASE"
+ERASE_COUNTDOWN_S = 15.0  # an unattended erase of a disk holding data waits this long for a key
+UNATTENDED_HINT = (
+    "to install unattended, name the disk in setup.txt by its serial or /dev/disk/by-id/ link, "
+    "e.g. TARGET_DISK=serial:… and ERASE_TARGET_DISK=yes"
+)
 
 Receipt = Callable[[str], tuple[bool, str]]
 
@@ -64,6 +73,7 @@ class InstallConfig:
     seed: Path | None = None  # a setup.txt instead of the seed partition (tests)
     receipt_dir: Path | None = None  # SETUP-RESULT.txt here instead of on the stick
     console_wait: float = 120.0
+    erase_countdown: float = ERASE_COUNTDOWN_S
     failure_wait: float = 60.0
     reboot: bool = True
     poweroff: bool = True
@@ -88,16 +98,31 @@ def utc_now() -> str:
 
 
 def render_success_receipt(when: str, disk: TargetDisk, hostname: str) -> str:
-    device = disk.device
     return (
         "Clawdie installer: INSTALLED\n"
         f"When: {when}\n"
-        f"Disk: {disk.node} ({device.model or 'unknown model'}, {render_size(device.size)})\n"
+        f"Disk: {disk.node}: {render_identity(disk)}\n"
+        f"Erased: {render_erased(disk)}\n"
         f"Host name: {hostname}\n"
         "\n"
         "Remove the stick; first boot runs on the next start.\n"
         "This stick can install further machines: setup.txt was left as it is.\n"
     )
+
+
+def render_unattended_hint(asked: Sequence[TargetDisk], disks: Sequence[TargetDisk]) -> str:
+    """How to name the asked-about disks so that the next install needs no console."""
+    names = [
+        f"TARGET_DISK={name} for {disk.node}"
+        for disk in asked
+        if (name := render_stable_names(disk, disks))
+    ]
+    if not names:
+        return (
+            "choose the disk on the console (a keyboard and a screen): no disk here has a serial "
+            "or a /dev/disk/by-id/ name that setup.txt could use to erase it unattended"
+        )
+    return f"{UNATTENDED_HINT}: {'; '.join(names)}"
 
 
 def render_failure_receipt(when: str, err: InstallerError, problems: list[str]) -> str:
@@ -241,17 +266,41 @@ class InstallRun:
             disks,
             boot_disks=read_boot_disks(self.config),
             seed_disks={seed.device.disk} if seed.device else set(),
-            named=resolve_disk_name(named) if named else None,
+            named=read_target_name(named) if named else None,
             erase=check.value("ERASE_TARGET_DISK") == "yes",
             partitions=[d for d in devices if not d.is_disk],
         )
-        if choice.disk is not None:
-            disk = choice.disk
-            self.say(f"target disk {disk.node} ({choice.reason})")
-            if disk.holds_clawdie:
-                self.guard_existing(disk)
-            return disk
-        return self.ask_disk(choice)
+        return self.take(choice, disks)
+
+    def take(self, choice: Choice, disks: Sequence[TargetDisk] = ()) -> TargetDisk:
+        """The chosen disk past the guard (a Clawdie installation needs REINSTALL typed) and the
+        countdown (data erased unattended), or the disk the console question chose."""
+        if choice.disk is None:
+            return self.ask_disk(choice, disks)
+        disk = choice.disk
+        self.say(f"target disk {disk.node}: {render_identity(disk)} ({choice.reason})")
+        if disk.holds_clawdie:
+            self.guard_existing(disk)
+        elif choice.countdown:
+            self.count_down(disk)
+        return disk
+
+    def count_down(self, disk: TargetDisk) -> None:
+        """The last chance to stop an unattended erase: any key on the console stops it."""
+        device, wait = disk.device, self.config.erase_countdown
+        who = f"{render_model(device.model)} serial {device.serial or '(none)'}"
+        stopped = self.console.countdown(
+            f"erasing {who} ({render_size(device.size)}, {disk.node}, holds "
+            f"{render_contents(disk)}) in {wait:.0f} s — press any key to stop",
+            wait,
+        )
+        if stopped:
+            raise TargetError(
+                f"erasing {who} ({disk.node}) was stopped at the console; nothing was written",
+                "restart the machine to install again; remove ERASE_TARGET_DISK=yes from "
+                "setup.txt to be asked which disk to erase",
+            )
+        self.say(f"erasing {who} ({disk.node}): nobody stopped the countdown")
 
     def guard_existing(self, disk: TargetDisk) -> None:
         """A disk holding a Clawdie installation is erased only after REINSTALL is typed."""
@@ -273,7 +322,7 @@ class InstallRun:
         if typed != REINSTALL_WORD:
             raise failed
 
-    def ask_disk(self, choice: Choice) -> TargetDisk:
+    def ask_disk(self, choice: Choice, disks: Sequence[TargetDisk] = ()) -> TargetDisk:
         """The console question: which disk, then ERASE (or REINSTALL) to confirm."""
         wait = self.config.console_wait
         self.say(f"choose the disk to install to ({choice.reason}); it will be erased:")
@@ -282,10 +331,15 @@ class InstallRun:
         if any(d.holds_clawdie for d in choice.ask):
             self.say("to start an installed system instead, remove the stick and restart")
         if not self.console.interactive:
+            installed = any(d.holds_clawdie for d in choice.ask)
             raise TargetError(
-                f"the target disk must be chosen on the console ({choice.reason}), and there is "
-                "no console",
-                "name the disk in setup.txt: TARGET_DISK=/dev/… and ERASE_TARGET_DISK=yes",
+                f"{choice.reason}; the disk must be chosen on the console, and there is no console",
+                (
+                    "to boot the installed system, remove the stick and restart; "
+                    if installed
+                    else ""
+                )
+                + render_unattended_hint(choice.ask, disks or choice.ask),
             )
         deadline = time.monotonic() + wait
         disk: TargetDisk | None = None
@@ -295,7 +349,7 @@ class InstallRun:
             if typed is None:
                 raise TargetError(
                     f"nobody chose a disk within {wait:.0f} s",
-                    "name the disk in setup.txt: TARGET_DISK=/dev/… and ERASE_TARGET_DISK=yes",
+                    render_unattended_hint(choice.ask, disks or choice.ask),
                 )
             disk = match_typed_disk(typed, choice.ask)
             if disk is None:
@@ -347,6 +401,9 @@ class InstallRun:
                     disk=disk.node,
                     disk_model=disk.device.model,
                     disk_size=render_size(disk.device.size),
+                    disk_serial=disk.device.serial,
+                    disk_by_id=preferred_by_id(disk.device),
+                    disk_held=render_erased(disk),
                     hostname=hostname,
                     seed_source=seed.description,
                     answered_on_console=tuple(sorted(answers)),

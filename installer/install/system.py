@@ -45,6 +45,9 @@ class InstallRecord:
     hostname: str
     seed_source: str
     answered_on_console: tuple[str, ...] = ()
+    disk_serial: str = ""
+    disk_by_id: str = ""
+    disk_held: str = ""  # what the disk held before the install erased it
 
 
 def parse_percentages(text: str) -> list[int]:
@@ -64,6 +67,9 @@ def render_install_record(record: InstallRecord) -> str:
         f"TARGET_DISK={record.disk}",
         f"DISK_MODEL={one_line(record.disk_model)}",
         f"DISK_SIZE={one_line(record.disk_size)}",
+        f"DISK_SERIAL={one_line(record.disk_serial)}",
+        f"DISK_BY_ID={one_line(record.disk_by_id)}",
+        f"DISK_HELD={one_line(record.disk_held)}",
         f"HOSTNAME={record.hostname}",
         f"SEED={one_line(record.seed_source)}",
         f"ANSWERED_ON_CONSOLE={','.join(record.answered_on_console)}",
