@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from installer.errors import InstallerError
 from installer.seedfile import Entry, Problem, decode_seed, parse_seed, split_lines
@@ -27,9 +27,10 @@ _PRIVATE_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 
 @dataclass(frozen=True)
 class SeedUpdate:
-    """The new file text and what changed, line by line (no values)."""
+    """The new file text and what changed, line by line (no values). `repr` leaves the text out:
+    it holds every secret of the seed."""
 
-    text: str
+    text: str = field(repr=False)
     changes: tuple[str, ...]
 
 

@@ -10,7 +10,7 @@ stays as it was, so the stick still shows what the box was set up with.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from installer.seedfile import decode_seed, parse_seed, split_lines
 from installer.setup_model import KNOWN_KEYS, field_specs
@@ -20,7 +20,7 @@ from installer.setup_model import KNOWN_KEYS, field_specs
 class Scrubbed:
     """The new setup.txt text and what was removed (keys and line numbers, never values)."""
 
-    text: str
+    text: str = field(repr=False)  # secrets are gone, but the rest is still the operator's
     removed: tuple[str, ...]
 
 

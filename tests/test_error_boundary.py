@@ -4,23 +4,31 @@ the CLI never prints a traceback; an account first boot did not create is never 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import installer.run as run_module
 from installer import redact
 from installer.cli import run_command
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
 from installer.firstboot import FirstbootRun, receipt_in_directory
+from installer.resolve import apply_answers, check_seed_bytes
 from installer.run import run, run_streaming
 from installer.sandbox import make_sandbox_root
+from installer.seed_answers import render_seed_with_answers
+from installer.seed_scrub import render_scrubbed_seed
+from installer.seedfile import parse_seed
+from installer.setup_model import KNOWN_KEYS
 from installer.steps import DbConfig, FirstbootConfig
+from installer.wizard.outcome import WizardOutcome
 from tests.pg import PgCluster
 from tests.test_firstboot import SEED, SENTINEL, firstboot
 
@@ -239,3 +247,45 @@ def test_an_existing_account_is_never_taken_over(tmp_path: Path, pg: PgCluster) 
     assert after == before
     summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
     assert "is not taken over" in summary
+
+
+def _reprs(obj: object, seen: set[int] | None = None) -> Iterator[str]:
+    """repr() of `obj` and of everything its repr shows (dataclass fields that repr includes,
+    container items, pydantic fields): what a log line or a traceback could show."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, str | bytes | int | float | bool | type(None)):
+        return
+    seen.add(id(obj))
+    yield repr(obj)
+    yield str(obj)
+    children: list[object] = []
+    if dataclasses.is_dataclass(obj):
+        children = [getattr(obj, f.name) for f in dataclasses.fields(obj) if f.repr]
+    elif isinstance(obj, Mapping):
+        children = list(obj.values())
+    elif isinstance(obj, tuple | list | set | frozenset):
+        children = list(obj)
+    elif isinstance(obj, BaseModel):
+        children = [getattr(obj, name) for name in type(obj).model_fields]
+    for child in children:
+        yield from _reprs(child, seen)
+
+
+def test_no_seed_object_shows_a_secret_in_repr() -> None:
+    data = SEED.encode()
+    check = check_seed_bytes(data)
+    assert check.valid, check.problems
+    answered = apply_answers(check, {"OPERATOR_PASSWORD": f"new-{SENTINEL}"})
+    objects: list[object] = [
+        check,
+        answered,
+        parse_seed(data, KNOWN_KEYS),
+        check.model,
+        render_seed_with_answers(data, {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),
+        render_scrubbed_seed(data, host="ada", when="2026-12-01 10:00 UTC"),
+        WizardOutcome("done", {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),
+    ]
+    shown = list(_reprs(objects))
+    assert len(shown) > 50  # the walk reached the settings and entries, not only the tops
+    leaked = [text for text in shown if SENTINEL in text]
+    assert not leaked, leaked[:3]

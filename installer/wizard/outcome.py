@@ -17,11 +17,11 @@ class WizardOutcome:
     `status` is "done" when the operator confirmed a valid result, "cancelled" when they quit,
     "timeout" when nobody touched the keyboard in time. `answers` holds, for "done" only, every
     asked key with the text typed (edges trimmed; "" = leave the key unset); feed it to
-    `resolve.apply_answers`.
+    `resolve.apply_answers`. `repr` leaves the answers out: they hold passwords and keys.
     """
 
     status: Status
-    answers: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class NoConsoleError(InstallerError):
