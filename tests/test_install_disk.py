@@ -25,7 +25,7 @@ from installer import cli
 from installer.blockdev import read_block_devices, read_mounts
 from installer.firstboot import read_stored_seed
 from installer.install.console import Console
-from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for
+from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for, scrub_seed
 from installer.install.targets import (
     TargetDisk,
     choose_target,
@@ -153,7 +153,8 @@ def test_installs_onto_a_blank_disk(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
-        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}")
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}", "SEED_SCRUB=yes")
+        given = seed.read_bytes()
         assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 0
         out, err = capsys.readouterr()
         assert f"install: partitioning {disk.node}\n" in out
@@ -196,7 +197,7 @@ def test_installs_onto_a_blank_disk(
         assert f"UUID={esp['UUID']} /boot/efi vfat umask=0077 0 2\n" in fstab
         assert paths.machine_id.stat().st_size == 0
         # the seed copy, private, and first boot accepts it without asking
-        assert paths.seed_copy.read_bytes() == seed.read_bytes()
+        assert paths.seed_copy.read_bytes() == given
         assert stat.S_IMODE(paths.seed_copy.stat().st_mode) == 0o600
         assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
         assert read_stored_seed(paths).value("HOSTNAME") == "loopy"
@@ -215,7 +216,14 @@ def test_installs_onto_a_blank_disk(
         assert "Remove the stick; first boot runs on the next start." in result
         assert f"Disk: {disk.node}: unknown model, serial (none), 4.8 GB, " in result
         assert "Erased: it was blank\n" in result
-        assert_no_secret(out, err, caplog.text, record, fstab, result)
+        # SEED_SCRUB=yes: the secrets the install used are gone from the seed it read
+        scrubbed = seed.read_text()
+        assert "# OPERATOR_PASSWORD removed: used to install loopy on 20" in scrubbed
+        assert "# TELEGRAM_BOT_TOKEN removed: used to install loopy on 20" in scrubbed
+        assert "ASSISTANT_NAME=Loopy\n" in scrubbed
+        assert "SEED_SCRUB=yes: removed from setup.txt: TELEGRAM_BOT_TOKEN" in result
+        assert "setup.txt was left as it is" not in result
+        assert_no_secret(out, err, caplog.text, record, fstab, result, scrubbed)
 
 
 # -- what is blank: the bytes on the disk, not only what blkid names ---------------------------
@@ -407,6 +415,10 @@ def test_existing_installation_named_by_kernel_name_is_asked_then_needs_reinstal
             "Erased: it held 2 partition(s): vfat DATA, no file system CLAWDIE-ROOT; a Clawdie "
             "installation\n" in receipt(tmp_path)
         )
+        assert "This stick can install further machines: setup.txt was left as it is." in (
+            receipt(tmp_path)
+        )
+        assert SENTINEL in seed.read_text()  # no SEED_SCRUB: the stick keeps its seed
 
 
 @pytest.mark.root
@@ -474,3 +486,26 @@ def test_receipt_goes_to_the_seed_partition(tmp_path: Path) -> None:
         copy = tmp_path / "copy.txt"
         sh("mcopy", "-i", stick.parts[0], "::/SETUP-RESULT.txt", str(copy))
         assert copy.read_text() == "Clawdie installer: INSTALLED\n"
+
+
+@pytest.mark.root
+def test_seed_scrub_rewrites_setup_txt_on_the_seed_partition(tmp_path: Path) -> None:
+    require_root()
+    data = valid(f"OPERATOR_PASSWORD=op {SENTINEL} pass", "SEED_SCRUB=yes")
+    parts = [Part(None, name="CLAWDIE-SEED", label="CLAWDIESEED", files={"setup.txt": data})]
+    with loop_disk(tmp_path, parts) as stick:
+        device = next(d for d in read_block_devices() if d.node == stick.parts[0])
+        note = scrub_seed(SeedInput("setup.txt", data, "stick", device), "ada", "2026-12-01")
+        assert note.startswith("SEED_SCRUB=yes: removed from setup.txt: ")
+        copy = tmp_path / "copy.txt"
+        sh("mcopy", "-i", stick.parts[0], "::/setup.txt", str(copy))
+        text = copy.read_text()
+        assert SENTINEL not in text
+        assert "# OPERATOR_PASSWORD removed: used to install ada on 2026-12-01" in text
+        assert "TELEGRAM_ADMIN_ID=" in text  # not a secret: kept
+    # A stick that cannot be written any more is said, and the install is still done.
+    gone = SeedInput("setup.txt", data, "stick", device)  # the partition is gone now
+    note = scrub_seed(gone, "ada", "2026-12-01")
+    assert note.startswith("SEED_SCRUB=yes, but the secrets are still in setup.txt (")
+    assert note.endswith("delete the file or reformat the stick.")
+    assert SENTINEL not in note

@@ -89,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from installer.commands.firstboot import console_asker
     from installer.install.console import Console, syslog_handler
     from installer.install.flow import InstallConfig, InstallRun
+    from installer.redact import add_filter
 
     journal = syslog_handler()
     if journal is not None:
-        logging.getLogger("clawdie").addHandler(journal)
+        logging.getLogger("clawdie").addHandler(add_filter(journal))
     wait = console_wait(args)
     config = InstallConfig(
         squashfs=args.squashfs,

@@ -20,6 +20,7 @@ from installer import __version__
 from installer.blockdev import BlockDevice, read_block_devices, render_model, render_size
 from installer.errors import InstallerError
 from installer.firstboot import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.fsutil import write_atomic
 from installer.install import identities, layout, system
 from installer.install.console import DONE_MARKER, Console, render_failed_marker
 from installer.install.targets import (
@@ -91,13 +92,19 @@ class SeedInput:
     data: bytes
     description: str
     device: BlockDevice | None = None
+    path: Path | None = None  # --seed FILE
 
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def render_success_receipt(when: str, disk: TargetDisk, hostname: str) -> str:
+SEED_KEPT = "This stick can install further machines: setup.txt was left as it is."
+
+
+def render_success_receipt(
+    when: str, disk: TargetDisk, hostname: str, seed_note: str = SEED_KEPT
+) -> str:
     return (
         "Clawdie installer: INSTALLED\n"
         f"When: {when}\n"
@@ -106,7 +113,41 @@ def render_success_receipt(when: str, disk: TargetDisk, hostname: str) -> str:
         f"Host name: {hostname}\n"
         "\n"
         "Remove the stick; first boot runs on the next start.\n"
-        "This stick can install further machines: setup.txt was left as it is.\n"
+        f"{seed_note}\n"
+    )
+
+
+def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
+    """SEED_SCRUB=yes: replace the secrets in the seed the install read; say what happened.
+
+    Never raises: the install is done, and a stick that cannot be written is reported, not fatal.
+    """
+    from installer.seed_scrub import render_scrubbed_seed
+
+    scrubbed = render_scrubbed_seed(seed.data, host=hostname, when=when)
+    if not scrubbed.removed:
+        return f"SEED_SCRUB=yes: {seed.name} held no secret to remove."
+    removed = ", ".join(scrubbed.removed)
+    if seed.device is not None:
+        from installer.seed_device import write_seed_volume_file
+
+        result = write_seed_volume_file(seed.device, seed.name, scrubbed.text)
+        written, why = result.written, result.message
+    elif seed.path is not None:
+        try:
+            write_atomic(seed.path, scrubbed.text, mode=0o600)
+            written, why = True, f"rewrote {seed.path}"
+        except (OSError, InstallerError) as err:
+            written, why = False, f"cannot rewrite {seed.path}: {err}"
+    else:
+        written, why = False, "the seed has no file to rewrite"
+    if written:
+        log.info("install: SEED_SCRUB: removed %s from %s", removed, seed.name)
+        return f"SEED_SCRUB=yes: removed from {seed.name}: {removed}."
+    log.warning("install: SEED_SCRUB: %s", why)
+    return (
+        f"SEED_SCRUB=yes, but the secrets are still in {seed.name} ({why}): "
+        "delete the file or reformat the stick."
     )
 
 
@@ -152,7 +193,7 @@ def read_seed_input(config: InstallConfig) -> SeedInput:
         from installer.resolve import read_seed_path
 
         name, data, _ = read_seed_path(config.seed)
-        return SeedInput(name, data, str(config.seed))
+        return SeedInput(name, data, str(config.seed), path=config.seed)
     from installer.seed_device import find_seed, read_seed
 
     device, _ = find_seed()
@@ -195,6 +236,7 @@ class InstallRun:
         self.asker = asker
         self.receipt: Receipt | None = None
         self.check: SeedCheck | None = None
+        self.seed: SeedInput | None = None
 
     @property
     def say(self) -> Callable[[str], None]:
@@ -215,7 +257,13 @@ class InstallRun:
             log.exception("install: unexpected error")
             self._fail(InstallerError(f"unexpected system error: {err}", "see the journal"))
             return 1
-        self._write_receipt(render_success_receipt(utc_now(), disk, hostname))
+        when = utc_now()
+        seed_note = SEED_KEPT
+        model = self.check.model if self.check is not None else None
+        if self.seed is not None and model is not None and model.seed_scrub:
+            seed_note = scrub_seed(self.seed, hostname, when)
+            self.say(seed_note)
+        self._write_receipt(render_success_receipt(when, disk, hostname, seed_note))
         self.say(f"installed on {disk.node}; remove the stick, first boot runs on the next start")
         self.console.line(DONE_MARKER)
         system.sync()
@@ -233,7 +281,7 @@ class InstallRun:
                 "boot the machine from the Clawdie installer stick",
             )
         self.say("reading the seed (setup.txt)")
-        seed = read_seed_input(config)
+        seed = self.seed = read_seed_input(config)
         self.receipt = receipt_for(config, seed)
         self.say(f"seed: {seed.name} from {seed.description}")
         check, answers = self._check_seed(seed)
