@@ -11,7 +11,7 @@ default:
 # the main job on its embedded default: a full first boot from the demo seed against a throwaway
 # PostgreSQL in a sandbox root, then the summary; everything is removed after (--keep keeps it)
 demo *ARGS:
-    @{{venv}}/python -m installer.demo {{ARGS}}
+    @{{venv}}/python -m installer.dev.demo {{ARGS}}
 
 # check the filled demo seed and explain every resolved value and where it came from
 demo-check:

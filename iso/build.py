@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from installer.errors import InstallerError, UsageError  # noqa: E402
-from installer.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
+from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
 
 SUITE = "bookworm"
 ARCH = "amd64"
@@ -770,7 +770,7 @@ def parse_args(argv: list[str]) -> BuildConfig:
     parser.add_argument(
         "--platform",
         type=Path,
-        default=Path(os.environ.get("CLAWDIE_PLATFORM", REPO / "tests/reference_platform")),
+        default=Path(os.environ.get("CLAWDIE_PLATFORM", REPO / "iso/reference_platform")),
         help="the platform payload folder (env CLAWDIE_PLATFORM; default: the reference one)",
     )
     parser.add_argument("--mirror", default=os.environ.get("CLAWDIE_DEBIAN_MIRROR", DEFAULT_MIRROR))

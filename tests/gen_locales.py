@@ -1,4 +1,4 @@
-"""Writes installer/supported_locales.py from Debian's list of the locales it can generate.
+"""Writes installer/seed/locales.py from Debian's list of the locales it can generate.
 
     .venv/bin/python -m tests.gen_locales [/usr/share/i18n/SUPPORTED]
 
@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 SUPPORTED = Path("/usr/share/i18n/SUPPORTED")
-MODULE = Path(__file__).resolve().parents[1] / "installer" / "supported_locales.py"
+MODULE = Path(__file__).resolve().parents[1] / "installer" / "seed" / "locales.py"
 
 HEADER = '''"""The UTF-8 locales Debian can generate (/usr/share/i18n/SUPPORTED, package `locales`).
 

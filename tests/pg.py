@@ -1,4 +1,4 @@
-"""Test-only controls on top of the throwaway cluster (installer/throwaway_pg.py): a late start
+"""Test-only controls on top of the throwaway cluster (installer/dev/throwaway_pg.py): a late start
 in the background, promotion of a standby, the server log's ready time, TCP conninfo."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
-from installer import throwaway_pg
-from installer.throwaway_pg import ADMIN, free_port, pg_bindir, unavailable_reason
+from installer.dev import throwaway_pg
+from installer.dev.throwaway_pg import ADMIN, free_port, pg_bindir, unavailable_reason
 
 __all__ = ["ADMIN", "PgCluster", "free_port", "pg_bindir", "unavailable_reason"]
 

@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from installer import db
-from installer.db import hash_better_auth_password, verify_better_auth_password
+from installer.firstboot import db
+from installer.firstboot.db import hash_better_auth_password, verify_better_auth_password
 from tests.pg import PgCluster
 
 BETTER_AUTH_VERSION = "1.7.25"  # pinned: the verified version (DESIGN §4, password hashes)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from installer.errors import SeedUnreadableError
-from installer.resolve import apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from tests.seeds import (
     ADMIN,
     ED25519,

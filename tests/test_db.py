@@ -1,5 +1,5 @@
-"""installer.db against a real PostgreSQL: readiness faults, bootstrap idempotence, the auth
-schema and the dashboard operator. Bounds asserted here are correctness bounds (a deadline is
+"""installer.firstboot.db against a real PostgreSQL: readiness faults, bootstrap idempotence, the
+auth schema and the dashboard operator. Bounds asserted here are correctness bounds (a deadline is
 kept, a failure is immediate), not performance figures: bench/db_ready.py measures those."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from installer import db
+from installer.firstboot import db
 from tests.pg import PgCluster
 
 ROLE = "clawdie"

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 import pytest
 
-from installer import db
+from installer.firstboot import db
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,16 +18,16 @@ from pydantic import BaseModel
 import installer.run as run_module
 from installer import redact
 from installer.cli import run_command
+from installer.dev.sandbox import make_sandbox_root
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
-from installer.firstboot import FirstbootRun, receipt_in_directory
-from installer.resolve import apply_answers, check_seed_bytes
+from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.steps import DbConfig, FirstbootConfig
 from installer.run import run, run_streaming
-from installer.sandbox import make_sandbox_root
-from installer.seed_answers import render_seed_with_answers
-from installer.seed_scrub import render_scrubbed_seed
-from installer.seedfile import parse_seed
-from installer.setup_model import KNOWN_KEYS
-from installer.steps import DbConfig, FirstbootConfig
+from installer.seed.answers import render_seed_with_answers
+from installer.seed.model import KNOWN_KEYS
+from installer.seed.reader import parse_seed
+from installer.seed.resolve import apply_answers, check_seed_bytes
+from installer.seed.scrub import render_scrubbed_seed
 from installer.wizard.outcome import WizardOutcome
 from tests.pg import PgCluster
 from tests.test_firstboot import SEED, SENTINEL, firstboot
@@ -170,13 +170,13 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
     """A bug (an exception that is not ours) in a step: the failure report is written, the CLI
     prints one worded line, no traceback, no secret."""
     box = _sandbox(tmp_path)
-    import installer.steps.identity as identity
+    import installer.firstboot.steps.identity as identity
 
     def broken(ctx: Any) -> Any:
         raise RuntimeError(f"bug holding {ctx.value('OPENROUTER_API_KEY')}")
 
     monkeypatch.setattr(identity, "apply", broken)
-    monkeypatch.setattr("installer.firstboot.STEPS", [(identity.NAME, broken)])
+    monkeypatch.setattr("installer.firstboot.runner.STEPS", [(identity.NAME, broken)])
     argv = [
         "--root", str(box / "root"), "--seed", str(box / "setup.txt"),
         "--db-admin", pg.admin_conninfo(), "--db-host", str(pg.sockdir),

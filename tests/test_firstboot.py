@@ -22,8 +22,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from installer.sandbox import make_sandbox_root
-from installer.steps.platform_env import parse_env_file
+from installer.dev.sandbox import make_sandbox_root
+from installer.firstboot.steps.platform_env import parse_env_file
 from tests.pg import PgCluster
 from tests.seeds import ED25519
 
@@ -441,7 +441,7 @@ def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgClu
 def test_sshd_reads_the_dropin_as_meant(
     tmp_path: Path, password_login: bool, user: str, expected: tuple[str, str]
 ) -> None:
-    from installer.steps.accounts import render_sshd_dropin
+    from installer.firstboot.steps.accounts import render_sshd_dropin
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d/clawdie.conf").write_text(render_sshd_dropin("clawdie", password_login))

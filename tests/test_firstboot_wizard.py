@@ -14,10 +14,10 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from installer.firstboot import FirstbootRun, receipt_in_directory
-from installer.resolve import SeedCheck
-from installer.sandbox import make_sandbox_root
-from installer.steps import DbConfig, FirstbootConfig
+from installer.dev.sandbox import make_sandbox_root
+from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.steps import DbConfig, FirstbootConfig
+from installer.seed.resolve import SeedCheck
 from installer.wizard import WizardApp
 from tests.pg import PgCluster
 from tests.seeds import ADMIN, OPENROUTER, TOKEN

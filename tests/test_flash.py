@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import cli, flash
-from installer.blockdev import read_mounts
-from installer.flash_io import BLOCK, VerifyError, verify_device, write_image
+from installer import cli
+from installer.media import flash
+from installer.media.blockdev import read_mounts
+from installer.media.flash_io import BLOCK, VerifyError, verify_device, write_image
 from installer.progress import NullProgress, RichProgress
 from tests.loopdev import MIB, Part, loop_disk, loop_file, require_root
 

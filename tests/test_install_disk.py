@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from installer import cli
-from installer.blockdev import read_block_devices, read_mounts
-from installer.firstboot import read_stored_seed
+from installer.firstboot.runner import read_stored_seed
 from installer.install.console import Console
 from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for, scrub_seed
 from installer.install.targets import (
@@ -33,6 +32,7 @@ from installer.install.targets import (
     read_target_name,
     render_contents,
 )
+from installer.media.blockdev import read_block_devices, read_mounts
 from installer.paths import TargetPaths
 from tests.loopdev import (
     MIB,

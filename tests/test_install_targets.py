@@ -17,10 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from installer import blockdev
-from installer.blockdev import BY_ID, BlockDevice, render_model
 from installer.errors import CommandFailedError
-from installer.firstboot import SEED_STEP, read_stored_seed, store_seed
+from installer.firstboot.runner import SEED_STEP, read_stored_seed, store_seed
+from installer.firstboot.stamps import Stamps
 from installer.install import layout, system
 from installer.install.console import (
     Console,
@@ -55,10 +54,11 @@ from installer.install.targets import (
     render_disk,
     render_identity,
 )
+from installer.media import blockdev
+from installer.media.blockdev import BY_ID, BlockDevice, render_model
 from installer.paths import TargetPaths
-from installer.resolve import SeedCheck, keys_to_ask
 from installer.run import run_streaming
-from installer.stamps import Stamps
+from installer.seed.resolve import SeedCheck, keys_to_ask
 from tests.seeds import valid
 
 

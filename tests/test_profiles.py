@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from installer.profiles import (
+from installer.seed.model import KNOWN_KEYS
+from installer.seed.profiles import (
     MappingError,
     ModelChoice,
     Source,
@@ -14,7 +15,6 @@ from installer.profiles import (
     parse_mapping,
     resolve_models,
 )
-from installer.setup_model import KNOWN_KEYS
 
 DESIGN_TABLE = {
     "economy": ("deepseek/deepseek-chat", "openai/gpt-4o-mini", "openai/gpt-4o-mini"),

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from installer.commands.check import render_json, render_text
 from installer.errors import InstallerError
-from installer.profiles import Setting, Source
-from installer.resolve import Given, check_seed_bytes
-from installer.seedfile import Entry, parse_seed
-from installer.setup_model import KNOWN_KEYS, default_mapping, field_specs
+from installer.seed.model import KNOWN_KEYS, default_mapping, field_specs
+from installer.seed.profiles import Setting, Source
+from installer.seed.reader import Entry, parse_seed
+from installer.seed.resolve import Given, check_seed_bytes
 from tests.seeds import ADMIN, SENTINEL, SENTINEL_WORD, seed
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from installer.resolve import apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from tests.seeds import OPENROUTER, TOKEN, seed
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from installer import cli
-from installer.blockdev import BlockDevice, read_block_devices, read_mounts
 from installer.errors import SeedUnreadableError
-from installer.seed_device import (
+from installer.media.blockdev import BlockDevice, read_block_devices, read_mounts
+from installer.media.seed_device import (
     RECEIPT_NAME,
     SeedDeviceGoneError,
     SeedNotFoundError,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from installer import cli, seed_image
-from installer.seed_image import parse_size, source_root
+from installer import cli
+from installer.media import seed_image
+from installer.media.seed_image import parse_size, source_root
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("mkfs.vfat", "fsck.vfat", "mcopy", "mtype", "blkid")),

@@ -3,8 +3,8 @@ used; everything else stays."""
 
 from __future__ import annotations
 
-from installer.resolve import check_seed_bytes
-from installer.seed_scrub import render_scrubbed_seed
+from installer.seed.resolve import check_seed_bytes
+from installer.seed.scrub import render_scrubbed_seed
 from tests.seeds import ED25519, SENTINEL, seed
 
 TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvwxyz0123")[:35]

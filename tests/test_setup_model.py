@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from installer.setup_model import (
+from installer.seed.model import (
     SetupModel,
     derive_hostname,
     field_specs,

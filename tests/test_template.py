@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from installer.resolve import check_seed_bytes
-from installer.setup_model import field_specs
+from installer.seed.model import field_specs
+from installer.seed.resolve import check_seed_bytes
 from tests.seeds import ADMIN, OPENROUTER, TOKEN
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "setup.txt.example"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from installer.dev.sandbox import make_sandbox_root
+from installer.firstboot.steps.accounts import Account, ensure_authorized_key, read_account
 from installer.fsutil import ensure_dir_at, open_dir, write_atomic_at
 from installer.paths import TargetPaths
-from installer.sandbox import make_sandbox_root
-from installer.steps.accounts import Account, ensure_authorized_key, read_account
 from tests.pg import PgCluster
 from tests.seeds import ED25519
 from tests.test_firstboot import SEED, firstboot

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.resolve import check_seed_bytes
+from installer.seed.resolve import check_seed_bytes
 from tests.seeds import ADMIN, OPENROUTER, TOKEN
 from tests.terminal import Terminal, assert_console_safe
 

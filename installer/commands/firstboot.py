@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from installer.resolve import SeedCheck
-from installer.steps import DbConfig, FirstbootConfig
+from installer.firstboot.steps import DbConfig, FirstbootConfig
+from installer.seed.resolve import SeedCheck
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
 
@@ -106,7 +106,7 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
             return None
 
         def send(text: str) -> tuple[bool, str]:
-            from installer.telegram import send_message
+            from installer.firstboot.telegram import send_message
 
             return send_message(token, admin, text, api=api)
 
@@ -116,9 +116,9 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
+    from installer.firstboot.runner import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
+    from installer.firstboot.telegram import DEFAULT_API
     from installer.paths import TargetPaths
-    from installer.telegram import DEFAULT_API
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from installer.errors import InstallerError, UsageError
 
 if TYPE_CHECKING:
-    from installer.blockdev import BlockDevice
+    from installer.media.blockdev import BlockDevice
 
 HELP = "write the installer image to a USB stick, safely, and verify it"
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer import flash
+    from installer.media import flash
 
     size = flash.read_image_size(args.image)
     if args.device is None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_candidates(args: argparse.Namespace, size: int) -> int:
     """The disk list shown when no DEVICE is given."""
-    from installer import flash
+    from installer.media import flash
 
     states = flash.read_disk_states()
     if args.json:
@@ -86,7 +86,7 @@ def print_candidates(args: argparse.Namespace, size: int) -> int:
 
 def confirm(args: argparse.Namespace, device: BlockDevice, size: int) -> None:
     """Ask before erasing; `--yes` skips the question, no terminal without it is an error."""
-    from installer.blockdev import render_size
+    from installer.media.blockdev import render_size
 
     if args.yes:
         return
@@ -101,7 +101,7 @@ def confirm(args: argparse.Namespace, device: BlockDevice, size: int) -> None:
 
 def write_and_verify(args: argparse.Namespace, node: str, size: int, expected: str | None) -> int:
     """Write, check the image's checksum, read back; a clear message for Ctrl-C and I/O errors."""
-    from installer.flash_io import VerifyError, verify_device, write_image
+    from installer.media.flash_io import VerifyError, verify_device, write_image
     from installer.progress import JsonProgress, RichProgress
 
     progress = JsonProgress() if args.json else RichProgress()

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_image(args: argparse.Namespace) -> int:
     """Build the seed image and say what is in it."""
-    from installer.seed_image import MIB, make_plan, parse_size, write_seed_image
+    from installer.media.seed_image import MIB, make_plan, parse_size, write_seed_image
 
     plan = make_plan(args.out, parse_size(args.size), args.setup_from, os.environ)
     write_seed_image(plan)
@@ -48,7 +48,7 @@ def run_image(args: argparse.Namespace) -> int:
 
 def run_find(args: argparse.Namespace) -> int:
     """Find and read the seed; print every device looked at, the seed and the file."""
-    from installer.seed_device import find_seed, read_seed, render_candidate
+    from installer.media.seed_device import find_seed, read_seed, render_candidate
 
     if not args.verbose:
         # We print the same facts below; the log lines would only repeat them.

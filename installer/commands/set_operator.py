@@ -15,7 +15,7 @@ import sys
 
 from installer.commands._db_options import add_connection_arguments, conninfo_from_args
 from installer.errors import InstallerError, UsageError
-from installer.setup_model import MIN_PASSWORD, SeedValueError, check_email, check_password
+from installer.seed.model import MIN_PASSWORD, SeedValueError, check_email, check_password
 
 HELP = "create the dashboard operator (interactive; first set only)"
 KEY = "DATABASE_URL"  # system_ops, where the dashboard's auth tables live
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.email!r}: {err.message}", err.hint) from None
     conninfo = conninfo_from_args(args, key=KEY)
 
-    from installer import db  # psycopg: only for the commands that talk to the database
+    from installer.firstboot import db  # psycopg: only for the commands that talk to the database
 
     db.wait_for_db(conninfo, timeout_ms=args.timeout_ms)
     exists = OperatorExistsError(

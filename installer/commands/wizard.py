@@ -16,9 +16,9 @@ from pathlib import Path
 import installer
 from installer.errors import InstallerError, UsageError
 from installer.fsutil import write_atomic
-from installer.resolve import SeedCheck, apply_answers, check_seed_bytes
-from installer.seed_answers import render_seed_with_answers
-from installer.seedfile import MAX_SEED_BYTES, SEED_NAME, choose_seed_name
+from installer.seed.answers import render_seed_with_answers
+from installer.seed.reader import MAX_SEED_BYTES, SEED_NAME, choose_seed_name
+from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes
 
 HELP = "fill in a setup.txt on this terminal: asks only for what is missing or wrong"
 TEMPLATE_NAME = "setup.txt.example"

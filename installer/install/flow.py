@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer import __version__
-from installer.blockdev import BlockDevice, read_block_devices, render_model, render_size
 from installer.errors import InstallerError
-from installer.firstboot import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.firstboot.runner import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.firstboot.stamps import Stamps
 from installer.fsutil import write_atomic
 from installer.install import identities, layout, system
 from installer.install.console import DONE_MARKER, Console, render_failed_marker
@@ -38,10 +38,10 @@ from installer.install.targets import (
     render_identity,
     render_stable_names,
 )
+from installer.media.blockdev import BlockDevice, read_block_devices, render_model, render_size
 from installer.paths import TargetPaths
-from installer.resolve import SeedCheck
 from installer.run import run
-from installer.stamps import Stamps
+from installer.seed.resolve import SeedCheck
 
 log = logging.getLogger("clawdie.install")
 
@@ -122,14 +122,14 @@ def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
 
     Never raises: the install is done, and a stick that cannot be written is reported, not fatal.
     """
-    from installer.seed_scrub import render_scrubbed_seed
+    from installer.seed.scrub import render_scrubbed_seed
 
     scrubbed = render_scrubbed_seed(seed.data, host=hostname, when=when)
     if not scrubbed.removed:
         return f"SEED_SCRUB=yes: {seed.name} held no secret to remove."
     removed = ", ".join(scrubbed.removed)
     if seed.device is not None:
-        from installer.seed_device import write_seed_volume_file
+        from installer.media.seed_device import write_seed_volume_file
 
         result = write_seed_volume_file(seed.device, seed.name, scrubbed.text)
         written, why = result.written, result.message
@@ -190,11 +190,11 @@ def render_problems(check: SeedCheck | None) -> list[str]:
 def read_seed_input(config: InstallConfig) -> SeedInput:
     """The seed: --seed FILE, else setup.txt on the seed partition."""
     if config.seed is not None:
-        from installer.resolve import read_seed_path
+        from installer.seed.resolve import read_seed_path
 
         name, data, _ = read_seed_path(config.seed)
         return SeedInput(name, data, str(config.seed), path=config.seed)
-    from installer.seed_device import find_seed, read_seed
+    from installer.media.seed_device import find_seed, read_seed
 
     device, _ = find_seed()
     read = read_seed(device)
@@ -203,7 +203,7 @@ def read_seed_input(config: InstallConfig) -> SeedInput:
 
 def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
     if config.receipt_dir is not None:
-        from installer.firstboot import receipt_in_directory
+        from installer.firstboot.runner import receipt_in_directory
 
         return receipt_in_directory(config.receipt_dir)
     if seed.device is None:
@@ -211,7 +211,7 @@ def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
     device = seed.device
 
     def write(text: str) -> tuple[bool, str]:
-        from installer.seed_device import write_receipt
+        from installer.media.seed_device import write_receipt
 
         result = write_receipt(device, text)
         return result.written, result.message
@@ -222,7 +222,7 @@ def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
 def read_boot_disks(config: InstallConfig) -> set[str]:
     if config.only_disks is not None:
         return set()  # tests name their disks; the host's boot disk is not among them
-    from installer.seed_device import read_boot_disks as read_live_boot_disks
+    from installer.media.seed_device import read_boot_disks as read_live_boot_disks
 
     return read_live_boot_disks()
 

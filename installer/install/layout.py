@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from installer.blockdev import read_blkid_probe
 from installer.errors import InstallerError
+from installer.media.blockdev import read_blkid_probe
 from installer.run import run
 
 log = logging.getLogger("clawdie.install")

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from installer.blockdev import (
+from installer.errors import InstallerError
+from installer.media.blockdev import (
     BY_ID,
     BlockDevice,
     disk_devnums,
@@ -35,7 +36,6 @@ from installer.blockdev import (
     render_model,
     render_size,
 )
-from installer.errors import InstallerError
 
 MIB = 1024**2
 GIB = 1024**3

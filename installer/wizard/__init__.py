@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from installer.errors import InstallerError
-from installer.resolve import SeedCheck
+from installer.seed.resolve import SeedCheck
 from installer.wizard.outcome import NoConsoleError, WizardOutcome
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.timer import Timer
 
-from installer.resolve import SeedCheck, keys_to_ask
+from installer.seed.resolve import SeedCheck, keys_to_ask
 from installer.wizard.form import FormScreen
 from installer.wizard.outcome import WizardOutcome
 from installer.wizard.text import format_seconds

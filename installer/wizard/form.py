@@ -17,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
-from installer.resolve import SeedCheck, apply_answers
-from installer.seedfile import Problem
-from installer.setup_model import FieldSpec, field_specs
+from installer.seed.model import FieldSpec, field_specs
+from installer.seed.reader import Problem
+from installer.seed.resolve import SeedCheck, apply_answers
 from installer.wizard.review import ReviewScreen
 from installer.wizard.text import console_safe
 from installer.wizard.widgets import MaskedInput, ModelRule, PlainScroll, RevealButton

@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from installer.resolve import SeedCheck
+from installer.seed.resolve import SeedCheck
 from installer.wizard.summary import review_lines
 from installer.wizard.widgets import PlainScroll
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from installer.profiles import Source
-from installer.resolve import SeedCheck, mask, shorten
+from installer.seed.profiles import Source
+from installer.seed.resolve import SeedCheck, mask, shorten
 from installer.wizard.text import console_safe
 
 KEY_WIDTH = 25

@@ -10,7 +10,7 @@ from textual.scrollbar import ScrollBarRender
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input
 
-from installer.setup_model import FieldProblem, validate_field
+from installer.seed.model import FieldProblem, validate_field
 from installer.wizard.text import console_safe
 
 

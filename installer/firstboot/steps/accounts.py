@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import InstallerError
+from installer.firstboot.stamps import StepRecord
+from installer.firstboot.steps import StepContext, log
 from installer.fsutil import (
     ensure_dir_at,
     open_dir,
@@ -18,8 +20,6 @@ from installer.fsutil import (
 )
 from installer.paths import TargetPaths
 from installer.run import run
-from installer.stamps import StepRecord
-from installer.steps import StepContext, log
 
 NAME = "accounts"
 HOME = "/var/lib/clawdie"

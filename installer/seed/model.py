@@ -38,8 +38,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from installer import profiles
-from installer.pydantic_plugins import skip_plugin_discovery
+from installer.seed import profiles
+from installer.seed.pydantic_plugins import skip_plugin_discovery
 
 # Before the model below is built: no importlib.metadata on check's cold start.
 skip_plugin_discovery()
@@ -342,7 +342,7 @@ def check_domain(value: str) -> str:
 @functools.cache
 def _locales() -> dict[str, str]:
     """Debian's UTF-8 locales, lower case -> as written (`sr_rs@latin` -> `sr_RS@latin`)."""
-    from installer.supported_locales import NAMES  # only when LOCALE is given
+    from installer.seed.locales import NAMES  # only when LOCALE is given
 
     return {name.lower(): name for name in NAMES}
 

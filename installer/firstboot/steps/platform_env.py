@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from installer import __version__, redact
+from installer.firstboot.stamps import StepRecord
+from installer.firstboot.steps import DbConfig, StepContext, log
+from installer.firstboot.steps.accounts import read_account
 from installer.fsutil import ensure_dir, write_atomic
 from installer.paths import SERVICE_NAME
-from installer.profiles import Setting
-from installer.stamps import StepRecord
-from installer.steps import DbConfig, StepContext, log
-from installer.steps.accounts import read_account
+from installer.seed.profiles import Setting
 
 NAME = "platform-config"
 DATABASES = ("system_ops", "system_brain", "system_skills")

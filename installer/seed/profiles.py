@@ -155,9 +155,9 @@ def check_mapping(mapping: ProfileMapping) -> list[str]:
 
 
 def _mapping_path() -> Path:
-    here = Path(__file__).resolve().parent
-    packaged = here / "data" / "profiles.toml"
-    return packaged if packaged.is_file() else here.parent / "seed" / "profiles.toml"
+    package = Path(__file__).resolve().parents[1]  # installer/
+    packaged = package / "data" / "profiles.toml"
+    return packaged if packaged.is_file() else package.parent / "seed" / "profiles.toml"
 
 
 def load_mapping(path: Path | None = None) -> ProfileMapping:

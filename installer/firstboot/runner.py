@@ -16,14 +16,21 @@ from pathlib import Path
 
 from installer import faults, redact
 from installer.errors import InstallerError, SeedUnreadableError, UsageError
+from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
+from installer.firstboot.steps import (
+    FirstbootConfig,
+    StepContext,
+    accounts,
+    database,
+    identity,
+    platform_env,
+)
+from installer.firstboot.steps.platform_env import parse_env_file
+from installer.firstboot.steps.report import Outcome, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
-from installer.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.run import run
-from installer.stamps import COMPLETE, Stamps, StepRecord
-from installer.steps import FirstbootConfig, StepContext, accounts, database, identity, platform_env
-from installer.steps.platform_env import parse_env_file
-from installer.steps.report import Outcome, write_reports
+from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 
 log = logging.getLogger("clawdie.firstboot")
 
@@ -67,7 +74,7 @@ class SeedSource:
 def _read_seed_source(config: FirstbootConfig, paths: TargetPaths) -> SeedSource:
     """The seed: --seed FILE, else the copy the installer placed, else the seed partition."""
     if config.seed is not None:
-        from installer.resolve import read_seed_path
+        from installer.seed.resolve import read_seed_path
 
         name, data, _ = read_seed_path(config.seed)
         return SeedSource(name, data, f"{config.seed}")
@@ -77,7 +84,7 @@ def _read_seed_source(config: FirstbootConfig, paths: TargetPaths) -> SeedSource
         raise SeedUnreadableError(
             f"no seed: {paths.seed_copy} does not exist", "give one with --seed FILE"
         )
-    from installer.seed_device import find_seed, read_seed
+    from installer.media.seed_device import find_seed, read_seed
 
     device, _ = find_seed()
     read = read_seed(device)
@@ -86,7 +93,7 @@ def _read_seed_source(config: FirstbootConfig, paths: TargetPaths) -> SeedSource
 
 def register_secrets(check: SeedCheck) -> None:
     """Every secret value the seed holds (valid or not) is masked in logs and messages."""
-    from installer.setup_model import field_specs
+    from installer.seed.model import field_specs
 
     secret_keys = {spec.key for spec in field_specs() if spec.secret}
     redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
@@ -376,7 +383,7 @@ def seed_on_stick_receipt() -> Callable[[str], tuple[bool, str]]:
     """Write SETUP-RESULT.txt on the seed partition if a stick is present and writable."""
 
     def write(text: str) -> tuple[bool, str]:
-        from installer.seed_device import find_seed, write_receipt
+        from installer.media.seed_device import find_seed, write_receipt
 
         try:
             device, _ = find_seed()

@@ -1,5 +1,5 @@
 """First-boot steps: one small module each, `apply(ctx) -> StepRecord`, idempotent, checking
-before acting. `installer.firstboot` runs them in order and stamps each one."""
+before acting. `installer.firstboot.runner` runs them in order and stamps each one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.paths import TargetPaths
-from installer.resolve import SeedCheck
+from installer.seed.resolve import SeedCheck
 
 log = logging.getLogger("clawdie.firstboot")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 
+from installer.firstboot.stamps import StepRecord
+from installer.firstboot.steps import StepContext, log
 from installer.fsutil import symlink_atomic, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
-from installer.stamps import StepRecord
-from installer.steps import StepContext, log
 
 NAME = "identity"
 

@@ -14,11 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from installer.dev.sandbox import make_sandbox_root
 from installer.errors import InstallerError
-from installer.sandbox import make_sandbox_root
-from installer.steps import DbConfig, FirstbootConfig
+from installer.firstboot.steps import DbConfig, FirstbootConfig
 
-DEMO_SEED = Path(__file__).resolve().parents[1] / "seed" / "demo-setup.txt"
+DEMO_SEED = Path(__file__).resolve().parents[2] / "seed" / "demo-setup.txt"
 
 
 def probe_platform(root: Path) -> int:
@@ -26,7 +26,7 @@ def probe_platform(root: Path) -> int:
     system.env, and shows that the handoff works."""
     import psycopg
 
-    from installer.steps.platform_env import parse_env_file
+    from installer.firstboot.steps.platform_env import parse_env_file
 
     env = parse_env_file((root / "etc/clawdie/system.env").read_text())
     with psycopg.connect(env["DATABASE_URL"], connect_timeout=5) as conn:
@@ -40,8 +40,8 @@ def probe_platform(root: Path) -> int:
 
 
 def run_demo(keep: bool) -> int:
-    from installer.firstboot import FirstbootRun, receipt_in_directory
-    from installer.throwaway_pg import PgCluster, unavailable_reason
+    from installer.dev.throwaway_pg import PgCluster, unavailable_reason
+    from installer.firstboot.runner import FirstbootRun, receipt_in_directory
 
     reason = unavailable_reason()
     if reason:
@@ -62,7 +62,13 @@ def run_demo(keep: bool) -> int:
             root=root,
             seed=DEMO_SEED,
             db=DbConfig(cluster.admin_conninfo(), str(cluster.sockdir), cluster.port, 30000),
-            platform_start=(sys.executable, "-m", "installer.demo", "--probe-platform", str(root)),
+            platform_start=(
+                sys.executable,
+                "-m",
+                "installer.dev.demo",
+                "--probe-platform",
+                str(root),
+            ),
             wizard="never",
         )
         code = FirstbootRun(config, receipt=receipt_in_directory(stick)).execute()
@@ -81,7 +87,7 @@ def run_demo(keep: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m installer.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m installer.dev.demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the sandbox for a look")
     parser.add_argument("--probe-platform", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -13,19 +13,9 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from installer import profiles
 from installer.errors import SeedUnreadableError
-from installer.profiles import Setting, Source
-from installer.seedfile import (
-    MAX_SEED_BYTES,
-    SEED_NAME,
-    Note,
-    Problem,
-    SeedText,
-    choose_seed_name,
-    parse_seed,
-)
-from installer.setup_model import (
+from installer.seed import profiles
+from installer.seed.model import (
     DEFAULT_ASSISTANT_NAME,
     DEFAULT_HOSTNAME,
     DEFAULT_SERVICE_ACCOUNT,
@@ -36,6 +26,16 @@ from installer.setup_model import (
     derive_hostname,
     is_stable_disk_name,
     problems_of,
+)
+from installer.seed.profiles import Setting, Source
+from installer.seed.reader import (
+    MAX_SEED_BYTES,
+    SEED_NAME,
+    Note,
+    Problem,
+    SeedText,
+    choose_seed_name,
+    parse_seed,
 )
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
 from installer.paths import TargetPaths
-from installer.resolve import SeedCheck, mask
-from installer.seedfile import Problem
-from installer.stamps import StepRecord
+from installer.seed.reader import Problem
+from installer.seed.resolve import SeedCheck, mask
 
 
 @dataclass(frozen=True)

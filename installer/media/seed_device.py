@@ -14,22 +14,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.blockdev import (
+from installer.errors import CommandFailedError, InstallerError, SeedUnreadableError
+from installer.media.blockdev import (
     BlockDevice,
     disk_of_devnum,
     read_block_devices,
     read_mounts,
     render_size,
 )
-from installer.errors import CommandFailedError, InstallerError, SeedUnreadableError
-from installer.seed_volume import (
+from installer.media.seed_volume import (
     SeedDeviceGoneError,
     Volume,
     ensure_device_present,
     open_volume,
     write_private_file,
 )
-from installer.seedfile import SEED_NAME, choose_seed_name
+from installer.seed.reader import SEED_NAME, choose_seed_name
 
 log = logging.getLogger("clawdie.seed")
 

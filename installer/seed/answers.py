@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from installer.errors import InstallerError
-from installer.seedfile import Entry, Problem, decode_seed, parse_seed, split_lines
-from installer.setup_model import FIELD_NAMES, KNOWN_KEYS
+from installer.seed.model import FIELD_NAMES, KNOWN_KEYS
+from installer.seed.reader import Entry, Problem, decode_seed, parse_seed, split_lines
 
 # Characters the reader treats as quotes at a value's edge (it removes one matching pair).
 _EDGE_QUOTES = "\"'\u201c\u201d\u201e\u201f\u2018\u2019\u201a\u201b"

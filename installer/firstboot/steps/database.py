@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from installer.stamps import StepRecord
-from installer.steps import StepContext, log
-from installer.steps.platform_env import (
+from installer.firstboot.stamps import StepRecord
+from installer.firstboot.steps import StepContext, log
+from installer.firstboot.steps.platform_env import (
     DATABASES,
     database_url,
     existing_db_password,
@@ -17,7 +17,7 @@ WAIT_NAME = "database-ready"
 
 def wait(ctx: StepContext) -> None:
     """Step 6: a libpq ping, then `SELECT 1` with the admin credentials, bounded in time."""
-    import installer.db as db
+    import installer.firstboot.db as db
 
     db.wait_for_db(
         ctx.config.db.admin_conninfo, timeout_ms=ctx.config.db.readiness_timeout_ms, log=log
@@ -26,7 +26,7 @@ def wait(ctx: StepContext) -> None:
 
 def apply(ctx: StepContext) -> StepRecord:
     """Step 7: bootstrap; idempotent (a rerun creates nothing twice)."""
-    import installer.db as db
+    import installer.firstboot.db as db
 
     role = ctx.require("SERVICE_ACCOUNT")
     password = existing_db_password(ctx.paths.system_env)

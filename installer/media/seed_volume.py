@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from installer.blockdev import BlockDevice
 from installer.errors import CommandFailedError, SeedUnreadableError
 from installer.fsutil import write_atomic
+from installer.media.blockdev import BlockDevice
 from installer.run import run
-from installer.seedfile import MAX_SEED_BYTES
+from installer.seed.reader import MAX_SEED_BYTES
 
 log = logging.getLogger("clawdie.seed")
 

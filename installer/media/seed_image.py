@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import InstallerError, UsageError
+from installer.media.seed_device import SEED_FS_LABEL
 from installer.run import run
-from installer.seed_device import SEED_FS_LABEL
-from installer.seedfile import MAX_SEED_BYTES, SEED_NAME
+from installer.seed.reader import MAX_SEED_BYTES, SEED_NAME
 
 log = logging.getLogger("clawdie.seed")
 
@@ -53,7 +53,7 @@ class SeedImagePlan:
 
 def source_root() -> Path:
     """The top of the source tree this package was loaded from."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def parse_size(text: str) -> int:

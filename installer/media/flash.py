@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.blockdev import (
+from installer.errors import InstallerError, UsageError
+from installer.media.blockdev import (
     BlockDevice,
     Mount,
     disk_devnums,
@@ -25,7 +26,6 @@ from installer.blockdev import (
     read_swap_devnums,
     render_size,
 )
-from installer.errors import InstallerError, UsageError
 
 # The running system lives on the disks behind these mount points.
 SYSTEM_MOUNTS = ("/", "/usr", "/boot", "/boot/efi", "/var")

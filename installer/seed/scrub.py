@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from installer.seedfile import decode_seed, parse_seed, split_lines
-from installer.setup_model import KNOWN_KEYS, field_specs
+from installer.seed.model import KNOWN_KEYS, field_specs
+from installer.seed.reader import decode_seed, parse_seed, split_lines
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""First boot on the installed system: the runner, its steps, stamps, the database and
+the Telegram report."""

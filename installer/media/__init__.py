@@ -1,0 +1,1 @@
+"""Media: block devices, the seed partition and its image, the flasher."""
