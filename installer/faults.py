@@ -21,11 +21,6 @@ def arm_from_environment() -> None:
     _armed = os.environ.get(FAULT_VARIABLE) or None
 
 
-def disarm() -> None:
-    global _armed
-    _armed = None
-
-
 def fault_point(name: str) -> None:
     """Die here, as in a power cut, if this point is the armed one."""
     if _armed is not None and _armed == name:

@@ -31,7 +31,7 @@ from typing import TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq, sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
@@ -722,11 +722,6 @@ def create_operator(
     created = _retry_io(one_pass, what="dashboard operator", timeout_ms=timeout_ms, logger=logger)
     logger.info("dashboard operator %s: %s", email, "created" if created else "one exists already")
     return created
-
-
-def conninfo_with(conninfo: str, **params: str | int) -> str:
-    """`conninfo` with some parameters replaced (e.g. dbname)."""
-    return make_conninfo(conninfo, **params)
 
 
 def operator_email(conninfo: str) -> str | None:

@@ -166,10 +166,3 @@ def make_file_systems(disk: str, nodes: list[str]) -> Layout:
     run(["mkfs.vfat", "-F", "32", "-n", ESP_LABEL, esp], timeout=300)
     run(["mkfs.ext4", "-q", "-F", "-L", ROOT_LABEL, root], timeout=1800)
     return Layout(disk, esp, root, read_uuid(esp), read_uuid(root))
-
-
-def format_disk(disk: str) -> Layout:
-    """Partition `disk` and make its file systems; everything on it is lost."""
-    write_partition_table(disk)
-    reread_partitions(disk)
-    return make_file_systems(disk, wait_for_partitions(disk))
