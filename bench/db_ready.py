@@ -1,6 +1,6 @@
 """Benchmark: how soon after PostgreSQL starts accepting connections does the waiter notice?
 
-Ours (`installer.firstboot.db.wait_for_db`) against the common shell loop
+Ours (`installer.firstboot.db.ready.wait_for_db`) against the common shell loop
 `until pg_isready -h SOCKDIR -p PORT; do sleep 1; done`, same server, same run, trials
 interleaved. Each trial: the server is stopped, the waiter starts, and after a random 0.5-1.5 s
 the server is started. Latency = the waiter's own clock when its wait ended minus the server's
@@ -31,7 +31,7 @@ from tests.pg import PgCluster, unavailable_reason  # noqa: E402
 
 OURS = """
 import os, sys, time
-from installer.firstboot.db import wait_for_db
+from installer.firstboot.db.ready import wait_for_db
 conninfo = os.environ["BENCH_CONNINFO"]
 print("waiting", flush=True)
 cpu = time.process_time()

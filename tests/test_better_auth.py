@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from installer.firstboot import db
-from installer.firstboot.db import hash_better_auth_password, verify_better_auth_password
+from installer.firstboot.db import auth, bootstrap
+from installer.firstboot.db.auth import hash_better_auth_password, verify_better_auth_password
 from tests.pg import PgCluster
 
 BETTER_AUTH_VERSION = "1.7.25"  # pinned: the verified version (DESIGN §4, password hashes)
@@ -139,12 +139,12 @@ console.log(JSON.stringify({
 def test_better_auth_finds_our_schema_complete(tmp_path: Path, pg: PgCluster) -> None:
     where = _better_auth(tmp_path)
     password = "schema-check-password"
-    db.bootstrap_platform(pg.admin_conninfo(), role="clawdie", password=password)
+    bootstrap.bootstrap_platform(pg.admin_conninfo(), role="clawdie", password=password)
     query = urlencode({"host": str(pg.sockdir), "port": str(pg.port)})
     env = {"DATABASE_URL": f"postgresql://clawdie:{password}@localhost/system_ops?{query}"}
     before = node(where, "migrations.mjs", MIGRATIONS, "", env)
     assert before["toBeCreated"] == ["user", "session", "account", "verification"]
-    db.ensure_auth_schema(pg.conninfo("clawdie", password, "system_ops"))
+    auth.ensure_auth_schema(pg.conninfo("clawdie", password, "system_ops"))
     after = node(where, "migrations.mjs", MIGRATIONS, "", env)
     assert after == {
         "toBeCreated": [],

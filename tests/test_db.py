@@ -1,6 +1,7 @@
-"""installer.firstboot.db against a real PostgreSQL: readiness faults, bootstrap idempotence, the
-auth schema and the dashboard operator. Bounds asserted here are correctness bounds (a deadline is
-kept, a failure is immediate), not performance figures: bench/db_ready.py measures those."""
+"""installer.firstboot.db against a real PostgreSQL: readiness faults (ready), bootstrap
+idempotence (bootstrap), the auth schema and the dashboard operator (auth). Bounds asserted here
+are correctness bounds (a deadline is kept, a failure is immediate), not performance figures:
+bench/db_ready.py measures those."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from installer.firstboot import db
+from installer.firstboot.db import auth, bootstrap, ready
 from tests.pg import PgCluster
 
 ROLE = "clawdie"
@@ -27,7 +28,9 @@ def fetch(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 def bootstrapped(pg: PgCluster) -> str:
-    db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL, timeout_ms=10_000)
+    bootstrap.bootstrap_platform(
+        pg.admin_conninfo(), role=ROLE, password=SENTINEL, timeout_ms=10_000
+    )
     return pg.conninfo(ROLE, SENTINEL, "system_ops")
 
 
@@ -50,8 +53,8 @@ def snapshot(pg: PgCluster) -> list[tuple[Any, ...]]:
 
 def test_not_running_times_out_at_the_deadline_not_later(pg_cluster: PgCluster) -> None:
     start = time.monotonic()
-    with pytest.raises(db.DbNotReadyError) as caught:
-        db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1500)
+    with pytest.raises(ready.DbNotReadyError) as caught:
+        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1500)
     elapsed = time.monotonic() - start
     assert 1.5 <= elapsed <= 2.5
     assert caught.value.exit_code == 3
@@ -61,19 +64,19 @@ def test_not_running_times_out_at_the_deadline_not_later(pg_cluster: PgCluster) 
 def test_timeout_comes_from_the_environment(
     pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(db.TIMEOUT_ENV, "700")
+    monkeypatch.setenv(ready.TIMEOUT_ENV, "700")
     start = time.monotonic()
-    with pytest.raises(db.DbNotReadyError):
-        db.wait_for_db(pg_cluster.admin_conninfo())
+    with pytest.raises(ready.DbNotReadyError):
+        ready.wait_for_db(pg_cluster.admin_conninfo())
     assert 0.7 <= time.monotonic() - start <= 1.7
 
 
 def test_waiting_logs_elapsed_remaining_and_reason(
     pg_cluster: PgCluster, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "LOG_EVERY_S", 0.3)
-    with caplog.at_level(logging.INFO, logger="clawdie.db"), pytest.raises(db.DbNotReadyError):
-        db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1000)
+    monkeypatch.setattr(ready, "LOG_EVERY_S", 0.3)
+    with caplog.at_level(logging.INFO, logger="clawdie.db"), pytest.raises(ready.DbNotReadyError):
+        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1000)
     lines = [r.getMessage() for r in caplog.records if "waiting for PostgreSQL" in r.getMessage()]
     assert 2 <= len(lines) <= 4
     assert "elapsed" in lines[0]
@@ -83,13 +86,13 @@ def test_waiting_logs_elapsed_remaining_and_reason(
 
 def test_late_start_is_seen_within_a_poll_interval(pg_cluster: PgCluster) -> None:
     pg_cluster.start_in_background(delay=1.0)
-    db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
+    ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
     returned = time.time()
     pg_cluster.wait_background()
-    ready = pg_cluster.ready_time()
-    assert ready is not None
+    ready_at = pg_cluster.ready_time()
+    assert ready_at is not None
     # the server logs "ready" just before it accepts; allow one poll plus an attempt
-    assert -0.05 <= returned - ready <= db.POLL_MAX_S + 0.15, returned - ready
+    assert -0.05 <= returned - ready_at <= ready.POLL_MAX_S + 0.15, returned - ready_at
 
 
 def test_a_server_not_accepting_connections_is_waited_for(
@@ -104,7 +107,7 @@ def test_a_server_not_accepting_connections_is_waited_for(
     promote.start()
     try:
         with caplog.at_level(logging.DEBUG, logger="clawdie.db"):
-            db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
+            ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
     finally:
         promote.join()
     reasons = " ".join(r.getMessage() for r in caplog.records)
@@ -116,10 +119,10 @@ def test_a_server_in_recovery_is_not_ready(pg_cluster: PgCluster) -> None:
     # a hot standby accepts connections and SELECT 1, but cannot take the bootstrap's writes
     (pg_cluster.data / "standby.signal").touch()
     pg_cluster.start()
-    with pytest.raises(db.DbNotReadyError, match="in recovery"):
-        db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=600)
+    with pytest.raises(ready.DbNotReadyError, match="in recovery"):
+        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=600)
     pg_cluster.promote()
-    db.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
+    ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=20_000)
 
 
 @pytest.mark.parametrize(
@@ -149,8 +152,8 @@ def test_what_waiting_cannot_cure_fails_at_once(
 ) -> None:
     bootstrapped(pg)
     start = time.monotonic()
-    with caplog.at_level(logging.DEBUG), pytest.raises(db.DbFatalError) as caught:
-        db.wait_for_db(make(pg), timeout_ms=30_000)
+    with caplog.at_level(logging.DEBUG), pytest.raises(ready.DbFatalError) as caught:
+        ready.wait_for_db(make(pg), timeout_ms=30_000)
     assert time.monotonic() - start < 1.0
     assert words in caught.value.message
     assert caught.value.hint
@@ -175,7 +178,7 @@ def test_what_waiting_cannot_cure_fails_at_once(
     ],
 )
 def test_classification_of_server_words(message: str, fatal: bool) -> None:
-    assert (db._fatal_for(message, "host=/s dbname=x") is not None) is fatal
+    assert (ready._fatal_for(message, "host=/s dbname=x") is not None) is fatal
 
 
 # -- bootstrap ------------------------------------------------------------------------------
@@ -188,9 +191,9 @@ def test_bootstrap_creates_role_and_databases_then_a_rerun_changes_nothing(
     pg.set(log_statement="all")
     pg.start()
     with caplog.at_level(logging.DEBUG):
-        first = db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL)
+        first = bootstrap.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL)
         before = snapshot(pg)
-        second = db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL)
+        second = bootstrap.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL)
     assert first == [f"role {ROLE}", *(f"database {d}" for d in DATABASES)]
     assert second == []
     assert snapshot(pg) == before
@@ -204,7 +207,9 @@ def test_bootstrap_creates_role_and_databases_then_a_rerun_changes_nothing(
 
 def test_bootstrap_sets_a_changed_password(pg: PgCluster) -> None:
     bootstrapped(pg)
-    changed = db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password="another-secret-1")
+    changed = bootstrap.bootstrap_platform(
+        pg.admin_conninfo(), role=ROLE, password="another-secret-1"
+    )
     assert changed == [f"password of role {ROLE}"]
     fetch(pg.conninfo(ROLE, "another-secret-1", "system_ops"), "SELECT 1")
     with pytest.raises(psycopg.OperationalError):
@@ -214,7 +219,7 @@ def test_bootstrap_sets_a_changed_password(pg: PgCluster) -> None:
 def test_bootstrap_survives_a_server_restart_midway(
     pg: PgCluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = db._ensure_database
+    real = bootstrap._ensure_database
     crashes = []
 
     def crash_once(conn: Any, name: str, role: str, done: list[str]) -> None:
@@ -224,9 +229,9 @@ def test_bootstrap_survives_a_server_restart_midway(
             pg.start_in_background(delay=0.3)
         real(conn, name, role, done)
 
-    monkeypatch.setattr(db, "_ensure_database", crash_once)
+    monkeypatch.setattr(bootstrap, "_ensure_database", crash_once)
     with caplog.at_level(logging.WARNING, logger="clawdie.db"):
-        done = db.bootstrap_platform(
+        done = bootstrap.bootstrap_platform(
             pg.admin_conninfo(), role=ROLE, password=SENTINEL, timeout_ms=20_000
         )
     pg.wait_background()
@@ -235,13 +240,13 @@ def test_bootstrap_survives_a_server_restart_midway(
     assert done == [f"role {ROLE}", *(f"database {d}" for d in DATABASES)]
     names = fetch(pg.admin_conninfo(), "SELECT datname FROM pg_database ORDER BY datname")
     assert [n for (n,) in names if n.startswith("system")] == sorted(DATABASES)
-    assert db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL) == []
+    assert bootstrap.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=SENTINEL) == []
 
 
 def test_bootstrap_gives_up_at_its_deadline(pg_cluster: PgCluster) -> None:
     start = time.monotonic()
-    with pytest.raises(db.DbNotReadyError):
-        db.bootstrap_platform(
+    with pytest.raises(ready.DbNotReadyError):
+        bootstrap.bootstrap_platform(
             pg_cluster.admin_conninfo(), role=ROLE, password=SENTINEL, timeout_ms=800
         )
     assert time.monotonic() - start <= 1.8
@@ -282,8 +287,8 @@ BETTER_AUTH_COLUMNS = {
 
 def test_auth_schema_is_better_auths_owned_by_the_platform_role(pg: PgCluster) -> None:
     ops = bootstrapped(pg)
-    assert db.ensure_auth_schema(ops) == [f"table {t}" for t in BETTER_AUTH_COLUMNS]
-    assert db.ensure_auth_schema(ops) == []
+    assert auth.ensure_auth_schema(ops) == [f"table {t}" for t in BETTER_AUTH_COLUMNS]
+    assert auth.ensure_auth_schema(ops) == []
     for table, columns in BETTER_AUTH_COLUMNS.items():
         rows = fetch(
             ops,
@@ -298,10 +303,10 @@ def test_auth_schema_is_better_auths_owned_by_the_platform_role(pg: PgCluster) -
 
 def test_operator_first_set_only_and_only_a_hash(pg: PgCluster) -> None:
     ops = bootstrapped(pg)
-    assert db.operator_exists(ops) is False  # no schema yet: no operator
-    assert db.create_operator(ops, "Op@Example.org", SENTINEL, "Clawdie operator") is True
-    assert db.operator_exists(ops) is True
-    assert db.create_operator(ops, "other@example.org", "another-secret-1") is False
+    assert auth.operator_exists(ops) is False  # no schema yet: no operator
+    assert auth.create_operator(ops, "Op@Example.org", SENTINEL, "Clawdie operator") is True
+    assert auth.operator_exists(ops) is True
+    assert auth.create_operator(ops, "other@example.org", "another-secret-1") is False
     users = fetch(ops, 'SELECT id, email, "emailVerified" FROM "user"')
     accounts = fetch(ops, 'SELECT "accountId", "providerId", "userId", password FROM account')
     assert len(users) == 1
@@ -311,7 +316,7 @@ def test_operator_first_set_only_and_only_a_hash(pg: PgCluster) -> None:
     assert provider == "credential"
     assert account_id == user_id == users[0][0]
     assert SENTINEL not in stored
-    assert db.verify_better_auth_password(SENTINEL, stored)
+    assert auth.verify_better_auth_password(SENTINEL, stored)
     dump = fetch(
         ops, 'SELECT row_to_json(u)::text || row_to_json(a)::text FROM "user" u, account a'
     )
@@ -319,15 +324,15 @@ def test_operator_first_set_only_and_only_a_hash(pg: PgCluster) -> None:
 
 
 def test_better_auth_hash_format() -> None:
-    stored = db.hash_better_auth_password("ｃｏｒｒｅｃｔ horse")  # fullwidth: NFKC folds it
+    stored = auth.hash_better_auth_password("ｃｏｒｒｅｃｔ horse")  # fullwidth: NFKC folds it
     salt, key = stored.split(":")
     assert len(salt) == 32
     assert len(key) == 128
     assert stored == stored.lower()
-    assert db.verify_better_auth_password("correct horse", stored)
-    assert not db.verify_better_auth_password("correct horsE", stored)
-    assert not db.verify_better_auth_password("correct horse", "nonsense")
-    assert db.hash_better_auth_password("x") != db.hash_better_auth_password("x")
+    assert auth.verify_better_auth_password("correct horse", stored)
+    assert not auth.verify_better_auth_password("correct horsE", stored)
+    assert not auth.verify_better_auth_password("correct horse", "nonsense")
+    assert auth.hash_better_auth_password("x") != auth.hash_better_auth_password("x")
 
 
 def test_scram_check_recognises_the_servers_verifier(pg: PgCluster) -> None:
@@ -335,6 +340,6 @@ def test_scram_check_recognises_the_servers_verifier(pg: PgCluster) -> None:
     ((stored,),) = fetch(
         pg.admin_conninfo(), "SELECT rolpassword FROM pg_authid WHERE rolname = %s", ROLE
     )
-    assert db.scram_matches(stored, SENTINEL)
-    assert not db.scram_matches(stored, SENTINEL + "x")
-    assert not db.scram_matches(None, SENTINEL)
+    assert bootstrap.scram_matches(stored, SENTINEL)
+    assert not bootstrap.scram_matches(stored, SENTINEL + "x")
+    assert not bootstrap.scram_matches(None, SENTINEL)

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 import pytest
 
-from installer.firstboot import db
+from installer.firstboot.db import auth, bootstrap
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def write_system_env(root: Path, pg: PgCluster, password: str = DB_PASSWORD) -> 
 @pytest.fixture
 def platform(pg: PgCluster, tmp_path: Path) -> Path:
     """A bootstrapped server and a target root whose system.env points at it."""
-    db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=DB_PASSWORD)
+    bootstrap.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=DB_PASSWORD)
     write_system_env(tmp_path, pg)
     return tmp_path
 
@@ -120,7 +120,7 @@ def test_wait_db_not_ready_has_its_own_exit_code(pg_cluster: PgCluster) -> None:
 
 
 def test_wait_db_wrong_password_is_fatal(pg: PgCluster, tmp_path: Path) -> None:
-    db.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=DB_PASSWORD)
+    bootstrap.bootstrap_platform(pg.admin_conninfo(), role=ROLE, password=DB_PASSWORD)
     write_system_env(tmp_path, pg, password="not-the-password")
     result = clawdie_setup("wait-db", "--root", str(tmp_path), "--timeout-ms", "30000")
     assert result.returncode == 1
@@ -161,7 +161,7 @@ def test_set_operator_in_a_terminal(platform: Path, pg: PgCluster) -> None:
         ).fetchall()
     assert len(rows) == 1
     assert rows[0][0] == EMAIL
-    assert db.verify_better_auth_password(OPERATOR_PASSWORD, rows[0][1])
+    assert auth.verify_better_auth_password(OPERATOR_PASSWORD, rows[0][1])
 
     again = set_operator_tty(platform)
     again.expect("a dashboard operator already exists")
@@ -179,7 +179,7 @@ def test_set_operator_refuses_a_pipe(platform: Path, pg: PgCluster) -> None:
     )
     assert result.returncode == 2
     assert "not a terminal" in result.stderr
-    assert db.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False
+    assert auth.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False
 
 
 def test_set_operator_checks_the_email_first(tmp_path: Path) -> None:
@@ -195,4 +195,4 @@ def test_set_operator_gives_up_after_three_bad_passwords(platform: Path, pg: PgC
         tty.send("short")
     tty.expect("no valid password after 3 tries")
     assert tty.wait() == 1
-    assert db.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False
+    assert auth.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False

@@ -83,17 +83,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.email!r}: {err.message}", err.hint) from None
     conninfo = conninfo_from_args(args, key=KEY)
 
-    from installer.firstboot import db  # psycopg: only for the commands that talk to the database
+    from installer.firstboot.db import auth, ready  # psycopg: only when talking to the database
 
-    db.wait_for_db(conninfo, timeout_ms=args.timeout_ms)
+    ready.wait_for_db(conninfo, timeout_ms=args.timeout_ms)
     exists = OperatorExistsError(
         "a dashboard operator already exists; nothing was changed",
         "change the operator's password in the dashboard (set-operator only sets the first one)",
     )
-    if db.operator_exists(conninfo):
+    if auth.operator_exists(conninfo):
         raise exists
     password = read_new_password(email)
-    if not db.create_operator(conninfo, email, password, args.name, timeout_ms=args.timeout_ms):
+    if not auth.create_operator(conninfo, email, password, args.name, timeout_ms=args.timeout_ms):
         raise exists
     print(f"dashboard operator {email} created; sign in to the dashboard with it")
     return 0

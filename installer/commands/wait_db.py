@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot import db  # psycopg: only for the commands that talk to the database
+    from installer.firstboot.db import ready  # psycopg: only for the commands that talk to it
 
-    db.wait_for_db(conninfo_from_args(args, key=KEY), timeout_ms=args.timeout_ms)
+    ready.wait_for_db(conninfo_from_args(args, key=KEY), timeout_ms=args.timeout_ms)
     return 0

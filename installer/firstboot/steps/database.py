@@ -17,16 +17,16 @@ WAIT_NAME = "database-ready"
 
 def wait(ctx: StepContext) -> None:
     """Step 6: a libpq ping, then `SELECT 1` with the admin credentials, bounded in time."""
-    import installer.firstboot.db as db
+    from installer.firstboot.db import ready
 
-    db.wait_for_db(
+    ready.wait_for_db(
         ctx.config.db.admin_conninfo, timeout_ms=ctx.config.db.readiness_timeout_ms, log=log
     )
 
 
 def apply(ctx: StepContext) -> StepRecord:
     """Step 7: bootstrap; idempotent (a rerun creates nothing twice)."""
-    import installer.firstboot.db as db
+    from installer.firstboot.db import auth, bootstrap
 
     role = ctx.require("SERVICE_ACCOUNT")
     password = existing_db_password(ctx.paths.system_env)
@@ -34,11 +34,11 @@ def apply(ctx: StepContext) -> StepRecord:
         raise RuntimeError(
             "system.env has no database password; the platform-config step must run first"
         )
-    db.bootstrap_platform(
+    bootstrap.bootstrap_platform(
         ctx.config.db.admin_conninfo, role=role, password=password, databases=DATABASES
     )
     ops = database_url(role, password, ctx.config.db, "system_ops")
-    db.ensure_auth_schema(ops)
+    auth.ensure_auth_schema(ops)
     # The record states what holds now, so a run resumed after a power cut reports the same.
     created = [
         f"database role {role}",
@@ -50,8 +50,8 @@ def apply(ctx: StepContext) -> StepRecord:
     operator_password = ctx.value("OPERATOR_PASSWORD")
     if email and operator_password:
         name = ctx.value("ASSISTANT_NAME") or "Operator"
-        db.create_operator(ops, email, operator_password, name=f"{name} operator")
-    existing = db.operator_email(ops)
+        auth.create_operator(ops, email, operator_password, name=f"{name} operator")
+    existing = auth.operator_email(ops)
     if existing is not None and email is not None and existing == email.lower():
         created.append(f"dashboard operator {existing}")
         state = f"operator {existing} can sign in"
