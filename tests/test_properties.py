@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from installer.commands.check import render_json, render_text
 from installer.errors import InstallerError
-from installer.seed.model import KNOWN_KEYS, default_mapping, field_specs
+from installer.seed.model import KNOWN_KEYS, field_specs
 from installer.seed.profiles import Setting, Source
 from installer.seed.reader import Entry, parse_seed
 from installer.seed.resolve import Given, check_seed_bytes
+from installer.seed.rules import default_mapping
 from tests.seeds import ADMIN, SENTINEL, SENTINEL_WORD, seed
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)

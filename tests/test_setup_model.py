@@ -7,15 +7,8 @@ import base64
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from installer.seed.model import (
-    SetupModel,
-    derive_hostname,
-    field_specs,
-    is_stable_disk_name,
-    problems_of,
-    shows_something,
-    validate_field,
-)
+from installer.seed.model import SetupModel, field_specs, problems_of, validate_field
+from installer.seed.rules import derive_hostname, is_stable_disk_name, shows_something
 from tests.gen_locales import MODULE, SUPPORTED, debian_release, render_module, utf8_names
 from tests.seeds import ADMIN, ECDSA_256, ED25519, OPENROUTER, RSA_1024, RSA_2048, SENTINEL, TOKEN
 

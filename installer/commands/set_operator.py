@@ -15,7 +15,7 @@ import sys
 
 from installer.commands._db_options import add_connection_arguments, conninfo_from_args
 from installer.errors import InstallerError, UsageError
-from installer.seed.model import MIN_PASSWORD, SeedValueError, check_email, check_password
+from installer.seed.rules import MIN_PASSWORD, SeedValueError, check_email, check_password
 
 HELP = "create the dashboard operator (interactive; first set only)"
 KEY = "DATABASE_URL"  # system_ops, where the dashboard's auth tables live

@@ -15,18 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from installer.errors import SeedUnreadableError
 from installer.seed import profiles
-from installer.seed.model import (
-    DEFAULT_ASSISTANT_NAME,
-    DEFAULT_HOSTNAME,
-    DEFAULT_SERVICE_ACCOUNT,
-    FIELD_NAMES,
-    KNOWN_KEYS,
-    SetupModel,
-    default_mapping,
-    derive_hostname,
-    is_stable_disk_name,
-    problems_of,
-)
+from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, SetupModel, problems_of
 from installer.seed.profiles import Setting, Source
 from installer.seed.reader import (
     MAX_SEED_BYTES,
@@ -36,6 +25,14 @@ from installer.seed.reader import (
     SeedText,
     choose_seed_name,
     parse_seed,
+)
+from installer.seed.rules import (
+    DEFAULT_ASSISTANT_NAME,
+    DEFAULT_HOSTNAME,
+    DEFAULT_SERVICE_ACCOUNT,
+    default_mapping,
+    derive_hostname,
+    is_stable_disk_name,
 )
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
