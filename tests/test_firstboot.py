@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from installer.dev.sandbox import make_sandbox_root
-from installer.firstboot.steps.platform_env import parse_env_file
+from installer.firstboot.envfile import parse_env_file
 from tests.pg import PgCluster
 from tests.seeds import ED25519
 

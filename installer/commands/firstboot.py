@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from installer.firstboot.steps import DbConfig, FirstbootConfig
+from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.seed.resolve import SeedCheck
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"

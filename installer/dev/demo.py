@@ -16,7 +16,7 @@ from pathlib import Path
 
 from installer.dev.sandbox import make_sandbox_root
 from installer.errors import InstallerError
-from installer.firstboot.steps import DbConfig, FirstbootConfig
+from installer.firstboot.config import DbConfig, FirstbootConfig
 
 DEMO_SEED = Path(__file__).resolve().parents[2] / "seed" / "demo-setup.txt"
 
@@ -26,7 +26,7 @@ def probe_platform(root: Path) -> int:
     system.env, and shows that the handoff works."""
     import psycopg
 
-    from installer.firstboot.steps.platform_env import parse_env_file
+    from installer.firstboot.envfile import parse_env_file
 
     env = parse_env_file((root / "etc/clawdie/system.env").read_text())
     with psycopg.connect(env["DATABASE_URL"], connect_timeout=5) as conn:

@@ -16,16 +16,11 @@ from pathlib import Path
 
 from installer import faults, redact
 from installer.errors import InstallerError, SeedUnreadableError, UsageError
+from installer.firstboot.config import FirstbootConfig
+from installer.firstboot.context import StepContext
+from installer.firstboot.envfile import parse_env_file, render_env_file
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
-from installer.firstboot.steps import (
-    FirstbootConfig,
-    StepContext,
-    accounts,
-    database,
-    identity,
-    platform_env,
-)
-from installer.firstboot.steps.platform_env import parse_env_file
+from installer.firstboot.steps import accounts, database, identity, platform_env
 from installer.firstboot.steps.report import Outcome, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
@@ -182,7 +177,7 @@ def store_seed(
     ensure_dir(paths.seed_dir, 0o700, 0, 0)
     write_atomic(paths.seed_copy, data, mode=0o600)
     if answers:
-        write_atomic(paths.wizard_answers, platform_env.render_env_file(answers), mode=0o600)
+        write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600)
     stamps.mark(
         SEED_STEP,
         StepRecord(

@@ -5,12 +5,11 @@ passwords travel only as hashes on chpasswd's standard input."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from installer.errors import InstallerError
+from installer.firstboot.context import StepContext, log
+from installer.firstboot.passwd import Account, read_account, read_shadow_hash
 from installer.firstboot.stamps import StepRecord
-from installer.firstboot.steps import StepContext, log
 from installer.fsutil import (
     ensure_dir_at,
     open_dir,
@@ -23,36 +22,6 @@ from installer.run import run
 
 NAME = "accounts"
 HOME = "/var/lib/clawdie"
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    uid: int
-    gid: int
-    home: str
-
-
-def read_account(passwd: Path, name: str) -> Account | None:
-    """The entry for `name` in a passwd file, or None."""
-    if not passwd.exists():
-        return None
-    for line in passwd.read_text().splitlines():
-        fields = line.split(":")
-        if len(fields) >= 7 and fields[0] == name:
-            return Account(name, int(fields[2]), int(fields[3]), fields[5])
-    return None
-
-
-def read_shadow_hash(shadow: Path, name: str) -> str | None:
-    """The password field of `name` in a shadow file, or None."""
-    if not shadow.exists():
-        return None
-    for line in shadow.read_text().splitlines():
-        fields = line.split(":")
-        if len(fields) >= 2 and fields[0] == name:
-            return fields[1]
-    return None
 
 
 class AccountTakenError(InstallerError):

@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
+from installer.firstboot.context import StepContext, log
+from installer.firstboot.platform_db import DATABASES, database_url, existing_db_password
 from installer.firstboot.stamps import StepRecord
-from installer.firstboot.steps import StepContext, log
-from installer.firstboot.steps.platform_env import (
-    DATABASES,
-    database_url,
-    existing_db_password,
-)
 
 NAME = "database"
 WAIT_NAME = "database-ready"

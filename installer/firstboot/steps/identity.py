@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 
+from installer.firstboot.context import StepContext, log
 from installer.firstboot.stamps import StepRecord
-from installer.firstboot.steps import StepContext, log
 from installer.fsutil import symlink_atomic, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run

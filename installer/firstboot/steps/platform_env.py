@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from installer import __version__, redact
+from installer.firstboot.config import DbConfig
+from installer.firstboot.context import StepContext, log
+from installer.firstboot.envfile import render_env_file
+from installer.firstboot.passwd import read_account
+from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, existing_db_password
 from installer.firstboot.stamps import StepRecord
-from installer.firstboot.steps import DbConfig, StepContext, log
-from installer.firstboot.steps.accounts import read_account
 from installer.fsutil import ensure_dir, write_atomic
 from installer.paths import SERVICE_NAME
 from installer.seed.profiles import Setting
 
 NAME = "platform-config"
-DATABASES = ("system_ops", "system_brain", "system_skills")
-DB_PASSWORD_KEY = "PLATFORM_DB_PASSWORD"  # noqa: S105 - a key name, not a password
 
 # Settings that are for the installer only and do not go to the platform's environment.
 _NOT_FOR_PLATFORM = frozenset(
@@ -39,47 +37,12 @@ _NOT_FOR_PLATFORM = frozenset(
 )
 
 
-def parse_env_file(text: str) -> dict[str, str]:
-    """Read a file written by `render_env_file` (systemd EnvironmentFile syntax)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, raw = line.split("=", 1)
-        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-            raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        values[key] = raw
-    return values
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def render_unit_dropin(account: str) -> str:
     """The platform unit's drop-in: run as the service account (read at the next reload)."""
     return (
         "# Written by clawdie-setup firstboot: the platform runs as the service account.\n"
         f"[Service]\nUser={account}\nGroup={account}\n"
     )
-
-
-def render_env_file(values: Mapping[str, str]) -> str:
-    """KEY="value" lines in systemd EnvironmentFile syntax."""
-    lines = [
-        f"# Written by clawdie-setup {__version__} first boot. Holds secrets: keep it 0600.",
-        *(f"{key}={_quote(value)}" for key, value in values.items()),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def database_url(role: str, password: str, db: DbConfig, database: str) -> str:
-    """A libpq URL for the platform; a socket directory goes in the `host` parameter."""
-    auth = f"{quote(role, safe='')}:{quote(password, safe='')}"
-    if db.host.startswith("/"):
-        query = urlencode({"host": db.host, "port": str(db.port)})
-        return f"postgresql://{auth}@/{database}?{query}"
-    return f"postgresql://{auth}@{db.host}:{db.port}/{database}"
 
 
 def render_platform_env(
@@ -116,15 +79,6 @@ def render_resolved_json(settings: list[Setting], mapping_version: int, warnings
         "warnings": warnings,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-
-
-def existing_db_password(env_file: Path) -> str | None:
-    """The platform's database password from an earlier run (it must never change under the
-    role that already has it)."""
-    try:
-        return parse_env_file(env_file.read_text()).get(DB_PASSWORD_KEY) or None
-    except OSError:
-        return None
 
 
 def apply(ctx: StepContext) -> StepRecord:
