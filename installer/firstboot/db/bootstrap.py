@@ -20,10 +20,9 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from installer.firstboot.db.ready import readiness_timeout_ms, retry_io, wait_for_db
+from installer.firstboot.platform_db import DATABASES
 
 log = logging.getLogger("clawdie.db")
-
-PLATFORM_DATABASES = ("system_ops", "system_brain", "system_skills")
 
 
 def _remaining_ms(deadline: float) -> int:
@@ -127,7 +126,7 @@ def bootstrap_platform(
     *,
     role: str,
     password: str,
-    databases: Sequence[str] = PLATFORM_DATABASES,
+    databases: Sequence[str] = DATABASES,
     timeout_ms: int | None = None,
     log: logging.Logger | None = None,
 ) -> list[str]:
