@@ -11,8 +11,7 @@ import argparse
 import logging
 import os
 import shlex
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
@@ -82,23 +81,6 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
     )
 
 
-def console_asker(timeout: float) -> Callable[[SeedCheck], Mapping[str, str] | None] | None:
-    """The Textual wizard on this terminal, or None when nobody can be at a console."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # the wizard draws on stderr
-        return None
-
-    def ask(check: SeedCheck) -> Mapping[str, str] | None:
-        from installer.wizard import ask as run_wizard
-
-        print("setup.txt needs answers: the questions follow on this console.", file=sys.stderr)
-        outcome = run_wizard(check, timeout=timeout)
-        if outcome.status == "timeout":
-            print(f"nobody answered within {timeout:.0f} s; stopping", file=sys.stderr)
-        return outcome.answers if outcome.status == "done" else None
-
-    return ask
-
-
 def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
     def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
         token, admin = check.value("TELEGRAM_BOT_TOKEN"), check.value("TELEGRAM_ADMIN_ID")
@@ -119,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from installer.firstboot.runner import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
     from installer.firstboot.telegram import DEFAULT_API
     from installer.paths import TargetPaths
+    from installer.wizard.asker import console_asker
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets

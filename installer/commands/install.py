@@ -86,10 +86,10 @@ def console_wait(args: argparse.Namespace) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.commands.firstboot import console_asker
     from installer.install.console import Console, syslog_handler
     from installer.install.flow import InstallConfig, InstallRun
     from installer.redact import add_filter
+    from installer.wizard.asker import console_asker
 
     journal = syslog_handler()
     if journal is not None:
