@@ -4,6 +4,9 @@
 command line is visible to other users) or `--env-file PATH` (default: the platform's
 /etc/clawdie/system.env under `--root`), from which a `DATABASE_URL`-style key is read.
 Nothing here imports psycopg.
+
+Not a command: the command layer's private helper for the two commands' argparse options and
+their usage errors (exit 2), which is why it stays in installer/commands.
 """
 
 from __future__ import annotations
