@@ -6,6 +6,8 @@
               `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
               (next start), `pg.promote()`, `pg.sockdir`, `pg.port`, `pg.logfile`.
 `pg_cluster`  the same, initialised but not started.
+`loop_devices` skips the test unless it runs as root with loop devices and the disk tools
+              (`pytestmark = pytest.mark.usefixtures("loop_devices")` for a whole module).
 
 Both are stopped and removed after the test, whatever its outcome. They skip, with the reason,
 when not root or when the server binaries are missing.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopdev import require_root
 from tests.pg import PgCluster, unavailable_reason
 
 # `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
@@ -50,6 +53,11 @@ def pg_cluster(pg_template: Path) -> Iterator[PgCluster]:
 def pg(pg_cluster: PgCluster) -> PgCluster:
     pg_cluster.start()
     return pg_cluster
+
+
+@pytest.fixture
+def loop_devices() -> None:
+    require_root()
 
 
 @pytest.fixture(scope="session")

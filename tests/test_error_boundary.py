@@ -18,7 +18,6 @@ from pydantic import BaseModel
 import installer.run as run_module
 from installer import redact
 from installer.cli import run_command
-from installer.dev.sandbox import make_sandbox_root
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
 from installer.firstboot.runner import FirstbootRun, receipt_in_directory
 from installer.firstboot.steps import DbConfig, FirstbootConfig
@@ -30,6 +29,7 @@ from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
 from installer.wizard.outcome import WizardOutcome
 from tests.pg import PgCluster
+from tests.seeds import firstboot_box
 from tests.test_firstboot import SEED, SENTINEL, firstboot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,13 +85,6 @@ def test_every_command_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [run_module.DEFAULT_TIMEOUT_S]
 
 
-def _sandbox(tmp_path: Path) -> Path:
-    make_sandbox_root(tmp_path / "root")
-    (tmp_path / "setup.txt").write_text(SEED)
-    (tmp_path / "stick").mkdir()
-    return tmp_path
-
-
 def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
     root = box / "root"
     return FirstbootConfig(
@@ -104,7 +97,7 @@ def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
 
 
 def _commands_of_a_clean_run(tmp_path_factory: pytest.TempPathFactory, pg: PgCluster) -> int:
-    box = _sandbox(tmp_path_factory.mktemp("count"))
+    box = firstboot_box(tmp_path_factory.mktemp("count"), SEED)
     calls = 0
     real = subprocess.run
 
@@ -135,7 +128,7 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
     caplog.set_level(logging.DEBUG)
     for fail_at in range(total):
         redact.forget_all()
-        box = _sandbox(tmp_path_factory.mktemp(f"timeout-{fail_at}"))
+        box = firstboot_box(tmp_path_factory.mktemp(f"timeout-{fail_at}"), SEED)
         calls = 0
 
         def times_out(argv: list[str], *args: Any, fail_at: int = fail_at, **kwargs: Any) -> Any:
@@ -169,7 +162,7 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
 ) -> None:
     """A bug (an exception that is not ours) in a step: the failure report is written, the CLI
     prints one worded line, no traceback, no secret."""
-    box = _sandbox(tmp_path)
+    box = firstboot_box(tmp_path, SEED)
     import installer.firstboot.steps.identity as identity
 
     def broken(ctx: Any) -> Any:
@@ -218,7 +211,7 @@ def test_the_cli_boundary_catches_what_is_not_ours(
 def test_an_existing_account_is_never_taken_over(tmp_path: Path, pg: PgCluster) -> None:
     """SERVICE_ACCOUNT names a person's login that first boot did not create: refused, with
     the reason; the login's entry, home and keys are exactly as they were."""
-    box = _sandbox(tmp_path)
+    box = firstboot_box(tmp_path, SEED)
     root = box / "root"
     with (root / "etc/passwd").open("a") as passwd:
         passwd.write("ana:x:1000:1000:Ana:/home/ana:/bin/bash\n")
