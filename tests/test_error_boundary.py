@@ -80,7 +80,7 @@ def test_every_command_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(kwargs.get("timeout"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module.subprocess, "run", spy)
+    monkeypatch.setattr("installer.run.subprocess.run", spy)
     run(["true"])
     assert seen == [run_module.DEFAULT_TIMEOUT_S]
 
@@ -107,7 +107,7 @@ def _commands_of_a_clean_run(tmp_path_factory: pytest.TempPathFactory, pg: PgClu
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run_module.subprocess, "run", count)
+        patch.setattr("installer.run.subprocess.run", count)
         assert FirstbootRun(_config(box, pg)).execute() == 0
     return calls
 
@@ -139,10 +139,10 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
                 raise subprocess.TimeoutExpired([*argv, SENTINEL], 7.0, output=leak, stderr=leak)
             return real(argv, *args, **kwargs)
 
-        monkeypatch.setattr(run_module.subprocess, "run", times_out)
+        monkeypatch.setattr("installer.run.subprocess.run", times_out)
         with pytest.raises(InstallerError) as caught:
             FirstbootRun(_config(box, pg), receipt=receipt_in_directory(box / "stick")).execute()
-        monkeypatch.setattr(run_module.subprocess, "run", real)
+        monkeypatch.setattr("installer.run.subprocess.run", real)
 
         assert "timed out after" in caught.value.message, (fail_at, caught.value.message)
         root = box / "root"
@@ -158,7 +158,10 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
 
 @pytest.mark.root
 def test_a_fault_of_ours_is_reported_without_a_traceback(
-    tmp_path: Path, pg: PgCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path,
+    pg: PgCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A bug (an exception that is not ours) in a step: the failure report is written, the CLI
     prints one worded line, no traceback, no secret."""
@@ -190,7 +193,7 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
 
 
 def test_the_cli_boundary_catches_what_is_not_ours(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     import installer.commands.check as check
 

@@ -344,8 +344,12 @@ FAULT_POINTS = [
 ]
 
 
+# What a clean first boot leaves: the files (`snapshot`) and the database (`db_state`).
+CleanRun = tuple[dict[str, tuple[str, int, str]], dict[str, object]]
+
+
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[tuple]:
+def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[CleanRun]:
     """A clean first boot to compare every interrupted one against."""
     box = firstboot_box(tmp_path_factory.mktemp("clean"), SEED)
     cluster = PgCluster(template=pg_template)
@@ -373,7 +377,7 @@ def _world_readable_secrets(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_power_cut_then_rerun_equals_a_clean_run(
-    box: Path, pg: PgCluster, point: str, clean_run: tuple
+    box: Path, pg: PgCluster, point: str, clean_run: CleanRun
 ) -> None:
     killed = firstboot(box, pg, fault=point)
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
