@@ -57,7 +57,7 @@ snapshots-update *ARGS="tests/test_wizard.py":
 lint:
     {{venv}}/ruff check installer tests bench iso
     {{venv}}/ruff format --check installer tests bench iso
-    {{venv}}/mypy --strict installer
+    {{venv}}/mypy --strict installer tests iso bench
 
 # format the code
 fmt:

@@ -31,7 +31,7 @@ def test_ruff_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    result = run("mypy", "--strict", "installer")
+    result = run("mypy", "--strict", "installer", "tests", "iso", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
