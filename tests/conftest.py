@@ -19,12 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.loopdev import require_root
 from tests.pg import PgCluster, unavailable_reason
 
 # `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
 pytest_plugins = ("tests.terminal",)
+
+# Property tests judge results, not speed: hypothesis's per-example deadline (200 ms) and its
+# slow-generation check fail on a loaded 2-core machine whatever the code does. A failure prints
+# the blob that replays it.
+settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
