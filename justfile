@@ -48,11 +48,16 @@ boot-test *ARGS:
     {{just_executable()}} iso
     {{venv}}/pytest -m boot {{ARGS}}
 
+# Snapshots live in tests/__snapshots__/; look at the changed SVGs before committing them.
+# accept the wizard's current screens as its snapshots
+snapshots-update *ARGS="tests/test_wizard.py":
+    {{venv}}/pytest --snapshot-update -k snapshot {{ARGS}}
+
 # lint and type-check only
 lint:
     {{venv}}/ruff check installer tests bench iso
     {{venv}}/ruff format --check installer tests bench iso
-    {{venv}}/mypy --strict installer
+    {{venv}}/mypy --strict installer tests iso bench
 
 # format the code
 fmt:

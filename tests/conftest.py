@@ -6,6 +6,8 @@
               `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
               (next start), `pg.promote()`, `pg.sockdir`, `pg.port`, `pg.logfile`.
 `pg_cluster`  the same, initialised but not started.
+`loop_devices` skips the test unless it runs as root with loop devices and the disk tools
+              (`pytestmark = pytest.mark.usefixtures("loop_devices")` for a whole module).
 
 Both are stopped and removed after the test, whatever its outcome. They skip, with the reason,
 when not root or when the server binaries are missing.
@@ -17,11 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
+from tests.loopdev import require_root
 from tests.pg import PgCluster, unavailable_reason
 
 # `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
 pytest_plugins = ("tests.terminal",)
+
+# Property tests judge results, not speed: hypothesis's per-example deadline (200 ms) and its
+# slow-generation check fail on a loaded 2-core machine whatever the code does. A failure prints
+# the blob that replays it.
+settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +62,11 @@ def pg_cluster(pg_template: Path) -> Iterator[PgCluster]:
 def pg(pg_cluster: PgCluster) -> PgCluster:
     pg_cluster.start()
     return pg_cluster
+
+
+@pytest.fixture
+def loop_devices() -> None:
+    require_root()
 
 
 @pytest.fixture(scope="session")

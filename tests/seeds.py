@@ -1,6 +1,11 @@
-"""Building blocks for seed tests: valid values and a way to write them as an editor would."""
+"""Building blocks for seed tests: valid values, a way to write them as an editor would, and
+the place a first-boot test keeps its seed."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from installer.dev.sandbox import make_sandbox_root
 
 TOKEN = "7012345678:AAHdemoDemoDemoDemoDemoDemoDemo1234"
 ADMIN = "123456789"
@@ -49,3 +54,12 @@ def seed(*lines: str, eol: str = "\n", encoding: str = "utf-8", bom: bytes = b""
 def valid(*extra: str, eol: str = "\n", encoding: str = "utf-8", bom: bytes = b"") -> bytes:
     """The three required lines (lines 1-3), then `extra` from line 4 on."""
     return seed(*REQUIRED, *extra, eol=eol, encoding=encoding, bom=bom)
+
+
+def firstboot_box(where: Path, text: str) -> Path:
+    """`where` laid out as first boot sees the world: a sandbox target root in `root/`, the seed
+    `text` in `setup.txt` and a stand-in for the stick in `stick/`. Returns `where`."""
+    make_sandbox_root(where / "root")
+    (where / "setup.txt").write_text(text)
+    (where / "stick").mkdir()
+    return where

@@ -220,7 +220,7 @@ def test_bootstrap_survives_a_server_restart_midway(
     pg: PgCluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = bootstrap._ensure_database
-    crashes = []
+    crashes: list[str] = []
 
     def crash_once(conn: Any, name: str, role: str, done: list[str]) -> None:
         if name == "system_brain" and not crashes:

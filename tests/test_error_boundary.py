@@ -18,7 +18,6 @@ from pydantic import BaseModel
 import installer.run as run_module
 from installer import redact
 from installer.cli import run_command
-from installer.dev.sandbox import make_sandbox_root
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.firstboot.runner import FirstbootRun, receipt_in_directory
@@ -30,6 +29,7 @@ from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
 from installer.wizard.outcome import WizardOutcome
 from tests.pg import PgCluster
+from tests.seeds import firstboot_box
 from tests.test_firstboot import SEED, SENTINEL, firstboot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,16 +80,9 @@ def test_every_command_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(kwargs.get("timeout"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module.subprocess, "run", spy)
+    monkeypatch.setattr("installer.run.subprocess.run", spy)
     run(["true"])
     assert seen == [run_module.DEFAULT_TIMEOUT_S]
-
-
-def _sandbox(tmp_path: Path) -> Path:
-    make_sandbox_root(tmp_path / "root")
-    (tmp_path / "setup.txt").write_text(SEED)
-    (tmp_path / "stick").mkdir()
-    return tmp_path
 
 
 def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
@@ -104,7 +97,7 @@ def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
 
 
 def _commands_of_a_clean_run(tmp_path_factory: pytest.TempPathFactory, pg: PgCluster) -> int:
-    box = _sandbox(tmp_path_factory.mktemp("count"))
+    box = firstboot_box(tmp_path_factory.mktemp("count"), SEED)
     calls = 0
     real = subprocess.run
 
@@ -114,7 +107,7 @@ def _commands_of_a_clean_run(tmp_path_factory: pytest.TempPathFactory, pg: PgClu
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run_module.subprocess, "run", count)
+        patch.setattr("installer.run.subprocess.run", count)
         assert FirstbootRun(_config(box, pg)).execute() == 0
     return calls
 
@@ -135,7 +128,7 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
     caplog.set_level(logging.DEBUG)
     for fail_at in range(total):
         redact.forget_all()
-        box = _sandbox(tmp_path_factory.mktemp(f"timeout-{fail_at}"))
+        box = firstboot_box(tmp_path_factory.mktemp(f"timeout-{fail_at}"), SEED)
         calls = 0
 
         def times_out(argv: list[str], *args: Any, fail_at: int = fail_at, **kwargs: Any) -> Any:
@@ -146,10 +139,10 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
                 raise subprocess.TimeoutExpired([*argv, SENTINEL], 7.0, output=leak, stderr=leak)
             return real(argv, *args, **kwargs)
 
-        monkeypatch.setattr(run_module.subprocess, "run", times_out)
+        monkeypatch.setattr("installer.run.subprocess.run", times_out)
         with pytest.raises(InstallerError) as caught:
             FirstbootRun(_config(box, pg), receipt=receipt_in_directory(box / "stick")).execute()
-        monkeypatch.setattr(run_module.subprocess, "run", real)
+        monkeypatch.setattr("installer.run.subprocess.run", real)
 
         assert "timed out after" in caught.value.message, (fail_at, caught.value.message)
         root = box / "root"
@@ -165,11 +158,14 @@ def test_every_subprocess_timing_out_writes_a_report_without_a_secret(
 
 @pytest.mark.root
 def test_a_fault_of_ours_is_reported_without_a_traceback(
-    tmp_path: Path, pg: PgCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path,
+    pg: PgCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A bug (an exception that is not ours) in a step: the failure report is written, the CLI
     prints one worded line, no traceback, no secret."""
-    box = _sandbox(tmp_path)
+    box = firstboot_box(tmp_path, SEED)
     import installer.firstboot.steps.identity as identity
 
     def broken(ctx: Any) -> Any:
@@ -197,7 +193,7 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
 
 
 def test_the_cli_boundary_catches_what_is_not_ours(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     import installer.commands.check as check
 
@@ -218,7 +214,7 @@ def test_the_cli_boundary_catches_what_is_not_ours(
 def test_an_existing_account_is_never_taken_over(tmp_path: Path, pg: PgCluster) -> None:
     """SERVICE_ACCOUNT names a person's login that first boot did not create: refused, with
     the reason; the login's entry, home and keys are exactly as they were."""
-    box = _sandbox(tmp_path)
+    box = firstboot_box(tmp_path, SEED)
     root = box / "root"
     with (root / "etc/passwd").open("a") as passwd:
         passwd.write("ana:x:1000:1000:Ana:/home/ana:/bin/bash\n")

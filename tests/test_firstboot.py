@@ -22,10 +22,9 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from installer.dev.sandbox import make_sandbox_root
 from installer.firstboot.envfile import parse_env_file
 from tests.pg import PgCluster
-from tests.seeds import ED25519
+from tests.seeds import ED25519, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "SENTINELxSECRETx7f3a9c51"
@@ -63,10 +62,7 @@ def libcrypt(password: str, setting: str) -> str:
 @pytest.fixture
 def box(tmp_path: Path) -> Path:
     """A sandbox target root with the seed and a stick stand-in next to it."""
-    make_sandbox_root(tmp_path / "root")
-    (tmp_path / "setup.txt").write_text(SEED)
-    (tmp_path / "stick").mkdir()
-    return tmp_path
+    return firstboot_box(tmp_path, SEED)
 
 
 def firstboot(
@@ -348,13 +344,14 @@ FAULT_POINTS = [
 ]
 
 
+# What a clean first boot leaves: the files (`snapshot`) and the database (`db_state`).
+CleanRun = tuple[dict[str, tuple[str, int, str]], dict[str, object]]
+
+
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[tuple]:
+def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[CleanRun]:
     """A clean first boot to compare every interrupted one against."""
-    box = tmp_path_factory.mktemp("clean")
-    make_sandbox_root(box / "root")
-    (box / "setup.txt").write_text(SEED)
-    (box / "stick").mkdir()
+    box = firstboot_box(tmp_path_factory.mktemp("clean"), SEED)
     cluster = PgCluster(template=pg_template)
     try:
         cluster.init()
@@ -380,7 +377,7 @@ def _world_readable_secrets(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_power_cut_then_rerun_equals_a_clean_run(
-    box: Path, pg: PgCluster, point: str, clean_run: tuple
+    box: Path, pg: PgCluster, point: str, clean_run: CleanRun
 ) -> None:
     killed = firstboot(box, pg, fault=point)
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])

@@ -14,13 +14,12 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from installer.dev.sandbox import make_sandbox_root
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.firstboot.runner import FirstbootRun, receipt_in_directory
 from installer.seed.resolve import SeedCheck
 from installer.wizard import WizardApp
 from tests.pg import PgCluster
-from tests.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.seeds import ADMIN, OPENROUTER, TOKEN, firstboot_box
 from tests.terminal import Terminal, assert_console_safe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +32,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def box(tmp_path: Path) -> Path:
-    make_sandbox_root(tmp_path / "root")
-    (tmp_path / "setup.txt").write_text(PARTIAL_SEED)
-    (tmp_path / "stick").mkdir()
-    return tmp_path
+    return firstboot_box(tmp_path, PARTIAL_SEED)
 
 
 def pilot_asker(answers: Mapping[str, str]) -> Callable[[SeedCheck], Mapping[str, str] | None]:

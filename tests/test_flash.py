@@ -16,14 +16,9 @@ from installer.media import flash
 from installer.media.blockdev import read_mounts
 from installer.media.flash_io import BLOCK, VerifyError, verify_device, write_image
 from installer.progress import NullProgress, RichProgress
-from tests.loopdev import MIB, Part, loop_disk, loop_file, require_root
+from tests.loopdev import MIB, Part, loop_disk, loop_file
 
-pytestmark = pytest.mark.root
-
-
-@pytest.fixture(autouse=True)
-def _root() -> None:
-    require_root()
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
 
 def make_image(path: Path, size: int = 24 * MIB) -> Path:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -121,7 +122,7 @@ WWN_LINK = "/dev/disk/by-id/wwn-0x5002538e40a1b2c3"
 BY_PATH = TargetName("/dev/disk/by-path/pci-0000:00:1f.2-ata-1", "link", node="/dev/sda")
 
 
-def samsung(*parts: BlockDevice, **kw: object) -> TargetDisk:
+def samsung(*parts: BlockDevice, **kw: Any) -> TargetDisk:
     """/dev/sda with a serial and by-id links, holding a data partition."""
     return used(
         "/dev/sda",

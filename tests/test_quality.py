@@ -1,10 +1,14 @@
-"""ruff and mypy --strict are part of the suite: a lint or type error fails the tests."""
+"""ruff and mypy --strict are part of the suite: a lint or type error fails the tests. And the
+version is written in one place, with a changelog section of its own."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+from installer import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,5 +31,13 @@ def test_ruff_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    result = run("mypy", "--strict", "installer")
+    result = run("mypy", "--strict", "installer", "tests", "iso", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_version_is_written_once_and_the_changelog_has_it() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project
+    assert project["dynamic"] == ["version"]
+    changelog = (ROOT / "installer/CHANGELOG.md").read_text()
+    assert f"\n## {__version__}\n" in changelog

@@ -13,23 +13,18 @@ from installer.errors import SeedUnreadableError
 from installer.media.blockdev import BlockDevice, read_block_devices, read_mounts
 from installer.media.seed_device import (
     RECEIPT_NAME,
-    SeedDeviceGoneError,
     SeedNotFoundError,
     copy_seed,
     find_seed,
     read_seed,
     write_receipt,
 )
-from tests.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk, require_root
+from installer.media.seed_volume import SeedDeviceGoneError
+from tests.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
 SEED = b"TELEGRAM_ADMIN_ID=42\nPROFILE=balanced\n"
-
-
-@pytest.fixture(autouse=True)
-def _root() -> None:
-    require_root()
 
 
 def devices_on(*disks: LoopDisk) -> list[BlockDevice]:

@@ -24,7 +24,7 @@ from installer.firstboot.steps.accounts import ensure_authorized_key
 from installer.fsutil import ensure_dir_at, open_dir, write_atomic_at
 from installer.paths import TargetPaths
 from tests.pg import PgCluster
-from tests.seeds import ED25519
+from tests.seeds import ED25519, firstboot_box
 from tests.test_firstboot import SEED, firstboot
 
 pytestmark = pytest.mark.root
@@ -106,10 +106,7 @@ def as_account(account: Account, root: Path, *argv: str) -> subprocess.Completed
 
 @pytest.fixture
 def box(tmp_path: Path) -> Path:
-    make_sandbox_root(tmp_path / "root")
-    (tmp_path / "setup.txt").write_text(SEED)
-    (tmp_path / "stick").mkdir()
-    return tmp_path
+    return firstboot_box(tmp_path, SEED)
 
 
 def test_the_service_account_cannot_steer_root(box: Path, pg: PgCluster) -> None:

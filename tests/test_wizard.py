@@ -1,7 +1,8 @@
 """The console wizard, driven with Pilot at 80x24: what it asks, what it says, what it returns.
 
-Snapshots: SVGs of the form, an error and the review go to tests/snapshots/ to look at; the
-tests assert the words in them rather than the bytes (colours and cursor state vary).
+Snapshots (pytest-textual-snapshot): the form, an error and the review at 80x24 are compared with
+the SVGs in tests/__snapshots__/test_wizard/, which a person can open; a difference fails the
+test and `just snapshots-update` accepts the new picture. The bounded wait runs on a fake clock.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from html import unescape
 from pathlib import Path
@@ -31,29 +31,47 @@ from installer.wizard.widgets import describe_problem
 from tests.seeds import ADMIN, OPENROUTER, SENTINEL, TOKEN, seed
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 SIZE = (80, 24)
 REQUIRED = ["OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]
 
 Scenario = Callable[[Pilot[WizardOutcome], WizardApp], Awaitable[None]]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def run_wizard(
-    check: SeedCheck, scenario: Scenario, *, timeout: float | None = None
+    check: SeedCheck,
+    scenario: Scenario,
+    *,
+    timeout: float | None = None,
+    clock: FakeClock | None = None,
 ) -> WizardOutcome | None:
     """Run the app headless at 80x24, play `scenario`, return the app's outcome."""
 
     async def main() -> WizardOutcome | None:
-        app = WizardApp(check, timeout=timeout)
+        app = WizardApp(check, timeout=timeout, clock=clock or FakeClock())
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            for widget in app.screen.query(Input):
-                widget.cursor_blink = False
+            await steady(pilot)
             await scenario(pilot, app)
             await pilot.pause()
         return app.return_value
 
     return asyncio.run(main())
+
+
+async def steady(pilot: Pilot[WizardOutcome]) -> None:
+    """Stop the cursors blinking, so what is on screen depends only on what was done."""
+    await pilot.pause()
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
 
 
 async def type_into(pilot: Pilot[WizardOutcome], key: str, text: str) -> None:
@@ -84,12 +102,6 @@ def screen_text(app: WizardApp) -> str:
     return unescape(" ".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
 
 
-def save_snapshot(app: WizardApp, name: str) -> str:
-    SNAPSHOTS.mkdir(exist_ok=True)
-    app.save_screenshot(filename=f"{name}.svg", path=str(SNAPSHOTS))
-    return screen_text(app)
-
-
 MISSING_REQUIRED = check_seed_bytes(seed("ASSISTANT_NAME=Ada", "TIMEZONE=Europe/Berlin"))
 
 
@@ -104,7 +116,7 @@ def test_a_seed_missing_the_required_fields_asks_exactly_those_three() -> None:
 
     async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
         seen.extend(widget.id for widget in app.screen.query(Input))
-        text = save_snapshot(app, "form")
+        text = screen_text(app)
         for key in REQUIRED:
             assert key in text
         assert "required, but not set" in text
@@ -126,7 +138,7 @@ def test_an_invalid_token_shows_the_models_message_and_correcting_it_enables_rev
         await type_into(pilot, "TELEGRAM_BOT_TOKEN", bad)
         assert error_text(app, "TELEGRAM_BOT_TOKEN") == describe_problem(expected)
         assert review_disabled(app)
-        text = save_snapshot(app, "form-error")
+        text = screen_text(app)
         assert expected.message in text
         assert bad not in text  # masked
         await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
@@ -143,7 +155,7 @@ def test_confirmed_answers_resolve_like_the_equivalent_setup_txt() -> None:
         await pilot.press("enter")  # Enter on the last field opens the review
         await pilot.pause()
         assert isinstance(app.screen, ReviewScreen)
-        text = save_snapshot(app, "review")
+        text = screen_text(app)
         assert "HOSTNAME" in text
         assert "ada" in text
         assert "from ASSISTANT_NAME" in text
@@ -205,27 +217,81 @@ def test_quitting_is_a_clean_cancel(how: str) -> None:
     assert run_wizard(MISSING_REQUIRED, scenario) == WizardOutcome("cancelled", {})
 
 
-def test_the_wait_gives_up_when_nobody_touches_the_keyboard() -> None:
-    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
-        if app.is_running:  # a loaded machine may take the whole second to start
-            assert "setup stops in" in screen_text(app)
-        end = time.monotonic() + 10
-        while app.is_running and time.monotonic() < end:
-            await asyncio.sleep(0.1)
+def countdown_text(app: WizardApp) -> str:
+    countdown = app.screen.query_one("#countdown", Static)
+    return str(countdown.render()) if countdown.display else ""
 
-    assert run_wizard(MISSING_REQUIRED, scenario, timeout=1.0) == WizardOutcome("timeout")
+
+def test_the_wait_counts_down_and_gives_up_when_nobody_touches_the_keyboard() -> None:
+    clock = FakeClock()
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert "setup stops in 2:05." in countdown_text(app)
+        clock.now += 64.5
+        app.tick()
+        await pilot.pause()
+        assert "setup stops in 1:01." in countdown_text(app)
+        clock.now += 60.25
+        app.tick()
+        await pilot.pause()
+        assert "setup stops in 0:01." in countdown_text(app)
+        assert app.is_running
+        clock.now += 0.25  # exactly the end: binary fractions add up without rounding
+        app.tick()
+
+    outcome = run_wizard(MISSING_REQUIRED, scenario, timeout=125.0, clock=clock)
+    assert outcome == WizardOutcome("timeout")
 
 
 def test_a_key_press_ends_the_wait_for_good() -> None:
+    clock = FakeClock()
+
     async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        assert "setup stops in" in countdown_text(app)
         await pilot.press("1")
-        assert app.is_running
-        await asyncio.sleep(2.8)
+        assert countdown_text(app) == ""
+        clock.now += 3600
+        app.tick()
+        await pilot.pause()
         assert app.is_running
         assert "setup stops in" not in screen_text(app)
         await pilot.press("ctrl+q")
 
-    assert run_wizard(MISSING_REQUIRED, scenario, timeout=2.5) == WizardOutcome("cancelled")
+    outcome = run_wizard(MISSING_REQUIRED, scenario, timeout=2.5, clock=clock)
+    assert outcome == WizardOutcome("cancelled")
+
+
+# --- snapshots: compared with tests/__snapshots__/test_wizard/*.svg; `just snapshots-update` ----
+# `snap_compare(app, terminal_size=..., run_before=...)` runs the app headless, plays run_before,
+# and compares the screen with the stored SVG; no timeout, so no time on screen.
+SnapCompare = Callable[..., bool]
+
+
+def test_snapshot_form(snap_compare: SnapCompare) -> None:
+    assert snap_compare(WizardApp(MISSING_REQUIRED), terminal_size=SIZE, run_before=steady)
+
+
+def test_snapshot_form_error(snap_compare: SnapCompare) -> None:
+    async def bad_token(pilot: Pilot[WizardOutcome]) -> None:
+        await steady(pilot)
+        await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
+        await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+        await type_into(pilot, "TELEGRAM_BOT_TOKEN", "12345:abc")
+
+    assert snap_compare(WizardApp(MISSING_REQUIRED), terminal_size=SIZE, run_before=bad_token)
+
+
+def test_snapshot_review(snap_compare: SnapCompare) -> None:
+    async def review(pilot: Pilot[WizardOutcome]) -> None:
+        await steady(pilot)
+        await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
+        await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
+        await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ReviewScreen)
+
+    assert snap_compare(WizardApp(MISSING_REQUIRED), terminal_size=SIZE, run_before=review)
 
 
 def test_invalid_values_are_prefilled_except_secrets_and_errors_name_the_line() -> None:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Self
 
 from psycopg.conninfo import make_conninfo
 
@@ -104,7 +105,7 @@ class PgCluster:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def init(self) -> PgCluster:
+    def init(self) -> Self:
         """initdb (or copy `template`, an initialised data dir), then our pg_hba and settings."""
         if self.template is not None:
             as_postgres(["cp", "-a", str(self.template), str(self.data)])

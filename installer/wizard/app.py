@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import events
@@ -20,7 +21,8 @@ class WizardApp(App[WizardOutcome]):
     """Ask for `keys_to_ask(check)`; `return_value` is the WizardOutcome.
 
     With a `timeout` (seconds), the app gives up with status "timeout" unless a key is pressed
-    within it; the first key press ends the wait for good.
+    within it; the first key press ends the wait for good. `clock` (seconds, monotonic) is what
+    the wait is measured on; tests pass a fake one and call `tick` instead of sleeping.
     """
 
     TITLE = "Clawdie setup"
@@ -31,10 +33,17 @@ class WizardApp(App[WizardOutcome]):
         Binding("ctrl+c", "cancel", "quit", priority=True, show=False),
     ]
 
-    def __init__(self, check: SeedCheck, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        check: SeedCheck,
+        *,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.check = check
         self.timeout = timeout
+        self.clock = clock
         self.form = FormScreen(check, keys_to_ask(check), self._confirmed)
         self._deadline: float | None = None
         self._ticker: Timer | None = None
@@ -43,14 +52,15 @@ class WizardApp(App[WizardOutcome]):
         self.theme = "ansi-dark"
         self.push_screen(self.form)
         if self.timeout is not None:
-            self._deadline = time.monotonic() + self.timeout
-            self._ticker = self.set_interval(min(1.0, max(self.timeout, 0.05)), self._tick)
-            self._tick()
+            self._deadline = self.clock() + self.timeout
+            self._ticker = self.set_interval(min(1.0, max(self.timeout, 0.05)), self.tick)
+            self.tick()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Read the clock: show the time left, or give up when it is over. A timer calls it."""
         if self._deadline is None:
             return
-        left = self._deadline - time.monotonic()
+        left = self._deadline - self.clock()
         if left <= 0:
             self._stop_waiting()
             self.exit(WizardOutcome("timeout"))
