@@ -173,7 +173,7 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
     import installer.firstboot.steps.identity as identity
 
     def broken(ctx: Any) -> Any:
-        raise RuntimeError(f"bug holding {ctx.value('OPENROUTER_API_KEY')}")
+        raise RuntimeError(f"bug holding {ctx.seed.models.keys[0].value.get_secret_value()}")
 
     monkeypatch.setattr(identity, "apply", broken)
     monkeypatch.setattr("installer.firstboot.runner.STEPS", [(identity.NAME, broken)])
@@ -281,6 +281,8 @@ def test_no_seed_object_shows_a_secret_in_repr() -> None:
         answered,
         parse_seed(data, KNOWN_KEYS),
         check.model,
+        check.resolved,  # the typed seed: host, accounts, telegram, models, install options
+        answered.resolved,
         render_seed_with_answers(data, {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),
         render_scrubbed_seed(data, host="ada", when="2026-12-01 10:00 UTC"),
         WizardOutcome("done", {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),

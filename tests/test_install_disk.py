@@ -200,7 +200,7 @@ def test_installs_onto_a_blank_disk(
         assert paths.seed_copy.read_bytes() == given
         assert stat.S_IMODE(paths.seed_copy.stat().st_mode) == 0o600
         assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
-        assert read_stored_seed(paths).value("HOSTNAME") == "loopy"
+        assert read_stored_seed(paths).require_resolved().host.hostname == "loopy"
         record = paths.install_record.read_text()
         for line in (
             f"TARGET_DISK={disk.node}",

@@ -300,7 +300,7 @@ def test_clearing_an_invalid_optional_value_leaves_it_unset() -> None:
 
     outcome = run_wizard(check, scenario)
     assert outcome == WizardOutcome("done", {"HOSTNAME": ""})
-    assert apply_answers(check, outcome.answers).value("HOSTNAME") == "ada"
+    assert apply_answers(check, outcome.answers).require_resolved().host.hostname == "ada"
 
 
 def test_importing_the_wizard_package_does_not_import_textual() -> None:

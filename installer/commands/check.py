@@ -77,8 +77,8 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
 
 def _setting_json(s: Setting) -> dict[str, Any]:
     source: dict[str, Any] = {"kind": s.source.kind, "text": s.source.describe()}
-    if s.source.kind == "line":
-        source["line"] = int(s.source.detail)
+    if s.source.line is not None:
+        source["line"] = s.source.line
     elif s.source.detail:
         source["from"] = s.source.detail
     return {"key": s.key, "value": mask(s), "secret": s.secret, "source": source}

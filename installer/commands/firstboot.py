@@ -101,9 +101,10 @@ def console_asker(timeout: float) -> Callable[[SeedCheck], Mapping[str, str] | N
 
 def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
     def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
-        token, admin = check.value("TELEGRAM_BOT_TOKEN"), check.value("TELEGRAM_ADMIN_ID")
-        if not token or not admin:
+        if check.resolved is None:
             return None
+        telegram = check.resolved.telegram
+        token, admin = telegram.bot_token.get_secret_value(), str(telegram.admin_id)
 
         def send(text: str) -> tuple[bool, str]:
             from installer.firstboot.telegram import send_message

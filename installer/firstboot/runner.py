@@ -97,7 +97,7 @@ def register_secrets(check: SeedCheck) -> None:
 
     secret_keys = {spec.key for spec in field_specs() if spec.secret}
     redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
-    redact.register(*(s.value for s in check.settings if s.secret))
+    redact.register(*(s.reveal() for s in check.settings if s.secret))
 
 
 def ensure_setup_state(paths: TargetPaths) -> None:
@@ -302,7 +302,12 @@ class FirstbootRun:
             seed_record = stamps.record(SEED_STEP)
             if seed_record is not None:
                 records[SEED_STEP] = seed_record
-            ctx = StepContext(self.config, paths, check)
+            ctx = StepContext(
+                self.config,
+                paths,
+                check.require_resolved(),
+                tuple(w.message for w in check.warnings),
+            )
             records.update(run_steps(ctx, stamps))
         except Exception as caught:  # every failure writes its report
             err = as_installer_error(caught)
@@ -360,7 +365,7 @@ class FirstbootRun:
     ) -> None:
         notify = (
             self.notifier_factory(check)
-            if (self.notifier_factory and check and check.settings)
+            if (self.notifier_factory and check and check.resolved)
             else None
         )
         for line in write_reports(

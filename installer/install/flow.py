@@ -259,8 +259,8 @@ class InstallRun:
             return 1
         when = utc_now()
         seed_note = SEED_KEPT
-        model = self.check.model if self.check is not None else None
-        if self.seed is not None and model is not None and model.seed_scrub:
+        resolved = self.check.resolved if self.check is not None else None
+        if self.seed is not None and resolved is not None and resolved.install.seed_scrub:
             seed_note = scrub_seed(self.seed, hostname, when)
             self.say(seed_note)
         self._write_receipt(render_success_receipt(when, disk, hostname, seed_note))
@@ -286,7 +286,7 @@ class InstallRun:
         self.say(f"seed: {seed.name} from {seed.description}")
         check, answers = self._check_seed(seed)
         disk = self.choose_disk(check, seed)
-        hostname = check.value("HOSTNAME") or "clawdie"
+        hostname = check.require_resolved().host.hostname
         self.write_system(disk, seed, answers, hostname)
         return disk, hostname
 
@@ -309,13 +309,14 @@ class InstallRun:
         """The disk to erase: chosen, asked for, and past the existing-install guard."""
         devices = read_block_devices()
         disks = read_target_disks(devices, only=self.config.only_disks)
-        named = check.value("TARGET_DISK")
+        options = check.require_resolved().install
+        named = options.target_disk
         choice = choose_target(
             disks,
             boot_disks=read_boot_disks(self.config),
             seed_disks={seed.device.disk} if seed.device else set(),
             named=read_target_name(named) if named else None,
-            erase=check.value("ERASE_TARGET_DISK") == "yes",
+            erase=options.erase_target_disk,
             partitions=[d for d in devices if not d.is_disk],
         )
         return self.take(choice, disks)

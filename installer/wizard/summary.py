@@ -13,7 +13,7 @@ VALUE_WIDTH = 28
 def short_source(source: Source) -> str:
     """Where a value came from, in a few words: 'line 7', 'wizard', 'from ASSISTANT_NAME'."""
     if source.kind == "line":
-        return f"line {source.detail}"
+        return f"line {source.line}"
     if source.kind == "derived":
         return f"from {source.detail}"
     if source.kind == "profile":

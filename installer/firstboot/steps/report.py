@@ -10,7 +10,8 @@ from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
 from installer.paths import TargetPaths
 from installer.seed.reader import Problem
-from installer.seed.resolve import SeedCheck, mask
+from installer.seed.resolve import SeedCheck, mask_secret
+from installer.seed.resolved import ResolvedSeed
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,22 @@ def _problem_line(problem: Problem, name: str) -> str:
     return f"  - {where}:{key} {problem.message}{hint}"
 
 
+def render_seed_lines(seed: ResolvedSeed) -> list[str]:
+    """Who the box is and which models answer; API keys masked."""
+    host, models = seed.host, seed.models
+    choices = {"chat": models.primary, "fallback": models.fallback, "compaction": models.compaction}
+    return [
+        f"Assistant:      {host.assistant_name}",
+        f"Host name:      {host.hostname} (dashboard domain {host.domain})",
+        f"Time zone:      {host.timezone}, locale {host.locale}, keyboard {host.keymap}",
+        f"Service account: {seed.accounts.service_account}",
+        f"Telegram admin: {seed.telegram.admin_id}",
+        f"Profile:        {models.profile} (profile mapping v{models.mapping_version})",
+        *(f"  {role + ':':<14}{c.provider} {c.model}" for role, c in choices.items()),
+        *(f"  {k.setup_key}: {mask_secret(k.setup_key, k.value)}" for k in models.keys),
+    ]
+
+
 def render_summary(
     check: SeedCheck | None,
     records: Mapping[str, StepRecord],
@@ -49,21 +66,9 @@ def render_summary(
         out.append(f"Problems in {check.name}:")
         out += [_problem_line(p, check.name) for p in check.problems]
         out.append("")
-    if check is not None and check.settings:
-        v = check.value
-        out += [
-            f"Assistant:      {v('ASSISTANT_NAME')}",
-            f"Host name:      {v('HOSTNAME')} (dashboard domain {v('AGENT_DOMAIN')})",
-            f"Time zone:      {v('TIMEZONE')}, locale {v('LOCALE')}, keyboard {v('KEYMAP')}",
-            f"Service account: {v('SERVICE_ACCOUNT')}",
-            f"Telegram admin: {v('TELEGRAM_ADMIN_ID')}",
-            f"Profile:        {v('PROFILE')} (profile mapping v{check.mapping_version})",
-            f"  chat:         {v('PI_TUI_PROVIDER')} {v('PI_TUI_MODEL')}",
-            f"  fallback:     {v('LLM_FALLBACK_PROVIDER')} {v('LLM_FALLBACK_MODEL')}",
-            f"  compaction:   {v('AGENT_COMPACTION_PROVIDER')} {v('AGENT_COMPACTION_MODEL')}",
-        ]
-        keys = [s for s in check.settings if s.secret and s.key.endswith("_API_KEY")]
-        out += [f"  {s.key}: {mask(s)}" for s in keys]
+    seed = check.resolved if check is not None else None
+    if seed is not None:
+        out += render_seed_lines(seed)
         dashboard = next(
             (r.facts["dashboard"] for r in records.values() if "dashboard" in r.facts), None
         )
@@ -129,7 +134,8 @@ def write_reports(
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.summary, summary, mode=0o600)
     head = ""
-    if check is not None and check.settings:
-        head = f"Host {check.value('HOSTNAME')}, assistant {check.value('ASSISTANT_NAME')}"
+    if check is not None and check.resolved is not None:
+        host = check.resolved.host
+        head = f"Host {host.hostname}, assistant {host.assistant_name}"
     write_atomic(paths.issue_file, render_issue(head, outcome, paths), mode=0o644)
     return results
