@@ -20,10 +20,11 @@ from installer import redact
 from installer.cli import run_command
 from installer.dev.sandbox import make_sandbox_root
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
-from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.runner import FirstbootRun
 from installer.firstboot.steps import DbConfig, FirstbootConfig
 from installer.run import run, run_streaming
 from installer.seed.answers import render_seed_with_answers
+from installer.seed.io import receipt_in_directory
 from installer.seed.model import KNOWN_KEYS
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import apply_answers, check_seed_bytes

@@ -15,8 +15,9 @@ from textual import events
 from textual.widgets import Input
 
 from installer.dev.sandbox import make_sandbox_root
-from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.runner import FirstbootRun
 from installer.firstboot.steps import DbConfig, FirstbootConfig
+from installer.seed.io import receipt_in_directory
 from installer.seed.resolve import SeedCheck
 from installer.wizard import WizardApp
 from tests.pg import PgCluster

@@ -24,7 +24,7 @@ import pytest
 from installer import cli
 from installer.firstboot.runner import read_stored_seed
 from installer.install.console import Console
-from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for, scrub_seed
+from installer.install.flow import InstallConfig, InstallRun, receipt_for, scrub_seed
 from installer.install.targets import (
     TargetDisk,
     choose_target,
@@ -34,6 +34,7 @@ from installer.install.targets import (
 )
 from installer.media.blockdev import read_block_devices, read_mounts
 from installer.paths import TargetPaths
+from installer.seed.io import SeedInput
 from tests.loopdev import (
     MIB,
     LoopDisk,

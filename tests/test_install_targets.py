@@ -33,7 +33,6 @@ from installer.install.flow import (
     ExistingInstallError,
     InstallConfig,
     InstallRun,
-    SeedInput,
     render_success_receipt,
 )
 from installer.install.targets import (
@@ -58,6 +57,7 @@ from installer.media import blockdev
 from installer.media.blockdev import BY_ID, BlockDevice, render_model
 from installer.paths import TargetPaths
 from installer.run import run_streaming
+from installer.seed.io import SeedInput
 from installer.seed.resolve import SeedCheck, keys_to_ask
 from tests.seeds import valid
 

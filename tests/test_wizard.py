@@ -20,8 +20,8 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
-from installer.commands.wizard import write_seed_file
 from installer.seed.answers import render_seed_with_answers
+from installer.seed.io import write_seed_file
 from installer.seed.model import validate_field
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.wizard import WizardOutcome

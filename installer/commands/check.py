@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from installer.seed.io import read_seed_path
 from installer.seed.profiles import Setting
 from installer.seed.reader import Note, Problem
-from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, read_seed_path, shorten
+from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, shorten
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
 JSON_FORMAT = "clawdie-setup-check/1"

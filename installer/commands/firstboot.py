@@ -117,9 +117,10 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot.runner import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
+    from installer.firstboot.runner import FirstbootRun
     from installer.firstboot.telegram import DEFAULT_API
     from installer.paths import TargetPaths
+    from installer.seed.io import Receipt, receipt_in_directory, receipt_on_stick
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets
@@ -133,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
-    receipt: Callable[[str], tuple[bool, str]] | None = None
+    receipt: Receipt | None = None
     if args.receipt_dir is not None:
         receipt = receipt_in_directory(args.receipt_dir)
     elif live:
-        receipt = seed_on_stick_receipt()
+        receipt = receipt_on_stick()
     asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
     return FirstbootRun(
         config,

@@ -41,7 +41,8 @@ def probe_platform(root: Path) -> int:
 
 def run_demo(keep: bool) -> int:
     from installer.dev.throwaway_pg import PgCluster, unavailable_reason
-    from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+    from installer.firstboot.runner import FirstbootRun
+    from installer.seed.io import receipt_in_directory
 
     reason = unavailable_reason()
     if reason:

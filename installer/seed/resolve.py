@@ -1,19 +1,15 @@
 """Seed -> checked, resolved settings with provenance. The one path `check`, first boot and the
 wizard share: read the bytes, validate with the model, resolve defaults, derivations and the
-profile, and collect every problem, warning and repair. Pure except `read_seed_path`.
+profile, and collect every problem, warning and repair. Pure: `installer.seed.io` reads files.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from installer.errors import SeedUnreadableError
 from installer.seed import profiles
 from installer.seed.model import (
     DEFAULT_ASSISTANT_NAME,
@@ -28,12 +24,10 @@ from installer.seed.model import (
 )
 from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import (
-    MAX_SEED_BYTES,
     SEED_NAME,
     Note,
     Problem,
     SeedText,
-    choose_seed_name,
     parse_seed,
 )
 from installer.seed.resolved import ResolvedSeed, as_setting_text, resolve_seed
@@ -271,74 +265,6 @@ def shorten(text: str, width: int, ellipsis: str = "…") -> str:
         return text
     head = (width - len(ellipsis)) // 2
     return f"{text[:head]}{ellipsis}{text[len(text) - (width - len(ellipsis) - head) :]}"
-
-
-def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
-    """The seed's name, bytes and warnings for a file or a directory holding setup.txt.
-
-    A missing `setup.txt` next to an existing `setup.txt.txt` is taken with a warning.
-    """
-    warnings: list[str] = []
-    target = path
-    if path.is_dir():
-        chosen, warnings = choose_seed_name(p.name for p in path.iterdir())
-        if chosen is None:
-            raise SeedUnreadableError(
-                f"{path} has no {SEED_NAME}", f"put the filled {SEED_NAME} in {path}"
-            )
-        target = path / chosen
-    elif not path.exists() and path.name.lower() == SEED_NAME and path.parent.is_dir():
-        chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
-        if chosen is not None:
-            target = path.parent / chosen
-    data = _read_regular_file(path, target)
-    return target.name, data, warnings
-
-
-def _file_kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    if stat.S_ISREG(mode):
-        return None
-    return next((words for test, words in kinds if test(mode)), "not a file")
-
-
-def _read_regular_file(path: Path, target: Path) -> bytes:
-    """The first bytes of `target` (at most one more than a seed may have), refusing anything
-    but a regular file before reading it: a FIFO would block forever, /dev/zero never ends, and
-    opening some devices has effects. Opened non-blocking in case it changed since the stat."""
-    not_regular = "give the path of the setup.txt file itself"
-    try:
-        kind = _file_kind(target.stat().st_mode)
-        if kind is not None:
-            raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-        fd = os.open(target, flags | getattr(os, "O_BINARY", 0))
-        with os.fdopen(fd, "rb") as handle:
-            status = os.fstat(handle.fileno())
-            kind = _file_kind(status.st_mode)
-            if kind is not None:
-                raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
-            data = handle.read(MAX_SEED_BYTES + 1)
-    except FileNotFoundError:
-        raise SeedUnreadableError(
-            f"{path} does not exist", "give the path of the setup.txt to check"
-        ) from None
-    except OSError as err:
-        raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
-    if len(data) > MAX_SEED_BYTES:
-        raise SeedUnreadableError(
-            f"{target.name} is {status.st_size:,} bytes; a setup.txt is at most "
-            f"{MAX_SEED_BYTES // 1024} KiB",
-            "check that this is the setup.txt from the stick, not another file renamed",
-        )
-    return data
 
 
 # --- the seam for whoever answers what the seed lacks (the console wizard) -------------------
