@@ -240,7 +240,7 @@ def test_invalid_values_are_prefilled_except_secrets_and_errors_name_the_line() 
     async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
         assert app.screen.query_one("#input-TELEGRAM_ADMIN_ID", Input).value == "@bob"
         assert app.screen.query_one("#input-TELEGRAM_BOT_TOKEN", Input).value == ""
-        assert error_text(app, "TELEGRAM_BOT_TOKEN").startswith("setup.txt line 1: ")
+        assert error_text(app, "TELEGRAM_BOT_TOKEN").startswith("setup.txt:1: TELEGRAM_BOT_TOKEN: ")
         assert "this is a user name" in error_text(app, "TELEGRAM_ADMIN_ID")
         await pilot.press("ctrl+q")
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from installer.seed.io import read_seed_path
+from installer.seed.messages import render_note, render_problem
 from installer.seed.profiles import Setting
-from installer.seed.reader import Note, Problem
+from installer.seed.reader import Note
 from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, shorten
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
@@ -41,24 +42,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.valid else 1
 
 
-def _where(name: str, line: int | None) -> str:
-    return f"{name}:{line}" if line is not None else name
-
-
-def render_problem(name: str, problem: Problem) -> str:
-    key = f" {problem.key}:" if problem.key else ""
-    text = f"{_where(name, problem.line)}:{key} {problem.message}"
-    return text + (f"\n  hint: {problem.hint}" if problem.hint else "")
-
-
 def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> str:
     """The human report: problems, then warnings, then repairs, then (on request) values."""
     name = result.name
-    out = [render_problem(name, p) for p in result.problems]
-    out += [
-        f"warning: {_where(name, n.line)}: {n.message}" for n in (*file_notes, *result.warnings)
-    ]
-    out += [f"repaired: {_where(name, n.line)}: {n.message}" for n in result.repairs]
+    out = [render_problem(p, name) for p in result.problems]
+    out += [f"warning: {render_note(n, name)}" for n in (*file_notes, *result.warnings)]
+    out += [f"repaired: {render_note(n, name)}" for n in result.repairs]
     if explain and result.settings:
         out.append(f"\nresolved values (profile mapping v{result.mapping_version}):")
         rows = [(s.key, shorten(mask(s), 40), s.source.describe()) for s in result.settings]

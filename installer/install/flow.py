@@ -48,6 +48,7 @@ from installer.seed.io import (
     receipt_on_device,
     write_seed_back,
 )
+from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck
 
 log = logging.getLogger("clawdie.install")
@@ -164,9 +165,7 @@ def render_problems(check: SeedCheck | None) -> list[str]:
     """The seed's problems by line and key (never a value)."""
     if check is None:
         return []
-    from installer.commands.check import render_problem
-
-    return [render_problem(check.name, p).replace("\n  hint:", " —") for p in check.problems]
+    return [render_problem_line(p, check.name) for p in check.problems]
 
 
 def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
 from installer.paths import TargetPaths
-from installer.seed.reader import Problem
+from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck, mask_secret
 from installer.seed.resolved import ResolvedSeed
 
@@ -23,13 +23,6 @@ class Outcome:
     error: str | None = None
     hint: str | None = None
     platform: str = "not started yet"
-
-
-def _problem_line(problem: Problem, name: str) -> str:
-    where = f"{name}:{problem.line}" if problem.line is not None else name
-    key = f" {problem.key}:" if problem.key else ""
-    hint = f" ({problem.hint})" if problem.hint else ""
-    return f"  - {where}:{key} {problem.message}{hint}"
 
 
 def render_seed_lines(seed: ResolvedSeed) -> list[str]:
@@ -64,7 +57,7 @@ def render_summary(
         out.append("")
     if check is not None and check.problems:
         out.append(f"Problems in {check.name}:")
-        out += [_problem_line(p, check.name) for p in check.problems]
+        out += [f"  - {render_problem_line(p, check.name)}" for p in check.problems]
         out.append("")
     seed = check.resolved if check is not None else None
     if seed is not None:
