@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from installer.firstboot.envfile import parse_env_file
+from installer.envfile import parse_env_file
 
 
 def main(root: Path) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from installer.errors import SeedUnreadableError
-from installer.seed.resolve import read_seed_path
+from installer.seed.io import read_seed_path
 from tests.seeds import OPENROUTER, SENTINEL, SENTINEL_WORD, TOKEN, valid
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,9 +20,10 @@ from installer import redact
 from installer.cli import run_command
 from installer.errors import CommandTimeoutError, InstallerError, ProgramMissingError
 from installer.firstboot.config import DbConfig, FirstbootConfig
-from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.runner import FirstbootRun
 from installer.run import run, run_streaming
 from installer.seed.answers import render_seed_with_answers
+from installer.seed.io import receipt_in_directory
 from installer.seed.model import KNOWN_KEYS
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import apply_answers, check_seed_bytes
@@ -169,7 +170,7 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
     import installer.firstboot.steps.identity as identity
 
     def broken(ctx: Any) -> Any:
-        raise RuntimeError(f"bug holding {ctx.value('OPENROUTER_API_KEY')}")
+        raise RuntimeError(f"bug holding {ctx.seed.models.keys[0].value.get_secret_value()}")
 
     monkeypatch.setattr(identity, "apply", broken)
     monkeypatch.setattr("installer.firstboot.runner.STEPS", [(identity.NAME, broken)])
@@ -277,6 +278,8 @@ def test_no_seed_object_shows_a_secret_in_repr() -> None:
         answered,
         parse_seed(data, KNOWN_KEYS),
         check.model,
+        check.resolved,  # the typed seed: host, accounts, telegram, models, install options
+        answered.resolved,
         render_seed_with_answers(data, {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),
         render_scrubbed_seed(data, host="ada", when="2026-12-01 10:00 UTC"),
         WizardOutcome("done", {"OPERATOR_PASSWORD": f"new-{SENTINEL}"}),

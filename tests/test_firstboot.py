@@ -22,7 +22,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from installer.firstboot.envfile import parse_env_file
+from installer.envfile import parse_env_file
 from tests.pg import PgCluster
 from tests.seeds import ED25519, firstboot_box
 

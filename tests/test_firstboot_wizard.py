@@ -15,7 +15,8 @@ from textual import events
 from textual.widgets import Input
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
-from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+from installer.firstboot.runner import FirstbootRun
+from installer.seed.io import receipt_in_directory
 from installer.seed.resolve import SeedCheck
 from installer.wizard import WizardApp
 from tests.pg import PgCluster

@@ -24,7 +24,7 @@ import pytest
 from installer import cli
 from installer.firstboot.runner import read_stored_seed
 from installer.install.console import Console
-from installer.install.flow import InstallConfig, InstallRun, SeedInput, receipt_for, scrub_seed
+from installer.install.flow import InstallConfig, InstallRun, receipt_for, scrub_seed
 from installer.install.targets import (
     TargetDisk,
     choose_target,
@@ -34,6 +34,7 @@ from installer.install.targets import (
 )
 from installer.media.blockdev import read_block_devices, read_mounts
 from installer.paths import TargetPaths
+from installer.seed.io import SeedInput
 from tests.loopdev import (
     MIB,
     LoopDisk,
@@ -200,7 +201,7 @@ def test_installs_onto_a_blank_disk(
         assert paths.seed_copy.read_bytes() == given
         assert stat.S_IMODE(paths.seed_copy.stat().st_mode) == 0o600
         assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
-        assert read_stored_seed(paths).value("HOSTNAME") == "loopy"
+        assert read_stored_seed(paths).require_resolved().host.hostname == "loopy"
         record = paths.install_record.read_text()
         for line in (
             f"TARGET_DISK={disk.node}",

@@ -34,7 +34,6 @@ from installer.install.flow import (
     ExistingInstallError,
     InstallConfig,
     InstallRun,
-    SeedInput,
     render_success_receipt,
 )
 from installer.install.targets import (
@@ -59,6 +58,7 @@ from installer.media import blockdev
 from installer.media.blockdev import BY_ID, BlockDevice, render_model
 from installer.paths import TargetPaths
 from installer.run import run_streaming
+from installer.seed.io import SeedInput
 from installer.seed.resolve import SeedCheck, keys_to_ask
 from tests.seeds import valid
 
@@ -984,5 +984,5 @@ def test_console_answers_reach_first_boot_so_it_never_asks_again(tmp_path: Path)
     paths = TargetPaths(tmp_path)
     store_seed(paths, Stamps(paths.stamps_dir), data, answers, "test")
     assert paths.seed_copy.read_bytes() == data
-    assert read_stored_seed(paths).value("TELEGRAM_ADMIN_ID") == "42"
+    assert read_stored_seed(paths).require_resolved().telegram.admin_id == 42
     assert Stamps(paths.stamps_dir).done(SEED_STEP)

@@ -8,9 +8,9 @@ from installer.seed.model import KNOWN_KEYS
 from installer.seed.profiles import (
     MappingError,
     ModelChoice,
-    Source,
     check_mapping,
     fallback_warnings,
+    line_source,
     load_mapping,
     parse_mapping,
     resolve_models,
@@ -62,7 +62,7 @@ def test_fallback_warnings(primary: ModelChoice, fallback: ModelChoice, count: i
 
 def test_overrides_replace_one_by_one_with_their_source() -> None:
     mapping = load_mapping()
-    line = Source("line", "9")
+    line = line_source(9)
     settings = resolve_models(
         mapping.profiles["quality"], {"LLM_FALLBACK_MODEL": ("x/y", line)}, mapping.version
     )

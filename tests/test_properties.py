@@ -7,11 +7,12 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from installer.commands.check import render_json, render_text
 from installer.errors import InstallerError
 from installer.seed.model import KNOWN_KEYS, field_specs
-from installer.seed.profiles import Setting, Source
+from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import Entry, parse_seed
 from installer.seed.resolve import Given, check_seed_bytes
 from installer.seed.rules import default_mapping
@@ -159,9 +160,11 @@ def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]
 def test_hiding_values_from_repr_keeps_equality() -> None:
     assert Entry(1, "OPERATOR_PASSWORD", "a") != Entry(1, "OPERATOR_PASSWORD", "b")
     assert Entry(1, "OPERATOR_PASSWORD", "a") == Entry(1, "OPERATOR_PASSWORD", "a")
-    line = Source("line", "1")
+    line = line_source(1)
     assert Given("a", line) != Given("b", line)
-    assert Setting("ZAI_API_KEY", "a", line, secret=True) != Setting("ZAI_API_KEY", "b", line, True)
+    key_a = Setting("ZAI_API_KEY", SecretStr("a"), line)
+    assert key_a != Setting("ZAI_API_KEY", SecretStr("b"), line)
+    assert key_a == Setting("ZAI_API_KEY", SecretStr("a"), line)
     plain = Setting("HOSTNAME", "ada", Source("default"))
     assert "'ada'" in repr(plain)  # only secret values are hidden
     assert plain == Setting("HOSTNAME", "ada", Source("default"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from installer.seed.profiles import Source, line_source
 from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from tests.seeds import OPENROUTER, TOKEN, seed
 
@@ -22,10 +23,10 @@ def test_answers_complete_the_seed_with_wizard_provenance() -> None:
     check = check_seed_bytes(seed("TELEGRAM_ADMIN_ID=42", "ASSISTANT_NAME=Ada", "junk line"))
     done = apply_answers(check, {"TELEGRAM_BOT_TOKEN": TOKEN, "OPENROUTER_API_KEY": OPENROUTER})
     assert done.valid
-    token = done.setting("TELEGRAM_BOT_TOKEN")
-    assert token is not None
-    assert token.source.describe() == "wizard"
-    assert done.setting("TELEGRAM_ADMIN_ID").source.describe() == "setup.txt line 1"  # type: ignore[union-attr]
+    resolved = done.require_resolved()
+    assert resolved.source("TELEGRAM_BOT_TOKEN") == Source("wizard")
+    assert resolved.source("TELEGRAM_ADMIN_ID") == line_source(1)
+    assert resolved.telegram.bot_token.get_secret_value() == TOKEN
     assert any(w.line == 3 and w.message.startswith("ignored:") for w in done.warnings)
 
 

@@ -12,7 +12,6 @@ from installer import cli
 from installer.errors import SeedUnreadableError
 from installer.media.blockdev import BlockDevice, read_block_devices, read_mounts
 from installer.media.seed_device import (
-    RECEIPT_NAME,
     SeedNotFoundError,
     copy_seed,
     find_seed,
@@ -20,6 +19,7 @@ from installer.media.seed_device import (
     write_receipt,
 )
 from installer.media.seed_volume import SeedDeviceGoneError
+from installer.seed.io import RECEIPT_NAME
 from tests.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]

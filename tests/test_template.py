@@ -77,7 +77,7 @@ def test_filled_template_validates_cleanly() -> None:
     result = check_seed_bytes(fill(EXAMPLE.read_text()).encode())
     assert result.valid, result.problems
     assert result.warnings == ()
-    assert result.value("HOSTNAME") == "ada"
+    assert result.require_resolved().host.hostname == "ada"
 
 
 def test_filled_template_saved_by_notepad_validates() -> None:

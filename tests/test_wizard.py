@@ -20,8 +20,8 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
-from installer.commands.wizard import write_seed_file
 from installer.seed.answers import render_seed_with_answers
+from installer.seed.io import write_seed_file
 from installer.seed.model import validate_field
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.wizard import WizardOutcome
@@ -306,7 +306,7 @@ def test_invalid_values_are_prefilled_except_secrets_and_errors_name_the_line() 
     async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
         assert app.screen.query_one("#input-TELEGRAM_ADMIN_ID", Input).value == "@bob"
         assert app.screen.query_one("#input-TELEGRAM_BOT_TOKEN", Input).value == ""
-        assert error_text(app, "TELEGRAM_BOT_TOKEN").startswith("setup.txt line 1: ")
+        assert error_text(app, "TELEGRAM_BOT_TOKEN").startswith("setup.txt:1: TELEGRAM_BOT_TOKEN: ")
         assert "this is a user name" in error_text(app, "TELEGRAM_ADMIN_ID")
         await pilot.press("ctrl+q")
 
@@ -366,7 +366,7 @@ def test_clearing_an_invalid_optional_value_leaves_it_unset() -> None:
 
     outcome = run_wizard(check, scenario)
     assert outcome == WizardOutcome("done", {"HOSTNAME": ""})
-    assert apply_answers(check, outcome.answers).value("HOSTNAME") == "ada"
+    assert apply_answers(check, outcome.answers).require_resolved().host.hostname == "ada"
 
 
 def test_importing_the_wizard_package_does_not_import_textual() -> None:

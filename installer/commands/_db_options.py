@@ -47,7 +47,7 @@ def conninfo_from_args(args: argparse.Namespace, *, key: str) -> str:
     """The connection string the options name; a `UsageError` (exit 2) when there is none."""
     if args.conninfo:
         return str(args.conninfo)
-    from installer.firstboot.envfile import parse_env_file
+    from installer.envfile import parse_env_file
 
     path = env_file_path(Path(args.root), args.env_file)
     try:

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from installer.seed.io import read_seed_path
+from installer.seed.messages import render_note, render_problem
 from installer.seed.profiles import Setting
-from installer.seed.reader import Note, Problem
-from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, read_seed_path, shorten
+from installer.seed.reader import Note
+from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, shorten
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
 JSON_FORMAT = "clawdie-setup-check/1"
@@ -40,24 +42,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.valid else 1
 
 
-def _where(name: str, line: int | None) -> str:
-    return f"{name}:{line}" if line is not None else name
-
-
-def render_problem(name: str, problem: Problem) -> str:
-    key = f" {problem.key}:" if problem.key else ""
-    text = f"{_where(name, problem.line)}:{key} {problem.message}"
-    return text + (f"\n  hint: {problem.hint}" if problem.hint else "")
-
-
 def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> str:
     """The human report: problems, then warnings, then repairs, then (on request) values."""
     name = result.name
-    out = [render_problem(name, p) for p in result.problems]
-    out += [
-        f"warning: {_where(name, n.line)}: {n.message}" for n in (*file_notes, *result.warnings)
-    ]
-    out += [f"repaired: {_where(name, n.line)}: {n.message}" for n in result.repairs]
+    out = [render_problem(p, name) for p in result.problems]
+    out += [f"warning: {render_note(n, name)}" for n in (*file_notes, *result.warnings)]
+    out += [f"repaired: {render_note(n, name)}" for n in result.repairs]
     if explain and result.settings:
         out.append(f"\nresolved values (profile mapping v{result.mapping_version}):")
         rows = [(s.key, shorten(mask(s), 40), s.source.describe()) for s in result.settings]
@@ -77,8 +67,8 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
 
 def _setting_json(s: Setting) -> dict[str, Any]:
     source: dict[str, Any] = {"kind": s.source.kind, "text": s.source.describe()}
-    if s.source.kind == "line":
-        source["line"] = int(s.source.detail)
+    if s.source.line is not None:
+        source["line"] = s.source.line
     elif s.source.detail:
         source["from"] = s.source.detail
     return {"key": s.key, "value": mask(s), "secret": s.secret, "source": source}

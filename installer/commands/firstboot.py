@@ -83,9 +83,10 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
 
 def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
     def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
-        token, admin = check.value("TELEGRAM_BOT_TOKEN"), check.value("TELEGRAM_ADMIN_ID")
-        if not token or not admin:
+        if check.resolved is None:
             return None
+        telegram = check.resolved.telegram
+        token, admin = telegram.bot_token.get_secret_value(), str(telegram.admin_id)
 
         def send(text: str) -> tuple[bool, str]:
             from installer.firstboot.telegram import send_message
@@ -98,9 +99,10 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot.runner import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
+    from installer.firstboot.runner import FirstbootRun
     from installer.firstboot.telegram import DEFAULT_API
     from installer.paths import TargetPaths
+    from installer.seed.io import Receipt, receipt_in_directory, receipt_on_stick
     from installer.wizard.asker import console_asker
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
@@ -115,11 +117,11 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
-    receipt: Callable[[str], tuple[bool, str]] | None = None
+    receipt: Receipt | None = None
     if args.receipt_dir is not None:
         receipt = receipt_in_directory(args.receipt_dir)
     elif live:
-        receipt = seed_on_stick_receipt()
+        receipt = receipt_on_stick()
     asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
     return FirstbootRun(
         config,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import installer
 from installer.errors import InstallerError, UsageError
-from installer.fsutil import write_atomic
 from installer.seed.answers import render_seed_with_answers
-from installer.seed.reader import MAX_SEED_BYTES, SEED_NAME, choose_seed_name
+from installer.seed.io import read_seed_bytes, write_seed_file
+from installer.seed.reader import SEED_NAME, choose_seed_name
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes
 
 HELP = "fill in a setup.txt on this terminal: asks only for what is missing or wrong"
@@ -69,27 +69,9 @@ def choose_paths(file: Path | None, output: Path | None) -> tuple[Path, Path]:
     return file, output or file
 
 
-def read_seed(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    if len(data) > MAX_SEED_BYTES:
-        raise UsageError(f"{path} is {len(data):,} bytes; a setup.txt is at most 64 KiB")
-    return data
-
-
-def write_seed_file(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, readable by its owner only (it holds secrets).
-
-    Created 0600 with no chmod afterwards: FAT sticks refuse chmod.
-    """
-    write_atomic(path, text, mode=0o600, exact_mode=False)
-
-
 def run(args: argparse.Namespace) -> int:
     source, output = choose_paths(args.file, args.output)
-    data = read_seed(source)
+    data = read_seed_bytes(source)
     check = check_seed_bytes(data, name=source.name)
     if check.valid:
         print(f"{source} is already valid: nothing to ask, nothing written")

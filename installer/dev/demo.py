@@ -26,7 +26,7 @@ def probe_platform(root: Path) -> int:
     system.env, and shows that the handoff works."""
     import psycopg
 
-    from installer.firstboot.envfile import parse_env_file
+    from installer.envfile import parse_env_file
 
     env = parse_env_file((root / "etc/clawdie/system.env").read_text())
     with psycopg.connect(env["DATABASE_URL"], connect_timeout=5) as conn:
@@ -41,7 +41,8 @@ def probe_platform(root: Path) -> int:
 
 def run_demo(keep: bool) -> int:
     from installer.dev.throwaway_pg import PgCluster, unavailable_reason
-    from installer.firstboot.runner import FirstbootRun, receipt_in_directory
+    from installer.firstboot.runner import FirstbootRun
+    from installer.seed.io import receipt_in_directory
 
     reason = unavailable_reason()
     if reason:

@@ -8,24 +8,17 @@ from dataclasses import dataclass
 
 from installer.firstboot.config import FirstbootConfig
 from installer.paths import TargetPaths
-from installer.seed.resolve import SeedCheck
+from installer.seed.resolved import ResolvedSeed
 
 log = logging.getLogger("clawdie.firstboot")
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepContext:
-    """What a step works with: the config, the target's paths and the valid, resolved seed."""
+    """What a step works with: the config, the target's paths, the resolved seed and the
+    seed's warnings (they go into the resolution record)."""
 
     config: FirstbootConfig
     paths: TargetPaths
-    check: SeedCheck
-
-    def value(self, key: str) -> str | None:
-        return self.check.value(key)
-
-    def require(self, key: str) -> str:
-        value = self.check.value(key)
-        if value is None:
-            raise KeyError(key)
-        return value
+    seed: ResolvedSeed
+    warnings: tuple[str, ...] = ()

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from installer.envfile import parse_env_file
 from installer.firstboot.config import DbConfig
-from installer.firstboot.envfile import parse_env_file
 
 DATABASES = ("system_ops", "system_brain", "system_skills")
 DB_PASSWORD_KEY = "PLATFORM_DB_PASSWORD"  # noqa: S105 - a key name, not a password

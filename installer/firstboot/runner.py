@@ -12,19 +12,24 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from installer import faults, redact
-from installer.errors import InstallerError, SeedUnreadableError, UsageError
+from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
-from installer.firstboot.envfile import parse_env_file, render_env_file
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
 from installer.firstboot.steps.report import Outcome, write_reports
-from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
+from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.seed.io import (
+    Receipt,
+    read_first_boot_seed,
+    read_stored_answers,
+    read_stored_seed_copy,
+    write_stored_seed,
+)
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 
 log = logging.getLogger("clawdie.firstboot")
@@ -58,41 +63,13 @@ class PlatformStartError(InstallerError):
     exit_code = 4
 
 
-@dataclass(frozen=True)
-class SeedSource:
-    name: str
-    data: bytes
-    description: str
-    from_partition: bool = False
-
-
-def _read_seed_source(config: FirstbootConfig, paths: TargetPaths) -> SeedSource:
-    """The seed: --seed FILE, else the copy the installer placed, else the seed partition."""
-    if config.seed is not None:
-        from installer.seed.resolve import read_seed_path
-
-        name, data, _ = read_seed_path(config.seed)
-        return SeedSource(name, data, f"{config.seed}")
-    if paths.seed_copy.is_file():
-        return SeedSource("setup.txt", paths.seed_copy.read_bytes(), "the installer's copy")
-    if not paths.is_live_system:
-        raise SeedUnreadableError(
-            f"no seed: {paths.seed_copy} does not exist", "give one with --seed FILE"
-        )
-    from installer.media.seed_device import find_seed, read_seed
-
-    device, _ = find_seed()
-    read = read_seed(device)
-    return SeedSource(read.name, read.data, f"the seed partition {device.node}", True)
-
-
 def register_secrets(check: SeedCheck) -> None:
     """Every secret value the seed holds (valid or not) is masked in logs and messages."""
     from installer.seed.model import field_specs
 
     secret_keys = {spec.key for spec in field_specs() if spec.secret}
     redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
-    redact.register(*(s.value for s in check.settings if s.secret))
+    redact.register(*(s.reveal() for s in check.settings if s.secret))
 
 
 def ensure_setup_state(paths: TargetPaths) -> None:
@@ -110,16 +87,10 @@ def forget_seed(paths: TargetPaths) -> list[str]:
     return gone
 
 
-def _read_answers(paths: TargetPaths) -> dict[str, str]:
-    if not paths.wizard_answers.is_file():
-        return {}
-    return parse_env_file(paths.wizard_answers.read_text(encoding="utf-8"))
-
-
 def read_stored_seed(paths: TargetPaths) -> SeedCheck:
     """The seed as step 2 kept it: the copy on the target plus the console answers."""
-    check = check_seed_bytes(paths.seed_copy.read_bytes())
-    stored = _read_answers(paths)
+    check = check_seed_bytes(read_stored_seed_copy(paths))
+    stored = read_stored_answers(paths)
     if stored:
         redact.register(*stored.values())
         check = apply_answers(check, stored)
@@ -174,10 +145,7 @@ def store_seed(
     After this, first boot reads only what is stored here and never asks or reads a stick again.
     """
     ensure_setup_state(paths)
-    ensure_dir(paths.seed_dir, 0o700, 0, 0)
-    write_atomic(paths.seed_copy, data, mode=0o600)
-    if answers:
-        write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600)
+    write_stored_seed(paths, data, answers)
     stamps.mark(
         SEED_STEP,
         StepRecord(
@@ -193,7 +161,7 @@ def obtain_seed(
     """Steps 1-2: read, validate, ask for what is missing; keep the result on the target."""
     if stamps.done(SEED_STEP):
         return read_stored_seed(paths)
-    source = _read_seed_source(config, paths)
+    source = read_first_boot_seed(config.seed, paths)
     log.info("seed: reading %s", source.description)
     check, answers = resolve_seed(source.data, source.name, asker)
     faults.fault_point(f"effects:{SEED_STEP}")
@@ -267,7 +235,7 @@ class FirstbootRun:
     config: FirstbootConfig
     asker: Asker | None = None
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
-    receipt: Callable[[str], tuple[bool, str]] | None = None
+    receipt: Receipt | None = None
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -297,7 +265,12 @@ class FirstbootRun:
             seed_record = stamps.record(SEED_STEP)
             if seed_record is not None:
                 records[SEED_STEP] = seed_record
-            ctx = StepContext(self.config, paths, check)
+            ctx = StepContext(
+                self.config,
+                paths,
+                check.require_resolved(),
+                tuple(w.message for w in check.warnings),
+            )
             records.update(run_steps(ctx, stamps))
         except Exception as caught:  # every failure writes its report
             err = as_installer_error(caught)
@@ -355,7 +328,7 @@ class FirstbootRun:
     ) -> None:
         notify = (
             self.notifier_factory(check)
-            if (self.notifier_factory and check and check.settings)
+            if (self.notifier_factory and check and check.resolved)
             else None
         )
         for line in write_reports(
@@ -372,34 +345,3 @@ class FirstbootRun:
     ) -> None:
         """Update the local report with the platform's start (no second message or receipt)."""
         write_reports(paths, check, records, outcome)
-
-
-def seed_on_stick_receipt() -> Callable[[str], tuple[bool, str]]:
-    """Write SETUP-RESULT.txt on the seed partition if a stick is present and writable."""
-
-    def write(text: str) -> tuple[bool, str]:
-        from installer.media.seed_device import find_seed, write_receipt
-
-        try:
-            device, _ = find_seed()
-        except InstallerError as err:
-            return False, f"no seed stick present ({err.message})"
-        result = write_receipt(device, text)
-        return result.written, result.message
-
-    return write
-
-
-def receipt_in_directory(directory: Path) -> Callable[[str], tuple[bool, str]]:
-    """A receipt into a plain directory standing in for the mounted stick (sandbox runs)."""
-
-    def write(text: str) -> tuple[bool, str]:
-        if not directory.is_dir():
-            return False, f"{directory} is not there"
-        try:
-            write_atomic(directory / "SETUP-RESULT.txt", text, mode=0o600)
-        except OSError as err:
-            return False, f"{directory} is not writable ({err.strerror})"
-        return True, f"wrote SETUP-RESULT.txt in {directory}"
-
-    return write

@@ -20,7 +20,6 @@ from installer import __version__
 from installer.errors import InstallerError
 from installer.firstboot.runner import Asker, SeedInvalidError, resolve_seed, store_seed
 from installer.firstboot.stamps import Stamps
-from installer.fsutil import write_atomic
 from installer.install import identities, layout, system
 from installer.install.console import DONE_MARKER, Console, render_failed_marker
 from installer.install.targets import (
@@ -38,9 +37,18 @@ from installer.install.targets import (
     render_identity,
     render_stable_names,
 )
-from installer.media.blockdev import BlockDevice, read_block_devices, render_model, render_size
+from installer.media.blockdev import read_block_devices, render_model, render_size
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.seed.io import (
+    Receipt,
+    SeedInput,
+    read_install_seed,
+    receipt_in_directory,
+    receipt_on_device,
+    write_seed_back,
+)
+from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck
 
 log = logging.getLogger("clawdie.install")
@@ -54,8 +62,6 @@ UNATTENDED_HINT = (
     "to install unattended, name the disk in setup.txt by its serial or /dev/disk/by-id/ link, "
     "e.g. TARGET_DISK=serial:… and ERASE_TARGET_DISK=yes"
 )
-
-Receipt = Callable[[str], tuple[bool, str]]
 
 
 class NotInstallerError(InstallerError):
@@ -82,17 +88,6 @@ class InstallConfig:
     mount_dir: Path | None = None
     live_root: Path = Path("/")
     only_disks: tuple[str, ...] | None = None  # consider only these disks (tests)
-
-
-@dataclass(frozen=True)
-class SeedInput:
-    """The seed as read, where it came from, and its partition (None for --seed FILE)."""
-
-    name: str
-    data: bytes
-    description: str
-    device: BlockDevice | None = None
-    path: Path | None = None  # --seed FILE
 
 
 def utc_now() -> str:
@@ -128,19 +123,7 @@ def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
     if not scrubbed.removed:
         return f"SEED_SCRUB=yes: {seed.name} held no secret to remove."
     removed = ", ".join(scrubbed.removed)
-    if seed.device is not None:
-        from installer.media.seed_device import write_seed_volume_file
-
-        result = write_seed_volume_file(seed.device, seed.name, scrubbed.text)
-        written, why = result.written, result.message
-    elif seed.path is not None:
-        try:
-            write_atomic(seed.path, scrubbed.text, mode=0o600)
-            written, why = True, f"rewrote {seed.path}"
-        except (OSError, InstallerError) as err:
-            written, why = False, f"cannot rewrite {seed.path}: {err}"
-    else:
-        written, why = False, "the seed has no file to rewrite"
+    written, why = write_seed_back(seed, scrubbed.text)
     if written:
         log.info("install: SEED_SCRUB: removed %s from %s", removed, seed.name)
         return f"SEED_SCRUB=yes: removed from {seed.name}: {removed}."
@@ -182,41 +165,14 @@ def render_problems(check: SeedCheck | None) -> list[str]:
     """The seed's problems by line and key (never a value)."""
     if check is None:
         return []
-    from installer.commands.check import render_problem
-
-    return [render_problem(check.name, p).replace("\n  hint:", " —") for p in check.problems]
-
-
-def read_seed_input(config: InstallConfig) -> SeedInput:
-    """The seed: --seed FILE, else setup.txt on the seed partition."""
-    if config.seed is not None:
-        from installer.seed.resolve import read_seed_path
-
-        name, data, _ = read_seed_path(config.seed)
-        return SeedInput(name, data, str(config.seed), path=config.seed)
-    from installer.media.seed_device import find_seed, read_seed
-
-    device, _ = find_seed()
-    read = read_seed(device)
-    return SeedInput(read.name, read.data, f"the seed partition {device.node}", device)
+    return [render_problem_line(p, check.name) for p in check.problems]
 
 
 def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
+    """Where the receipt goes: --receipt-dir, else the seed's partition (none for a file)."""
     if config.receipt_dir is not None:
-        from installer.firstboot.runner import receipt_in_directory
-
         return receipt_in_directory(config.receipt_dir)
-    if seed.device is None:
-        return None
-    device = seed.device
-
-    def write(text: str) -> tuple[bool, str]:
-        from installer.media.seed_device import write_receipt
-
-        result = write_receipt(device, text)
-        return result.written, result.message
-
-    return write
+    return receipt_on_device(seed.device) if seed.device is not None else None
 
 
 def read_boot_disks(config: InstallConfig) -> set[str]:
@@ -259,8 +215,8 @@ class InstallRun:
             return 1
         when = utc_now()
         seed_note = SEED_KEPT
-        model = self.check.model if self.check is not None else None
-        if self.seed is not None and model is not None and model.seed_scrub:
+        resolved = self.check.resolved if self.check is not None else None
+        if self.seed is not None and resolved is not None and resolved.install.seed_scrub:
             seed_note = scrub_seed(self.seed, hostname, when)
             self.say(seed_note)
         self._write_receipt(render_success_receipt(when, disk, hostname, seed_note))
@@ -281,12 +237,12 @@ class InstallRun:
                 "boot the machine from the Clawdie installer stick",
             )
         self.say("reading the seed (setup.txt)")
-        seed = self.seed = read_seed_input(config)
+        seed = self.seed = read_install_seed(config.seed)
         self.receipt = receipt_for(config, seed)
         self.say(f"seed: {seed.name} from {seed.description}")
         check, answers = self._check_seed(seed)
         disk = self.choose_disk(check, seed)
-        hostname = check.value("HOSTNAME") or "clawdie"
+        hostname = check.require_resolved().host.hostname
         self.write_system(disk, seed, answers, hostname)
         return disk, hostname
 
@@ -309,13 +265,14 @@ class InstallRun:
         """The disk to erase: chosen, asked for, and past the existing-install guard."""
         devices = read_block_devices()
         disks = read_target_disks(devices, only=self.config.only_disks)
-        named = check.value("TARGET_DISK")
+        options = check.require_resolved().install
+        named = options.target_disk
         choice = choose_target(
             disks,
             boot_disks=read_boot_disks(self.config),
             seed_disks={seed.device.disk} if seed.device else set(),
             named=read_target_name(named) if named else None,
-            erase=check.value("ERASE_TARGET_DISK") == "yes",
+            erase=options.erase_target_disk,
             partitions=[d for d in devices if not d.is_disk],
         )
         return self.take(choice, disks)

@@ -29,6 +29,7 @@ from installer.media.seed_volume import (
     open_volume,
     write_private_file,
 )
+from installer.seed.io import RECEIPT_NAME
 from installer.seed.reader import SEED_NAME, choose_seed_name
 
 log = logging.getLogger("clawdie.seed")
@@ -36,7 +37,6 @@ log = logging.getLogger("clawdie.seed")
 SEED_PART_NAME = "CLAWDIE-SEED"
 SEED_FS_LABEL = "CLAWDIESEED"
 SEED_FS_TYPES = ("vfat", "exfat", "iso9660")
-RECEIPT_NAME = "SETUP-RESULT.txt"
 # Where Debian live-boot mounts the medium it booted from.
 LIVE_MEDIUM_MOUNTS = ("/run/live/medium", "/lib/live/mount/medium")
 

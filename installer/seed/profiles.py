@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 from installer.errors import InstallerError
 
 ROLES = ("primary", "fallback", "compaction")
@@ -27,15 +29,17 @@ SourceKind = Literal["line", "profile", "default", "derived", "wizard"]
 
 @dataclass(frozen=True)
 class Source:
-    """Where a resolved value came from."""
+    """Where a resolved value came from: a setup.txt line (`line`), a profile or what it was
+    derived from (`detail`), a default or the wizard."""
 
     kind: SourceKind
     detail: str = ""
+    line: int | None = None
 
     def describe(self) -> str:
         """Human words: 'setup.txt line 7', 'profile balanced (mapping v1)', 'default', ..."""
         if self.kind == "line":
-            return f"setup.txt line {self.detail}"
+            return f"setup.txt line {self.line}"
         if self.kind == "profile":
             return f"profile {self.detail}"
         if self.kind == "derived":
@@ -43,22 +47,28 @@ class Source:
         return self.kind
 
 
+def line_source(line: int) -> Source:
+    """The source of a value written on `line` of setup.txt."""
+    return Source("line", line=line)
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One resolved setting. `value` of a secret setting is never shown unmasked, not even by
-    `repr` (which ends up in logs and tracebacks)."""
+    """One resolved setting as text, the form the platform receives. A secret's value is a
+    `SecretStr`, so neither `repr` nor `str` (logs, tracebacks) ever shows it."""
 
     key: str
-    value: str
+    value: str | SecretStr
     source: Source
-    secret: bool = False
 
-    def __repr__(self) -> str:
-        value = "(hidden)" if self.secret else repr(self.value)
-        return (
-            f"Setting(key={self.key!r}, value={value}, source={self.source!r}, "
-            f"secret={self.secret!r})"
-        )
+    @property
+    def secret(self) -> bool:
+        return isinstance(self.value, SecretStr)
+
+    def reveal(self) -> str:
+        """The plain value, for where it is used (system.env), never for people or logs."""
+        value = self.value
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,29 @@
 """Seed -> checked, resolved settings with provenance. The one path `check`, first boot and the
 wizard share: read the bytes, validate with the model, resolve defaults, derivations and the
-profile, and collect every problem, warning and repair. Pure except `read_seed_path`.
+profile, and collect every problem, warning and repair. Pure: `installer.seed.io` reads files.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from installer.errors import SeedUnreadableError
 from installer.seed import profiles
 from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, SetupModel, problems_of
-from installer.seed.profiles import Setting, Source
+from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import (
-    MAX_SEED_BYTES,
     SEED_NAME,
     Note,
     Problem,
     SeedText,
-    choose_seed_name,
     parse_seed,
 )
+from installer.seed.resolved import ResolvedSeed, as_setting_text, resolve_seed
 from installer.seed.rules import (
     DEFAULT_ASSISTANT_NAME,
     DEFAULT_HOSTNAME,
-    DEFAULT_SERVICE_ACCOUNT,
     default_mapping,
     derive_hostname,
     is_stable_disk_name,
@@ -57,32 +51,32 @@ class Given:
 @dataclass(frozen=True)
 class SeedCheck:
     """Everything known about one seed: problems, warnings, repairs and, when valid, the
-    resolved settings in a stable order."""
+    resolved seed (`resolved`)."""
 
     name: str
     problems: tuple[Problem, ...]
     warnings: tuple[Note, ...]
     repairs: tuple[Note, ...]
     model: SetupModel | None
-    settings: tuple[Setting, ...]
+    resolved: ResolvedSeed | None
     mapping_version: int
     encoding: str = "utf-8"
     given: Mapping[str, Given] = field(default_factory=dict, repr=False)
 
     @property
     def valid(self) -> bool:
-        return self.model is not None and not self.problems
+        return self.resolved is not None and not self.problems
 
-    def setting(self, key: str) -> Setting | None:
-        return next((s for s in self.settings if s.key == key), None)
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        """The resolution as text with provenance, in a stable order; () unless valid."""
+        return self.resolved.settings if self.resolved is not None else ()
 
-    def value(self, key: str) -> str | None:
-        found = self.setting(key)
-        return found.value if found else None
-
-
-def line_source(line: int) -> Source:
-    return Source("line", str(line))
+    def require_resolved(self) -> ResolvedSeed:
+        """The resolved seed of a check known to be valid."""
+        if self.resolved is None:
+            raise ValueError(f"{self.name} is not valid: it has no resolution")
+        return self.resolved
 
 
 def given_from_seed(text: SeedText) -> dict[str, Given]:
@@ -119,7 +113,7 @@ def check_values(
     """Validate `given` values with the model and resolve them. Problems the reader already
     reported for a key are not reported again by the model."""
     lines = dict(listed_lines or {})
-    lines.update({k: int(g.source.detail) for k, g in given.items() if g.source.kind == "line"})
+    lines.update({k: g.source.line for k, g in given.items() if g.source.line is not None})
     problems = list(reader_problems)
     repair_notes = list(repairs)
     already = {p.key for p in reader_problems if p.key} | {
@@ -134,21 +128,21 @@ def check_values(
             # A key the reader already refused is absent here; don't also call it "not set".
             if p.key not in already or p.key in given:
                 problems.append(Problem(lines.get(p.key or ""), p.key, p.message, p.hint or None))
-    settings: list[Setting] = []
+    resolved: ResolvedSeed | None = None
     warnings = list(extra_warnings)
     if model is not None:
-        settings = resolve_settings(model, given)
-        warnings.extend(_warnings(model, given, settings))
+        resolved = resolve_seed(model, {k: g.source for k, g in given.items()})
+        warnings.extend(_warnings(model, given, resolved))
         repair_notes.extend(_normalisation_notes(model, given))
     if problems:
-        model, settings = None, []
+        model, resolved = None, None
     return SeedCheck(
         name=name,
         problems=tuple(sorted(problems, key=_problem_order)),
         warnings=tuple(warnings),
         repairs=tuple(sorted(repair_notes, key=lambda n: n.line or 0)),
         model=model,
-        settings=tuple(settings),
+        resolved=resolved,
         mapping_version=mapping.version,
         encoding=encoding,
         given=dict(given),
@@ -163,76 +157,16 @@ def _plain(model: SetupModel, key: str) -> str | None:
     value = getattr(model, FIELD_NAMES[key])
     if value is None:
         return None
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def resolve_settings(model: SetupModel, given: Mapping[str, Given]) -> list[Setting]:
-    """Every setting first boot needs, in a stable order, each with its provenance."""
-    mapping = default_mapping()
-    out: list[Setting] = []
-
-    def put(key: str, default: str | None, source: Source, *, secret: bool = False) -> str | None:
-        value = _plain(model, key)
-        if value is not None:
-            out.append(Setting(key, value, given[key].source, secret))
-            return value
-        if default is not None:
-            out.append(Setting(key, default, source, secret))
-        return default
-
-    default = Source("default")
-    name = put("ASSISTANT_NAME", DEFAULT_ASSISTANT_NAME, default)
-    derived_host = derive_hostname(name or "") if "ASSISTANT_NAME" in given else DEFAULT_HOSTNAME
-    host_source = Source("derived", "ASSISTANT_NAME") if "ASSISTANT_NAME" in given else default
-    hostname = put("HOSTNAME", derived_host, host_source)
-    put("AGENT_DOMAIN", f"{hostname}.local", Source("derived", "HOSTNAME"))
-    put("TIMEZONE", "UTC", default)
-    put("LOCALE", "en_US.UTF-8", default)
-    put("KEYMAP", "us", default)
-    put("SERVICE_ACCOUNT", DEFAULT_SERVICE_ACCOUNT, default)
-    put("TELEGRAM_BOT_TOKEN", None, default, secret=True)
-    put("TELEGRAM_ADMIN_ID", None, default)
-
-    profile_name = put("PROFILE", mapping.default_profile, default) or mapping.default_profile
-    overrides = {
-        key: (value, given[key].source)
-        for key in profiles.MODEL_KEYS
-        if (value := _plain(model, key)) is not None
-    }
-    models = profiles.resolve_models(mapping.profiles[profile_name], overrides, mapping.version)
-    out.extend(models)
-    used = sorted({s.value for s in models if s.key.endswith("_PROVIDER")})
-    out.append(Setting("LLM_PROVIDERS", ",".join(used), Source("derived", "the model settings")))
-    for provider in used:
-        key = mapping.providers[provider].key
-        put(key, None, default, secret=True)
-    out.append(
-        Setting("PROFILE_MAPPING_VERSION", str(mapping.version), Source("derived", "profiles.toml"))
-    )
-
-    put("OPERATOR_EMAIL", None, default)
-    put("OPERATOR_PASSWORD", None, default, secret=True)
-    put("SSH_AUTHORIZED_KEY", None, default)
-    put("CLAWDIE_USER_PASSWORD", None, default, secret=True)
-    put("INSTALL_MODE", "fresh", default)
-    put("TARGET_DISK", None, default)
-    put("ERASE_TARGET_DISK", "no", default)
-    put("SEED_SCRUB", "no", default)
-    return out
+    text = as_setting_text(value)
+    return text.get_secret_value() if isinstance(text, SecretStr) else text
 
 
 def _line_of(given: Mapping[str, Given], key: str) -> int | None:
     g = given.get(key)
-    return int(g.source.detail) if g and g.source.kind == "line" else None
+    return g.source.line if g else None
 
 
-def _warnings(
-    model: SetupModel, given: Mapping[str, Given], settings: Sequence[Setting]
-) -> list[Note]:
+def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedSeed) -> list[Note]:
     notes: list[Note] = []
     after = (
         "SEED_SCRUB=yes replaces it after a successful install"
@@ -279,17 +213,13 @@ def _warnings(
                 "(set HOSTNAME= to choose one)",
             )
         )
-    values = {s.key: s for s in settings}
-    primary = profiles.ModelChoice(values["PI_TUI_PROVIDER"].value, values["PI_TUI_MODEL"].value)
-    fallback = profiles.ModelChoice(
-        values["LLM_FALLBACK_PROVIDER"].value, values["LLM_FALLBACK_MODEL"].value
-    )
+    models = resolved.models
     line = _line_of(given, "LLM_FALLBACK_MODEL") or _line_of(given, "PI_TUI_MODEL")
     notes.extend(
         Note(line, f"LLM_FALLBACK_MODEL: {w}")
-        for w in profiles.fallback_warnings(primary, fallback)
+        for w in profiles.fallback_warnings(models.primary, models.fallback)
     )
-    used = set(values["LLM_PROVIDERS"].value.split(","))
+    used = set(models.providers)
     for provider in default_mapping().providers.values():
         if provider.key in given and provider.name not in used:
             notes.append(
@@ -313,11 +243,17 @@ def _normalisation_notes(model: SetupModel, given: Mapping[str, Given]) -> list[
 
 def mask(setting: Setting) -> str:
     """A setting's value for people and logs: secrets show at most their first 4 characters."""
-    if not setting.secret:
+    if not isinstance(setting.value, SecretStr):
         return setting.value
-    if setting.key in FULLY_HIDDEN_KEYS or len(setting.value) < 16:
+    return mask_secret(setting.key, setting.value)
+
+
+def mask_secret(key: str, secret: SecretStr) -> str:
+    """A secret for people and logs: at most its first 4 characters, none of a password."""
+    value = secret.get_secret_value()
+    if key in FULLY_HIDDEN_KEYS or len(value) < 16:
         return "(set, hidden)"
-    return f"{setting.value[:4]}… (hidden, {len(setting.value)} characters)"
+    return f"{value[:4]}… (hidden, {len(value)} characters)"
 
 
 def shorten(text: str, width: int, ellipsis: str = "…") -> str:
@@ -326,74 +262,6 @@ def shorten(text: str, width: int, ellipsis: str = "…") -> str:
         return text
     head = (width - len(ellipsis)) // 2
     return f"{text[:head]}{ellipsis}{text[len(text) - (width - len(ellipsis) - head) :]}"
-
-
-def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
-    """The seed's name, bytes and warnings for a file or a directory holding setup.txt.
-
-    A missing `setup.txt` next to an existing `setup.txt.txt` is taken with a warning.
-    """
-    warnings: list[str] = []
-    target = path
-    if path.is_dir():
-        chosen, warnings = choose_seed_name(p.name for p in path.iterdir())
-        if chosen is None:
-            raise SeedUnreadableError(
-                f"{path} has no {SEED_NAME}", f"put the filled {SEED_NAME} in {path}"
-            )
-        target = path / chosen
-    elif not path.exists() and path.name.lower() == SEED_NAME and path.parent.is_dir():
-        chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
-        if chosen is not None:
-            target = path.parent / chosen
-    data = _read_regular_file(path, target)
-    return target.name, data, warnings
-
-
-def _file_kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    if stat.S_ISREG(mode):
-        return None
-    return next((words for test, words in kinds if test(mode)), "not a file")
-
-
-def _read_regular_file(path: Path, target: Path) -> bytes:
-    """The first bytes of `target` (at most one more than a seed may have), refusing anything
-    but a regular file before reading it: a FIFO would block forever, /dev/zero never ends, and
-    opening some devices has effects. Opened non-blocking in case it changed since the stat."""
-    not_regular = "give the path of the setup.txt file itself"
-    try:
-        kind = _file_kind(target.stat().st_mode)
-        if kind is not None:
-            raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-        fd = os.open(target, flags | getattr(os, "O_BINARY", 0))
-        with os.fdopen(fd, "rb") as handle:
-            status = os.fstat(handle.fileno())
-            kind = _file_kind(status.st_mode)
-            if kind is not None:
-                raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
-            data = handle.read(MAX_SEED_BYTES + 1)
-    except FileNotFoundError:
-        raise SeedUnreadableError(
-            f"{path} does not exist", "give the path of the setup.txt to check"
-        ) from None
-    except OSError as err:
-        raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
-    if len(data) > MAX_SEED_BYTES:
-        raise SeedUnreadableError(
-            f"{target.name} is {status.st_size:,} bytes; a setup.txt is at most "
-            f"{MAX_SEED_BYTES // 1024} KiB",
-            "check that this is the setup.txt from the stick, not another file renamed",
-        )
-    return data
 
 
 # --- the seam for whoever answers what the seed lacks (the console wizard) -------------------

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
+from installer.seed.messages import render_problem
 from installer.seed.model import FieldSpec, field_specs
 from installer.seed.reader import Problem
 from installer.seed.resolve import SeedCheck, apply_answers
@@ -27,19 +28,20 @@ from installer.wizard.widgets import MaskedInput, ModelRule, PlainScroll, Reveal
 HELP = "Tab next  Shift+Tab back  F2 show/hide secret  F10 review  Ctrl+Q quit"
 
 
-def render_seed_problem(problem: Problem) -> str:
-    """A problem the seed file had, as the check command words it."""
-    where = f"setup.txt line {problem.line}: " if problem.line is not None else ""
-    text = f"{where}{problem.message}" + (f"\nhint: {problem.hint}" if problem.hint else "")
-    return console_safe(text)
+def render_seed_problem(problem: Problem, name: str) -> str:
+    """A problem of the seed, worded as everywhere else, safe for the console."""
+    return console_safe(render_problem(problem, name))
 
 
 class FieldRow(Vertical):
     """Key, explanation, input and the current problem of one asked key."""
 
-    def __init__(self, spec: FieldSpec, initial: str, seed_problems: Sequence[Problem]) -> None:
+    def __init__(
+        self, spec: FieldSpec, initial: str, seed_problems: Sequence[Problem], seed_name: str
+    ) -> None:
         super().__init__(id=f"row-{spec.key}", classes="field")
         self.spec = spec
+        self.seed_name = seed_name
         self.initial = initial
         self.seed_problems = seed_problems
         self.touched = False
@@ -59,8 +61,15 @@ class FieldRow(Vertical):
             )
             if self.spec.secret:
                 yield RevealButton("F2 show", id=f"reveal-{self.spec.key}", compact=True)
-        text = "\n".join(render_seed_problem(p) for p in self.seed_problems)
-        yield Static(text, id=f"error-{self.spec.key}", classes="field-error", markup=False)
+        yield Static(
+            self.render_seed_problems(),
+            id=f"error-{self.spec.key}",
+            classes="field-error",
+            markup=False,
+        )
+
+    def render_seed_problems(self) -> str:
+        return "\n".join(render_seed_problem(p, self.seed_name) for p in self.seed_problems)
 
     def _key_label(self, *, focused: bool) -> str:
         # A visible marker, not only colour: the console may show colours poorly.
@@ -121,7 +130,7 @@ class FormScreen(Screen[None]):
         given = self.check.given.get(spec.key)
         initial = given.value if given and not spec.secret else ""
         problems = [p for p in self.check.problems if spec.key in (p.key, p.suggests)]
-        return FieldRow(spec, initial, problems)
+        return FieldRow(spec, initial, problems, self.check.name)
 
     def compose(self) -> ComposeResult:
         count = len(self.rows)
@@ -141,7 +150,7 @@ class FormScreen(Screen[None]):
     def on_mount(self) -> None:
         self._show_countdown()
         for row in self.rows:
-            row.show_problem("\n".join(render_seed_problem(p) for p in row.seed_problems))
+            row.show_problem(row.render_seed_problems())
         if self.rows:
             self.rows[0].input.focus()
         self.refresh_result()
@@ -181,10 +190,10 @@ class FormScreen(Screen[None]):
                 row.show_problem(own.failure_descriptions[0])
                 continue
             cross = [p for p in result.problems if p.key == row.spec.key]
-            row.show_problem(render_seed_problem(cross[0]) if cross else None)
+            row.show_problem(render_seed_problem(cross[0], result.name) if cross else None)
         asked = {row.spec.key for row in self.rows}
         others = [p for p in result.problems if p.key not in asked]
-        other_text = "\n".join(render_seed_problem(p) for p in others)
+        other_text = "\n".join(render_seed_problem(p, result.name) for p in others)
         other = self.query_one("#other-problems", Static)
         if other_text != self.other_shown:
             self.other_shown = other_text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from installer.seed.messages import render_note
 from installer.seed.profiles import Source
 from installer.seed.resolve import SeedCheck, mask, shorten
 from installer.wizard.text import console_safe
@@ -13,7 +14,7 @@ VALUE_WIDTH = 28
 def short_source(source: Source) -> str:
     """Where a value came from, in a few words: 'line 7', 'wizard', 'from ASSISTANT_NAME'."""
     if source.kind == "line":
-        return f"line {source.detail}"
+        return f"line {source.line}"
     if source.kind == "derived":
         return f"from {source.detail}"
     if source.kind == "profile":
@@ -36,6 +37,5 @@ def review_lines(result: SeedCheck, width: int = 78) -> list[str]:
     if result.warnings:
         lines.append("")
         for note in result.warnings:
-            where = f"line {note.line}: " if note.line is not None else ""
-            lines.append(console_safe(f"warning: {where}{note.message}"))
+            lines.append(console_safe(f"warning: {render_note(note, result.name)}"))
     return lines

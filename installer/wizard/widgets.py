@@ -10,14 +10,14 @@ from textual.scrollbar import ScrollBarRender
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input
 
+from installer.seed.messages import with_hint
 from installer.seed.model import FieldProblem, validate_field
 from installer.wizard.text import console_safe
 
 
 def describe_problem(problem: FieldProblem) -> str:
-    """The model's message, and its hint on a second line."""
-    text = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
-    return console_safe(text)
+    """The model's message, and its hint on a second line (as a seed problem's)."""
+    return console_safe(with_hint(problem.message, problem.hint))
 
 
 class ModelRule(Validator):

@@ -158,7 +158,8 @@ def render_sshd_dropin(account: str, password_login: bool) -> str:
 
 def apply(ctx: StepContext) -> StepRecord:
     paths = ctx.paths
-    name = ctx.require("SERVICE_ACCOUNT")
+    wanted = ctx.seed.accounts
+    name = wanted.service_account
     created: list[str] = []
     skipped: list[str] = []
 
@@ -169,16 +170,16 @@ def apply(ctx: StepContext) -> StepRecord:
     ensure_root_locked(paths)
     created.append("root account locked (no password login)")
 
-    key = ctx.value("SSH_AUTHORIZED_KEY")
+    key = wanted.ssh_authorized_key
     if key:
         ensure_authorized_key(paths, account, key)
         created.append(f"SSH key for {name} ({key.split()[0]})")
     else:
         skipped.append("SSH key: none in setup.txt (SSH_AUTHORIZED_KEY)")
 
-    password = ctx.value("CLAWDIE_USER_PASSWORD")
+    password = wanted.user_password
     if password:
-        ensure_password(paths, name, password)
+        ensure_password(paths, name, password.get_secret_value())
         created.append(
             f"fallback password for {name} (stored as a hash); SSH password login for {name} only"
         )

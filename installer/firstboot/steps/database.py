@@ -24,7 +24,7 @@ def apply(ctx: StepContext) -> StepRecord:
     """Step 7: bootstrap; idempotent (a rerun creates nothing twice)."""
     from installer.firstboot.db import auth, bootstrap
 
-    role = ctx.require("SERVICE_ACCOUNT")
+    role = ctx.seed.accounts.service_account
     password = existing_db_password(ctx.paths.system_env)
     if password is None:
         raise RuntimeError(
@@ -42,11 +42,13 @@ def apply(ctx: StepContext) -> StepRecord:
         "dashboard tables (Better Auth schema) in system_ops",
     ]
     skipped: list[str] = []
-    email = ctx.value("OPERATOR_EMAIL")
-    operator_password = ctx.value("OPERATOR_PASSWORD")
-    if email and operator_password:
-        name = ctx.value("ASSISTANT_NAME") or "Operator"
-        auth.create_operator(ops, email, operator_password, name=f"{name} operator")
+    operator = ctx.seed.accounts.operator
+    email = operator.email if operator else None
+    if operator is not None:
+        name = ctx.seed.host.assistant_name
+        auth.create_operator(
+            ops, operator.email, operator.password.get_secret_value(), name=f"{name} operator"
+        )
     existing = auth.operator_email(ops)
     if existing is not None and email is not None and existing == email.lower():
         created.append(f"dashboard operator {existing}")

@@ -60,11 +60,9 @@ def render_locale_gen(current: str, locale: str) -> str:
 
 def apply(ctx: StepContext) -> StepRecord:
     paths = ctx.paths
-    hostname = ctx.require("HOSTNAME")
-    domain = ctx.require("AGENT_DOMAIN")
-    zone = ctx.require("TIMEZONE")
-    locale = ctx.require("LOCALE")
-    keymap = ctx.require("KEYMAP")
+    host = ctx.seed.host
+    hostname, domain, zone = host.hostname, host.domain, host.timezone
+    locale, keymap = host.locale, host.keymap
     write_atomic(paths.hostname, f"{hostname}\n")
     current_hosts = paths.hosts.read_text() if paths.hosts.exists() else ""
     write_atomic(paths.hosts, render_hosts(current_hosts, hostname, domain))

@@ -9,9 +9,9 @@ import secrets
 from typing import Any
 
 from installer import __version__, redact
+from installer.envfile import render_env_file
 from installer.firstboot.config import DbConfig
 from installer.firstboot.context import StepContext, log
-from installer.firstboot.envfile import render_env_file
 from installer.firstboot.passwd import read_account
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, existing_db_password
 from installer.firstboot.stamps import StepRecord
@@ -49,7 +49,7 @@ def render_platform_env(
     settings: list[Setting], role: str, db_password: str, db: DbConfig
 ) -> dict[str, str]:
     """The platform's environment: resolved settings, keys, and database access."""
-    values = {s.key: s.value for s in settings if s.key not in _NOT_FOR_PLATFORM}
+    values = {s.key: s.reveal() for s in settings if s.key not in _NOT_FOR_PLATFORM}
     values["TZ"] = values.get("TIMEZONE", "UTC")
     values["PLATFORM_DB_ROLE"] = role
     values[DB_PASSWORD_KEY] = db_password
@@ -69,7 +69,7 @@ def render_resolved_json(settings: list[Setting], mapping_version: int, warnings
         "settings": [
             {
                 "key": s.key,
-                "value": None if s.secret else s.value,
+                "value": None if s.secret else s.reveal(),
                 "secret": s.secret,
                 "source": s.source.describe(),
             }
@@ -83,20 +83,19 @@ def render_resolved_json(settings: list[Setting], mapping_version: int, warnings
 
 def apply(ctx: StepContext) -> StepRecord:
     paths = ctx.paths
-    role = ctx.require("SERVICE_ACCOUNT")
+    role = ctx.seed.accounts.service_account
     account = read_account(paths.passwd, role)
     uid, gid = (account.uid, account.gid) if account else (-1, -1)
     db_password = existing_db_password(paths.system_env) or secrets.token_urlsafe(32)
     redact.register(db_password)
-    settings = list(ctx.check.settings)
+    settings = list(ctx.seed.settings)
     env = render_platform_env(settings, role, db_password, ctx.config.db)
 
     ensure_dir(paths.config_dir, 0o750, 0, gid if gid != -1 else 0)
     write_atomic(paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid)
-    warnings = [w.message for w in ctx.check.warnings]
     write_atomic(
         paths.resolved_json,
-        render_resolved_json(settings, ctx.check.mapping_version, warnings),
+        render_resolved_json(settings, ctx.seed.models.mapping_version, list(ctx.warnings)),
         mode=0o644,
     )
     ensure_dir(paths.platform_unit_dropin.parent, 0o755)

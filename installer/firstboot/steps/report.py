@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
 from installer.paths import TargetPaths
-from installer.seed.reader import Problem
-from installer.seed.resolve import SeedCheck, mask
+from installer.seed.messages import render_problem_line
+from installer.seed.resolve import SeedCheck, mask_secret
+from installer.seed.resolved import ResolvedSeed
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,20 @@ class Outcome:
     platform: str = "not started yet"
 
 
-def _problem_line(problem: Problem, name: str) -> str:
-    where = f"{name}:{problem.line}" if problem.line is not None else name
-    key = f" {problem.key}:" if problem.key else ""
-    hint = f" ({problem.hint})" if problem.hint else ""
-    return f"  - {where}:{key} {problem.message}{hint}"
+def render_seed_lines(seed: ResolvedSeed) -> list[str]:
+    """Who the box is and which models answer; API keys masked."""
+    host, models = seed.host, seed.models
+    choices = {"chat": models.primary, "fallback": models.fallback, "compaction": models.compaction}
+    return [
+        f"Assistant:      {host.assistant_name}",
+        f"Host name:      {host.hostname} (dashboard domain {host.domain})",
+        f"Time zone:      {host.timezone}, locale {host.locale}, keyboard {host.keymap}",
+        f"Service account: {seed.accounts.service_account}",
+        f"Telegram admin: {seed.telegram.admin_id}",
+        f"Profile:        {models.profile} (profile mapping v{models.mapping_version})",
+        *(f"  {role + ':':<14}{c.provider} {c.model}" for role, c in choices.items()),
+        *(f"  {k.setup_key}: {mask_secret(k.setup_key, k.value)}" for k in models.keys),
+    ]
 
 
 def render_summary(
@@ -47,23 +57,11 @@ def render_summary(
         out.append("")
     if check is not None and check.problems:
         out.append(f"Problems in {check.name}:")
-        out += [_problem_line(p, check.name) for p in check.problems]
+        out += [f"  - {render_problem_line(p, check.name)}" for p in check.problems]
         out.append("")
-    if check is not None and check.settings:
-        v = check.value
-        out += [
-            f"Assistant:      {v('ASSISTANT_NAME')}",
-            f"Host name:      {v('HOSTNAME')} (dashboard domain {v('AGENT_DOMAIN')})",
-            f"Time zone:      {v('TIMEZONE')}, locale {v('LOCALE')}, keyboard {v('KEYMAP')}",
-            f"Service account: {v('SERVICE_ACCOUNT')}",
-            f"Telegram admin: {v('TELEGRAM_ADMIN_ID')}",
-            f"Profile:        {v('PROFILE')} (profile mapping v{check.mapping_version})",
-            f"  chat:         {v('PI_TUI_PROVIDER')} {v('PI_TUI_MODEL')}",
-            f"  fallback:     {v('LLM_FALLBACK_PROVIDER')} {v('LLM_FALLBACK_MODEL')}",
-            f"  compaction:   {v('AGENT_COMPACTION_PROVIDER')} {v('AGENT_COMPACTION_MODEL')}",
-        ]
-        keys = [s for s in check.settings if s.secret and s.key.endswith("_API_KEY")]
-        out += [f"  {s.key}: {mask(s)}" for s in keys]
+    seed = check.resolved if check is not None else None
+    if seed is not None:
+        out += render_seed_lines(seed)
         dashboard = next(
             (r.facts["dashboard"] for r in records.values() if "dashboard" in r.facts), None
         )
@@ -129,7 +127,8 @@ def write_reports(
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.summary, summary, mode=0o600)
     head = ""
-    if check is not None and check.settings:
-        head = f"Host {check.value('HOSTNAME')}, assistant {check.value('ASSISTANT_NAME')}"
+    if check is not None and check.resolved is not None:
+        host = check.resolved.host
+        head = f"Host {host.hostname}, assistant {host.assistant_name}"
     write_atomic(paths.issue_file, render_issue(head, outcome, paths), mode=0o644)
     return results

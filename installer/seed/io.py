@@ -1,0 +1,259 @@
+"""Seed I/O: every place a seed is read from or a result about it is written to.
+
+Read: a setup.txt path (`check`, `wizard`, `--seed`), the seed partition on a stick, the copy
+the disk installer keeps on the installed system and the answers given on its console. Write:
+that stored copy and answers, a seed rewritten in place (SEED_SCRUB), and the receipt
+SETUP-RESULT.txt (on the stick, or in a folder standing in for it). First boot, the disk
+installer, `check` and `wizard` all come through here.
+
+Nothing Linux-only is imported at module level: `check` reads files through this module on any
+OS and starts cold (the stick's modules are imported only when a stick is used).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from installer.errors import InstallerError, SeedUnreadableError
+from installer.fsutil import ensure_dir, write_atomic
+from installer.seed.reader import MAX_SEED_BYTES, SEED_NAME, choose_seed_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from installer.media.blockdev import BlockDevice
+    from installer.paths import TargetPaths
+
+RECEIPT_NAME = "SETUP-RESULT.txt"
+STORED_DESCRIPTION = "the installer's copy"
+
+# Writes the receipt text somewhere; returns (written, what happened) for the log.
+Receipt = Callable[[str], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class SeedInput:
+    """A seed as read, where it came from, and where it can be written back: its partition
+    (a stick) or its file (a path). `data` may hold secrets: `repr` leaves it out."""
+
+    name: str
+    data: bytes = field(repr=False)
+    description: str
+    device: BlockDevice | None = None
+    path: Path | None = None
+
+
+# --- a setup.txt path ---------------------------------------------------------------------
+
+
+def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
+    """The seed's name, bytes and warnings for a file or a directory holding setup.txt.
+
+    A missing `setup.txt` next to an existing `setup.txt.txt` is taken with a warning.
+    """
+    warnings: list[str] = []
+    target = path
+    if path.is_dir():
+        chosen, warnings = choose_seed_name(p.name for p in path.iterdir())
+        if chosen is None:
+            raise SeedUnreadableError(
+                f"{path} has no {SEED_NAME}", f"put the filled {SEED_NAME} in {path}"
+            )
+        target = path / chosen
+    elif not path.exists() and path.name.lower() == SEED_NAME and path.parent.is_dir():
+        chosen, warnings = choose_seed_name(p.name for p in path.parent.iterdir())
+        if chosen is not None:
+            target = path.parent / chosen
+    data = _read_regular_file(path, target)
+    return target.name, data, warnings
+
+
+def read_seed_file(path: Path) -> SeedInput:
+    """The seed at `path` (a file or the folder holding it), to be written back there."""
+    name, data, _ = read_seed_path(path)
+    return SeedInput(name, data, str(path), path=path)
+
+
+def read_seed_bytes(path: Path) -> bytes:
+    """The bytes of exactly the file `path`, with the same refusals as `read_seed_path`."""
+    return _read_regular_file(path, path)
+
+
+def write_seed_file(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by its owner only (it holds secrets).
+
+    Created 0600 with no chmod afterwards: FAT sticks refuse chmod.
+    """
+    write_atomic(path, text, mode=0o600, exact_mode=False)
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in kinds if test(mode)), "not a file")
+
+
+def _read_regular_file(path: Path, target: Path) -> bytes:
+    """The first bytes of `target` (at most one more than a seed may have), refusing anything
+    but a regular file before reading it: a FIFO would block forever, /dev/zero never ends, and
+    opening some devices has effects. Opened non-blocking in case it changed since the stat."""
+    not_regular = "give the path of the setup.txt file itself"
+    try:
+        kind = _file_kind(target.stat().st_mode)
+        if kind is not None:
+            raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(target, flags | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            kind = _file_kind(status.st_mode)
+            if kind is not None:
+                raise SeedUnreadableError(f"{target} is not a regular file ({kind})", not_regular)
+            data = handle.read(MAX_SEED_BYTES + 1)
+    except FileNotFoundError:
+        raise SeedUnreadableError(
+            f"{path} does not exist", "give the path of the setup.txt to check"
+        ) from None
+    except OSError as err:
+        raise SeedUnreadableError(f"cannot read {target}: {err.strerror}") from None
+    if len(data) > MAX_SEED_BYTES:
+        raise SeedUnreadableError(
+            f"{target.name} is {status.st_size:,} bytes; a setup.txt is at most "
+            f"{MAX_SEED_BYTES // 1024} KiB",
+            "check that this is the setup.txt from the stick, not another file renamed",
+        )
+    return data
+
+
+# --- the stick ----------------------------------------------------------------------------
+
+
+def read_seed_on_stick() -> SeedInput:
+    """setup.txt on the seed partition (the one the finder takes)."""
+    from installer.media.seed_device import find_seed, read_seed
+
+    device, _ = find_seed()
+    read = read_seed(device)
+    return SeedInput(read.name, read.data, f"the seed partition {device.node}", device)
+
+
+def read_install_seed(path: Path | None) -> SeedInput:
+    """The disk installer's seed: `path` (--seed FILE), else setup.txt on the seed partition."""
+    return read_seed_file(path) if path is not None else read_seed_on_stick()
+
+
+def write_seed_back(seed: SeedInput, text: str) -> tuple[bool, str]:
+    """Replace the seed where it was read (its partition or its file) with `text`; never
+    raises: returns (written, what happened)."""
+    if seed.device is not None:
+        from installer.media.seed_device import write_seed_volume_file
+
+        result = write_seed_volume_file(seed.device, seed.name, text)
+        return result.written, result.message
+    if seed.path is not None:
+        try:
+            write_atomic(seed.path, text, mode=0o600)
+        except (OSError, InstallerError) as err:
+            return False, f"cannot rewrite {seed.path}: {err}"
+        return True, f"rewrote {seed.path}"
+    return False, "the seed has no file to rewrite"
+
+
+# --- the stored copy on the installed system ------------------------------------------------
+
+
+def read_first_boot_seed(path: Path | None, paths: TargetPaths) -> SeedInput:
+    """First boot's seed: `path` (--seed FILE), else the copy the installer placed, else the
+    seed partition (only on the running system: a sandbox root has no stick)."""
+    if path is not None:
+        name, data, _ = read_seed_path(path)
+        return SeedInput(name, data, str(path))
+    if paths.seed_copy.is_file():
+        return SeedInput(SEED_NAME, read_stored_seed_copy(paths), STORED_DESCRIPTION)
+    if not paths.is_live_system:
+        raise SeedUnreadableError(
+            f"no seed: {paths.seed_copy} does not exist", "give one with --seed FILE"
+        )
+    return read_seed_on_stick()
+
+
+def read_stored_seed_copy(paths: TargetPaths) -> bytes:
+    return paths.seed_copy.read_bytes()
+
+
+def read_stored_answers(paths: TargetPaths) -> dict[str, str]:
+    """The answers given on the console, as stored next to the seed copy ({} when none)."""
+    from installer.envfile import parse_env_file
+
+    if not paths.wizard_answers.is_file():
+        return {}
+    return parse_env_file(paths.wizard_answers.read_text(encoding="utf-8"))
+
+
+def write_stored_seed(paths: TargetPaths, data: bytes, answers: Mapping[str, str]) -> None:
+    """Keep the seed (0600, folder 0700, root's own) and the console answers on the target."""
+    from installer.envfile import render_env_file
+
+    ensure_dir(paths.seed_dir, 0o700, 0, 0)
+    write_atomic(paths.seed_copy, data, mode=0o600)
+    if answers:
+        write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600)
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+def receipt_on_device(device: BlockDevice) -> Receipt:
+    """SETUP-RESULT.txt on this seed partition."""
+
+    def write(text: str) -> tuple[bool, str]:
+        from installer.media.seed_device import write_receipt
+
+        result = write_receipt(device, text)
+        return result.written, result.message
+
+    return write
+
+
+def receipt_on_stick() -> Receipt:
+    """SETUP-RESULT.txt on the seed partition, if a stick is present and writable when the
+    receipt is written."""
+
+    def write(text: str) -> tuple[bool, str]:
+        from installer.media.seed_device import find_seed
+
+        try:
+            device, _ = find_seed()
+        except InstallerError as err:
+            return False, f"no seed stick present ({err.message})"
+        return receipt_on_device(device)(text)
+
+    return write
+
+
+def receipt_in_directory(directory: Path) -> Receipt:
+    """A receipt into a plain directory standing in for the mounted stick (sandbox runs)."""
+
+    def write(text: str) -> tuple[bool, str]:
+        if not directory.is_dir():
+            return False, f"{directory} is not there"
+        try:
+            write_atomic(directory / RECEIPT_NAME, text, mode=0o600)
+        except OSError as err:
+            return False, f"{directory} is not writable ({err.strerror})"
+        return True, f"wrote {RECEIPT_NAME} in {directory}"
+
+    return write
