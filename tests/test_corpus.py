@@ -613,6 +613,107 @@ CASES = [
         valid("OPERATOR_EMAIL=me@example.com", f"OPERATOR_PASSWORD={PASSWORD}"),
         warnings=((5, "or set SEED_SCRUB=yes"),),
     ),
+    # --- network (DESIGN §3, §7) --------------------------------------------------------------
+    Case(
+        "Wi-Fi: the three lines, country in lower case",
+        valid("WIFI_SSID=Café Wi-Fi", "WIFI_PASSWORD=Hunter2-Horse!", "WIFI_COUNTRY=de"),
+        values={"WIFI_SSID": "Café Wi-Fi", "WIFI_PASSWORD": "Hunter2-Horse!", "WIFI_COUNTRY": "DE"},
+        repairs=((6, "WIFI_COUNTRY: read as DE"),),
+        hidden=("Hunter2-Horse!",),
+    ),
+    Case(
+        "Wi-Fi name alone: password and country asked for",
+        valid("WIFI_SSID=HomeNet"),
+        problems={(None, "WIFI_PASSWORD"), (None, "WIFI_COUNTRY")},
+        hints=((None, "open networks are not supported"),),
+    ),
+    Case(
+        "Wi-Fi password without a name: the secret is never echoed",
+        valid("WIFI_PASSWORD=Sentinel-Wifi-77", "WIFI_COUNTRY=FR"),
+        problems={(None, "WIFI_SSID")},
+        hidden=("Sentinel-Wifi-77",),
+    ),
+    Case(
+        "Wi-Fi password too short, on its line",
+        valid("WIFI_SSID=HomeNet", "WIFI_PASSWORD=Short7", "WIFI_COUNTRY=US"),
+        problems={(5, "WIFI_PASSWORD")},
+        hidden=("Short7",),
+    ),
+    Case(
+        "Wi-Fi password with a letter WPA cannot carry",
+        valid("WIFI_SSID=HomeNet", "WIFI_PASSWORD=Straße-Passwort", "WIFI_COUNTRY=DE"),
+        problems={(5, "WIFI_PASSWORD")},
+        hints=((5, "letters such as é or ß are not allowed"),),
+        hidden=("Straße-Passwort",),
+    ),
+    Case(
+        "Wi-Fi raw key of 64 hex digits",
+        valid("WIFI_SSID=HomeNet", "WIFI_PASSWORD=" + "AB" * 32, "WIFI_COUNTRY=GB"),
+        values={"WIFI_PASSWORD": "ab" * 32},
+    ),
+    Case(
+        "Wi-Fi name longer than 32 bytes in UTF-8",
+        valid("WIFI_SSID=" + "é" * 17, "WIFI_PASSWORD=long enough", "WIFI_COUNTRY=FR"),
+        problems={(4, "WIFI_SSID")},
+    ),
+    Case(
+        "Wi-Fi country UK: the ISO code is GB",
+        valid("WIFI_SSID=HomeNet", "WIFI_PASSWORD=long enough", "WIFI_COUNTRY=UK"),
+        problems={(6, "WIFI_COUNTRY")},
+        hints=((6, "write GB"),),
+    ),
+    Case(
+        "Wi-Fi country written out",
+        valid("WIFI_SSID=HomeNet", "WIFI_PASSWORD=long enough", "WIFI_COUNTRY=Germany"),
+        problems={(6, "WIFI_COUNTRY")},
+        hints=((6, "DE for Germany"),),
+    ),
+    Case(
+        "static address with a dotted netmask, gateway and DNS",
+        valid(
+            "NET_ADDRESS=192.168.1.50/255.255.255.0",
+            "NET_GATEWAY=192.168.1.1",
+            "NET_DNS=1.1.1.1, 9.9.9.9",
+        ),
+        values={
+            "NET_ADDRESS": "192.168.1.50/24",
+            "NET_GATEWAY": "192.168.1.1",
+            "NET_DNS": "1.1.1.1 9.9.9.9",
+        },
+        repairs=((4, "NET_ADDRESS: read as 192.168.1.50/24"), (6, "NET_DNS: read as")),
+    ),
+    Case(
+        "static IPv6 address with a link-local gateway",
+        valid("NET_ADDRESS=2001:db8::50/64", "NET_GATEWAY=fe80::1"),
+        values={"NET_ADDRESS": "2001:db8::50/64", "NET_GATEWAY": "fe80::1"},
+    ),
+    Case(
+        "static address without its gateway",
+        valid("NET_ADDRESS=192.168.1.50/24"),
+        problems={(None, "NET_GATEWAY")},
+    ),
+    Case(
+        "gateway outside the address's network",
+        valid("NET_ADDRESS=192.168.1.50/24", "NET_GATEWAY=192.168.2.1"),
+        problems={(5, "NET_GATEWAY")},
+        hints=((5, "share all but the last number"),),
+    ),
+    Case(
+        "address without a network size",
+        valid("NET_ADDRESS=192.168.1.50", "NET_GATEWAY=192.168.1.1"),
+        problems={(4, "NET_ADDRESS")},
+        hints=((4, "192.168.1.50/24"),),
+    ),
+    Case(
+        "DNS given as a name",
+        valid("NET_DNS=dns.google"),
+        problems={(4, "NET_DNS")},
+    ),
+    Case(
+        "DNS alone, with DHCP",
+        valid("NET_DNS=2606:4700:4700::1111 1.1.1.1"),
+        values={"NET_DNS": "2606:4700:4700::1111 1.1.1.1"},
+    ),
     # --- providers and profile overrides -----------------------------------------------------
     Case(
         "all roles moved to another provider: OpenRouter no longer required",

@@ -119,6 +119,7 @@ SECRET_LINES = [
     f"ANTHROPIC_API_KEY=sk-ant-{SENTINEL}",
     f"ZAI_API_KEY=zai-{SENTINEL}",
     f"DEEPSEEK_API_KEY=sk-{SENTINEL}",
+    f"WIFI_PASSWORD={SENTINEL}",
 ]
 ROLE_ASSIGNMENTS = [
     ("openai", "anthropic", "openrouter"),
@@ -139,6 +140,8 @@ def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]
         "LLM_FALLBACK_MODEL=model-b",
         f"AGENT_COMPACTION_PROVIDER={compaction}",
         "AGENT_COMPACTION_MODEL=model-c",
+        "WIFI_SSID=HomeNet",
+        "WIFI_COUNTRY=DE",
     )
     text = parse_seed(data, KNOWN_KEYS)
     result = check_seed_bytes(data)
@@ -146,9 +149,12 @@ def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]
     secret_keys = {s.key for s in field_specs() if s.secret}
     stored = {s.key for s in result.settings if s.secret}
     provider_keys = {default_mapping().providers[p].key for p in providers}
-    assert stored == {"TELEGRAM_BOT_TOKEN", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD"} | (
-        provider_keys
-    )
+    assert stored == {
+        "TELEGRAM_BOT_TOKEN",
+        "OPERATOR_PASSWORD",
+        "CLAWDIE_USER_PASSWORD",
+        "WIFI_PASSWORD",
+    } | (provider_keys)
     assert {e.key for e in text.entries if SENTINEL in e.value} == secret_keys
     objects: list[object] = [text, *text.entries, result, *result.settings, result.model]
     objects += list(result.given.values())

@@ -11,11 +11,12 @@ from pydantic import SecretStr
 from installer.seed.model import KNOWN_KEYS
 from installer.seed.profiles import ModelChoice, Source, line_source
 from installer.seed.resolve import check_seed_bytes
-from installer.seed.resolved import PASSED_THROUGH, REFUSED, ResolvedSeed
+from installer.seed.resolved import PASSED_THROUGH, REFUSED, Network, ResolvedSeed
 from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, SENTINEL, TOKEN, seed
 
 BASE = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN, "OPENROUTER_API_KEY": OPENROUTER}
 OTHER_KEY = "sk-" + "z" * 30
+WIFI_NEEDS = ("WIFI_SSID=HomeNet", "WIFI_PASSWORD=long enough", "WIFI_COUNTRY=DE")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +81,12 @@ CASES = [
         "sk-" + "y" * 30,
         ("PI_TUI_PROVIDER=deepseek", "PI_TUI_MODEL=m"),
     ),
+    Case("WIFI_SSID", "HomeNet", "Café", WIFI_NEEDS[1:]),
+    Case("WIFI_PASSWORD", "long enough", "other passphrase", (WIFI_NEEDS[0], WIFI_NEEDS[2])),
+    Case("WIFI_COUNTRY", "DE", "US", WIFI_NEEDS[:2]),
+    Case("NET_ADDRESS", "192.168.1.50/24", "192.168.1.51/24", ("NET_GATEWAY=192.168.1.1",)),
+    Case("NET_GATEWAY", "192.168.1.1", "192.168.1.254", ("NET_ADDRESS=192.168.1.50/24",)),
+    Case("NET_DNS", "1.1.1.1", "9.9.9.9 1.1.1.1"),
     Case("INSTALL_MODE", "fresh", "adopt"),
     Case("TARGET_DISK", "serial:A1", "serial:B2"),
     Case("ERASE_TARGET_DISK", "no", "yes", ("TARGET_DISK=serial:A1",)),
@@ -156,6 +163,9 @@ def test_no_part_of_the_resolved_seed_shows_a_secret() -> None:
             f"OPERATOR_PASSWORD={secret}",
             "OPERATOR_EMAIL=a@example.org",
             f"CLAWDIE_USER_PASSWORD={secret}",
+            "WIFI_SSID=HomeNet",
+            f"WIFI_PASSWORD=wifi {SENTINEL}",
+            "WIFI_COUNTRY=DE",
         )
     )
     parts: list[object] = [check.require_resolved()]
@@ -169,3 +179,29 @@ def test_no_part_of_the_resolved_seed_shows_a_secret() -> None:
             parts += list(part)
     assert len(shown) > 40
     assert not [text for text in shown if SENTINEL in text]
+
+
+def test_the_network_part_is_typed() -> None:
+    check = check_seed_bytes(
+        seed(
+            *(f"{k}={v}" for k, v in BASE.items()),
+            "WIFI_SSID=Café",
+            "WIFI_PASSWORD=long enough",
+            "WIFI_COUNTRY=fr",
+            "NET_ADDRESS=10.1.2.3/255.255.0.0",
+            "NET_GATEWAY=10.1.0.1",
+            "NET_DNS=9.9.9.9,1.1.1.1",
+        )
+    )
+    network = check.require_resolved().network
+    assert network.wifi is not None
+    assert (network.wifi.ssid, network.wifi.country) == ("Café", "FR")
+    assert isinstance(network.wifi.password, SecretStr)
+    assert network.static is not None
+    assert (network.static.address, network.static.gateway) == ("10.1.2.3/16", "10.1.0.1")
+    assert network.dns == ("9.9.9.9", "1.1.1.1")
+
+
+def test_without_network_lines_every_link_uses_dhcp() -> None:
+    network = check_seed_bytes(seed(*(f"{k}={v}" for k, v in BASE.items()))).require_resolved()
+    assert network.network == Network(wifi=None, static=None, dns=())

@@ -309,6 +309,7 @@ def test_field_specs_have_tiers_docs_and_secrecy() -> None:
         "ANTHROPIC_API_KEY",
         "ZAI_API_KEY",
         "DEEPSEEK_API_KEY",
+        "WIFI_PASSWORD",
     }
     assert all(s.doc for s in specs.values())
 

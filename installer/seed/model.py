@@ -25,6 +25,15 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from installer.seed import profiles
+from installer.seed.net_rules import (
+    check_net_address,
+    check_net_dns,
+    check_net_gateway,
+    check_wifi_country,
+    check_wifi_password,
+    check_wifi_ssid,
+    gateway_problem,
+)
 from installer.seed.pydantic_plugins import skip_plugin_discovery
 from installer.seed.rules import (
     SeedValueError,
@@ -56,7 +65,14 @@ from installer.seed.rules import (
 skip_plugin_discovery()
 
 Tier = Literal[
-    "required", "recommended", "prefilled", "optional", "advanced", "install", "provider"
+    "required",
+    "recommended",
+    "prefilled",
+    "optional",
+    "advanced",
+    "install",
+    "provider",
+    "network",
 ]
 
 
@@ -163,6 +179,26 @@ class SetupModel(BaseModel):
     deepseek_api_key: Annotated[
         SecretStr | None, _rule(lambda v: check_api_key(v, "sk-", "DeepSeek"))
     ] = _field("DEEPSEEK_API_KEY", "provider", "DeepSeek key, only if a setting uses deepseek")
+    wifi_ssid: Annotated[str | None, _rule(check_wifi_ssid)] = _field(
+        "WIFI_SSID", "network", "Wi-Fi network name, as phones list it (with WIFI_PASSWORD)"
+    )
+    wifi_password: Annotated[SecretStr | None, _rule(check_wifi_password)] = _field(
+        "WIFI_PASSWORD", "network", "Wi-Fi password (WPA), 8-63 characters"
+    )
+    wifi_country: Annotated[str | None, _rule(check_wifi_country)] = _field(
+        "WIFI_COUNTRY", "network", "country the box is in, e.g. DE or US (sets the radio rules)"
+    )
+    net_address: Annotated[str | None, _rule(check_net_address)] = _field(
+        "NET_ADDRESS",
+        "network",
+        "fixed address for wired links, e.g. 192.168.1.50/24 (default DHCP)",
+    )
+    net_gateway: Annotated[str | None, _rule(check_net_gateway)] = _field(
+        "NET_GATEWAY", "network", "the router's address, e.g. 192.168.1.1 (with NET_ADDRESS)"
+    )
+    net_dns: Annotated[str | None, _rule(check_net_dns)] = _field(
+        "NET_DNS", "network", "DNS servers, e.g. 1.1.1.1, 9.9.9.9 (default: from the network)"
+    )
     install_mode: Annotated[str | None, _rule(check_install_mode)] = _field(
         "INSTALL_MODE", "install", "fresh (default) or adopt an existing installation"
     )
@@ -249,6 +285,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
         if key not in present
     ]
     errors.extend(_provider_errors(present, data))
+    errors.extend(_network_errors(present, data))
     for have, need in (
         ("OPERATOR_EMAIL", "OPERATOR_PASSWORD"),
         ("OPERATOR_PASSWORD", "OPERATOR_EMAIL"),
@@ -310,6 +347,44 @@ def _provider_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
         if spec is not None and spec.key not in present:
             hint = _WHERE_TO_GET.get(spec.key, f"add a {spec.key}= line with your {spec.label} key")
             errors.append(_error(spec.key, f"required ({why})", hint))
+    return errors
+
+
+WIFI_KEYS = ("WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY")
+_WIFI_HINTS = {
+    "WIFI_SSID": "the Wi-Fi network's name, as your phone lists it",
+    "WIFI_PASSWORD": "the Wi-Fi password, 8-63 characters (open networks are not supported)",
+    "WIFI_COUNTRY": "the two-letter code of the country the box is in, e.g. DE or US: it "
+    "decides which radio channels the box may use",
+}
+
+
+def _network_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErrorDetails]:
+    """Wi-Fi's three keys come together; NET_ADDRESS and NET_GATEWAY too, the gateway inside
+    the address's network (checked when both values pass their own rules)."""
+    errors: list[InitErrorDetails] = []
+    wifi_given = [key for key in WIFI_KEYS if key in present]
+    if wifi_given:
+        errors.extend(
+            _error(key, f"required because {wifi_given[0]} is set", _WIFI_HINTS[key])
+            for key in WIFI_KEYS
+            if key not in present
+        )
+    for have, need, hint in (
+        ("NET_ADDRESS", "NET_GATEWAY", "the router's address, e.g. 192.168.1.1"),
+        ("NET_GATEWAY", "NET_ADDRESS", "this box's address and network size, e.g. 192.168.1.50/24"),
+    ):
+        if have in present and need not in present:
+            errors.append(_error(need, f"required because {have} is set", hint))
+    if "NET_ADDRESS" in present and "NET_GATEWAY" in present:
+        try:
+            address = check_net_address(str(data["NET_ADDRESS"]))
+            gateway = check_net_gateway(str(data["NET_GATEWAY"]))
+        except SeedValueError:
+            return errors  # the field rules report it
+        problem = gateway_problem(address, gateway)
+        if problem is not None:
+            errors.append(_error("NET_GATEWAY", problem.message, problem.hint or ""))
     return errors
 
 

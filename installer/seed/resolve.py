@@ -31,12 +31,17 @@ from installer.seed.rules import (
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
 # Secrets of which not even a prefix is shown.
-FULLY_HIDDEN_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
+FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD"})
 # Normalised values worth a repair note when they differ from what was typed.
 _NOTE_NORMALISED = frozenset(
     {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
     | {"PI_TUI_PROVIDER", "LLM_FALLBACK_PROVIDER", "AGENT_COMPACTION_PROVIDER", "INSTALL_MODE"}
 )
+
+
+# The network keys whose normalised form (upper-case country, a prefix for a netmask, one
+# spelling of an address) is worth a repair note.
+_NETWORK_NORMALISED = frozenset({"WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"})
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
 
 def _normalisation_notes(model: SetupModel, given: Mapping[str, Given]) -> list[Note]:
     notes = []
-    for key in sorted(_NOTE_NORMALISED & given.keys()):
+    for key in sorted((_NOTE_NORMALISED | _NETWORK_NORMALISED) & given.keys()):
         value = _plain(model, key)
         if value is not None and value != given[key].value:
             notes.append(Note(_line_of(given, key), f"{key}: read as {value}"))

@@ -111,6 +111,35 @@ class InstallOptions:
 
 
 @dataclass(frozen=True)
+class Wifi:
+    """The Wi-Fi network to join (WPA-personal): the password is a passphrase or the raw PSK
+    (64 hex digits, `net_rules.is_raw_psk`); the country sets the regulatory domain."""
+
+    ssid: str
+    password: SecretStr
+    country: str
+
+
+@dataclass(frozen=True)
+class StaticAddress:
+    """A fixed address for the wired links instead of DHCP: CIDR address and its router."""
+
+    address: str
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """How the box gets online (DESIGN §7): DHCP on every link unless a static address is given;
+    Wi-Fi when its three keys are; DNS servers that replace the network's (empty: the
+    network's own)."""
+
+    wifi: Wifi | None = None
+    static: StaticAddress | None = None
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ResolvedSeed:
     host: Host
     accounts: Accounts
@@ -118,6 +147,7 @@ class ResolvedSeed:
     models: Models
     install: InstallOptions
     settings: tuple[Setting, ...]
+    network: Network = Network()
 
     def source(self, key: str) -> Source | None:
         """Where the value of setup key `key` came from (None when it has no value)."""
@@ -176,6 +206,7 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
     service_account = r.need("SERVICE_ACCOUNT", str, DEFAULT_SERVICE_ACCOUNT)
     telegram = Telegram(r.need("TELEGRAM_BOT_TOKEN", SecretStr), r.need("TELEGRAM_ADMIN_ID", int))
     models = _resolve_models(r)
+    network = _resolve_network(r)
     email = r.take("OPERATOR_EMAIL", str)
     password = r.take("OPERATOR_PASSWORD", SecretStr)
     accounts = Accounts(
@@ -190,7 +221,7 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
         erase_target_disk=r.need("ERASE_TARGET_DISK", bool, False),
         seed_scrub=r.need("SEED_SCRUB", bool, False),
     )
-    return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings))
+    return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings), network)
 
 
 def _resolve_host(r: _Resolution) -> Host:
@@ -244,4 +275,20 @@ def _resolve_models(r: _Resolution) -> Models:
         fallback=roles["fallback"],
         compaction=roles["compaction"],
         keys=keys,
+    )
+
+
+def _resolve_network(r: _Resolution) -> Network:
+    """Wi-Fi when its keys are set (the model demands all three), the static address with its
+    gateway (both or neither), the DNS servers."""
+    ssid = r.take("WIFI_SSID", str)
+    password = r.take("WIFI_PASSWORD", SecretStr)
+    country = r.take("WIFI_COUNTRY", str)
+    address = r.take("NET_ADDRESS", str)
+    gateway = r.take("NET_GATEWAY", str)
+    dns = r.take("NET_DNS", str)
+    return Network(
+        wifi=Wifi(ssid, password, country) if ssid and password and country else None,
+        static=StaticAddress(address, gateway) if address and gateway else None,
+        dns=tuple(dns.split()) if dns else (),
     )

@@ -24,6 +24,13 @@ NAME = "platform-config"
 # Settings that are for the installer only and do not go to the platform's environment.
 _NOT_FOR_PLATFORM = frozenset(
     {
+        # the network step writes these into the system's network configuration
+        "WIFI_SSID",
+        "WIFI_PASSWORD",
+        "WIFI_COUNTRY",
+        "NET_ADDRESS",
+        "NET_GATEWAY",
+        "NET_DNS",
         "OPERATOR_PASSWORD",
         "CLAWDIE_USER_PASSWORD",
         "SSH_AUTHORIZED_KEY",

@@ -1,0 +1,181 @@
+"""The network fields of setup.txt (DESIGN §3, §7): each value rule, the rules between them, the
+shipped country list, the secrecy of the Wi-Fi password, and when the wizard asks for Wi-Fi."""
+
+from __future__ import annotations
+
+import pytest
+
+from installer.seed.countries import CODES
+from installer.seed.model import validate_field
+from installer.seed.net_rules import is_raw_psk
+from installer.seed.resolve import check_seed_bytes, keys_to_ask, mask
+from installer.seed.scrub import render_scrubbed_seed
+from tests.gen_countries import ISO_3166, MODULE, alpha_2_codes, iso_codes_version, render_module
+from tests.seeds import SENTINEL, valid
+
+WIFI_PASSWORD = f"wifi-{SENTINEL}"
+
+GOOD = [
+    ("WIFI_SSID", "HomeNet"),
+    ("WIFI_SSID", "x"),
+    ("WIFI_SSID", "x" * 32),
+    ("WIFI_SSID", "é" * 16),  # 32 bytes of UTF-8
+    ("WIFI_SSID", 'Büro 5 GHz "guest" #2'),
+    ("WIFI_SSID", "📶" * 8),  # 4 bytes each
+    ("WIFI_PASSWORD", "12345678"),
+    ("WIFI_PASSWORD", "x" * 63),
+    ("WIFI_PASSWORD", " ~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./"),
+    ("WIFI_PASSWORD", "0123456789abcdef" * 4),  # the raw PSK
+    ("WIFI_PASSWORD", "0123456789ABCDEF" * 4),
+    ("WIFI_COUNTRY", "DE"),
+    ("WIFI_COUNTRY", "us"),
+    ("WIFI_COUNTRY", "Jp"),
+    ("NET_ADDRESS", "192.168.1.50/24"),
+    ("NET_ADDRESS", "10.0.0.2/255.0.0.0"),
+    ("NET_ADDRESS", "192.168.1.50/32"),
+    ("NET_ADDRESS", "10.0.0.0/31"),  # a point-to-point /31 has no network address
+    ("NET_ADDRESS", "2001:db8::50/64"),
+    ("NET_ADDRESS", "2001:DB8:0:0::50/64"),
+    ("NET_GATEWAY", "192.168.1.1"),
+    ("NET_GATEWAY", "fe80::1"),
+    ("NET_DNS", "1.1.1.1"),
+    ("NET_DNS", "1.1.1.1,9.9.9.9"),
+    ("NET_DNS", "1.1.1.1 ; 9.9.9.9"),
+    ("NET_DNS", "2606:4700:4700::1111, 1.1.1.1"),
+    ("NET_DNS", "1.1.1.1 1.1.1.1 " + " ".join(f"10.0.0.{n}" for n in range(1, 8))),
+]
+
+BAD = [
+    ("WIFI_SSID", "x" * 33, "at most 32"),
+    ("WIFI_SSID", "é" * 17, "34 bytes long"),
+    ("WIFI_SSID", "Home\x07Net", "control characters"),
+    ("WIFI_PASSWORD", "1234567", "has 7 characters; a WPA password has at least 8"),
+    ("WIFI_PASSWORD", "x" * 64, "at most 63 (or is a raw key of exactly 64 hex digits)"),
+    ("WIFI_PASSWORD", "0123456789abcdeg" * 4, "at most 63"),
+    ("WIFI_PASSWORD", "Straße-Passwort", "characters a WPA password cannot have"),
+    ("WIFI_PASSWORD", "tab\there-long", "characters a WPA password cannot have"),
+    ("WIFI_COUNTRY", "XX", "XX is not an ISO 3166 country code"),
+    ("WIFI_COUNTRY", "UK", "UK is not an ISO 3166 country code"),
+    ("WIFI_COUNTRY", "00", "world-wide default"),
+    ("WIFI_COUNTRY", "DEU", "a two-letter code"),
+    ("WIFI_COUNTRY", "Germany", "a two-letter code"),
+    ("NET_ADDRESS", "192.168.1.50", "needs its network size"),
+    ("NET_ADDRESS", "192.168.1.300/24", "not an IP address"),
+    ("NET_ADDRESS", "192.168.1.50/33", "not an IP address"),
+    ("NET_ADDRESS", "box.local/24", "not an IP address"),
+    ("NET_ADDRESS", "192.168.1.0/24", "address of the network 192.168.1.0/24 itself"),
+    ("NET_ADDRESS", "192.168.1.255/24", "broadcast address"),
+    ("NET_ADDRESS", "2001:db8::/64", "the network 2001:db8::/64 itself"),
+    ("NET_ADDRESS", "127.0.0.5/8", "loopback"),
+    ("NET_ADDRESS", "224.0.0.5/24", "multicast"),
+    ("NET_ADDRESS", "0.0.0.0/0", "unspecified"),
+    ("NET_ADDRESS", "169.254.3.4/16", "link-local"),
+    ("NET_GATEWAY", "192.168.1.1/24", "without a /network size"),
+    ("NET_GATEWAY", "router", "not an IP address"),
+    ("NET_GATEWAY", "0.0.0.0", "unspecified"),  # noqa: S104 - a value, not a bind
+    ("NET_DNS", "dns.google", "DNS server 1 is not an IP address"),
+    ("NET_DNS", "1.1.1.1, 1.1.1", "DNS server 2 is not an IP address"),
+    ("NET_DNS", "127.0.0.53", "loopback"),
+    ("NET_DNS", ", ;", "no DNS server"),
+    ("NET_DNS", " ".join(f"10.0.0.{n}" for n in range(1, 10)), "at most 8"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), GOOD)
+def test_good_values_pass_their_rule(key: str, value: str) -> None:
+    assert validate_field(key, value) is None
+
+
+@pytest.mark.parametrize(("key", "value", "words"), BAD)
+def test_bad_values_get_the_rule_message(key: str, value: str, words: str) -> None:
+    problem = validate_field(key, value)
+    assert problem is not None
+    assert words in problem.message
+    assert problem.hint  # every network problem says how to fix it
+
+
+@pytest.mark.parametrize(
+    ("address", "gateway", "words"),
+    [
+        ("192.168.1.50/24", "192.168.2.1", "is not inside the network 192.168.1.0/24"),
+        ("192.168.1.50/32", "192.168.1.1", "is not inside the network 192.168.1.50/32"),
+        ("192.168.1.50/24", "192.168.1.50", "the box's own address"),
+        ("192.168.1.50/24", "192.168.1.255", "network's own or broadcast address"),
+        ("192.168.1.50/24", "fe80::1", "IPv6 address but NET_ADDRESS is IPv4"),
+        ("2001:db8::50/64", "2001:db9::1", "is not inside the network 2001:db8::/64"),
+    ],
+)
+def test_the_gateway_must_fit_the_address(address: str, gateway: str, words: str) -> None:
+    result = check_seed_bytes(valid(f"NET_ADDRESS={address}", f"NET_GATEWAY={gateway}"))
+    (problem,) = result.problems
+    assert (problem.line, problem.key) == (5, "NET_GATEWAY")
+    assert words in problem.message
+
+
+def test_a_gateway_problem_waits_for_a_valid_address() -> None:
+    """A broken NET_ADDRESS is reported once, on its own line, not again on the gateway's."""
+    result = check_seed_bytes(valid("NET_ADDRESS=192.168.1.50", "NET_GATEWAY=192.168.2.1"))
+    assert [(p.line, p.key) for p in result.problems] == [(4, "NET_ADDRESS")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "missing"),
+    [
+        (("WIFI_SSID=HomeNet",), {"WIFI_PASSWORD", "WIFI_COUNTRY"}),
+        (("WIFI_COUNTRY=DE",), {"WIFI_SSID", "WIFI_PASSWORD"}),
+        (("WIFI_SSID=HomeNet", f"WIFI_PASSWORD={WIFI_PASSWORD}"), {"WIFI_COUNTRY"}),
+        (("NET_GATEWAY=192.168.1.1",), {"NET_ADDRESS"}),
+        (("NET_ADDRESS=192.168.1.50/24",), {"NET_GATEWAY"}),
+    ],
+)
+def test_keys_that_come_together(lines: tuple[str, ...], missing: set[str]) -> None:
+    result = check_seed_bytes(valid(*lines))
+    assert {p.key for p in result.problems} == missing
+    assert all("required because" in p.message and p.hint for p in result.problems)
+
+
+def test_the_wizard_asks_for_wifi_only_when_a_wifi_line_is_there() -> None:
+    """The wizard asks what the seed lacks or got wrong: no Wi-Fi line, no Wi-Fi question; one
+    Wi-Fi line, the other two (and a wrong one again)."""
+    assert not [k for k in keys_to_ask(check_seed_bytes(valid("TIMEZONE=Nowhere"))) if "WIFI" in k]
+    asked = keys_to_ask(check_seed_bytes(valid("WIFI_SSID=HomeNet", "WIFI_COUNTRY=UK")))
+    assert asked == ["WIFI_PASSWORD", "WIFI_COUNTRY"]
+
+
+def test_the_wifi_password_is_shown_nowhere() -> None:
+    result = check_seed_bytes(
+        valid("WIFI_SSID=HomeNet", f"WIFI_PASSWORD={WIFI_PASSWORD}", "WIFI_COUNTRY=DE")
+    )
+    (setting,) = [s for s in result.settings if s.key == "WIFI_PASSWORD"]
+    assert setting.secret
+    assert mask(setting) == "(set, hidden)"  # a password shows not even its first characters
+    assert SENTINEL not in repr(result)
+    wrong = check_seed_bytes(valid("WIFI_SSID=HomeNet", f"WIFI_PASSWORD={WIFI_PASSWORD}é"))
+    assert SENTINEL not in repr((wrong.problems, wrong.warnings, wrong.repairs))
+
+
+def test_seed_scrub_removes_the_wifi_password() -> None:
+    data = valid("WIFI_SSID=HomeNet", f"WIFI_PASSWORD={WIFI_PASSWORD}", "WIFI_COUNTRY=DE")
+    scrubbed = render_scrubbed_seed(data, host="ada", when="2026-12-01 10:00 UTC")
+    assert SENTINEL not in scrubbed.text
+    assert "WIFI_PASSWORD" in scrubbed.removed
+    assert "WIFI_SSID=HomeNet" in scrubbed.text.splitlines()
+
+
+def test_raw_psk_is_told_apart_from_a_passphrase() -> None:
+    assert is_raw_psk("ab" * 32)
+    assert not is_raw_psk("ab" * 31)
+    assert not is_raw_psk("xy" * 32)
+
+
+def test_the_country_list_holds_what_people_use_and_nothing_else() -> None:
+    assert {"DE", "US", "GB", "FR", "JP", "CN", "IN", "BR", "GR"} <= CODES
+    assert not {"UK", "EL", "EU", "00", "XX"} & CODES
+    assert len(CODES) == 249
+
+
+@pytest.mark.skipif(not ISO_3166.is_file(), reason="no iso-codes package here")
+def test_shipped_countries_match_this_debian() -> None:
+    """Regenerate with `python -m tests.gen_countries` when this fails on the image's release."""
+    expected = render_module(alpha_2_codes(ISO_3166.read_text()), iso_codes_version())
+    assert MODULE.read_text() == expected
