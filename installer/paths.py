@@ -50,6 +50,49 @@ class TargetPaths:
     def default_keyboard(self) -> Path:
         return self._at("/etc/default/keyboard")
 
+    # network (the image's own 20-clawdie-wired.network gives wired links DHCP)
+    @property
+    def networkd_dir(self) -> Path:
+        return self._at("/etc/systemd/network")
+
+    @property
+    def image_wired_network(self) -> Path:
+        """The image's default for wired links: DHCP (iso/overlay)."""
+        return self.networkd_dir / "20-clawdie-wired.network"
+
+    @property
+    def wired_network(self) -> Path:
+        """The seed's wired configuration; sorts first, so networkd takes it over the image's."""
+        return self.networkd_dir / "10-clawdie-wired.network"
+
+    @property
+    def wifi_network(self) -> Path:
+        return self.networkd_dir / "25-clawdie-wifi.network"
+
+    @property
+    def wifi_supplicant_conf(self) -> Path:
+        """The Wi-Fi network and its PSK (root, 0600): never the password itself."""
+        return self._at(f"/etc/wpa_supplicant/{SERVICE_NAME}-wifi.conf")
+
+    @property
+    def wifi_unit(self) -> Path:
+        """The supplicant's template unit, one instance per Wi-Fi interface."""
+        return self._at(f"/etc/systemd/system/{SERVICE_NAME}-wifi@.service")
+
+    @property
+    def wifi_udev_rule(self) -> Path:
+        return self._at(f"/etc/udev/rules.d/90-{SERVICE_NAME}-wifi.rules")
+
+    @property
+    def wifi_regdom(self) -> Path:
+        """The regulatory domain for the kernel's cfg80211, set before any supplicant runs."""
+        return self._at(f"/etc/modprobe.d/{SERVICE_NAME}-wifi.conf")
+
+    @property
+    def sys_class_net(self) -> Path:
+        """The running kernel's network interfaces (only read on the live system)."""
+        return self._at("/sys/class/net")
+
     # the installed system (written by the disk installer)
     @property
     def fstab(self) -> Path:

@@ -32,6 +32,7 @@ TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
 OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
 OPERATOR_PASSWORD = f"op {SENTINEL} pass"
 USER_PASSWORD = f"fallback-{SENTINEL}"
+WIFI_PASSWORD = f"wifi {SENTINEL}"
 
 SEED = f"""\
 TELEGRAM_BOT_TOKEN={TOKEN}
@@ -46,6 +47,9 @@ OPERATOR_EMAIL=ops@example.com
 OPERATOR_PASSWORD={OPERATOR_PASSWORD}
 SSH_AUTHORIZED_KEY={ED25519}
 CLAWDIE_USER_PASSWORD={USER_PASSWORD}
+WIFI_SSID=Zoë's Wi-Fi
+WIFI_PASSWORD={WIFI_PASSWORD}
+WIFI_COUNTRY=DE
 """
 
 pytestmark = pytest.mark.root
@@ -165,6 +169,11 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     assert (root / "etc/default/locale").read_text() == "LANG=de_DE.UTF-8\n"
     assert 'XKBLAYOUT="de"' in (root / "etc/default/keyboard").read_text()
     assert "de_DE.UTF-8 UTF-8\n" in (root / "etc/locale.gen").read_text().replace("# de", "X")
+    supplicant = root / "etc/wpa_supplicant/clawdie-wifi.conf"
+    assert stat.S_IMODE(supplicant.stat().st_mode) == 0o600
+    assert supplicant.stat().st_uid == 0
+    assert "country=DE\n" in supplicant.read_text()
+    assert (root / "etc/systemd/network/25-clawdie-wifi.network").is_file()
 
     passwd = (root / "etc/passwd").read_text()
     entry = next(line for line in passwd.splitlines() if line.startswith("clawdie:"))
@@ -188,6 +197,7 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     assert env["PI_TUI_MODEL"] == "deepseek/deepseek-chat"
     assert "OPERATOR_PASSWORD" not in env
     assert "CLAWDIE_USER_PASSWORD" not in env
+    assert not [key for key in env if key.startswith(("WIFI_", "NET_"))]
     resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
     by_key = {s["key"]: s for s in resolved["settings"]}
     assert by_key["HOSTNAME"]["source"] == "derived from ASSISTANT_NAME"
@@ -212,6 +222,7 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     )
     assert "Clawdie first boot: SUCCESS" in summary
     assert "Host name:      zoe-s-helper" in summary
+    assert "Wi-Fi: Zoë's Wi-Fi (country DE)" in summary
     assert "chat:         openrouter deepseek/deepseek-chat" in summary
     assert "Dashboard:      operator ops@example.com can sign in" in summary
     assert "reformat the stick or delete setup.txt" in summary
@@ -329,6 +340,9 @@ FAULT_POINTS = [
         "before:identity",
         "effects:identity",
         "mid-write:hostname",
+        "before:network",
+        "mid-write:clawdie-wifi.conf",
+        "effects:network",
         "effects:accounts",
         "mid-write:authorized_keys",
         "before:platform-config",

@@ -1,0 +1,283 @@
+"""Step 3b, network (DESIGN §7): systemd-networkd configuration and, for Wi-Fi, a supplicant, from
+the seed's network lines, written into the target root.
+
+What it writes (only what the seed asks for; files of ours it no longer asks for are removed):
+- Wired links get DHCP from the image's own `20-clawdie-wired.network` (`Type=ether`), which this
+  step never touches. `NET_ADDRESS` (with `NET_GATEWAY`), or `NET_DNS` alone, writes
+  `10-clawdie-wired.network` for the same links: networkd applies the first file in lexical order
+  that matches a link, so it replaces the image's for wired links and the image's file stays the
+  default. A static address without `NET_DNS` uses the gateway as DNS server (home routers
+  answer DNS), except an IPv6 link-local gateway, which names no link a DNS entry could use.
+  The static address is for wired links only: Wi-Fi keeps DHCP.
+- Wi-Fi: `25-clawdie-wifi.network` (`Type=wlan`, DHCP), the supplicant configuration
+  `/etc/wpa_supplicant/clawdie-wifi.conf` (root, 0600), a template unit
+  `clawdie-wifi@.service` and the udev rule `90-clawdie-wifi.rules`, which starts one instance
+  per Wi-Fi interface whatever its name (`wlan0`, `wlp2s0`): the rule runs after udev's own
+  `80-net-setup-link.rules`, so `$name` is the final name and the instance binds to that
+  interface's device unit. No interface name is known in advance, and none has to be.
+
+Why wpa_supplicant and not iwd (Debian 12 ships both): wpa_supplicant takes the PSK as 64 hex
+digits in its configuration, so the password itself is never stored (iwd can too, but only in a
+per-network file named after the SSID's bytes); it works with every driver that speaks nl80211 or
+the older wext (iwd needs nl80211 and a set of kernel crypto modules some vendor kernels lack);
+its per-interface unit pattern is the documented pairing with networkd, and the hostapd +
+mac80211_hwsim kit the boot test will use is developed against it.
+
+What is stored: the PSK, PBKDF2-HMAC-SHA1(password, SSID, 4096 rounds, 32 bytes), which is what
+`wpa_passphrase` prints and what WPA2-personal uses; a 64-hex-digit WIFI_PASSWORD is that key
+already. A WPA3-only (SAE) network needs the password itself, so it cannot join from a stored
+PSK; WPA2/WPA3 mixed networks (the common "transition mode") accept the PSK.
+
+The regulatory domain (which channels and power the radio may use) is set twice, each for a
+different moment: `country=` in the supplicant configuration (the supplicant sets it when it
+starts), and `options cfg80211 ieee80211_regdom=` in /etc/modprobe.d, so the kernel starts in the
+right domain before any supplicant runs (Debian 12 has no crda; the kernel reads
+`wireless-regdb`'s database itself).
+
+The image needs (not in this step's power; iso/ installs them): `wpasupplicant`,
+`wireless-regdb`, and the firmware of the Wi-Fi and wired chips (`firmware-iwlwifi`,
+`firmware-realtek`, ... from non-free-firmware).
+
+On the live system (`--root /`) the step then makes it take effect: systemd and udev reload,
+networkd reloads its files, and the supplicant starts on the Wi-Fi interfaces already present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.errors import InstallerError
+from installer.firstboot.context import StepContext, log
+from installer.firstboot.stamps import StepRecord
+from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
+from installer.paths import SERVICE_NAME, TargetPaths
+from installer.run import run
+from installer.seed.net_rules import is_raw_psk
+from installer.seed.resolved import Network, StaticAddress, Wifi
+
+NAME = "network"
+
+_HEADER = "# Written by clawdie-setup firstboot from setup.txt; a new seed (adopt) rewrites it.\n"
+PSK_ROUNDS = 4096
+
+
+def derive_psk(password: str, ssid: str) -> str:
+    """The WPA PSK for a passphrase on a network, as 64 hex digits (`wpa_passphrase`'s psk=);
+    a WIFI_PASSWORD that is already the raw key is returned as it is."""
+    if is_raw_psk(password):
+        return password.lower()
+    key = hashlib.pbkdf2_hmac(
+        "sha1", password.encode("ascii"), ssid.encode("utf-8"), PSK_ROUNDS, dklen=32
+    )
+    return key.hex()
+
+
+def _dns_section(dns: tuple[str, ...]) -> list[str]:
+    return [f"DNS={server}" for server in dns]
+
+
+def _ignore_network_dns() -> list[str]:
+    """The DNS servers of setup.txt replace the ones DHCP and router adverts offer."""
+    return [
+        "",
+        "[DHCPv4]",
+        "UseDNS=no",
+        "",
+        "[DHCPv6]",
+        "UseDNS=no",
+        "",
+        "[IPv6AcceptRA]",
+        "UseDNS=no",
+    ]
+
+
+def static_dns(static: StaticAddress, dns: tuple[str, ...]) -> tuple[str, ...]:
+    """The DNS servers of a static address: NET_DNS, else the gateway (unless link-local)."""
+    if dns:
+        return dns
+    import ipaddress
+
+    return () if ipaddress.ip_address(static.gateway).is_link_local else (static.gateway,)
+
+
+def render_wired_network(network: Network) -> str | None:
+    """The seed's wired configuration, or None when the image's DHCP default holds."""
+    if network.static is None and not network.dns:
+        return None
+    lines = [_HEADER, "[Match]", "Type=ether", "", "[Network]"]
+    if network.static is not None:
+        lines += [
+            f"Address={network.static.address}",
+            f"Gateway={network.static.gateway}",
+            *_dns_section(static_dns(network.static, network.dns)),
+        ]
+    else:
+        lines += ["DHCP=yes", *_dns_section(network.dns), *_ignore_network_dns()]
+    return "\n".join(lines) + "\n"
+
+
+def render_wifi_network(network: Network) -> str:
+    """Every Wi-Fi interface: DHCP once the supplicant has joined (with NET_DNS if given)."""
+    lines = [_HEADER, "[Match]", "Type=wlan", "", "[Network]", "DHCP=yes"]
+    if network.dns:
+        lines += [*_dns_section(network.dns), *_ignore_network_dns()]
+    return "\n".join(lines) + "\n"
+
+
+def render_supplicant_conf(wifi: Wifi) -> str:
+    """wpa_supplicant's configuration: the country, and the network by the hex of its name's
+    bytes (no quoting of any character can go wrong) with the PSK, never the password."""
+    ssid_hex = wifi.ssid.encode("utf-8").hex()
+    psk = derive_psk(wifi.password.get_secret_value(), wifi.ssid)
+    # The name in words for a person reading the file; ssid= is what counts.
+    shown = wifi.ssid if wifi.ssid.isprintable() else "(a name with control characters)"
+    return (
+        f"{_HEADER}"
+        "# The Wi-Fi password is not stored: psk= is the key derived from it (wpa_passphrase).\n"
+        "ctrl_interface=/run/wpa_supplicant\n"
+        "update_config=0\n"
+        f"country={wifi.country}\n"
+        "\n"
+        f"# Wi-Fi: {shown}\n"
+        "network={\n"
+        f"\tssid={ssid_hex}\n"
+        "\tscan_ssid=1\n"
+        "\tkey_mgmt=WPA-PSK WPA-PSK-SHA256\n"
+        "\tieee80211w=1\n"
+        f"\tpsk={psk}\n"
+        "}\n"
+    )
+
+
+def render_wifi_unit(conf: str) -> str:
+    """One supplicant per Wi-Fi interface (`%i`), bound to that interface's device."""
+    return (
+        f"{_HEADER}"
+        "[Unit]\n"
+        "Description=Wi-Fi on %i (WPA supplicant, from the Clawdie seed)\n"
+        "BindsTo=sys-subsystem-net-devices-%i.device\n"
+        "After=sys-subsystem-net-devices-%i.device\n"
+        "Before=network.target\n"
+        "Wants=network.target\n"
+        f"ConditionPathExists={conf}\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"ExecStart=/sbin/wpa_supplicant -c {conf} -i %I -D nl80211,wext\n"
+        "Restart=on-failure\n"
+        "RestartSec=5\n"
+    )
+
+
+def render_wifi_udev_rule() -> str:
+    """Start the supplicant's instance for each Wi-Fi interface, under its final name."""
+    return (
+        f"{_HEADER}"
+        'ACTION=="add", SUBSYSTEM=="net", ENV{DEVTYPE}=="wlan", TAG+="systemd", '
+        f'ENV{{SYSTEMD_WANTS}}+="{SERVICE_NAME}-wifi@$name.service"\n'
+    )
+
+
+def render_regdom(country: str) -> str:
+    return f"{_HEADER}options cfg80211 ieee80211_regdom={country}\n"
+
+
+@dataclass(frozen=True)
+class NetworkFile:
+    path: Path
+    content: str | None  # None: not wanted (removed if there)
+    mode: int = 0o644
+
+
+def planned_files(paths: TargetPaths, network: Network) -> list[NetworkFile]:
+    """Every file this step owns, with what it should hold for `network`."""
+    wifi = network.wifi
+    conf = f"/{paths.wifi_supplicant_conf.relative_to(paths.root)}"
+    return [
+        NetworkFile(paths.wired_network, render_wired_network(network)),
+        NetworkFile(paths.wifi_network, render_wifi_network(network) if wifi else None),
+        NetworkFile(
+            paths.wifi_supplicant_conf, render_supplicant_conf(wifi) if wifi else None, 0o600
+        ),
+        NetworkFile(paths.wifi_unit, render_wifi_unit(conf) if wifi else None),
+        NetworkFile(paths.wifi_udev_rule, render_wifi_udev_rule() if wifi else None),
+        NetworkFile(paths.wifi_regdom, render_regdom(wifi.country) if wifi else None),
+    ]
+
+
+def describe(paths: TargetPaths, network: Network) -> list[str]:
+    """What holds now, in words for the summary (never the password or its key)."""
+    if network.static is not None:
+        dns = static_dns(network.static, network.dns)
+        wired = (
+            f"wired links: {network.static.address} via {network.static.gateway}, "
+            f"DNS {', '.join(dns) or 'none'}"
+        )
+    elif network.dns:
+        wired = f"wired links: DHCP, DNS {', '.join(network.dns)}"
+    else:
+        wired = f"wired links: DHCP ({paths.image_wired_network.name})"
+    if network.wifi is None:
+        return [wired, "Wi-Fi: not configured"]
+    conf = f"/{paths.wifi_supplicant_conf.relative_to(paths.root)}"
+    return [
+        wired,
+        f"Wi-Fi: {network.wifi.ssid} (country {network.wifi.country}), DHCP; "
+        f"key stored in {conf} (0600)",
+    ]
+
+
+def apply(ctx: StepContext) -> StepRecord:
+    paths = ctx.paths
+    network = ctx.seed.network
+    changed = False
+    for item in planned_files(paths, network):
+        if item.content is None:
+            changed |= remove_durably(item.path)
+            continue
+        ensure_dir(item.path.parent, 0o755)
+        remove_stale_temps(item.path.parent)
+        changed |= write_atomic(item.path, item.content, mode=item.mode)
+    done = describe(paths, network)
+    # On the live system the reloads run even when no file changed: a run resumed after a power
+    # cut finds the files written but not yet in effect.
+    notes = _apply_live(paths, network)
+    log.info("network: %s%s", "; ".join(done), "" if changed else " (already so)")
+    return StepRecord(created=tuple(done), notes=tuple(notes))
+
+
+def wifi_interfaces(paths: TargetPaths) -> list[str]:
+    """The Wi-Fi interfaces the running kernel has (those with a `wireless` directory)."""
+    if not paths.sys_class_net.is_dir():
+        return []
+    return sorted(p.name for p in paths.sys_class_net.iterdir() if (p / "wireless").is_dir())
+
+
+def _apply_live(paths: TargetPaths, network: Network) -> list[str]:
+    """On the running system, make the new configuration take effect now (the next boot would
+    anyway: udev's coldplug starts the supplicant, networkd reads its files)."""
+    if not paths.is_live_system:
+        return []
+    notes = []
+    commands: list[list[str]] = [["systemctl", "daemon-reload"], ["udevadm", "control", "--reload"]]
+    if network.wifi is not None:
+        commands += [
+            ["systemctl", "start", "--no-block", f"{SERVICE_NAME}-wifi@{name}.service"]
+            for name in wifi_interfaces(paths)
+        ]
+    commands.append(["networkctl", "reload"])
+    for argv in commands:
+        if shutil.which(argv[0]) is None:
+            notes.append(f"{argv[0]} is not installed: the network takes effect at the next boot")
+            continue
+        try:
+            result = run(argv, check=False, timeout=30)
+        except InstallerError as err:  # timed out
+            notes.append(f"{' '.join(argv)}: {err.message}")
+            continue
+        if result.returncode != 0:
+            notes.append(f"{' '.join(argv)} exited {result.returncode}; the next boot applies it")
+    return notes
