@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import installer.firstboot.steps.network as network_step
 from installer import faults, redact
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
-from installer.firstboot.steps import accounts, database, identity, network, platform_env
+from installer.firstboot.steps import accounts, database, identity, platform_env
 from installer.firstboot.steps.report import Outcome, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps
 from installer.paths import TargetPaths
@@ -38,7 +39,7 @@ SEED_STEP = "seed"
 # (stamp name, apply) in DESIGN order; the database wait runs between config and bootstrap.
 STEPS: list[tuple[str, Callable[[StepContext], StepRecord]]] = [
     (identity.NAME, identity.apply),
-    (network.NAME, network.apply),
+    (network_step.NAME, network_step.apply),
     (accounts.NAME, accounts.apply),
     (platform_env.NAME, platform_env.apply),
     (database.NAME, database.apply),

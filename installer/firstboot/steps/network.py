@@ -38,8 +38,8 @@ The image needs (not in this step's power; iso/ installs them): `wpasupplicant`,
 `wireless-regdb`, and the firmware of the Wi-Fi and wired chips (`firmware-iwlwifi`,
 `firmware-realtek`, ... from non-free-firmware).
 
-On the live system (`--root /`) the step then makes it take effect: systemd and udev reload,
-networkd reloads its files, and the supplicant starts on the Wi-Fi interfaces already present.
+On the live system (`--root /`) the step then makes it take effect: udev rereads its rules,
+networkd its files, and the supplicant starts on the Wi-Fi interfaces already present.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ NAME = "network"
 
 _HEADER = "# Written by clawdie-setup firstboot from setup.txt; a new seed (adopt) rewrites it.\n"
 PSK_ROUNDS = 4096
+# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
+UNITS_CHANGED = "units_changed"
 
 
 def derive_psk(password: str, ssid: str) -> str:
@@ -233,20 +235,25 @@ def describe(paths: TargetPaths, network: Network) -> list[str]:
 def apply(ctx: StepContext) -> StepRecord:
     paths = ctx.paths
     network = ctx.seed.network
-    changed = False
+    changed: list[Path] = []
     for item in planned_files(paths, network):
         if item.content is None:
-            changed |= remove_durably(item.path)
+            if remove_durably(item.path):
+                changed.append(item.path)
             continue
         ensure_dir(item.path.parent, 0o755)
         remove_stale_temps(item.path.parent)
-        changed |= write_atomic(item.path, item.content, mode=item.mode)
+        if write_atomic(item.path, item.content, mode=item.mode):
+            changed.append(item.path)
     done = describe(paths, network)
-    # On the live system the reloads run even when no file changed: a run resumed after a power
-    # cut finds the files written but not yet in effect.
-    notes = _apply_live(paths, network)
+    notes = _apply_live(paths, network, changed)
     log.info("network: %s%s", "; ".join(done), "" if changed else " (already so)")
-    return StepRecord(created=tuple(done), notes=tuple(notes))
+    return StepRecord(
+        created=tuple(done),
+        notes=tuple(notes),
+        # the runner reloads systemd only when a step changed a unit file
+        facts={UNITS_CHANGED: "yes" if paths.wifi_unit in changed else "no"},
+    )
 
 
 def wifi_interfaces(paths: TargetPaths) -> list[str]:
@@ -256,19 +263,24 @@ def wifi_interfaces(paths: TargetPaths) -> list[str]:
     return sorted(p.name for p in paths.sys_class_net.iterdir() if (p / "wireless").is_dir())
 
 
-def _apply_live(paths: TargetPaths, network: Network) -> list[str]:
-    """On the running system, make the new configuration take effect now (the next boot would
-    anyway: udev's coldplug starts the supplicant, networkd reads its files)."""
+def _apply_live(paths: TargetPaths, network: Network, changed: list[Path]) -> list[str]:
+    """On the running system, make the configuration take effect now (the next boot would
+    anyway: udev's coldplug starts the supplicant, networkd reads its files). No systemd reload:
+    a unit file that is new is found when first started. The supplicant is started even when no
+    file changed: a run resumed after a power cut finds the files but nothing running."""
     if not paths.is_live_system:
         return []
-    notes = []
-    commands: list[list[str]] = [["systemctl", "daemon-reload"], ["udevadm", "control", "--reload"]]
+    commands: list[list[str]] = []
+    if paths.wifi_udev_rule in changed:
+        commands.append(["udevadm", "control", "--reload"])
     if network.wifi is not None:
         commands += [
             ["systemctl", "start", "--no-block", f"{SERVICE_NAME}-wifi@{name}.service"]
             for name in wifi_interfaces(paths)
         ]
-    commands.append(["networkctl", "reload"])
+    if any(p.suffix == ".network" for p in changed) or network.wifi is not None:
+        commands.append(["networkctl", "reload"])
+    notes = []
     for argv in commands:
         if shutil.which(argv[0]) is None:
             notes.append(f"{argv[0]} is not installed: the network takes effect at the next boot")
