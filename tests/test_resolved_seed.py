@@ -81,16 +81,16 @@ CASES = [
         "sk-" + "y" * 30,
         ("PI_TUI_PROVIDER=deepseek", "PI_TUI_MODEL=m"),
     ),
+    Case("INSTALL_MODE", "fresh", "adopt"),
+    Case("TARGET_DISK", "serial:A1", "serial:B2"),
+    Case("ERASE_TARGET_DISK", "no", "yes", ("TARGET_DISK=serial:A1",)),
+    Case("SEED_SCRUB", "no", "yes"),
     Case("WIFI_SSID", "HomeNet", "Café", WIFI_NEEDS[1:]),
     Case("WIFI_PASSWORD", "long enough", "other passphrase", (WIFI_NEEDS[0], WIFI_NEEDS[2])),
     Case("WIFI_COUNTRY", "DE", "US", WIFI_NEEDS[:2]),
     Case("NET_ADDRESS", "192.168.1.50/24", "192.168.1.51/24", ("NET_GATEWAY=192.168.1.1",)),
     Case("NET_GATEWAY", "192.168.1.1", "192.168.1.254", ("NET_ADDRESS=192.168.1.50/24",)),
     Case("NET_DNS", "1.1.1.1", "9.9.9.9 1.1.1.1"),
-    Case("INSTALL_MODE", "fresh", "adopt"),
-    Case("TARGET_DISK", "serial:A1", "serial:B2"),
-    Case("ERASE_TARGET_DISK", "no", "yes", ("TARGET_DISK=serial:A1",)),
-    Case("SEED_SCRUB", "no", "yes"),
 ]
 
 
