@@ -62,8 +62,6 @@ NAME = "network"
 
 _HEADER = "# Written by clawdie-setup firstboot from setup.txt; a new seed (adopt) rewrites it.\n"
 PSK_ROUNDS = 4096
-# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
-UNITS_CHANGED = "units_changed"
 
 
 def derive_psk(password: str, ssid: str) -> str:
@@ -248,12 +246,9 @@ def apply(ctx: StepContext) -> StepRecord:
     done = describe(paths, network)
     notes = _apply_live(paths, network, changed)
     log.info("network: %s%s", "; ".join(done), "" if changed else " (already so)")
-    return StepRecord(
-        created=tuple(done),
-        notes=tuple(notes),
-        # the runner reloads systemd only when a step changed a unit file
-        facts={UNITS_CHANGED: "yes" if paths.wifi_unit in changed else "no"},
-    )
+    # The record states what holds now: the same after a resumed run as after a clean one. No
+    # fact asks for a systemd reload: the Wi-Fi unit is new, and a new unit is found on start.
+    return StepRecord(created=tuple(done), notes=tuple(notes))
 
 
 def wifi_interfaces(paths: TargetPaths) -> list[str]:
