@@ -171,6 +171,9 @@ def test_the_wifi_password_is_nowhere_under_the_root(
             assert WIFI_PASSWORD.encode().hex().encode() not in data, path
     assert SENTINEL not in caplog.text
     assert SENTINEL not in repr(record)
+    wifi = networkd_file((root / "etc/systemd/network/25-clawdie-wifi.network").read_text())
+    assert wifi["Network"] == ["DHCP=yes", "DNS=1.1.1.1"]  # NET_DNS holds for Wi-Fi too
+    assert wifi["DHCPv4"] == ["UseDNS=no"]
 
 
 def test_a_rerun_changes_nothing(root: Path) -> None:
