@@ -102,12 +102,15 @@ class Models:
 
 @dataclass(frozen=True)
 class InstallOptions:
-    """How the disk installer treats the machine and the stick."""
+    """How the disk installer treats the machine and the stick, and how an adopt run treats an
+    existing installation."""
 
     mode: str
     target_disk: str | None
     erase_target_disk: bool
     seed_scrub: bool
+    fingerprint: str | None = None  # INSTALL_FINGERPRINT: the box an adopt seed is meant for
+    allow_identity_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
         target_disk=r.take("TARGET_DISK", str),
         erase_target_disk=r.need("ERASE_TARGET_DISK", bool, False),
         seed_scrub=r.need("SEED_SCRUB", bool, False),
+        fingerprint=r.take("INSTALL_FINGERPRINT", str),
+        allow_identity_change=r.need("ALLOW_IDENTITY_CHANGE", bool, False),
     )
     return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings))
 
