@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "install": "install",
     "wizard": "wizard",
     "firstboot": "firstboot",
+    "adopt": "adopt",
     "wait-db": "wait_db",
     "set-operator": "set_operator",
 }

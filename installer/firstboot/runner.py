@@ -248,9 +248,15 @@ class FirstbootRun:
         stamps = Stamps(paths.stamps_dir)
         if stamps.done(COMPLETE):
             forget_seed(paths)  # a power cut may have come between the stamp and the delete
+            from installer.firstboot.adopt import adopt_at_boot
+
+            adopted = adopt_at_boot(self.config, paths, self.receipt)
+            if adopted is not None:
+                return adopted
             print(
                 f"first boot already completed ({stamps.finished_at(COMPLETE)}); nothing to do. "
-                "Seeds are not read again: changes to setup.txt on a stick are ignored.",
+                "Seeds are not read again: changes to setup.txt on a stick are ignored "
+                "(a seed with INSTALL_MODE=adopt and this box's INSTALL_FINGERPRINT is applied).",
                 file=sys.stderr,
             )
             return 0
