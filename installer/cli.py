@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "wizard": "wizard",
     "firstboot": "firstboot",
     "adopt": "adopt",
+    "install-platform": "install_platform",
     "wait-db": "wait_db",
     "set-operator": "set_operator",
 }

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from installer import faults, redact
 from installer.errors import InstallerError, UsageError
@@ -236,6 +236,8 @@ class FirstbootRun:
     asker: Asker | None = None
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
     receipt: Receipt | None = None
+    # Records of what ran before first boot (install-platform's host checks), for the summary.
+    preamble: Mapping[str, StepRecord] = field(default_factory=dict)
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -264,7 +266,7 @@ class FirstbootRun:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
         check: SeedCheck | None = None
-        records: dict[str, StepRecord] = {}
+        records: dict[str, StepRecord] = dict(self.preamble)
         started = time.monotonic()
         try:
             check = obtain_seed(self.config, paths, stamps, self.asker)
