@@ -123,6 +123,13 @@ def box(tmp_path: Path, pg: PgCluster) -> Path:
     return installed_box(tmp_path, pg)
 
 
+def test_the_summary_and_receipt_show_the_fingerprint_an_adopt_seed_needs(box: Path) -> None:
+    shown = fingerprint(box)
+    line = f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    assert line in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert line in receipt(box)
+
+
 def test_a_wrong_fingerprint_is_refused_and_nothing_changes(box: Path, pg: PgCluster) -> None:
     before, before_db = snapshot(box / "root", pg), db_state(pg)
     wrong = "0" * 8 if not fingerprint(box).startswith("0") else "f" * 8

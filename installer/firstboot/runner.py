@@ -192,6 +192,21 @@ def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
     return records
 
 
+def fingerprint_record(paths: TargetPaths) -> dict[str, StepRecord]:
+    """The installation's fingerprint for the summary and receipt: an adopt seed must carry it
+    (none before the system has a machine id, as in a sandbox root)."""
+    from installer.fingerprint import NoMachineIdError, read_fingerprint
+
+    try:
+        shown = read_fingerprint(paths)
+    except NoMachineIdError:
+        return {}
+    words = (
+        f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    )
+    return {"fingerprint": StepRecord(created=(words,), facts={"fingerprint": shown})}
+
+
 def start_platform(config: FirstbootConfig) -> str:
     """Step 9 (after the complete stamp): start the platform unit, or say why not."""
     if config.platform_start is None:
@@ -280,6 +295,7 @@ class FirstbootRun:
                 tuple(w.message for w in check.warnings),
             )
             records.update(run_steps(ctx, stamps))
+            records.update(fingerprint_record(paths))
         except Exception as caught:  # every failure writes its report
             err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check
