@@ -373,6 +373,52 @@ def test_a_stick_with_an_adopt_seed_is_taken_at_boot_a_fresh_one_is_not(
     assert (root / "var/lib/clawdie-setup/adopt-summary.txt").read_text() == text
 
 
+def test_a_cut_run_of_one_seed_does_not_skip_the_steps_of_another(box: Path, pg: PgCluster) -> None:
+    killed = adopt(box, pg, adopt_seed(box, "PROFILE=economy"), fault="stamped:identity")
+    assert killed.returncode == -9
+    other = adopt(box, pg, adopt_seed(box, "TIMEZONE=Europe/Berlin"))
+    assert other.returncode == 0, other.stderr
+    assert os.readlink(box / "root/etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert env_of(box)["PROFILE"] == "balanced"  # the cut seed's change is not half-kept
+
+
+def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
+    box: Path, pg: PgCluster
+) -> None:
+    pg.stop()
+    path = adopt_seed(box, "PROFILE=economy")
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "installer.cli",
+            "adopt",
+            "--root",
+            str(box / "root"),
+            "--seed",
+            str(path),
+            "--db-admin",
+            pg.admin_conninfo(),
+            "--db-timeout-ms",
+            "2000",
+            "--no-platform-start",
+            "--receipt-dir",
+            str(box / "stick"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert receipt(box).startswith("Clawdie adopt: FAILED (adopt.txt)\nReason: ")
+    assert env_of(box)["PROFILE"] == "balanced"
+
+
 # Every point where a power cut can land in an adopt run; a few in the fast suite.
 FAST_ADOPT_POINTS = {"effects:identity", "mid-write:system.env", "before:adopt-done"}
 ADOPT_POINTS = [

@@ -253,6 +253,14 @@ def render_refusal(name: str, err: InstallerError) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_failure(name: str, err: InstallerError) -> str:
+    out = [f"Clawdie adopt: FAILED ({name})", f"Reason: {err.message}"]
+    if err.hint:
+        out.append(f"What to do: {err.hint}")
+    out.append("Run it again with the same setup.txt: it finishes what this run started.")
+    return "\n".join(out) + "\n"
+
+
 def _plan_doc(plan: AdoptPlan, digest: str, env_digest: str) -> str:
     entries = [{"key": e.key, "outcome": e.outcome, "reason": e.reason} for e in plan.entries]
     doc = {"seed_sha256": digest, "system_env_sha256": env_digest, "entries": entries}
@@ -271,8 +279,15 @@ def _stored_plan(paths: TargetPaths, digest: str) -> tuple[AdoptPlan, str] | Non
     return AdoptPlan(entries), str(doc["system_env_sha256"])
 
 
-def _digest(path_bytes: bytes) -> str:
-    return hashlib.sha256(path_bytes).hexdigest()
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _clear_stamps(paths: TargetPaths) -> None:
+    if paths.adopt_stamps_dir.is_dir():
+        for stamp in sorted(paths.adopt_stamps_dir.iterdir()):
+            remove_durably(stamp)
+        paths.adopt_stamps_dir.rmdir()
 
 
 def _env_digest(paths: TargetPaths) -> str:
@@ -299,6 +314,14 @@ class AdoptRun:
         except AdoptRefusedError as err:
             self._receipt(render_refusal(self.seed.name, err))
             raise
+        except Exception as caught:  # a step failed: the stick says so, then the CLI does
+            from installer.firstboot.runner import as_installer_error
+
+            failure = as_installer_error(caught)
+            self._receipt(render_failure(self.seed.name, failure))
+            if failure is caught:
+                raise
+            raise failure from None
         summary = render_adopt_summary(self.seed.name, result)
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
@@ -331,6 +354,9 @@ class AdoptRun:
             plan, env_before = stored
             log.info("adopt: finishing an interrupted run of this seed")
         else:
+            # an interrupted run of another seed is not finished: its step stamps would skip
+            # steps this seed needs
+            _clear_stamps(paths)
             plan, env_before = plan_adopt(box, check), _env_digest(paths)
         warnings = tuple(render_note(w, check.name) for w in check.warnings)
         if not plan.applied:
@@ -371,10 +397,7 @@ class AdoptRun:
     def _finish(self, paths: TargetPaths) -> None:
         """The run is done: its plan and stamps go (the summary stays)."""
         faults.fault_point("before:adopt-done")
-        if paths.adopt_stamps_dir.is_dir():
-            for stamp in sorted(paths.adopt_stamps_dir.iterdir()):
-                remove_durably(stamp)
-            paths.adopt_stamps_dir.rmdir()
+        _clear_stamps(paths)
         remove_durably(paths.adopt_plan)
         if paths.adopt_dir.is_dir() and not any(paths.adopt_dir.iterdir()):
             shutil.rmtree(paths.adopt_dir)
