@@ -53,6 +53,11 @@ boot-test *ARGS:
 snapshots-update *ARGS="tests/test_wizard.py":
     {{venv}}/pytest --snapshot-update -k snapshot {{ARGS}}
 
+# put the platform on this running Debian 12 host (never the OS), then run first boot: as root,
+# from a filled setup.txt; your own login is checked and left alone (--operator-login NAME)
+install SEED *ARGS:
+    {{venv}}/clawdie-setup install-platform {{SEED}} {{ARGS}}
+
 # lint and type-check only
 lint:
     {{venv}}/ruff check installer tests bench iso

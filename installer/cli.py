@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "install": "install",
     "wizard": "wizard",
     "firstboot": "firstboot",
+    "adopt": "adopt",
+    "install-platform": "install_platform",
     "wait-db": "wait_db",
     "set-operator": "set_operator",
 }

@@ -192,6 +192,24 @@ class TargetPaths:
         return self.stamps_dir / "complete.done"
 
     @property
+    def adopt_dir(self) -> Path:
+        """An adopt run in progress: its plan and step stamps (removed when it is done)."""
+        return self.setup_state_dir / "adopt"
+
+    @property
+    def adopt_plan(self) -> Path:
+        return self.adopt_dir / "plan.json"
+
+    @property
+    def adopt_stamps_dir(self) -> Path:
+        return self.adopt_dir / "steps"
+
+    @property
+    def adopt_summary(self) -> Path:
+        """What the last adopt run applied, kept and refused."""
+        return self.setup_state_dir / "adopt-summary.txt"
+
+    @property
     def summary(self) -> Path:
         return self.setup_state_dir / "install-summary.txt"
 
@@ -210,6 +228,8 @@ class TargetPaths:
             self.setup_state_dir,
             self.seed_dir,
             self.stamps_dir,
+            self.adopt_dir,
+            self.adopt_stamps_dir,
         ]
 
     def home_path(self, home: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,17 @@ def test_unknown_command_exits_2() -> None:
     )
     assert result.returncode == 2
     assert "unknown command" in result.stderr
+
+
+def test_an_adopt_seed_is_explained_and_one_without_its_fingerprint_is_refused(
+    tmp_path: Path,
+) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(valid("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3F2A-9C01"))
+    out = check(seed, "--explain").stdout
+    assert re.search(r"INSTALL_FINGERPRINT +3f2a9c01 +\[setup\.txt line 5\]", out), out
+    assert re.search(r"ALLOW_IDENTITY_CHANGE +no +\[default\]", out), out
+    seed.write_bytes(valid("INSTALL_MODE=adopt"))
+    refused = check(seed)
+    assert refused.returncode == 1
+    assert "INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt" in refused.stdout

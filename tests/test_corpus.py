@@ -597,6 +597,46 @@ CASES = [
         valid("TARGET_DISK=serial:S3Z1 NB0K", "ERASE_TARGET_DISK=yes"),
         problems={(4, "TARGET_DISK")},
     ),
+    # --- adopt: a seed for an existing installation -------------------------------------------
+    Case(
+        "adopt needs the box's fingerprint",
+        valid("INSTALL_MODE=adopt"),
+        problems={(None, "INSTALL_FINGERPRINT")},
+    ),
+    Case(
+        "adopt with a fingerprint typed in capitals with a dash",
+        valid("INSTALL_MODE=Adopt", "INSTALL_FINGERPRINT=3F2A-9C01"),
+        values={
+            "INSTALL_MODE": "adopt",
+            "INSTALL_FINGERPRINT": "3f2a9c01",
+            "ALLOW_IDENTITY_CHANGE": "no",
+        },
+        repairs=((5, "INSTALL_FINGERPRINT: read as 3f2a9c01"),),
+    ),
+    Case(
+        "adopt with the whole id systemd-id128 prints, and identity changes allowed",
+        valid(
+            "INSTALL_MODE=adopt",
+            "INSTALL_FINGERPRINT=3f2a9c01-5b7e-4d2a-8c11-0f9e8d7c6b5a",
+            "ALLOW_IDENTITY_CHANGE=yes",
+        ),
+        values={"INSTALL_FINGERPRINT": "3f2a9c01", "ALLOW_IDENTITY_CHANGE": "yes"},
+    ),
+    Case(
+        "a fingerprint one digit short",
+        valid("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3f2a9c0"),
+        problems={(5, "INSTALL_FINGERPRINT")},
+        hints=((5, "the box's login screen"),),
+    ),
+    Case(
+        "adopt lines in a fresh seed: valid, each with a warning that it has no effect",
+        valid("INSTALL_FINGERPRINT=3f2a9c01", "ALLOW_IDENTITY_CHANGE=yes"),
+        values={"INSTALL_MODE": "fresh", "ALLOW_IDENTITY_CHANGE": "yes"},
+        warnings=(
+            (4, "INSTALL_FINGERPRINT: only used with INSTALL_MODE=adopt"),
+            (5, "ALLOW_IDENTITY_CHANGE: only used with INSTALL_MODE=adopt"),
+        ),
+    ),
     Case(
         "SEED_SCRUB defaults to no",
         valid(),

@@ -81,7 +81,11 @@ CASES = [
         "sk-" + "y" * 30,
         ("PI_TUI_PROVIDER=deepseek", "PI_TUI_MODEL=m"),
     ),
-    Case("INSTALL_MODE", "fresh", "adopt"),
+    Case("INSTALL_MODE", "fresh", "adopt", ("INSTALL_FINGERPRINT=3f2a9c01",)),
+    Case("INSTALL_FINGERPRINT", "3f2a9c01", "0badcafe", ("INSTALL_MODE=adopt",)),
+    Case(
+        "ALLOW_IDENTITY_CHANGE", "no", "yes", ("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3f2a9c01")
+    ),
     Case("TARGET_DISK", "serial:A1", "serial:B2"),
     Case("ERASE_TARGET_DISK", "no", "yes", ("TARGET_DISK=serial:A1",)),
     Case("SEED_SCRUB", "no", "yes"),

@@ -72,6 +72,10 @@ GOOD = [
     ("TARGET_DISK", "nvme0n1"),
     ("SEED_SCRUB", "Yes"),
     ("ERASE_TARGET_DISK", "no"),
+    ("INSTALL_FINGERPRINT", "3f2a9c01"),
+    ("INSTALL_FINGERPRINT", "3F2A-9C01"),
+    ("INSTALL_FINGERPRINT", "3f2a9c01-5b7e-4d2a-8c11-0f9e8d7c6b5a"),
+    ("ALLOW_IDENTITY_CHANGE", "YES"),
 ]
 
 BAD = [
@@ -176,6 +180,10 @@ BAD = [
     ("TARGET_DISK", "/dev/disk/by-id/a/b", "one entry of that folder"),
     ("SEED_SCRUB", "true", "yes or no"),
     ("ERASE_TARGET_DISK", "true", "yes or no"),
+    ("INSTALL_FINGERPRINT", "3f2a9c0", "not an installation fingerprint"),
+    ("INSTALL_FINGERPRINT", "3f2a9c0g", "not an installation fingerprint"),
+    ("INSTALL_FINGERPRINT", "3f2a 9c01", "not an installation fingerprint"),
+    ("ALLOW_IDENTITY_CHANGE", "true", "yes or no"),
 ]
 
 

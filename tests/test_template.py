@@ -48,7 +48,14 @@ def test_the_install_section_lists_the_install_keys_commented_out() -> None:
     lines = example_lines()
     section = lines[lines.index("# ---- Installing ----") :]
     keys = [m.group(1) for line in section if (m := re.match(r"#([A-Z_]+)=$", line))]
-    assert keys == ["INSTALL_MODE", "TARGET_DISK", "ERASE_TARGET_DISK", "SEED_SCRUB"]
+    assert keys == [
+        "INSTALL_MODE",
+        "INSTALL_FINGERPRINT",
+        "ALLOW_IDENTITY_CHANGE",
+        "TARGET_DISK",
+        "ERASE_TARGET_DISK",
+        "SEED_SCRUB",
+    ]
     text = "\n".join(section)
     assert "serial:" in text
     assert "/dev/disk/by-id/" in text

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import installer.firstboot.steps.network as network_step
 from installer import faults, redact
@@ -194,6 +194,21 @@ def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
     return records
 
 
+def fingerprint_record(paths: TargetPaths) -> dict[str, StepRecord]:
+    """The installation's fingerprint for the summary and receipt: an adopt seed must carry it
+    (none before the system has a machine id, as in a sandbox root)."""
+    from installer.fingerprint import NoMachineIdError, read_fingerprint
+
+    try:
+        shown = read_fingerprint(paths)
+    except NoMachineIdError:
+        return {}
+    words = (
+        f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    )
+    return {"fingerprint": StepRecord(created=(words,), facts={"fingerprint": shown})}
+
+
 def start_platform(config: FirstbootConfig) -> str:
     """Step 9 (after the complete stamp): start the platform unit, or say why not."""
     if config.platform_start is None:
@@ -238,6 +253,8 @@ class FirstbootRun:
     asker: Asker | None = None
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
     receipt: Receipt | None = None
+    # Records of what ran before first boot (install-platform's host checks), for the summary.
+    preamble: Mapping[str, StepRecord] = field(default_factory=dict)
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -250,9 +267,15 @@ class FirstbootRun:
         stamps = Stamps(paths.stamps_dir)
         if stamps.done(COMPLETE):
             forget_seed(paths)  # a power cut may have come between the stamp and the delete
+            from installer.firstboot.adopt import adopt_at_boot
+
+            adopted = adopt_at_boot(self.config, paths, self.receipt)
+            if adopted is not None:
+                return adopted
             print(
                 f"first boot already completed ({stamps.finished_at(COMPLETE)}); nothing to do. "
-                "Seeds are not read again: changes to setup.txt on a stick are ignored.",
+                "Seeds are not read again: changes to setup.txt on a stick are ignored "
+                "(a seed with INSTALL_MODE=adopt and this box's INSTALL_FINGERPRINT is applied).",
                 file=sys.stderr,
             )
             return 0
@@ -260,7 +283,7 @@ class FirstbootRun:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
         check: SeedCheck | None = None
-        records: dict[str, StepRecord] = {}
+        records: dict[str, StepRecord] = dict(self.preamble)
         started = time.monotonic()
         try:
             check = obtain_seed(self.config, paths, stamps, self.asker)
@@ -274,6 +297,7 @@ class FirstbootRun:
                 tuple(w.message for w in check.warnings),
             )
             records.update(run_steps(ctx, stamps))
+            records.update(fingerprint_record(paths))
         except Exception as caught:  # every failure writes its report
             err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check

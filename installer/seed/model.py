@@ -45,6 +45,7 @@ from installer.seed.rules import (
     check_cooldown,
     check_domain,
     check_email,
+    check_fingerprint,
     check_hostname,
     check_install_mode,
     check_keymap,
@@ -202,6 +203,17 @@ class SetupModel(BaseModel):
     install_mode: Annotated[str | None, _rule(check_install_mode)] = _field(
         "INSTALL_MODE", "install", "fresh (default) or adopt an existing installation"
     )
+    install_fingerprint: Annotated[str | None, _rule(check_fingerprint)] = _field(
+        "INSTALL_FINGERPRINT",
+        "install",
+        "adopt only: the first 8 characters of the box's fingerprint (its login screen shows it)",
+    )
+    allow_identity_change: Annotated[bool | None, _rule(check_yes_no)] = _field(
+        "ALLOW_IDENTITY_CHANGE",
+        "install",
+        "adopt only: yes = a new host name, assistant name, Telegram bot or admin may replace "
+        "the box's",
+    )
     target_disk: Annotated[str | None, _rule(check_target_disk)] = _field(
         "TARGET_DISK",
         "install",
@@ -308,6 +320,17 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                     "name the disk to erase, e.g. TARGET_DISK=serial:…",
                 )
             )
+    if str(data.get("INSTALL_MODE") or "").strip().lower() == "adopt" and (
+        "INSTALL_FINGERPRINT" not in present
+    ):
+        errors.append(
+            _error(
+                "INSTALL_FINGERPRINT",
+                "required because INSTALL_MODE=adopt",
+                "copy the 8 characters shown as Fingerprint on the box's login screen, in its "
+                "install summary or on its receipt: a stick made for one box cannot change another",
+            )
+        )
     if "TENANT_ID" in present:
         errors.append(
             _error(

@@ -24,7 +24,7 @@ ROLE_KEYS: dict[str, tuple[str, str]] = {
 COOLDOWN_KEY = "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS"
 MODEL_KEYS = (*(k for pair in ROLE_KEYS.values() for k in pair), COOLDOWN_KEY)
 
-SourceKind = Literal["line", "profile", "default", "derived", "wizard"]
+SourceKind = Literal["line", "profile", "default", "derived", "wizard", "installed"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Source:
             return f"profile {self.detail}"
         if self.kind == "derived":
             return f"derived from {self.detail}"
+        if self.kind == "installed":
+            return "kept from the installation"
         return self.kind
 
 

@@ -36,6 +36,7 @@ FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD"})
 _NOTE_NORMALISED = frozenset(
     {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
     | {"PI_TUI_PROVIDER", "LLM_FALLBACK_PROVIDER", "AGENT_COMPACTION_PROVIDER", "INSTALL_MODE"}
+    | {"INSTALL_FINGERPRINT"}
 )
 
 
@@ -192,6 +193,16 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
                 "machine; the installer will not erase it unattended: use "
                 "TARGET_DISK=/dev/disk/by-id/… or serial:… (the installer's console lists them)",
             )
+        )
+    if model.install_mode != "adopt":
+        notes.extend(
+            Note(
+                _line_of(given, key),
+                f"{key}: only used with INSTALL_MODE=adopt; this seed installs fresh, so the "
+                "line has no effect",
+            )
+            for key in ("INSTALL_FINGERPRINT", "ALLOW_IDENTITY_CHANGE")
+            if key in given
         )
     if "CLAWDIE_USER_PASSWORD" in given:
         notes.append(

@@ -102,12 +102,15 @@ class Models:
 
 @dataclass(frozen=True)
 class InstallOptions:
-    """How the disk installer treats the machine and the stick."""
+    """How the disk installer treats the machine and the stick, and how an adopt run treats an
+    existing installation."""
 
     mode: str
     target_disk: str | None
     erase_target_disk: bool
     seed_scrub: bool
+    fingerprint: str | None = None  # INSTALL_FINGERPRINT: the box an adopt seed is meant for
+    allow_identity_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,11 +218,16 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
         user_password=r.take("CLAWDIE_USER_PASSWORD", SecretStr),
         operator=Operator(email, password) if email and password else None,
     )
+    mode = r.need("INSTALL_MODE", str, "fresh")
+    adopt = mode == "adopt"
     install = InstallOptions(
-        mode=r.need("INSTALL_MODE", str, "fresh"),
+        mode=mode,
         target_disk=r.take("TARGET_DISK", str),
         erase_target_disk=r.need("ERASE_TARGET_DISK", bool, False),
         seed_scrub=r.need("SEED_SCRUB", bool, False),
+        fingerprint=r.take("INSTALL_FINGERPRINT", str),
+        # its default is a setting only where it means something: in adopt mode
+        allow_identity_change=bool(r.take("ALLOW_IDENTITY_CHANGE", bool, False if adopt else None)),
     )
     return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings), network)
 

@@ -560,6 +560,23 @@ def check_install_mode(value: str) -> str:
     return mode
 
 
+FINGERPRINT_DIGITS = 8
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{8,32}")
+
+
+def check_fingerprint(value: str) -> str:
+    """The installation fingerprint an adopt seed is meant for: its first 8 hex digits, any
+    case, dashes allowed (the whole id as `systemd-id128` prints it is taken too)."""
+    digits = value.strip().lower().replace("-", "")
+    if not _FINGERPRINT_RE.fullmatch(digits):
+        raise SeedValueError(
+            "not an installation fingerprint",
+            "copy the 8 characters shown as Fingerprint on the box's login screen, in its "
+            "install summary or on its receipt, e.g. INSTALL_FINGERPRINT=3f2a9c01",
+        )
+    return digits[:FINGERPRINT_DIGITS]
+
+
 BY_ID_PREFIX = "/dev/disk/by-id/"
 SERIAL_PREFIX = "serial:"
 _SERIAL_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")

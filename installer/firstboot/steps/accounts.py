@@ -5,6 +5,7 @@ passwords travel only as hashes on chpasswd's standard input."""
 from __future__ import annotations
 
 import os
+import stat
 
 from installer.errors import InstallerError
 from installer.firstboot.context import StepContext, log
@@ -126,8 +127,29 @@ def ensure_home(paths: TargetPaths, account: Account) -> None:
         pass
 
 
+def render_authorized_keys(current: str, key: str) -> str:
+    """authorized_keys with `key` added unless a line holds the same key (type and blob); every
+    other line kept: a key is added, never put in another's place."""
+    wanted = key.split()[:2]
+    lines = [line for line in current.splitlines() if line.strip()]
+    if any(line.split()[:2] == wanted for line in lines):
+        return "".join(f"{line}\n" for line in lines)
+    return "".join(f"{line}\n" for line in [*lines, key])
+
+
+def _read_at(dir_fd: int, name: str) -> str:
+    """A file in a directory the account owns, opened without following a link ('' if none)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return ""
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+        return handle.read(1 << 20) if stat.S_ISREG(os.fstat(handle.fileno()).st_mode) else ""
+
+
 def ensure_authorized_key(paths: TargetPaths, account: Account, key: str) -> bool:
-    """~/.ssh/authorized_keys of the account holds exactly the seed's key (0700 / 0600).
+    """~/.ssh/authorized_keys of the account holds the seed's key (0700 / 0600), next to any
+    key already there (an adopt run adds keys, never replaces them).
 
     The home belongs to the account, so everything in it is opened without following a link
     and changed through its descriptor: a `.ssh` planted as a link is replaced, never followed.
@@ -137,9 +159,15 @@ def ensure_authorized_key(paths: TargetPaths, account: Account, key: str) -> boo
         ssh = ensure_dir_at(home, ".ssh", 0o700, uid, gid)
         try:
             remove_stale_temps_at(ssh)
-            return write_atomic_at(ssh, "authorized_keys", f"{key}\n", mode=0o600, uid=uid, gid=gid)
+            text = render_authorized_keys(_read_at(ssh, "authorized_keys"), key)
+            return write_atomic_at(ssh, "authorized_keys", text, mode=0o600, uid=uid, gid=gid)
         finally:
             os.close(ssh)
+
+
+def has_password(paths: TargetPaths, name: str) -> bool:
+    """The account has a usable password hash (its fallback password, set by an earlier run)."""
+    return (read_shadow_hash(paths.shadow, name) or "").startswith("$")
 
 
 def render_sshd_dropin(account: str, password_login: bool) -> str:
@@ -183,9 +211,12 @@ def apply(ctx: StepContext) -> StepRecord:
         created.append(
             f"fallback password for {name} (stored as a hash); SSH password login for {name} only"
         )
+    elif has_password(paths, name):
+        # an adopt run leaves out a password it cannot read back: the one set earlier stays
+        created.append(f"fallback password for {name} kept; SSH password login for {name} only")
     else:
         skipped.append("fallback password: none in setup.txt, so SSH password login stays off")
-    write_atomic(paths.sshd_dropin, render_sshd_dropin(name, bool(password)))
+    write_atomic(paths.sshd_dropin, render_sshd_dropin(name, has_password(paths, name)))
     if paths.is_live_system:
         run(["systemctl", "try-reload-or-restart", "ssh.service"], check=False)
     log.info("accounts: %s", "; ".join(created) or "nothing to change")

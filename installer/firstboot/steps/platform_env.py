@@ -40,6 +40,8 @@ _NOT_FOR_PLATFORM = frozenset(
         "KEYMAP",
         "LOCALE",
         "SEED_SCRUB",
+        "INSTALL_FINGERPRINT",
+        "ALLOW_IDENTITY_CHANGE",
     }
 )
 

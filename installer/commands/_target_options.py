@@ -1,0 +1,60 @@
+"""The options `adopt` and `install-platform` share: the target root, how to reach PostgreSQL,
+how to (re)start the platform and where the receipt goes.
+
+Not a command: the command layer's private helper (see `_db_options`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from installer.firstboot.config import DbConfig, FirstbootConfig
+from installer.seed.io import Receipt
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, *, platform_verb: str) -> None:
+    parser.add_argument("--root", type=Path, default=Path("/"), help="target root (default /)")
+    db = parser.add_argument_group("database")
+    db.add_argument(
+        "--db-admin",
+        default="host=/run/postgresql user=postgres dbname=postgres",
+        help="libpq connection string used to bootstrap (admin)",
+    )
+    db.add_argument("--db-host", default="/run/postgresql", help="socket dir or host")
+    db.add_argument("--db-port", type=int, default=5432)
+    db.add_argument("--db-timeout-ms", type=int, default=None, help="readiness wait bound")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--platform-start", metavar="CMD", help=f"command that {platform_verb} the platform"
+    )
+    start.add_argument("--no-platform-start", action="store_true", help="leave it alone")
+    parser.add_argument(
+        "--receipt-dir", type=Path, help="write SETUP-RESULT.txt here instead of on the stick"
+    )
+
+
+def platform_command(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...] | None:
+    if args.no_platform_start:
+        return None
+    return tuple(shlex.split(args.platform_start)) if args.platform_start else default
+
+
+def firstboot_config(args: argparse.Namespace, seed: Path | None) -> FirstbootConfig:
+    return FirstbootConfig(
+        root=args.root,
+        seed=seed,
+        db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
+        platform_start=platform_command(args, ("systemctl", "start", "clawdie.service")),
+        telegram_api=None,
+        wizard="never",
+    )
+
+
+def receipt_from_args(args: argparse.Namespace, live: bool) -> Receipt | None:
+    from installer.seed.io import receipt_in_directory, receipt_on_stick
+
+    if args.receipt_dir is not None:
+        return receipt_in_directory(args.receipt_dir)
+    return receipt_on_stick() if live else None

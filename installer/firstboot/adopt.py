@@ -1,0 +1,430 @@
+"""Adopt: an `INSTALL_MODE=adopt` seed applied to an existing installation (DESIGN §6).
+
+The installation is one first boot completed (its `complete` stamp) and left a resolution record
+(`/etc/clawdie/setup.resolved.json`). The seed must carry the box's fingerprint; a wrong one is
+refused before anything on the box changes. Then the plan (`adopt_plan`, pure) decides each key,
+and first boot's own steps apply the installation's values with the applied keys in their place:
+no second implementation of identity, accounts, config or database. Databases and platform data
+are never dropped (the steps only create what is missing). The platform is restarted only when
+system.env, what it reads, changed.
+
+A power cut is finished by the next run with the same seed: the plan is kept in root's state
+directory until the run is done, with the step stamps, and reused, so the report says the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from installer import faults, redact
+from installer.envfile import parse_env_file
+from installer.errors import InstallerError
+from installer.fingerprint import matches, read_fingerprint
+from installer.firstboot.adopt_plan import (
+    AdoptPlan,
+    Installation,
+    InstalledSetting,
+    KeyOutcome,
+    installed_values,
+    merged_values,
+    plan_adopt,
+)
+from installer.firstboot.config import FirstbootConfig
+from installer.firstboot.context import StepContext
+from installer.firstboot.passwd import read_account, read_shadow_hash
+from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url
+from installer.firstboot.stamps import COMPLETE, Stamps
+from installer.fsutil import (
+    ensure_dir,
+    open_dir,
+    remove_durably,
+    remove_stale_temps,
+    write_atomic,
+)
+from installer.paths import TargetPaths
+from installer.run import run
+from installer.seed.io import Receipt, SeedInput
+from installer.seed.messages import render_note, render_problem_line
+from installer.seed.model import KNOWN_KEYS, field_specs
+from installer.seed.reader import parse_seed
+from installer.seed.resolve import SeedCheck, check_values, given_from_seed
+
+log = logging.getLogger("clawdie.adopt")
+
+_SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)
+_GIVEN_SOURCE = ("setup.txt line ", "wizard", "kept from the installation")
+
+
+class AdoptRefusedError(InstallerError):
+    """The seed cannot be applied to this box; nothing on it was changed."""
+
+
+def is_installed(paths: TargetPaths) -> bool:
+    """First boot completed here and left its resolution record."""
+    return paths.complete_stamp.is_file() and paths.resolved_json.is_file()
+
+
+def seed_mode(data: bytes) -> str:
+    """INSTALL_MODE as the seed writes it (`fresh` when absent or unreadable)."""
+    try:
+        entry = parse_seed(data, KNOWN_KEYS).entry("INSTALL_MODE")
+    except InstallerError:
+        return "fresh"
+    return entry.value.strip().lower() if entry is not None and entry.value else "fresh"
+
+
+# --- reading the installation ---------------------------------------------------------------
+
+
+def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
+    """The installation's resolved settings (setup.resolved.json), secrets from system.env."""
+    try:
+        doc = json.loads(paths.resolved_json.read_text(encoding="utf-8"))
+        env = parse_env_file(paths.system_env.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise AdoptRefusedError(
+            f"cannot read the installation's record: {err}",
+            f"{paths.resolved_json} and {paths.system_env} are written by first boot; "
+            "run first boot (or install-platform) before adopting",
+        ) from None
+    settings: dict[str, InstalledSetting] = {}
+    for item in doc.get("settings", []):
+        key, secret = str(item["key"]), bool(item.get("secret"))
+        value = env.get(key) if secret else item.get("value")
+        given = str(item.get("source", "")).startswith(_GIVEN_SOURCE)
+        settings[key] = InstalledSetting(key, None if value is None else str(value), given, secret)
+    redact.register(*(s.value for s in settings.values() if s.secret and s.value))
+    return settings
+
+
+def read_ssh_keys(paths: TargetPaths, account: str) -> tuple[str, ...]:
+    """The service account's authorized keys, read without following a link in its home."""
+    entry = read_account(paths.passwd, account)
+    if entry is None:
+        return ()
+    home = paths.home_path(entry.home)
+    if not home.is_dir() or home.is_symlink():
+        return ()
+    with open_dir(home) as home_fd:
+        try:
+            ssh = os.open(".ssh", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=home_fd)
+        except OSError:
+            return ()
+        try:
+            fd = os.open("authorized_keys", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=ssh)
+        except OSError:
+            return ()
+        finally:
+            os.close(ssh)
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+        text = handle.read(1 << 20)
+    return tuple(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def read_operator_email(config: FirstbootConfig, role: str, password: str | None) -> str | None:
+    """The dashboard operator's e-mail (None when there is none), read as the platform's role
+    once PostgreSQL answers."""
+    from installer.firstboot.db import auth, ready
+
+    ready.wait_for_db(config.db.admin_conninfo, timeout_ms=config.db.readiness_timeout_ms, log=log)
+    if password is None:
+        return None
+    return auth.operator_email(database_url(role, password, config.db, "system_ops"))
+
+
+def read_installation(config: FirstbootConfig, paths: TargetPaths) -> Installation:
+    """The box as first boot left it: settings, fingerprint, keys, password, operator."""
+    settings = read_settings(paths)
+    env = parse_env_file(paths.system_env.read_text(encoding="utf-8"))
+    account = env.get("PLATFORM_DB_ROLE") or "clawdie"
+    db_password = env.get(DB_PASSWORD_KEY)
+    redact.register(db_password or "")
+    return Installation(
+        fingerprint=read_fingerprint(paths),
+        settings=settings,
+        ssh_keys=read_ssh_keys(paths, account),
+        user_password_hash=read_shadow_hash(paths.shadow, account),
+        operator_email=read_operator_email(config, account, db_password),
+    )
+
+
+# --- the seed over the installation ---------------------------------------------------------
+
+
+def check_over(box: Installation, seed: SeedInput) -> SeedCheck:
+    """The adopt seed checked with the installation's values filling what it leaves blank: a
+    seed of three lines is enough. Problems name the seed's lines."""
+    text = parse_seed(seed.data, KNOWN_KEYS)
+    given = given_from_seed(text)
+    secret_values = (g.value for k, g in given.items() if k in _SECRET_KEYS)
+    redact.register(*secret_values)
+    return check_values(
+        {**installed_values(box), **given},
+        name=seed.name,
+        reader_problems=text.problems,
+        repairs=text.repairs,
+        encoding=text.encoding,
+        listed_lines={e.key: e.line for e in text.entries},
+    )
+
+
+def refuse_invalid(check: SeedCheck) -> None:
+    if check.valid:
+        return
+    lines = "; ".join(render_problem_line(p, check.name) for p in check.problems)
+    raise AdoptRefusedError(
+        f"{check.name} cannot be adopted: {lines}",
+        "fix setup.txt (clawdie-setup check shows every problem); nothing on the box was changed",
+    )
+
+
+def refuse_wrong_box(check: SeedCheck, actual: str) -> None:
+    resolved = check.require_resolved()
+    if resolved.install.mode != "adopt":
+        raise AdoptRefusedError(
+            f"{check.name} is not an adopt seed (INSTALL_MODE is {resolved.install.mode}); "
+            "nothing on the box was changed",
+            "to change an installed box, add INSTALL_MODE=adopt and INSTALL_FINGERPRINT= (the 8 "
+            "characters on its login screen)",
+        )
+    given = resolved.install.fingerprint or ""
+    if not matches(given, actual):
+        line = check.given["INSTALL_FINGERPRINT"].source.line
+        raise AdoptRefusedError(
+            f"{check.name}:{line}: INSTALL_FINGERPRINT={given} is not this box's fingerprint: "
+            "this stick was made for another box; nothing on this box was changed",
+            "copy the Fingerprint shown on this box's login screen (or in its install summary) "
+            "into INSTALL_FINGERPRINT=",
+        )
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    plan: AdoptPlan
+    fingerprint: str
+    platform: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.plan.applied)
+
+
+def render_adopt_summary(name: str, result: AdoptResult) -> str:
+    """Every key of the seed with its outcome; never a secret value."""
+    applied = len(result.plan.applied)
+    refused = sum(1 for e in result.plan.entries if e.outcome == "refused")
+    head = (
+        f"{applied} setting(s) applied, {refused} refused"
+        if applied or refused
+        else "nothing to change: the box already has every setting of this seed"
+    )
+    out = [
+        f"Clawdie adopt: SUCCESS ({name})",
+        head,
+        "",
+        f"Installation fingerprint: {result.fingerprint} (matches INSTALL_FINGERPRINT)",
+        "",
+        "Settings:",
+        *(f"  - {e.render()}" for e in result.plan.entries),
+        "  - every setting the seed leaves blank: kept as installed",
+        "",
+    ]
+    if result.warnings:
+        out += ["Warnings:", *(f"  - {w}" for w in result.warnings), ""]
+    out.append(f"Platform: {result.platform}")
+    return "\n".join(out) + "\n"
+
+
+def render_refusal(name: str, err: InstallerError) -> str:
+    out = [f"Clawdie adopt: REFUSED ({name})", f"Reason: {err.message}"]
+    if err.hint:
+        out.append(f"What to do: {err.hint}")
+    return "\n".join(out) + "\n"
+
+
+def render_failure(name: str, err: InstallerError) -> str:
+    out = [f"Clawdie adopt: FAILED ({name})", f"Reason: {err.message}"]
+    if err.hint:
+        out.append(f"What to do: {err.hint}")
+    out.append("Run it again with the same setup.txt: it finishes what this run started.")
+    return "\n".join(out) + "\n"
+
+
+def _plan_doc(plan: AdoptPlan, digest: str, env_digest: str) -> str:
+    entries = [{"key": e.key, "outcome": e.outcome, "reason": e.reason} for e in plan.entries]
+    doc = {"seed_sha256": digest, "system_env_sha256": env_digest, "entries": entries}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _stored_plan(paths: TargetPaths, digest: str) -> tuple[AdoptPlan, str] | None:
+    """The plan of an interrupted run of this very seed, and system.env's digest before it."""
+    try:
+        doc = json.loads(paths.adopt_plan.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if doc.get("seed_sha256") != digest:
+        return None
+    entries = tuple(KeyOutcome(e["key"], e["outcome"], e["reason"]) for e in doc["entries"])
+    return AdoptPlan(entries), str(doc["system_env_sha256"])
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _clear_stamps(paths: TargetPaths) -> None:
+    if paths.adopt_stamps_dir.is_dir():
+        for stamp in sorted(paths.adopt_stamps_dir.iterdir()):
+            remove_durably(stamp)
+        paths.adopt_stamps_dir.rmdir()
+
+
+def _env_digest(paths: TargetPaths) -> str:
+    try:
+        return _digest(paths.system_env.read_bytes())
+    except OSError:
+        return ""
+
+
+@dataclass
+class AdoptRun:
+    """One adopt run: `config` says where the box and its database are; `restart` restarts the
+    platform (None: it starts after this run by itself, as at boot)."""
+
+    config: FirstbootConfig
+    seed: SeedInput
+    restart: Sequence[str] | None = ("systemctl", "try-restart", "clawdie.service")
+    receipt: Receipt | None = None
+
+    def execute(self) -> int:
+        paths = TargetPaths(self.config.root)
+        try:
+            result = self._apply(paths)
+        except AdoptRefusedError as err:
+            self._receipt(render_refusal(self.seed.name, err))
+            raise
+        except Exception as caught:  # a step failed: the stick says so, then the CLI does
+            from installer.firstboot.runner import as_installer_error
+
+            failure = as_installer_error(caught)
+            self._receipt(render_failure(self.seed.name, failure))
+            if failure is caught:
+                raise
+            raise failure from None
+        summary = render_adopt_summary(self.seed.name, result)
+        if result.changed:
+            write_atomic(paths.adopt_summary, summary, mode=0o600)
+            self._finish(paths)
+        self._receipt(summary)
+        print(summary, end="")
+        return 0
+
+    def _receipt(self, text: str) -> None:
+        if self.receipt is not None:
+            written, why = self.receipt(text)
+            log.info("receipt on the stick: %s", why if written else f"not written: {why}")
+
+    def _apply(self, paths: TargetPaths) -> AdoptResult:
+        if not is_installed(paths):
+            raise AdoptRefusedError(
+                f"there is no installation at {paths.root} to adopt: first boot has not "
+                f"completed there ({paths.complete_stamp.name}, {paths.resolved_json.name})",
+                "install first (the stick with INSTALL_MODE=fresh, or clawdie-setup "
+                "install-platform); adopt changes a box that is already set up",
+            )
+        faults.arm_from_environment()
+        box = read_installation(self.config, paths)
+        check = check_over(box, self.seed)
+        refuse_invalid(check)
+        refuse_wrong_box(check, box.fingerprint)
+        digest = _digest(self.seed.data)
+        stored = _stored_plan(paths, digest)
+        if stored is not None:
+            plan, env_before = stored
+            log.info("adopt: finishing an interrupted run of this seed")
+        else:
+            # an interrupted run of another seed is not finished: its step stamps would skip
+            # steps this seed needs
+            _clear_stamps(paths)
+            plan, env_before = plan_adopt(box, check), _env_digest(paths)
+        warnings = tuple(render_note(w, check.name) for w in check.warnings)
+        if not plan.applied:
+            return AdoptResult(plan, box.fingerprint, "not restarted: nothing changed", warnings)
+        for directory in paths.written_dirs():  # what a power cut left half-written
+            remove_stale_temps(directory)
+        ensure_dir(paths.adopt_dir, 0o700, 0, 0)
+        write_atomic(paths.adopt_plan, _plan_doc(plan, digest, env_before), mode=0o600)
+        merged = check_values(merged_values(box, check, plan), name=check.name)
+        refuse_invalid(merged)
+        self._run_steps(paths, merged)
+        platform = self._restart(env_before != _env_digest(paths))
+        return AdoptResult(plan, box.fingerprint, platform, warnings)
+
+    def _run_steps(self, paths: TargetPaths, merged: SeedCheck) -> None:
+        from installer.firstboot.runner import register_secrets, run_steps
+
+        register_secrets(merged)
+        ctx = StepContext(
+            self.config,
+            paths,
+            merged.require_resolved(),
+            tuple(w.message for w in merged.warnings),
+        )
+        run_steps(ctx, Stamps(paths.adopt_stamps_dir))
+
+    def _restart(self, env_changed: bool) -> str:
+        if not env_changed:
+            return "not restarted: nothing it reads (system.env) changed"
+        if self.restart is None:
+            return "starts after this with the new settings"
+        argv = list(self.restart)
+        result = run(argv, check=False, timeout=300)
+        if result.returncode != 0:
+            return f"restart failed: {' '.join(argv)} exited {result.returncode}"
+        return f"restarted: system.env changed ({' '.join(argv)})"
+
+    def _finish(self, paths: TargetPaths) -> None:
+        """The run is done: its plan and stamps go (the summary stays)."""
+        faults.fault_point("before:adopt-done")
+        _clear_stamps(paths)
+        remove_durably(paths.adopt_plan)
+        if paths.adopt_dir.is_dir() and not any(paths.adopt_dir.iterdir()):
+            shutil.rmtree(paths.adopt_dir)
+
+
+def adopt_at_boot(
+    config: FirstbootConfig, paths: TargetPaths, receipt: Receipt | None
+) -> int | None:
+    """First boot found its `complete` stamp: a seed with INSTALL_MODE=adopt (given with
+    --seed, or on a stick in the running box) is adopted; any other seed is never read again.
+    Returns the exit code, or None when there is nothing to adopt."""
+    from installer.seed.io import read_seed_on_stick, read_seed_path
+
+    if not Stamps(paths.stamps_dir).done(COMPLETE):
+        return None
+    seed: SeedInput | None = None
+    try:
+        if config.seed is not None:
+            name, data, _ = read_seed_path(config.seed)
+            seed = SeedInput(name, data, str(config.seed), path=config.seed)
+        elif paths.is_live_system:
+            seed = read_seed_on_stick()
+    except InstallerError as err:
+        log.info("adopt: no seed to look at (%s)", err.message)
+        return None
+    if seed is None or seed_mode(seed.data) != "adopt":
+        return None
+    print(f"first boot already completed; {seed.description} asks to adopt", file=sys.stderr)
+    # At boot the platform starts after first boot by itself: no restart.
+    return AdoptRun(config, seed, restart=None, receipt=receipt).execute()

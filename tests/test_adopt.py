@@ -1,0 +1,489 @@
+"""Adopt (INSTALL_MODE=adopt) over a box first boot set up, in a sandbox root against a real
+PostgreSQL: the fingerprint gate, each safe change, each identity change refused then allowed,
+fill-only fields, a second run that changes nothing, and a power cut at every step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from installer.envfile import parse_env_file
+from installer.fingerprint import read_fingerprint
+from installer.paths import TargetPaths
+from tests.pg import PgCluster
+from tests.seeds import ED25519, RSA_2048, firstboot_box
+from tests.test_firstboot import db_state, firstboot, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTINEL = "SENTINELxADOPTx51c9a3f7"
+TOKEN = "7012345678:" + ("AAH" + SENTINEL + "abcdefghijklmnop")[:35]
+NEW_TOKEN = "7099999999:" + ("BBH" + SENTINEL + "qrstuvwxyzabcdef")[:35]
+OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
+OPERATOR_PASSWORD = f"op {SENTINEL} pass"
+USER_PASSWORD = f"fallback-{SENTINEL}"
+MACHINE_ID = "4f1c2a9be07d4c3a9a51d2e8b6c07f13"
+
+SEED = f"""\
+TELEGRAM_BOT_TOKEN={TOKEN}
+TELEGRAM_ADMIN_ID=123456789
+OPENROUTER_API_KEY={OPENROUTER}
+ASSISTANT_NAME=Ada
+PROFILE=balanced
+SSH_AUTHORIZED_KEY={ED25519}
+"""
+
+pytestmark = pytest.mark.root
+
+
+def installed_box(where: Path, pg: PgCluster, seed: str = SEED) -> Path:
+    """A box first boot set up from `seed`, with a machine id (so it has a fingerprint)."""
+    box = firstboot_box(where, seed)
+    (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
+    result = firstboot(box, pg)
+    assert result.returncode == 0, result.stderr
+    return box
+
+
+def fingerprint(box: Path) -> str:
+    return read_fingerprint(TargetPaths(box / "root"))
+
+
+def adopt_seed(box: Path, *lines: str, fingerprint_line: str | None = None) -> Path:
+    """An adopt seed of just `lines`: the installation fills in everything else."""
+    fp = fingerprint_line or f"INSTALL_FINGERPRINT={fingerprint(box)}"
+    path = box / "adopt.txt"
+    path.write_text("\n".join(["INSTALL_MODE=adopt", fp, *lines]) + "\n")
+    return path
+
+
+def adopt(
+    box: Path, pg: PgCluster, seed: Path, *, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`clawdie-setup adopt` in a new process; a restart appends a line to box/restarts."""
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    argv = [
+        sys.executable,
+        "-m",
+        "installer.cli",
+        "adopt",
+        "--root",
+        str(box / "root"),
+        "--seed",
+        str(seed),
+        "--db-admin",
+        pg.admin_conninfo(),
+        "--db-host",
+        str(pg.sockdir),
+        "--db-port",
+        str(pg.port),
+        "--db-timeout-ms",
+        "20000",
+        "--platform-start",
+        f"sh -c 'echo restarted >> {box}/restarts'",
+        "--receipt-dir",
+        str(box / "stick"),
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
+    )
+
+
+def env_of(box: Path) -> dict[str, str]:
+    return parse_env_file((box / "root/etc/clawdie/system.env").read_text())
+
+
+def restarts(box: Path) -> int:
+    path = box / "restarts"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def receipt(box: Path) -> str:
+    return (box / "stick/SETUP-RESULT.txt").read_text()
+
+
+def assert_no_secret(box: Path, result: subprocess.CompletedProcess[str]) -> None:
+    assert SENTINEL not in result.stdout + result.stderr
+    allowed = {box / "root/etc/clawdie/system.env"}
+    for path in [*(box / "root").rglob("*"), *(box / "stick").rglob("*")]:
+        if path.is_file() and path not in allowed:
+            assert SENTINEL not in path.read_bytes().decode(errors="replace"), path
+
+
+@pytest.fixture
+def box(tmp_path: Path, pg: PgCluster) -> Path:
+    return installed_box(tmp_path, pg)
+
+
+def test_the_summary_and_receipt_show_the_fingerprint_an_adopt_seed_needs(box: Path) -> None:
+    shown = fingerprint(box)
+    line = f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    assert line in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert line in receipt(box)
+
+
+def test_a_wrong_fingerprint_is_refused_and_nothing_changes(box: Path, pg: PgCluster) -> None:
+    before, before_db = snapshot(box / "root", pg), db_state(pg)
+    wrong = "0" * 8 if not fingerprint(box).startswith("0") else "f" * 8
+    seed = adopt_seed(
+        box,
+        "PROFILE=economy",
+        "TIMEZONE=Europe/Berlin",
+        f"SSH_AUTHORIZED_KEY={RSA_2048}",
+        fingerprint_line=f"INSTALL_FINGERPRINT={wrong}",
+    )
+    result = adopt(box, pg, seed)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"adopt.txt:2: INSTALL_FINGERPRINT={wrong} is not this box's fingerprint" in (
+        result.stderr
+    )
+    assert "nothing on this box was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert fingerprint(box) not in result.stderr + receipt(box)  # never told to the stick
+    assert "Clawdie adopt: REFUSED" in receipt(box)
+    assert snapshot(box / "root", pg) == before
+    assert db_state(pg) == before_db
+    assert restarts(box) == 0
+
+
+def test_an_adopt_seed_without_a_fingerprint_or_on_a_fresh_box_is_refused(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = installed_box(tmp_path, pg)
+    seed = box / "adopt.txt"
+    seed.write_text("INSTALL_MODE=adopt\nPROFILE=economy\n")
+    result = adopt(box, pg, seed)
+    assert result.returncode == 1
+    assert "INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt" in result.stderr
+    # a box where first boot never ran has nothing to adopt
+    bare = firstboot_box(tmp_path / "bare", SEED)
+    (bare / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
+    refused = adopt(bare, pg, adopt_seed(bare, "PROFILE=economy"))
+    assert refused.returncode == 1
+    assert "there is no installation" in refused.stderr
+    assert not (bare / "root/etc/clawdie").exists()
+
+
+def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
+    box: Path, pg: PgCluster
+) -> None:
+    root = box / "root"
+    before_env, before_db = env_of(box), db_state(pg)
+    seed = adopt_seed(
+        box,
+        "PROFILE=economy",
+        "LLM_FALLBACK_MODEL=anthropic/claude-sonnet-4",
+        "TIMEZONE=Europe/Berlin",
+        "LOCALE=de_DE.UTF-8",
+        "KEYMAP=de",
+        f"SSH_AUTHORIZED_KEY={RSA_2048}",
+        "ASSISTANT_NAME=Ada",  # the same: kept
+    )
+    result = adopt(box, pg, seed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    env = env_of(box)
+    assert env["PROFILE"] == "economy"
+    assert env["PI_TUI_MODEL"] == "deepseek/deepseek-chat"  # the economy profile's chat model
+    assert env["LLM_FALLBACK_MODEL"] == "anthropic/claude-sonnet-4"
+    assert env["TIMEZONE"] == "Europe/Berlin"
+    # what the box is stays: names, Telegram, keys, the database password
+    for key in ("ASSISTANT_NAME", "HOSTNAME", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"):
+        assert env[key] == before_env[key], key
+    assert env["OPENROUTER_API_KEY"] == OPENROUTER
+    assert env["PLATFORM_DB_PASSWORD"] == before_env["PLATFORM_DB_PASSWORD"]
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert (root / "etc/default/locale").read_text() == "LANG=de_DE.UTF-8\n"
+    assert 'XKBLAYOUT="de"' in (root / "etc/default/keyboard").read_text()
+    assert (root / "etc/hostname").read_text() == "ada\n"
+    # the key is added next to the first one, never in its place
+    keys = (root / "var/lib/clawdie/.ssh/authorized_keys").read_text()
+    assert keys == f"{ED25519}\n{RSA_2048}\n"
+    assert db_state(pg) == before_db  # the databases are untouched
+    resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
+    sources = {s["key"]: s["source"] for s in resolved["settings"]}
+    assert sources["PROFILE"] == "setup.txt line 3"
+    assert sources["TELEGRAM_ADMIN_ID"] == "kept from the installation"
+    assert restarts(box) == 1  # system.env changed
+
+    out = result.stdout
+    for line in (
+        "PROFILE: applied (was balanced)",
+        "LLM_FALLBACK_MODEL: kept (already anthropic/claude-sonnet-4)",  # and now pinned
+        "TIMEZONE: applied (was UTC)",
+        "LOCALE: applied (was en_US.UTF-8)",
+        "KEYMAP: applied (was us)",
+        "SSH_AUTHORIZED_KEY: applied (added; the 1 key(s) already there stay)",
+        "ASSISTANT_NAME: kept (already Ada)",
+        "INSTALL_MODE: kept (an instruction for this run, not a setting of the box)",
+    ):
+        assert line in out, line
+    assert "Platform: restarted: system.env changed" in out
+    assert out == receipt(box)
+    assert out == (root / "var/lib/clawdie-setup/adopt-summary.txt").read_text()
+    assert not (root / "var/lib/clawdie-setup/adopt").exists()  # the run's state is gone
+    assert_no_secret(box, result)
+
+    # the same seed again: every key kept, nothing written, no restart
+    before, before_db = snapshot(root, pg), db_state(pg)
+    again = adopt(box, pg, seed)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to change" in again.stdout
+    assert "PROFILE: kept (already economy)" in again.stdout
+    assert "SSH_AUTHORIZED_KEY: kept (the service account already has this key)" in again.stdout
+    assert "Platform: not restarted: nothing changed" in again.stdout
+    assert snapshot(root, pg) == before
+    assert db_state(pg) == before_db
+    assert restarts(box) == 1
+
+
+# (key, the new value, what to check on the box afterwards)
+IDENTITY: list[tuple[str, str, Callable[[Path], bool]]] = [
+    ("HOSTNAME", "bobbox", lambda box: (box / "root/etc/hostname").read_text() == "bobbox\n"),
+    ("ASSISTANT_NAME", "Bob", lambda box: env_of(box)["ASSISTANT_NAME"] == "Bob"),
+    (
+        "AGENT_DOMAIN",
+        "bob.example.org",
+        lambda box: env_of(box)["AGENT_DOMAIN"] == "bob.example.org",
+    ),
+    ("TELEGRAM_BOT_TOKEN", NEW_TOKEN, lambda box: env_of(box)["TELEGRAM_BOT_TOKEN"] == NEW_TOKEN),
+    ("TELEGRAM_ADMIN_ID", "987654321", lambda box: env_of(box)["TELEGRAM_ADMIN_ID"] == "987654321"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "changed"), IDENTITY, ids=[i[0] for i in IDENTITY])
+def test_an_identity_change_is_refused_then_allowed_with_the_flag(
+    box: Path, pg: PgCluster, key: str, value: str, changed: Callable[[Path], bool]
+) -> None:
+    root = box / "root"
+    before, before_db = snapshot(root, pg), db_state(pg)
+    refused = adopt(box, pg, adopt_seed(box, f"{key}={value}"))
+    assert refused.returncode == 0, refused.stderr
+    assert f"{key}: refused (the box's " in refused.stdout
+    assert "add ALLOW_IDENTITY_CHANGE=yes" in refused.stdout
+    assert f"{key}: refused" in receipt(box)
+    assert snapshot(root, pg) == before  # nothing applied: nothing written
+    assert db_state(pg) == before_db
+    assert restarts(box) == 0
+
+    allowed = adopt(box, pg, adopt_seed(box, f"{key}={value}", "ALLOW_IDENTITY_CHANGE=yes"))
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"{key}: applied (was " in allowed.stdout
+    assert "ALLOW_IDENTITY_CHANGE=yes)" in allowed.stdout
+    assert changed(box)
+    assert restarts(box) == 1
+    assert db_state(pg) == before_db
+    assert_no_secret(box, allowed)
+
+
+def test_a_new_assistant_name_does_not_rename_the_host(box: Path, pg: PgCluster) -> None:
+    result = adopt(box, pg, adopt_seed(box, "ASSISTANT_NAME=Bob", "ALLOW_IDENTITY_CHANGE=yes"))
+    assert result.returncode == 0, result.stderr
+    assert env_of(box)["ASSISTANT_NAME"] == "Bob"
+    assert (box / "root/etc/hostname").read_text() == "ada\n"
+    assert env_of(box)["AGENT_DOMAIN"] == "ada.local"
+
+
+def operators(pg: PgCluster) -> list[tuple[str, ...]]:
+    with psycopg.connect(pg.admin_conninfo("system_ops")) as conn:
+        return [tuple(r) for r in conn.execute('SELECT email FROM "user" ORDER BY 1')]
+
+
+def test_the_operator_and_the_fallback_password_are_filled_only_when_blank(
+    box: Path, pg: PgCluster
+) -> None:
+    root = box / "root"
+    assert operators(pg) == []
+    seed = adopt_seed(
+        box,
+        "OPERATOR_EMAIL=ops@example.com",
+        f"OPERATOR_PASSWORD={OPERATOR_PASSWORD}",
+        f"CLAWDIE_USER_PASSWORD={USER_PASSWORD}",
+    )
+    result = adopt(box, pg, seed)
+    assert result.returncode == 0, result.stderr
+    assert "OPERATOR_EMAIL: applied (the dashboard had no operator yet)" in result.stdout
+    assert "CLAWDIE_USER_PASSWORD: applied" in result.stdout
+    assert operators(pg) == [("ops@example.com",)]
+    shadow = (root / "etc/shadow").read_text()
+    assert next(x for x in shadow.splitlines() if x.startswith("clawdie:")).split(":")[1][:3] == (
+        "$6$"
+    )
+    assert "Match User clawdie" in (root / "etc/ssh/sshd_config.d/clawdie.conf").read_text()
+
+    # another operator and another password: refused; the first ones stay
+    before, before_db = snapshot(root, pg), db_state(pg)
+    other = adopt_seed(
+        box,
+        "OPERATOR_EMAIL=someone@example.com",
+        f"OPERATOR_PASSWORD=other {OPERATOR_PASSWORD}",
+        f"CLAWDIE_USER_PASSWORD=other-{USER_PASSWORD}",
+    )
+    again = adopt(box, pg, other)
+    assert again.returncode == 0, again.stderr
+    assert "OPERATOR_EMAIL: refused (the dashboard already has its operator ops@example.com" in (
+        again.stdout
+    )
+    assert "CLAWDIE_USER_PASSWORD: refused (the service account has a fallback password" in (
+        again.stdout
+    )
+    assert snapshot(root, pg) == before
+    assert db_state(pg) == before_db
+    # a later adopt that leaves the password out keeps SSH password login as it is
+    third = adopt(box, pg, adopt_seed(box, "PROFILE=quality"))
+    assert third.returncode == 0, third.stderr
+    assert "Match User clawdie" in (root / "etc/ssh/sshd_config.d/clawdie.conf").read_text()
+    assert operators(pg) == [("ops@example.com",)]
+    assert_no_secret(box, third)
+
+
+def test_the_service_account_is_never_renamed(box: Path, pg: PgCluster) -> None:
+    before = snapshot(box / "root", pg)
+    result = adopt(box, pg, adopt_seed(box, "SERVICE_ACCOUNT=helper", "ALLOW_IDENTITY_CHANGE=yes"))
+    assert result.returncode == 0, result.stderr
+    assert "SERVICE_ACCOUNT: refused (the platform runs as clawdie" in result.stdout
+    assert snapshot(box / "root", pg) == before
+
+
+def test_a_stick_with_an_adopt_seed_is_taken_at_boot_a_fresh_one_is_not(
+    box: Path, pg: PgCluster
+) -> None:
+    root = box / "root"
+    fresh = firstboot(box, pg)  # setup.txt, the fresh seed: never read again
+    assert fresh.returncode == 0
+    assert "are not read again" in fresh.stderr
+    adopt_path = adopt_seed(box, "PROFILE=economy", "TELEGRAM_ADMIN_ID=555")
+    (box / "setup.txt").write_text(adopt_path.read_text())
+    result = firstboot(box, pg)
+    assert result.returncode == 0, result.stderr
+    assert "asks to adopt" in result.stderr
+    assert env_of(box)["PROFILE"] == "economy"
+    assert env_of(box)["TELEGRAM_ADMIN_ID"] == "123456789"
+    text = receipt(box)
+    assert "PROFILE: applied (was balanced)" in text
+    assert "TELEGRAM_ADMIN_ID: refused (the box's Telegram admin is different" in text
+    assert "Platform: starts after this with the new settings" in text
+    assert (root / "var/lib/clawdie-setup/adopt-summary.txt").read_text() == text
+
+
+def test_a_cut_run_of_one_seed_does_not_skip_the_steps_of_another(box: Path, pg: PgCluster) -> None:
+    killed = adopt(box, pg, adopt_seed(box, "PROFILE=economy"), fault="stamped:identity")
+    assert killed.returncode == -9
+    other = adopt(box, pg, adopt_seed(box, "TIMEZONE=Europe/Berlin"))
+    assert other.returncode == 0, other.stderr
+    assert os.readlink(box / "root/etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert env_of(box)["PROFILE"] == "balanced"  # the cut seed's change is not half-kept
+
+
+def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
+    box: Path, pg: PgCluster
+) -> None:
+    pg.stop()
+    path = adopt_seed(box, "PROFILE=economy")
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "installer.cli",
+            "adopt",
+            "--root",
+            str(box / "root"),
+            "--seed",
+            str(path),
+            "--db-admin",
+            pg.admin_conninfo(),
+            "--db-timeout-ms",
+            "2000",
+            "--no-platform-start",
+            "--receipt-dir",
+            str(box / "stick"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert receipt(box).startswith("Clawdie adopt: FAILED (adopt.txt)\nReason: ")
+    assert env_of(box)["PROFILE"] == "balanced"
+
+
+# Every point where a power cut can land in an adopt run; a few in the fast suite.
+FAST_ADOPT_POINTS = {"effects:identity", "mid-write:system.env", "before:adopt-done"}
+ADOPT_POINTS = [
+    pytest.param(point, marks=() if point in FAST_ADOPT_POINTS else pytest.mark.slow)
+    for point in [
+        "before:identity",
+        "mid-write:hostname",
+        "effects:identity",
+        "stamped:identity",
+        "mid-write:authorized_keys",
+        "effects:accounts",
+        "mid-write:system.env",
+        "mid-write:setup.resolved.json",
+        "effects:platform-config",
+        "before:database",
+        "effects:database",
+        "before:adopt-done",
+    ]
+]
+CHANGES = (
+    "PROFILE=economy",
+    "TIMEZONE=Europe/Berlin",
+    f"SSH_AUTHORIZED_KEY={RSA_2048}",
+    "HOSTNAME=bobbox",
+    "ALLOW_IDENTITY_CHANGE=yes",
+    "OPERATOR_EMAIL=ops@example.com",
+    f"OPERATOR_PASSWORD={OPERATOR_PASSWORD}",
+)
+AdoptedRun = tuple[dict[str, tuple[str, int, str]], dict[str, object], str]
+
+
+@pytest.fixture(scope="module")
+def clean_adopt(
+    tmp_path_factory: pytest.TempPathFactory, pg_template: Path
+) -> Iterator[AdoptedRun]:
+    """A clean adopt run to compare every interrupted one against."""
+    cluster = PgCluster(template=pg_template)
+    try:
+        cluster.init()
+        cluster.start()
+        box = installed_box(tmp_path_factory.mktemp("clean-adopt"), cluster)
+        result = adopt(box, cluster, adopt_seed(box, *CHANGES))
+        assert result.returncode == 0, result.stderr
+        yield snapshot(box / "root", cluster), db_state(cluster), normalised(result.stdout, box)
+    finally:
+        cluster.cleanup()
+
+
+def normalised(text: str, box: Path) -> str:
+    return text.replace(str(box), "BOX")
+
+
+@pytest.mark.parametrize("point", ADOPT_POINTS)
+def test_a_power_cut_during_adopt_then_a_rerun_equals_a_clean_run(
+    box: Path, pg: PgCluster, point: str, clean_adopt: AdoptedRun
+) -> None:
+    seed = adopt_seed(box, *CHANGES)
+    killed = adopt(box, pg, seed, fault=point)
+    assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
+    finished = adopt(box, pg, seed)
+    assert finished.returncode == 0, finished.stderr
+    expected_tree, expected_db, expected_out = clean_adopt
+    assert snapshot(box / "root", pg) == expected_tree
+    assert db_state(pg) == expected_db
+    # the report is the interrupted run's plan, not "kept" for what the cut run already did
+    assert normalised(finished.stdout, box) == expected_out
+    assert "HOSTNAME: applied" in finished.stdout
+    assert not list((box / "root").rglob(".*.tmp-*"))

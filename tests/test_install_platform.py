@@ -1,0 +1,252 @@
+"""`install-platform` on an existing Debian 12 host, in a sandbox root against a real PostgreSQL:
+the host checks, the operator's login `ana` left byte for byte, a SERVICE_ACCOUNT that is her
+login refused, a second run that changes nothing, and an adopt seed over the installation.
+
+The root stands for a running Debian 12 host: os-release, systemd and Debian's PostgreSQL are
+what the checks look at, so the root carries them as files. (Booting such a host under QEMU with
+a real debootstrap root is the issue's existing-host test; it is not part of this suite.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer.firstboot.host import HostFacts, host_problems
+from tests.pg import PgCluster
+from tests.seeds import ED25519, RSA_2048, firstboot_box
+from tests.test_firstboot import db_state, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTINEL = "SENTINELxHOSTx3c7e91a2"
+TOKEN = "7012345678:" + ("AAH" + SENTINEL + "abcdefghijklmnop")[:35]
+OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
+SEED = f"""\
+TELEGRAM_BOT_TOKEN={TOKEN}
+TELEGRAM_ADMIN_ID=123456789
+OPENROUTER_API_KEY={OPENROUTER}
+ASSISTANT_NAME=Ada
+SSH_AUTHORIZED_KEY={ED25519}
+"""
+DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+ANA_KEYS = f"{RSA_2048}\n"
+
+pytestmark = pytest.mark.root
+
+
+def debian_host(where: Path, seed: str = SEED) -> Path:
+    """A sandbox Debian 12 root with a person's login `ana` (home, authorized_keys, password)."""
+    box = firstboot_box(where, seed)
+    root = box / "root"
+    (root / "etc/os-release").write_text(DEBIAN_12)
+    for tool in ("usr/lib/systemd/systemd", "usr/lib/postgresql/15/bin/postgres"):
+        (root / tool).parent.mkdir(parents=True, exist_ok=True)
+        (root / tool).write_text("")
+        (root / tool).chmod(0o755)
+    with (root / "etc/passwd").open("a") as f:
+        f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
+    with (root / "etc/group").open("a") as f:
+        f.write("ana:x:1000:\n")
+    with (root / "etc/shadow").open("a") as f:
+        f.write(
+            "ana:$6$anasalt$Qm1Y0b2vFf5xYc0Q9a9V3b8oV8B7y0t2ZqO7G2m1pQnU4r5s6t7u8v9w0x1y2:20000:0:99999:7:::\n"
+        )
+    with (root / "etc/gshadow").open("a") as f:
+        f.write("ana:!::\n")
+    home = root / "home/ana"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh/authorized_keys").write_text(ANA_KEYS)
+    (home / ".bashrc").write_text("alias ll='ls -l'\n")
+    for path in (home, home / ".ssh", home / ".ssh/authorized_keys", home / ".bashrc"):
+        os.chown(path, 1000, 1000)
+    (home / ".ssh").chmod(0o700)
+    (home / ".ssh/authorized_keys").chmod(0o600)
+    return box
+
+
+def ana(root: Path) -> dict[str, object]:
+    """Everything of ana's: her lines in the account files, her home's files byte for byte."""
+    lines = {
+        name: [x for x in (root / "etc" / name).read_text().splitlines() if x.startswith("ana:")]
+        for name in ("passwd", "group", "shadow", "gshadow")
+    }
+    home = root / "home/ana"
+    files = {
+        str(p.relative_to(home)): (
+            b"dir" if p.is_dir() else p.read_bytes(),
+            p.stat().st_mode,
+            p.stat().st_uid,
+        )
+        for p in sorted(home.rglob("*"))
+    }
+    return {"lines": lines, "files": files, "home": home.stat().st_mode}
+
+
+def install_platform(
+    box: Path, pg: PgCluster, *extra: str, seed: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "installer.cli",
+        "install-platform",
+        str(seed or box / "setup.txt"),
+        "--root",
+        str(box / "root"),
+        "--db-admin",
+        pg.admin_conninfo(),
+        "--db-host",
+        str(pg.sockdir),
+        "--db-port",
+        str(pg.port),
+        "--db-timeout-ms",
+        "20000",
+        "--platform-start",
+        f"{sys.executable} -m tests.fake_platform {box / 'root'}",
+        "--receipt-dir",
+        str(box / "stick"),
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in {"CLAWDIE_FIRSTBOOT_FAULT", "SUDO_USER"}}
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
+    )
+
+
+def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: PgCluster) -> None:
+    box = debian_host(tmp_path)
+    root = box / "root"
+    before = ana(root)
+    result = install_platform(box, pg)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ana(root) == before  # byte for byte: lines, files, modes, owners
+
+    # the platform: payload, units enabled, the installer's command, first boot done
+    assert os.access(root / "opt/clawdie/platform/bin/clawdie-platform", os.X_OK)
+    unit = (root / "etc/systemd/system/clawdie.service").read_text()
+    assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    assert os.readlink(wants / "clawdie.service") == "/etc/systemd/system/clawdie.service"
+    assert (wants / "clawdie-firstboot.service").is_symlink()
+    assert "-m installer.cli" in (root / "usr/local/bin/clawdie-setup").read_text()
+    assert (root / "var/lib/clawdie-setup/firstboot/complete.done").is_file()
+    assert (root / "platform.out").read_text().startswith("PLATFORM-READY role=clawdie")
+    # the service account is the platform's own; its key went there, not to ana
+    assert (root / "var/lib/clawdie/.ssh/authorized_keys").read_text() == f"{ED25519}\n"
+
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "Clawdie first boot: SUCCESS" in summary
+    assert "existing host: Debian GNU/Linux 12 (bookworm)" in summary
+    assert "operator login ana: checked, left as it is" in summary
+    assert "Clawdie first boot: SUCCESS" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert SENTINEL not in result.stdout + result.stderr + summary
+
+    # twice: nothing changes the second time
+    tree, rows = snapshot(root, pg), db_state(pg)
+    again = install_platform(box, pg)
+    assert again.returncode == 0, again.stderr
+    assert "already completed" in again.stderr
+    assert snapshot(root, pg) == tree
+    assert db_state(pg) == rows
+    assert ana(root) == before
+
+
+def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path, SEED + "SERVICE_ACCOUNT=ana\n")
+    root = box / "root"
+    before, tree = ana(root), snapshot(root, pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1
+    assert "SERVICE_ACCOUNT ana is your own login (the operator login) (uid 1000" in result.stderr
+    assert "remove the SERVICE_ACCOUNT line" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ana(root) == before
+    assert snapshot(root, pg) == tree  # not even the payload
+
+
+def test_the_operator_login_must_exist_and_is_asked_for_when_unclear(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path)
+    missing = install_platform(box, pg, "--operator-login", "bob")
+    assert missing.returncode == 1
+    assert "the operator login bob does not exist on this host" in missing.stderr
+    with (box / "root/etc/passwd").open("a") as f:
+        f.write("carl:x:1001:1001:Carl:/home/carl:/bin/bash\n")
+    unclear = install_platform(box, pg)
+    assert unclear.returncode == 1
+    assert "cannot tell which login is the operator's: this host has ana, carl" in unclear.stderr
+    assert "--operator-login NAME" in unclear.stderr
+    assert not (box / "root/opt/clawdie").exists()
+
+
+def test_an_adopt_seed_over_the_installation_is_adopted(tmp_path: Path, pg: PgCluster) -> None:
+    from installer.fingerprint import read_fingerprint
+    from installer.paths import TargetPaths
+
+    box = debian_host(tmp_path)
+    root = box / "root"
+    (root / "etc/machine-id").write_text("4f1c2a9be07d4c3a9a51d2e8b6c07f13\n")
+    assert install_platform(box, pg).returncode == 0
+    fingerprint = read_fingerprint(TargetPaths(root))
+    seed = box / "adopt.txt"
+    seed.write_text(f"INSTALL_MODE=adopt\nINSTALL_FINGERPRINT={fingerprint}\nPROFILE=quality\n")
+    result = install_platform(box, pg, seed=seed)
+    assert result.returncode == 0, result.stderr
+    assert "PROFILE: applied (was balanced)" in result.stdout
+    assert 'PROFILE="quality"' in (root / "etc/clawdie/system.env").read_text()
+
+
+HOST = HostFacts(
+    os_release={"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian 12"},
+    machine="x86_64",
+    free_bytes=10 * 1024**3,
+    postgres_versions=("15",),
+    has_systemd=True,
+    systemd_running=True,
+    is_root=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"is_root": False}, "run it with sudo"),
+        ({"os_release": {"ID": "ubuntu", "PRETTY_NAME": "Ubuntu 24.04"}}, "runs Ubuntu 24.04"),
+        ({"os_release": {"ID": "debian", "VERSION_ID": "11"}}, "Debian 12 (bookworm) only"),
+        ({"os_release": {}}, "an unknown system (no /etc/os-release)"),
+        ({"machine": "riscv64"}, "architecture is riscv64"),
+        ({"free_bytes": 512 * 1024**2}, "0.5 GiB free"),
+        ({"postgres_versions": ()}, "apt-get install postgresql"),
+        ({"has_systemd": False}, "systemd does not run this host"),
+        ({"systemd_running": False}, "systemd does not run this host"),
+    ],
+)
+def test_each_host_check(change: dict[str, object], words: str) -> None:
+    import dataclasses
+
+    assert host_problems(HOST) == []
+    (problem,) = host_problems(dataclasses.replace(HOST, **change))  # type: ignore[arg-type]
+    assert words in problem
+
+
+def test_a_host_that_fails_a_check_gets_nothing(tmp_path: Path, pg: PgCluster) -> None:
+    box = debian_host(tmp_path)
+    (box / "root/etc/os-release").write_text(
+        'ID=debian\nVERSION_ID="11"\nPRETTY_NAME="Debian 11"\n'
+    )
+    for path in (box / "root/usr/lib/postgresql").rglob("postgres"):
+        path.unlink()
+    tree = snapshot(box / "root", pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1
+    assert "this host runs Debian 11" in result.stderr
+    assert "apt-get install postgresql" in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert snapshot(box / "root", pg) == tree
