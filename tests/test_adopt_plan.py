@@ -17,6 +17,8 @@ BOX = Installation(
         "TELEGRAM_BOT_TOKEN": InstalledSetting("TELEGRAM_BOT_TOKEN", "1:old", True, True),
         "TELEGRAM_ADMIN_ID": InstalledSetting("TELEGRAM_ADMIN_ID", "123", True, False),
         "SERVICE_ACCOUNT": InstalledSetting("SERVICE_ACCOUNT", "clawdie", False, False),
+        "WIFI_SSID": InstalledSetting("WIFI_SSID", "Home", True, False),
+        "NET_ADDRESS": InstalledSetting("NET_ADDRESS", "10.0.0.5/24", True, False),
     },
     ssh_keys=(f"{ED25519}",),
     operator_email="ops@example.com",
@@ -40,6 +42,10 @@ CASES = [
     ("OPERATOR_EMAIL", "new@example.com", False, "refused", "change it in the dashboard"),
     ("CLAWDIE_USER_PASSWORD", "a long password", False, "applied", "no fallback password"),
     ("SEED_SCRUB", "yes", False, "kept", "an instruction for this run"),
+    ("WIFI_SSID", "Office", False, "applied", "was Home"),
+    ("WIFI_COUNTRY", "DE", False, "applied", "filled"),
+    ("NET_ADDRESS", "10.0.0.6/24", False, "applied", "was 10.0.0.5/24"),
+    ("NET_DNS", "9.9.9.9", False, "applied", "filled"),
 ]
 
 

@@ -47,8 +47,19 @@ IDENTITY_KEYS = frozenset(
 PROVIDER_KEYS = frozenset(
     {"OPENROUTER_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY"}
 )
+NETWORK_KEYS = frozenset(
+    {"WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"}
+)
 SAFE_KEYS = frozenset(
-    {"PROFILE", "TIMEZONE", "LOCALE", "KEYMAP", *profiles.MODEL_KEYS, *PROVIDER_KEYS}
+    {
+        "PROFILE",
+        "TIMEZONE",
+        "LOCALE",
+        "KEYMAP",
+        *profiles.MODEL_KEYS,
+        *PROVIDER_KEYS,
+        *NETWORK_KEYS,  # DESIGN §6: moving a box to another network is not a new identity
+    }
 )
 _IDENTITY_WORDS = {
     "HOSTNAME": "host name",
