@@ -1,7 +1,7 @@
 """Entry points. The one place that catches our errors and turns them into exit codes and messages.
 
-Exit codes: 0 success, 1 the input is invalid or the job failed, 2 usage error or unreadable input,
-130 interrupted. Subcommand modules are imported lazily (see `installer.commands`).
+Exit codes: installer/status.py (the README's "Status and exit codes" table). Subcommand modules
+are imported lazily (see `installer.commands`).
 """
 
 from __future__ import annotations
