@@ -213,7 +213,7 @@ def test_installs_onto_a_blank_disk(
             assert f"{line}\n" in record
         assert "INSTALLED_AT=20" in record
         result = receipt(tmp_path)
-        assert "INSTALLED" in result
+        assert result.startswith("Clawdie installer: ok\n")
         assert "Remove the stick; first boot runs on the next start." in result
         assert f"Disk: {disk.node}: unknown model, serial (none), 4.8 GB, " in result
         assert "Erased: it was blank\n" in result
@@ -439,7 +439,7 @@ def test_a_failure_after_partitioning_unmounts_and_writes_the_reason(
         assert len(marker) == 1
         assert "unsquashfs" in marker[0]
         text = receipt(tmp_path)
-        assert "the install FAILED" in text
+        assert text.startswith("Clawdie installer: failed\n")
         assert "Reason: command failed" in text
         assert "unsquashfs" in text
         assert_no_secret(out, err, text)

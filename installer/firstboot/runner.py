@@ -14,16 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from installer import faults, redact
+from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
-from installer.firstboot.steps.report import Outcome, write_reports
-from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps
+from installer.firstboot.steps.report import Outcome, render_machine, write_reports
+from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import (
+    FileWriter,
     Receipt,
     read_first_boot_seed,
     read_stored_answers,
@@ -31,6 +33,7 @@ from installer.seed.io import (
     write_stored_seed,
 )
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.firstboot")
 
@@ -43,6 +46,33 @@ STEPS: list[tuple[str, Callable[[StepContext], StepRecord]]] = [
     (database.NAME, database.apply),
 ]
 REPORT_STEP = "report"
+PLATFORM_STEP = "platform"
+SEED_DEADLINE_S = 60.0  # reading and checking; asking on the console adds the wizard's wait
+PLATFORM_START_TIMEOUT_S = 300.0
+
+
+def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
+    """First boot's steps as the live receipt and the console count them, each with the
+    deadline it runs against."""
+    from installer.firstboot.db.ready import readiness_timeout_ms
+
+    wait_ms = config.db.readiness_timeout_ms
+    if wait_ms is None:
+        try:
+            wait_ms = readiness_timeout_ms()
+        except InstallerError:  # a malformed variable: the wait itself reports it
+            wait_ms = 60_000
+    return [
+        PlannedStep(SEED_STEP, "reading and checking the seed", SEED_DEADLINE_S),
+        PlannedStep(identity.NAME, "host name, time zone, locale, keyboard", 60.0),
+        PlannedStep(accounts.NAME, "the service account and its SSH key", 120.0),
+        PlannedStep(platform_env.NAME, "the platform's configuration", 60.0),
+        PlannedStep(database.WAIT_NAME, "waiting for PostgreSQL", wait_ms / 1000),
+        PlannedStep(database.NAME, "database role, databases, operator", 300.0),
+        PlannedStep(REPORT_STEP, "the report and the Telegram message", 120.0),
+        PlannedStep(PLATFORM_STEP, "starting the platform", PLATFORM_START_TIMEOUT_S),
+    ]
+
 
 # What the operator's answers look like when a console wizard asks for missing fields:
 # given the seed and its problems, return answers (key -> typed text), or None to give up.
@@ -156,13 +186,22 @@ def store_seed(
 
 
 def obtain_seed(
-    config: FirstbootConfig, paths: TargetPaths, stamps: Stamps, asker: Asker | None
+    config: FirstbootConfig,
+    paths: TargetPaths,
+    stamps: Stamps,
+    asker: Asker | None,
+    tracker: StepTracker | None = None,
 ) -> SeedCheck:
     """Steps 1-2: read, validate, ask for what is missing; keep the result on the target."""
+    if tracker is not None:
+        tracker.begin(SEED_STEP)
+    faults.fault_point(f"before:{SEED_STEP}")
     if stamps.done(SEED_STEP):
         return read_stored_seed(paths)
     source = read_first_boot_seed(config.seed, paths)
     log.info("seed: reading %s", source.description)
+    if asker is not None and tracker is not None:
+        asker = asking_against(asker, tracker, config.wizard_timeout or 900.0)
     check, answers = resolve_seed(source.data, source.name, asker)
     faults.fault_point(f"effects:{SEED_STEP}")
     store_seed(paths, stamps, source.data, answers, source.description)
@@ -170,13 +209,29 @@ def obtain_seed(
     return check
 
 
-def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
+def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:
+    """`asker`, with the seed step's deadline moved out by the console's wait while it asks."""
+
+    def ask(check: SeedCheck) -> Mapping[str, str] | None:
+        tracker.begin(SEED_STEP, SEED_DEADLINE_S + wait)
+        return asker(check)
+
+    return ask
+
+
+def run_steps(
+    ctx: StepContext, stamps: Stamps, tracker: StepTracker | None = None
+) -> dict[str, StepRecord]:
     """Steps 3-7 in order, each skipped when stamped; the database wait always runs."""
     records: dict[str, StepRecord] = {}
     for name, apply in STEPS:
         if name == database.NAME:
+            if tracker is not None:
+                tracker.begin(database.WAIT_NAME)
             faults.fault_point(f"before:{database.WAIT_NAME}")
             database.wait(ctx)
+        if tracker is not None:
+            tracker.begin(name)
         previous = stamps.record(name)
         if previous is not None:
             log.info("%s: done in an earlier run", name)
@@ -236,6 +291,7 @@ class FirstbootRun:
     asker: Asker | None = None
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
     receipt: Receipt | None = None
+    stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -255,13 +311,25 @@ class FirstbootRun:
             )
             return 0
         faults.arm_from_environment()
+        with LogBuffer() as own_log:
+            return self._run(paths, stamps, own_log)
+
+    def _run(self, paths: TargetPaths, stamps: Stamps, own_log: LogBuffer) -> int:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
+        tracker = StepTracker(
+            "Clawdie first boot",
+            plan_steps(self.config),
+            STALLED_HINT,
+            write=self.receipt,
+            facts=render_machine(paths, None),
+        )
         check: SeedCheck | None = None
         records: dict[str, StepRecord] = {}
         started = time.monotonic()
         try:
-            check = obtain_seed(self.config, paths, stamps, self.asker)
+            check = obtain_seed(self.config, paths, stamps, self.asker, tracker)
+            tracker.facts = render_machine(paths, check)  # now with the dashboard's address
             seed_record = stamps.record(SEED_STEP)
             if seed_record is not None:
                 records[SEED_STEP] = seed_record
@@ -271,22 +339,20 @@ class FirstbootRun:
                 check.require_resolved(),
                 tuple(w.message for w in check.warnings),
             )
-            records.update(run_steps(ctx, stamps))
+            records.update(run_steps(ctx, stamps, tracker))
         except Exception as caught:  # every failure writes its report
             err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check
-            self._report(
-                paths,
-                failed_check,
-                records,
-                Outcome(
-                    ok=False,
-                    headline="first boot stopped before it finished",
-                    error=err.message,
-                    hint=err.hint,
-                    platform="not started (first boot did not finish)",
-                ),
+            log.error("first boot failed at %s: %s", tracker.where(), err.message)
+            outcome = Outcome(
+                ok=False,
+                headline=f"first boot stopped at {tracker.where()}",
+                error=err.message,
+                hint=err.hint,
+                platform="not started (first boot did not finish)",
             )
+            self._report(paths, failed_check, records, outcome)
+            self._bundle(paths, failed_check, own_log)
             if err is caught:
                 raise
             raise err from None
@@ -295,6 +361,7 @@ class FirstbootRun:
             headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
             platform="starting after this report",
         )
+        tracker.begin(REPORT_STEP)
         if not stamps.done(REPORT_STEP):
             faults.fault_point(f"before:{REPORT_STEP}")
             self._report(paths, check, records, outcome)
@@ -307,12 +374,15 @@ class FirstbootRun:
             "seed copy deleted (%s): secrets now live only where they are used",
             ", ".join(forgotten) or "nothing left",
         )
+        tracker.begin(PLATFORM_STEP)
         try:
+            faults.fault_point(f"before:{PLATFORM_STEP}")
             platform = start_platform(self.config)
-        except PlatformStartError as err:
-            self._rewrite(
-                paths, check, records, Outcome(True, outcome.headline, platform=err.message)
-            )
+        except (PlatformStartError, faults.InjectedFailure) as err:
+            log.error("first boot failed at %s: %s", tracker.where(), err.message)
+            failed = Outcome(False, outcome.headline, err.message, err.hint, platform=err.message)
+            self._rewrite(paths, check, records, failed)
+            self._bundle(paths, check, own_log)
             raise
         self._rewrite(paths, check, records, Outcome(True, outcome.headline, platform=platform))
         log.info("first boot complete; platform %s", platform)
@@ -343,5 +413,32 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
-        """Update the local report with the platform's start (no second message or receipt)."""
-        write_reports(paths, check, records, outcome)
+        """Update the report and the receipt with the platform's start (no second message)."""
+        for line in write_reports(paths, check, records, outcome, receipt=self.receipt):
+            log.info("report: %s", line)
+
+    def _bundle(self, paths: TargetPaths, check: SeedCheck | None, own_log: LogBuffer) -> None:
+        """The failure's log bundle on the disk and the stick; where it went is added to the
+        summary. Never raises: the failure being reported matters more."""
+        if check is not None and check.resolved is not None:
+            host = check.resolved.host.hostname
+        else:  # the seed was not read: the name the system has
+            host = paths.hostname.read_text().strip() if paths.hostname.is_file() else "unnamed"
+        try:
+            summary = paths.summary.read_text(encoding="utf-8")
+        except OSError:
+            summary = None
+        parts = collect_parts(own_log.text(), live=paths.is_live_system, receipt=summary)
+        shown = f"/{paths.bundles_dir.relative_to(paths.root)}"
+        done = write_failure_bundle(
+            paths.bundles_dir, host, parts, self.stick_files, shown_dir=shown
+        )
+        if summary is not None:
+            note = "".join(f"  - {line}\n" for line in done)
+            write_atomic(paths.summary, f"{summary}\nLog bundle:\n{note}", mode=0o600)
+
+
+STALLED_HINT = (
+    "connect a screen, or read `journalctl -u clawdie-firstboot` over SSH; restarting the "
+    "machine runs first boot again from that step"
+)

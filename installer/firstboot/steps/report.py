@@ -1,17 +1,21 @@
 """Step 8, report: the install summary (0600), the console issue file, the receipt on the stick
-and a Telegram message to the admin. Never a secret value: only masked settings are shown."""
+and a Telegram message to the admin, each opening with the status word (installer.status).
+Never a secret value: only masked settings, key states and public facts are shown."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from installer.envfile import parse_env_file
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
+from installer.machine import render_machine_lines
 from installer.paths import TargetPaths
 from installer.seed.messages import render_problem_line
-from installer.seed.resolve import SeedCheck, mask_secret
+from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
 from installer.seed.resolved import ResolvedSeed
+from installer.status import Status, settle
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,46 @@ class Outcome:
     error: str | None = None
     hint: str | None = None
     platform: str = "not started yet"
+
+    def status(self, to_fix: Sequence[str] = ()) -> Status:
+        """failed, else degraded when something is left to fix (`to_fix`), else ok."""
+        return settle(not self.ok, len(to_fix))
+
+
+def dashboard_url(seed: ResolvedSeed) -> str:
+    return f"https://{seed.host.domain}/"
+
+
+def read_installed_disk(paths: TargetPaths) -> str | None:
+    """The disk the installer wrote, as its record names it (model, serial, size)."""
+    try:
+        record = parse_env_file(paths.install_record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    node = record.get("TARGET_DISK", "?")
+    if record.get("DISK_IDENTITY", "-") != "-":
+        return f"{node}: {record['DISK_IDENTITY']}"
+    details = [record.get("DISK_MODEL", "-"), f"serial {record.get('DISK_SERIAL', '-')}"]
+    return f"{node}: {', '.join([*details, record.get('DISK_SIZE', '-')])}"
+
+
+def render_key_states(check: SeedCheck | None) -> list[str]:
+    """Each setup.txt key: applied, defaulted or not given (never a value)."""
+    if check is None or check.resolved is None:
+        return []
+    states = seed_key_states(check)
+    width = max(len(key) for key, _ in states) + 1
+    return [f"Setup keys ({check.name}):", *(f"  {key + ':':<{width}} {s}" for key, s in states)]
+
+
+def render_machine(paths: TargetPaths, check: SeedCheck | None) -> list[str]:
+    """The box as the operator finds it: firmware, model, disk, network, dashboard, keys."""
+    seed = check.resolved if check is not None else None
+    return render_machine_lines(
+        paths,
+        disk=read_installed_disk(paths),
+        dashboard=dashboard_url(seed) if seed is not None else None,
+    )
 
 
 def render_seed_lines(seed: ResolvedSeed) -> list[str]:
@@ -46,9 +90,12 @@ def render_summary(
     records: Mapping[str, StepRecord],
     outcome: Outcome,
     extra_warnings: Sequence[str] = (),
+    machine: Sequence[str] = (),
+    to_fix: Sequence[str] = (),
 ) -> str:
-    """The full report as plain text: identity, models, what was done and skipped, warnings."""
-    status = "SUCCESS" if outcome.ok else "FAILED"
+    """The full report as plain text: status, identity, models, what was done and skipped,
+    warnings, the machine. `to_fix` (also among the warnings) makes a success `degraded`."""
+    status = outcome.status(to_fix)
     out = [f"Clawdie first boot: {status}", f"{outcome.headline}", ""]
     if outcome.error:
         out += [f"Reason: {outcome.error}"]
@@ -79,15 +126,19 @@ def render_summary(
     if warnings:
         out += ["Warnings:", *(f"  - {w}" for w in warnings), ""]
     out.append(f"Platform: {outcome.platform}")
+    if machine:
+        out += ["", *machine]
     return "\n".join(out) + "\n"
 
 
-def render_issue(summary_head: str, outcome: Outcome, paths: TargetPaths) -> str:
+def render_issue(
+    summary_head: str, outcome: Outcome, paths: TargetPaths, status: Status | None = None
+) -> str:
     """A short console login banner (agetty issue file); backslashes escaped for agetty."""
     where = f"/{paths.summary.relative_to(paths.root)}"
     lines = [
         "",
-        f"  Clawdie first boot: {'SUCCESS' if outcome.ok else 'FAILED'} - {outcome.headline}",
+        f"  Clawdie first boot: {status or outcome.status()} - {outcome.headline}",
         f"  {summary_head}" if summary_head else "",
         f"  Platform: {outcome.platform}",
         f"  Full report: {where}",
@@ -112,23 +163,33 @@ def write_reports(
     """Send, then write, every report; return what happened to each (for the caller's log)."""
     results: list[str] = []
     extra: list[str] = []
-    summary = render_summary(check, records, outcome)
+    to_fix: list[str] = []  # what makes a success `degraded` (a stick not there is not)
+    machine = render_machine(paths, check)
+    keys = render_key_states(check)
+    summary = render_summary(check, records, outcome, machine=machine)
     if notify is not None:
         sent, why = notify(summary)
         results.append("Telegram message to the admin: " + ("sent" if sent else f"not sent: {why}"))
         if not sent:
             extra.append(f"Telegram message not sent: {why}")
+            to_fix.append(extra[-1])
     if receipt is not None:
-        written, why = receipt(summary)
+        full = render_summary(check, records, outcome, extra, machine, to_fix)
+        written, why = receipt(with_keys(full, keys))
         results.append(f"receipt on the stick: {why}")
         if not written:
             extra.append(f"no receipt on the stick: {why}")
-    summary = render_summary(check, records, outcome, extra)
+    summary = render_summary(check, records, outcome, extra, machine, to_fix)
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(paths.summary, summary, mode=0o600)
+    write_atomic(paths.summary, with_keys(summary, keys), mode=0o600)
     head = ""
     if check is not None and check.resolved is not None:
         host = check.resolved.host
         head = f"Host {host.hostname}, assistant {host.assistant_name}"
-    write_atomic(paths.issue_file, render_issue(head, outcome, paths), mode=0o644)
+    issue = render_issue(head, outcome, paths, outcome.status(to_fix))
+    write_atomic(paths.issue_file, issue, mode=0o644)
     return results
+
+
+def with_keys(text: str, keys: Sequence[str]) -> str:
+    return text + ("\n" + "\n".join(keys) + "\n" if keys else "")
