@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 import re
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,8 @@ from installer.bundle import (
 from installer.cli import run_command
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.firstboot.runner import plan_steps as firstboot_plan
-from installer.install.flow import InstallConfig
+from installer.install.console import Console
+from installer.install.flow import InstallConfig, InstallRun
 from installer.install.flow import plan_steps as install_plan
 from installer.machine import (
     EFI_GLOBAL_GUID,
@@ -241,7 +245,10 @@ def test_a_failure_at_a_step_leaves_a_failed_receipt_and_a_clean_bundle(
     receipt = read_receipt(box / "stick")
     assert receipt.splitlines()[0] == "Clawdie first boot: failed"
     if step != "platform":  # the platform's failure comes after the set-up headline
-        assert f"first boot stopped at step {index} of 8 ({step})" in receipt
+        assert receipt.splitlines()[1] == (
+            f"stopped at step {index} of 8 ({step}): a failure was injected at "
+            f"before:{step} (fail:before:{step})"
+        )
     assert f"a failure was injected at before:{step}" in receipt
     state = box / "root/var/lib/clawdie-setup"
     on_stick, on_disk = one_bundle(box / "stick"), one_bundle(state)
@@ -600,9 +607,14 @@ def test_an_install_failing_at_a_step_leaves_a_bundle_on_the_stick_and_the_live_
     assert failed.returncode == 1, failed.stdout[-2000:] + failed.stderr[-2000:]
     index = INSTALL_STEPS.index(step) + 1
     receipt = (tmp_path / "receipt/SETUP-RESULT.txt").read_text()
-    assert receipt.splitlines()[:2] == [
+    touched = index >= INSTALL_STEPS.index("partitions") + 1
+    assert receipt.splitlines()[:3] == [
         "Clawdie installer: failed",
-        f"The install stopped at step {index} of 8 ({step}); the disk was not made bootable",
+        f"Stopped at step {index} of 8 ({step}): a failure was injected at before:{step} "
+        f"(fail:before:{step})",
+        "The disk was partly written and does not start; install again."
+        if touched
+        else "No disk was changed.",
     ]
     on_stick = one_bundle(tmp_path / "receipt")
     on_live = one_bundle(tmp_path / "live-root/var/lib/clawdie-setup")
@@ -613,3 +625,94 @@ def test_an_install_failing_at_a_step_leaves_a_bundle_on_the_stick_and_the_live_
     for name, text in texts.items():
         assert SENTINEL not in text, name
     assert f"log bundle on the stick: wrote {on_stick.name}" in failed.stdout
+
+
+# -- causes before consequences ------------------------------------------------------------------
+
+
+def test_an_unanswered_console_names_the_seed_problem_first_with_the_installers_hint(
+    tmp_path: Path,
+) -> None:
+    """The issue's case: a malformed bot token, nobody at the screen. The marker, the console
+    and the receipt's Reason: open with the key and its line; the hint is the installer's."""
+    squashfs = tmp_path / "filesystem.squashfs"
+    squashfs.write_bytes(b"not used")
+    seed = tmp_path / "setup.txt"
+    seed.write_text(
+        "TELEGRAM_BOT_TOKEN=not-a-token\nTELEGRAM_ADMIN_ID=123456789\n"
+        f"OPENROUTER_API_KEY=sk-or-v1-{SENTINEL}0123456789abcdef\n"
+    )
+    (tmp_path / "receipt").mkdir()
+    out = io.StringIO()
+    config = InstallConfig(
+        squashfs=squashfs,
+        seed=seed,
+        receipt_dir=tmp_path / "receipt",
+        failure_wait=0,
+        poweroff=False,
+        reboot=False,
+        live_root=tmp_path / "live",
+        only_disks=("/dev/nonexistent",),
+    )
+    assert InstallRun(config, Console(out), asker=lambda _: None).execute() == 1
+    cause = "setup.txt:1: TELEGRAM_BOT_TOKEN: "
+    marker = next(line for line in out.getvalue().splitlines() if "INSTALL-FAILED" in line)
+    assert marker.startswith(f"CLAWDIE-INSTALL-FAILED: {cause}"), marker
+    assert marker.endswith("; the questions on the console were not answered")
+    assert f"install: FAILED: {cause}" in out.getvalue()
+    receipt = (tmp_path / "receipt/SETUP-RESULT.txt").read_text()
+    reason = next(line for line in receipt.splitlines() if line.startswith("Reason: "))
+    assert reason.startswith(f"Reason: {cause}")
+    assert receipt.splitlines()[1].startswith(f"Stopped at step 1 of 8 (seed): {cause}")
+    assert "No disk was changed." in receipt
+    hint = next(line for line in receipt.splitlines() if line.startswith("What to do: "))
+    assert hint.endswith("then restart the machine from the stick to install again")
+    assert SENTINEL not in out.getvalue() + receipt
+
+
+@pytest.mark.root
+def test_first_boot_names_the_seed_problem_first_with_its_own_hint(
+    box: Path, pg: PgCluster
+) -> None:
+    (box / "setup.txt").write_text("ASSISTANT_NAME=Ada\nTELEGRAM_ADMIN_ID=@ada\n")
+    result = firstboot(box, pg)
+    assert result.returncode == 1
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    head = summary.splitlines()
+    assert head[0] == "Clawdie first boot: failed"
+    assert head[1].startswith("stopped at step 1 of 8 (seed): setup.txt")
+    assert head[1].endswith("; there is no console to ask on")
+    assert "then restart the machine: first boot runs again" in summary
+    assert "install again" not in summary
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(401)
+        self.end_headers()
+        self.wfile.write(b'{"ok": false, "description": "Unauthorized"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.root
+def test_a_message_that_could_not_be_sent_makes_the_run_degraded(box: Path, pg: PgCluster) -> None:
+    """Works, something to fix (Telegram refused the token): the same word in the summary, the
+    receipt and the login screen; the exit code is still 0 (the service did its job)."""
+    server = HTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = f"http://127.0.0.1:{server.server_port}"
+        result = firstboot(box, pg, telegram_api=api, start_platform=False)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert summary.splitlines()[0] == "Clawdie first boot: degraded"
+    assert "Telegram message not sent: Telegram refused the message (HTTP 401)" in summary
+    assert read_receipt(box / "stick").splitlines()[0] == "Clawdie first boot: degraded"
+    issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
+    assert "Clawdie first boot: degraded - " in issue

@@ -455,11 +455,17 @@ def test_an_invalid_seed_without_console_fails_with_every_problem_in_the_receipt
     seed.write_text(f"TELEGRAM_ADMIN_ID=12\nOPERATOR_PASSWORD=op {SENTINEL} pass\n")
     assert cli.main(install_argv(tmp_path, squashfs, seed, "/dev/nonexistent")) == 1
     out, err = capsys.readouterr()
-    assert "CLAWDIE-INSTALL-FAILED: setup.txt has " in out
+    # the cause first: the seed's first problem, then what followed from it
+    assert (
+        "CLAWDIE-INSTALL-FAILED: setup.txt: OPENROUTER_API_KEY: required (profile balanced uses "
+        "it) (and 2 more problems); there is no console to ask on\n"
+    ) in out
     text = receipt(tmp_path)
     assert "TELEGRAM_BOT_TOKEN" in text
     assert "OPERATOR_EMAIL" in text
     assert "What to do: fix setup.txt" in text
+    assert "restart the machine from the stick to install again" in text
+    assert "first boot" not in text.lower()  # the hint fits the installer
     assert_no_secret(out, err, caplog.text, text)
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from installer import faults, redact
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
@@ -20,7 +20,7 @@ from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
-from installer.firstboot.steps.report import Outcome, render_machine, write_reports
+from installer.firstboot.steps.report import Delivery, Outcome, render_machine, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
@@ -32,6 +32,7 @@ from installer.seed.io import (
     read_stored_seed_copy,
     write_stored_seed,
 )
+from installer.seed.messages import render_problem_head
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.tracker import PlannedStep, StepTracker
 
@@ -134,11 +135,28 @@ def read_stored_seed(paths: TargetPaths) -> SeedCheck:
     return check
 
 
-def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck, dict[str, str]]:
+FIRST_BOOT_AGAIN = "restart the machine: first boot runs again"
+INSTALL_AGAIN = "restart the machine from the stick to install again"
+
+
+def render_cause(check: SeedCheck) -> str:
+    """The seed's first problem as the cause (`setup.txt:1: KEY: message`), and how many more."""
+    if not check.problems:
+        return f"{check.name} is not valid"
+    first = render_problem_head(check.problems[0], check.name)
+    more = len(check.problems) - 1
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def resolve_seed(
+    data: bytes, name: str, asker: Asker | None, again: str = FIRST_BOOT_AGAIN
+) -> tuple[SeedCheck, dict[str, str]]:
     """Step 2: validate the seed; ask the console for what is missing or invalid.
 
     Returns the valid, resolved seed and the operator's answers ({} when none were needed).
-    Raises SeedInvalidError when nobody can or does answer. Shared with the disk installer.
+    Raises SeedInvalidError when nobody can or does answer: its message names the seed's first
+    problem (the cause) before what followed from it; `again` ends the hint (installer or first
+    boot). Shared with the disk installer.
     """
     check = check_seed_bytes(data, name=name)
     register_secrets(check)
@@ -148,22 +166,26 @@ def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck
     log.warning("seed: %d problem(s); asking for: %s", len(check.problems), ", ".join(keys))
     if asker is None or not keys:
         raise SeedInvalidError(
-            f"{name} has {len(check.problems)} problem(s) and there is no console to ask on",
-            "fix setup.txt (clawdie-setup check shows every problem), then boot again",
+            f"{render_cause(check)}; there is no console to ask on",
+            f"fix {name} (clawdie-setup check shows every problem), then {again}",
             check,
         )
     given = asker(check)
     if given is None:
         raise SeedInvalidError(
-            "the questions on the console were not answered",
-            "fix setup.txt or answer on the console, then run first boot again",
+            f"{render_cause(check)}; the questions on the console were not answered",
+            f"fix {name} or answer on the console, then {again}",
             check,
         )
     answers = {k: v for k, v in given.items() if v}
     redact.register(*answers.values())  # an answer to any question may be a secret
     check = apply_answers(check, answers)
     if not check.valid:
-        raise SeedInvalidError("the answers still leave problems", None, check)
+        raise SeedInvalidError(
+            f"{render_cause(check)}; the answers on the console left it",
+            f"fix {name}, then {again}",
+            check,
+        )
     return check, answers
 
 
@@ -292,6 +314,7 @@ class FirstbootRun:
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
     receipt: Receipt | None = None
     stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
+    delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -346,7 +369,7 @@ class FirstbootRun:
             log.error("first boot failed at %s: %s", tracker.where(), err.message)
             outcome = Outcome(
                 ok=False,
-                headline=f"first boot stopped at {tracker.where()}",
+                headline=f"stopped at {tracker.where()}: {err.message}",
                 error=err.message,
                 hint=err.hint,
                 platform="not started (first boot did not finish)",
@@ -401,8 +424,15 @@ class FirstbootRun:
             if (self.notifier_factory and check and check.resolved)
             else None
         )
+        self.delivery = Delivery()
         for line in write_reports(
-            paths, check, records, outcome, notify=notify, receipt=self.receipt
+            paths,
+            check,
+            records,
+            outcome,
+            notify=notify,
+            receipt=self.receipt,
+            delivery=self.delivery,
         ):
             log.info("report: %s", line)
 
@@ -414,7 +444,10 @@ class FirstbootRun:
         outcome: Outcome,
     ) -> None:
         """Update the report and the receipt with the platform's start (no second message)."""
-        for line in write_reports(paths, check, records, outcome, receipt=self.receipt):
+        kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
+        for line in write_reports(
+            paths, check, records, outcome, receipt=self.receipt, delivery=kept
+        ):
             log.info("report: %s", line)
 
     def _bundle(self, paths: TargetPaths, check: SeedCheck | None, own_log: LogBuffer) -> None:

@@ -19,7 +19,13 @@ from pathlib import Path
 from installer import __version__, faults
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError
-from installer.firstboot.runner import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.firstboot.runner import (
+    INSTALL_AGAIN,
+    Asker,
+    SeedInvalidError,
+    resolve_seed,
+    store_seed,
+)
 from installer.firstboot.stamps import Stamps
 from installer.install import identities, layout, system
 from installer.install.console import (
@@ -196,10 +202,14 @@ def render_failure_receipt(
     problems: list[str],
     where: str = "",
     facts: Sequence[str] = (),
+    disk_touched: bool = False,
 ) -> str:
     lines = [
         f"Clawdie installer: {Status.FAILED}",
-        f"The install stopped at {where or 'its start'}; the disk was not made bootable",
+        f"Stopped at {where or 'the start'}: {err.message}",
+        "The disk was partly written and does not start; install again."
+        if disk_touched
+        else "No disk was changed.",
         f"When: {when}",
         f"Reason: {err.message}",
         *([f"What to do: {err.hint}"] if err.hint else []),
@@ -336,7 +346,7 @@ class InstallRun:
 
     def _check_seed(self, seed: SeedInput) -> tuple[SeedCheck, dict[str, str]]:
         try:
-            check, answers = resolve_seed(seed.data, seed.name, self.asker)
+            check, answers = resolve_seed(seed.data, seed.name, self.asker, INSTALL_AGAIN)
         except SeedInvalidError as err:
             self.check = err.check
             raise
@@ -603,7 +613,10 @@ class InstallRun:
             self.say(f"what to do: {err.hint}")
         where = self.tracker.where()
         log.error("install: failed at %s: %s", where, err.message)
-        receipt = render_failure_receipt(utc_now(), err, problems, where, self.tracker.facts)
+        touched = self.tracker.index >= [s.name for s in self.tracker.plan].index("partitions") + 1
+        receipt = render_failure_receipt(
+            utc_now(), err, problems, where, self.tracker.facts, disk_touched=touched
+        )
         self._write_receipt(receipt)
         if not isinstance(err, NotInstallerError):  # not the stick: nothing of ours to collect
             self._bundle(receipt)

@@ -5,7 +5,7 @@ Never a secret value: only masked settings, key states and public facts are show
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
 from installer.firstboot.stamps import StepRecord
@@ -148,6 +148,18 @@ def render_issue(
 
 
 Notifier = Callable[[str], tuple[bool, str]]
+
+
+@dataclass
+class Delivery:
+    """What a report could not deliver, kept for a later rewrite of the same report: `extra`
+    is shown among the warnings, `to_fix` (a message not sent; a stick not there is not)
+    makes a success `degraded`."""
+
+    extra: list[str] = field(default_factory=list)
+    to_fix: list[str] = field(default_factory=list)
+
+
 ReceiptWriter = Callable[[str], tuple[bool, str]]
 
 
@@ -159,11 +171,12 @@ def write_reports(
     *,
     notify: Notifier | None = None,
     receipt: ReceiptWriter | None = None,
+    delivery: Delivery | None = None,
 ) -> list[str]:
     """Send, then write, every report; return what happened to each (for the caller's log)."""
     results: list[str] = []
-    extra: list[str] = []
-    to_fix: list[str] = []  # what makes a success `degraded` (a stick not there is not)
+    delivery = Delivery() if delivery is None else delivery
+    extra, to_fix = delivery.extra, delivery.to_fix
     machine = render_machine(paths, check)
     keys = render_key_states(check)
     summary = render_summary(check, records, outcome, machine=machine)
@@ -171,14 +184,14 @@ def write_reports(
         sent, why = notify(summary)
         results.append("Telegram message to the admin: " + ("sent" if sent else f"not sent: {why}"))
         if not sent:
-            extra.append(f"Telegram message not sent: {why}")
-            to_fix.append(extra[-1])
+            note_once(extra, f"Telegram message not sent: {why}")
+            note_once(to_fix, f"Telegram message not sent: {why}")
     if receipt is not None:
         full = render_summary(check, records, outcome, extra, machine, to_fix)
         written, why = receipt(with_keys(full, keys))
         results.append(f"receipt on the stick: {why}")
         if not written:
-            extra.append(f"no receipt on the stick: {why}")
+            note_once(extra, f"no receipt on the stick: {why}")
     summary = render_summary(check, records, outcome, extra, machine, to_fix)
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.summary, with_keys(summary, keys), mode=0o600)
@@ -189,6 +202,11 @@ def write_reports(
     issue = render_issue(head, outcome, paths, outcome.status(to_fix))
     write_atomic(paths.issue_file, issue, mode=0o644)
     return results
+
+
+def note_once(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
 
 
 def with_keys(text: str, keys: Sequence[str]) -> str:
