@@ -59,6 +59,9 @@ def _configure_logging(verbose: bool) -> None:
     )
     for handler in logging.getLogger().handlers:
         add_filter(handler)
+        # the level is the handler's too: a run's log bundle turns our loggers to DEBUG for
+        # itself, and that must not reach the console unless -v asked for it
+        handler.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def run_command(name: str, argv: Sequence[str]) -> int:

@@ -716,3 +716,33 @@ def test_a_message_that_could_not_be_sent_makes_the_run_degraded(box: Path, pg: 
     assert read_receipt(box / "stick").splitlines()[0] == "Clawdie first boot: degraded"
     issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
     assert "Clawdie first boot: degraded - " in issue
+
+
+def test_the_bundles_debug_lines_stay_off_the_console(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log buffer records DEBUG for the bundle; the console keeps its INFO lines."""
+    box = firstboot_box(tmp_path, SEED)
+    root_logger = logging.getLogger()
+    saved = (root_logger.handlers[:], root_logger.level)
+    root_logger.handlers = []
+    try:
+        code = run_command(
+            "firstboot",
+            [
+                *("--root", str(box / "root"), "--seed", str(box / "setup.txt")),
+                *("--no-telegram", "--wizard", "never", "--no-platform-start"),
+                *("--receipt-dir", str(box / "stick"), "--db-timeout-ms", "1"),
+                *("--db-admin", f"host={tmp_path} port=1 user=none dbname=none"),
+            ],
+        )
+    finally:
+        root_logger.handlers, root_logger.level = saved
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "[5/8] waiting for PostgreSQL" in err
+    own_log = bundle_texts(one_bundle(box / "stick"))["clawdie-logs/clawdie-setup.log"]
+    assert " DEBUG " in own_log
+    debug = [line.split(" DEBUG ", 1)[1] for line in own_log.splitlines() if " DEBUG " in line]
+    assert debug
+    assert [message for message in debug if message in err] == []

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
         journal = syslog_handler(ident="clawdie-firstboot")
         if journal is not None:
+            journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle only
             logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system

@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     journal = syslog_handler()
     if journal is not None:
+        journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle, not the journal
         logging.getLogger("clawdie").addHandler(add_filter(journal))
     wait = console_wait(args)
     config = InstallConfig(
