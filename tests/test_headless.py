@@ -504,7 +504,16 @@ def test_each_seed_key_is_applied_defaulted_or_not_given() -> None:
 
 @pytest.mark.root
 def test_the_first_boot_receipt_describes_the_box_and_every_key(box: Path, pg: PgCluster) -> None:
-    plant(box / "root", {"etc/machine-id": "0123456789abcdef0123456789abcdef\n"})
+    plant(
+        box / "root",
+        {
+            "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+            # as the disk installer writes it
+            "var/lib/clawdie-setup/installed.txt": "TARGET_DISK=/dev/vda\nDISK_MODEL=0x1af4\n"
+            "DISK_IDENTITY=QEMU HARDDISK, serial QM0001, 8.6 GB, "
+            "/dev/disk/by-id/ata-QEMU_HARDDISK_QM0001\n",
+        },
+    )
     result = firstboot(box, pg, start_platform=False)
     assert result.returncode == 0, result.stderr[-2000:]
     receipt = read_receipt(box / "stick")
@@ -521,8 +530,10 @@ def test_the_first_boot_receipt_describes_the_box_and_every_key(box: Path, pg: P
         assert line in receipt, line
     assert re.search(r"^  OPERATOR_PASSWORD: +applied \(setup\.txt line 10\)$", receipt, re.M)
     assert re.search(r"^  TARGET_DISK: +not given$", receipt, re.M)
+    assert re.search(r"^Installation fingerprint: [0-9a-f]{8}$", receipt, re.M)
     assert SENTINEL not in receipt
     summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "Disk:           /dev/vda: QEMU HARDDISK, serial QM0001, 8.6 GB, " in summary
     assert "Installation fingerprint: " in summary
     assert "Setup keys" in summary
     assert not list((box / "stick").glob("clawdie-logs-*"))  # success leaves no bundle

@@ -207,6 +207,7 @@ def test_installs_onto_a_blank_disk(
             f"TARGET_DISK={disk.node}",
             "DISK_SERIAL=-",  # a loop device has none
             "DISK_HELD=it was blank",
+            "DISK_IDENTITY=unknown model, serial (none), 4.8 GB, no /dev/disk/by-id/ name",
             "HOSTNAME=loopy",
             "IMAGE_VERSION=test-image 1",
         ):

@@ -254,11 +254,17 @@ def _find_stick() -> tuple[BlockDevice | None, str]:
 
 def receipt_on_stick() -> Receipt:
     """SETUP-RESULT.txt on the seed partition, if a stick is present and writable when the
-    receipt is written (looked for at each write: it may be plugged in or pulled out)."""
+    receipt is written. The live receipt is rewritten at every step: the stick found first is
+    kept (each write checks it is still there); until one is found, each write looks again."""
+    found: list[BlockDevice] = []
 
     def write(text: str) -> tuple[bool, str]:
-        device, why = _find_stick()
-        return receipt_on_device(device)(text) if device is not None else (False, why)
+        if not found:
+            device, why = _find_stick()
+            if device is None:
+                return False, why
+            found.append(device)
+        return receipt_on_device(found[0])(text)
 
     return write
 
