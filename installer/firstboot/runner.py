@@ -363,7 +363,17 @@ class FirstbootRun:
                 tuple(w.message for w in check.warnings),
             )
             records.update(run_steps(ctx, stamps, tracker))
-        except Exception as caught:  # every failure writes its report
+            outcome = Outcome(
+                ok=True,
+                headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
+                platform="starting after this report",
+            )
+            tracker.begin(REPORT_STEP)
+            if not stamps.done(REPORT_STEP):
+                faults.fault_point(f"before:{REPORT_STEP}")
+                self._report(paths, check, records, outcome)
+                stamps.mark(REPORT_STEP, StepRecord())
+        except Exception as caught:  # every failure writes its report (the report's own too)
             err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check
             log.error("first boot failed at %s: %s", tracker.where(), err.message)
@@ -379,16 +389,6 @@ class FirstbootRun:
             if err is caught:
                 raise
             raise err from None
-        outcome = Outcome(
-            ok=True,
-            headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
-            platform="starting after this report",
-        )
-        tracker.begin(REPORT_STEP)
-        if not stamps.done(REPORT_STEP):
-            faults.fault_point(f"before:{REPORT_STEP}")
-            self._report(paths, check, records, outcome)
-            stamps.mark(REPORT_STEP, StepRecord())
         faults.fault_point(f"before:{COMPLETE}")
         stamps.mark(COMPLETE, StepRecord())
         faults.fault_point(f"stamped:{COMPLETE}")
