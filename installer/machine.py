@@ -163,7 +163,7 @@ def read_ssh_fingerprints(paths: TargetPaths) -> list[str]:
 
 def read_installation_fingerprint(paths: TargetPaths) -> str:
     if not _text(paths.machine_id):
-        return "not yet: the machine id is made at the first start (first boot's receipt has it)"
+        return "not yet: the machine id is made at the first start"
     try:
         return read_fingerprint(paths)
     except InstallerError as err:

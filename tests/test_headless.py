@@ -508,16 +508,34 @@ def test_the_first_boot_receipt_describes_the_box_and_every_key(box: Path, pg: P
         box / "root",
         {
             "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+            "sys/class/net/enp1s0/address": "52:54:00:12:34:56\n",
+            "sys/class/net/enp1s0/operstate": "up\n",
             # as the disk installer writes it
             "var/lib/clawdie-setup/installed.txt": "TARGET_DISK=/dev/vda\nDISK_MODEL=0x1af4\n"
             "DISK_IDENTITY=QEMU HARDDISK, serial QM0001, 8.6 GB, "
             "/dev/disk/by-id/ata-QEMU_HARDDISK_QM0001\n",
         },
     )
+    host_key = box / "root/etc/ssh/ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    (fingerprint,) = read_ssh_fingerprints(TargetPaths(box / "root"))
     result = firstboot(box, pg, start_platform=False)
     assert result.returncode == 0, result.stderr[-2000:]
     receipt = read_receipt(box / "stick")
     assert receipt.splitlines()[0] == "Clawdie first boot: ok"
+    assert "Network:\n  enp1s0 52:54:00:12:34:56 no address\n" in receipt  # a sandbox's
+    assert f"SSH host keys:\n  {fingerprint}\n" in receipt
+    # the login screen: where to go, what to trust; agetty fills in the live address
+    issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
+    for line in (
+        "  Clawdie first boot: ok - the assistant is set up (",
+        "  Dashboard: https://zoe-s-helper.local/\n",
+        "  Network: enp1s0 52:54:00:12:34:56 \\4{enp1s0}\n",
+        f"  SSH host key: {fingerprint}\n",
+        "  Installation fingerprint: ",
+    ):
+        assert line in issue, line
+    assert max(len(line) for line in issue.splitlines()) <= 80
     for line in (
         "Version:        clawdie-setup ",
         "Boot mode:      unknown (no /sys/firmware)",  # a sandbox root has no /sys
@@ -695,6 +713,11 @@ def test_first_boot_names_the_seed_problem_first_with_its_own_hint(
     assert head[1].endswith("; there is no console to ask on")
     assert "then restart the machine: first boot runs again" in summary
     assert "install again" not in summary
+    issue = (box / "root/etc/issue.d/clawdie.issue").read_text()  # stays on the login screen
+    assert "\n  Clawdie first boot: failed - stopped at step 1 of 8 (seed): setup.txt" in issue
+    assert "Reason:" not in issue  # the headline already names the cause
+    assert "\n  What to do: fix setup.txt" in issue
+    assert max(len(line) for line in issue.splitlines()) <= 80
 
 
 class _Refusing(BaseHTTPRequestHandler):

@@ -4,13 +4,20 @@ Never a secret value: only masked settings, key states and public facts are show
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
-from installer.machine import render_machine_lines
+from installer.machine import (
+    read_installation_fingerprint,
+    read_interfaces,
+    read_ssh_fingerprints,
+    render_machine_lines,
+)
 from installer.paths import TargetPaths
 from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
@@ -132,19 +139,42 @@ def render_summary(
 
 
 def render_issue(
-    summary_head: str, outcome: Outcome, paths: TargetPaths, status: Status | None = None
+    summary_head: str,
+    outcome: Outcome,
+    paths: TargetPaths,
+    status: Status | None = None,
+    dashboard: str | None = None,
 ) -> str:
-    """A short console login banner (agetty issue file); backslashes escaped for agetty."""
+    """The console login banner (agetty issue file): status, where the box is on the network,
+    the dashboard, the SSH host keys and the installation fingerprint; a failure's reason and
+    what to do. Our text has its backslashes escaped for agetty; each interface's address is
+    agetty's own `\\4{name}` escape (IPv4), so the screen shows the address the box has now."""
     where = f"/{paths.summary.relative_to(paths.root)}"
-    lines = [
-        "",
-        f"  Clawdie first boot: {status or outcome.status()} - {outcome.headline}",
-        f"  {summary_head}" if summary_head else "",
-        f"  Platform: {outcome.platform}",
-        f"  Full report: {where}",
-        "",
-    ]
-    return "\n".join(line for line in lines if line is not None).replace("\\", "\\\\") + "\n"
+
+    def plain(text: str) -> list[str]:
+        """`text` for agetty, wrapped to the Linux console's 80 columns."""
+        wrapped = textwrap.wrap(text, 80, initial_indent="  ", subsequent_indent="      ")
+        return [line.replace("\\", "\\\\") for line in wrapped]
+
+    lines = ["", *plain(f"Clawdie first boot: {status or outcome.status()} - {outcome.headline}")]
+    if outcome.error and outcome.error not in outcome.headline:
+        lines += plain(f"Reason: {outcome.error}")
+    if outcome.error and outcome.hint:
+        lines += plain(f"What to do: {outcome.hint}")
+    if summary_head:
+        lines += plain(summary_head)
+    if dashboard:
+        lines += plain(f"Dashboard: {dashboard}")
+    for interface in read_interfaces(paths.root, {}):
+        name = interface.name if re.fullmatch(r"[\w.-]+", interface.name) else ""
+        address = f"\\4{{{name}}}" if name else "(address unknown)"
+        (shown,) = plain(f"Network: {interface.name[:16]} {interface.mac[:20]}")
+        lines.append(f"{shown} {address}")
+    for key in read_ssh_fingerprints(paths):
+        lines += plain(f"SSH host key: {key}")
+    lines += plain(f"Installation fingerprint: {read_installation_fingerprint(paths)}")
+    lines += [*plain(f"Platform: {outcome.platform}"), *plain(f"Full report: {where}"), ""]
+    return "\n".join(lines) + "\n"
 
 
 Notifier = Callable[[str], tuple[bool, str]]
@@ -199,7 +229,9 @@ def write_reports(
     if check is not None and check.resolved is not None:
         host = check.resolved.host
         head = f"Host {host.hostname}, assistant {host.assistant_name}"
-    issue = render_issue(head, outcome, paths, outcome.status(to_fix))
+    seed = check.resolved if check is not None else None
+    url = dashboard_url(seed) if seed is not None else None
+    issue = render_issue(head, outcome, paths, outcome.status(to_fix), url)
     write_atomic(paths.issue_file, issue, mode=0o644)
     return results
 
