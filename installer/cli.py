@@ -1,7 +1,7 @@
 """Entry points. The one place that catches our errors and turns them into exit codes and messages.
 
-Exit codes: 0 success, 1 the input is invalid or the job failed, 2 usage error or unreadable input,
-130 interrupted. Subcommand modules are imported lazily (see `installer.commands`).
+Exit codes: installer/status.py (the README's "Status and exit codes" table). Subcommand modules
+are imported lazily (see `installer.commands`).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def _configure_logging(verbose: bool) -> None:
     )
     for handler in logging.getLogger().handlers:
         add_filter(handler)
+        # the level is the handler's too: a run's log bundle turns our loggers to DEBUG for
+        # itself, and that must not reach the console unless -v asked for it
+        handler.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def run_command(name: str, argv: Sequence[str]) -> int:

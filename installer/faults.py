@@ -1,10 +1,13 @@
-"""Fault injection for first boot's power-cut tests.
+"""Fault injection for the power-cut and failure tests of first boot and the disk installer.
 
-`CLAWDIE_FIRSTBOOT_FAULT=<point>` kills the process with SIGKILL (no cleanup, like a power cut)
-when execution reaches that point. Only `firstboot`, `adopt` and `install-platform` enable it;
-any other command ignores the variable. Points: `before:<step>`, `effects:<step>` (effects
-durable, stamp not yet written), `stamped:<step>`, and `mid-write:<file name>` (half the temp
-file written, not renamed); adopt adds `before:adopt-done`.
+`CLAWDIE_FIRSTBOOT_FAULT=<point>` (first boot) and `CLAWDIE_INSTALL_FAULT=<point>` (the disk
+installer) kill the process with SIGKILL (no cleanup, like a power cut) when execution reaches
+that point; `fail:<point>` raises `InjectedFailure` there instead, as a failing step would. Only
+firstboot, adopt, install-platform and install arm it; any other command ignores the
+variables. Points: `before:<step>`,
+`effects:<step>` (effects durable, stamp not yet written), `stamped:<step>`, and
+`mid-write:<file name>` (half the temp file written, not renamed); adopt adds
+`before:adopt-done`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,33 @@ from __future__ import annotations
 import os
 import signal
 
+from installer.errors import InstallerError
+
 FAULT_VARIABLE = "CLAWDIE_FIRSTBOOT_FAULT"
+INSTALL_FAULT_VARIABLE = "CLAWDIE_INSTALL_FAULT"
+FAIL_PREFIX = "fail:"
 _armed: str | None = None
 
 
-def arm_from_environment() -> None:
-    """Called by the commands that change a target: firstboot, adopt, install-platform."""
+class InjectedFailure(InstallerError):
+    """A failure the tests injected at a named point."""
+
+
+def arm_from_environment(variable: str = FAULT_VARIABLE) -> None:
+    """Called by the commands that change a target: firstboot, adopt and install-platform
+    (CLAWDIE_FIRSTBOOT_FAULT), and install (CLAWDIE_INSTALL_FAULT)."""
     global _armed
-    _armed = os.environ.get(FAULT_VARIABLE) or None
+    _armed = os.environ.get(variable) or None
 
 
 def fault_point(name: str) -> None:
-    """Die here, as in a power cut, if this point is the armed one."""
-    if _armed is not None and _armed == name:
+    """Die here, as in a power cut, or fail here, if this point is the armed one."""
+    if _armed is None:
+        return
+    if _armed == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _armed == FAIL_PREFIX + name:
+        raise InjectedFailure(
+            f"a failure was injected at {name} ({FAIL_PREFIX}{name})",
+            "this is a test: unset CLAWDIE_FIRSTBOOT_FAULT and CLAWDIE_INSTALL_FAULT",
+        )

@@ -120,6 +120,11 @@ class TargetPaths:
         return self._at("/etc/shadow")
 
     @property
+    def ssh_dir(self) -> Path:
+        """/etc/ssh: the host keys (their public halves are fingerprinted for the receipt)."""
+        return self._at("/etc/ssh")
+
+    @property
     def sshd_dropin(self) -> Path:
         return self._at(f"/etc/ssh/sshd_config.d/{SERVICE_NAME}.conf")
 
@@ -212,6 +217,11 @@ class TargetPaths:
     @property
     def summary(self) -> Path:
         return self.setup_state_dir / "install-summary.txt"
+
+    @property
+    def bundles_dir(self) -> Path:
+        """Where a failure's log bundle is always kept on the disk (root only, like its parent)."""
+        return self.setup_state_dir
 
     @property
     def issue_file(self) -> Path:

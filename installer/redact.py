@@ -24,6 +24,11 @@ def register(*values: str | None) -> None:
             _known.add(value)
 
 
+def registered() -> tuple[str, ...]:
+    """Every secret known (to check a written file for them; never to show)."""
+    return tuple(_known)
+
+
 def forget_all() -> None:
     """Tests: start from nothing."""
     _known.clear()

@@ -125,7 +125,9 @@ def box(tmp_path: Path, pg: PgCluster) -> Path:
 
 def test_the_summary_and_receipt_show_the_fingerprint_an_adopt_seed_needs(box: Path) -> None:
     shown = fingerprint(box)
-    line = f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    line = (
+        f"Installation fingerprint: {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+    )
     assert line in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
     assert line in receipt(box)
 

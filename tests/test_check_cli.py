@@ -90,6 +90,7 @@ def test_json_document_is_stable(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["format"] == "clawdie-setup-check/1"
     assert doc["valid"] is False
+    assert doc["status"] == "failed"  # the status word of installer/status.py
     assert doc["problems"] == [
         {
             "line": 4,
@@ -102,6 +103,7 @@ def test_json_document_is_stable(tmp_path: Path) -> None:
         "format",
         "file",
         "valid",
+        "status",
         "encoding",
         "problems",
         "warnings",
@@ -115,6 +117,7 @@ def test_json_valid_has_settings_with_provenance(tmp_path: Path) -> None:
     seed = tmp_path / "setup.txt"
     seed.write_bytes(valid())
     doc = json.loads(check(seed, "--json").stdout)
+    assert doc["status"] == "ok"
     by_key = {s["key"]: s for s in doc["settings"]}
     assert by_key["TELEGRAM_ADMIN_ID"]["source"] == {
         "kind": "line",

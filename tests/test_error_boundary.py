@@ -187,10 +187,10 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
     assert "Traceback" not in out.err + out.out
     assert SENTINEL not in out.err + out.out
     summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
-    assert "FAILED" in summary
+    assert "Clawdie first boot: failed" in summary
     assert "unexpected error (RuntimeError" in summary
     assert SENTINEL not in summary
-    assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert "Clawdie first boot: failed" in (box / "stick/SETUP-RESULT.txt").read_text()
 
 
 def test_the_cli_boundary_catches_what_is_not_ours(

@@ -220,7 +220,7 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     assert (
         stat.S_IMODE((root / "var/lib/clawdie-setup/install-summary.txt").stat().st_mode) == 0o600
     )
-    assert "Clawdie first boot: SUCCESS" in summary
+    assert "Clawdie first boot: ok" in summary
     assert "Host name:      zoe-s-helper" in summary
     assert "Wi-Fi: Zoë's Wi-Fi (country DE)" in summary
     assert "chat:         openrouter deepseek/deepseek-chat" in summary
@@ -228,9 +228,9 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     assert "reformat the stick or delete setup.txt" in summary
     assert "Platform: started" in summary
     issue = (root / "etc/issue.d/clawdie.issue").read_text()
-    assert "SUCCESS" in issue
+    assert "Clawdie first boot: ok" in issue
     assert "Platform: started" in issue
-    assert "Clawdie first boot: SUCCESS" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert "Clawdie first boot: ok" in (box / "stick/SETUP-RESULT.txt").read_text()
 
     before, before_db = snapshot(root, pg), db_state(pg)
     (box / "setup.txt").write_text(SEED.replace("Zoë's Helper", "Someone Else"))
@@ -291,10 +291,10 @@ def test_invalid_seed_without_console_fails_clearly(box: Path, pg: PgCluster) ->
     assert "Traceback" not in result.stderr
     root = box / "root"
     summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
-    assert "FAILED" in summary
+    assert "Clawdie first boot: failed" in summary
     assert "setup.txt:2: TELEGRAM_ADMIN_ID: this is a user name" in summary
     assert "setup.txt: TELEGRAM_BOT_TOKEN: required" in summary
-    assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert "Clawdie first boot: failed" in (box / "stick/SETUP-RESULT.txt").read_text()
     assert not (root / "etc/clawdie/system.env").exists()
     assert not (root / "var/lib/clawdie-setup/firstboot").exists()
     assert (root / "etc/hostname").read_text() == "debian\n"  # nothing applied
@@ -305,7 +305,7 @@ def test_database_not_running_times_out_at_the_deadline(box: Path, pg: PgCluster
     result = firstboot(box, pg, timeout_ms=3000)
     assert result.returncode == 3, result.stderr
     summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
-    assert "FAILED" in summary
+    assert "Clawdie first boot: failed" in summary
     assert "not started" in summary
     assert not (box / "root/platform.out").exists()
     pg.start()
@@ -432,7 +432,7 @@ def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgClu
     ((path, payload),) = _TelegramStub.received
     assert path == f"/bot{TOKEN}/sendMessage"
     assert payload["chat_id"] == "123456789"
-    assert "Clawdie first boot: SUCCESS" in str(payload["text"])
+    assert "Clawdie first boot: ok" in str(payload["text"])
     assert SENTINEL not in str(payload["text"])
     assert (
         "start skipped (--no-platform-start)"

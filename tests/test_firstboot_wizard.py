@@ -146,7 +146,7 @@ def test_first_boot_asks_on_a_linux_console_and_completes(
     assert "EXIT=0" in done, done
     root = box / "root"
     assert (root / "platform.out").exists()
-    assert "Clawdie first boot: SUCCESS" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert "Clawdie first boot: ok" in (box / "stick/SETUP-RESULT.txt").read_text()
 
 
 def test_nobody_at_the_console_fails_cleanly_after_the_wait(
@@ -158,7 +158,7 @@ def test_nobody_at_the_console_fails_cleanly_after_the_wait(
     assert "nobody answered within 3 s" in done
     root = box / "root"
     summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
-    assert "FAILED" in summary
+    assert "Clawdie first boot: failed" in summary
     assert "were not answered" in summary
     assert not (root / "etc/clawdie/system.env").exists()
-    assert "FAILED" in (box / "stick/SETUP-RESULT.txt").read_text()
+    assert "Clawdie first boot: failed" in (box / "stick/SETUP-RESULT.txt").read_text()

@@ -207,13 +207,14 @@ def test_installs_onto_a_blank_disk(
             f"TARGET_DISK={disk.node}",
             "DISK_SERIAL=-",  # a loop device has none
             "DISK_HELD=it was blank",
+            "DISK_IDENTITY=unknown model, serial (none), 4.8 GB, no /dev/disk/by-id/ name",
             "HOSTNAME=loopy",
             "IMAGE_VERSION=test-image 1",
         ):
             assert f"{line}\n" in record
         assert "INSTALLED_AT=20" in record
         result = receipt(tmp_path)
-        assert "INSTALLED" in result
+        assert result.startswith("Clawdie installer: ok\n")
         assert "Remove the stick; first boot runs on the next start." in result
         assert f"Disk: {disk.node}: unknown model, serial (none), 4.8 GB, " in result
         assert "Erased: it was blank\n" in result
@@ -439,7 +440,7 @@ def test_a_failure_after_partitioning_unmounts_and_writes_the_reason(
         assert len(marker) == 1
         assert "unsquashfs" in marker[0]
         text = receipt(tmp_path)
-        assert "the install FAILED" in text
+        assert text.startswith("Clawdie installer: failed\n")
         assert "Reason: command failed" in text
         assert "unsquashfs" in text
         assert_no_secret(out, err, text)
@@ -455,11 +456,17 @@ def test_an_invalid_seed_without_console_fails_with_every_problem_in_the_receipt
     seed.write_text(f"TELEGRAM_ADMIN_ID=12\nOPERATOR_PASSWORD=op {SENTINEL} pass\n")
     assert cli.main(install_argv(tmp_path, squashfs, seed, "/dev/nonexistent")) == 1
     out, err = capsys.readouterr()
-    assert "CLAWDIE-INSTALL-FAILED: setup.txt has " in out
+    # the cause first: the seed's first problem, then what followed from it
+    assert (
+        "CLAWDIE-INSTALL-FAILED: setup.txt: OPENROUTER_API_KEY: required (profile balanced uses "
+        "it) (and 2 more problems); there is no console to ask on\n"
+    ) in out
     text = receipt(tmp_path)
     assert "TELEGRAM_BOT_TOKEN" in text
     assert "OPERATOR_EMAIL" in text
     assert "What to do: fix setup.txt" in text
+    assert "restart the machine from the stick to install again" in text
+    assert "first boot" not in text.lower()  # the hint fits the installer
     assert_no_secret(out, err, caplog.text, text)
 
 

@@ -16,6 +16,7 @@ from installer.seed.messages import render_note, render_problem
 from installer.seed.profiles import Setting
 from installer.seed.reader import Note
 from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, shorten
+from installer.status import Status
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
 JSON_FORMAT = "clawdie-setup-check/1"
@@ -84,6 +85,7 @@ def render_json(result: SeedCheck, file_notes: list[Note]) -> dict[str, Any]:
         "format": JSON_FORMAT,
         "file": result.name,
         "valid": result.valid,
+        "status": str(Status.OK if result.valid else Status.FAILED),
         "encoding": result.encoding,
         "problems": [
             {"line": p.line, "key": p.key, "message": p.message, "hint": p.hint}

@@ -1,8 +1,7 @@
 """`clawdie-setup firstboot`: apply the seed to a target root, bootstrap the database, report,
 start the platform. Run by the first-boot systemd unit; `--root` runs it in a sandbox.
 
-Exit codes: 0 done (or already done), 1 the seed is invalid or a step failed, 2 no readable
-seed, 3 PostgreSQL not ready in time, 4 the platform did not start.
+Exit codes and status words: installer.status (README, "Status and exit codes").
 """
 
 from __future__ import annotations
@@ -102,7 +101,14 @@ def run(args: argparse.Namespace) -> int:
     from installer.firstboot.runner import FirstbootRun
     from installer.firstboot.telegram import DEFAULT_API
     from installer.paths import TargetPaths
-    from installer.seed.io import Receipt, receipt_in_directory, receipt_on_stick
+    from installer.seed.io import (
+        FileWriter,
+        Receipt,
+        files_in_directory,
+        files_on_stick,
+        receipt_in_directory,
+        receipt_on_stick,
+    )
     from installer.wizard.asker import console_asker
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
@@ -113,19 +119,24 @@ def run(args: argparse.Namespace) -> int:
 
         journal = syslog_handler(ident="clawdie-firstboot")
         if journal is not None:
+            journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle only
             logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
     live = TargetPaths(config.root).is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
     receipt: Receipt | None = None
+    stick_files: FileWriter | None = None
     if args.receipt_dir is not None:
         receipt = receipt_in_directory(args.receipt_dir)
+        stick_files = files_in_directory(args.receipt_dir)
     elif live:
         receipt = receipt_on_stick()
+        stick_files = files_on_stick()
     asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
     return FirstbootRun(
         config,
         asker=asker,
         notifier_factory=telegram_notifier(api) if api else None,
         receipt=receipt,
+        stick_files=stick_files,
     ).execute()

@@ -3,7 +3,7 @@ internal disk, then restart into it (first boot runs there).
 
 Prints `CLAWDIE-INSTALL-DONE` on success (before the restart) and
 `CLAWDIE-INSTALL-FAILED: <reason>` on failure (before the power-off wait).
-Exit codes: 0 installed, 1 failed.
+Exit codes and status words: installer/status.py.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     journal = syslog_handler()
     if journal is not None:
+        journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle, not the journal
         logging.getLogger("clawdie").addHandler(add_filter(journal))
     wait = console_wait(args)
     config = InstallConfig(

@@ -15,23 +15,27 @@ from dataclasses import dataclass, field
 
 import installer.firstboot.steps.network as network_step
 from installer import faults, redact
+from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
-from installer.firstboot.steps.report import Outcome, write_reports
-from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps
+from installer.firstboot.steps.report import Delivery, Outcome, render_machine, write_reports
+from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import (
+    FileWriter,
     Receipt,
     read_first_boot_seed,
     read_stored_answers,
     read_stored_seed_copy,
     write_stored_seed,
 )
+from installer.seed.messages import render_problem_head
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.firstboot")
 
@@ -45,6 +49,34 @@ STEPS: list[tuple[str, Callable[[StepContext], StepRecord]]] = [
     (database.NAME, database.apply),
 ]
 REPORT_STEP = "report"
+PLATFORM_STEP = "platform"
+SEED_DEADLINE_S = 60.0  # reading and checking; asking on the console adds the wizard's wait
+PLATFORM_START_TIMEOUT_S = 300.0
+
+
+def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
+    """First boot's steps as the live receipt and the console count them, each with the
+    deadline it runs against."""
+    from installer.firstboot.db.ready import readiness_timeout_ms
+
+    wait_ms = config.db.readiness_timeout_ms
+    if wait_ms is None:
+        try:
+            wait_ms = readiness_timeout_ms()
+        except InstallerError:  # a malformed variable: the wait itself reports it
+            wait_ms = 60_000
+    return [
+        PlannedStep(SEED_STEP, "reading and checking the seed", SEED_DEADLINE_S),
+        PlannedStep(identity.NAME, "host name, time zone, locale, keyboard", 60.0),
+        PlannedStep(network_step.NAME, "the wired and Wi-Fi network", 60.0),
+        PlannedStep(accounts.NAME, "the service account and its SSH key", 120.0),
+        PlannedStep(platform_env.NAME, "the platform's configuration", 60.0),
+        PlannedStep(database.WAIT_NAME, "waiting for PostgreSQL", wait_ms / 1000),
+        PlannedStep(database.NAME, "database role, databases, operator", 300.0),
+        PlannedStep(REPORT_STEP, "the report and the Telegram message", 120.0),
+        PlannedStep(PLATFORM_STEP, "starting the platform", PLATFORM_START_TIMEOUT_S),
+    ]
+
 
 # What the operator's answers look like when a console wizard asks for missing fields:
 # given the seed and its problems, return answers (key -> typed text), or None to give up.
@@ -106,11 +138,28 @@ def read_stored_seed(paths: TargetPaths) -> SeedCheck:
     return check
 
 
-def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck, dict[str, str]]:
+FIRST_BOOT_AGAIN = "restart the machine: first boot runs again"
+INSTALL_AGAIN = "restart the machine from the stick to install again"
+
+
+def render_cause(check: SeedCheck) -> str:
+    """The seed's first problem as the cause (`setup.txt:1: KEY: message`), and how many more."""
+    if not check.problems:
+        return f"{check.name} is not valid"
+    first = render_problem_head(check.problems[0], check.name)
+    more = len(check.problems) - 1
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def resolve_seed(
+    data: bytes, name: str, asker: Asker | None, again: str = FIRST_BOOT_AGAIN
+) -> tuple[SeedCheck, dict[str, str]]:
     """Step 2: validate the seed; ask the console for what is missing or invalid.
 
     Returns the valid, resolved seed and the operator's answers ({} when none were needed).
-    Raises SeedInvalidError when nobody can or does answer. Shared with the disk installer.
+    Raises SeedInvalidError when nobody can or does answer: its message names the seed's first
+    problem (the cause) before what followed from it; `again` ends the hint (installer or first
+    boot). Shared with the disk installer.
     """
     check = check_seed_bytes(data, name=name)
     register_secrets(check)
@@ -120,22 +169,26 @@ def resolve_seed(data: bytes, name: str, asker: Asker | None) -> tuple[SeedCheck
     log.warning("seed: %d problem(s); asking for: %s", len(check.problems), ", ".join(keys))
     if asker is None or not keys:
         raise SeedInvalidError(
-            f"{name} has {len(check.problems)} problem(s) and there is no console to ask on",
-            "fix setup.txt (clawdie-setup check shows every problem), then boot again",
+            f"{render_cause(check)}; there is no console to ask on",
+            f"fix {name} (clawdie-setup check shows every problem), then {again}",
             check,
         )
     given = asker(check)
     if given is None:
         raise SeedInvalidError(
-            "the questions on the console were not answered",
-            "fix setup.txt or answer on the console, then run first boot again",
+            f"{render_cause(check)}; the questions on the console were not answered",
+            f"fix {name} or answer on the console, then {again}",
             check,
         )
     answers = {k: v for k, v in given.items() if v}
     redact.register(*answers.values())  # an answer to any question may be a secret
     check = apply_answers(check, answers)
     if not check.valid:
-        raise SeedInvalidError("the answers still leave problems", None, check)
+        raise SeedInvalidError(
+            f"{render_cause(check)}; the answers on the console left it",
+            f"fix {name}, then {again}",
+            check,
+        )
     return check, answers
 
 
@@ -158,13 +211,22 @@ def store_seed(
 
 
 def obtain_seed(
-    config: FirstbootConfig, paths: TargetPaths, stamps: Stamps, asker: Asker | None
+    config: FirstbootConfig,
+    paths: TargetPaths,
+    stamps: Stamps,
+    asker: Asker | None,
+    tracker: StepTracker | None = None,
 ) -> SeedCheck:
     """Steps 1-2: read, validate, ask for what is missing; keep the result on the target."""
+    if tracker is not None:
+        tracker.begin(SEED_STEP)
+    faults.fault_point(f"before:{SEED_STEP}")
     if stamps.done(SEED_STEP):
         return read_stored_seed(paths)
     source = read_first_boot_seed(config.seed, paths)
     log.info("seed: reading %s", source.description)
+    if asker is not None and tracker is not None:
+        asker = asking_against(asker, tracker, config.wizard_timeout or 900.0)
     check, answers = resolve_seed(source.data, source.name, asker)
     faults.fault_point(f"effects:{SEED_STEP}")
     store_seed(paths, stamps, source.data, answers, source.description)
@@ -172,13 +234,29 @@ def obtain_seed(
     return check
 
 
-def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
+def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:
+    """`asker`, with the seed step's deadline moved out by the console's wait while it asks."""
+
+    def ask(check: SeedCheck) -> Mapping[str, str] | None:
+        tracker.begin(SEED_STEP, SEED_DEADLINE_S + wait)
+        return asker(check)
+
+    return ask
+
+
+def run_steps(
+    ctx: StepContext, stamps: Stamps, tracker: StepTracker | None = None
+) -> dict[str, StepRecord]:
     """Steps 3-7 in order, each skipped when stamped; the database wait always runs."""
     records: dict[str, StepRecord] = {}
     for name, apply in STEPS:
         if name == database.NAME:
+            if tracker is not None:
+                tracker.begin(database.WAIT_NAME)
             faults.fault_point(f"before:{database.WAIT_NAME}")
             database.wait(ctx)
+        if tracker is not None:
+            tracker.begin(name)
         previous = stamps.record(name)
         if previous is not None:
             log.info("%s: done in an earlier run", name)
@@ -192,21 +270,6 @@ def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
         faults.fault_point(f"stamped:{name}")
         records[name] = record
     return records
-
-
-def fingerprint_record(paths: TargetPaths) -> dict[str, StepRecord]:
-    """The installation's fingerprint for the summary and receipt: an adopt seed must carry it
-    (none before the system has a machine id, as in a sandbox root)."""
-    from installer.fingerprint import NoMachineIdError, read_fingerprint
-
-    try:
-        shown = read_fingerprint(paths)
-    except NoMachineIdError:
-        return {}
-    words = (
-        f"installation fingerprint {shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
-    )
-    return {"fingerprint": StepRecord(created=(words,), facts={"fingerprint": shown})}
 
 
 def start_platform(config: FirstbootConfig) -> str:
@@ -255,6 +318,8 @@ class FirstbootRun:
     receipt: Receipt | None = None
     # Records of what ran before first boot (install-platform's host checks), for the summary.
     preamble: Mapping[str, StepRecord] = field(default_factory=dict)
+    stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
+    delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -280,13 +345,25 @@ class FirstbootRun:
             )
             return 0
         faults.arm_from_environment()
+        with LogBuffer() as own_log:
+            return self._run(paths, stamps, own_log)
+
+    def _run(self, paths: TargetPaths, stamps: Stamps, own_log: LogBuffer) -> int:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
+        tracker = StepTracker(
+            "Clawdie first boot",
+            plan_steps(self.config),
+            STALLED_HINT,
+            write=self.receipt,
+            facts=render_machine(paths, None),
+        )
         check: SeedCheck | None = None
         records: dict[str, StepRecord] = dict(self.preamble)
         started = time.monotonic()
         try:
-            check = obtain_seed(self.config, paths, stamps, self.asker)
+            check = obtain_seed(self.config, paths, stamps, self.asker, tracker)
+            tracker.facts = render_machine(paths, check)  # now with the dashboard's address
             seed_record = stamps.record(SEED_STEP)
             if seed_record is not None:
                 records[SEED_STEP] = seed_record
@@ -296,35 +373,33 @@ class FirstbootRun:
                 check.require_resolved(),
                 tuple(w.message for w in check.warnings),
             )
-            records.update(run_steps(ctx, stamps))
-            records.update(fingerprint_record(paths))
-        except Exception as caught:  # every failure writes its report
+            records.update(run_steps(ctx, stamps, tracker))
+            outcome = Outcome(
+                ok=True,
+                headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
+                platform="starting after this report",
+            )
+            tracker.begin(REPORT_STEP)
+            if not stamps.done(REPORT_STEP):
+                faults.fault_point(f"before:{REPORT_STEP}")
+                self._report(paths, check, records, outcome)
+                stamps.mark(REPORT_STEP, StepRecord())
+        except Exception as caught:  # every failure writes its report (the report's own too)
             err = as_installer_error(caught)
             failed_check = getattr(err, "check", None) or check
-            self._report(
-                paths,
-                failed_check,
-                records,
-                Outcome(
-                    ok=False,
-                    headline="first boot stopped before it finished",
-                    error=err.message,
-                    hint=err.hint,
-                    platform="not started (first boot did not finish)",
-                ),
+            log.error("first boot failed at %s: %s", tracker.where(), err.message)
+            outcome = Outcome(
+                ok=False,
+                headline=f"stopped at {tracker.where()}: {err.message}",
+                error=err.message,
+                hint=err.hint,
+                platform="not started (first boot did not finish)",
             )
+            self._report(paths, failed_check, records, outcome)
+            self._bundle(paths, failed_check, own_log)
             if err is caught:
                 raise
             raise err from None
-        outcome = Outcome(
-            ok=True,
-            headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
-            platform="starting after this report",
-        )
-        if not stamps.done(REPORT_STEP):
-            faults.fault_point(f"before:{REPORT_STEP}")
-            self._report(paths, check, records, outcome)
-            stamps.mark(REPORT_STEP, StepRecord())
         faults.fault_point(f"before:{COMPLETE}")
         stamps.mark(COMPLETE, StepRecord())
         faults.fault_point(f"stamped:{COMPLETE}")
@@ -333,12 +408,15 @@ class FirstbootRun:
             "seed copy deleted (%s): secrets now live only where they are used",
             ", ".join(forgotten) or "nothing left",
         )
+        tracker.begin(PLATFORM_STEP)
         try:
+            faults.fault_point(f"before:{PLATFORM_STEP}")
             platform = start_platform(self.config)
-        except PlatformStartError as err:
-            self._rewrite(
-                paths, check, records, Outcome(True, outcome.headline, platform=err.message)
-            )
+        except (PlatformStartError, faults.InjectedFailure) as err:
+            log.error("first boot failed at %s: %s", tracker.where(), err.message)
+            failed = Outcome(False, outcome.headline, err.message, err.hint, platform=err.message)
+            self._rewrite(paths, check, records, failed)
+            self._bundle(paths, check, own_log)
             raise
         self._rewrite(paths, check, records, Outcome(True, outcome.headline, platform=platform))
         log.info("first boot complete; platform %s", platform)
@@ -357,8 +435,15 @@ class FirstbootRun:
             if (self.notifier_factory and check and check.resolved)
             else None
         )
+        self.delivery = Delivery()
         for line in write_reports(
-            paths, check, records, outcome, notify=notify, receipt=self.receipt
+            paths,
+            check,
+            records,
+            outcome,
+            notify=notify,
+            receipt=self.receipt,
+            delivery=self.delivery,
         ):
             log.info("report: %s", line)
 
@@ -369,5 +454,35 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
-        """Update the local report with the platform's start (no second message or receipt)."""
-        write_reports(paths, check, records, outcome)
+        """Update the report and the receipt with the platform's start (no second message)."""
+        kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
+        for line in write_reports(
+            paths, check, records, outcome, receipt=self.receipt, delivery=kept
+        ):
+            log.info("report: %s", line)
+
+    def _bundle(self, paths: TargetPaths, check: SeedCheck | None, own_log: LogBuffer) -> None:
+        """The failure's log bundle on the disk and the stick; where it went is added to the
+        summary. Never raises: the failure being reported matters more."""
+        if check is not None and check.resolved is not None:
+            host = check.resolved.host.hostname
+        else:  # the seed was not read: the name the system has
+            host = paths.hostname.read_text().strip() if paths.hostname.is_file() else "unnamed"
+        try:
+            summary = paths.summary.read_text(encoding="utf-8")
+        except OSError:
+            summary = None
+        parts = collect_parts(own_log.text(), live=paths.is_live_system, receipt=summary)
+        shown = f"/{paths.bundles_dir.relative_to(paths.root)}"
+        done = write_failure_bundle(
+            paths.bundles_dir, host, parts, self.stick_files, shown_dir=shown
+        )
+        if summary is not None:
+            note = "".join(f"  - {line}\n" for line in done)
+            write_atomic(paths.summary, f"{summary}\nLog bundle:\n{note}", mode=0o600)
+
+
+STALLED_HINT = (
+    "connect a screen, or read `journalctl -u clawdie-firstboot` over SSH; restarting the "
+    "machine runs first boot again from that step"
+)

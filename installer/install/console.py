@@ -23,6 +23,7 @@ DONE_MARKER = "CLAWDIE-INSTALL-DONE"
 FAILED_MARKER = "CLAWDIE-INSTALL-FAILED"
 SYSLOG_SOCKET = Path("/dev/log")
 SYSLOG_IDENT = "clawdie-install"
+CONSOLE_LOGGER = "clawdie-install.console"  # the console's lines, for the journal and the bundle
 DEFAULT_CONSOLE_WAIT_S = 120.0
 COUNTDOWN_STEP_S = 5.0  # a countdown prints the time left this often (a serial console scrolls)
 _CMDLINE_WAIT = re.compile(r"(?:^|\s)clawdie\.console_wait=(\d+(?:\.\d+)?)(?=\s|$)")
@@ -92,7 +93,7 @@ class Console:
         self.out = out
         self.fd = fd
         self._typed = b""  # read past the end of the last line (pipes deliver several at once)
-        self._journal = logging.getLogger("clawdie-install.console")
+        self._journal = logging.getLogger(CONSOLE_LOGGER)
         self._journal.propagate = False  # the line is on the console already
         self._journal.setLevel(logging.INFO)
         self._journal.handlers = [journal] if journal is not None else []

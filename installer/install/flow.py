@@ -16,12 +16,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import __version__
+from installer import __version__, faults
+from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError
-from installer.firstboot.runner import Asker, SeedInvalidError, resolve_seed, store_seed
+from installer.firstboot.runner import (
+    INSTALL_AGAIN,
+    Asker,
+    SeedInvalidError,
+    resolve_seed,
+    store_seed,
+)
 from installer.firstboot.stamps import Stamps
 from installer.install import identities, layout, system
-from installer.install.console import DONE_MARKER, Console, render_failed_marker
+from installer.install.console import (
+    CONSOLE_LOGGER,
+    DONE_MARKER,
+    Console,
+    render_failed_marker,
+)
 from installer.install.targets import (
     Choice,
     TargetDisk,
@@ -37,12 +49,16 @@ from installer.install.targets import (
     render_identity,
     render_stable_names,
 )
+from installer.machine import render_machine_lines
 from installer.media.blockdev import read_block_devices, render_model, render_size
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import (
+    FileWriter,
     Receipt,
     SeedInput,
+    files_in_directory,
+    files_on_device,
     read_install_seed,
     receipt_in_directory,
     receipt_on_device,
@@ -50,6 +66,8 @@ from installer.seed.io import (
 )
 from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck
+from installer.status import Status
+from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.install")
 
@@ -90,6 +108,28 @@ class InstallConfig:
     only_disks: tuple[str, ...] | None = None  # consider only these disks (tests)
 
 
+STALLED_HINT = (
+    "connect a screen to see the installer's console, or restart the machine from the stick "
+    "to install again"
+)
+
+
+def plan_steps(config: InstallConfig) -> list[PlannedStep]:
+    """The install's steps as the live receipt and the console count them, each with the
+    deadline it runs against (the console's waits included where the step may ask)."""
+    wait = config.console_wait
+    return [
+        PlannedStep("seed", "reading and checking setup.txt", 60.0 + wait),
+        PlannedStep("disk", "choosing the disk", 60.0 + 3 * wait + config.erase_countdown),
+        PlannedStep("partitions", "partitioning the disk", 120.0),
+        PlannedStep("file-systems", "making the file systems", 300.0),
+        PlannedStep("copy", "copying the system", system.COPY_TIMEOUT_S),
+        PlannedStep("configuration", "fstab, seed copy and install record", 120.0),
+        PlannedStep("identities", "host keys, TLS pair, database cluster", 600.0),
+        PlannedStep("boot-loader", "installing the boot loader", system.GRUB_TIMEOUT_S),
+    ]
+
+
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -98,10 +138,16 @@ SEED_KEPT = "This stick can install further machines: setup.txt was left as it i
 
 
 def render_success_receipt(
-    when: str, disk: TargetDisk, hostname: str, seed_note: str = SEED_KEPT
+    when: str,
+    disk: TargetDisk,
+    hostname: str,
+    seed_note: str = SEED_KEPT,
+    status: Status = Status.OK,
+    facts: Sequence[str] = (),
 ) -> str:
-    return (
-        "Clawdie installer: INSTALLED\n"
+    text = (
+        f"Clawdie installer: {status}\n"
+        f"Installed on {disk.node}; first boot runs on the next start\n"
         f"When: {when}\n"
         f"Disk: {disk.node}: {render_identity(disk)}\n"
         f"Erased: {render_erased(disk)}\n"
@@ -110,6 +156,7 @@ def render_success_receipt(
         "Remove the stick; first boot runs on the next start.\n"
         f"{seed_note}\n"
     )
+    return text + ("\n" + "\n".join(facts) + "\n" if facts else "")
 
 
 def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
@@ -149,15 +196,28 @@ def render_unattended_hint(asked: Sequence[TargetDisk], disks: Sequence[TargetDi
     return f"{UNATTENDED_HINT}: {'; '.join(names)}"
 
 
-def render_failure_receipt(when: str, err: InstallerError, problems: list[str]) -> str:
+def render_failure_receipt(
+    when: str,
+    err: InstallerError,
+    problems: list[str],
+    where: str = "",
+    facts: Sequence[str] = (),
+    disk_touched: bool = False,
+) -> str:
     lines = [
-        "Clawdie installer: the install FAILED",
+        f"Clawdie installer: {Status.FAILED}",
+        f"Stopped at {where or 'the start'}: {err.message}",
+        "The disk was partly written and does not start; install again."
+        if disk_touched
+        else "No disk was changed.",
         f"When: {when}",
         f"Reason: {err.message}",
         *([f"What to do: {err.hint}"] if err.hint else []),
     ]
     if problems:
         lines += ["", "Problems in setup.txt:", *(f"  - {p}" for p in problems)]
+    if facts:
+        lines += ["", *facts]
     return "\n".join(lines) + "\n"
 
 
@@ -168,11 +228,18 @@ def render_problems(check: SeedCheck | None) -> list[str]:
     return [render_problem_line(p, check.name) for p in check.problems]
 
 
-def receipt_for(config: InstallConfig, seed: SeedInput) -> Receipt | None:
+def receipt_for(config: InstallConfig, seed: SeedInput | None) -> Receipt | None:
     """Where the receipt goes: --receipt-dir, else the seed's partition (none for a file)."""
     if config.receipt_dir is not None:
         return receipt_in_directory(config.receipt_dir)
-    return receipt_on_device(seed.device) if seed.device is not None else None
+    return receipt_on_device(seed.device) if seed and seed.device is not None else None
+
+
+def files_for(config: InstallConfig, seed: SeedInput | None) -> FileWriter | None:
+    """Where the failure's log bundle goes on the stick: next to the receipt."""
+    if config.receipt_dir is not None:
+        return files_in_directory(config.receipt_dir)
+    return files_on_device(seed.device) if seed and seed.device is not None else None
 
 
 def read_boot_disks(config: InstallConfig) -> set[str]:
@@ -193,6 +260,13 @@ class InstallRun:
         self.receipt: Receipt | None = None
         self.check: SeedCheck | None = None
         self.seed: SeedInput | None = None
+        self.tracker = StepTracker(
+            "Clawdie installer",
+            plan_steps(config),
+            STALLED_HINT,
+            say=console.say,
+        )
+        self.own_log: LogBuffer | None = None
 
     @property
     def say(self) -> Callable[[str], None]:
@@ -200,7 +274,17 @@ class InstallRun:
 
     # -- the run -------------------------------------------------------------------------------
 
+    def step(self, name: str) -> None:
+        """Step `name` starts: the live receipt and the console say so (a fault point)."""
+        self.tracker.begin(name)
+        faults.fault_point(f"before:{name}")
+
     def execute(self) -> int:
+        faults.arm_from_environment(faults.INSTALL_FAULT_VARIABLE)
+        with LogBuffer(also=(CONSOLE_LOGGER,)) as self.own_log:
+            return self._execute()
+
+    def _execute(self) -> int:
         try:
             disk, hostname = self._install()
         except NotInstallerError as err:
@@ -215,11 +299,16 @@ class InstallRun:
             return 1
         when = utc_now()
         seed_note = SEED_KEPT
+        status = Status.OK
         resolved = self.check.resolved if self.check is not None else None
         if self.seed is not None and resolved is not None and resolved.install.seed_scrub:
             seed_note = scrub_seed(self.seed, hostname, when)
             self.say(seed_note)
-        self._write_receipt(render_success_receipt(when, disk, hostname, seed_note))
+            if "still in" in seed_note:
+                status = Status.DEGRADED
+        self._write_receipt(
+            render_success_receipt(when, disk, hostname, seed_note, status, self.tracker.facts)
+        )
         self.say(f"installed on {disk.node}; remove the stick, first boot runs on the next start")
         self.console.line(DONE_MARKER)
         system.sync()
@@ -236,11 +325,20 @@ class InstallRun:
                 f"not running on the installer stick: {config.squashfs} is missing",
                 "boot the machine from the Clawdie installer stick",
             )
+        self.receipt = receipt_for(config, None)
+        self.tracker.facts = render_machine_lines(
+            TargetPaths(config.live_root), machine_root=config.live_root, installed=False
+        )
+        self.tracker.write = self.receipt
+        self.step("seed")
         self.say("reading the seed (setup.txt)")
         seed = self.seed = read_install_seed(config.seed)
-        self.receipt = receipt_for(config, seed)
+        if self.receipt is None:  # the stick is known now: the receipt starts there
+            self.receipt = receipt_for(config, seed)
+            self.tracker.set_writer(self.receipt)
         self.say(f"seed: {seed.name} from {seed.description}")
         check, answers = self._check_seed(seed)
+        self.step("disk")
         disk = self.choose_disk(check, seed)
         hostname = check.require_resolved().host.hostname
         self.write_system(disk, seed, answers, hostname)
@@ -248,7 +346,7 @@ class InstallRun:
 
     def _check_seed(self, seed: SeedInput) -> tuple[SeedCheck, dict[str, str]]:
         try:
-            check, answers = resolve_seed(seed.data, seed.name, self.asker)
+            check, answers = resolve_seed(seed.data, seed.name, self.asker, INSTALL_AGAIN)
         except SeedInvalidError as err:
             self.check = err.check
             raise
@@ -380,19 +478,23 @@ class InstallRun:
         self, disk: TargetDisk, seed: SeedInput, answers: Mapping[str, str], hostname: str
     ) -> None:
         config = self.config
+        self.step("partitions")
         self.say(f"partitioning {disk.node}")
         layout.write_partition_table(disk.node)
         layout.reread_partitions(disk.node)
         nodes = layout.wait_for_partitions(disk.node)
+        self.step("file-systems")
         self.say(f"making the file systems on {', '.join(nodes[1:])}")
         formatted = layout.make_file_systems(disk.node, nodes)
         with contextlib.ExitStack() as stack:
             root = self._mount_dir(stack)
             system.mount(stack, formatted.root, root, fs_type="ext4")
+            self.step("copy")
             self.say("copying the system 0%")
             system.copy_system(config.squashfs, root, self._copy_progress())
             self._copy_kernel(root)
             paths = TargetPaths(root)
+            self.step("configuration")
             self.say("writing /etc/fstab, machine id, seed copy and install record")
             system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
             system.clear_machine_id(paths)
@@ -409,20 +511,36 @@ class InstallRun:
                     disk_serial=disk.device.serial,
                     disk_by_id=preferred_by_id(disk.device),
                     disk_held=render_erased(disk),
+                    disk_identity=render_identity(disk),
                     hostname=hostname,
                     seed_source=seed.description,
                     answered_on_console=tuple(sorted(answers)),
                 ),
             )
+            self.step("identities")
             if config.bootloader:
                 system.bind_live_filesystems(stack, root)
                 identities.make_machine_identities(root, self.say)
+            self.step("boot-loader")
+            if config.bootloader:
                 self.say("installing the boot loader (BIOS and UEFI)")
                 system.install_bootloader(stack, root, disk.node, formatted.esp, self.say)
             else:
                 self.say("machine identities and boot loader: skipped (--no-bootloader)")
+            self.tracker.facts = self._facts(paths, hostname)
             self.say("unmounting")
         system.sync()
+
+    def _facts(self, paths: TargetPaths, hostname: str) -> list[str]:
+        """The receipt's description of the box, read while the new system is mounted (its SSH
+        host keys); the hardware is the live system's. (The disk has its own receipt line.)"""
+        seed = self.check.resolved if self.check is not None else None
+        domain = seed.host.domain if seed is not None else hostname
+        return render_machine_lines(
+            paths,
+            machine_root=self.config.live_root,
+            dashboard=f"https://{domain}/",
+        )
 
     def _copy_kernel(self, root: Path) -> None:
         live_dir = self.config.squashfs.parent
@@ -474,6 +592,18 @@ class InstallRun:
         if not written:
             log.warning("install: no receipt: %s", message)
 
+    def _bundle(self, receipt: str) -> None:
+        """The failure's log bundle next to the receipt and in the live system's state
+        directory (in memory on the stick's live system; a later install does not see it)."""
+        resolved = self.check.resolved if self.check is not None else None
+        host = resolved.host.hostname if resolved is not None else "installer"
+        own = self.own_log.text() if self.own_log is not None else ""
+        live = self.config.live_root.resolve() == Path("/")
+        parts = collect_parts(own, live=live, receipt=receipt)
+        state = TargetPaths(self.config.live_root).bundles_dir
+        for line in write_failure_bundle(state, host, parts, files_for(self.config, self.seed)):
+            self.say(line)
+
     def _fail(self, err: InstallerError, *, power_off: bool = True) -> None:
         problems = render_problems(self.check if isinstance(err, SeedInvalidError) else None)
         self.say(f"FAILED: {err.message}")
@@ -481,7 +611,15 @@ class InstallRun:
             self.say(f"  {problem}")
         if err.hint:
             self.say(f"what to do: {err.hint}")
-        self._write_receipt(render_failure_receipt(utc_now(), err, problems))
+        where = self.tracker.where()
+        log.error("install: failed at %s: %s", where, err.message)
+        touched = self.tracker.index >= [s.name for s in self.tracker.plan].index("partitions") + 1
+        receipt = render_failure_receipt(
+            utc_now(), err, problems, where, self.tracker.facts, disk_touched=touched
+        )
+        self._write_receipt(receipt)
+        if not isinstance(err, NotInstallerError):  # not the stick: nothing of ours to collect
+            self._bundle(receipt)
         self.console.line(render_failed_marker(err.message))
         if not power_off:
             return

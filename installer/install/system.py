@@ -48,6 +48,7 @@ class InstallRecord:
     disk_serial: str = ""
     disk_by_id: str = ""
     disk_held: str = ""  # what the disk held before the install erased it
+    disk_identity: str = ""  # model, serial, size and by-id as the operator reads them
 
 
 def parse_percentages(text: str) -> list[int]:
@@ -70,6 +71,7 @@ def render_install_record(record: InstallRecord) -> str:
         f"DISK_SERIAL={one_line(record.disk_serial)}",
         f"DISK_BY_ID={one_line(record.disk_by_id)}",
         f"DISK_HELD={one_line(record.disk_held)}",
+        f"DISK_IDENTITY={one_line(record.disk_identity)}",
         f"HOSTNAME={record.hostname}",
         f"SEED={one_line(record.seed_source)}",
         f"ANSWERED_ON_CONSOLE={','.join(record.answered_on_console)}",

@@ -223,7 +223,7 @@ def _receipt_blocker(device: BlockDevice) -> str | None:
     return None
 
 
-def write_seed_volume_file(device: BlockDevice, name: str, text: str) -> ReceiptResult:
+def write_seed_volume_file(device: BlockDevice, name: str, text: str | bytes) -> ReceiptResult:
     """Write `name` on the seed partition atomically; report, never raise, when it cannot.
 
     The partition is opened read-write only for this write and released right after.
@@ -232,7 +232,8 @@ def write_seed_volume_file(device: BlockDevice, name: str, text: str) -> Receipt
     if blocker is None:
         try:
             with open_volume(device, writable=True) as volume:
-                volume.write_atomic(name, text.encode("utf-8"))
+                data = text.encode("utf-8") if isinstance(text, str) else text
+                volume.write_atomic(name, data)
         except InstallerError as err:
             blocker = f"cannot write {name} on {device.node}: {err.message}"
         except OSError as err:

@@ -34,6 +34,8 @@ STORED_DESCRIPTION = "the installer's copy"
 
 # Writes the receipt text somewhere; returns (written, what happened) for the log.
 Receipt = Callable[[str], tuple[bool, str]]
+# Puts another file (the failure's log bundle) next to the receipt: (name, bytes).
+FileWriter = Callable[[str, bytes], tuple[bool, str]]
 
 
 @dataclass(frozen=True)
@@ -228,18 +230,51 @@ def receipt_on_device(device: BlockDevice) -> Receipt:
     return write
 
 
+def files_on_device(device: BlockDevice) -> FileWriter:
+    """Any file (a log bundle) on this seed partition, next to the receipt."""
+
+    def write(name: str, data: bytes) -> tuple[bool, str]:
+        from installer.media.seed_device import write_seed_volume_file
+
+        result = write_seed_volume_file(device, name, data)
+        return result.written, result.message
+
+    return write
+
+
+def _find_stick() -> tuple[BlockDevice | None, str]:
+    from installer.media.seed_device import find_seed
+
+    try:
+        device, _ = find_seed()
+    except InstallerError as err:
+        return None, f"no seed stick present ({err.message})"
+    return device, ""
+
+
 def receipt_on_stick() -> Receipt:
     """SETUP-RESULT.txt on the seed partition, if a stick is present and writable when the
-    receipt is written."""
+    receipt is written. The live receipt is rewritten at every step: the stick found first is
+    kept (each write checks it is still there); until one is found, each write looks again."""
+    found: list[BlockDevice] = []
 
     def write(text: str) -> tuple[bool, str]:
-        from installer.media.seed_device import find_seed
+        if not found:
+            device, why = _find_stick()
+            if device is None:
+                return False, why
+            found.append(device)
+        return receipt_on_device(found[0])(text)
 
-        try:
-            device, _ = find_seed()
-        except InstallerError as err:
-            return False, f"no seed stick present ({err.message})"
-        return receipt_on_device(device)(text)
+    return write
+
+
+def files_on_stick() -> FileWriter:
+    """A file next to the receipt on the seed partition, if a stick is present."""
+
+    def write(name: str, data: bytes) -> tuple[bool, str]:
+        device, why = _find_stick()
+        return files_on_device(device)(name, data) if device is not None else (False, why)
 
     return write
 
@@ -255,5 +290,20 @@ def receipt_in_directory(directory: Path) -> Receipt:
         except OSError as err:
             return False, f"{directory} is not writable ({err.strerror})"
         return True, f"wrote {RECEIPT_NAME} in {directory}"
+
+    return write
+
+
+def files_in_directory(directory: Path) -> FileWriter:
+    """A file next to the receipt in the directory standing in for the stick."""
+
+    def write(name: str, data: bytes) -> tuple[bool, str]:
+        if not directory.is_dir():
+            return False, f"{directory} is not there"
+        try:
+            write_atomic(directory / name, data, mode=0o600)
+        except OSError as err:
+            return False, f"{directory} is not writable ({err.strerror})"
+        return True, f"wrote {name} in {directory}"
 
     return write

@@ -315,3 +315,24 @@ def apply_answers(check: SeedCheck, answers: Mapping[str, str]) -> SeedCheck:
         encoding=check.encoding,
         extra_warnings=leftovers,
     )
+
+
+def seed_key_states(check: SeedCheck) -> list[tuple[str, str]]:
+    """Each setup.txt key and what became of it: `applied (setup.txt line N)`, `applied
+    (answered on the console)`, `defaulted (...)` or `not given`. Never a value."""
+    from installer.seed.model import field_specs
+
+    settings = {s.key: s.source for s in check.settings}
+    states = []
+    for spec in field_specs():
+        given, source = check.given.get(spec.key), settings.get(spec.key)
+        if source is not None and source.kind == "wizard":
+            state = "applied (answered on the console)"
+        elif given is not None:
+            state = f"applied ({given.source.describe()})"
+        elif source is not None:
+            state = f"defaulted ({source.describe()})"
+        else:
+            state = "not given"
+        states.append((spec.key, state))
+    return states

@@ -1,17 +1,28 @@
 """Step 8, report: the install summary (0600), the console issue file, the receipt on the stick
-and a Telegram message to the admin. Never a secret value: only masked settings are shown."""
+and a Telegram message to the admin, each opening with the status word (installer.status).
+Never a secret value: only masked settings, key states and public facts are shown."""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from installer.envfile import parse_env_file
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
+from installer.machine import (
+    read_installation_fingerprint,
+    read_interfaces,
+    read_ssh_fingerprints,
+    render_machine_lines,
+)
 from installer.paths import TargetPaths
 from installer.seed.messages import render_problem_line
-from installer.seed.resolve import SeedCheck, mask_secret
+from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
 from installer.seed.resolved import ResolvedSeed
+from installer.status import Status, settle
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,46 @@ class Outcome:
     error: str | None = None
     hint: str | None = None
     platform: str = "not started yet"
+
+    def status(self, to_fix: Sequence[str] = ()) -> Status:
+        """failed, else degraded when something is left to fix (`to_fix`), else ok."""
+        return settle(not self.ok, len(to_fix))
+
+
+def dashboard_url(seed: ResolvedSeed) -> str:
+    return f"https://{seed.host.domain}/"
+
+
+def read_installed_disk(paths: TargetPaths) -> str | None:
+    """The disk the installer wrote, as its record names it (model, serial, size)."""
+    try:
+        record = parse_env_file(paths.install_record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    node = record.get("TARGET_DISK", "?")
+    if record.get("DISK_IDENTITY", "-") != "-":
+        return f"{node}: {record['DISK_IDENTITY']}"
+    details = [record.get("DISK_MODEL", "-"), f"serial {record.get('DISK_SERIAL', '-')}"]
+    return f"{node}: {', '.join([*details, record.get('DISK_SIZE', '-')])}"
+
+
+def render_key_states(check: SeedCheck | None) -> list[str]:
+    """Each setup.txt key: applied, defaulted or not given (never a value)."""
+    if check is None or check.resolved is None:
+        return []
+    states = seed_key_states(check)
+    width = max(len(key) for key, _ in states) + 1
+    return [f"Setup keys ({check.name}):", *(f"  {key + ':':<{width}} {s}" for key, s in states)]
+
+
+def render_machine(paths: TargetPaths, check: SeedCheck | None) -> list[str]:
+    """The box as the operator finds it: firmware, model, disk, network, dashboard, keys."""
+    seed = check.resolved if check is not None else None
+    return render_machine_lines(
+        paths,
+        disk=read_installed_disk(paths),
+        dashboard=dashboard_url(seed) if seed is not None else None,
+    )
 
 
 def render_seed_lines(seed: ResolvedSeed) -> list[str]:
@@ -46,9 +97,12 @@ def render_summary(
     records: Mapping[str, StepRecord],
     outcome: Outcome,
     extra_warnings: Sequence[str] = (),
+    machine: Sequence[str] = (),
+    to_fix: Sequence[str] = (),
 ) -> str:
-    """The full report as plain text: identity, models, what was done and skipped, warnings."""
-    status = "SUCCESS" if outcome.ok else "FAILED"
+    """The full report as plain text: status, identity, models, what was done and skipped,
+    warnings, the machine. `to_fix` (also among the warnings) makes a success `degraded`."""
+    status = outcome.status(to_fix)
     out = [f"Clawdie first boot: {status}", f"{outcome.headline}", ""]
     if outcome.error:
         out += [f"Reason: {outcome.error}"]
@@ -79,24 +133,63 @@ def render_summary(
     if warnings:
         out += ["Warnings:", *(f"  - {w}" for w in warnings), ""]
     out.append(f"Platform: {outcome.platform}")
+    if machine:
+        out += ["", *machine]
     return "\n".join(out) + "\n"
 
 
-def render_issue(summary_head: str, outcome: Outcome, paths: TargetPaths) -> str:
-    """A short console login banner (agetty issue file); backslashes escaped for agetty."""
+def render_issue(
+    summary_head: str,
+    outcome: Outcome,
+    paths: TargetPaths,
+    status: Status | None = None,
+    dashboard: str | None = None,
+) -> str:
+    """The console login banner (agetty issue file): status, where the box is on the network,
+    the dashboard, the SSH host keys and the installation fingerprint; a failure's reason and
+    what to do. Our text has its backslashes escaped for agetty; each interface's address is
+    agetty's own `\\4{name}` escape (IPv4), so the screen shows the address the box has now."""
     where = f"/{paths.summary.relative_to(paths.root)}"
-    lines = [
-        "",
-        f"  Clawdie first boot: {'SUCCESS' if outcome.ok else 'FAILED'} - {outcome.headline}",
-        f"  {summary_head}" if summary_head else "",
-        f"  Platform: {outcome.platform}",
-        f"  Full report: {where}",
-        "",
-    ]
-    return "\n".join(line for line in lines if line is not None).replace("\\", "\\\\") + "\n"
+
+    def plain(text: str) -> list[str]:
+        """`text` for agetty, wrapped to the Linux console's 80 columns."""
+        wrapped = textwrap.wrap(text, 80, initial_indent="  ", subsequent_indent="      ")
+        return [line.replace("\\", "\\\\") for line in wrapped]
+
+    lines = ["", *plain(f"Clawdie first boot: {status or outcome.status()} - {outcome.headline}")]
+    if outcome.error and outcome.error not in outcome.headline:
+        lines += plain(f"Reason: {outcome.error}")
+    if outcome.error and outcome.hint:
+        lines += plain(f"What to do: {outcome.hint}")
+    if summary_head:
+        lines += plain(summary_head)
+    if dashboard:
+        lines += plain(f"Dashboard: {dashboard}")
+    for interface in read_interfaces(paths.root, {}):
+        name = interface.name if re.fullmatch(r"[\w.-]+", interface.name) else ""
+        address = f"\\4{{{name}}}" if name else "(address unknown)"
+        (shown,) = plain(f"Network: {interface.name[:16]} {interface.mac[:20]}")
+        lines.append(f"{shown} {address}")
+    for key in read_ssh_fingerprints(paths):
+        lines += plain(f"SSH host key: {key}")
+    lines += plain(f"Installation fingerprint: {read_installation_fingerprint(paths)}")
+    lines += [*plain(f"Platform: {outcome.platform}"), *plain(f"Full report: {where}"), ""]
+    return "\n".join(lines) + "\n"
 
 
 Notifier = Callable[[str], tuple[bool, str]]
+
+
+@dataclass
+class Delivery:
+    """What a report could not deliver, kept for a later rewrite of the same report: `extra`
+    is shown among the warnings, `to_fix` (a message not sent; a stick not there is not)
+    makes a success `degraded`."""
+
+    extra: list[str] = field(default_factory=list)
+    to_fix: list[str] = field(default_factory=list)
+
+
 ReceiptWriter = Callable[[str], tuple[bool, str]]
 
 
@@ -108,27 +201,45 @@ def write_reports(
     *,
     notify: Notifier | None = None,
     receipt: ReceiptWriter | None = None,
+    delivery: Delivery | None = None,
 ) -> list[str]:
     """Send, then write, every report; return what happened to each (for the caller's log)."""
     results: list[str] = []
-    extra: list[str] = []
-    summary = render_summary(check, records, outcome)
+    delivery = Delivery() if delivery is None else delivery
+    extra, to_fix = delivery.extra, delivery.to_fix
+    machine = render_machine(paths, check)
+    keys = render_key_states(check)
+    summary = render_summary(check, records, outcome, machine=machine)
     if notify is not None:
         sent, why = notify(summary)
         results.append("Telegram message to the admin: " + ("sent" if sent else f"not sent: {why}"))
         if not sent:
-            extra.append(f"Telegram message not sent: {why}")
+            note_once(extra, f"Telegram message not sent: {why}")
+            note_once(to_fix, f"Telegram message not sent: {why}")
     if receipt is not None:
-        written, why = receipt(summary)
+        full = render_summary(check, records, outcome, extra, machine, to_fix)
+        written, why = receipt(with_keys(full, keys))
         results.append(f"receipt on the stick: {why}")
         if not written:
-            extra.append(f"no receipt on the stick: {why}")
-    summary = render_summary(check, records, outcome, extra)
+            note_once(extra, f"no receipt on the stick: {why}")
+    summary = render_summary(check, records, outcome, extra, machine, to_fix)
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(paths.summary, summary, mode=0o600)
+    write_atomic(paths.summary, with_keys(summary, keys), mode=0o600)
     head = ""
     if check is not None and check.resolved is not None:
         host = check.resolved.host
         head = f"Host {host.hostname}, assistant {host.assistant_name}"
-    write_atomic(paths.issue_file, render_issue(head, outcome, paths), mode=0o644)
+    seed = check.resolved if check is not None else None
+    url = dashboard_url(seed) if seed is not None else None
+    issue = render_issue(head, outcome, paths, outcome.status(to_fix), url)
+    write_atomic(paths.issue_file, issue, mode=0o644)
     return results
+
+
+def note_once(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def with_keys(text: str, keys: Sequence[str]) -> str:
+    return text + ("\n" + "\n".join(keys) + "\n" if keys else "")

@@ -1,0 +1,220 @@
+"""What the operator needs to find and trust a box without a screen: its boot mode, its make and
+model, its network interfaces, its SSH host keys and its installation fingerprint.
+
+Every reader takes a root (`/` on the machine; a planted tree in tests): `/sys` and `/etc` are
+read below it, never from a literal path. Commands (`ip`, `ssh-keygen`) run only through
+installer.run, bounded, and only where they describe that root. Never a secret: host keys are
+shown as fingerprints of their public halves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import __version__
+from installer.errors import InstallerError
+from installer.fingerprint import read_fingerprint
+from installer.paths import TargetPaths
+from installer.run import run
+
+log = logging.getLogger("clawdie.machine")
+
+EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+COMMAND_TIMEOUT_S = 10.0
+# DMI fields that mean "not filled in" on cheap boards.
+_DMI_PLACEHOLDERS = {"", "to be filled by o.e.m.", "default string", "system product name", "none"}
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def read_boot_mode(root: Path) -> str:
+    """`UEFI, Secure Boot on|off|state unknown` or `BIOS (legacy)`, from root's /sys/firmware."""
+    efi = root / "sys/firmware/efi"
+    if not efi.parent.is_dir():
+        return "unknown (no /sys/firmware)"
+    if not efi.is_dir():
+        return "BIOS (legacy)"
+    var = efi / "efivars" / f"SecureBoot-{EFI_GLOBAL_GUID}"
+    try:
+        data = var.read_bytes()
+    except OSError:
+        return "UEFI, Secure Boot state unknown (no SecureBoot variable)"
+    if len(data) < 5:  # 4 bytes of attributes, then the value
+        return "UEFI, Secure Boot state unknown (a short SecureBoot variable)"
+    return f"UEFI, Secure Boot {'on' if data[4] == 1 else 'off'}"
+
+
+def read_machine_model(root: Path) -> str:
+    """Vendor and product from DMI (root's /sys/class/dmi/id), as on the machine's label."""
+    dmi = root / "sys/class/dmi/id"
+    parts = []
+    for name in ("sys_vendor", "product_name", "product_version"):
+        value = " ".join(_text(dmi / name).split())
+        if value.lower() not in _DMI_PLACEHOLDERS and value not in parts:
+            parts.append(value)
+    return " ".join(parts) or "unknown (no DMI information)"
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    mac: str
+    addresses: tuple[str, ...] = ()
+    state: str = ""
+
+
+def parse_ip_addresses(text: str) -> dict[str, list[str]]:
+    """`ip -json address show` -> interface name -> its addresses (`10.0.2.15/24`, ...)."""
+    try:
+        links = json.loads(text or "[]")
+    except ValueError:
+        return {}
+    found: dict[str, list[str]] = {}
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, dict) or not isinstance(link.get("ifname"), str):
+            continue
+        found[link["ifname"]] = [
+            f"{a['local']}/{a['prefixlen']}"
+            for a in link.get("addr_info", [])
+            if isinstance(a, dict) and "local" in a and "prefixlen" in a
+        ]
+    return found
+
+
+def read_addresses(root: Path) -> dict[str, list[str]]:
+    """The addresses of the running system's interfaces; {} for any other root (its network is
+    not this process's) or when `ip` cannot say."""
+    if root.resolve() != Path("/"):
+        return {}
+    try:
+        result = run(["ip", "-json", "address", "show"], check=False, timeout=COMMAND_TIMEOUT_S)
+    except InstallerError as err:
+        log.info("machine: no addresses: %s", err.message)
+        return {}
+    return parse_ip_addresses(result.stdout.decode(errors="replace"))
+
+
+def read_interfaces(
+    root: Path, addresses: Mapping[str, Sequence[str]] | None = None
+) -> list[Interface]:
+    """Every network interface but loopback, with its MAC (root's /sys/class/net) and address."""
+    net = root / "sys/class/net"
+    if addresses is None:
+        addresses = read_addresses(root)
+    try:
+        names = sorted(p.name for p in net.iterdir())
+    except OSError:
+        return []
+    interfaces = []
+    for name in names:
+        if name == "lo":
+            continue
+        interfaces.append(
+            Interface(
+                name,
+                _text(net / name / "address") or "no MAC",
+                tuple(addresses.get(name, ())),
+                _text(net / name / "operstate"),
+            )
+        )
+    return interfaces
+
+
+def render_interface(interface: Interface) -> str:
+    addresses = ", ".join(interface.addresses) or "no address"
+    state = f" ({interface.state})" if interface.state and interface.state != "up" else ""
+    return f"{interface.name} {interface.mac} {addresses}{state}"
+
+
+def parse_ssh_keygen(line: str) -> str | None:
+    """`256 SHA256:abc... root@host (ED25519)` -> `ED25519 SHA256:abc...`."""
+    words = line.split()
+    if len(words) < 3 or not words[1].startswith("SHA256:"):
+        return None
+    kind = words[-1].strip("()") if words[-1].startswith("(") else "key"
+    return f"{kind} {words[1]}"
+
+
+def read_ssh_fingerprints(paths: TargetPaths) -> list[str]:
+    """The fingerprint of each SSH host key of the system at `paths` (its public halves)."""
+    keys = sorted(paths.ssh_dir.glob("ssh_host_*_key.pub"))
+    found = []
+    for key in keys:
+        try:
+            result = run(
+                ["ssh-keygen", "-l", "-f", str(key)], check=False, timeout=COMMAND_TIMEOUT_S
+            )
+        except InstallerError as err:
+            return [f"cannot read ({err.message})"]
+        shown = parse_ssh_keygen(result.stdout.decode(errors="replace").strip())
+        if shown is not None:
+            found.append(shown)
+    return found
+
+
+def read_installation_fingerprint(paths: TargetPaths) -> str:
+    if not _text(paths.machine_id):
+        return "not yet: the machine id is made at the first start"
+    try:
+        shown = read_fingerprint(paths)
+    except InstallerError as err:
+        return f"not yet ({err.message})"
+    return f"{shown} (an adopt seed names it: INSTALL_FINGERPRINT={shown})"
+
+
+def read_image_build(paths: TargetPaths) -> str:
+    return " ".join(_text(paths.image_version).split()) or "a development tree (no image version)"
+
+
+def render_machine_lines(
+    paths: TargetPaths,
+    *,
+    machine_root: Path | None = None,
+    disk: str | None = None,
+    dashboard: str | None = None,
+    addresses: Mapping[str, Sequence[str]] | None = None,
+    installed: bool = True,
+) -> list[str]:
+    """The receipt's and the summary's description of the box: version and image, firmware,
+    model, disk, network, dashboard, SSH host keys and the installation fingerprint.
+
+    `paths` is the system installed (or being installed); `machine_root` the root whose /sys
+    describes the hardware (the running system: `/`, or a planted tree in tests). Without
+    `installed` (the installer before it has written a system) there are no host keys and no
+    fingerprint to show: the live system's own would mislead.
+    """
+    hardware = paths.root if machine_root is None else machine_root
+    interfaces = read_interfaces(hardware, addresses)
+    ssh = read_ssh_fingerprints(paths) if installed else []
+    lines = [
+        f"Version:        clawdie-setup {__version__}, image {read_image_build(paths)}",
+        f"Boot mode:      {read_boot_mode(hardware)}",
+        f"Machine:        {read_machine_model(hardware)}",
+    ]
+    if disk:
+        lines.append(f"Disk:           {disk}")
+    if interfaces:
+        lines.append("Network:")
+        lines += [f"  {render_interface(i)}" for i in interfaces]
+    else:
+        lines.append("Network:        no interface found")
+    if dashboard:
+        lines.append(f"Dashboard URL:  {dashboard}")
+    if not installed:
+        return lines
+    if ssh:
+        lines.append("SSH host keys:")
+        lines += [f"  {key}" for key in ssh]
+    else:
+        lines.append("SSH host keys:  none yet")
+    lines.append(f"Installation fingerprint: {read_installation_fingerprint(paths)}")
+    return lines
