@@ -153,6 +153,12 @@ class TargetPaths:
         return self.setup_state_dir / "install-summary.txt"
 
     @property
+    def telegram_queue_dir(self) -> Path:
+        """Telegram messages that could not be sent yet (no network), one JSON file each, 0600;
+        never the bot token (that stays in system.env)."""
+        return self.setup_state_dir / "telegram-queue"
+
+    @property
     def issue_file(self) -> Path:
         return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
 

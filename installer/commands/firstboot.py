@@ -14,9 +14,13 @@ import shlex
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.firstboot.steps import DbConfig, FirstbootConfig
-from installer.seed.resolve import SeedCheck
+from installer.paths import TargetPaths
+
+if TYPE_CHECKING:  # the seed model loads when first boot runs, not for --help
+    from installer.seed.resolve import SeedCheck
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
 
@@ -43,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--platform-start", metavar="CMD", help="command that starts the platform")
     start.add_argument("--no-platform-start", action="store_true", help="do not start it")
+    parser.add_argument(
+        "--units-reload",
+        metavar="CMD",
+        help="run before the platform starts when first boot changed a unit file "
+        "(default with --root /: systemctl daemon-reload; elsewhere none)",
+    )
     report = parser.add_argument_group("report")
     report.add_argument("--telegram-api", metavar="URL", help="Telegram Bot API base URL")
     report.add_argument("--no-telegram", action="store_true", help="send no Telegram message")
@@ -71,11 +81,18 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
         platform = tuple(shlex.split(args.platform_start))
     else:
         platform = ("systemctl", "start", "clawdie.service")
+    if args.units_reload:
+        units_reload: tuple[str, ...] | None = tuple(shlex.split(args.units_reload))
+    elif Path(args.root).resolve() == Path("/"):
+        units_reload = ("systemctl", "daemon-reload")
+    else:
+        units_reload = None
     return FirstbootConfig(
         root=args.root,
         seed=args.seed,
         db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
         platform_start=platform,
+        units_reload=units_reload,
         telegram_api=args.telegram_api,
         wizard=args.wizard,
         wizard_timeout=args.wizard_timeout,
@@ -99,16 +116,28 @@ def console_asker(timeout: float) -> Callable[[SeedCheck], Mapping[str, str] | N
     return ask
 
 
-def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
+def telegram_notifier(
+    api: str, paths: TargetPaths
+) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
+    """The admin's message: sent when the network allows; with no route or resolver it is
+    not tried (no retries against nothing) but queued in root's state directory."""
+
     def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
         token, admin = check.value("TELEGRAM_BOT_TOKEN"), check.value("TELEGRAM_ADMIN_ID")
         if not token or not admin:
             return None
 
         def send(text: str) -> tuple[bool, str]:
-            from installer.firstboot.telegram import send_message
+            from installer.firstboot.netcheck import network_problem
+            from installer.firstboot.telegram import queue_message, send_message
 
-            return send_message(token, admin, text, api=api)
+            problem = network_problem(api, paths)
+            if problem is None:
+                return send_message(token, admin, text, api=api)
+            where = queue_message(
+                paths, "first-boot", api=api, chat_id=admin, text=text, reason=problem
+            )
+            return False, f"no network ({problem}); queued in {where}"
 
         return send
 
@@ -118,7 +147,6 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
 def run(args: argparse.Namespace) -> int:
     from installer.firstboot.runner import FirstbootRun, receipt_in_directory, seed_on_stick_receipt
     from installer.firstboot.telegram import DEFAULT_API
-    from installer.paths import TargetPaths
 
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets
@@ -130,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         if journal is not None:
             logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
-    live = TargetPaths(config.root).is_live_system
+    paths = TargetPaths(config.root)
+    live = paths.is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
     receipt: Callable[[str], tuple[bool, str]] | None = None
     if args.receipt_dir is not None:
@@ -141,6 +170,6 @@ def run(args: argparse.Namespace) -> int:
     return FirstbootRun(
         config,
         asker=asker,
-        notifier_factory=telegram_notifier(api) if api else None,
+        notifier_factory=telegram_notifier(api, paths) if api else None,
         receipt=receipt,
     ).execute()

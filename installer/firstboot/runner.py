@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import faults, redact
 from installer.errors import InstallerError, SeedUnreadableError, UsageError
+from installer.firstboot.service_clock import ServiceClock
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import (
     FirstbootConfig,
@@ -25,7 +25,7 @@ from installer.firstboot.steps import (
     identity,
     platform_env,
 )
-from installer.firstboot.steps.platform_env import parse_env_file
+from installer.firstboot.steps.platform_env import UNITS_CHANGED, parse_env_file
 from installer.firstboot.steps.report import Outcome, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
@@ -213,6 +213,7 @@ def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
     for name, apply in STEPS:
         if name == database.NAME:
             faults.fault_point(f"before:{database.WAIT_NAME}")
+            log.info("%s: starting", database.WAIT_NAME)
             database.wait(ctx)
         previous = stamps.record(name)
         if previous is not None:
@@ -229,12 +230,29 @@ def run_steps(ctx: StepContext, stamps: Stamps) -> dict[str, StepRecord]:
     return records
 
 
-def start_platform(config: FirstbootConfig) -> str:
+def reload_units(config: FirstbootConfig, records: Mapping[str, StepRecord]) -> None:
+    """Have systemd read the unit files again, only when a step changed one (the platform's
+    account drop-in for another SERVICE_ACCOUNT); a reload costs seconds on a slow machine."""
+    changed = [name for name, r in records.items() if r.facts.get(UNITS_CHANGED) == "yes"]
+    if not changed:
+        log.info("units: unchanged, no reload")
+        return
+    if config.units_reload is None:
+        log.info("units: changed by %s; no reload command here", ", ".join(changed))
+        return
+    run(list(config.units_reload), timeout=120)
+    log.info(
+        "units: changed by %s; reloaded (%s)", ", ".join(changed), " ".join(config.units_reload)
+    )
+
+
+def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | None = None) -> str:
     """Step 9 (after the complete stamp): start the platform unit, or say why not."""
     if config.platform_start is None:
         return "start skipped (--no-platform-start); start it with: systemctl start clawdie"
     argv = list(config.platform_start)
     try:
+        reload_units(config, records or {})
         result = run(argv, check=False, timeout=300)
     except InstallerError as err:  # timed out, or the program is missing
         raise PlatformStartError(
@@ -273,8 +291,10 @@ class FirstbootRun:
     asker: Asker | None = None
     notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
     receipt: Callable[[str], tuple[bool, str]] | None = None
+    delivery: list[str] = field(default_factory=list, init=False, repr=False)
 
     def execute(self) -> int:
+        clock = ServiceClock()  # the service's time counts from the unit's start
         paths = TargetPaths(self.config.root)
         if not paths.passwd.is_file():
             raise UsageError(
@@ -292,11 +312,11 @@ class FirstbootRun:
             )
             return 0
         faults.arm_from_environment()
+        log.info("first boot: starting, %.1f s after the service started", clock.elapsed())
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
         check: SeedCheck | None = None
         records: dict[str, StepRecord] = {}
-        started = time.monotonic()
         try:
             check = obtain_seed(self.config, paths, stamps, self.asker)
             seed_record = stamps.record(SEED_STEP)
@@ -323,12 +343,11 @@ class FirstbootRun:
                 raise
             raise err from None
         outcome = Outcome(
-            ok=True,
-            headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
-            platform="starting after this report",
+            ok=True, headline=_set_up_headline(clock), platform="starting after this report"
         )
         if not stamps.done(REPORT_STEP):
             faults.fault_point(f"before:{REPORT_STEP}")
+            log.info("%s: starting", REPORT_STEP)
             self._report(paths, check, records, outcome)
             stamps.mark(REPORT_STEP, StepRecord())
         faults.fault_point(f"before:{COMPLETE}")
@@ -339,14 +358,17 @@ class FirstbootRun:
             "seed copy deleted (%s): secrets now live only where they are used",
             ", ".join(forgotten) or "nothing left",
         )
+        log.info("platform: starting")
         try:
-            platform = start_platform(self.config)
+            platform = start_platform(self.config, records)
         except PlatformStartError as err:
             self._rewrite(
-                paths, check, records, Outcome(True, outcome.headline, platform=err.message)
+                paths, check, records, Outcome(True, _set_up_headline(clock), platform=err.message)
             )
             raise
-        self._rewrite(paths, check, records, Outcome(True, outcome.headline, platform=platform))
+        self._rewrite(
+            paths, check, records, Outcome(True, _set_up_headline(clock), platform=platform)
+        )
         log.info("first boot complete; platform %s", platform)
         print(paths.summary.read_text(), end="")
         return 0
@@ -363,8 +385,15 @@ class FirstbootRun:
             if (self.notifier_factory and check and check.settings)
             else None
         )
+        self.delivery.clear()
         for line in write_reports(
-            paths, check, records, outcome, notify=notify, receipt=self.receipt
+            paths,
+            check,
+            records,
+            outcome,
+            notify=notify,
+            receipt=self.receipt,
+            delivery=self.delivery,
         ):
             log.info("report: %s", line)
 
@@ -375,8 +404,14 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
-        """Update the local report with the platform's start (no second message or receipt)."""
-        write_reports(paths, check, records, outcome)
+        """Update the local report with the platform's start (no second message or receipt;
+        what the report could not deliver stays in it)."""
+        write_reports(paths, check, records, outcome, delivery=list(self.delivery))
+
+
+def _set_up_headline(clock: ServiceClock) -> str:
+    """The summary's headline: the whole service's time so far, from the unit's start."""
+    return f"the assistant is set up ({clock.elapsed():.1f} s)"
 
 
 def seed_on_stick_receipt() -> Callable[[str], tuple[bool, str]]:

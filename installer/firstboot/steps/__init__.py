@@ -7,9 +7,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.paths import TargetPaths
-from installer.seed.resolve import SeedCheck
+
+if TYPE_CHECKING:  # the seed model (pydantic) loads with the runner, not with every helper here
+    from installer.seed.resolve import SeedCheck
 
 log = logging.getLogger("clawdie.firstboot")
 
@@ -33,6 +36,8 @@ class FirstbootConfig:
     seed: Path | None = None
     db: DbConfig = DbConfig()
     platform_start: Sequence[str] | None = ("systemctl", "start", "clawdie.service")
+    # run before the platform starts, only when a step changed a unit file; None: never
+    units_reload: Sequence[str] | None = None
     telegram_api: str | None = None
     wizard: str = "auto"  # auto | never
     wizard_timeout: float | None = 900.0

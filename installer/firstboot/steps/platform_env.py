@@ -8,7 +8,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from installer import __version__, redact
@@ -17,11 +17,15 @@ from installer.firstboot.steps import DbConfig, StepContext, log
 from installer.firstboot.steps.accounts import read_account
 from installer.fsutil import ensure_dir, write_atomic
 from installer.paths import SERVICE_NAME
-from installer.seed.profiles import Setting
+
+if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile code for that
+    from installer.seed.profiles import Setting
 
 NAME = "platform-config"
 DATABASES = ("system_ops", "system_brain", "system_skills")
 DB_PASSWORD_KEY = "PLATFORM_DB_PASSWORD"  # noqa: S105 - a key name, not a password
+# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
+UNITS_CHANGED = "units_changed"
 
 # Settings that are for the installer only and do not go to the platform's environment.
 _NOT_FOR_PLATFORM = frozenset(
@@ -146,11 +150,17 @@ def apply(ctx: StepContext) -> StepRecord:
         mode=0o644,
     )
     ensure_dir(paths.platform_unit_dropin.parent, 0o755)
-    write_atomic(paths.platform_unit_dropin, render_unit_dropin(role), mode=0o644)
+    # The image ships the default account's drop-in: only another account changes a unit file,
+    # and only then does systemd need a reload (the runner does it before starting the platform).
+    units_changed = write_atomic(paths.platform_unit_dropin, render_unit_dropin(role), mode=0o644)
     written = (paths.system_env, paths.resolved_json, paths.platform_unit_dropin)
     created = [f"/{p.relative_to(paths.root)}" for p in written]
     log.info("platform config: %s", ", ".join(created))
     return StepRecord(
         created=tuple(created),
-        facts={"service": SERVICE_NAME, "db_role": role},
+        facts={
+            "service": SERVICE_NAME,
+            "db_role": role,
+            UNITS_CHANGED: "yes" if units_changed else "no",
+        },
     )

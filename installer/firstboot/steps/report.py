@@ -110,10 +110,15 @@ def write_reports(
     *,
     notify: Notifier | None = None,
     receipt: ReceiptWriter | None = None,
+    delivery: list[str] | None = None,
 ) -> list[str]:
-    """Send, then write, every report; return what happened to each (for the caller's log)."""
+    """Send, then write, every report; return what happened to each (for the caller's log).
+
+    `delivery` collects what could not be delivered (the message, the receipt) and is shown in
+    the summary: a later rewrite of the summary passes the same list, and keeps those lines.
+    """
     results: list[str] = []
-    extra: list[str] = []
+    extra: list[str] = delivery if delivery is not None else []
     summary = render_summary(check, records, outcome)
     if notify is not None:
         sent, why = notify(summary)
