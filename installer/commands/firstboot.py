@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the seed model loads when first boot runs, not for --help
     from installer.seed.resolve import SeedCheck
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
+QUEUE_NAME = "first-boot"  # the queued Telegram message's name: one per outcome, the latest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,13 +130,16 @@ def telegram_notifier(
 
         def send(text: str) -> tuple[bool, str]:
             from installer.firstboot.netcheck import network_problem
-            from installer.firstboot.telegram import queue_message, send_message
+            from installer.firstboot.telegram import forget_queued, queue_message, send_message
 
             problem = network_problem(api, paths)
             if problem is None:
-                return send_message(token, admin, text, api=api)
+                sent, why = send_message(token, admin, text, api=api)
+                if sent:  # an earlier run's queued message is out of date now
+                    forget_queued(paths, QUEUE_NAME)
+                return sent, why
             where = queue_message(
-                paths, "first-boot", api=api, chat_id=admin, text=text, reason=problem
+                paths, QUEUE_NAME, api=api, chat_id=admin, text=text, reason=problem
             )
             return False, f"no network ({problem}); queued in {where}"
 

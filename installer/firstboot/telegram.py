@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-from installer.fsutil import ensure_dir, write_atomic
+from installer.fsutil import ensure_dir, remove_durably, write_atomic
 from installer.paths import TargetPaths
 
 log = logging.getLogger("clawdie.telegram")
@@ -90,3 +90,8 @@ def queue_message(
     }
     write_atomic(target, json.dumps(doc, indent=2, ensure_ascii=False) + "\n", mode=0o600)
     return f"/{target.relative_to(paths.root)}"
+
+
+def forget_queued(paths: TargetPaths, name: str) -> bool:
+    """Remove a queued message (it was sent after all); whether there was one."""
+    return remove_durably(paths.telegram_queue_dir / f"{name}.json")
