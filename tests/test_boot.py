@@ -158,7 +158,7 @@ def later_boot(machine: Machine, run: str) -> None:
     try:
         with machine.boot("later-boot", stick=False) as guest:
             guest.wait_for(
-                re.compile(r"clawdie-firstboot\.service.*skipped because of an unmet condition"),
+                re.compile(r"clawdie-firstboot\.service - .* was skipped because"),
                 FIRSTBOOT_BOUND,
                 name="first-boot unit skipped",
             )

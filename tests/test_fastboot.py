@@ -287,8 +287,8 @@ SERIAL = """\
 
 LATER = """\
 [   20.100000] systemd[1]: clawdie-firstboot.service - Clawdie first boot: apply setup.txt, \
-accounts, database, report was skipped because of an unmet condition check \
-(ConditionPathExists=|!/var/lib/clawdie-setup/firstboot/complete.done).
+accounts, database, report was skipped because \
+no trigger condition checks were met.
 [   31.000000] systemd[1]: Starting clawdie.service - Clawdie platform...
 [   31.400000] systemd[1]: Started clawdie.service - Clawdie platform.
 """
