@@ -89,3 +89,8 @@ bench-db:
 # benchmark: flash + verify against dd + cmp (and bmaptool copy) onto a loop device (root)
 bench-flash *ARGS:
     {{venv}}/python bench/flash_vs_dd.py {{ARGS}}
+
+# benchmark: the installed disk booted under QEMU (TCG without KVM, minutes): its first boot, a
+# later boot, and the same disk with our units masked; our service's share of each (root)
+bench-boot *ARGS:
+    {{venv}}/python bench/boot.py {{ARGS}}

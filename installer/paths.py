@@ -224,6 +224,17 @@ class TargetPaths:
         return self.setup_state_dir
 
     @property
+    def units_reload_marker(self) -> Path:
+        """Present while a unit file first boot changed waits for `systemctl daemon-reload`."""
+        return self.stamps_dir / "units-reload.pending"
+
+    @property
+    def telegram_queue_dir(self) -> Path:
+        """Telegram messages that could not be sent yet (no network), one JSON file each, 0600;
+        never the bot token (that stays in system.env)."""
+        return self.setup_state_dir / "telegram-queue"
+
+    @property
     def issue_file(self) -> Path:
         return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
 

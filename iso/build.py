@@ -381,19 +381,7 @@ def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
     sh([uv, "pip", "install", *common, "--no-deps", *map(str, wheels.glob("*.whl"))])
     forget_wheel_path(site)
     shutil.rmtree(site / "bin", ignore_errors=True)
-    in_chroot(
-        root,
-        "/opt/clawdie/venv/bin/python",
-        "-m",
-        "compileall",
-        "-q",
-        "-j",
-        "0",
-        "--invalidation-mode",
-        "checked-hash",
-        str(Path("/") / site.relative_to(root)),
-        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
-    )
+    compile_bytecode(config, root, [Path("/") / site.relative_to(root)])
     wrapper = root / "usr/local/bin/clawdie-setup"
     wrapper.write_text(
         "#!/bin/sh\n# The Clawdie installer, from its own venv.\n"
@@ -401,6 +389,51 @@ def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
     )
     wrapper.chmod(0o755)
     return requirements.read_text()
+
+
+def compile_bytecode(config: BuildConfig, root: Path, dirs: list[Path]) -> None:
+    """Bytecode that Python loads without validating it: unchecked-hash pycs (PEP 552).
+
+    The image is read-only and its files never change under the pycs. Timestamp pycs would be
+    stale: the squashfs gives every file the build's epoch as its time, so each import at first
+    boot would compile its module again (Debian's own stdlib pycs included, hence `-f`); checked
+    hashes would read and hash every source at each import. An unchecked-hash pyc depends only
+    on its source, so two builds of the same inputs give the same bytes.
+    """
+    in_chroot(
+        root,
+        "/usr/bin/python3",
+        "-m",
+        "compileall",
+        "-q",
+        "-f",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        *map(str, dirs),
+        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
+    )
+
+
+def stdlib_dir(root: Path) -> Path:
+    """The image's standard library (/usr/lib/python3.N), as a path inside the image."""
+    (found,) = (root / "usr/lib").glob("python3.[0-9]*")
+    return Path("/") / found.relative_to(root)
+
+
+# The locale first boot sets when setup.txt names none (installer/seed/resolve.py): compiled
+# into the image's locale archive here, so first boot runs locale-gen only for another LOCALE.
+DEFAULT_LOCALE = "en_US.UTF-8"
+
+
+def compile_default_locale(root: Path) -> None:
+    """en_US.UTF-8 enabled in /etc/locale.gen and compiled (localedef output is reproducible)."""
+    from installer.firstboot.steps.identity import render_locale_gen
+
+    locale_gen = root / "etc/locale.gen"
+    locale_gen.write_text(render_locale_gen(locale_gen.read_text(), DEFAULT_LOCALE))
+    in_chroot(root, "locale-gen")
 
 
 def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:
@@ -420,6 +453,8 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     (root / "etc/clawdie").mkdir(exist_ok=True)
     (root / "etc/clawdie/image-version").write_text(version + "\n")
     remove_machine_identities(root)
+    compile_default_locale(root)
+    compile_bytecode(config, root, [stdlib_dir(root)])
     templates = root / POSTGRES_TEMPLATES.lstrip("/")
     templates.mkdir(parents=True, exist_ok=True)
     for name, target in (

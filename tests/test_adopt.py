@@ -150,7 +150,7 @@ def test_a_wrong_fingerprint_is_refused_and_nothing_changes(box: Path, pg: PgClu
     assert "nothing on this box was changed" in result.stderr
     assert "Traceback" not in result.stderr
     assert fingerprint(box) not in result.stderr + receipt(box)  # never told to the stick
-    assert "Clawdie adopt: REFUSED" in receipt(box)
+    assert "Clawdie adopt: failed (adopt.txt)\nReason: " in receipt(box)
     assert snapshot(box / "root", pg) == before
     assert db_state(pg) == before_db
     assert restarts(box) == 0
@@ -417,7 +417,7 @@ def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
     )
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
-    assert receipt(box).startswith("Clawdie adopt: FAILED (adopt.txt)\nReason: ")
+    assert receipt(box).startswith("Clawdie adopt: failed (adopt.txt)\nReason: ")
     assert env_of(box)["PROFILE"] == "balanced"
 
 

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from installer.envfile import parse_env_file
+from installer.firstboot.steps.platform_env import render_unit_dropin
 from tests.pg import PgCluster
 from tests.seeds import ED25519, firstboot_box
 
@@ -420,6 +421,11 @@ class _TelegramStub(BaseHTTPRequestHandler):
 
 
 def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgCluster) -> None:
+    """A stub on loopback (no route needed); a message an earlier run queued is dropped once
+    this one is sent."""
+    stale = box / "root/var/lib/clawdie-setup/telegram-queue/first-boot.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"text": "first boot stopped before it finished"}')
     server = HTTPServer(("127.0.0.1", 0), _TelegramStub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -434,6 +440,7 @@ def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgClu
     assert payload["chat_id"] == "123456789"
     assert "Clawdie first boot: ok" in str(payload["text"])
     assert SENTINEL not in str(payload["text"])
+    assert not stale.exists()
     assert (
         "start skipped (--no-platform-start)"
         in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
@@ -479,3 +486,63 @@ def test_sshd_reads_the_dropin_as_meant(
     ).stdout
     settings = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
     assert (settings["permitrootlogin"], settings["passwordauthentication"]) == expected
+
+
+def test_no_network_queues_the_message_at_once(box: Path, pg: PgCluster) -> None:
+    """A Telegram API with a name, and no default route in the target (the sandbox has none):
+    no attempt and no retries; the summary says why and the message waits in root's queue."""
+    result = firstboot(box, pg, telegram_api="https://api.telegram.invalid", start_platform=False)
+    assert result.returncode == 0, result.stderr
+    assert "trying again" not in result.stderr
+    state = box / "root/var/lib/clawdie-setup"
+    queued = state / "telegram-queue/first-boot.json"
+    summary = (state / "install-summary.txt").read_text()
+    assert (
+        "Telegram message not sent: no network (no default route); queued in "
+        "/var/lib/clawdie-setup/telegram-queue/first-boot.json"
+    ) in summary
+    assert stat.S_IMODE(queued.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(queued.stat().st_mode) == 0o600
+    assert queued.stat().st_uid == 0
+    message = json.loads(queued.read_text())
+    assert message["chat_id"] == "123456789"
+    assert message["api"] == "https://api.telegram.invalid"
+    assert message["reason"] == "no default route"
+    assert "Clawdie first boot: ok" in message["text"]
+    assert SENTINEL not in queued.read_text()
+
+
+def reload_recorder(box: Path) -> str:
+    """A stand-in for `systemctl daemon-reload` that notes each call in box/reloads."""
+    return f"{sys.executable} -c \"open('{box / 'reloads'}', 'a').write('reload\\n')\""
+
+
+def with_shipped_dropin(box: Path) -> Path:
+    """The platform unit's drop-in as the image ships it (iso/overlay), in the box's root."""
+    dropin = box / "root/etc/systemd/system/clawdie.service.d/10-account.conf"
+    dropin.parent.mkdir(parents=True)
+    shipped = ROOT / "iso/overlay/etc/systemd/system/clawdie.service.d/10-account.conf"
+    dropin.write_bytes(shipped.read_bytes())
+    return dropin
+
+
+def test_default_account_changes_no_unit_and_reloads_nothing(box: Path, pg: PgCluster) -> None:
+    """The image ships the default account's drop-in: first boot leaves it as it is and
+    starts the platform without a `systemctl daemon-reload`."""
+    dropin = with_shipped_dropin(box)
+    result = firstboot(box, pg, "--units-reload", reload_recorder(box))
+    assert result.returncode == 0, result.stderr
+    assert not (box / "reloads").exists()
+    assert "units: unchanged, no reload" in result.stderr
+    assert dropin.read_text() == render_unit_dropin("clawdie")
+
+
+def test_another_account_changes_the_unit_and_reloads_once(box: Path, pg: PgCluster) -> None:
+    """SERVICE_ACCOUNT=helper rewrites the drop-in: one reload, before the platform starts."""
+    dropin = with_shipped_dropin(box)
+    (box / "setup.txt").write_text(SEED + "SERVICE_ACCOUNT=helper\n")
+    result = firstboot(box, pg, "--units-reload", reload_recorder(box))
+    assert result.returncode == 0, result.stderr
+    assert dropin.read_text() == render_unit_dropin("helper")
+    assert (box / "reloads").read_text() == "reload\n"
+    assert "units: changed by platform-config; reloaded" in result.stderr

@@ -147,6 +147,31 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
     assert (image_root / "opt/clawdie/venv/bin/python").exists()
 
 
+def test_image_ships_the_default_locale_compiled(image_root: Path) -> None:
+    """First boot runs locale-gen only for another LOCALE: en_US.UTF-8 is in the archive."""
+    assert "\nen_US.UTF-8 UTF-8\n" in "\n" + (image_root / "etc/locale.gen").read_text()
+    listed = sh("localedef", "--list-archive", f"--prefix={image_root}")
+    assert "en_US.utf8" in listed.split()
+
+
+def pyc_flags(pyc: Path) -> int:
+    """PEP 552 flags of a pyc: 0 timestamp, 0b11 checked hash, 0b01 unchecked hash."""
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
+def test_image_bytecode_needs_no_validation(image_root: Path) -> None:
+    """Every pyc of the installer's venv and of the standard library is unchecked-hash: a
+    timestamp pyc would be stale (the squashfs gives every file the epoch as its time)."""
+    site = next((image_root / "opt/clawdie/venv/lib").glob("python3.*/site-packages"))
+    stdlib = next((image_root / "usr/lib").glob("python3.[0-9]*"))
+    for tree in (site, stdlib):
+        pycs = list(tree.rglob("*.pyc"))
+        assert len(pycs) > 100, tree
+        others = [p for p in pycs if pyc_flags(p) != 0b01]
+        assert not others, f"{len(others)} pycs are not unchecked-hash, e.g. {others[:3]}"
+    assert (site / "installer/__pycache__/cli.cpython-311.pyc").is_file()
+
+
 def test_image_carries_no_machine_identity(image_root: Path) -> None:
     """Nothing per machine in the squashfs (DESIGN §4): every machine makes its own."""
     assert (image_root / "etc/machine-id").read_text() == ""

@@ -12,11 +12,16 @@ import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
-from installer.seed.resolve import SeedCheck
+from installer.paths import TargetPaths
+
+if TYPE_CHECKING:  # the seed model loads when first boot runs, not for --help
+    from installer.seed.resolve import SeedCheck
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
+QUEUE_NAME = "first-boot"  # the queued Telegram message's name: one per outcome, the latest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--platform-start", metavar="CMD", help="command that starts the platform")
     start.add_argument("--no-platform-start", action="store_true", help="do not start it")
+    parser.add_argument(
+        "--units-reload",
+        metavar="CMD",
+        help="run before the platform starts when first boot changed a unit file "
+        "(default with --root /: systemctl daemon-reload; elsewhere none)",
+    )
     report = parser.add_argument_group("report")
     report.add_argument("--telegram-api", metavar="URL", help="Telegram Bot API base URL")
     report.add_argument("--no-telegram", action="store_true", help="send no Telegram message")
@@ -69,18 +80,30 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
         platform = tuple(shlex.split(args.platform_start))
     else:
         platform = ("systemctl", "start", "clawdie.service")
+    if args.units_reload:
+        units_reload: tuple[str, ...] | None = tuple(shlex.split(args.units_reload))
+    elif Path(args.root).resolve() == Path("/"):
+        units_reload = ("systemctl", "daemon-reload")
+    else:
+        units_reload = None
     return FirstbootConfig(
         root=args.root,
         seed=args.seed,
         db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
         platform_start=platform,
+        units_reload=units_reload,
         telegram_api=args.telegram_api,
         wizard=args.wizard,
         wizard_timeout=args.wizard_timeout,
     )
 
 
-def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
+def telegram_notifier(
+    api: str, paths: TargetPaths
+) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
+    """The admin's message: sent when the network allows; with no route or resolver it is
+    not tried (no retries against nothing) but queued in root's state directory."""
+
     def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
         if check.resolved is None:
             return None
@@ -88,9 +111,19 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
         token, admin = telegram.bot_token.get_secret_value(), str(telegram.admin_id)
 
         def send(text: str) -> tuple[bool, str]:
-            from installer.firstboot.telegram import send_message
+            from installer.firstboot.netcheck import network_problem
+            from installer.firstboot.telegram import forget_queued, queue_message, send_message
 
-            return send_message(token, admin, text, api=api)
+            problem = network_problem(api, paths)
+            if problem is None:
+                sent, why = send_message(token, admin, text, api=api)
+                if sent:  # an earlier run's queued message is out of date now
+                    forget_queued(paths, QUEUE_NAME)
+                return sent, why
+            where = queue_message(
+                paths, QUEUE_NAME, api=api, chat_id=admin, text=text, reason=problem
+            )
+            return False, f"no network ({problem}); queued in {where}"
 
         return send
 
@@ -100,7 +133,6 @@ def telegram_notifier(api: str) -> Callable[[SeedCheck], Callable[[str], tuple[b
 def run(args: argparse.Namespace) -> int:
     from installer.firstboot.runner import FirstbootRun
     from installer.firstboot.telegram import DEFAULT_API
-    from installer.paths import TargetPaths
     from installer.seed.io import (
         FileWriter,
         Receipt,
@@ -122,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
             journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle only
             logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
-    live = TargetPaths(config.root).is_live_system
+    paths = TargetPaths(config.root)
+    live = paths.is_live_system
     api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
     receipt: Receipt | None = None
     stick_files: FileWriter | None = None
@@ -136,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     return FirstbootRun(
         config,
         asker=asker,
-        notifier_factory=telegram_notifier(api) if api else None,
+        notifier_factory=telegram_notifier(api, paths) if api else None,
         receipt=receipt,
         stick_files=stick_files,
     ).execute()

@@ -55,6 +55,7 @@ from installer.seed.messages import render_note, render_problem_line
 from installer.seed.model import KNOWN_KEYS, field_specs
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import SeedCheck, check_values, given_from_seed
+from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
 
@@ -230,7 +231,7 @@ def render_adopt_summary(name: str, result: AdoptResult) -> str:
         else "nothing to change: the box already has every setting of this seed"
     )
     out = [
-        f"Clawdie adopt: SUCCESS ({name})",
+        f"Clawdie adopt: {settle(False, refused)} ({name})",
         head,
         "",
         f"Installation fingerprint: {result.fingerprint} (matches INSTALL_FINGERPRINT)",
@@ -247,14 +248,14 @@ def render_adopt_summary(name: str, result: AdoptResult) -> str:
 
 
 def render_refusal(name: str, err: InstallerError) -> str:
-    out = [f"Clawdie adopt: REFUSED ({name})", f"Reason: {err.message}"]
+    out = [f"Clawdie adopt: {Status.FAILED} ({name})", f"Reason: {err.message}"]
     if err.hint:
         out.append(f"What to do: {err.hint}")
     return "\n".join(out) + "\n"
 
 
 def render_failure(name: str, err: InstallerError) -> str:
-    out = [f"Clawdie adopt: FAILED ({name})", f"Reason: {err.message}"]
+    out = [f"Clawdie adopt: {Status.FAILED} ({name})", f"Reason: {err.message}"]
     if err.hint:
         out.append(f"What to do: {err.hint}")
     out.append("Run it again with the same setup.txt: it finishes what this run started.")

@@ -28,6 +28,8 @@ class FirstbootConfig:
     seed: Path | None = None
     db: DbConfig = DbConfig()
     platform_start: Sequence[str] | None = ("systemctl", "start", "clawdie.service")
+    # run before the platform starts, only when a step changed a unit file; None: never
+    units_reload: Sequence[str] | None = None
     telegram_api: str | None = None
     wizard: str = "auto"  # auto | never
     wizard_timeout: float | None = 900.0

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from installer.firstboot.config import FirstbootConfig
 from installer.paths import TargetPaths
-from installer.seed.resolved import ResolvedSeed
+
+if TYPE_CHECKING:  # the seed model (pydantic) loads with the runner, not with every helper here
+    from installer.seed.resolved import ResolvedSeed
 
 log = logging.getLogger("clawdie.firstboot")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -19,8 +18,10 @@ from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
+from installer.firstboot.service_clock import ServiceClock
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
+from installer.firstboot.steps.platform_env import UNITS_CHANGED
 from installer.firstboot.steps.report import Delivery, Outcome, render_machine, write_reports
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
@@ -254,6 +255,7 @@ def run_steps(
             if tracker is not None:
                 tracker.begin(database.WAIT_NAME)
             faults.fault_point(f"before:{database.WAIT_NAME}")
+            log.info("%s: starting", database.WAIT_NAME)
             database.wait(ctx)
         if tracker is not None:
             tracker.begin(name)
@@ -272,12 +274,30 @@ def run_steps(
     return records
 
 
-def start_platform(config: FirstbootConfig) -> str:
+def reload_units(config: FirstbootConfig, records: Mapping[str, StepRecord]) -> None:
+    """Have systemd read the unit files again, only when a step changed one (the platform's
+    account drop-in for another SERVICE_ACCOUNT); a reload costs seconds on a slow machine."""
+    changed = [name for name, r in records.items() if r.facts.get(UNITS_CHANGED) == "yes"]
+    if not changed:
+        log.info("units: unchanged, no reload")
+        return
+    if config.units_reload is None:
+        log.info("units: changed by %s; no reload command here", ", ".join(changed))
+        return
+    run(list(config.units_reload), timeout=120)
+    remove_durably(TargetPaths(config.root).units_reload_marker)
+    log.info(
+        "units: changed by %s; reloaded (%s)", ", ".join(changed), " ".join(config.units_reload)
+    )
+
+
+def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | None = None) -> str:
     """Step 9 (after the complete stamp): start the platform unit, or say why not."""
     if config.platform_start is None:
         return "start skipped (--no-platform-start); start it with: systemctl start clawdie"
     argv = list(config.platform_start)
     try:
+        reload_units(config, records or {})
         result = run(argv, check=False, timeout=300)
     except InstallerError as err:  # timed out, or the program is missing
         raise PlatformStartError(
@@ -322,6 +342,7 @@ class FirstbootRun:
     delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
 
     def execute(self) -> int:
+        clock = ServiceClock()  # the service's time counts from the unit's start
         paths = TargetPaths(self.config.root)
         if not paths.passwd.is_file():
             raise UsageError(
@@ -345,10 +366,13 @@ class FirstbootRun:
             )
             return 0
         faults.arm_from_environment()
+        log.info("first boot: starting, %.1f s after the service started", clock.elapsed())
         with LogBuffer() as own_log:
-            return self._run(paths, stamps, own_log)
+            return self._run(paths, stamps, own_log, clock)
 
-    def _run(self, paths: TargetPaths, stamps: Stamps, own_log: LogBuffer) -> int:
+    def _run(
+        self, paths: TargetPaths, stamps: Stamps, own_log: LogBuffer, clock: ServiceClock
+    ) -> int:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
         tracker = StepTracker(
@@ -360,7 +384,6 @@ class FirstbootRun:
         )
         check: SeedCheck | None = None
         records: dict[str, StepRecord] = dict(self.preamble)
-        started = time.monotonic()
         try:
             check = obtain_seed(self.config, paths, stamps, self.asker, tracker)
             tracker.facts = render_machine(paths, check)  # now with the dashboard's address
@@ -376,7 +399,7 @@ class FirstbootRun:
             records.update(run_steps(ctx, stamps, tracker))
             outcome = Outcome(
                 ok=True,
-                headline=f"the assistant is set up ({time.monotonic() - started:.1f} s)",
+                headline=_set_up_headline(clock),
                 platform="starting after this report",
             )
             tracker.begin(REPORT_STEP)
@@ -411,14 +434,18 @@ class FirstbootRun:
         tracker.begin(PLATFORM_STEP)
         try:
             faults.fault_point(f"before:{PLATFORM_STEP}")
-            platform = start_platform(self.config)
+            platform = start_platform(self.config, records)
         except (PlatformStartError, faults.InjectedFailure) as err:
             log.error("first boot failed at %s: %s", tracker.where(), err.message)
-            failed = Outcome(False, outcome.headline, err.message, err.hint, platform=err.message)
+            failed = Outcome(
+                False, _set_up_headline(clock), err.message, err.hint, platform=err.message
+            )
             self._rewrite(paths, check, records, failed)
             self._bundle(paths, check, own_log)
             raise
-        self._rewrite(paths, check, records, Outcome(True, outcome.headline, platform=platform))
+        self._rewrite(
+            paths, check, records, Outcome(True, _set_up_headline(clock), platform=platform)
+        )
         log.info("first boot complete; platform %s", platform)
         print(paths.summary.read_text(), end="")
         return 0
@@ -486,3 +513,8 @@ STALLED_HINT = (
     "connect a screen, or read `journalctl -u clawdie-firstboot` over SSH; restarting the "
     "machine runs first boot again from that step"
 )
+
+
+def _set_up_headline(clock: ServiceClock) -> str:
+    """The summary's headline: the whole service's time so far, from the unit's start."""
+    return f"the assistant is set up ({clock.elapsed():.1f} s)"

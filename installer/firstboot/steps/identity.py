@@ -91,7 +91,23 @@ def _apply_live(paths: TargetPaths, hostname: str, locale: str) -> list[str]:
     notes = []
     if shutil.which("hostname"):
         run(["hostname", hostname])
-    if shutil.which("locale-gen") and paths.locale_gen.exists():
-        run(["locale-gen"], timeout=600)
+    # The image ships en_US.UTF-8 compiled (iso/build.py): only another locale is generated,
+    # and only that one (--keep-existing leaves the archive's other locales alone).
+    if shutil.which("locale-gen") and paths.locale_gen.exists() and not locale_available(locale):
+        run(["locale-gen", "--keep-existing"], timeout=600)
         notes.append(f"generated locale {locale}")
     return notes
+
+
+def locale_available(name: str) -> bool:
+    """Whether the C library can load locale `name` now (it is compiled on this system)."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, name)
+    except locale.Error:
+        return False
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    return True

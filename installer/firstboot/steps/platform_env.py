@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from installer import __version__, redact
 from installer.envfile import render_env_file
@@ -17,9 +18,13 @@ from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, exist
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import ensure_dir, write_atomic
 from installer.paths import SERVICE_NAME
-from installer.seed.profiles import Setting
+
+if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile code for that
+    from installer.seed.profiles import Setting
 
 NAME = "platform-config"
+# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
+UNITS_CHANGED = "units_changed"
 
 # Settings that are for the installer only and do not go to the platform's environment.
 _NOT_FOR_PLATFORM = frozenset(
@@ -108,11 +113,30 @@ def apply(ctx: StepContext) -> StepRecord:
         mode=0o644,
     )
     ensure_dir(paths.platform_unit_dropin.parent, 0o755)
-    write_atomic(paths.platform_unit_dropin, render_unit_dropin(role), mode=0o644)
+    # The image ships the default account's drop-in: only another account changes a unit file,
+    # and only then does systemd need a reload (the runner does it before starting the platform).
+    # A power cut between the write and the stamp must not lose the reload: the marker is made
+    # durable before the drop-in changes and stays until the runner has reloaded.
+    dropin = render_unit_dropin(role)
+    if _read_or_none(paths.platform_unit_dropin) != dropin:
+        write_atomic(paths.units_reload_marker, "the platform's unit drop-in changed\n", mode=0o600)
+    write_atomic(paths.platform_unit_dropin, dropin, mode=0o644)
+    units_changed = paths.units_reload_marker.exists()
     written = (paths.system_env, paths.resolved_json, paths.platform_unit_dropin)
     created = [f"/{p.relative_to(paths.root)}" for p in written]
     log.info("platform config: %s", ", ".join(created))
     return StepRecord(
         created=tuple(created),
-        facts={"service": SERVICE_NAME, "db_role": role},
+        facts={
+            "service": SERVICE_NAME,
+            "db_role": role,
+            UNITS_CHANGED: "yes" if units_changed else "no",
+        },
     )
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -203,7 +203,11 @@ def write_reports(
     receipt: ReceiptWriter | None = None,
     delivery: Delivery | None = None,
 ) -> list[str]:
-    """Send, then write, every report; return what happened to each (for the caller's log)."""
+    """Send, then write, every report; return what happened to each (for the caller's log).
+
+    `delivery` collects what could not be delivered (the message, the receipt) and is shown in
+    the summary: a later rewrite of the summary passes the same list, and keeps those lines.
+    """
     results: list[str] = []
     delivery = Delivery() if delivery is None else delivery
     extra, to_fix = delivery.extra, delivery.to_fix
