@@ -14,7 +14,7 @@ from psycopg.conninfo import make_conninfo
 from installer.dev import throwaway_pg
 from installer.dev.throwaway_pg import ADMIN, free_port, pg_bindir, unavailable_reason
 
-__all__ = ["ADMIN", "PgCluster", "free_port", "pg_bindir", "unavailable_reason"]
+__all__ = ["ADMIN", "PgCluster", "db_cli_args", "free_port", "pg_bindir", "unavailable_reason"]
 
 
 class PgCluster(throwaway_pg.PgCluster):
@@ -79,3 +79,13 @@ class PgCluster(throwaway_pg.PgCluster):
                 self._background.wait(10)
             self._background = None
         super().cleanup()
+
+
+def db_cli_args(pg: PgCluster, timeout_ms: int = 20000) -> list[str]:
+    """The database options of `firstboot`, `adopt` and `install-platform` for this cluster."""
+    return [
+        *("--db-admin", pg.admin_conninfo()),
+        *("--db-host", str(pg.sockdir)),
+        *("--db-port", str(pg.port)),
+        *("--db-timeout-ms", str(timeout_ms)),
+    ]

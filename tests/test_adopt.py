@@ -17,7 +17,7 @@ import pytest
 from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
-from tests.pg import PgCluster
+from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
 from tests.test_firstboot import db_state, firstboot, snapshot
 
@@ -79,14 +79,7 @@ def adopt(
         str(box / "root"),
         "--seed",
         str(seed),
-        "--db-admin",
-        pg.admin_conninfo(),
-        "--db-host",
-        str(pg.sockdir),
-        "--db-port",
-        str(pg.port),
-        "--db-timeout-ms",
-        "20000",
+        *db_cli_args(pg),
         "--platform-start",
         f"sh -c 'echo restarted >> {box}/restarts'",
         "--receipt-dir",

@@ -24,7 +24,7 @@ import pytest
 
 from installer.envfile import parse_env_file
 from installer.firstboot.steps.platform_env import render_unit_dropin
-from tests.pg import PgCluster
+from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,14 +92,7 @@ def firstboot(
         str(box / "root"),
         "--seed",
         str(box / "setup.txt"),
-        "--db-admin",
-        pg.admin_conninfo(),
-        "--db-host",
-        str(pg.sockdir),
-        "--db-port",
-        str(pg.port),
-        "--db-timeout-ms",
-        str(timeout_ms),
+        *db_cli_args(pg, timeout_ms),
         *(
             ["--platform-start", f"{sys.executable} -m tests.fake_platform {box / 'root'}"]
             if start_platform

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from installer.firstboot.host import HostFacts, host_problems
-from tests.pg import PgCluster
+from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
 from tests.test_firstboot import db_state, snapshot
 
@@ -97,14 +97,7 @@ def install_platform(
         str(seed or box / "setup.txt"),
         "--root",
         str(box / "root"),
-        "--db-admin",
-        pg.admin_conninfo(),
-        "--db-host",
-        str(pg.sockdir),
-        "--db-port",
-        str(pg.port),
-        "--db-timeout-ms",
-        "20000",
+        *db_cli_args(pg),
         "--platform-start",
         f"{sys.executable} -m tests.fake_platform {box / 'root'}",
         "--receipt-dir",
