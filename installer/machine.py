@@ -9,6 +9,8 @@ shown as fingerprints of their public halves.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -135,27 +137,38 @@ def render_interface(interface: Interface) -> str:
     return f"{interface.name} {interface.mac} {addresses}{state}"
 
 
-def parse_ssh_keygen(line: str) -> str | None:
-    """`256 SHA256:abc... root@host (ED25519)` -> `ED25519 SHA256:abc...`."""
-    words = line.split()
-    if len(words) < 3 or not words[1].startswith("SHA256:"):
+# The name `ssh-keygen -l` gives each public key type.
+_SSH_KEY_KINDS = {
+    "ssh-ed25519": "ED25519",
+    "ssh-rsa": "RSA",
+    "ssh-dss": "DSA",
+    "sk-ssh-ed25519@openssh.com": "ED25519-SK",
+    "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK",
+}
+
+
+def ssh_fingerprint(public_line: str) -> str | None:
+    """`ssh-ed25519 AAAA... root@host` -> `ED25519 SHA256:...`, as `ssh-keygen -l` shows it:
+    the unpadded base64 of the SHA-256 of the key blob. Computed here, not by ssh-keygen: the
+    reports render the machine several times per run, and a process each time costs seconds
+    on a slow machine."""
+    words = public_line.split()
+    if len(words) < 2:
         return None
-    kind = words[-1].strip("()") if words[-1].startswith("(") else "key"
-    return f"{kind} {words[1]}"
+    try:
+        blob = base64.b64decode(words[1], validate=True)
+    except ValueError:
+        return None
+    kind = _SSH_KEY_KINDS.get(words[0], "ECDSA" if words[0].startswith("ecdsa-") else "key")
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"{kind} SHA256:{digest}"
 
 
 def read_ssh_fingerprints(paths: TargetPaths) -> list[str]:
     """The fingerprint of each SSH host key of the system at `paths` (its public halves)."""
-    keys = sorted(paths.ssh_dir.glob("ssh_host_*_key.pub"))
     found = []
-    for key in keys:
-        try:
-            result = run(
-                ["ssh-keygen", "-l", "-f", str(key)], check=False, timeout=COMMAND_TIMEOUT_S
-            )
-        except InstallerError as err:
-            return [f"cannot read ({err.message})"]
-        shown = parse_ssh_keygen(result.stdout.decode(errors="replace").strip())
+    for key in sorted(paths.ssh_dir.glob("ssh_host_*_key.pub")):
+        shown = ssh_fingerprint(_text(key))
         if shown is not None:
             found.append(shown)
     return found

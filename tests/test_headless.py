@@ -3,8 +3,6 @@ stopped, what the receipt tells about the box, and the redacted log bundle a fai
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import logging
 import os
@@ -37,12 +35,12 @@ from installer.install.flow import plan_steps as install_plan
 from installer.machine import (
     EFI_GLOBAL_GUID,
     parse_ip_addresses,
-    parse_ssh_keygen,
     read_boot_mode,
     read_interfaces,
     read_machine_model,
     read_ssh_fingerprints,
     render_machine_lines,
+    ssh_fingerprint,
 )
 from installer.paths import TargetPaths
 from installer.seed.resolve import apply_answers, check_seed_bytes, seed_key_states
@@ -470,21 +468,28 @@ def test_the_running_machine_is_described(tmp_path: Path) -> None:
 
 
 def test_ssh_host_key_fingerprints_match_the_key(tmp_path: Path) -> None:
+    """The same words `ssh-keygen -l` prints for each kind of host key, without running it."""
     root = tmp_path / "root"
     (root / "etc/ssh").mkdir(parents=True)
-    key = root / "etc/ssh/ssh_host_ed25519_key"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@box", "-f", str(key)],
-        check=True,
-    )
-    blob = base64.b64decode(key.with_suffix(".pub").read_text().split()[1])
-    expected = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-    assert read_ssh_fingerprints(TargetPaths(root)) == [f"ED25519 SHA256:{expected}"]
-    private = key.read_text()
+    expected = []
+    for kind in ("ecdsa", "ed25519", "rsa"):  # the order of the sorted file names
+        key = root / f"etc/ssh/ssh_host_{kind}_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "root@box", "-f", str(key)],
+            check=True,
+        )
+        listed = subprocess.run(
+            ["ssh-keygen", "-l", "-f", f"{key}.pub"], capture_output=True, text=True, check=True
+        ).stdout.split()  # `256 SHA256:abc root@box (ED25519)`
+        expected.append(f"{listed[-1].strip('()')} {listed[1]}")
+    assert read_ssh_fingerprints(TargetPaths(root)) == expected
     lines = "\n".join(render_machine_lines(TargetPaths(root), addresses={}))
-    assert f"  ED25519 SHA256:{expected}" in lines
+    for shown in expected:
+        assert f"  {shown}" in lines
+    private = (root / "etc/ssh/ssh_host_ed25519_key").read_text()
     assert private.split("\n")[1] not in lines  # the private half is never read
-    assert parse_ssh_keygen("garbage") is None
+    assert ssh_fingerprint("garbage") is None
+    assert ssh_fingerprint("ssh-ed25519 not*base64") is None
 
 
 def test_installation_fingerprint_line(tmp_path: Path) -> None:
