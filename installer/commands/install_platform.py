@@ -50,12 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from installer.faults import arm_from_environment
     from installer.firstboot import host
-    from installer.firstboot.adopt import AdoptRun, is_installed, seed_mode
+    from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.firstboot.runner import FirstbootRun
     from installer.paths import TargetPaths
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
-    from installer.seed.resolve import check_seed_bytes
+    from installer.seed.resolve import check_seed_bytes, seed_mode
 
     arm_from_environment()
     config = firstboot_config(args, args.seed)
