@@ -19,6 +19,7 @@ environment's CLAWDIE_TELEGRAM_API and CLAWDIE_OPENROUTER_API); setup.txt cannot
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -71,6 +72,7 @@ class Online:
     telegram_api: str | None
     openrouter_api: str | None
     clock_wait_s: float = CLOCK_WAIT_S
+    wait_clock: Callable[[TargetPaths, float], ClockState] = wait_for_clock
     _waited: bool = field(default=False, init=False)
 
     def _needs_tls(self) -> bool:
@@ -84,7 +86,7 @@ class Online:
         afterwards only looked at."""
         bound = self.clock_wait_s if online and self._needs_tls() and not self._waited else 0.0
         self._waited = self._waited or bound > 0
-        state = wait_for_clock(self.paths, bound)
+        state = self.wait_clock(self.paths, bound)
         if bound and not state.synchronized:
             log.warning(
                 "clock: not synchronised after %.0f s; it says %s (certificates may fail)",

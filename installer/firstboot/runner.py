@@ -76,9 +76,7 @@ def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
         PlannedStep(platform_env.NAME, "the platform's configuration", 60.0),
         PlannedStep(database.WAIT_NAME, "waiting for PostgreSQL", wait_ms / 1000),
         PlannedStep(database.NAME, "database role, databases, operator", 300.0),
-        PlannedStep(
-            REPORT_STEP, "network check, credentials, the report, the Telegram message", 120.0
-        ),
+        PlannedStep(REPORT_STEP, "the report and the Telegram message", 120.0),
         PlannedStep(PLATFORM_STEP, "starting the platform", PLATFORM_START_TIMEOUT_S),
     ]
 
