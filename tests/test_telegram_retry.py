@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -352,3 +353,32 @@ def test_the_command_sends_what_is_due(tmp_path: Path) -> None:
     assert "first-boot: delivered" in result.stderr
     assert SENTINEL not in result.stderr + result.stdout
     assert len(stub.seen) == 1
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_reads_the_retry_timer_and_service() -> None:
+    """The units as the image ships them parse (our binary is not installed here: that line
+    aside); the timer starts the service every minute and survives reboots (enabled)."""
+    unit_dir = ROOT / "iso/overlay/etc/systemd/system"
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit_dir / "clawdie-telegram-retry.timer")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if "telegram-retry" in line and "/usr/local/bin/clawdie-setup" not in line
+    ]
+    assert problems == [], result.stderr
+    timer = (unit_dir / "clawdie-telegram-retry.timer").read_text()
+    assert "OnCalendar=minutely" in timer
+    assert "WantedBy=timers.target" in timer
+    service = (unit_dir / "clawdie-telegram-retry.service").read_text()
+    assert "ConditionDirectoryNotEmpty=/var/lib/clawdie-setup/telegram-queue" in service
+    assert "ExecStart=/usr/local/bin/clawdie-setup telegram-retry\n" in service
+    build = (ROOT / "iso/build.py").read_text()
+    assert '"clawdie-telegram-retry.timer",' in build  # enabled with the other units

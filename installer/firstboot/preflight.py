@@ -11,8 +11,10 @@ report to call `degraded`; nothing here raises for a provider's answer or a netw
 
 No text here ever holds a key: the token is part of Telegram's URL, so no URL or exception text
 is used; a provider's reason is cut short, stripped of control characters, and of the key
-itself should the provider echo it. The API bases are parameters for the tests' loopback stubs
-(and the boot test's); setup.txt cannot set them.
+itself should the provider echo it (installer.firstboot.httpclient, the one HTTP client). The
+API bases are parameters for the tests' loopback stubs (and the boot test's); setup.txt cannot
+set them. First boot runs it through installer.firstboot.online, after the network check and
+the clock wait, and the report shows `report_line()`.
 """
 
 from __future__ import annotations

@@ -413,10 +413,11 @@ class FirstbootRun:
                 platform="starting after this report",
             )
             tracker.begin(REPORT_STEP)
+            if self.online is not None:  # also for a run resumed after the report: the
+                # rewrite after the platform's start shows the network as it is now
+                self.findings = self.online.findings(ctx.seed)
             if not stamps.done(REPORT_STEP):
                 faults.fault_point(f"before:{REPORT_STEP}")
-                if self.online is not None:
-                    self.findings = self.online.findings(ctx.seed)
                 self._report(paths, check, records, outcome)
                 stamps.mark(REPORT_STEP, StepRecord())
         except Exception as caught:  # every failure writes its report (the report's own too)
