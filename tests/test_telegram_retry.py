@@ -184,7 +184,11 @@ def test_delivered_is_removed(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     assert not (paths.telegram_queue_dir / "first-boot.json").exists()
     ((seen),) = stub.seen
     assert seen.path == f"/bot{TOKEN}/sendMessage"
-    assert seen.body == {"chat_id": "123456789", "text": "Clawdie first boot: degraded"}
+    assert seen.body == {
+        "chat_id": "123456789",
+        "text": "(Sent late: written 2027-01-15T08:00:00Z, when it could not be sent: no network "
+        "(no link: no network interface but loopback))\n\nClawdie first boot: degraded",
+    }
     assert "delivered" in caplog.text
     assert SENTINEL not in caplog.text
 

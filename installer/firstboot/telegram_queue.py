@@ -139,6 +139,15 @@ def parse_entry(name: str, data: bytes) -> QueuedMessage | None:
     )
 
 
+def late_text(message: QueuedMessage) -> str:
+    """The message as the admin gets it from the queue: when it was written, and why late."""
+    note = (
+        f"(Sent late: written {render_time(message.queued_at)}, when it could not be sent: "
+        f"{message.reason})\n\n"
+    )
+    return (note + message.text)[:MAX_TEXT]
+
+
 def queue_message(
     paths: TargetPaths,
     name: str,
@@ -252,7 +261,7 @@ class Retrier:
         if problem is not None:
             result = SendResult(False, f"no network ({problem})")
         else:
-            result = self.sender(token, message.chat_id, message.text, message.api)
+            result = self.sender(token, message.chat_id, late_text(message), message.api)
         if result.sent:
             os.unlink(f"{message.name}.json", dir_fd=dir_fd)
             os.fsync(dir_fd)
