@@ -33,7 +33,7 @@ SEED = check_seed_bytes(
 
 UP = Link("enp1s0", "up", True, ("192.168.1.20/24", "fe80::1/64"))
 NO_CABLE = Link("enp1s0", "down", False, ())
-WIFI_NOT_JOINED = Link("wlan0", "dormant", None, ())
+WIFI_NOT_JOINED = Link("wlan0", "dormant", None, (), wifi=True)
 UP_LINK_LOCAL_ONLY = Link("enp1s0", "up", True, ("169.254.7.7/16", "fe80::1/64"))
 UP_ADDRESSES_UNKNOWN = Link("enp1s0", "up", True, None)
 
@@ -47,7 +47,7 @@ UP_ADDRESSES_UNKNOWN = Link("enp1s0", "up", True, None)
             False,
             False,
             ["127.0.0.53"],
-            "no link: no cable or Wi-Fi connection (enp1s0 no carrier, wlan0 dormant)",
+            "no link: no cable or Wi-Fi connection (enp1s0 no carrier, wlan0 Wi-Fi not joined)",
         ),
         (
             [UP_LINK_LOCAL_ONLY],
@@ -88,9 +88,10 @@ def plant_links(root: Path, **links: tuple[str, str | None]) -> TargetPaths:
 
 def test_links_are_read_from_sys_class_net(tmp_path: Path) -> None:
     paths = plant_links(tmp_path, enp1s0=("down", None), wlan0=("dormant", "0"))
+    (paths.sys_class_net / "wlan0/wireless").mkdir()
     assert netcheck.read_links(paths, {"wlan0": ["fe80::2/64"]}) == [
         Link("enp1s0", "down", None, ()),
-        Link("wlan0", "dormant", False, ("fe80::2/64",)),
+        Link("wlan0", "dormant", False, ("fe80::2/64",), wifi=True),
     ]
     assert netcheck.read_links(TargetPaths(tmp_path / "nothing")) is None
 

@@ -118,6 +118,7 @@ class Link:
     operstate: str
     carrier: bool | None
     addresses: tuple[str, ...] | None = None
+    wifi: bool = False
 
     @property
     def up(self) -> bool:
@@ -135,6 +136,12 @@ class Link:
             if not (ip.is_link_local or ip.is_loopback):
                 found.append(address)
         return tuple(found)
+
+
+def _link_state(link: Link) -> str:
+    if link.wifi:
+        return "Wi-Fi not joined"
+    return "no carrier" if link.carrier is False else link.operstate
 
 
 def _read(path_text: Callable[[], str]) -> str:
@@ -165,6 +172,7 @@ def read_links(
                 _read((net / name / "operstate").read_text).strip() or "unknown",
                 {"1": True, "0": False}.get(carrier),
                 None if addresses is None else tuple(addresses.get(name, ())),
+                (net / name / "wireless").is_dir(),
             )
         )
     return links
@@ -187,10 +195,7 @@ def classify(
             return NetworkProblem("no link", "no network interface but loopback")
         up = [link for link in links if link.up]
         if not up:
-            states = ", ".join(
-                f"{link.name} {'no carrier' if link.carrier is False else link.operstate}"
-                for link in links
-            )
+            states = ", ".join(f"{link.name} {_link_state(link)}" for link in links)
             return NetworkProblem("no link", f"no cable or Wi-Fi connection ({states})")
         known = [link for link in up if link.addresses is not None]
         if known and len(known) == len(up) and not any(link.routable for link in known):
