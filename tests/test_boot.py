@@ -21,7 +21,7 @@ import pytest
 
 from installer.fingerprint import installation_id, short_fingerprint
 from tests import boot_timing, vm
-from tests.disk_image import machine_identities
+from tests.disk_image import machine_identities, telegram_retry_state
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
@@ -239,12 +239,18 @@ def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Mac
     assert banner != -1
     assert login != -1
     screen = text[banner:login]
-    # no network in the VM: first boot finishes, degraded (DESIGN §7), and says why
-    assert "Clawdie first boot: degraded" in screen
+    # no network in the VM (no NIC at all): first boot finishes, degraded (DESIGN §7), and says
+    # why, with the reason class
+    offline = "no network (no link: no network interface but loopback)"
+    assert f"Clawdie first boot: degraded: {offline}" in screen
     assert "Host boot-test, assistant Boot Test" in screen
-    # no network in the VM: the admin's message is queued at once, not retried for seconds
-    assert "Telegram message to the admin: not sent: no network (no default route)" in text
+    # the admin's message is queued at once, not retried for seconds, for the retry timer
+    assert f"Telegram message to the admin: not sent: {offline}; queued in" in text
     assert "trying again" not in text
+    wants, queued = telegram_retry_state(bios_machine.disk)
+    assert "clawdie-telegram-retry.timer" in wants, "the retry timer is armed"
+    assert queued is not None, "the report waits in the queue"
+    assert TOKEN.encode() not in queued
     later_boot(bios_machine, "bios-usb")
 
 
