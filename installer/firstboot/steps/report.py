@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
-from installer.firstboot.stamps import StepRecord
+from installer.firstboot.stamps import TO_FIX, StepRecord
 from installer.fsutil import write_atomic
 from installer.machine import (
     read_installation_fingerprint,
@@ -193,6 +193,11 @@ class Delivery:
 ReceiptWriter = Callable[[str], tuple[bool, str]]
 
 
+def step_fixes(records: Mapping[str, StepRecord]) -> list[str]:
+    """What the steps found left to fix (the Wi-Fi that did not join): each makes `degraded`."""
+    return [line for r in records.values() for line in r.facts.get(TO_FIX, "").splitlines()]
+
+
 def write_reports(
     paths: TargetPaths,
     check: SeedCheck | None,
@@ -211,9 +216,11 @@ def write_reports(
     results: list[str] = []
     delivery = Delivery() if delivery is None else delivery
     extra, to_fix = delivery.extra, delivery.to_fix
+    for line in step_fixes(records):
+        note_once(to_fix, line)
     machine = render_machine(paths, check)
     keys = render_key_states(check)
-    summary = render_summary(check, records, outcome, machine=machine)
+    summary = render_summary(check, records, outcome, machine=machine, to_fix=to_fix)
     if notify is not None:
         sent, why = notify(summary)
         results.append("Telegram message to the admin: " + ("sent" if sent else f"not sent: {why}"))
