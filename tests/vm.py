@@ -476,6 +476,7 @@ class Vm:
     accel: list[str] | None = None  # None: accel_args() after probing KVM
     extra_args: list[str] = field(default_factory=list)
     disk_serial: str = DISK_SERIAL  # what the guest's udev reports (TARGET_DISK=serial:…)
+    disk_format: str = "raw"  # "qcow2" for an overlay over an installed disk (qemu-img -b)
     marks: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -522,7 +523,8 @@ class Vm:
             ]  # fmt: skip
         if self.disk is not None:
             argv += [
-                "-drive", f"if=none,id=disk,format=raw,file={_drive_path(self.disk)}",
+                "-drive",
+                f"if=none,id=disk,format={self.disk_format},file={_drive_path(self.disk)}",
                 "-device", f"virtio-blk-pci,drive=disk,bootindex=2,serial={self.disk_serial}",
             ]  # fmt: skip
         return argv + self.extra_args
