@@ -155,7 +155,7 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
 def test_image_carries_the_networks_pieces(image_root: Path) -> None:
     """Wi-Fi (supplicant, regulatory database, drivers, firmware of common small-PC chips from
     non-free-firmware), NTP on, and the boot tests' hook behind its kernel switch (DESIGN §7)."""
-    for program in ("sbin/wpa_supplicant", "sbin/iw"):
+    for program in ("sbin/wpa_supplicant", "sbin/iw", "bin/ip"):
         assert (image_root / program).is_file(), program
     # regulatory.db is an alternatives link (absolute: it resolves in the image, not here)
     assert (image_root / "lib/firmware/regulatory.db").is_symlink()
