@@ -132,9 +132,11 @@ def test_a_supplicant_that_starts_late_is_found(ctrl_dir: Path) -> None:
     ("event", "wrong_key"),
     [
         (WRONG_KEY_EVENT, True),
-        ("<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"x\" reason=CONN_FAILED", False),
+        ('<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="x" reason=CONN_FAILED', False),
         ("<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed", False),
         ('<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="reason=WRONG_KEY" reason=AUTH', False),
+        ('<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="a reason=WRONG_KEY b" reason=AUTH', False),
+        ('<3>CTRL-EVENT-CONNECTED ssid="x reason=WRONG_KEY"', False),
     ],
 )
 def test_only_a_wrong_key_reason_is_a_refusal(event: str, wrong_key: bool) -> None:

@@ -51,8 +51,11 @@ def parse_status(text: str) -> dict[str, str]:
 
 
 def is_wrong_key(event: str) -> bool:
-    """A supplicant event saying the network refused our key (a wrong Wi-Fi password)."""
-    return "CTRL-EVENT-SSID-TEMP-DISABLED" in event and f"reason={WRONG_KEY}" in event.split()
+    """A supplicant event saying the network refused our key (a wrong Wi-Fi password). The
+    reason is the event's last word; the SSID before it is the network's to choose."""
+    words = event.split() or [""]
+    name = words[0].rpartition(">")[2]  # after the level, `<3>`
+    return name == "CTRL-EVENT-SSID-TEMP-DISABLED" and words[-1] == f"reason={WRONG_KEY}"
 
 
 class SupplicantSocket:
