@@ -148,7 +148,7 @@ def render_supplicant_conf(wifi: Wifi) -> str:
     ssid_hex = wifi.ssid.encode("utf-8").hex()
     psk = derive_psk(wifi.password.get_secret_value(), wifi.ssid)
     # The name in words for a person reading the file; ssid= is what counts.
-    shown = wifi.ssid if wifi.ssid.isprintable() else "(a name with control characters)"
+    shown = shown_ssid(wifi.ssid)
     return (
         f"{_HEADER}"
         "# The Wi-Fi password is not stored: psk= is the key derived from it (wpa_passphrase).\n"
@@ -165,6 +165,11 @@ def render_supplicant_conf(wifi: Wifi) -> str:
         f"\tpsk={psk}\n"
         "}\n"
     )
+
+
+def shown_ssid(ssid: str) -> str:
+    """A network's name as text for people: as it is, unless it holds control characters."""
+    return ssid if ssid.isprintable() else "(a name with control characters)"
 
 
 def render_wifi_unit(conf: str) -> str:
@@ -240,7 +245,7 @@ def describe(paths: TargetPaths, network: Network) -> list[str]:
     conf = f"/{paths.wifi_supplicant_conf.relative_to(paths.root)}"
     return [
         wired,
-        f"Wi-Fi: {network.wifi.ssid} (country {network.wifi.country}), DHCP; "
+        f"Wi-Fi: {shown_ssid(network.wifi.ssid)} (country {network.wifi.country}), DHCP; "
         f"key stored in {conf} (0600)",
     ]
 
@@ -290,7 +295,7 @@ def bring_up(
     live.notes += _apply_live(paths, network, changed)
     if network.wifi is None:
         return live
-    ssid = network.wifi.ssid
+    ssid = shown_ssid(network.wifi.ssid)
     interfaces = wifi_interfaces(paths)
     if not interfaces:
         live.fix(
