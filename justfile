@@ -33,7 +33,7 @@ test-all:
 
 # Debian packages the image build and the boot test need on top of .ci/bootstrap's own (which
 # already has xorriso, squashfs-tools, GRUB, QEMU and OVMF for the fast suite's harness tests)
-iso_apt := "debootstrap zstd qemu-utils fusefat e2fsprogs systemd"
+iso_apt := "debootstrap zstd qemu-utils fusefat e2fsprogs systemd hostapd dnsmasq-base"
 
 # build the installer image (root, Debian 12) into build/iso: the .iso, .sha256 and .manifest;
 # the Debian base is cached in /var/cache/clawdie-iso (CLAWDIE_ISO_CACHE); --platform DIR

@@ -34,6 +34,8 @@ from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image
 SUITE = "bookworm"
 ARCH = "amd64"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# non-free-firmware: the firmware of the common wired and Wi-Fi chips (DESIGN §5, §7).
+COMPONENTS = "main non-free-firmware"
 # Bump when the way the base is made changes (not the package list: that is hashed itself).
 BASE_RECIPE = "4"
 VOLUME_ID = "CLAWDIE_INSTALL"
@@ -68,20 +70,31 @@ path-exclude=/usr/share/locale/*
 path-include=/usr/share/locale/locale.alias
 path-exclude=/usr/share/lintian/*
 # (Debian 12 packages still ship modules under /lib, which dpkg matches literally.)
-# Kernel modules a headless server appliance never loads: sound, cameras and TV, Wi-Fi (setup.txt
-# has no Wi-Fi fields; the appliance is wired), InfiniBand, industrial sensors, and the big
-# desktop GPU drivers (the text console runs on the firmware frame buffer, built in).
+# Kernel modules a headless server appliance never loads: sound, cameras and TV, InfiniBand,
+# industrial sensors, and the big desktop GPU drivers (the text console runs on the firmware frame
+# buffer, built in). Wi-Fi stays: setup.txt's WIFI_* lines join a network (DESIGN §7).
 path-exclude=/lib/modules/*/kernel/sound/*
 path-exclude=/lib/modules/*/kernel/drivers/media/*
-path-exclude=/lib/modules/*/kernel/drivers/net/wireless/*
-path-exclude=/lib/modules/*/kernel/net/wireless/*
-path-exclude=/lib/modules/*/kernel/net/mac80211/*
 path-exclude=/lib/modules/*/kernel/drivers/infiniband/*
 path-exclude=/lib/modules/*/kernel/drivers/iio/*
 path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/amd/*
 path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*
 path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/radeon/*
 path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/i915/*
+# Firmware for hardware the image has no driver for, or that is never in a small PC: the desktop
+# GPUs' (their drivers are left out above; 29 MB of firmware-misc-nonfree), and Qualcomm Wi-Fi of
+# routers, access points and phone SoCs (40 MB of firmware-atheros); the PCIe/M.2 cards of PCs
+# (ath10k QCA6174, QCA9377; ath11k QCA6390, WCN6855) stay.
+path-exclude=/lib/firmware/i915/*
+path-exclude=/lib/firmware/nvidia/*
+path-exclude=/lib/firmware/ath11k/IPQ*
+path-exclude=/lib/firmware/ath11k/QCN9074/*
+path-exclude=/lib/firmware/ath11k/WCN6750/*
+path-exclude=/lib/firmware/ath10k/QCA4019/*
+path-exclude=/lib/firmware/ath10k/QCA988*
+path-exclude=/lib/firmware/ath10k/QCA9984/*
+path-exclude=/lib/firmware/ath10k/QCA99X0/*
+path-exclude=/lib/firmware/ath10k/WCN3990/*
 # PostgreSQL's JIT (llvmjit.so) is the only user of LLVM and Z3 (130 MB); the image turns JIT
 # off (iso/postgresql.conf), and the server runs fine without the library.
 path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*
@@ -110,7 +123,7 @@ class BuildConfig:
     @property
     def base_key(self) -> str:
         digest = hashlib.sha256()
-        for part in (BASE_RECIPE, SUITE, ARCH, self.mirror, *self.packages):
+        for part in (BASE_RECIPE, SUITE, ARCH, COMPONENTS, self.mirror, *self.packages):
             digest.update(part.encode() + b"\0")
         digest.update(DPKG_EXCLUDES.encode())
         digest.update(LIVE_BOOT_OVERRIDE.read_bytes())
@@ -255,7 +268,8 @@ def build_base(config: BuildConfig) -> bool:
         policy.write_text("#!/bin/sh\n# no service starts while the image is built\nexit 101\n")
         policy.chmod(0o755)
         (tmp / "etc/apt/sources.list").write_text(
-            f"deb {config.mirror} {SUITE} main\ndeb {config.mirror} {SUITE}-updates main\n"
+            f"deb {config.mirror} {SUITE} {COMPONENTS}\n"
+            f"deb {config.mirror} {SUITE}-updates {COMPONENTS}\n"
         )
         shutil.copyfile("/etc/resolv.conf", tmp / "etc/resolv.conf")
         with chroot_mounts(tmp, apt_cache=debs):
@@ -471,8 +485,10 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "clawdie-firstboot.service",
         "clawdie.service",
         "clawdie-telegram-retry.timer",
+        "clawdie-testkit.service",
         "systemd-networkd.service",
         "systemd-resolved.service",
+        "systemd-timesyncd.service",
     )
 
 

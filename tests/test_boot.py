@@ -40,6 +40,16 @@ SEED_LINES = [
     "OPERATOR_EMAIL=operator@example.com",
     f"OPERATOR_PASSWORD={PASSWORD}",
 ]
+# The BIOS machine's seed has Wi-Fi too: its disk, kept before first boot, is what the Wi-Fi runs
+# boot (tests/test_boot_wifi.py); without a radio its own first boot just says there is none.
+WIFI_SSID = "ClawdieTest"
+WIFI_PASSWORD = "wifi-boot-test-7f3a"
+WIFI_COUNTRY = "DE"
+WIFI_LINES = [
+    f"WIFI_SSID={WIFI_SSID}",
+    f"WIFI_PASSWORD={WIFI_PASSWORD}",
+    f"WIFI_COUNTRY={WIFI_COUNTRY}",
+]
 FIGURES: dict[str, dict[str, float]] = {}
 
 
@@ -154,6 +164,7 @@ def install(machine: Machine, run: str) -> None:
     assert f"Boot mode:      {mode}" in receipt
     assert vm.DISK_SERIAL in receipt
     assert PASSWORD not in receipt
+    assert WIFI_PASSWORD not in receipt
     assert OPENROUTER not in receipt
     assert TOKEN not in receipt
 
@@ -216,7 +227,7 @@ def first_boot(machine: Machine, run: str) -> str:
     assert ready.group(1) == "clawdie"
     assert ready.group(2) == "system_ops"
     assert ready.group(3) == "1", "the dashboard operator from the seed should exist"
-    for secret in (PASSWORD, OPENROUTER, TOKEN):
+    for secret in (PASSWORD, OPENROUTER, TOKEN, WIFI_PASSWORD):
         assert secret not in text
     return text
 
@@ -224,13 +235,16 @@ def first_boot(machine: Machine, run: str) -> str:
 @pytest.fixture(scope="module")
 def bios_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
     # the stable name an unattended erase needs (a kernel name like /dev/vda is refused)
-    seed = filled_seed(f"TARGET_DISK=serial:{vm.DISK_SERIAL}", "ERASE_TARGET_DISK=yes")
+    seed = filled_seed(f"TARGET_DISK=serial:{vm.DISK_SERIAL}", "ERASE_TARGET_DISK=yes", *WIFI_LINES)
     return Machine(tmp_path_factory.mktemp("bios-usb"), installer_image, seed, "bios")
 
 
 def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Machine) -> None:
     install(bios_machine, "bios-usb")
     keep_installed_disk(bios_machine, "bios-usb")
+    # the stick's installer brought the seed's Wi-Fi up the network step's way: no radio here
+    log = vm.clean_text((bios_machine.workdir / "install.serial.log").read_text(errors="replace"))
+    assert f"network: Wi-Fi: no Wi-Fi interface on this machine, so SSID {WIFI_SSID}" in log
     text = first_boot(bios_machine, "bios-usb")
     # the summary first boot wrote is on the console login screen (the issue file), which
     # greets the machine by the host name derived from ASSISTANT_NAME
@@ -251,6 +265,8 @@ def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Mac
     assert "clawdie-telegram-retry.timer" in wants, "the retry timer is armed"
     assert queued is not None, "the report waits in the queue"
     assert TOKEN.encode() not in queued
+    # the seed's Wi-Fi, on a machine without a radio: said, not waited for
+    assert f"Wi-Fi: no Wi-Fi interface on this machine, so SSID {WIFI_SSID} was not joined" in text
     later_boot(bios_machine, "bios-usb")
 
 

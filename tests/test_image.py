@@ -25,7 +25,12 @@ LINUX_DATA = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 MIB = 1024 * 1024
-UNITS = ("clawdie-installer.service", "clawdie-firstboot.service", "clawdie.service")
+UNITS = (
+    "clawdie-installer.service",
+    "clawdie-firstboot.service",
+    "clawdie.service",
+    "clawdie-testkit.service",
+)
 TIMERS = ("clawdie-telegram-retry.timer",)  # and the service each one starts
 
 
@@ -149,6 +154,34 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
     assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
     assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit
     assert (image_root / "opt/clawdie/venv/bin/python").exists()
+
+
+def test_image_carries_the_networks_pieces(image_root: Path) -> None:
+    """Wi-Fi (supplicant, regulatory database, drivers, firmware of common small-PC chips from
+    non-free-firmware), NTP on, and the boot tests' hook behind its kernel switch (DESIGN §7)."""
+    for program in ("sbin/wpa_supplicant", "sbin/iw", "bin/ip"):
+        assert (image_root / program).is_file(), program
+    # regulatory.db is an alternatives link (absolute: it resolves in the image, not here)
+    assert (image_root / "lib/firmware/regulatory.db").is_symlink()
+    assert (image_root / "lib/firmware/regulatory.db-debian").is_file()
+    modules = next((image_root / "lib/modules").iterdir()) / "kernel"
+    assert list((modules / "drivers/net/wireless").rglob("iwlwifi.ko*"))
+    assert list((modules / "drivers/net/wireless").rglob("mac80211_hwsim.ko*"))
+    firmware = image_root / "lib/firmware"
+    assert list(firmware.glob("iwlwifi-*.ucode"))
+    assert list((firmware / "rtl_nic").glob("rtl8168*.fw"))
+    assert list((firmware / "mediatek").glob("*"))
+    assert list((firmware / "ath10k/QCA6174").rglob("*"))
+    # (dpkg keeps an excluded file's folder, empty)
+    left_out = [p for p in (firmware / "i915").rglob("*") if not p.is_dir()]
+    assert not left_out, "no firmware for a driver the image leaves out"
+    left_out = [p for p in (firmware / "ath11k/QCN9074").rglob("*") if not p.is_dir()]
+    assert not left_out, "no firmware for access-point chips"
+    assert "non-free-firmware" in (image_root / "etc/apt/sources.list").read_text()
+    timesync = image_root / "etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service"
+    assert timesync.is_symlink()
+    hook = (image_root / "etc/systemd/system/clawdie-testkit.service").read_text()
+    assert "ConditionKernelCommandLine=clawdie.testkit=1" in hook
 
 
 def test_image_ships_the_default_locale_compiled(image_root: Path) -> None:

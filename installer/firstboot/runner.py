@@ -71,7 +71,7 @@ def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
     return [
         PlannedStep(SEED_STEP, "reading and checking the seed", SEED_DEADLINE_S),
         PlannedStep(identity.NAME, "host name, time zone, locale, keyboard", 60.0),
-        PlannedStep(network_step.NAME, "the wired and Wi-Fi network", 60.0),
+        PlannedStep(network_step.NAME, "the wired and Wi-Fi network", 120.0),
         PlannedStep(accounts.NAME, "the service account and its SSH key", 120.0),
         PlannedStep(platform_env.NAME, "the platform's configuration", 60.0),
         PlannedStep(database.WAIT_NAME, "waiting for PostgreSQL", wait_ms / 1000),

@@ -12,6 +12,8 @@ from pathlib import Path
 from installer.fsutil import ensure_dir, write_atomic
 
 COMPLETE = "complete"
+# A record fact: what a step found left to fix (lines), which makes first boot `degraded`.
+TO_FIX = "to_fix"
 
 
 @dataclass(frozen=True)

@@ -350,11 +350,40 @@ class InstallRun:
                 "in and let the disk boot first); to install, set INSTALL_MODE=fresh",
             )
         check, answers = self._check_seed(seed)
+        self.bring_up_network(check)
         self.step("disk")
         disk = self.choose_disk(check, seed)
         hostname = check.require_resolved().host.hostname
         self.write_system(disk, seed, answers, hostname)
         return disk, hostname
+
+    def bring_up_network(self, check: SeedCheck) -> None:
+        """The seed's Wi-Fi or static address on the live system too, with first boot's own
+        network step (its files, its bounded wait for the join and the address), so the receipt
+        shows the address. Wired DHCP needs nothing: the image's own file has it. Never fatal:
+        the install itself needs no network, and first boot configures it again."""
+        seed = check.require_resolved()
+        network = seed.network
+        paths = TargetPaths(self.config.live_root)
+        if not paths.is_live_system or (
+            network.wifi is None and network.static is None and not network.dns
+        ):
+            return
+        from installer.firstboot.steps import network as network_step
+
+        self.say("network: bringing up the seed's network on this live system")
+        try:
+            changed = network_step.write_files(paths, network)
+            live = network_step.bring_up(paths, seed, changed)
+        except (InstallerError, OSError) as err:
+            reason = err.message if isinstance(err, InstallerError) else str(err)
+            self.say(f"network: not brought up here ({reason}); first boot configures it")
+            return
+        for line in [*live.done, *live.notes]:
+            self.say(f"network: {line}")
+        self.tracker.facts = render_machine_lines(
+            paths, machine_root=self.config.live_root, installed=False
+        )
 
     def _check_seed(self, seed: SeedInput) -> tuple[SeedCheck, dict[str, str]]:
         try:

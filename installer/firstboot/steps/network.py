@@ -39,26 +39,41 @@ The image needs (not in this step's power; iso/ installs them): `wpasupplicant`,
 `firmware-realtek`, ... from non-free-firmware).
 
 On the live system (`--root /`) the step then makes it take effect: udev rereads its rules,
-networkd its files, and the supplicant starts on the Wi-Fi interfaces already present.
+networkd its files, and the supplicant starts on the Wi-Fi interfaces already present. With Wi-Fi
+it then waits, bounded (`WIFI_JOIN_WAIT_S`, then `ADDRESS_WAIT_S` for DHCP), for the supplicant to
+join (installer/firstboot/wifi_join.py) and says what it found: joined with the address, the key
+refused (a wrong password: "Wi-Fi: authentication refused for SSID ..."), not joined, or no Wi-Fi
+interface at all. Anything but joined-with-an-address is left to fix (the `to_fix` fact makes
+first boot `degraded`), never a failure: first boot goes on offline. The live installer brings
+the seed's network up the same way (`bring_up`), so its receipt can show the address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.errors import InstallerError
 from installer.firstboot.context import StepContext, log
-from installer.firstboot.stamps import StepRecord
+from installer.firstboot.stamps import TO_FIX, StepRecord
+from installer.firstboot.wifi_join import JoinResult, wait_for_join
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
+from installer.machine import read_addresses
 from installer.paths import SERVICE_NAME, TargetPaths
 from installer.run import run
 from installer.seed.net_rules import is_raw_psk
-from installer.seed.resolved import Network, StaticAddress, Wifi
+from installer.seed.resolved import Network, ResolvedSeed, StaticAddress, Wifi
 
 NAME = "network"
+
+# Under TCG a hwsim join takes a few seconds; a real one two to ten. A wrong password is known
+# at the supplicant's first or second try (it waits 10 s between them).
+WIFI_JOIN_WAIT_S = 40.0
+ADDRESS_WAIT_S = 20.0
+SUPPLICANT_CTRL_DIR = "/run/wpa_supplicant"
 
 _HEADER = "# Written by clawdie-setup firstboot from setup.txt; a new seed (adopt) rewrites it.\n"
 PSK_ROUNDS = 4096
@@ -133,7 +148,7 @@ def render_supplicant_conf(wifi: Wifi) -> str:
     ssid_hex = wifi.ssid.encode("utf-8").hex()
     psk = derive_psk(wifi.password.get_secret_value(), wifi.ssid)
     # The name in words for a person reading the file; ssid= is what counts.
-    shown = wifi.ssid if wifi.ssid.isprintable() else "(a name with control characters)"
+    shown = shown_ssid(wifi.ssid)
     return (
         f"{_HEADER}"
         "# The Wi-Fi password is not stored: psk= is the key derived from it (wpa_passphrase).\n"
@@ -150,6 +165,11 @@ def render_supplicant_conf(wifi: Wifi) -> str:
         f"\tpsk={psk}\n"
         "}\n"
     )
+
+
+def shown_ssid(ssid: str) -> str:
+    """A network's name as text for people: as it is, unless it holds control characters."""
+    return ssid if ssid.isprintable() else "(a name with control characters)"
 
 
 def render_wifi_unit(conf: str) -> str:
@@ -225,14 +245,13 @@ def describe(paths: TargetPaths, network: Network) -> list[str]:
     conf = f"/{paths.wifi_supplicant_conf.relative_to(paths.root)}"
     return [
         wired,
-        f"Wi-Fi: {network.wifi.ssid} (country {network.wifi.country}), DHCP; "
+        f"Wi-Fi: {shown_ssid(network.wifi.ssid)} (country {network.wifi.country}), DHCP; "
         f"key stored in {conf} (0600)",
     ]
 
 
-def apply(ctx: StepContext) -> StepRecord:
-    paths = ctx.paths
-    network = ctx.seed.network
+def write_files(paths: TargetPaths, network: Network) -> list[Path]:
+    """Every file of `network` in the target root; returns the ones that changed."""
     changed: list[Path] = []
     for item in planned_files(paths, network):
         if item.content is None:
@@ -243,12 +262,127 @@ def apply(ctx: StepContext) -> StepRecord:
         remove_stale_temps(item.path.parent)
         if write_atomic(item.path, item.content, mode=item.mode):
             changed.append(item.path)
+    return changed
+
+
+@dataclass
+class LiveNetwork:
+    """What bringing the network up on the running system found, in words."""
+
+    done: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    to_fix: list[str] = field(default_factory=list)
+
+    def fix(self, line: str) -> None:
+        self.notes.append(line)
+        self.to_fix.append(line)
+
+
+def bring_up(
+    paths: TargetPaths,
+    seed: ResolvedSeed,
+    changed: list[Path],
+    *,
+    join_wait: float = WIFI_JOIN_WAIT_S,
+    address_wait: float = ADDRESS_WAIT_S,
+) -> LiveNetwork:
+    """On the running system: make the files take effect, and with Wi-Fi wait (bounded) to
+    know whether it joined and got an address. Nothing on a target that is not running."""
+    live = LiveNetwork()
+    if not paths.is_live_system:
+        return live
+    network = seed.network
+    live.notes += _apply_live(paths, network, changed)
+    if network.wifi is None:
+        return live
+    ssid = shown_ssid(network.wifi.ssid)
+    interfaces = wifi_interfaces(paths)
+    if not interfaces:
+        live.fix(
+            f"Wi-Fi: no Wi-Fi interface on this machine, so SSID {ssid} was not joined "
+            "(a chip whose firmware the image lacks shows none)"
+        )
+        return live
+    result = _first_join(paths, interfaces, join_wait)
+    address = None
+    if result.state == "joined":
+        address = wait_for_address(paths, result.interface, address_wait)
+    source = seed.source("WIFI_PASSWORD")
+    line = source.line if source is not None and source.kind == "line" else None
+    joined, problem = render_join(ssid, result, address, line, join_wait, address_wait)
+    if problem is not None:
+        live.fix(problem)
+    if joined is not None:
+        live.done.append(joined)
+    return live
+
+
+def render_join(
+    ssid: str,
+    result: JoinResult,
+    address: str | None,
+    password_line: int | None,
+    join_wait: float,
+    address_wait: float,
+) -> tuple[str | None, str | None]:
+    """What the Wi-Fi's join came to, in words: (what holds, what is left to fix)."""
+    if result.state == "refused":
+        where = f"line {password_line} of setup.txt" if password_line else "setup.txt"
+        return None, (
+            f"Wi-Fi: authentication refused for SSID {ssid} on {result.interface}: the "
+            f"WIFI_PASSWORD on {where} is not this network's password; correct it (a stick "
+            "with INSTALL_MODE=adopt applies it)"
+        )
+    if result.state == "not joined":
+        return None, (
+            f"Wi-Fi: SSID {ssid} not joined within {join_wait:.0f} s (last state: "
+            f"{result.detail}): is the network in range, and its name as in setup.txt?"
+        )
+    if address is None:
+        return None, (
+            f"Wi-Fi: joined SSID {ssid} on {result.interface}, but no address from DHCP "
+            f"within {address_wait:.0f} s"
+        )
+    return f"Wi-Fi: joined SSID {ssid} on {result.interface}, address {address}", None
+
+
+def _first_join(paths: TargetPaths, interfaces: list[str], timeout: float) -> JoinResult:
+    """The first interface that joins or is refused (they share the wait), else the last."""
+    deadline = time.monotonic() + timeout
+    ctrl_dir = paths.root / SUPPLICANT_CTRL_DIR.lstrip("/")
+    result = JoinResult(interfaces[0], "not joined", "not asked")
+    for name in interfaces:
+        result = wait_for_join(ctrl_dir, name, max(1.0, deadline - time.monotonic()))
+        if result.state != "not joined":
+            break
+    return result
+
+
+def wait_for_address(paths: TargetPaths, interface: str, timeout: float) -> str | None:
+    """The interface's first IPv4 address once it has one, or None after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [a for a in read_addresses(paths.root).get(interface, []) if ":" not in a]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(1.0)
+
+
+def apply(ctx: StepContext) -> StepRecord:
+    paths = ctx.paths
+    network = ctx.seed.network
+    changed = write_files(paths, network)
     done = describe(paths, network)
-    notes = _apply_live(paths, network, changed)
+    live = bring_up(paths, ctx.seed, changed)
     log.info("network: %s%s", "; ".join(done), "" if changed else " (already so)")
+    for line in [*live.done, *live.notes]:
+        log.info("network: %s", line)
     # The record states what holds now: the same after a resumed run as after a clean one. No
     # fact asks for a systemd reload: the Wi-Fi unit is new, and a new unit is found on start.
-    return StepRecord(created=tuple(done), notes=tuple(notes))
+    facts = {TO_FIX: "\n".join(live.to_fix)} if live.to_fix else {}
+    return StepRecord(created=(*done, *live.done), notes=tuple(live.notes), facts=facts)
 
 
 def wifi_interfaces(paths: TargetPaths) -> list[str]:

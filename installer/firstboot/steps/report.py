@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
 from installer.firstboot.online import Findings
-from installer.firstboot.stamps import StepRecord
+from installer.firstboot.stamps import TO_FIX, StepRecord
 from installer.fsutil import write_atomic
 from installer.machine import (
     read_installation_fingerprint,
@@ -199,6 +199,11 @@ class Delivery:
 ReceiptWriter = Callable[[str], tuple[bool, str]]
 
 
+def step_fixes(records: Mapping[str, StepRecord]) -> list[str]:
+    """What the steps found left to fix (the Wi-Fi that did not join): each makes `degraded`."""
+    return [line for r in records.values() for line in r.facts.get(TO_FIX, "").splitlines()]
+
+
 def write_reports(
     paths: TargetPaths,
     check: SeedCheck | None,
@@ -218,10 +223,17 @@ def write_reports(
     results: list[str] = []
     delivery = Delivery() if delivery is None else delivery
     extra, to_fix = delivery.extra, delivery.to_fix
+    for line in step_fixes(records):
+        note_once(to_fix, line)
     machine = render_machine(paths, check)
     keys = render_key_states(check)
     summary = render_summary(
-        check, records, outcome, machine=machine, to_fix=_to_fix((), findings), findings=findings
+        check,
+        records,
+        outcome,
+        machine=machine,
+        to_fix=_to_fix(step_fixes(records), findings),
+        findings=findings,
     )
     if notify is not None:
         sent, why = notify(summary)

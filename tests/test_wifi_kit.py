@@ -1,0 +1,102 @@
+"""The Wi-Fi boot test's kit, checked without a VM: its script parses, its disk is an ext4 volume
+labelled CLAWDIE-TESTKIT with what the script runs, and its stub servers answer first boot's own
+Telegram and OpenRouter clients (installer/firstboot/preflight.py, telegram.py) on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from installer.firstboot.preflight import check_openrouter, check_telegram
+from installer.firstboot.telegram import send_message
+from tests.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.wifi_kit import (
+    BOT_USERNAME,
+    KIT_LABEL,
+    STUBS,
+    build_kit,
+    missing_programs,
+    render_hostapd_conf,
+    render_start,
+)
+
+
+def test_the_start_script_parses(tmp_path: Path) -> None:
+    script = tmp_path / "start"
+    script.write_text(render_start())
+    proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "clawdie.testkit" not in render_start(), "the switch is the image's business"
+
+
+def test_the_access_point_is_wpa2_personal() -> None:
+    conf = render_hostapd_conf("ClawdieTest", "a password", "DE")
+    assert "ssid=ClawdieTest\n" in conf
+    assert "wpa=2\n" in conf
+    assert "wpa_key_mgmt=WPA-PSK\n" in conf
+    assert "wpa_passphrase=a password\n" in conf
+
+
+@pytest.mark.skipif(bool(missing_programs()), reason="needs hostapd and dnsmasq (just boot-test)")
+def test_the_kit_disk(tmp_path: Path) -> None:
+    kit = build_kit(tmp_path / "kit.img", ssid="ClawdieTest", password="pass-word", country="DE")
+    label = subprocess.run(["e2label", str(kit)], capture_output=True, text=True, check=True)
+    assert label.stdout.strip() == KIT_LABEL
+    listing = subprocess.run(
+        ["debugfs", "-R", "ls -l /", str(kit)], capture_output=True, text=True, check=True
+    ).stdout
+    for name in ("start", "stubs.py", "hostapd.conf", "bin", "lib"):
+        assert f" {name}\n" in listing or listing.rstrip().endswith(f" {name}")
+    start = subprocess.run(
+        ["debugfs", "-R", "stat /start", str(kit)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Mode:  0755" in start
+    libs = subprocess.run(
+        ["debugfs", "-R", "ls /lib", str(kit)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "libnl-3.so.200" in libs
+    assert "libc.so.6" not in libs, "glibc is the guest's own"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def stubs() -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    telegram, openrouter = _free_port(), _free_port()
+    argv = [sys.executable, str(STUBS), "127.0.0.1", str(telegram), str(openrouter), BOT_USERNAME]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "TESTKIT: stub servers" in proc.stdout.readline()
+        yield f"http://127.0.0.1:{telegram}", f"http://127.0.0.1:{openrouter}/api/v1", proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_stubs_answer_first_boots_clients() -> None:
+    with stubs() as (telegram, openrouter, proc):
+        bot = check_telegram(SecretStr(TOKEN), api=telegram, timeout=10)
+        key = check_openrouter(SecretStr(OPENROUTER), api=openrouter, timeout=10)
+        sent, why = send_message(TOKEN, ADMIN, "Clawdie first boot: ok\nmore", api=telegram)
+        time.sleep(0.2)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert (bot.status, bot.fact("bot_username")) == ("valid", f"@{BOT_USERNAME}")
+    assert (key.status, key.fact("credit_limit")) == ("valid", "10.00")
+    assert sent, why
+    assert f"TESTKIT: telegram sendMessage to {ADMIN}: Clawdie first boot: ok" in out
+    assert TOKEN not in out
+    assert OPENROUTER not in out
