@@ -10,6 +10,7 @@ a real debootstrap root is the issue's existing-host test; it is not part of thi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ SSH_AUTHORIZED_KEY={ED25519}
 """
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 ANA_KEYS = f"{RSA_2048}\n"
+# Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).
+DEBIAN_PG_HBA = """\
+# DO NOT DISABLE!
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+"""
+DEBIAN_PG_IDENT = "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
 
 pytestmark = pytest.mark.root
 
@@ -43,10 +53,19 @@ def debian_host(where: Path, seed: str = SEED) -> Path:
     box = firstboot_box(where, seed)
     root = box / "root"
     (root / "etc/os-release").write_text(DEBIAN_12)
-    for tool in ("usr/lib/systemd/systemd", "usr/lib/postgresql/15/bin/postgres"):
+    for tool in (
+        "usr/lib/systemd/systemd",
+        "usr/lib/postgresql/15/bin/postgres",
+        f"usr/bin/python3.{sys.version_info.minor}",
+    ):
         (root / tool).parent.mkdir(parents=True, exist_ok=True)
         (root / tool).write_text("")
         (root / tool).chmod(0o755)
+    (root / "usr/bin/python3").symlink_to(f"python3.{sys.version_info.minor}")
+    cluster = root / "etc/postgresql/15/main"
+    cluster.mkdir(parents=True)
+    (cluster / "pg_hba.conf").write_text(DEBIAN_PG_HBA)
+    (cluster / "pg_ident.conf").write_text(DEBIAN_PG_IDENT)
     with (root / "etc/passwd").open("a") as f:
         f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
     with (root / "etc/group").open("a") as f:
@@ -125,7 +144,28 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     wants = root / "etc/systemd/system/multi-user.target.wants"
     assert os.readlink(wants / "clawdie.service") == "/etc/systemd/system/clawdie.service"
     assert (wants / "clawdie-firstboot.service").is_symlink()
-    assert "-m installer.cli" in (root / "usr/local/bin/clawdie-setup").read_text()
+    wrapper = (root / "usr/local/bin/clawdie-setup").read_text()
+    assert "exec /opt/clawdie/venv/bin/python -m installer.cli" in wrapper
+    # the installer's venv, from uv.lock, for the host's python3
+    venv = root / "opt/clawdie/venv"
+    python = f"python3.{sys.version_info.minor}"
+    assert os.readlink(venv / "bin/python") == f"/usr/bin/{python}"
+    site = venv / "lib" / python / "site-packages"
+    assert (site / "installer/cli.py").read_bytes() == (ROOT / "installer/cli.py").read_bytes()
+    assert list(site.glob("psycopg-*.dist-info"))
+    assert list(site.glob("pydantic-*.dist-info"))
+    assert not list(site.glob("pytest-*.dist-info"))  # the runtime only, not the dev tools
+    # PostgreSQL's access: our block above Debian's lines, which stay as they were
+    hba = (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
+    assert hba.startswith("# BEGIN clawdie")
+    assert hba.endswith(DEBIAN_PG_HBA)
+    assert hba.splitlines()[1].split() == ["local", "all", "postgres", "peer", "map=clawdie_admin"]
+    ident = (root / "etc/postgresql/15/main/pg_ident.conf").read_text()
+    assert (
+        ident
+        == DEBIAN_PG_IDENT
+        + "clawdie_admin    root             postgres\nclawdie_admin    postgres         postgres\n"
+    )
     assert (root / "var/lib/clawdie-setup/firstboot/complete.done").is_file()
     assert (root / "platform.out").read_text().startswith("PLATFORM-READY role=clawdie")
     # the service account is the platform's own; its key went there, not to ana
@@ -146,6 +186,26 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     assert snapshot(root, pg) == tree
     assert db_state(pg) == rows
     assert ana(root) == before
+
+
+def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path)
+    root = box / "root"
+    shutil.rmtree(root / "usr/lib/postgresql")
+    # an apt-get that cannot run in this root (no libc): the install fails like a broken apt
+    (root / "usr/bin/apt-get").write_text("")
+    (root / "usr/bin/apt-get").chmod(0o755)
+    before, tree = ana(root), snapshot(root, pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1
+    assert "PostgreSQL is not installed, and installing Debian's failed: " in result.stderr
+    assert "apt-get update" in result.stderr
+    assert "nothing else was installed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ana(root) == before
+    assert snapshot(root, pg) == tree
 
 
 def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(
@@ -201,6 +261,7 @@ HOST = HostFacts(
     machine="x86_64",
     free_bytes=10 * 1024**3,
     postgres_versions=("15",),
+    has_apt=True,
     has_systemd=True,
     systemd_running=True,
     is_root=True,
@@ -216,7 +277,7 @@ HOST = HostFacts(
         ({"os_release": {}}, "an unknown system (no /etc/os-release)"),
         ({"machine": "riscv64"}, "architecture is riscv64"),
         ({"free_bytes": 512 * 1024**2}, "0.5 GiB free"),
-        ({"postgres_versions": ()}, "apt-get install postgresql"),
+        ({"postgres_versions": (), "has_apt": False}, "no apt-get to install it"),
         ({"has_systemd": False}, "systemd does not run this host"),
         ({"systemd_running": False}, "systemd does not run this host"),
     ],

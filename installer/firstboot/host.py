@@ -16,7 +16,6 @@ import os
 import platform
 import shlex
 import shutil
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,12 @@ from installer.firstboot.stamps import StepRecord
 from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
 from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
 from installer.paths import SERVICE_NAME, TargetPaths
+from installer.run import run
 
 MIN_FREE_BYTES = 2 * 1024**3  # the payload, the databases' first growth, logs
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 UNITS = (f"{SERVICE_NAME}.service", f"{SERVICE_NAME}-firstboot.service")
 PLATFORM_DIR = f"/opt/{SERVICE_NAME}/platform"
-COMMAND = "/usr/local/bin/clawdie-setup"
 _HUMAN_UIDS = range(1000, 60000)
 _NO_LOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
 
@@ -49,6 +48,7 @@ class HostFacts:
     machine: str
     free_bytes: int
     postgres_versions: tuple[str, ...]
+    has_apt: bool
     has_systemd: bool
     systemd_running: bool
     is_root: bool
@@ -63,6 +63,15 @@ def parse_os_release(text: str) -> dict[str, str]:
     return values
 
 
+def postgres_versions(paths: TargetPaths) -> tuple[str, ...]:
+    """The PostgreSQL servers Debian installed (/usr/lib/postgresql/N/bin/postgres)."""
+    pg_lib = paths.root / "usr/lib/postgresql"
+    if not pg_lib.is_dir():
+        return ()
+    found = [p.name for p in pg_lib.iterdir() if (p / "bin/postgres").is_file()]
+    return tuple(sorted(found, key=lambda v: (len(v), v)))
+
+
 def read_host_facts(paths: TargetPaths) -> HostFacts:
     release = ""
     for candidate in ("etc/os-release", "usr/lib/os-release"):
@@ -70,12 +79,7 @@ def read_host_facts(paths: TargetPaths) -> HostFacts:
         if path.is_file():
             release = path.read_text(encoding="utf-8", errors="replace")
             break
-    pg_lib = paths.root / "usr/lib/postgresql"
-    versions = tuple(
-        sorted(p.name for p in pg_lib.iterdir() if (p / "bin/postgres").is_file())
-        if pg_lib.is_dir()
-        else ()
-    )
+    versions = postgres_versions(paths)
     systemd = any(
         (paths.root / p).exists() for p in ("usr/lib/systemd/systemd", "lib/systemd/systemd")
     )
@@ -84,6 +88,7 @@ def read_host_facts(paths: TargetPaths) -> HostFacts:
         machine=platform.machine(),
         free_bytes=shutil.disk_usage(paths.root).free,
         postgres_versions=versions,
+        has_apt=any((paths.root / p).exists() for p in ("usr/bin/apt-get", "bin/apt-get")),
         has_systemd=systemd,
         systemd_running=(not paths.is_live_system) or Path("/run/systemd/system").is_dir(),
         is_root=os.geteuid() == 0,
@@ -110,10 +115,10 @@ def host_problems(facts: HostFacts) -> list[str]:
             f"{facts.free_bytes / 1024**3:.1f} GiB free; the platform needs at least "
             f"{MIN_FREE_BYTES / 1024**3:.0f} GiB: free some space first"
         )
-    if not facts.postgres_versions:
+    if not facts.postgres_versions and not facts.has_apt:
         problems.append(
-            "PostgreSQL is not installed: install Debian's with `apt-get install postgresql`, "
-            "then run this again"
+            "PostgreSQL is not installed and this host has no apt-get to install it: install "
+            "Debian's (`apt-get install postgresql`), then run this again"
         )
     if not facts.has_systemd or not facts.systemd_running:
         problems.append("systemd does not run this host: the platform runs as systemd units")
@@ -227,17 +232,18 @@ def render_unit(text: str, start: list[str]) -> str:
     return text.replace("@PLATFORM_START@", command)
 
 
-def render_command_wrapper() -> str:
-    """/usr/local/bin/clawdie-setup: this installer, from the environment it runs in now."""
-    return (
-        "#!/bin/sh\n# The Clawdie installer (installed by install-platform).\n"
-        f'exec {shlex.quote(sys.executable)} -m installer.cli "$@"\n'
-    )
+# Drop-ins from the image that a running host needs too: its login prompts wait for first boot,
+# so the summary is on the login screen. (Not the live installer's unit, nor the image's ssh,
+# network or journald settings: those are the operator's on an existing host.)
+DROP_INS = (
+    "getty@.service.d/clawdie-after-firstboot.conf",
+    "serial-getty@.service.d/clawdie-after-firstboot.conf",
+)
 
 
 def install_units(paths: TargetPaths, units_dir: Path, start: list[str]) -> int:
-    """The platform and first-boot units, enabled (multi-user.target wants them); returns how
-    many files changed."""
+    """The platform and first-boot units, enabled (multi-user.target wants them), and the
+    login prompts' drop-ins; returns how many files changed."""
     system = paths.root / "etc/systemd/system"
     wants = system / "multi-user.target.wants"
     ensure_dir(wants, 0o755)
@@ -246,7 +252,102 @@ def install_units(paths: TargetPaths, units_dir: Path, start: list[str]) -> int:
         text = (units_dir / unit).read_text(encoding="utf-8")
         changed += write_atomic(system / unit, render_unit(text, start), mode=0o644)
         changed += symlink_atomic(wants / unit, f"/etc/systemd/system/{unit}")
-    changed += write_atomic(paths.root / COMMAND.lstrip("/"), render_command_wrapper(), mode=0o755)
+    for drop_in in DROP_INS:
+        text = (units_dir / drop_in).read_text(encoding="utf-8")
+        ensure_dir((system / drop_in).parent, 0o755)
+        changed += write_atomic(system / drop_in, text, mode=0o644)
+    return changed
+
+
+# --- Debian's PostgreSQL ----------------------------------------------------------------------
+
+APT_TIMEOUT_S = 900.0
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+
+
+def in_target(paths: TargetPaths, argv: list[str]) -> list[str]:
+    """`argv` as run on the target: as it is on the running host, through chroot otherwise."""
+    return argv if paths.is_live_system else ["chroot", str(paths.root), *argv]
+
+
+def install_postgresql(paths: TargetPaths) -> str:
+    """Debian's PostgreSQL (`apt-get install postgresql`) on a host that has none; returns the
+    installed version. A failed install is a worded HostError (check_host has made sure
+    apt-get is there)."""
+    for argv in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+    ):
+        try:
+            run(in_target(paths, argv), env=APT_ENV, timeout=APT_TIMEOUT_S)
+        except InstallerError as err:
+            raise HostError(
+                f"PostgreSQL is not installed, and installing Debian's failed: {err.message}",
+                "fix apt (network, sources, a held lock), or run `apt-get install postgresql` "
+                "yourself, then run install-platform again; nothing else was installed",
+            ) from None
+    versions = postgres_versions(paths)
+    if not versions:
+        raise HostError(
+            "apt-get installed postgresql, but no PostgreSQL server is in /usr/lib/postgresql",
+            "check `apt-cache policy postgresql`, then run install-platform again",
+        )
+    return versions[-1]
+
+
+# What the platform needs of the host's PostgreSQL, in each cluster's pg_hba.conf above Debian's
+# own lines (the first line that matches decides): root bootstraps the platform's role and
+# databases as the postgres role, the way the image allows it (iso/pg_hba.conf); the platform's
+# databases take their role by password (scram), which is how first boot checks the role and
+# how the platform connects. Every other line of the operator's stays as it is.
+HBA_BEGIN = "# BEGIN clawdie (install-platform): the platform's access; edit above or below\n"
+HBA_END = "# END clawdie\n"
+HBA_BLOCK = (
+    HBA_BEGIN + "local   all                                    postgres                 "
+    "peer map=clawdie_admin\n"
+    "local   system_ops,system_brain,system_skills  all                      scram-sha-256\n"
+    "host    system_ops,system_brain,system_skills  all       127.0.0.1/32   scram-sha-256\n"
+    "host    system_ops,system_brain,system_skills  all       ::1/128        scram-sha-256\n"
+    + HBA_END
+)
+IDENT_LINES = (
+    "clawdie_admin    root             postgres\n",
+    "clawdie_admin    postgres         postgres\n",
+)
+
+
+def render_pg_hba(text: str) -> str:
+    """Debian's pg_hba.conf with our block first (replacing an older one of ours)."""
+    if HBA_BEGIN in text and HBA_END in text:
+        head, _, rest = text.partition(HBA_BEGIN)
+        _, _, tail = rest.partition(HBA_END)
+        text = head + tail
+    return HBA_BLOCK + text
+
+
+def render_pg_ident(text: str) -> str:
+    missing = [line for line in IDENT_LINES if line not in text.splitlines(keepends=True)]
+    if not missing:
+        return text
+    return text + ("" if not text or text.endswith("\n") else "\n") + "".join(missing)
+
+
+def ensure_postgres_access(paths: TargetPaths) -> int:
+    """Our lines in every cluster's pg_hba.conf and pg_ident.conf; returns how many files
+    changed (PostgreSQL must then reload them)."""
+    changed = 0
+    for config in sorted((paths.root / "etc/postgresql").glob("*/*")):
+        for name, render in (("pg_hba.conf", render_pg_hba), ("pg_ident.conf", render_pg_ident)):
+            path = config / name
+            if not path.is_file():
+                continue
+            old = path.read_text(encoding="utf-8")
+            new = render(old)
+            if new != old:
+                info = path.stat()
+                changed += write_atomic(
+                    path, new, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid
+                )
     return changed
 
 
