@@ -304,3 +304,27 @@ def test_a_host_that_fails_a_check_gets_nothing(tmp_path: Path, pg: PgCluster) -
     assert "apt-get install postgresql" in result.stderr
     assert "nothing was installed" in result.stderr
     assert snapshot(box / "root", pg) == tree
+
+
+def test_pg_hba_gets_our_block_once_and_an_older_block_is_replaced() -> None:
+    from installer.firstboot.host import HBA_BEGIN, HBA_END, render_pg_hba, render_pg_ident
+
+    ours = render_pg_hba(DEBIAN_PG_HBA)
+    assert ours.endswith(DEBIAN_PG_HBA)
+    assert render_pg_hba(ours) == ours
+    older = HBA_BEGIN + "local all all trust\n" + HBA_END + DEBIAN_PG_HBA
+    assert render_pg_hba(older) == ours
+    ident = render_pg_ident("# no newline at the end")
+    assert ident.splitlines()[0] == "# no newline at the end"
+    assert render_pg_ident(ident) == ident
+
+
+def test_a_host_without_python3_gets_a_worded_error(tmp_path: Path) -> None:
+    from installer.venv import VenvError, target_python
+
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    with pytest.raises(VenvError, match="apt-get install python3"):
+        target_python(tmp_path)
+    (tmp_path / "usr/bin/python3.11").write_text("")
+    (tmp_path / "usr/bin/python3").symlink_to("python3.11")
+    assert target_python(tmp_path) == "python3.11"
