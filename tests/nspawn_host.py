@@ -43,6 +43,7 @@ PACKAGES = (
     "tzdata",
     "locales",
     "openssh-server",
+    "iproute2",
 )
 BOOT_TIMEOUT_S = 180.0
 
