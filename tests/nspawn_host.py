@@ -30,6 +30,7 @@ from pathlib import Path
 SUITE = "bookworm"
 MIRROR = os.environ.get("CLAWDIE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("CLAWDIE_ISO_CACHE", "/var/cache/clawdie-iso"))
+DEBS = CACHE / "debs"  # the image build's package cache, shared
 RECIPE = "1"  # bump when the way the root is made changes
 # What an ordinary small Debian 12 server has that the platform relies on; PostgreSQL comes
 # from Debian, as the issue's existing host has it. No apt lists are kept: apt-get is not run.
@@ -72,14 +73,13 @@ def cached_root() -> Path:
     tmp = base.with_name(base.name + ".tmp")
     if tmp.exists():
         _sh(["rm", "-rf", "--one-file-system", str(tmp)])
-    debs = CACHE / "debs"  # the image build's package cache
-    debs.mkdir(parents=True, exist_ok=True)
+    DEBS.mkdir(parents=True, exist_ok=True)
     _sh(
         [
             "debootstrap",
             "--variant=minbase",
             "--arch=amd64",
-            f"--cache-dir={debs}",
+            f"--cache-dir={DEBS}",
             f"--include={','.join(PACKAGES)}",
             SUITE,
             str(tmp),
@@ -141,10 +141,13 @@ def booted(
     *,
     read_only: list[Path],
     writable: list[Path],
+    apt_archives: tuple[str, ...] = (),
 ) -> Iterator[Machine]:
     """Boot an overlay of the cached root; `prepare` writes (path, content, mode) into it first
     (before systemd starts); `read_only` and `writable` are host paths the machine sees at the
-    same place."""
+    same place. `apt_archives`: .deb files (glob patterns) from the cache the root was made from,
+    copied into the machine's apt archive, so apt-get installs those packages without a
+    network."""
     base = cached_root()
     for name in ("upper", "work", "root"):
         (work / name).mkdir(parents=True)
@@ -159,6 +162,11 @@ def booted(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             target.chmod(mode)
+        archive = work / "archives"
+        (archive / "partial").mkdir(parents=True)
+        for pattern in apt_archives:
+            for deb in DEBS.glob(pattern):
+                shutil.copyfile(deb, archive / deb.name)
         log = work / "console.log"
         argv = [
             "systemd-nspawn",
@@ -171,6 +179,7 @@ def booted(
             "--quiet",
             *(f"--bind-ro={p}" for p in read_only),
             *(f"--bind={p}" for p in writable),
+            *([f"--bind={archive}:/var/cache/apt/archives"] if apt_archives else []),
         ]
         with log.open("wb") as out:
             nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)

@@ -96,18 +96,38 @@ def platform_journal(machine: Machine) -> str:
     return machine.run("journalctl", "--no-pager", "-o", "cat", "-u", "clawdie.service").stdout
 
 
-def test_install_platform_on_a_running_debian_host_leaves_ana_alone(tmp_path: Path) -> None:
+POSTGRES_PACKAGES = (
+    "postgresql",
+    "postgresql-15",
+    "postgresql-common",
+    "postgresql-client-15",
+    "postgresql-client-common",
+)
+
+
+@pytest.mark.parametrize("postgresql", ["already there", "installed by apt"])
+def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
+    tmp_path: Path, postgresql: str
+) -> None:
     started = time.monotonic()
     seed = [("/root/setup.txt", (SEED + f"SERVICE_ACCOUNT={ACCOUNT}\n").encode(), 0o600)]
-    with booted(tmp_path, seed, read_only=checkout_paths(), writable=[UV_CACHE]) as machine:
+    by_apt = postgresql == "installed by apt"
+    with booted(
+        tmp_path,
+        seed,
+        read_only=checkout_paths(),
+        writable=[UV_CACHE],
+        apt_archives=("postgresql*.deb",) if by_apt else (),
+    ) as machine:
         booted_at = time.monotonic()
         add_ana(machine)
         root = machine.root
+        if by_apt:  # a host without PostgreSQL: install-platform runs apt-get (offline here)
+            purge = machine.run("apt-get", "purge", "-y", "-qq", *POSTGRES_PACKAGES, timeout=300)
+            assert purge.returncode == 0, purge.stdout + purge.stderr
+            assert not (root / "usr/lib/postgresql/15/bin/postgres").exists()
         before = ana(root)
         assert (root / "home/ana/.ssh/authorized_keys").read_text() == ANA_KEYS
-        assert machine.run("systemctl", "is-active", "postgresql@15-main").stdout.strip() == (
-            "active"
-        )
 
         result = install_platform(machine)
         installed_at = time.monotonic()
@@ -115,6 +135,9 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(tmp_path: Pa
         assert result.returncode == 0, output
         assert SENTINEL not in output
         assert ana(root) == before  # passwd/shadow/group lines, home, keys: byte for byte
+        assert machine.run("systemctl", "is-active", "postgresql@15-main").stdout.strip() == (
+            "active"
+        )
 
         # the platform runs under real systemd, as its own account, from the installed venv
         deadline = time.monotonic() + 120
@@ -136,6 +159,8 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(tmp_path: Pa
         summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
         assert "existing host: Debian GNU/Linux 12 (bookworm)" in summary
         assert "operator login ana: checked, left as it is" in summary
+        if by_apt:  # (apt-get update finds no network, and says so only as a warning)
+            assert "PostgreSQL 15 (installed now with apt-get" in summary
         assert SENTINEL not in summary
 
         # twice: nothing changes the second time
@@ -148,7 +173,8 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(tmp_path: Pa
         assert ana(root) == before
         finished = time.monotonic()
     print(
-        f"existing host: boot {booted_at - started:.0f} s, install-platform + first boot "
-        f"{installed_at - booted_at:.0f} s, second run {finished - second:.0f} s, "
+        f"existing host, PostgreSQL {postgresql}: boot {booted_at - started:.0f} s, "
+        f"install-platform + first boot {installed_at - booted_at:.0f} s, "
+        f"second run {finished - second:.0f} s, "
         f"whole test {time.monotonic() - started:.0f} s"
     )

@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         host.refuse_taken_service_account(paths, service, operator)
     start = host.read_start_command(args.platform)
     source = VenvSource.find(CHECKOUT)
+    postgres_installed = ""
     if not facts.postgres_versions:
-        host.install_postgresql(paths)
+        postgres_installed = host.install_postgresql(paths)
         facts = host.read_host_facts(paths)
     with tempfile.TemporaryDirectory(prefix="clawdie-venv-") as work:
         wrote, _ = install_venv(
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         run_command(["systemctl", "daemon-reload"])
     if access and paths.is_live_system:
         run_command(["systemctl", "reload", "postgresql.service"])
-    record = host.host_record(facts, operator, changed + units + access)
+    record = host.host_record(facts, operator, changed + units + access, postgres_installed)
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
 
 

@@ -12,6 +12,7 @@ renamed, recreated or given keys: nothing here or in first boot writes to it.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shlex
@@ -27,6 +28,8 @@ from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
 from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
 from installer.paths import SERVICE_NAME, TargetPaths
 from installer.run import run
+
+log = logging.getLogger("clawdie.host")
 
 MIN_FREE_BYTES = 2 * 1024**3  # the payload, the databases' first growth, logs
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -272,27 +275,37 @@ def in_target(paths: TargetPaths, argv: list[str]) -> list[str]:
 
 def install_postgresql(paths: TargetPaths) -> str:
     """Debian's PostgreSQL (`apt-get install postgresql`) on a host that has none; returns the
-    installed version. A failed install is a worded HostError (check_host has made sure
-    apt-get is there)."""
-    for argv in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-    ):
-        try:
-            run(in_target(paths, argv), env=APT_ENV, timeout=APT_TIMEOUT_S)
-        except InstallerError as err:
-            raise HostError(
-                f"PostgreSQL is not installed, and installing Debian's failed: {err.message}",
-                "fix apt (network, sources, a held lock), or run `apt-get install postgresql` "
-                "yourself, then run install-platform again; nothing else was installed",
-            ) from None
+    summary's words for it. A failed install is a worded HostError (check_host has made sure
+    apt-get is there). A failed `apt-get update` (offline, a broken mirror) is only logged:
+    the lists and packages already on the host may be enough."""
+    update = ["apt-get", "update", "-qq"]
+    try:
+        result = run(in_target(paths, update), env=APT_ENV, check=False, timeout=APT_TIMEOUT_S)
+        why = f"exit {result.returncode}" if result.returncode else ""
+    except InstallerError as err:  # timed out, or chroot missing
+        why = err.message
+    if why:
+        log.warning("apt-get update failed (%s); installing from the lists already here", why)
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]
+    try:
+        run(in_target(paths, install), env=APT_ENV, timeout=APT_TIMEOUT_S)
+    except InstallerError as err:
+        raise HostError(
+            f"PostgreSQL is not installed, and installing Debian's failed: {err.message}"
+            + (f" (apt-get update had failed too: {why})" if why else ""),
+            "fix apt (network, sources, a held lock), or run `apt-get install postgresql` "
+            "yourself, then run install-platform again; nothing else was installed",
+        ) from None
     versions = postgres_versions(paths)
     if not versions:
         raise HostError(
             "apt-get installed postgresql, but no PostgreSQL server is in /usr/lib/postgresql",
             "check `apt-cache policy postgresql`, then run install-platform again",
         )
-    return versions[-1]
+    lists = (
+        f"; apt-get update failed ({why}), so from the package lists already here" if why else ""
+    )
+    return f"installed now with apt-get{lists}"
 
 
 # What the platform needs of the host's PostgreSQL, in each cluster's pg_hba.conf above Debian's
@@ -351,14 +364,18 @@ def ensure_postgres_access(paths: TargetPaths) -> int:
     return changed
 
 
-def host_record(facts: HostFacts, operator: str, changed: int) -> StepRecord:
-    """The summary's words for the host and the operator login."""
+def host_record(
+    facts: HostFacts, operator: str, changed: int, postgres_installed: str = ""
+) -> StepRecord:
+    """The summary's words for the host and the operator login; `postgres_installed` is what
+    install_postgresql said when it installed PostgreSQL in this run."""
     release = facts.os_release.get("PRETTY_NAME", "Debian 12")
     arch = ARCHITECTURES.get(facts.machine, facts.machine)
     pg = ", ".join(facts.postgres_versions)
+    how = f" ({postgres_installed})" if postgres_installed else ""
     return StepRecord(
         created=(
-            f"existing host: {release}, {arch}, PostgreSQL {pg}",
+            f"existing host: {release}, {arch}, PostgreSQL {pg}{how}",
             f"platform payload in {PLATFORM_DIR}, units {', '.join(UNITS)} "
             + (f"({changed} file(s) written)" if changed else "(already in place)"),
             f"operator login {operator}: checked, left as it is (never renamed, recreated or "
