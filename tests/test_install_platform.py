@@ -3,8 +3,8 @@ the host checks, the operator's login `ana` left byte for byte, a SERVICE_ACCOUN
 login refused, a second run that changes nothing, and an adopt seed over the installation.
 
 The root stands for a running Debian 12 host: os-release, systemd and Debian's PostgreSQL are
-what the checks look at, so the root carries them as files. (Booting such a host under QEMU with
-a real debootstrap root is the issue's existing-host test; it is not part of this suite.)
+what the checks look at, so the root carries them as files. The real host, booted with
+systemd-nspawn from a debootstrap root, is tests/test_existing_host.py (slow).
 """
 
 from __future__ import annotations
@@ -206,6 +206,19 @@ def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
     assert "Traceback" not in result.stderr
     assert ana(root) == before
     assert snapshot(root, pg) == tree
+
+
+def test_a_units_folder_without_the_units_is_worded_before_anything_is_installed(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path)
+    tree = snapshot(box / "root", pg)
+    result = install_platform(box, pg, "--units", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert f"cannot read the unit file {tmp_path / 'nowhere/clawdie.service'}" in result.stderr
+    assert "give --units the folder holding clawdie.service" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(box / "root", pg) == tree
 
 
 def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
     start = host.read_start_command(args.platform)
+    unit_files = host.read_units(args.units)
     source = VenvSource.find(CHECKOUT)
     postgres_installed = ""
     if not facts.postgres_versions:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
     changed = int(wrote)
     changed += host.install_payload(paths, args.platform)
-    units = host.install_units(paths, args.units, start)
+    units = host.install_units(paths, unit_files, start)
     access = host.ensure_postgres_access(paths)
     if units and paths.is_live_system:
         run_command(["systemctl", "daemon-reload"])

@@ -1,11 +1,13 @@
 """The existing host (DESIGN §6, `clawdie-setup install-platform`): the platform on a Debian 12
 machine that already runs, never the OS.
 
-Before anything is written: the host is checked (release, architecture, free space, PostgreSQL,
-systemd), the operator's own login (DESIGN §2) is found, and a SERVICE_ACCOUNT that names an
-existing account first boot did not create (a person's login) is refused with the accounts
-step's own words. Then the platform payload, the installer's command and the units are put in
-place (each file written only when it differs, so a second run writes nothing) and first boot
+Before anything is written: the host is checked (release, architecture, free space, PostgreSQL
+or apt-get to install it, systemd), the operator's own login (DESIGN §2) is found, and a
+SERVICE_ACCOUNT that names an existing account first boot did not create (a person's login) is
+refused with the accounts step's own words. Then what the platform needs is put in place, each
+file written only when it differs (so a second run writes nothing): Debian's PostgreSQL when it
+is missing, the installer's venv and command (installer/venv.py), the platform payload, the
+units, and the platform's lines in PostgreSQL's pg_hba.conf and pg_ident.conf. First boot then
 runs against the same root, with its stamps, report and receipt. The operator login is never
 renamed, recreated or given keys: nothing here or in first boot writes to it.
 """
@@ -244,19 +246,33 @@ DROP_INS = (
 )
 
 
-def install_units(paths: TargetPaths, units_dir: Path, start: list[str]) -> int:
+def read_unit_file(units_dir: Path, name: str) -> str:
+    try:
+        return (units_dir / name).read_text(encoding="utf-8")
+    except OSError as err:
+        raise HostError(
+            f"cannot read the unit file {units_dir / name}: {err.strerror}",
+            "give --units the folder holding clawdie.service (iso/overlay/etc/systemd/system)",
+        ) from None
+
+
+def read_units(units_dir: Path) -> dict[str, str]:
+    """The units and drop-ins install_units writes, read before anything is installed."""
+    return {name: read_unit_file(units_dir, name) for name in (*UNITS, *DROP_INS)}
+
+
+def install_units(paths: TargetPaths, texts: dict[str, str], start: list[str]) -> int:
     """The platform and first-boot units, enabled (multi-user.target wants them), and the
-    login prompts' drop-ins; returns how many files changed."""
+    login prompts' drop-ins (`texts`, from read_units); returns how many files changed."""
     system = paths.root / "etc/systemd/system"
     wants = system / "multi-user.target.wants"
     ensure_dir(wants, 0o755)
     changed = 0
     for unit in UNITS:
-        text = (units_dir / unit).read_text(encoding="utf-8")
-        changed += write_atomic(system / unit, render_unit(text, start), mode=0o644)
+        changed += write_atomic(system / unit, render_unit(texts[unit], start), mode=0o644)
         changed += symlink_atomic(wants / unit, f"/etc/systemd/system/{unit}")
     for drop_in in DROP_INS:
-        text = (units_dir / drop_in).read_text(encoding="utf-8")
+        text = texts[drop_in]
         ensure_dir((system / drop_in).parent, 0o755)
         changed += write_atomic(system / drop_in, text, mode=0o644)
     return changed
