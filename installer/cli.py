@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "adopt": "adopt",
     "install-platform": "install_platform",
     "wait-db": "wait_db",
+    "telegram-retry": "telegram_retry",
     "set-operator": "set_operator",
 }
 

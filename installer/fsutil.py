@@ -212,6 +212,34 @@ def write_atomic(
         os.close(parent_fd)
 
 
+def read_bytes_at(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes:
+    """The regular file `name` in the open directory `dir_fd`, never through a link (ELOOP) nor
+    from a device or a pipe (no blocking open); at most `limit` bytes (more is an error)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(name, flags, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(errno.EINVAL, "not a regular file", name)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise UnsafePathError(errno.EFBIG, f"larger than {limit} bytes", name)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_bytes_nofollow(path: Path, limit: int = 1 << 20) -> bytes:
+    """`read_bytes_at` for a path whose parents root trusts (its own /etc, /var/lib)."""
+    parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return read_bytes_at(parent_fd, path.name, limit)
+    finally:
+        os.close(parent_fd)
+
+
 def remove_durably(path: Path) -> bool:
     """Delete the file `path` (never what a link there points to) and make that durable.
     Returns False when there was nothing to delete."""

@@ -93,6 +93,11 @@ class TargetPaths:
         """The running kernel's network interfaces (only read on the live system)."""
         return self._at("/sys/class/net")
 
+    @property
+    def timesync_synchronized(self) -> Path:
+        """Made by systemd-timesyncd once NTP has set the clock (timedatectl: NTPSynchronized)."""
+        return self._at("/run/systemd/timesync/synchronized")
+
     # the installed system (written by the disk installer)
     @property
     def fstab(self) -> Path:
@@ -233,6 +238,11 @@ class TargetPaths:
         """Telegram messages that could not be sent yet (no network), one JSON file each, 0600;
         never the bot token (that stays in system.env)."""
         return self.setup_state_dir / "telegram-queue"
+
+    @property
+    def telegram_given_up_dir(self) -> Path:
+        """Queued messages the retry timer gave up on after a day, kept to say so (root, 0700)."""
+        return self.setup_state_dir / "telegram-given-up"
 
     @property
     def issue_file(self) -> Path:

@@ -3,8 +3,9 @@
 of every command, which are an interface (README: "Status and exit codes" is this table).
 
 - `ok`: done, nothing to fix;
-- `degraded`: works, something to fix (a message that could not be sent, a stick whose secrets
-  could not be removed);
+- `degraded`: works, something to fix (no network, a refused credential, a message that could
+  not be sent, a stick whose secrets could not be removed); the summary's status line adds the
+  cause when it is the network: `degraded: no network (<reason>)`;
 - `failed`: did not finish; the reason names the cause;
 - `in progress`: only in the live receipt, rewritten at every step: a receipt that still says it
   long after its step's deadline belongs to a machine that stopped there.
@@ -61,7 +62,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
         "firstboot",
         EXIT_OK,
         Status.DEGRADED,
-        "done, something to fix (e.g. the Telegram message could not be sent)",
+        "done, something to fix (e.g. no network, a refused credential, an unsent message)",
     ),
     ExitCode("firstboot", EXIT_FAILED, Status.FAILED, "the seed is invalid or a step failed"),
     ExitCode("firstboot", EXIT_UNREADABLE, Status.FAILED, "no readable seed"),

@@ -417,6 +417,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "clawdie-installer.service",
         "clawdie-firstboot.service",
         "clawdie.service",
+        "clawdie-telegram-retry.timer",
         "systemd-networkd.service",
         "systemd-resolved.service",
     )

@@ -40,6 +40,23 @@ def read_file(device: str, path: str) -> bytes | None:
     return proc.stdout
 
 
+def list_dir(device: str, path: str) -> str:
+    """`debugfs ls` of a directory on `device` (names of its entries, links included)."""
+    proc = subprocess.run(
+        ["debugfs", "-R", f"ls {path}", device], capture_output=True, text=True, check=False
+    )
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def telegram_retry_state(disk: Path) -> tuple[str, bytes | None]:
+    """Whether the retry timer is enabled (the timers.target wants entry) and the queued
+    report, on an installed (and shut down) disk."""
+    with root_filesystem(disk) as device:
+        wants = list_dir(device, "/etc/systemd/system/timers.target.wants")
+        queued = read_file(device, "/var/lib/clawdie-setup/telegram-queue/first-boot.json")
+    return wants, queued
+
+
 def pg_system_identifier(control: bytes) -> int:
     """The cluster's system identifier: pg_control starts with it (uint64, little-endian)."""
     return int.from_bytes(control[:8], "little")

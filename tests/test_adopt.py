@@ -482,3 +482,73 @@ def test_a_power_cut_during_adopt_then_a_rerun_equals_a_clean_run(
     assert normalised(finished.stdout, box) == expected_out
     assert "HOSTNAME: applied" in finished.stdout
     assert not list((box / "root").rglob(".*.tmp-*"))
+
+
+# --- the stick at boot or plugged in: clawdie-adopt.service ------------------------------------
+
+
+def adopt_at_boot(box: Path, pg: PgCluster, seed: Path) -> subprocess.CompletedProcess[str]:
+    """As the appliance's unit runs it (`--at-boot`), on a sandbox root."""
+    argv = [
+        sys.executable, "-m", "installer.cli", "adopt", "--at-boot",
+        "--root", str(box / "root"), "--seed", str(seed), *db_cli_args(pg),
+        "--platform-start", f"sh -c 'echo restarted >> {box}/restarts'",
+        "--receipt-dir", str(box / "stick"),
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
+
+
+def test_at_boot_a_fresh_seed_on_an_installed_box_is_left_alone(box: Path, pg: PgCluster) -> None:
+    before = snapshot(box / "root", pg)
+    receipt_before = receipt(box)
+    result = adopt_at_boot(box, pg, box / "setup.txt")  # the fresh seed it was installed from
+    assert result.returncode == 0, result.stderr
+    assert "without INSTALL_MODE=adopt: ignored" in result.stdout
+    assert snapshot(box / "root", pg) == before
+    assert receipt(box) == receipt_before  # the stick is not written either
+    assert restarts(box) == 0
+
+
+def test_at_boot_a_box_not_yet_installed_leaves_the_stick_alone(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    fresh = firstboot_box(tmp_path, SEED)
+    seed = fresh / "adopt.txt"
+    seed.write_text("INSTALL_MODE=adopt\nINSTALL_FINGERPRINT=0123abcd\nPROFILE=economy\n")
+    result = adopt_at_boot(fresh, pg, seed)
+    assert result.returncode == 0, result.stderr
+    assert "first boot has not completed" in result.stdout
+    assert not (fresh / "stick/SETUP-RESULT.txt").exists()
+
+
+def test_at_boot_an_adopt_seed_is_applied(box: Path, pg: PgCluster) -> None:
+    result = adopt_at_boot(box, pg, adopt_seed(box, "PROFILE=economy", "TELEGRAM_ADMIN_ID=555"))
+    assert result.returncode == 0, result.stderr
+    assert env_of(box)["PROFILE"] == "economy"
+    text = receipt(box)
+    assert "TELEGRAM_ADMIN_ID: refused" in text
+    # the box as the operator finds it, as first boot's receipt shows it
+    assert "\nThis box:\n  Version:        clawdie-setup " in text
+    assert f"  Installation fingerprint: {fingerprint(box)}" in text
+    assert restarts(box) == 1
+
+
+def test_a_seed_stick_appearing_starts_the_adopt_unit_on_an_installed_box_only() -> None:
+    """udev wants clawdie-adopt.service for the partitions the seed finder takes (by the same
+    name and label); the unit runs only once first boot has completed, never on the live stick,
+    and before the platform at boot."""
+    from installer.media.seed_device import SEED_FS_LABEL, SEED_PART_NAME
+
+    rules = (ROOT / "iso/overlay/etc/udev/rules.d/90-clawdie-adopt.rules").read_text()
+    wants = 'ENV{SYSTEMD_WANTS}+="clawdie-adopt.service"'
+    assert f'ENV{{ID_PART_ENTRY_NAME}}=="{SEED_PART_NAME}", TAG+="systemd", {wants}' in rules
+    assert f'ENV{{ID_FS_LABEL}}=="{SEED_FS_LABEL}", TAG+="systemd", {wants}' in rules
+    unit = (ROOT / "iso/overlay/etc/systemd/system/clawdie-adopt.service").read_text()
+    lines = [line.strip() for line in unit.splitlines()]
+    assert f"ConditionPathExists={TargetPaths(Path('/')).complete_stamp}" in lines
+    assert "ConditionKernelCommandLine=!boot=live" in lines
+    execs = [line for line in lines if line.startswith("ExecStart=")]
+    assert execs[0].startswith("ExecStart=/usr/local/bin/clawdie-setup adopt --at-boot ")
+    assert "--no-block try-restart clawdie.service" in execs[0]  # never waits on its own order
+    assert "Before=clawdie.service" in lines
+    assert "[Install]" not in unit  # started by udev only, never by a target

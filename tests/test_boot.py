@@ -1,5 +1,6 @@
 """The whole journey under QEMU (`just boot-test`): the stick installs, the disk boots, first
-boot runs, the platform says PLATFORM-READY. Also UEFI, a seed missing a required field with
+boot runs, the platform says PLATFORM-READY. Also UEFI, an adopt stick on the installed box, a seed
+missing a required field with
 nobody at the console, and the stick left in after the install.
 
 Every VM runs with no network at all. Serial logs and figures are kept in build/iso/boot-test
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from installer.fingerprint import installation_id, short_fingerprint
 from tests import boot_timing, vm
-from tests.disk_image import machine_identities
+from tests.disk_image import machine_identities, telegram_retry_state
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
@@ -237,12 +239,18 @@ def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Mac
     assert banner != -1
     assert login != -1
     screen = text[banner:login]
-    # no network in the VM: first boot finishes, degraded (DESIGN §7), and says why
-    assert "Clawdie first boot: degraded" in screen
+    # no network in the VM (no NIC at all): first boot finishes, degraded (DESIGN §7), and says
+    # why, with the reason class
+    offline = "no network (no link: no network interface but loopback)"
+    assert f"Clawdie first boot: degraded: {offline}" in screen
     assert "Host boot-test, assistant Boot Test" in screen
-    # no network in the VM: the admin's message is queued at once, not retried for seconds
-    assert "Telegram message to the admin: not sent: no network (no default route)" in text
+    # the admin's message is queued at once, not retried for seconds, for the retry timer
+    assert f"Telegram message to the admin: not sent: {offline}; queued in" in text
     assert "trying again" not in text
+    wants, queued = telegram_retry_state(bios_machine.disk)
+    assert "clawdie-telegram-retry.timer" in wants, "the retry timer is armed"
+    assert queued is not None, "the report waits in the queue"
+    assert TOKEN.encode() not in queued
     later_boot(bios_machine, "bios-usb")
 
 
@@ -263,6 +271,71 @@ def test_stick_left_in_never_reinstalls(bios_machine: Machine) -> None:
         keep_logs(bios_machine.workdir)
     assert sha256_file(bios_machine.disk) == before
     assert "already holds a Clawdie installation" in bios_machine.receipt()
+
+
+ADOPT_MAC = "52:54:00:c1:a0:01"  # the adopt run's one NIC (user networking, restricted)
+NEW_ADMIN = "987654321"
+
+
+def test_an_adopt_stick_changes_the_installed_box(
+    bios_machine: Machine, installer_image: Path, tmp_path: Path
+) -> None:
+    """The installed disk rebooted with a stick carrying INSTALL_MODE=adopt, the box's
+    fingerprint, PROFILE=economy and a new TELEGRAM_ADMIN_ID without ALLOW_IDENTITY_CHANGE
+    (DESIGN §6): udev starts clawdie-adopt.service for the stick, the profile is applied, the
+    admin refused, the receipt on the stick says both, and the platform comes back. The disk
+    boots first (the stick has no boot index); a qcow2 overlay leaves the installed disk as it
+    was."""
+    if not (bios_machine.workdir / "later-boot.serial.log").exists():
+        pytest.skip("needs the installed machine from the test before")
+    machine_id = machine_identities(bios_machine.disk)["machine id"].strip()
+    fingerprint = short_fingerprint(installation_id(machine_id))
+    overlay = tmp_path / "adopted.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(bios_machine.disk),
+         str(overlay)],
+        check=True,
+    )  # fmt: skip
+    stick = copy_image(installer_image, tmp_path / "adopt-stick.img")
+    seed = ["INSTALL_MODE=adopt", f"INSTALL_FINGERPRINT={fingerprint}", "PROFILE=economy"]
+    vm.write_seed(stick, ("\n".join([*seed, f"TELEGRAM_ADMIN_ID={NEW_ADMIN}"]) + "\n").encode())
+    nic = f"user,restrict=on,model=virtio-net-pci,mac={ADOPT_MAC}"
+    try:
+        with vm.Vm(
+            workdir=tmp_path, disk=overlay, disk_format="qcow2", stick=stick, stick_boots=False,
+            firmware="bios", name="adopt", extra_args=["-nic", nic],
+        ) as guest:  # fmt: skip
+            started = guest.wait_for(
+                "Starting clawdie-adopt.service", FIRSTBOOT_BOUND, name="adopt starts"
+            )
+            guest.wait_for(
+                re.compile(r"PLATFORM-READY role=clawdie"),
+                FIRSTBOOT_BOUND,
+                after=started,
+                name="PLATFORM-READY",
+            )
+            guest.wait_for(re.compile(r"login:"), 300, name="login prompt")
+            text = guest.log_text()
+            guest.qmp.execute("system_powerdown")
+            guest.wait_exit(300)
+            assert guest.exit_reason() == "guest-shutdown"
+            record("bios-adopt", guest)
+    finally:
+        keep_logs(tmp_path)
+    data = vm.read_seed_file(stick, "SETUP-RESULT.txt")
+    assert data is not None, "no SETUP-RESULT.txt on the adopt stick"
+    receipt = data.decode()
+    assert receipt.startswith("Clawdie adopt: "), receipt
+    assert "PROFILE: applied (was balanced)" in receipt
+    assert "TELEGRAM_ADMIN_ID: refused" in receipt
+    assert f"Installation fingerprint: {fingerprint}" in receipt
+    # the box as the operator finds it: firmware, the disk by its serial, the NIC by its MAC
+    assert "Boot mode:      BIOS (legacy)" in receipt
+    assert vm.DISK_SERIAL in receipt
+    assert ADOPT_MAC in receipt
+    for secret in (PASSWORD, OPENROUTER, TOKEN):
+        assert secret not in receipt
+        assert secret not in text
 
 
 @pytest.fixture(scope="module")

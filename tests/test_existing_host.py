@@ -152,6 +152,8 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
         assert machine.run("systemctl", "is-enabled", "clawdie.service").stdout.strip() == (
             "enabled"
         )
+        timer = machine.run("systemctl", "is-active", "clawdie-telegram-retry.timer")
+        assert timer.stdout.strip() == "active"
         wrapper = root / "usr/local/bin/clawdie-setup"
         assert "/opt/clawdie/venv/bin/python" in wrapper.read_text()
         version = machine.run("/usr/local/bin/clawdie-setup", "--version")

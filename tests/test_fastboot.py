@@ -170,28 +170,29 @@ def never_resolve(host: str, timeout: float) -> str | None:
 @pytest.mark.parametrize(
     ("url", "route", "resolv", "expected"),
     [
-        ("https://api.telegram.org", "", "nameserver 127.0.0.53\n", "no default route"),
-        ("https://api.telegram.org", DEFAULT_V4, None, "no DNS resolver in /etc/resolv.conf"),
+        ("https://api.telegram.org", "", "nameserver 127.0.0.53\n", "no route: no default route"),
+        ("https://api.telegram.org", DEFAULT_V4, None, "no DNS: no resolver in /etc/resolv.conf"),
         (
             "https://api.telegram.org",
             DEFAULT_V4,
             "search lan\n",
-            "no DNS resolver in /etc/resolv.conf",
+            "no DNS: no resolver in /etc/resolv.conf",
         ),
         ("http://127.0.0.1:8080", "", None, None),  # a loopback stub needs no network
         ("http://[::1]:8080", "", None, None),
         ("http://localhost:8080", "", None, None),
-        ("http://192.0.2.7", "", None, "no default route for IPv4"),
+        ("http://192.0.2.7", "", None, "no route: no default route for IPv4"),
         ("http://192.0.2.7", DEFAULT_V4, None, None),  # an address needs no resolver
-        ("http://[2001:db8::7]", DEFAULT_V4, None, "no default route for IPv6"),
-        ("not a url", DEFAULT_V4, None, "not a url names no host"),
+        ("http://[2001:db8::7]", DEFAULT_V4, None, "no route: no default route for IPv6"),
+        ("not a url", DEFAULT_V4, None, "not reachable: not a url names no host"),
     ],
 )
 def test_network_problem_without_a_lookup(
     tmp_path: Path, url: str, route: str, resolv: str | None, expected: str | None
 ) -> None:
     paths = network_root(tmp_path, route=route, resolv=resolv)
-    assert netcheck.network_problem(url, paths, resolve=never_resolve) == expected
+    problem = netcheck.network_problem(url, paths, resolve=never_resolve)
+    assert (None if problem is None else str(problem)) == expected
 
 
 def test_network_problem_asks_the_resolver_with_its_bound(tmp_path: Path) -> None:
@@ -208,7 +209,9 @@ def test_network_problem_asks_the_resolver_with_its_bound(tmp_path: Path) -> Non
     url = "https://api.telegram.org"
     assert netcheck.network_problem(url, paths, resolve=resolver(None)) is None
     why = "api.telegram.org does not resolve: Name or service not known"
-    assert netcheck.network_problem(url, paths, resolve=resolver(why)) == why
+    assert netcheck.network_problem(url, paths, resolve=resolver(why)) == netcheck.NetworkProblem(
+        "no DNS", why
+    )
     assert asked == [("api.telegram.org", 2.0)] * 2
 
 

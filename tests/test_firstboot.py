@@ -12,10 +12,7 @@ import re
 import stat
 import subprocess
 import sys
-import threading
-import typing
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +22,7 @@ import pytest
 from installer.envfile import parse_env_file
 from installer.firstboot.steps.platform_env import render_unit_dropin
 from tests.pg import PgCluster, db_cli_args
+from tests.provider_stub import Reply, provider_stub
 from tests.seeds import ED25519, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +76,11 @@ def firstboot(
     timeout_ms: int = 20000,
     telegram_api: str | None = None,
     start_platform: bool = True,
+    openrouter_api: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `clawdie-setup firstboot` on the box as the systemd unit would (a new process)."""
-    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    unset = ("CLAWDIE_FIRSTBOOT_FAULT", "CLAWDIE_TELEGRAM_API", "CLAWDIE_OPENROUTER_API")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     if fault:
         env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
     argv = [
@@ -99,6 +99,7 @@ def firstboot(
             else ["--no-platform-start"]
         ),
         *(["--telegram-api", telegram_api] if telegram_api else ["--no-telegram"]),
+        *(["--openrouter-api", openrouter_api] if openrouter_api else []),
         "--receipt-dir",
         str(box / "stick"),
         "--wizard",
@@ -253,6 +254,26 @@ def test_secrets_never_leave_their_files(box: Path, pg: PgCluster) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_secrets_stay_put_when_the_providers_echo_them(box: Path, pg: PgCluster) -> None:
+    """The preflight and both messages against providers that refuse and quote the key back:
+    no sentinel in any file but system.env, on the stick, in the queue or in the log."""
+    with provider_stub() as stub:
+        echo = {"ok": False, "description": f"Not Found: bot{TOKEN} unknown"}
+        stub.script("/getMe", Reply(404, echo))
+        stub.script("/sendMessage", Reply(400, echo))
+        stub.script("/key", Reply(401, {"error": {"message": f"bad key {OPENROUTER}"}}))
+        result = firstboot(box, pg, "--verbose", telegram_api=stub.url, openrouter_api=stub.url)
+    assert result.returncode == 0, result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
+    root = box / "root"
+    queued = root / "var/lib/clawdie-setup/telegram-queue/first-boot.json"
+    assert queued.is_file()
+    for path in [*root.rglob("*"), *(box / "stick").rglob("*")]:
+        if path.is_file() and path != root / "etc/clawdie/system.env":
+            assert SENTINEL not in path.read_bytes().decode(errors="replace"), path
+    assert "Telegram said: Not Found: bot<redacted> unknown" in queued.read_text()
+
+
 def test_a_root_that_is_not_a_system_is_refused_and_left_alone(tmp_path: Path) -> None:
     target = tmp_path / "typo"
     result = subprocess.run(
@@ -398,46 +419,87 @@ def test_power_cut_then_rerun_equals_a_clean_run(
     assert db_state(pg) == expected_db
 
 
-class _TelegramStub(BaseHTTPRequestHandler):
-    received: typing.ClassVar[list[tuple[str, dict[str, object]]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"ok": true, "result": {}}')
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_telegram_message_reaches_the_admin_without_secrets(box: Path, pg: PgCluster) -> None:
-    """A stub on loopback (no route needed); a message an earlier run queued is dropped once
-    this one is sent."""
+    """Stubs on loopback (no route needed): the credentials are checked (the bot's name and the
+    credit limit in the summary and the receipt), "setup started" goes out before the report,
+    and a message an earlier run queued is dropped once this one is sent."""
     stale = box / "root/var/lib/clawdie-setup/telegram-queue/first-boot.json"
     stale.parent.mkdir(parents=True)
     stale.write_text('{"text": "first boot stopped before it finished"}')
-    server = HTTPServer(("127.0.0.1", 0), _TelegramStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        api = f"http://127.0.0.1:{server.server_port}"
-        result = firstboot(box, pg, telegram_api=api, start_platform=False)
-    finally:
-        server.shutdown()
+    with provider_stub() as stub:
+        result = firstboot(
+            box, pg, telegram_api=stub.url, openrouter_api=stub.url, start_platform=False
+        )
     assert result.returncode == 0, result.stderr
-    ((path, payload),) = _TelegramStub.received
-    assert path == f"/bot{TOKEN}/sendMessage"
-    assert payload["chat_id"] == "123456789"
-    assert "Clawdie first boot: ok" in str(payload["text"])
-    assert SENTINEL not in str(payload["text"])
-    assert not stale.exists()
-    assert (
-        "start skipped (--no-platform-start)"
-        in (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert [(s.method, s.path) for s in stub.seen] == [
+        ("POST", f"/bot{TOKEN}/sendMessage"),  # setup started, before the database wait
+        ("GET", f"/bot{TOKEN}/getMe"),
+        ("GET", "/key"),
+        ("POST", f"/bot{TOKEN}/sendMessage"),  # the report
+    ]
+    assert stub.seen[2].authorization == f"Bearer {OPENROUTER}"
+    started, report = stub.sent_texts()
+    assert started == (
+        "Clawdie setup started on zoe-s-helper (assistant Zoë's Helper). "
+        "The report follows when it is done."
     )
+    assert stub.seen[0].body is not None
+    assert stub.seen[0].body["chat_id"] == "123456789"
+    assert report.startswith("Clawdie first boot: ok\n")
+    for line in (
+        "  Network check:  connected",
+        "  Telegram bot: @zoe_helper_bot (valid)",
+        "  OpenRouter key: valid (credit limit 10.00, 1.50 used)",
+    ):
+        assert line in report
+    assert SENTINEL not in report
+    assert not stale.exists()
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "start skipped (--no-platform-start)" in summary
+    assert "  Telegram bot: @zoe_helper_bot (valid)" in summary
+    receipt = (box / "stick/SETUP-RESULT.txt").read_text()
+    assert receipt.startswith("Clawdie first boot: ok\n")
+    assert "  Telegram bot: @zoe_helper_bot (valid)" in receipt
+    assert "  OpenRouter key: valid (credit limit 10.00, 1.50 used)" in receipt
+    assert "Telegram: setup started message: sent" in result.stderr
+
+
+def test_refused_credentials_make_it_degraded_with_the_next_step(box: Path, pg: PgCluster) -> None:
+    """Telegram refuses the token, OpenRouter the key: first boot completes, `degraded`, each
+    with the provider's reason and the setup.txt line to fix; never the key itself."""
+    with provider_stub() as stub:
+        refused = Reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        stub.script("/getMe", refused)
+        stub.script("/sendMessage", refused)
+        stub.script("/key", Reply(401, {"error": {"message": "User not found.", "code": 401}}))
+        result = firstboot(
+            box, pg, telegram_api=stub.url, openrouter_api=stub.url, start_platform=False
+        )
+    assert result.returncode == 0, result.stderr
+    summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
+    receipt = (box / "stick/SETUP-RESULT.txt").read_text()
+    for text in (summary, receipt):
+        assert text.splitlines()[0] == "Clawdie first boot: degraded"
+        assert (
+            "  Telegram bot: refused: Telegram said: Unauthorized; next step: the bot token was "
+            "refused by Telegram: create a new one with @BotFather (/newbot or /token) and put "
+            "it on line 1 of setup.txt"
+        ) in text
+        assert (
+            "  OpenRouter key: refused: OpenRouter said: User not found.; next step: the "
+            "OpenRouter key was refused: create a new key at openrouter.ai (Settings, Keys) and "
+            "put it on line 3 of setup.txt"
+        ) in text
+        assert SENTINEL not in text
+    # the report could not go out either: it waits for the retry timer (the admin may fix it)
+    assert "will retry for up to 24 h" in summary
+    queued = json.loads(
+        (box / "root/var/lib/clawdie-setup/telegram-queue/first-boot.json").read_text()
+    )
+    assert SENTINEL not in json.dumps(queued)
+    assert SENTINEL not in result.stderr + result.stdout
+    issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
+    assert "Clawdie first boot: degraded - " in issue
 
 
 @pytest.mark.parametrize(
@@ -482,17 +544,37 @@ def test_sshd_reads_the_dropin_as_meant(
 
 
 def test_no_network_queues_the_message_at_once(box: Path, pg: PgCluster) -> None:
-    """A Telegram API with a name, and no default route in the target (the sandbox has none):
-    no attempt and no retries; the summary says why and the message waits in root's queue."""
-    result = firstboot(box, pg, telegram_api="https://api.telegram.invalid", start_platform=False)
+    """APIs with a name, and no default route in the target (the sandbox has none): no attempt
+    and no retries, no clock wait; `degraded: no network` with the reason in the summary, the
+    receipt and the login screen, the credentials not checked, and the message waits in root's
+    queue for the retry timer."""
+    result = firstboot(
+        box,
+        pg,
+        telegram_api="https://api.telegram.invalid",
+        openrouter_api="https://openrouter.invalid/api/v1",
+        start_platform=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "trying again" not in result.stderr
+    assert "clock: not synchronised after" not in result.stderr  # offline: no wait
     state = box / "root/var/lib/clawdie-setup"
     queued = state / "telegram-queue/first-boot.json"
     summary = (state / "install-summary.txt").read_text()
+    receipt = (box / "stick/SETUP-RESULT.txt").read_text()
+    status = "Clawdie first boot: degraded: no network (no route: no default route)"
+    assert summary.splitlines()[0] == status
+    assert receipt.splitlines()[0] == status
+    issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
+    assert f"  {status} - " in issue  # the login screen's status line
+    for text in (summary, receipt):
+        assert "  Network check:  no network (no route: no default route)" in text
+        assert "  Telegram bot: not checked (offline: no route: no default route)" in text
+        assert "  OpenRouter key: not checked (offline: no route: no default route)" in text
+        assert "  Clock:          not synchronised (NTP): the clock may be wrong: it says " in text
     assert (
-        "Telegram message not sent: no network (no default route); queued in "
-        "/var/lib/clawdie-setup/telegram-queue/first-boot.json"
+        "Telegram message not sent: no network (no route: no default route); queued in "
+        "/var/lib/clawdie-setup/telegram-queue/first-boot.json, will retry for up to 24 h"
     ) in summary
     assert stat.S_IMODE(queued.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(queued.stat().st_mode) == 0o600
@@ -500,8 +582,8 @@ def test_no_network_queues_the_message_at_once(box: Path, pg: PgCluster) -> None
     message = json.loads(queued.read_text())
     assert message["chat_id"] == "123456789"
     assert message["api"] == "https://api.telegram.invalid"
-    assert message["reason"] == "no default route"
-    assert "Clawdie first boot: ok" in message["text"]
+    assert message["reason"] == "no network (no route: no default route)"
+    assert message["text"].startswith("Clawdie first boot: degraded: no network (no route")
     assert SENTINEL not in queued.read_text()
 
 

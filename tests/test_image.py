@@ -26,6 +26,7 @@ ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 MIB = 1024 * 1024
 UNITS = ("clawdie-installer.service", "clawdie-firstboot.service", "clawdie.service")
+TIMERS = ("clawdie-telegram-retry.timer",)  # and the service each one starts
 
 
 def partitions(image: Path) -> list[dict[str, object]]:
@@ -126,7 +127,8 @@ def image_root(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 def test_units_verify_in_the_image(image_root: Path) -> None:
     """`systemd-analyze verify` on our units, against the image's own root file system."""
-    units = [f"/etc/systemd/system/{unit}" for unit in UNITS]
+    retry = ("clawdie-telegram-retry.service", *TIMERS)
+    units = [f"/etc/systemd/system/{unit}" for unit in (*UNITS, *retry)]
     proc = subprocess.run(
         ["systemd-analyze", "verify", f"--root={image_root}", *units],
         capture_output=True,
@@ -141,6 +143,8 @@ def test_units_verify_in_the_image(image_root: Path) -> None:
 def test_image_root_carries_the_product(image_root: Path) -> None:
     wanted = image_root / "etc/systemd/system/multi-user.target.wants"
     assert {p.name for p in wanted.iterdir()} >= set(UNITS)
+    timers = image_root / "etc/systemd/system/timers.target.wants"
+    assert {p.name for p in timers.iterdir()} >= set(TIMERS)
     unit = (image_root / "etc/systemd/system/clawdie.service").read_text()
     assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
     assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit

@@ -470,6 +470,24 @@ def test_an_invalid_seed_without_console_fails_with_every_problem_in_the_receipt
     assert_no_secret(out, err, caplog.text, text)
 
 
+def test_an_adopt_seed_installs_nothing_and_says_where_it_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stick carrying INSTALL_MODE=adopt booted by mistake: no disk is looked at, and the
+    receipt says how the installed box takes it."""
+    squashfs = tmp_path / "filesystem.squashfs"
+    squashfs.write_bytes(b"not used")
+    seed = tmp_path / "setup.txt"
+    seed.write_text("INSTALL_MODE=adopt\nINSTALL_FINGERPRINT=0123abcd\nPROFILE=economy\n")
+    assert cli.main(install_argv(tmp_path, squashfs, seed, "/dev/nonexistent")) == 1
+    out, _ = capsys.readouterr()
+    assert "CLAWDIE-INSTALL-FAILED: setup.txt says INSTALL_MODE=adopt" in out
+    assert "/dev/nonexistent" not in out  # the disk was never looked at
+    text = receipt(tmp_path)
+    assert "no disk was touched" in text
+    assert "boot the installed box from its own disk, then plug this stick in" in text
+
+
 def test_not_on_the_installer_stick_fails_without_powering_off(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

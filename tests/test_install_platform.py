@@ -144,6 +144,14 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     wants = root / "etc/systemd/system/multi-user.target.wants"
     assert os.readlink(wants / "clawdie.service") == "/etc/systemd/system/clawdie.service"
     assert (wants / "clawdie-firstboot.service").is_symlink()
+    timer = root / "etc/systemd/system/timers.target.wants/clawdie-telegram-retry.timer"
+    assert os.readlink(timer) == "/etc/systemd/system/clawdie-telegram-retry.timer"
+    for name in ("clawdie-adopt.service", "clawdie-telegram-retry.service"):
+        assert (root / "etc/systemd/system" / name).read_bytes() == (
+            ROOT / "iso/overlay/etc/systemd/system" / name
+        ).read_bytes()
+    assert not (root / "etc/systemd/system/clawdie-installer.service").exists()
+    assert (root / "etc/udev/rules.d/90-clawdie-adopt.rules").is_file()
     wrapper = (root / "usr/local/bin/clawdie-setup").read_text()
     assert "exec /opt/clawdie/venv/bin/python -m installer.cli" in wrapper
     # the installer's venv, from uv.lock, for the host's python3
@@ -208,15 +216,15 @@ def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
     assert snapshot(root, pg) == tree
 
 
-def test_a_units_folder_without_the_units_is_worded_before_anything_is_installed(
+def test_an_overlay_folder_without_the_units_is_worded_before_anything_is_installed(
     tmp_path: Path, pg: PgCluster
 ) -> None:
     box = debian_host(tmp_path)
     tree = snapshot(box / "root", pg)
-    result = install_platform(box, pg, "--units", str(tmp_path / "nowhere"))
+    result = install_platform(box, pg, "--overlay", str(tmp_path / "nowhere"))
     assert result.returncode == 1
-    assert f"cannot read the unit file {tmp_path / 'nowhere/clawdie.service'}" in result.stderr
-    assert "give --units the folder holding clawdie.service" in result.stderr
+    assert f"cannot read {tmp_path / 'nowhere/etc/systemd/system/clawdie.service'}" in result.stderr
+    assert "give --overlay the image's overlay folder" in result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(box / "root", pg) == tree
 

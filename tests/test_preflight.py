@@ -251,15 +251,47 @@ def test_preflight_of_a_seed_names_its_lines(stub: Stub) -> None:
 def test_preflight_offline_asks_nobody(stub: Stub) -> None:
     result = run_preflight(
         check_seed_bytes(SEED).require_resolved(),
-        online=False,
+        offline={stub.url: "no link: no network interface but loopback"},
         telegram_api=stub.url,
         openrouter_api=stub.url,
     )
     assert [(c.status, c.detail) for c in result.checks] == [
-        ("not checked", "offline: no network"),
-        ("not checked", "offline: no network"),
+        ("not checked", "offline: no link: no network interface but loopback"),
+        ("not checked", "offline: no link: no network interface but loopback"),
+    ]
+    assert [c.report_line() for c in result.checks] == [
+        "Telegram bot: not checked (offline: no link: no network interface but loopback)",
+        "OpenRouter key: not checked (offline: no link: no network interface but loopback)",
     ]
     assert stub.seen == []
+
+
+def test_report_lines_say_valid_refused_and_the_line(stub: Stub) -> None:
+    """The summary's words: the bot's name, the credit limit, a refusal with its next step."""
+    stub.answer(200, ME)
+    assert check_telegram(SecretStr(TOKEN), api=stub.url).report_line() == (
+        "Telegram bot: @zoe_helper_bot (valid)"
+    )
+    stub.answer(200, {"data": {"limit": 25, "usage": 0}})
+    assert check_openrouter(SecretStr(KEY), api=stub.url).report_line() == (
+        "OpenRouter key: valid (credit limit 25.00, 0.00 used)"
+    )
+    stub.answer(401, {"ok": False, "description": "Unauthorized"})
+    refused = check_telegram(SecretStr(TOKEN), line=4, api=stub.url)
+    assert refused.report_line() == (
+        "Telegram bot: refused: Telegram said: Unauthorized; next step: the bot token was "
+        "refused by Telegram: create a new one with @BotFather (/newbot or /token) and put it "
+        "on line 4 of setup.txt"
+    )
+    assert SENTINEL not in refused.report_line()
+
+
+def test_no_api_base_leaves_that_credential_out(stub: Stub) -> None:
+    stub.answer(200, ME)
+    result = run_preflight(
+        check_seed_bytes(SEED).require_resolved(), telegram_api=stub.url, openrouter_api=None
+    )
+    assert [c.credential for c in result.checks] == ["Telegram bot token"]
 
 
 def test_preflight_skips_openrouter_when_no_setting_uses_it(stub: Stub) -> None:

@@ -476,6 +476,8 @@ class Vm:
     accel: list[str] | None = None  # None: accel_args() after probing KVM
     extra_args: list[str] = field(default_factory=list)
     disk_serial: str = DISK_SERIAL  # what the guest's udev reports (TARGET_DISK=serial:…)
+    disk_format: str = "raw"  # qcow2: an overlay on an installed disk, which stays as it was
+    stick_boots: bool = True  # False: the stick is plugged in but the disk boots
     marks: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -512,7 +514,8 @@ class Vm:
             argv += [
                 "-device", "qemu-xhci,id=xhci",
                 "-drive", f"if=none,id=stick,format=raw,file={_drive_path(self.stick)}",
-                "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0",
+                "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"
+                + (",bootindex=0" if self.stick_boots else ""),
             ]  # fmt: skip
         if self.cdrom is not None:
             argv += [
@@ -522,7 +525,8 @@ class Vm:
             ]  # fmt: skip
         if self.disk is not None:
             argv += [
-                "-drive", f"if=none,id=disk,format=raw,file={_drive_path(self.disk)}",
+                "-drive",
+                f"if=none,id=disk,format={self.disk_format},file={_drive_path(self.disk)}",
                 "-device", f"virtio-blk-pci,drive=disk,bootindex=2,serial={self.disk_serial}",
             ]  # fmt: skip
         return argv + self.extra_args

@@ -3,6 +3,10 @@ the one under `--root`): the fingerprint must match; blanks are filled, safe set
 identity changes only with ALLOW_IDENTITY_CHANGE=yes; every key is reported as applied, kept or
 refused. Without `--seed`, the seed partition of a stick in the box is read.
 
+`--at-boot` is how the appliance's clawdie-adopt.service runs it when a seed stick appears (at
+boot or plugged in later): a stick whose seed is not INSTALL_MODE=adopt, or a box whose first boot
+has not completed, is left alone (exit 0) — a fresh seed is never read again.
+
 Exit codes: 0 done (refused keys are in the report), 1 refused (wrong box, invalid seed; nothing
 changed) or a step failed, 2 no readable seed, 3 PostgreSQL not ready in time.
 """
@@ -24,19 +28,36 @@ HELP = "apply an INSTALL_MODE=adopt seed to an installed box (fill blanks, safe 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=Path, help="setup.txt to adopt (default: the stick's)")
+    parser.add_argument(
+        "--at-boot",
+        action="store_true",
+        help="as the appliance's unit runs it: do nothing (exit 0) unless the stick's seed is "
+        "INSTALL_MODE=adopt and this box's first boot has completed",
+    )
     add_target_arguments(parser, platform_verb="restarts (when its settings changed)")
 
 
 def run(args: argparse.Namespace) -> int:
     from installer.faults import arm_from_environment
-    from installer.firstboot.adopt import AdoptRun
+    from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.paths import TargetPaths
     from installer.seed.io import read_seed_file, read_seed_on_stick
+    from installer.seed.resolve import seed_mode
 
     arm_from_environment()
     config = firstboot_config(args, args.seed)
+    paths = TargetPaths(config.root)
+    if args.at_boot and not is_installed(paths):
+        print("adopt: first boot has not completed on this box; the stick is left alone")
+        return 0
     seed = read_seed_file(args.seed) if args.seed is not None else read_seed_on_stick()
-    live = TargetPaths(config.root).is_live_system
+    if args.at_boot and seed_mode(seed.data) != "adopt":
+        print(
+            f"adopt: {seed.description} holds a seed without INSTALL_MODE=adopt: ignored "
+            "(an installed box never reads a fresh seed again)"
+        )
+        return 0
+    live = paths.is_live_system
     return AdoptRun(
         config,
         seed,

@@ -10,18 +10,16 @@ import argparse
 import logging
 import os
 import shlex
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.paths import TargetPaths
 
-if TYPE_CHECKING:  # the seed model loads when first boot runs, not for --help
-    from installer.seed.resolve import SeedCheck
-
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
-QUEUE_NAME = "first-boot"  # the queued Telegram message's name: one per outcome, the latest
+# Test-only overrides of the providers' API bases (the VM test kit sets them in a drop-in of
+# clawdie-firstboot.service); setup.txt can never set them.
+TELEGRAM_API_ENV = "CLAWDIE_TELEGRAM_API"
+OPENROUTER_API_ENV = "CLAWDIE_OPENROUTER_API"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default with --root /: systemctl daemon-reload; elsewhere none)",
     )
     report = parser.add_argument_group("report")
-    report.add_argument("--telegram-api", metavar="URL", help="Telegram Bot API base URL")
-    report.add_argument("--no-telegram", action="store_true", help="send no Telegram message")
+    report.add_argument(
+        "--telegram-api",
+        metavar="URL",
+        help=f"test only: Telegram Bot API base URL (default: ${TELEGRAM_API_ENV}, else "
+        "the real API on the installed system, none in a --root sandbox)",
+    )
+    report.add_argument(
+        "--openrouter-api",
+        metavar="URL",
+        help=f"test only: OpenRouter API base URL for the key check (default: "
+        f"${OPENROUTER_API_ENV}, else the real API on the installed system, none in a --root "
+        "sandbox)",
+    )
+    report.add_argument(
+        "--no-telegram", action="store_true", help="send no Telegram message, check no bot token"
+    )
     report.add_argument(
         "--receipt-dir", type=Path, help="write SETUP-RESULT.txt here instead of on the stick"
     )
@@ -93,46 +105,29 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
         platform_start=platform,
         units_reload=units_reload,
         telegram_api=args.telegram_api,
+        openrouter_api=args.openrouter_api,
         wizard=args.wizard,
         wizard_timeout=args.wizard_timeout,
     )
 
 
-def telegram_notifier(
-    api: str, paths: TargetPaths
-) -> Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None]:
-    """The admin's message: sent when the network allows; with no route or resolver it is
-    not tried (no retries against nothing) but queued in root's state directory."""
+def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | None]:
+    """(Telegram, OpenRouter) API bases: the option, else the environment's test-only
+    override, else the real API on the installed system; None: not used in this run."""
+    from installer.firstboot.preflight import OPENROUTER_API
+    from installer.firstboot.telegram import DEFAULT_API
 
-    def factory(check: SeedCheck) -> Callable[[str], tuple[bool, str]] | None:
-        if check.resolved is None:
-            return None
-        telegram = check.resolved.telegram
-        token, admin = telegram.bot_token.get_secret_value(), str(telegram.admin_id)
+    def pick(option: str | None, env: str, real: str) -> str | None:
+        return option or os.environ.get(env) or (real if live else None)
 
-        def send(text: str) -> tuple[bool, str]:
-            from installer.firstboot.netcheck import network_problem
-            from installer.firstboot.telegram import forget_queued, queue_message, send_message
-
-            problem = network_problem(api, paths)
-            if problem is None:
-                sent, why = send_message(token, admin, text, api=api)
-                if sent:  # an earlier run's queued message is out of date now
-                    forget_queued(paths, QUEUE_NAME)
-                return sent, why
-            where = queue_message(
-                paths, QUEUE_NAME, api=api, chat_id=admin, text=text, reason=problem
-            )
-            return False, f"no network ({problem}); queued in {where}"
-
-        return send
-
-    return factory
+    telegram = None if args.no_telegram else pick(args.telegram_api, TELEGRAM_API_ENV, DEFAULT_API)
+    openrouter = pick(args.openrouter_api, OPENROUTER_API_ENV, OPENROUTER_API)
+    return telegram, openrouter
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer.firstboot.online import Online
     from installer.firstboot.runner import FirstbootRun
-    from installer.firstboot.telegram import DEFAULT_API
     from installer.seed.io import (
         FileWriter,
         Receipt,
@@ -156,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     paths = TargetPaths(config.root)
     live = paths.is_live_system
-    api = None if args.no_telegram else (args.telegram_api or (DEFAULT_API if live else None))
+    telegram_api, openrouter_api = api_bases(args, live)
+    online = None
+    if telegram_api is not None or openrouter_api is not None:
+        online = Online(paths, telegram_api, openrouter_api)
     receipt: Receipt | None = None
     stick_files: FileWriter | None = None
     if args.receipt_dir is not None:
@@ -169,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     return FirstbootRun(
         config,
         asker=asker,
-        notifier_factory=telegram_notifier(api, paths) if api else None,
+        online=online,
         receipt=receipt,
         stick_files=stick_files,
     ).execute()

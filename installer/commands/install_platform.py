@@ -16,6 +16,7 @@ Exit codes: 0 done (or already done), 1 the host or the seed cannot be used, or 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the platform payload folder (default: the reference one)",
     )
     parser.add_argument(
-        "--units",
+        "--overlay",
         type=Path,
-        default=CHECKOUT / "iso/overlay/etc/systemd/system",
-        help="where clawdie.service and clawdie-firstboot.service are",
+        default=CHECKOUT / "iso/overlay",
+        help="the image's overlay folder, with the units (default: the checkout's)",
     )
     add_target_arguments(parser, platform_verb="starts")
 
@@ -55,12 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from installer.faults import arm_from_environment
     from installer.firstboot import host
-    from installer.firstboot.adopt import AdoptRun, is_installed, seed_mode
+    from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.firstboot.runner import FirstbootRun
     from installer.paths import TargetPaths
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
-    from installer.seed.resolve import check_seed_bytes
+    from installer.seed.resolve import check_seed_bytes, seed_mode
     from installer.venv import VenvSource, install_venv
 
     arm_from_environment()
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
     start = host.read_start_command(args.platform)
-    unit_files = host.read_units(args.units)
+    unit_files = host.read_host_files(args.overlay)
     source = VenvSource.find(CHECKOUT)
     postgres_installed = ""
     if not facts.postgres_versions:
@@ -94,13 +95,16 @@ def run(args: argparse.Namespace) -> int:
         )
     changed = int(wrote)
     changed += host.install_payload(paths, args.platform)
-    units = host.install_units(paths, unit_files, start)
+    units, rules = host.install_units(paths, unit_files, start)
     access = host.ensure_postgres_access(paths)
     if units and paths.is_live_system:
         run_command(["systemctl", "daemon-reload"])
+        run_command(["systemctl", "start", *host.TIMERS])
+    if rules and paths.is_live_system and shutil.which("udevadm"):  # (a container has none)
+        run_command(["udevadm", "control", "--reload"], check=False)
     if access and paths.is_live_system:
         run_command(["systemctl", "reload", "postgresql.service"])
-    record = host.host_record(facts, operator, changed + units + access, postgres_installed)
+    record = host.host_record(facts, operator, changed + units + rules + access, postgres_installed)
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
 
 

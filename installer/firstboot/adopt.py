@@ -54,7 +54,7 @@ from installer.seed.io import Receipt, SeedInput
 from installer.seed.messages import render_note, render_problem_line
 from installer.seed.model import KNOWN_KEYS, field_specs
 from installer.seed.reader import parse_seed
-from installer.seed.resolve import SeedCheck, check_values, given_from_seed
+from installer.seed.resolve import SeedCheck, check_values, given_from_seed, seed_mode
 from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
@@ -70,15 +70,6 @@ class AdoptRefusedError(InstallerError):
 def is_installed(paths: TargetPaths) -> bool:
     """First boot completed here and left its resolution record."""
     return paths.complete_stamp.is_file() and paths.resolved_json.is_file()
-
-
-def seed_mode(data: bytes) -> str:
-    """INSTALL_MODE as the seed writes it (`fresh` when absent or unreadable)."""
-    try:
-        entry = parse_seed(data, KNOWN_KEYS).entry("INSTALL_MODE")
-    except InstallerError:
-        return "fresh"
-    return entry.value.strip().lower() if entry is not None and entry.value else "fresh"
 
 
 # --- reading the installation ---------------------------------------------------------------
@@ -221,8 +212,9 @@ class AdoptResult:
         return bool(self.plan.applied)
 
 
-def render_adopt_summary(name: str, result: AdoptResult) -> str:
-    """Every key of the seed with its outcome; never a secret value."""
+def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] = ()) -> str:
+    """Every key of the seed with its outcome, then the box as the operator finds it (`machine`:
+    firmware, disk, network, keys); never a secret value."""
     applied = len(result.plan.applied)
     refused = sum(1 for e in result.plan.entries if e.outcome == "refused")
     head = (
@@ -244,6 +236,8 @@ def render_adopt_summary(name: str, result: AdoptResult) -> str:
     if result.warnings:
         out += ["Warnings:", *(f"  - {w}" for w in result.warnings), ""]
     out.append(f"Platform: {result.platform}")
+    if machine:
+        out += ["", "This box:", *(f"  {line}" for line in machine)]
     return "\n".join(out) + "\n"
 
 
@@ -323,7 +317,9 @@ class AdoptRun:
             if failure is caught:
                 raise
             raise failure from None
-        summary = render_adopt_summary(self.seed.name, result)
+        from installer.firstboot.steps.report import render_machine
+
+        summary = render_adopt_summary(self.seed.name, result, render_machine(paths, None))
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
             self._finish(paths)

@@ -31,5 +31,6 @@ class FirstbootConfig:
     # run before the platform starts, only when a step changed a unit file; None: never
     units_reload: Sequence[str] | None = None
     telegram_api: str | None = None
+    openrouter_api: str | None = None
     wizard: str = "auto"  # auto | never
     wizard_timeout: float | None = 900.0

@@ -237,45 +237,57 @@ def render_unit(text: str, start: list[str]) -> str:
     return text.replace("@PLATFORM_START@", command)
 
 
-# Drop-ins from the image that a running host needs too: its login prompts wait for first boot,
-# so the summary is on the login screen. (Not the live installer's unit, nor the image's ssh,
-# network or journald settings: those are the operator's on an existing host.)
-DROP_INS = (
-    "getty@.service.d/clawdie-after-firstboot.conf",
-    "serial-getty@.service.d/clawdie-after-firstboot.conf",
+# The image's files (iso/overlay/etc) a running host needs too, relative to /etc, each with the
+# target that enables it (None: started by something else). The platform and first boot; adopt
+# from a stick that appears (its udev rule starts it); the timer that sends the Telegram messages
+# first boot queued; the login prompts wait for first boot, so its summary is on the login
+# screen. Not the live installer's unit, nor the image's ssh, network or journald settings: on
+# an existing host those are the operator's.
+HOST_FILES: tuple[tuple[str, str | None], ...] = (
+    *((f"systemd/system/{unit}", "multi-user.target") for unit in UNITS),
+    (f"systemd/system/{SERVICE_NAME}-adopt.service", None),
+    (f"systemd/system/{SERVICE_NAME}-telegram-retry.service", None),
+    (f"systemd/system/{SERVICE_NAME}-telegram-retry.timer", "timers.target"),
+    ("systemd/system/getty@.service.d/clawdie-after-firstboot.conf", None),
+    ("systemd/system/serial-getty@.service.d/clawdie-after-firstboot.conf", None),
+    ("udev/rules.d/90-clawdie-adopt.rules", None),
 )
+TIMERS = tuple(Path(name).name for name, wanted_by in HOST_FILES if wanted_by == "timers.target")
 
 
-def read_unit_file(units_dir: Path, name: str) -> str:
-    try:
-        return (units_dir / name).read_text(encoding="utf-8")
-    except OSError as err:
-        raise HostError(
-            f"cannot read the unit file {units_dir / name}: {err.strerror}",
-            "give --units the folder holding clawdie.service (iso/overlay/etc/systemd/system)",
-        ) from None
+def read_host_files(overlay: Path) -> dict[str, str]:
+    """The files install_units writes, read from the image's overlay folder before anything is
+    installed."""
+    texts = {}
+    for name, _ in HOST_FILES:
+        path = overlay / "etc" / name
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise HostError(
+                f"cannot read {path}: {err.strerror}",
+                "give --overlay the image's overlay folder (iso/overlay in the checkout)",
+            ) from None
+    return texts
 
 
-def read_units(units_dir: Path) -> dict[str, str]:
-    """The units and drop-ins install_units writes, read before anything is installed."""
-    return {name: read_unit_file(units_dir, name) for name in (*UNITS, *DROP_INS)}
-
-
-def install_units(paths: TargetPaths, texts: dict[str, str], start: list[str]) -> int:
-    """The platform and first-boot units, enabled (multi-user.target wants them), and the
-    login prompts' drop-ins (`texts`, from read_units); returns how many files changed."""
-    system = paths.root / "etc/systemd/system"
-    wants = system / "multi-user.target.wants"
-    ensure_dir(wants, 0o755)
-    changed = 0
-    for unit in UNITS:
-        changed += write_atomic(system / unit, render_unit(texts[unit], start), mode=0o644)
-        changed += symlink_atomic(wants / unit, f"/etc/systemd/system/{unit}")
-    for drop_in in DROP_INS:
-        text = texts[drop_in]
-        ensure_dir((system / drop_in).parent, 0o755)
-        changed += write_atomic(system / drop_in, text, mode=0o644)
-    return changed
+def install_units(paths: TargetPaths, texts: dict[str, str], start: list[str]) -> tuple[int, int]:
+    """The units, drop-ins and udev rule (`texts`, from read_host_files), each enabled where
+    the image enables it; returns how many unit files and udev rules changed."""
+    units = rules = 0
+    for name, wanted_by in HOST_FILES:
+        target = paths.root / "etc" / name
+        ensure_dir(target.parent, 0o755)
+        changed = int(write_atomic(target, render_unit(texts[name], start), mode=0o644))
+        if wanted_by is not None:
+            wants = paths.root / f"etc/systemd/system/{wanted_by}.wants"
+            ensure_dir(wants, 0o755)
+            changed += symlink_atomic(wants / target.name, f"/etc/{name}")
+        if name.startswith("udev/"):
+            rules += changed
+        else:
+            units += changed
+    return units, rules
 
 
 # --- Debian's PostgreSQL ----------------------------------------------------------------------

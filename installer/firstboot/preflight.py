@@ -11,30 +11,26 @@ report to call `degraded`; nothing here raises for a provider's answer or a netw
 
 No text here ever holds a key: the token is part of Telegram's URL, so no URL or exception text
 is used; a provider's reason is cut short, stripped of control characters, and of the key
-itself should the provider echo it. The API bases are parameters for the tests' loopback stubs
-(and the boot test's); setup.txt cannot set them.
+itself should the provider echo it (installer.firstboot.httpclient, the one HTTP client). The
+API bases are parameters for the tests' loopback stubs (and the boot test's); setup.txt cannot
+set them. First boot runs it through installer.firstboot.online, after the network check and
+the clock wait, and the report shows `report_line()`.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import SecretStr
 
-from installer import redact
+from installer.firstboot.httpclient import NoAnswer, clean_reason, describe_busy, request
 from installer.seed.resolved import ResolvedSeed
 
 TELEGRAM_API = "https://api.telegram.org"
 OPENROUTER_API = "https://openrouter.ai/api/v1"
 DEFAULT_TIMEOUT_S = 10.0
-MAX_BODY = 64 * 1024
-MAX_REASON = 200
 
 Status = Literal["valid", "refused", "not checked"]
 
@@ -60,6 +56,18 @@ class CredentialCheck:
         text += f" ({self.detail})" if self.detail else ""
         return f"{text}; {self.next_step}" if self.next_step else text
 
+    def report_line(self) -> str:
+        """The result as the summary and the receipt show it: `Telegram bot: @name (valid)`,
+        `OpenRouter key: valid (credit limit 10.00)`, `...: refused: <the provider's reason>;
+        next step: ...`, `...: not checked (offline: no link)`."""
+        label = LABELS.get(self.credential, self.credential)
+        if self.status == "valid" and self.fact("bot_username"):
+            return f"{label}: {self.fact('bot_username')} (valid)"
+        if self.status == "refused":
+            step = f"; next step: {self.next_step}" if self.next_step else ""
+            return f"{label}: refused: {self.detail}{step}"
+        return f"{label}: {self.status}" + (f" ({self.detail})" if self.detail else "")
+
 
 @dataclass(frozen=True)
 class Preflight:
@@ -74,84 +82,6 @@ class Preflight:
         return all(c.status == "valid" for c in self.checks)
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """An HTTP answer: status code and the JSON body (None when it was not JSON)."""
-
-    code: int
-    body: dict[str, Any] | None
-    retry_after: str | None = None
-
-
-class _NoAnswer(Exception):
-    """No HTTP answer at all; the message says why, without any URL."""
-
-
-def _clean(text: object, secret: str) -> str:
-    """A provider's words for people: one line, printable, short, and never the key."""
-    words = str(text).replace(secret, "<redacted>") if secret else str(text)
-    words = redact.redact(words)
-    words = "".join(c if c.isprintable() else " " for c in words).strip()
-    return words if len(words) <= MAX_REASON else words[: MAX_REASON - 1] + "…"
-
-
-def _read_body(response: Any, deadline: float) -> bytes:
-    """At most MAX_BODY bytes, stopping at the deadline (a server that drips stays bounded)."""
-    # read1: whatever one receive brings (read(n) would wait for all n bytes of a dripping body)
-    read = getattr(response, "read1", None) or response.read
-    chunks: list[bytes] = []
-    size = 0
-    while size < MAX_BODY:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the answer did not finish in time")
-        chunk = read(min(8192, MAX_BODY - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _parse(data: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(data or b"null")
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _get(url: str, headers: dict[str, str], timeout: float) -> _Answer:
-    """GET `url` within `timeout` seconds in all; an HTTP error status is an answer too."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310 - our base
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return _Answer(response.status, _parse(_read_body(response, deadline)))
-    except urllib.error.HTTPError as err:
-        try:
-            body = _parse(_read_body(err, deadline))
-        except (OSError, TimeoutError):
-            body = None
-        return _Answer(err.code, body, err.headers.get("Retry-After") if err.headers else None)
-    except urllib.error.URLError as err:
-        reason = err.reason
-        if isinstance(reason, TimeoutError):
-            raise _NoAnswer(f"no answer within {timeout:g} s") from None
-        raise _NoAnswer(f"not reachable ({_describe_os_error(reason)})") from None
-    except TimeoutError:
-        raise _NoAnswer(f"no answer within {timeout:g} s") from None
-    except OSError as err:
-        raise _NoAnswer(f"not reachable ({_describe_os_error(err)})") from None
-
-
-def _describe_os_error(err: object) -> str:
-    if isinstance(err, socket.gaierror):
-        return "name not resolved: no DNS"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return type(err).__name__ if isinstance(err, BaseException) else str(err)
-
-
 def _not_checked(credential: str, why: str) -> CredentialCheck:
     return CredentialCheck(credential, "not checked", why)
 
@@ -160,18 +90,9 @@ def _line_hint(line: int | None, key: str) -> str:
     return f"line {line}" if line is not None else f"a {key}= line"
 
 
-def _busy(provider: str, answer: _Answer) -> str | None:
-    """Why an answer is no verdict on the credential (rate limit, provider trouble), or None."""
-    if answer.code == 429:
-        wait = f", retry after {answer.retry_after} s" if answer.retry_after else ""
-        return f"{provider} asked to slow down (rate limit{wait})"
-    if answer.code >= 500:
-        return f"{provider} had trouble answering (HTTP {answer.code})"
-    return None
-
-
 TELEGRAM = "Telegram bot token"
 OPENROUTER = "OpenRouter key"
+LABELS = {TELEGRAM: "Telegram bot", OPENROUTER: "OpenRouter key"}
 
 
 def check_telegram(
@@ -185,10 +106,10 @@ def check_telegram(
     checked. `line` is the token's setup.txt line, for the next step."""
     secret = token.get_secret_value()
     try:
-        answer = _get(f"{api.rstrip('/')}/bot{secret}/getMe", {}, timeout)
-    except _NoAnswer as err:
+        answer = request("GET", f"{api.rstrip('/')}/bot{secret}/getMe", timeout=timeout)
+    except NoAnswer as err:
         return _not_checked(TELEGRAM, f"Telegram {err}")
-    busy = _busy("Telegram", answer)
+    busy = describe_busy("Telegram", answer)
     if busy:
         return _not_checked(TELEGRAM, busy)
     body = answer.body or {}
@@ -196,11 +117,11 @@ def check_telegram(
     if answer.code == 200 and body.get("ok") is True and isinstance(result, dict):
         username = result.get("username")
         if isinstance(username, str) and username:
-            name = f"@{_clean(username, secret)}"
+            name = f"@{clean_reason(username, secret)}"
             return CredentialCheck(TELEGRAM, "valid", name, facts=(("bot_username", name),))
         return _not_checked(TELEGRAM, "Telegram's answer had no bot name")
     if answer.code in (400, 401, 403, 404):
-        reason = _clean(body.get("description") or f"HTTP {answer.code}", secret)
+        reason = clean_reason(body.get("description") or f"HTTP {answer.code}", secret)
         return CredentialCheck(
             TELEGRAM,
             "refused",
@@ -228,10 +149,15 @@ def check_openrouter(
     checked. `line` is the key's setup.txt line, for the next step."""
     secret = key.get_secret_value()
     try:
-        answer = _get(f"{api.rstrip('/')}/key", {"Authorization": f"Bearer {secret}"}, timeout)
-    except _NoAnswer as err:
+        answer = request(
+            "GET",
+            f"{api.rstrip('/')}/key",
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=timeout,
+        )
+    except NoAnswer as err:
         return _not_checked(OPENROUTER, f"OpenRouter {err}")
-    busy = _busy("OpenRouter", answer)
+    busy = describe_busy("OpenRouter", answer)
     if busy:
         return _not_checked(OPENROUTER, busy)
     body = answer.body or {}
@@ -247,7 +173,7 @@ def check_openrouter(
     if answer.code in (400, 401, 402, 403):
         error = body.get("error")
         message = error.get("message") if isinstance(error, dict) else None
-        reason = _clean(message or f"HTTP {answer.code}", secret)
+        reason = clean_reason(message or f"HTTP {answer.code}", secret)
         step = (
             "add credits at openrouter.ai (Settings, Credits)"
             if answer.code == 402
@@ -261,29 +187,36 @@ def check_openrouter(
 def run_preflight(
     seed: ResolvedSeed,
     *,
-    online: bool = True,
-    telegram_api: str = TELEGRAM_API,
-    openrouter_api: str = OPENROUTER_API,
+    offline: Mapping[str, str | None] | None = None,
+    telegram_api: str | None = TELEGRAM_API,
+    openrouter_api: str | None = OPENROUTER_API,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Preflight:
     """Check the seed's Telegram token and, when a model setting uses OpenRouter, its key.
-    `online=False` (the network check found no route) reports both as not checked at once."""
-    telegram_line = _source_line(seed, "TELEGRAM_BOT_TOKEN")
+    `offline` maps an API base to why it cannot be reached now (the network check): that
+    credential is not checked, and nobody is asked. An API base of None (no Telegram for this
+    run, a sandbox with no provider given) leaves that credential out."""
+    offline = offline or {}
     openrouter = next((k for k in seed.models.keys if k.provider == "openrouter"), None)
-    if not online:
-        offline = "offline: no network"
-        checks = [_not_checked(TELEGRAM, offline)]
-        if openrouter is not None:
-            checks.append(_not_checked(OPENROUTER, offline))
-        return Preflight(tuple(checks))
-    checks = [
-        check_telegram(
-            seed.telegram.bot_token, line=telegram_line, api=telegram_api, timeout=timeout
-        )
-    ]
-    if openrouter is not None:
+    checks = []
+    if telegram_api is not None:
+        why = offline.get(telegram_api)
         checks.append(
-            check_openrouter(
+            _not_checked(TELEGRAM, f"offline: {why}")
+            if why
+            else check_telegram(
+                seed.telegram.bot_token,
+                line=_source_line(seed, "TELEGRAM_BOT_TOKEN"),
+                api=telegram_api,
+                timeout=timeout,
+            )
+        )
+    if openrouter is not None and openrouter_api is not None:
+        why = offline.get(openrouter_api)
+        checks.append(
+            _not_checked(OPENROUTER, f"offline: {why}")
+            if why
+            else check_openrouter(
                 openrouter.value,
                 line=_source_line(seed, openrouter.setup_key),
                 api=openrouter_api,

@@ -18,6 +18,7 @@ from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
+from installer.firstboot.online import Findings, Online
 from installer.firstboot.service_clock import ServiceClock
 from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
@@ -36,6 +37,7 @@ from installer.seed.io import (
 )
 from installer.seed.messages import render_problem_head
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed.resolved import ResolvedSeed
 from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.firstboot")
@@ -246,12 +248,18 @@ def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:
 
 
 def run_steps(
-    ctx: StepContext, stamps: Stamps, tracker: StepTracker | None = None
+    ctx: StepContext,
+    stamps: Stamps,
+    tracker: StepTracker | None = None,
+    before_wait: Callable[[], None] | None = None,
 ) -> dict[str, StepRecord]:
-    """Steps 3-7 in order, each skipped when stamped; the database wait always runs."""
+    """Steps 3-7 in order, each skipped when stamped; the database wait always runs, after
+    `before_wait` (the early Telegram message: the network step has run by then)."""
     records: dict[str, StepRecord] = {}
     for name, apply in STEPS:
         if name == database.NAME:
+            if before_wait is not None:
+                before_wait()
             if tracker is not None:
                 tracker.begin(database.WAIT_NAME)
             faults.fault_point(f"before:{database.WAIT_NAME}")
@@ -334,12 +342,14 @@ class FirstbootRun:
 
     config: FirstbootConfig
     asker: Asker | None = None
-    notifier_factory: Callable[[SeedCheck], Callable[[str], tuple[bool, str]] | None] | None = None
+    # the network check, the clock, the credential preflight and the Telegram messages
+    online: Online | None = None
     receipt: Receipt | None = None
     # Records of what ran before first boot (install-platform's host checks), for the summary.
     preamble: Mapping[str, StepRecord] = field(default_factory=dict)
     stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
     delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
+    findings: Findings | None = field(default=None, init=False, repr=False)
 
     def execute(self) -> int:
         clock = ServiceClock()  # the service's time counts from the unit's start
@@ -396,13 +406,16 @@ class FirstbootRun:
                 check.require_resolved(),
                 tuple(w.message for w in check.warnings),
             )
-            records.update(run_steps(ctx, stamps, tracker))
+            records.update(run_steps(ctx, stamps, tracker, lambda: self._announce(ctx.seed)))
             outcome = Outcome(
                 ok=True,
                 headline=_set_up_headline(clock),
                 platform="starting after this report",
             )
             tracker.begin(REPORT_STEP)
+            if self.online is not None:  # also for a run resumed after the report: the
+                # rewrite after the platform's start shows the network as it is now
+                self.findings = self.online.findings(ctx.seed)
             if not stamps.done(REPORT_STEP):
                 faults.fault_point(f"before:{REPORT_STEP}")
                 self._report(paths, check, records, outcome)
@@ -457,11 +470,13 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
-        notify = (
-            self.notifier_factory(check)
-            if (self.notifier_factory and check and check.resolved)
-            else None
-        )
+        notify = None
+        if self.online is not None and check is not None and check.resolved is not None:
+            online, seed = self.online, check.resolved
+
+            def notify(text: str) -> tuple[bool, str]:
+                return online.notify(seed, text)
+
         self.delivery = Delivery()
         for line in write_reports(
             paths,
@@ -471,6 +486,7 @@ class FirstbootRun:
             notify=notify,
             receipt=self.receipt,
             delivery=self.delivery,
+            findings=self.findings,
         ):
             log.info("report: %s", line)
 
@@ -484,9 +500,20 @@ class FirstbootRun:
         """Update the report and the receipt with the platform's start (no second message)."""
         kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
         for line in write_reports(
-            paths, check, records, outcome, receipt=self.receipt, delivery=kept
+            paths,
+            check,
+            records,
+            outcome,
+            receipt=self.receipt,
+            delivery=kept,
+            findings=self.findings,
         ):
             log.info("report: %s", line)
+
+    def _announce(self, seed: ResolvedSeed) -> None:
+        """The early "setup started" message (bounded; never queued, never fatal)."""
+        if self.online is not None:
+            log.info("Telegram: setup started message: %s", self.online.announce(seed))
 
     def _bundle(self, paths: TargetPaths, check: SeedCheck | None, own_log: LogBuffer) -> None:
         """The failure's log bundle on the disk and the stick; where it went is added to the

@@ -65,7 +65,7 @@ from installer.seed.io import (
     write_seed_back,
 )
 from installer.seed.messages import render_problem_line
-from installer.seed.resolve import SeedCheck
+from installer.seed.resolve import SeedCheck, seed_mode
 from installer.status import Status
 from installer.tracker import PlannedStep, StepTracker
 
@@ -88,6 +88,11 @@ class NotInstallerError(InstallerError):
 
 class ExistingInstallError(InstallerError):
     """The chosen disk holds a Clawdie installation and nobody confirmed a reinstall."""
+
+
+class AdoptSeedError(InstallerError):
+    """The stick's seed adopts an installed box (INSTALL_MODE=adopt): the installer installs
+    nothing from it; the installed system applies it."""
 
 
 @dataclass(frozen=True)
@@ -337,6 +342,13 @@ class InstallRun:
             self.receipt = receipt_for(config, seed)
             self.tracker.set_writer(self.receipt)
         self.say(f"seed: {seed.name} from {seed.description}")
+        if seed_mode(seed.data) == "adopt":
+            raise AdoptSeedError(
+                f"{seed.name} says INSTALL_MODE=adopt: it changes a box that is already "
+                "installed, it does not install one (no disk was touched)",
+                "boot the installed box from its own disk, then plug this stick in (or keep it "
+                "in and let the disk boot first); to install, set INSTALL_MODE=fresh",
+            )
         check, answers = self._check_seed(seed)
         self.step("disk")
         disk = self.choose_disk(check, seed)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr, ValidationError
 
+from installer.errors import InstallerError
 from installer.seed import profiles
 from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, SetupModel, problems_of
 from installer.seed.profiles import Setting, Source, line_source
@@ -83,6 +84,15 @@ class SeedCheck:
         if self.resolved is None:
             raise ValueError(f"{self.name} is not valid: it has no resolution")
         return self.resolved
+
+
+def seed_mode(data: bytes) -> str:
+    """INSTALL_MODE as the seed writes it (`fresh` when absent or unreadable)."""
+    try:
+        entry = parse_seed(data, KNOWN_KEYS).entry("INSTALL_MODE")
+    except InstallerError:
+        return "fresh"
+    return entry.value.strip().lower() if entry is not None and entry.value else "fresh"
 
 
 def given_from_seed(text: SeedText) -> dict[str, Given]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
+from installer.firstboot.online import Findings
 from installer.firstboot.stamps import StepRecord
 from installer.fsutil import write_atomic
 from installer.machine import (
@@ -99,10 +100,13 @@ def render_summary(
     extra_warnings: Sequence[str] = (),
     machine: Sequence[str] = (),
     to_fix: Sequence[str] = (),
+    findings: Findings | None = None,
 ) -> str:
     """The full report as plain text: status, identity, models, what was done and skipped,
-    warnings, the machine. `to_fix` (also among the warnings) makes a success `degraded`."""
-    status = outcome.status(to_fix)
+    warnings, the network and credential checks, the machine. `to_fix` (also among the
+    warnings) and the findings' own (no network, a refused credential) make a success
+    `degraded`."""
+    status = status_text(outcome, to_fix, findings)
     out = [f"Clawdie first boot: {status}", f"{outcome.headline}", ""]
     if outcome.error:
         out += [f"Reason: {outcome.error}"]
@@ -132,6 +136,8 @@ def render_summary(
     warnings = [*(w.message for w in (check.warnings if check else ())), *extra_warnings, *notes]
     if warnings:
         out += ["Warnings:", *(f"  - {w}" for w in warnings), ""]
+    if findings is not None:
+        out += [*findings.lines(), ""]
     out.append(f"Platform: {outcome.platform}")
     if machine:
         out += ["", *machine]
@@ -142,7 +148,7 @@ def render_issue(
     summary_head: str,
     outcome: Outcome,
     paths: TargetPaths,
-    status: Status | None = None,
+    status: Status | str | None = None,
     dashboard: str | None = None,
 ) -> str:
     """The console login banner (agetty issue file): status, where the box is on the network,
@@ -202,6 +208,7 @@ def write_reports(
     notify: Notifier | None = None,
     receipt: ReceiptWriter | None = None,
     delivery: Delivery | None = None,
+    findings: Findings | None = None,
 ) -> list[str]:
     """Send, then write, every report; return what happened to each (for the caller's log).
 
@@ -213,7 +220,9 @@ def write_reports(
     extra, to_fix = delivery.extra, delivery.to_fix
     machine = render_machine(paths, check)
     keys = render_key_states(check)
-    summary = render_summary(check, records, outcome, machine=machine)
+    summary = render_summary(
+        check, records, outcome, machine=machine, to_fix=_to_fix((), findings), findings=findings
+    )
     if notify is not None:
         sent, why = notify(summary)
         results.append("Telegram message to the admin: " + ("sent" if sent else f"not sent: {why}"))
@@ -221,12 +230,16 @@ def write_reports(
             note_once(extra, f"Telegram message not sent: {why}")
             note_once(to_fix, f"Telegram message not sent: {why}")
     if receipt is not None:
-        full = render_summary(check, records, outcome, extra, machine, to_fix)
+        full = render_summary(
+            check, records, outcome, extra, machine, _to_fix(to_fix, findings), findings
+        )
         written, why = receipt(with_keys(full, keys))
         results.append(f"receipt on the stick: {why}")
         if not written:
             note_once(extra, f"no receipt on the stick: {why}")
-    summary = render_summary(check, records, outcome, extra, machine, to_fix)
+    summary = render_summary(
+        check, records, outcome, extra, machine, _to_fix(to_fix, findings), findings
+    )
     paths.summary.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.summary, with_keys(summary, keys), mode=0o600)
     head = ""
@@ -235,9 +248,21 @@ def write_reports(
         head = f"Host {host.hostname}, assistant {host.assistant_name}"
     seed = check.resolved if check is not None else None
     url = dashboard_url(seed) if seed is not None else None
-    issue = render_issue(head, outcome, paths, outcome.status(to_fix), url)
+    status = status_text(outcome, _to_fix(to_fix, findings), findings)
+    issue = render_issue(head, outcome, paths, status, url)
     write_atomic(paths.issue_file, issue, mode=0o644)
     return results
+
+
+def _to_fix(to_fix: Sequence[str], findings: Findings | None) -> list[str]:
+    return [*to_fix, *(findings.to_fix() if findings is not None else ())]
+
+
+def status_text(outcome: Outcome, to_fix: Sequence[str], findings: Findings | None) -> str:
+    """The status word, with the cause for `degraded: no network (<reason>)`."""
+    status = outcome.status(to_fix)
+    detail = findings.status_detail() if findings is not None else None
+    return f"{status}: {detail}" if status is Status.DEGRADED and detail else str(status)
 
 
 def note_once(notes: list[str], note: str) -> None:
