@@ -21,9 +21,21 @@ demo-check:
 test *ARGS:
     {{venv}}/pytest -m "not slow and not boot" {{ARGS}}
 
-# the slow tests: the whole power-cut matrix, bigger loop-device and harness tests
+# Debian packages the slow tests need on top of .ci/bootstrap's own: the existing-host test boots
+# a debootstrap root with systemd-nspawn
+slow_apt := "debootstrap systemd-container"
+
+# the slow tests: the whole power-cut matrix, bigger loop-device and harness tests, and the
+# existing host (a Debian 12 root booted with systemd-nspawn; its root is cached in
+# /var/cache/clawdie-iso/existing-host)
 slow-test *ARGS:
+    CLAWDIE_EXTRA_APT="{{slow_apt}}" .ci/bootstrap
     {{venv}}/pytest -m "slow and not boot" {{ARGS}}
+
+# only the existing-host test: install-platform on a booted Debian 12 root, ana left alone
+existing-host-test *ARGS:
+    CLAWDIE_EXTRA_APT="{{slow_apt}}" .ci/bootstrap
+    {{venv}}/pytest -m slow -s tests/test_existing_host.py {{ARGS}}
 
 # everything CI runs: the fast suite, the slow tests, then the image built and booted under QEMU
 test-all:

@@ -30,6 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from installer.errors import InstallerError, UsageError  # noqa: E402
 from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
+from installer.venv import VenvSource  # noqa: E402
+from installer.venv import install_venv as shared_install_venv  # noqa: E402
 
 SUITE = "bookworm"
 ARCH = "amd64"
@@ -335,74 +337,19 @@ def layered_root(config: BuildConfig) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(work / "merged")], check=False)
 
 
-def forget_wheel_path(site: Path) -> None:
-    """Drop what records where and when the project's wheel lay at build time: PEP 610's
-    direct_url.json (a build folder's path) and uv's uv_cache.json (the wheel file's mtime).
-    Neither means anything in the image, and they made two builds of the same inputs differ."""
-    for dist_info in site.glob("*.dist-info"):
-        names = [n for n in ("direct_url.json", "uv_cache.json") if (dist_info / n).exists()]
-        if not names:
-            continue
-        record = dist_info / "RECORD"
-        dropped = tuple(f"{dist_info.name}/{name}," for name in names)
-        kept = [
-            line
-            for line in record.read_text().splitlines(keepends=True)
-            if not line.startswith(dropped)
-        ]
-        record.write_text("".join(kept))
-        for name in names:
-            (dist_info / name).unlink()
-
-
 def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
-    """The installer and its locked dependencies in /opt/clawdie/venv; returns the pin list."""
-    uv = str(REPO / ".venv/bin/uv")
-    requirements = work / "requirements.txt"
-    sh(
-        [
-            uv,
-            "export",
-            "--frozen",
-            "--no-dev",
-            "--no-emit-project",
-            "--no-header",
-            "--quiet",
-            "-o",
-            str(requirements),
-        ],
-        env={"UV_PROJECT": str(REPO)},
+    """The installer and its locked dependencies in /opt/clawdie/venv (installer/venv.py, the
+    recipe install-platform uses too); returns the pin list."""
+    source = VenvSource(checkout=REPO, uv=REPO / ".venv/bin/uv")
+    _, pins = shared_install_venv(
+        source,
+        root,
+        work / "venv",
+        arch=ARCH,
+        epoch=config.epoch,
+        compile_site=lambda site: compile_bytecode(config, root, [site]),
     )
-    wheels = work / "wheel"
-    shutil.rmtree(wheels, ignore_errors=True)
-    sh(
-        [uv, "build", "--wheel", "--quiet", "--out-dir", str(wheels), str(REPO)],
-        env={"SOURCE_DATE_EPOCH": str(config.epoch)},
-    )
-    in_chroot(root, "python3", "-m", "venv", "--without-pip", "/opt/clawdie/venv")
-    site = next((root / "opt/clawdie/venv/lib").glob("python3.*")) / "site-packages"
-    common = [
-        "--target",
-        str(site),
-        "--python-platform",
-        "x86_64-manylinux_2_36",
-        "--python-version",
-        site.parent.name.removeprefix("python"),
-        "--quiet",
-        "--no-build",
-    ]
-    sh([uv, "pip", "install", *common, "--require-hashes", "-r", str(requirements)])
-    sh([uv, "pip", "install", *common, "--no-deps", *map(str, wheels.glob("*.whl"))])
-    forget_wheel_path(site)
-    shutil.rmtree(site / "bin", ignore_errors=True)
-    compile_bytecode(config, root, [Path("/") / site.relative_to(root)])
-    wrapper = root / "usr/local/bin/clawdie-setup"
-    wrapper.write_text(
-        "#!/bin/sh\n# The Clawdie installer, from its own venv.\n"
-        'exec /opt/clawdie/venv/bin/python -m installer.cli "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return requirements.read_text()
+    return pins
 
 
 def compile_bytecode(config: BuildConfig, root: Path, dirs: list[Path]) -> None:

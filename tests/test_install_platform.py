@@ -3,13 +3,14 @@ the host checks, the operator's login `ana` left byte for byte, a SERVICE_ACCOUN
 login refused, a second run that changes nothing, and an adopt seed over the installation.
 
 The root stands for a running Debian 12 host: os-release, systemd and Debian's PostgreSQL are
-what the checks look at, so the root carries them as files. (Booting such a host under QEMU with
-a real debootstrap root is the issue's existing-host test; it is not part of this suite.)
+what the checks look at, so the root carries them as files. The real host, booted with
+systemd-nspawn from a debootstrap root, is tests/test_existing_host.py (slow).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ SSH_AUTHORIZED_KEY={ED25519}
 """
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 ANA_KEYS = f"{RSA_2048}\n"
+# Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).
+DEBIAN_PG_HBA = """\
+# DO NOT DISABLE!
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+"""
+DEBIAN_PG_IDENT = "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
 
 pytestmark = pytest.mark.root
 
@@ -43,10 +53,19 @@ def debian_host(where: Path, seed: str = SEED) -> Path:
     box = firstboot_box(where, seed)
     root = box / "root"
     (root / "etc/os-release").write_text(DEBIAN_12)
-    for tool in ("usr/lib/systemd/systemd", "usr/lib/postgresql/15/bin/postgres"):
+    for tool in (
+        "usr/lib/systemd/systemd",
+        "usr/lib/postgresql/15/bin/postgres",
+        f"usr/bin/python3.{sys.version_info.minor}",
+    ):
         (root / tool).parent.mkdir(parents=True, exist_ok=True)
         (root / tool).write_text("")
         (root / tool).chmod(0o755)
+    (root / "usr/bin/python3").symlink_to(f"python3.{sys.version_info.minor}")
+    cluster = root / "etc/postgresql/15/main"
+    cluster.mkdir(parents=True)
+    (cluster / "pg_hba.conf").write_text(DEBIAN_PG_HBA)
+    (cluster / "pg_ident.conf").write_text(DEBIAN_PG_IDENT)
     with (root / "etc/passwd").open("a") as f:
         f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
     with (root / "etc/group").open("a") as f:
@@ -125,7 +144,36 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     wants = root / "etc/systemd/system/multi-user.target.wants"
     assert os.readlink(wants / "clawdie.service") == "/etc/systemd/system/clawdie.service"
     assert (wants / "clawdie-firstboot.service").is_symlink()
-    assert "-m installer.cli" in (root / "usr/local/bin/clawdie-setup").read_text()
+    timer = root / "etc/systemd/system/timers.target.wants/clawdie-telegram-retry.timer"
+    assert os.readlink(timer) == "/etc/systemd/system/clawdie-telegram-retry.timer"
+    for name in ("clawdie-adopt.service", "clawdie-telegram-retry.service"):
+        assert (root / "etc/systemd/system" / name).read_bytes() == (
+            ROOT / "iso/overlay/etc/systemd/system" / name
+        ).read_bytes()
+    assert not (root / "etc/systemd/system/clawdie-installer.service").exists()
+    assert (root / "etc/udev/rules.d/90-clawdie-adopt.rules").is_file()
+    wrapper = (root / "usr/local/bin/clawdie-setup").read_text()
+    assert "exec /opt/clawdie/venv/bin/python -m installer.cli" in wrapper
+    # the installer's venv, from uv.lock, for the host's python3
+    venv = root / "opt/clawdie/venv"
+    python = f"python3.{sys.version_info.minor}"
+    assert os.readlink(venv / "bin/python") == f"/usr/bin/{python}"
+    site = venv / "lib" / python / "site-packages"
+    assert (site / "installer/cli.py").read_bytes() == (ROOT / "installer/cli.py").read_bytes()
+    assert list(site.glob("psycopg-*.dist-info"))
+    assert list(site.glob("pydantic-*.dist-info"))
+    assert not list(site.glob("pytest-*.dist-info"))  # the runtime only, not the dev tools
+    # PostgreSQL's access: our block above Debian's lines, which stay as they were
+    hba = (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
+    assert hba.startswith("# BEGIN clawdie")
+    assert hba.endswith(DEBIAN_PG_HBA)
+    assert hba.splitlines()[1].split() == ["local", "all", "postgres", "peer", "map=clawdie_admin"]
+    ident = (root / "etc/postgresql/15/main/pg_ident.conf").read_text()
+    assert (
+        ident
+        == DEBIAN_PG_IDENT
+        + "clawdie_admin    root             postgres\nclawdie_admin    postgres         postgres\n"
+    )
     assert (root / "var/lib/clawdie-setup/firstboot/complete.done").is_file()
     assert (root / "platform.out").read_text().startswith("PLATFORM-READY role=clawdie")
     # the service account is the platform's own; its key went there, not to ana
@@ -146,6 +194,39 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     assert snapshot(root, pg) == tree
     assert db_state(pg) == rows
     assert ana(root) == before
+
+
+def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path)
+    root = box / "root"
+    shutil.rmtree(root / "usr/lib/postgresql")
+    # an apt-get that cannot run in this root (no libc): the install fails like a broken apt
+    (root / "usr/bin/apt-get").write_text("")
+    (root / "usr/bin/apt-get").chmod(0o755)
+    before, tree = ana(root), snapshot(root, pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1
+    assert "PostgreSQL is not installed, and installing Debian's failed: " in result.stderr
+    assert "apt-get update" in result.stderr
+    assert "nothing else was installed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ana(root) == before
+    assert snapshot(root, pg) == tree
+
+
+def test_an_overlay_folder_without_the_units_is_worded_before_anything_is_installed(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path)
+    tree = snapshot(box / "root", pg)
+    result = install_platform(box, pg, "--overlay", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert f"cannot read {tmp_path / 'nowhere/etc/systemd/system/clawdie.service'}" in result.stderr
+    assert "give --overlay the image's overlay folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(box / "root", pg) == tree
 
 
 def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(
@@ -201,6 +282,7 @@ HOST = HostFacts(
     machine="x86_64",
     free_bytes=10 * 1024**3,
     postgres_versions=("15",),
+    has_apt=True,
     has_systemd=True,
     systemd_running=True,
     is_root=True,
@@ -216,7 +298,7 @@ HOST = HostFacts(
         ({"os_release": {}}, "an unknown system (no /etc/os-release)"),
         ({"machine": "riscv64"}, "architecture is riscv64"),
         ({"free_bytes": 512 * 1024**2}, "0.5 GiB free"),
-        ({"postgres_versions": ()}, "apt-get install postgresql"),
+        ({"postgres_versions": (), "has_apt": False}, "no apt-get to install it"),
         ({"has_systemd": False}, "systemd does not run this host"),
         ({"systemd_running": False}, "systemd does not run this host"),
     ],
@@ -243,3 +325,27 @@ def test_a_host_that_fails_a_check_gets_nothing(tmp_path: Path, pg: PgCluster) -
     assert "apt-get install postgresql" in result.stderr
     assert "nothing was installed" in result.stderr
     assert snapshot(box / "root", pg) == tree
+
+
+def test_pg_hba_gets_our_block_once_and_an_older_block_is_replaced() -> None:
+    from installer.firstboot.host import HBA_BEGIN, HBA_END, render_pg_hba, render_pg_ident
+
+    ours = render_pg_hba(DEBIAN_PG_HBA)
+    assert ours.endswith(DEBIAN_PG_HBA)
+    assert render_pg_hba(ours) == ours
+    older = HBA_BEGIN + "local all all trust\n" + HBA_END + DEBIAN_PG_HBA
+    assert render_pg_hba(older) == ours
+    ident = render_pg_ident("# no newline at the end")
+    assert ident.splitlines()[0] == "# no newline at the end"
+    assert render_pg_ident(ident) == ident
+
+
+def test_a_host_without_python3_gets_a_worded_error(tmp_path: Path) -> None:
+    from installer.venv import VenvError, target_python
+
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    with pytest.raises(VenvError, match="apt-get install python3"):
+        target_python(tmp_path)
+    (tmp_path / "usr/bin/python3.11").write_text("")
+    (tmp_path / "usr/bin/python3").symlink_to("python3.11")
+    assert target_python(tmp_path) == "python3.11"

@@ -42,11 +42,15 @@ def platform_command(args: argparse.Namespace, default: tuple[str, ...]) -> tupl
 
 
 def firstboot_config(args: argparse.Namespace, seed: Path | None) -> FirstbootConfig:
+    # On the running system, a unit file a step changed (the platform's account drop-in) is
+    # read again before the platform starts, as `firstboot` does.
+    live = Path(args.root).resolve() == Path("/")
     return FirstbootConfig(
         root=args.root,
         seed=seed,
         db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
         platform_start=platform_command(args, ("systemctl", "start", "clawdie.service")),
+        units_reload=("systemctl", "daemon-reload") if live else None,
         telegram_api=None,
         wizard="never",
     )

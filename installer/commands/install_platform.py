@@ -1,9 +1,13 @@
 """`clawdie-setup install-platform SEED`: put the platform on a running Debian 12 host (never the
 OS), then run first boot against it with the same stamps, report and receipt. Run as root.
 
-The host is checked first (release, architecture, free space, PostgreSQL, systemd) and the
-operator's own login found; nothing is installed when either fails. Over an existing
-installation, a seed with INSTALL_MODE=adopt is adopted; any other seed changes nothing.
+The host is checked first (release, architecture, free space, PostgreSQL or apt to install it,
+systemd) and the operator's own login found; nothing is installed when either fails. Then what
+the platform needs goes in, each part only when it differs (a second run writes nothing):
+Debian's PostgreSQL when absent (apt-get), the installer's locked venv (installer/venv.py, the
+image's recipe), the platform payload, the units, and the platform's lines in PostgreSQL's
+pg_hba.conf/pg_ident.conf. Over an existing installation, a seed with INSTALL_MODE=adopt is
+adopted; any other seed changes nothing.
 
 Exit codes: 0 done (or already done), 1 the host or the seed cannot be used, or a step failed,
 2 no readable seed, 3 PostgreSQL not ready in time, 4 the platform did not start.
@@ -12,6 +16,8 @@ Exit codes: 0 done (or already done), 1 the host or the seed cannot be used, or 
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 
 from installer.commands._target_options import (
@@ -39,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the platform payload folder (default: the reference one)",
     )
     parser.add_argument(
-        "--units",
+        "--overlay",
         type=Path,
-        default=CHECKOUT / "iso/overlay/etc/systemd/system",
-        help="where clawdie.service and clawdie-firstboot.service are",
+        default=CHECKOUT / "iso/overlay",
+        help="the image's overlay folder, with the units (default: the checkout's)",
     )
     add_target_arguments(parser, platform_verb="starts")
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
     from installer.seed.resolve import check_seed_bytes, seed_mode
+    from installer.venv import VenvSource, install_venv
 
     arm_from_environment()
     config = firstboot_config(args, args.seed)
@@ -72,9 +79,37 @@ def run(args: argparse.Namespace) -> int:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
     start = host.read_start_command(args.platform)
-    changed = host.install_payload(paths, args.platform)
-    changed += host.install_units(paths, args.units, start)
-    if changed and paths.is_live_system:
+    unit_files = host.read_host_files(args.overlay)
+    source = VenvSource.find(CHECKOUT)
+    postgres_installed = ""
+    if not facts.postgres_versions:
+        postgres_installed = host.install_postgresql(paths)
+        facts = host.read_host_facts(paths)
+    with tempfile.TemporaryDirectory(prefix="clawdie-venv-") as work:
+        wrote, _ = install_venv(
+            source,
+            config.root,
+            Path(work),
+            arch=host.ARCHITECTURES[facts.machine],
+            compile_site=compile_site if paths.is_live_system else None,
+        )
+    changed = int(wrote)
+    changed += host.install_payload(paths, args.platform)
+    units, rules = host.install_units(paths, unit_files, start)
+    access = host.ensure_postgres_access(paths)
+    if units and paths.is_live_system:
         run_command(["systemctl", "daemon-reload"])
-    record = host.host_record(facts, operator, changed)
+        run_command(["systemctl", "start", *host.TIMERS])
+    if rules and paths.is_live_system and shutil.which("udevadm"):  # (a container has none)
+        run_command(["udevadm", "control", "--reload"], check=False)
+    if access and paths.is_live_system:
+        run_command(["systemctl", "reload", "postgresql.service"])
+    record = host.host_record(facts, operator, changed + units + rules + access, postgres_installed)
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
+
+
+def compile_site(site: Path) -> None:
+    """The venv's bytecode, compiled by the host's own python3 (the one the venv runs)."""
+    from installer.run import run as run_command
+
+    run_command(["/usr/bin/python3", "-m", "compileall", "-q", "-j", "0", str(site)], timeout=600)

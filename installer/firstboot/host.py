@@ -1,22 +1,24 @@
 """The existing host (DESIGN §6, `clawdie-setup install-platform`): the platform on a Debian 12
 machine that already runs, never the OS.
 
-Before anything is written: the host is checked (release, architecture, free space, PostgreSQL,
-systemd), the operator's own login (DESIGN §2) is found, and a SERVICE_ACCOUNT that names an
-existing account first boot did not create (a person's login) is refused with the accounts
-step's own words. Then the platform payload, the installer's command and the units are put in
-place (each file written only when it differs, so a second run writes nothing) and first boot
+Before anything is written: the host is checked (release, architecture, free space, PostgreSQL
+or apt-get to install it, systemd), the operator's own login (DESIGN §2) is found, and a
+SERVICE_ACCOUNT that names an existing account first boot did not create (a person's login) is
+refused with the accounts step's own words. Then what the platform needs is put in place, each
+file written only when it differs (so a second run writes nothing): Debian's PostgreSQL when it
+is missing, the installer's venv and command (installer/venv.py), the platform payload, the
+units, and the platform's lines in PostgreSQL's pg_hba.conf and pg_ident.conf. First boot then
 runs against the same root, with its stamps, report and receipt. The operator login is never
 renamed, recreated or given keys: nothing here or in first boot writes to it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shlex
 import shutil
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +29,14 @@ from installer.firstboot.stamps import StepRecord
 from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
 from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
 from installer.paths import SERVICE_NAME, TargetPaths
+from installer.run import run
+
+log = logging.getLogger("clawdie.host")
 
 MIN_FREE_BYTES = 2 * 1024**3  # the payload, the databases' first growth, logs
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 UNITS = (f"{SERVICE_NAME}.service", f"{SERVICE_NAME}-firstboot.service")
 PLATFORM_DIR = f"/opt/{SERVICE_NAME}/platform"
-COMMAND = "/usr/local/bin/clawdie-setup"
 _HUMAN_UIDS = range(1000, 60000)
 _NO_LOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
 
@@ -49,6 +53,7 @@ class HostFacts:
     machine: str
     free_bytes: int
     postgres_versions: tuple[str, ...]
+    has_apt: bool
     has_systemd: bool
     systemd_running: bool
     is_root: bool
@@ -63,6 +68,15 @@ def parse_os_release(text: str) -> dict[str, str]:
     return values
 
 
+def postgres_versions(paths: TargetPaths) -> tuple[str, ...]:
+    """The PostgreSQL servers Debian installed (/usr/lib/postgresql/N/bin/postgres)."""
+    pg_lib = paths.root / "usr/lib/postgresql"
+    if not pg_lib.is_dir():
+        return ()
+    found = [p.name for p in pg_lib.iterdir() if (p / "bin/postgres").is_file()]
+    return tuple(sorted(found, key=lambda v: (len(v), v)))
+
+
 def read_host_facts(paths: TargetPaths) -> HostFacts:
     release = ""
     for candidate in ("etc/os-release", "usr/lib/os-release"):
@@ -70,12 +84,7 @@ def read_host_facts(paths: TargetPaths) -> HostFacts:
         if path.is_file():
             release = path.read_text(encoding="utf-8", errors="replace")
             break
-    pg_lib = paths.root / "usr/lib/postgresql"
-    versions = tuple(
-        sorted(p.name for p in pg_lib.iterdir() if (p / "bin/postgres").is_file())
-        if pg_lib.is_dir()
-        else ()
-    )
+    versions = postgres_versions(paths)
     systemd = any(
         (paths.root / p).exists() for p in ("usr/lib/systemd/systemd", "lib/systemd/systemd")
     )
@@ -84,6 +93,7 @@ def read_host_facts(paths: TargetPaths) -> HostFacts:
         machine=platform.machine(),
         free_bytes=shutil.disk_usage(paths.root).free,
         postgres_versions=versions,
+        has_apt=any((paths.root / p).exists() for p in ("usr/bin/apt-get", "bin/apt-get")),
         has_systemd=systemd,
         systemd_running=(not paths.is_live_system) or Path("/run/systemd/system").is_dir(),
         is_root=os.geteuid() == 0,
@@ -110,10 +120,10 @@ def host_problems(facts: HostFacts) -> list[str]:
             f"{facts.free_bytes / 1024**3:.1f} GiB free; the platform needs at least "
             f"{MIN_FREE_BYTES / 1024**3:.0f} GiB: free some space first"
         )
-    if not facts.postgres_versions:
+    if not facts.postgres_versions and not facts.has_apt:
         problems.append(
-            "PostgreSQL is not installed: install Debian's with `apt-get install postgresql`, "
-            "then run this again"
+            "PostgreSQL is not installed and this host has no apt-get to install it: install "
+            "Debian's (`apt-get install postgresql`), then run this again"
         )
     if not facts.has_systemd or not facts.systemd_running:
         problems.append("systemd does not run this host: the platform runs as systemd units")
@@ -227,37 +237,173 @@ def render_unit(text: str, start: list[str]) -> str:
     return text.replace("@PLATFORM_START@", command)
 
 
-def render_command_wrapper() -> str:
-    """/usr/local/bin/clawdie-setup: this installer, from the environment it runs in now."""
-    return (
-        "#!/bin/sh\n# The Clawdie installer (installed by install-platform).\n"
-        f'exec {shlex.quote(sys.executable)} -m installer.cli "$@"\n'
+# The image's files (iso/overlay/etc) a running host needs too, relative to /etc, each with the
+# target that enables it (None: started by something else). The platform and first boot; adopt
+# from a stick that appears (its udev rule starts it); the timer that sends the Telegram messages
+# first boot queued; the login prompts wait for first boot, so its summary is on the login
+# screen. Not the live installer's unit, nor the image's ssh, network or journald settings: on
+# an existing host those are the operator's.
+HOST_FILES: tuple[tuple[str, str | None], ...] = (
+    *((f"systemd/system/{unit}", "multi-user.target") for unit in UNITS),
+    (f"systemd/system/{SERVICE_NAME}-adopt.service", None),
+    (f"systemd/system/{SERVICE_NAME}-telegram-retry.service", None),
+    (f"systemd/system/{SERVICE_NAME}-telegram-retry.timer", "timers.target"),
+    ("systemd/system/getty@.service.d/clawdie-after-firstboot.conf", None),
+    ("systemd/system/serial-getty@.service.d/clawdie-after-firstboot.conf", None),
+    ("udev/rules.d/90-clawdie-adopt.rules", None),
+)
+TIMERS = tuple(Path(name).name for name, wanted_by in HOST_FILES if wanted_by == "timers.target")
+
+
+def read_host_files(overlay: Path) -> dict[str, str]:
+    """The files install_units writes, read from the image's overlay folder before anything is
+    installed."""
+    texts = {}
+    for name, _ in HOST_FILES:
+        path = overlay / "etc" / name
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise HostError(
+                f"cannot read {path}: {err.strerror}",
+                "give --overlay the image's overlay folder (iso/overlay in the checkout)",
+            ) from None
+    return texts
+
+
+def install_units(paths: TargetPaths, texts: dict[str, str], start: list[str]) -> tuple[int, int]:
+    """The units, drop-ins and udev rule (`texts`, from read_host_files), each enabled where
+    the image enables it; returns how many unit files and udev rules changed."""
+    units = rules = 0
+    for name, wanted_by in HOST_FILES:
+        target = paths.root / "etc" / name
+        ensure_dir(target.parent, 0o755)
+        changed = int(write_atomic(target, render_unit(texts[name], start), mode=0o644))
+        if wanted_by is not None:
+            wants = paths.root / f"etc/systemd/system/{wanted_by}.wants"
+            ensure_dir(wants, 0o755)
+            changed += symlink_atomic(wants / target.name, f"/etc/{name}")
+        if name.startswith("udev/"):
+            rules += changed
+        else:
+            units += changed
+    return units, rules
+
+
+# --- Debian's PostgreSQL ----------------------------------------------------------------------
+
+APT_TIMEOUT_S = 900.0
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+
+
+def in_target(paths: TargetPaths, argv: list[str]) -> list[str]:
+    """`argv` as run on the target: as it is on the running host, through chroot otherwise."""
+    return argv if paths.is_live_system else ["chroot", str(paths.root), *argv]
+
+
+def install_postgresql(paths: TargetPaths) -> str:
+    """Debian's PostgreSQL (`apt-get install postgresql`) on a host that has none; returns the
+    summary's words for it. A failed install is a worded HostError (check_host has made sure
+    apt-get is there). A failed `apt-get update` (offline, a broken mirror) is only logged:
+    the lists and packages already on the host may be enough."""
+    update = ["apt-get", "update", "-qq"]
+    try:
+        result = run(in_target(paths, update), env=APT_ENV, check=False, timeout=APT_TIMEOUT_S)
+        why = f"exit {result.returncode}" if result.returncode else ""
+    except InstallerError as err:  # timed out, or chroot missing
+        why = err.message
+    if why:
+        log.warning("apt-get update failed (%s); installing from the lists already here", why)
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]
+    try:
+        run(in_target(paths, install), env=APT_ENV, timeout=APT_TIMEOUT_S)
+    except InstallerError as err:
+        raise HostError(
+            f"PostgreSQL is not installed, and installing Debian's failed: {err.message}"
+            + (f" (apt-get update had failed too: {why})" if why else ""),
+            "fix apt (network, sources, a held lock), or run `apt-get install postgresql` "
+            "yourself, then run install-platform again; nothing else was installed",
+        ) from None
+    versions = postgres_versions(paths)
+    if not versions:
+        raise HostError(
+            "apt-get installed postgresql, but no PostgreSQL server is in /usr/lib/postgresql",
+            "check `apt-cache policy postgresql`, then run install-platform again",
+        )
+    lists = (
+        f"; apt-get update failed ({why}), so from the package lists already here" if why else ""
     )
+    return f"installed now with apt-get{lists}"
 
 
-def install_units(paths: TargetPaths, units_dir: Path, start: list[str]) -> int:
-    """The platform and first-boot units, enabled (multi-user.target wants them); returns how
-    many files changed."""
-    system = paths.root / "etc/systemd/system"
-    wants = system / "multi-user.target.wants"
-    ensure_dir(wants, 0o755)
+# What the platform needs of the host's PostgreSQL, in each cluster's pg_hba.conf above Debian's
+# own lines (the first line that matches decides): root bootstraps the platform's role and
+# databases as the postgres role, the way the image allows it (iso/pg_hba.conf); the platform's
+# databases take their role by password (scram), which is how first boot checks the role and
+# how the platform connects. Every other line of the operator's stays as it is.
+HBA_BEGIN = "# BEGIN clawdie (install-platform): the platform's access; edit above or below\n"
+HBA_END = "# END clawdie\n"
+HBA_BLOCK = (
+    HBA_BEGIN + "local   all                                    postgres                 "
+    "peer map=clawdie_admin\n"
+    "local   system_ops,system_brain,system_skills  all                      scram-sha-256\n"
+    "host    system_ops,system_brain,system_skills  all       127.0.0.1/32   scram-sha-256\n"
+    "host    system_ops,system_brain,system_skills  all       ::1/128        scram-sha-256\n"
+    + HBA_END
+)
+IDENT_LINES = (
+    "clawdie_admin    root             postgres\n",
+    "clawdie_admin    postgres         postgres\n",
+)
+
+
+def render_pg_hba(text: str) -> str:
+    """Debian's pg_hba.conf with our block first (replacing an older one of ours)."""
+    if HBA_BEGIN in text and HBA_END in text:
+        head, _, rest = text.partition(HBA_BEGIN)
+        _, _, tail = rest.partition(HBA_END)
+        text = head + tail
+    return HBA_BLOCK + text
+
+
+def render_pg_ident(text: str) -> str:
+    missing = [line for line in IDENT_LINES if line not in text.splitlines(keepends=True)]
+    if not missing:
+        return text
+    return text + ("" if not text or text.endswith("\n") else "\n") + "".join(missing)
+
+
+def ensure_postgres_access(paths: TargetPaths) -> int:
+    """Our lines in every cluster's pg_hba.conf and pg_ident.conf; returns how many files
+    changed (PostgreSQL must then reload them)."""
     changed = 0
-    for unit in UNITS:
-        text = (units_dir / unit).read_text(encoding="utf-8")
-        changed += write_atomic(system / unit, render_unit(text, start), mode=0o644)
-        changed += symlink_atomic(wants / unit, f"/etc/systemd/system/{unit}")
-    changed += write_atomic(paths.root / COMMAND.lstrip("/"), render_command_wrapper(), mode=0o755)
+    for config in sorted((paths.root / "etc/postgresql").glob("*/*")):
+        for name, render in (("pg_hba.conf", render_pg_hba), ("pg_ident.conf", render_pg_ident)):
+            path = config / name
+            if not path.is_file():
+                continue
+            old = path.read_text(encoding="utf-8")
+            new = render(old)
+            if new != old:
+                info = path.stat()
+                changed += write_atomic(
+                    path, new, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid
+                )
     return changed
 
 
-def host_record(facts: HostFacts, operator: str, changed: int) -> StepRecord:
-    """The summary's words for the host and the operator login."""
+def host_record(
+    facts: HostFacts, operator: str, changed: int, postgres_installed: str = ""
+) -> StepRecord:
+    """The summary's words for the host and the operator login; `postgres_installed` is what
+    install_postgresql said when it installed PostgreSQL in this run."""
     release = facts.os_release.get("PRETTY_NAME", "Debian 12")
     arch = ARCHITECTURES.get(facts.machine, facts.machine)
     pg = ", ".join(facts.postgres_versions)
+    how = f" ({postgres_installed})" if postgres_installed else ""
     return StepRecord(
         created=(
-            f"existing host: {release}, {arch}, PostgreSQL {pg}",
+            f"existing host: {release}, {arch}, PostgreSQL {pg}{how}",
             f"platform payload in {PLATFORM_DIR}, units {', '.join(UNITS)} "
             + (f"({changed} file(s) written)" if changed else "(already in place)"),
             f"operator login {operator}: checked, left as it is (never renamed, recreated or "

@@ -1,0 +1,182 @@
+"""The existing-host test (issue 15): a real Debian 12 host, booted with systemd-nspawn, with a
+person's login `ana`, her authorized_keys and Debian's PostgreSQL. `install-platform` runs on
+it as the operator would run it (from this checkout, no options): it installs the locked venv,
+the payload and the units, then first boot runs; real systemd starts the platform.
+
+Then: ana is untouched byte for byte (her passwd, shadow and group lines, her home), the
+platform runs (`PLATFORM-READY` in its journal), and a second run changes no file.
+
+Needs root, debootstrap and systemd-nspawn (`just slow-test` installs them). The first run
+makes the cached root (a few minutes); later runs take about a minute and a half on two cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.nspawn_host import Machine, booted
+from tests.test_install_platform import ANA_KEYS, SEED, SENTINEL, ana
+
+ROOT = Path(__file__).resolve().parents[1]
+UV_CACHE = Path(
+    subprocess.run(
+        [str(ROOT / ".venv/bin/uv"), "cache", "dir"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    or "/root/.cache/uv"
+)
+ANA_HASH = "$6$anasalt$Qm1Y0b2vFf5xYc0Q9a9V3b8oV8B7y0t2ZqO7G2m1pQnU4r5s6t7u8v9w0x1y2"
+# Not the default account: the unit's own User=clawdie must give way to first boot's drop-in,
+# which systemd reads only when told to.
+ACCOUNT = "assistant"
+# What install-platform and first boot own or may write; a second run must leave all of it.
+WATCHED = ("etc", "opt", "usr/local", "var/lib/clawdie-setup", "var/lib/clawdie", "home")
+
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]
+
+
+def checkout_paths() -> list[Path]:
+    """This checkout, and the Python its .venv was made from when that is not Debian's."""
+    paths = [ROOT]
+    if not sys.base_prefix.startswith("/usr"):
+        paths.append(Path(sys.base_prefix))
+    return paths
+
+
+def files(root: Path) -> dict[str, tuple[str, int, str]]:
+    """Mode, owner and content (or link target) of every file under WATCHED."""
+    out = {}
+    for top in WATCHED:
+        for path in sorted((root / top).rglob("*")):
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = ("link", st.st_uid, os.readlink(path))
+            elif path.is_dir():
+                out[rel] = (oct(stat.S_IMODE(st.st_mode)), st.st_uid, "dir")
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+                out[rel] = (oct(stat.S_IMODE(st.st_mode)), st.st_uid, digest)
+    return out
+
+
+def add_ana(machine: Machine) -> None:
+    """A person's login as `adduser` makes it, with a password and her SSH key."""
+    for argv in (
+        ("useradd", "--create-home", "--uid", "1000", "--shell", "/bin/bash", "ana"),
+        ("usermod", "--password", ANA_HASH, "ana"),
+        ("install", "-d", "-o", "ana", "-g", "ana", "-m", "0700", "/home/ana/.ssh"),
+    ):
+        result = machine.run(*argv)
+        assert result.returncode == 0, result.stderr
+    keys = machine.root / "home/ana/.ssh/authorized_keys"
+    keys.write_text(ANA_KEYS)
+    os.chown(keys, 1000, 1000)
+    keys.chmod(0o600)
+
+
+def install_platform(machine: Machine) -> subprocess.CompletedProcess[str]:
+    return machine.run(
+        str(ROOT / ".venv/bin/clawdie-setup"),
+        "install-platform",
+        "/root/setup.txt",
+        env={"UV_OFFLINE": "1", "UV_CACHE_DIR": str(UV_CACHE), "UV_PYTHON_DOWNLOADS": "never"},
+        timeout=1200,
+    )
+
+
+def platform_journal(machine: Machine) -> str:
+    return machine.run("journalctl", "--no-pager", "-o", "cat", "-u", "clawdie.service").stdout
+
+
+POSTGRES_PACKAGES = (
+    "postgresql",
+    "postgresql-15",
+    "postgresql-common",
+    "postgresql-client-15",
+    "postgresql-client-common",
+)
+
+
+@pytest.mark.parametrize("postgresql", ["already there", "installed by apt"])
+def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
+    tmp_path: Path, postgresql: str
+) -> None:
+    started = time.monotonic()
+    seed = [("/root/setup.txt", (SEED + f"SERVICE_ACCOUNT={ACCOUNT}\n").encode(), 0o600)]
+    by_apt = postgresql == "installed by apt"
+    with booted(
+        tmp_path,
+        seed,
+        read_only=checkout_paths(),
+        writable=[UV_CACHE],
+        apt_archives=("postgresql*.deb",) if by_apt else (),
+    ) as machine:
+        booted_at = time.monotonic()
+        add_ana(machine)
+        root = machine.root
+        if by_apt:  # a host without PostgreSQL: install-platform runs apt-get (offline here)
+            purge = machine.run("apt-get", "purge", "-y", "-qq", *POSTGRES_PACKAGES, timeout=300)
+            assert purge.returncode == 0, purge.stdout + purge.stderr
+            assert not (root / "usr/lib/postgresql/15/bin/postgres").exists()
+        before = ana(root)
+        assert (root / "home/ana/.ssh/authorized_keys").read_text() == ANA_KEYS
+
+        result = install_platform(machine)
+        installed_at = time.monotonic()
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert SENTINEL not in output
+        assert ana(root) == before  # passwd/shadow/group lines, home, keys: byte for byte
+        assert machine.run("systemctl", "is-active", "postgresql@15-main").stdout.strip() == (
+            "active"
+        )
+
+        # the platform runs under real systemd, as its own account, from the installed venv
+        deadline = time.monotonic() + 120
+        while "PLATFORM-READY" not in platform_journal(machine) and time.monotonic() < deadline:
+            time.sleep(1)
+        journal = platform_journal(machine)
+        assert f"PLATFORM-READY role={ACCOUNT} db=system_ops" in journal, journal
+        assert machine.run("systemctl", "is-active", "clawdie.service").stdout.strip() == "active"
+        pid = machine.run("systemctl", "show", "--value", "--property=MainPID", "clawdie.service")
+        owner = machine.run("stat", "--format=%U", f"/proc/{pid.stdout.strip()}")
+        assert owner.stdout.strip() == ACCOUNT
+        assert machine.run("systemctl", "is-enabled", "clawdie.service").stdout.strip() == (
+            "enabled"
+        )
+        timer = machine.run("systemctl", "is-active", "clawdie-telegram-retry.timer")
+        assert timer.stdout.strip() == "active"
+        wrapper = root / "usr/local/bin/clawdie-setup"
+        assert "/opt/clawdie/venv/bin/python" in wrapper.read_text()
+        version = machine.run("/usr/local/bin/clawdie-setup", "--version")
+        assert version.returncode == 0, version.stderr
+        summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+        assert "existing host: Debian GNU/Linux 12 (bookworm)" in summary
+        assert "operator login ana: checked, left as it is" in summary
+        if by_apt:  # (apt-get update finds no network, and says so only as a warning)
+            assert "PostgreSQL 15 (installed now with apt-get" in summary
+        assert SENTINEL not in summary
+
+        # twice: nothing changes the second time
+        tree = files(root)
+        second = time.monotonic()
+        again = install_platform(machine)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already completed" in again.stderr
+        assert files(root) == tree
+        assert ana(root) == before
+        finished = time.monotonic()
+    print(
+        f"existing host, PostgreSQL {postgresql}: boot {booted_at - started:.0f} s, "
+        f"install-platform + first boot {installed_at - booted_at:.0f} s, "
+        f"second run {finished - second:.0f} s, "
+        f"whole test {time.monotonic() - started:.0f} s"
+    )
