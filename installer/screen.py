@@ -199,6 +199,23 @@ class ProgressScreen:
                 self._final = render_done(self.tracker, status, headline, self.last)
                 self._paint(self._final)
 
+    def final(self, lines: Sequence[str]) -> None:
+        """Paint `lines` as the end of the run; they stay."""
+        with self._lock:
+            self._final = list(lines)
+            self._paint(self._final)
+
+    @property
+    def showing(self) -> bool:
+        """The progress is on the console now (started, a step begun, not paused, not ended):
+        a line for the console belongs on the screen, not below it."""
+        return (
+            self._ticker is not None
+            and self.tracker is not None
+            and not self._paused
+            and self._final is None
+        )
+
     def pausing(self, ask: Callable[[A], R]) -> Callable[[A], R]:
         """`ask`, run with the screen paused (it needs the console: the wizard, a question)."""
 

@@ -46,10 +46,14 @@ from tests.console_font import (
     render_png,
     render_rows,
 )
+from tests.loopdev import MIB, loop_file
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import firstboot_box
 from tests.terminal import Terminal, assert_console_safe
 from tests.test_firstboot import SEED
+from tests.test_install_disk import DISK_MIB, install_argv, live, root_tools, seed_for
+
+__all__ = ["live", "root_tools"]  # the disk installer's fixtures, used here too
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"
@@ -420,3 +424,54 @@ def test_a_failure_is_painted_last_and_stays(
     assert "  failed  7. database role, databases, operator" in lines
     assert "  done    6. waiting for PostgreSQL" in lines
     assert_console_safe(screen)
+
+
+@needs_tmux
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_the_install_in_a_linux_console_progress_then_the_code(
+    tmp_path: Path, live: Path, console: Callable[[str], Terminal]
+) -> None:
+    release = tmp_path / "release"
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}")
+        argv = install_argv(tmp_path, live, seed, disk.node)
+        env = ["env", "CLAWDIE_INSTALL_FAULT=hold:before:copy", f"CLAWDIE_FAULT_RELEASE={release}"]
+        term = console(shlex.join([*env, str(CLI), *argv]))
+        held = term.wait_text("Step 5 of 8: copying the system (copy)", 120)
+        keep("install-progress", held)
+        assert held.splitlines()[0] == "Clawdie installer: in progress"
+        assert "  done    4. making the file systems" in held.splitlines()
+        assert_console_safe(held)
+        release.touch()
+        done = term.wait_text("EXIT=", 300)
+    keep("install-done", done)
+    assert "EXIT=0" in done
+    lines = done.splitlines()
+    assert lines[0] == "Clawdie installer: ok"
+    assert decode(lines) == ["https://loopy.local/"]
+    assert " Remove the stick: first boot runs on the" in done
+    assert "CLAWDIE-INSTALL-DONE" not in done  # a marker for the serial console, not the screen
+    font = read_psf(configured_font_path())
+    assert all(font.has(c) for c in done if c != "\n")
+
+
+@needs_tmux
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_an_install_failure_stays_on_the_screen(
+    tmp_path: Path, live: Path, console: Callable[[str], Terminal]
+) -> None:
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}")
+        argv = install_argv(tmp_path, live, seed, disk.node)
+        env = ["env", "CLAWDIE_INSTALL_FAULT=fail:before:partitions"]
+        term = console(shlex.join([*env, str(CLI), *argv]))
+        screen = term.wait_text("EXIT=", 120)
+    keep("install-failed", screen)
+    lines = screen.splitlines()
+    assert lines[0] == "Clawdie installer: failed"
+    assert lines[2].startswith("Reason: a failure was injected at before:partitions")
+    assert lines[3].startswith("What to do: this is a test")
+    assert "  failed  3. partitioning the disk" in lines
+    assert "EXIT=1" in screen
