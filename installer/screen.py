@@ -25,14 +25,16 @@ from typing import TextIO, TypeVar
 from installer.redact import add_filter, redact
 from installer.status import Status
 from installer.tracker import StepTracker, render_clock
+from installer.tracker import log as progress_log
 
 WIDTH, HEIGHT = 80, 25  # the Linux console's text mode; a larger screen shows the same lines
 HOME, ERASE_LINE, ERASE_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 REPAINT_EVERY_S = 1.0
+PROGRESS_LOGGER = progress_log.name
 LAST_LINE_ROWS = 3  # the last log line, wrapped to at most this many rows
-# A failure leaves room below it for the command's own error line (wrapped) and hint, which
-# follow it when the run ends: the screen stays whole above them.
-FAILURE_ROWS = HEIGHT - 5
+# A failure leaves a few rows below it (the installer's power-off line, a shell's prompt): the
+# screen stays whole above them. The command's own error line is not printed again after it.
+FAILURE_ROWS = HEIGHT - 3
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -150,6 +152,8 @@ class _Notes(logging.Handler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == PROGRESS_LOGGER:  # the step's own line: the screen shows the step
+            return
         self.screen.note(self.format(record))
 
 

@@ -424,8 +424,7 @@ class FirstbootRun:
             )
             self._report(paths, failed_check, records, outcome)
             self._bundle(paths, failed_check, own_log)
-            if self.screen is not None:
-                self.screen.fail(err.message, err.hint)
+            self._show_failure(err)
             if err is caught:
                 raise
             raise err from None
@@ -448,8 +447,7 @@ class FirstbootRun:
             )
             self._rewrite(paths, check, records, failed)
             self._bundle(paths, check, own_log)
-            if self.screen is not None:
-                self.screen.fail(err.message, err.hint)
+            self._show_failure(err)
             raise
         self._rewrite(
             paths, check, records, Outcome(True, _set_up_headline(clock), platform=platform)
@@ -465,6 +463,12 @@ class FirstbootRun:
         else:
             print(paths.summary.read_text(), end="")
         return 0
+
+    def _show_failure(self, err: InstallerError) -> None:
+        """The failure, painted last on the console's progress screen (cause, then hint)."""
+        if self.screen is not None:
+            self.screen.fail(err.message, err.hint)
+            err.on_screen = True
 
     def _report(
         self,
