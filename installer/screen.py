@@ -4,8 +4,9 @@ the last log line, repainted in place. A failure is painted last and stays: the 
 then what to do.
 
 Only the terminal the run was started on is repainted, with three escape sequences every
-terminal type knows (cursor home, erase to the end of the line, erase below) and ASCII text, so
-it reads the same at 80x25 with TERM=linux and no colour. The journal, and so the serial
+terminal type knows (cursor home, erase to the end of the line, erase below) and our words in
+ASCII (a log line may quote the seed's own text), so it reads the same at 80x25 with TERM=linux
+and no colour. The journal, and so the serial
 console, keeps getting the plain lines (the tracker's progress lines and every log line): the
 screen only takes the place of the log lines on the console itself.
 
