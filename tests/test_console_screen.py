@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 import zxingcpp
 
+from installer import faults
 from installer.dev.sandbox import make_sandbox_root
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.firstboot.runner import plan_steps
 from installer.firstboot.steps.report import ISSUE_ROWS, Outcome, render_issue
+from installer.install.console import Console
 from installer.paths import TargetPaths
 from installer.qr import CHARACTERS, QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
 from installer.screen import (
@@ -482,3 +484,31 @@ def test_an_install_failure_stays_on_the_screen(
     assert lines[3].startswith("What to do: this is a test")
     assert "  failed  3. partitioning the disk" in lines
     assert "EXIT=1" in screen
+
+
+def test_a_hold_needs_its_release_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults, "_armed", "hold:before:x")
+    monkeypatch.delenv(faults.RELEASE_VARIABLE, raising=False)
+    with pytest.raises(faults.InjectedFailure, match="names no release file"):
+        faults.fault_point("before:x")
+
+
+def test_the_installers_questions_are_plain_lines_over_a_paused_screen() -> None:
+    out = io.StringIO()
+    screen = ProgressScreen(out)
+    console = Console(out, None, None, screen)
+    tracker = StepTracker(
+        "T", [PlannedStep("disk", "choosing the disk", 30)], "h", show=screen.show
+    )
+    with screen:
+        tracker.begin("disk")
+        console.say("looking at the disks")
+        assert "install: looking at the disks\n" not in out.getvalue()  # on the screen instead
+        assert "install: looking at the disks\x1b[K\n" in out.getvalue()
+        with console.plain():
+            console.line("  /dev/sda: a disk")
+        assert "\x1b[H\x1b[J  /dev/sda: a disk\n" in out.getvalue()  # a clear screen, then plain
+        console.failed("nobody chose a disk", "restart the machine")
+        console.say("this machine powers off in 60 s")
+    assert out.getvalue().endswith("install: this machine powers off in 60 s\n")
+    assert "Reason: nobody chose a disk" in out.getvalue().split("\x1b[H")[-1]
