@@ -390,6 +390,8 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
     login = console(
         shlex.join(
             [
+                # agetty ignores the hangup of a killed tmux session: bound it (TERM, then KILL)
+                *("timeout", "--foreground", "-k", "5", "60"),
                 "/sbin/agetty",
                 "--noclear",
                 "--issue-file",
