@@ -78,9 +78,10 @@ def run_command(name: str, argv: Sequence[str]) -> int:
     try:
         return module.run(args)
     except InstallerError as err:
-        print(f"clawdie-setup {name}: error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"  hint: {err.hint}", file=sys.stderr)
+        if not err.on_screen:
+            print(f"clawdie-setup {name}: error: {err.message}", file=sys.stderr)
+            if err.hint:
+                print(f"  hint: {err.hint}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"clawdie-setup {name}: interrupted", file=sys.stderr)

@@ -10,6 +10,9 @@ class InstallerError(Exception):
     """Something the operator can act on. `exit_code` is what the CLI returns for it."""
 
     exit_code = 1
+    # True once the console's progress screen painted it last (installer/screen.py): the CLI
+    # does not print it again below, which would scroll that screen away.
+    on_screen = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

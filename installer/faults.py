@@ -2,7 +2,9 @@
 
 `CLAWDIE_FIRSTBOOT_FAULT=<point>` (first boot) and `CLAWDIE_INSTALL_FAULT=<point>` (the disk
 installer) kill the process with SIGKILL (no cleanup, like a power cut) when execution reaches
-that point; `fail:<point>` raises `InjectedFailure` there instead, as a failing step would. Only
+that point; `fail:<point>` raises `InjectedFailure` there instead, as a failing step would;
+`hold:<point>` waits there (a slow step) until the file named by CLAWDIE_FAULT_RELEASE exists,
+at most HOLD_LIMIT_S seconds, then goes on. Only
 firstboot, adopt, install-platform and install arm it; any other command ignores the
 variables. Points: `before:<step>`,
 `effects:<step>` (effects durable, stamp not yet written), `stamped:<step>`, and
@@ -14,12 +16,17 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 from installer.errors import InstallerError
 
 FAULT_VARIABLE = "CLAWDIE_FIRSTBOOT_FAULT"
 INSTALL_FAULT_VARIABLE = "CLAWDIE_INSTALL_FAULT"
 FAIL_PREFIX = "fail:"
+HOLD_PREFIX = "hold:"
+RELEASE_VARIABLE = "CLAWDIE_FAULT_RELEASE"
+HOLD_LIMIT_S = 600.0
 _armed: str | None = None
 
 
@@ -40,8 +47,23 @@ def fault_point(name: str) -> None:
         return
     if _armed == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _armed == HOLD_PREFIX + name:
+        hold(name)
     if _armed == FAIL_PREFIX + name:
         raise InjectedFailure(
             f"a failure was injected at {name} ({FAIL_PREFIX}{name})",
             "this is a test: unset CLAWDIE_FIRSTBOOT_FAULT and CLAWDIE_INSTALL_FAULT",
         )
+
+
+def hold(name: str) -> None:
+    """Wait at `name` until the release file exists (bounded): a step that takes its time."""
+    release = os.environ.get(RELEASE_VARIABLE)
+    if not release:
+        raise InjectedFailure(
+            f"a hold was injected at {name} but {RELEASE_VARIABLE} names no release file",
+            f"this is a test: set {RELEASE_VARIABLE} to the file that ends the hold",
+        )
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -1,7 +1,8 @@
 """Where a long run is: step k of N, its name, the time since the run started and the deadline
 the step runs against. Each step's start rewrites the live receipt (SETUP-RESULT.txt, status
-`in progress`) and prints one progress line on the console, so a box that dies leaves a receipt
-saying where, and a box with only a serial cable shows what it is doing.
+`in progress`), says one plain progress line (the journal, and so the serial console), and
+repaints the console's progress screen when there is one (installer/screen.py), so a box that
+dies leaves a receipt saying where, and a box with only a serial cable shows what it is doing.
 
 Pure bookkeeping and text; where the receipt goes is the caller's writer.
 """
@@ -63,6 +64,7 @@ class StepTracker:
     stalled_hint: str  # what to do when the receipt stays "in progress" past the deadline
     write: Writer | None = None
     say: Callable[[str], None] | None = None
+    show: Callable[[StepTracker], None] | None = None  # a progress screen (installer/screen.py)
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     facts: list[str] = field(default_factory=list)
@@ -105,6 +107,8 @@ class StepTracker:
         else:
             log.info("%s", line)
         self.rewrite()
+        if self.show is not None:
+            self.show(self)
 
     def set_writer(self, write: Writer | None) -> None:
         """The receipt's place is known (the stick was found): write the state there now."""

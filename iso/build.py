@@ -415,6 +415,9 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     (root / "etc/clawdie/image-version").write_text(version + "\n")
     remove_machine_identities(root)
     compile_default_locale(root)
+    # The overlay's console font (the QR code's half blocks): console-setup's cached setup
+    # scripts name the font the boot loads, so they are made again from the new settings.
+    in_chroot(root, "setupcon", "--force", "--save-only")
     compile_bytecode(config, root, [stdlib_dir(root)])
     templates = root / POSTGRES_TEMPLATES.lstrip("/")
     templates.mkdir(parents=True, exist_ok=True)

@@ -540,14 +540,16 @@ def test_the_first_boot_receipt_describes_the_box_and_every_key(box: Path, pg: P
     assert receipt.splitlines()[0] == "Clawdie first boot: ok"
     assert "Network:\n  enp1s0 52:54:00:12:34:56 no address\n" in receipt  # a sandbox's
     assert f"SSH host keys:\n  {fingerprint}\n" in receipt
-    # the login screen: where to go, what to trust; agetty fills in the live address
+    # the login screen: where to go (beside its QR code: tests/test_console_screen.py), what
+    # to trust; agetty fills in the live address
     issue = (box / "root/etc/issue.d/clawdie.issue").read_text()
     for line in (
-        "  Clawdie first boot: ok - the assistant is set up (",
-        "  Dashboard: https://zoe-s-helper.local/\n",
-        "  Network: enp1s0 52:54:00:12:34:56 \\4{enp1s0}\n",
-        f"  SSH host key: {fingerprint}\n",
-        "  Installation fingerprint: ",
+        " Clawdie first boot: ok - the assistant is",
+        " Dashboard: https://zoe-s-helper.local/\n",
+        " Network:\n",
+        "   enp1s0 52:54:00:12:34:56 \\4{enp1s0}\n",
+        f"\n  SSH host key: {fingerprint}\n",
+        " Installation fingerprint: ",
     ):
         assert line in issue, line
     assert max(len(line) for line in issue.splitlines()) <= 80

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
@@ -128,6 +129,7 @@ def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | N
 def run(args: argparse.Namespace) -> int:
     from installer.firstboot.online import Online
     from installer.firstboot.runner import FirstbootRun
+    from installer.screen import ProgressScreen, wants_screen
     from installer.seed.io import (
         FileWriter,
         Receipt,
@@ -164,10 +166,16 @@ def run(args: argparse.Namespace) -> int:
         receipt = receipt_on_stick()
         stick_files = files_on_stick()
     asker = console_asker(config.wizard_timeout or 900.0) if config.wizard == "auto" else None
+    # On a terminal (tty1 on the box) the progress screen repaints in place; the journal keeps
+    # the plain lines. The wizard gets the console while it asks.
+    screen = ProgressScreen(sys.stdout) if wants_screen(sys.stdout) else None
+    if screen is not None and asker is not None:
+        asker = screen.pausing(asker)
     return FirstbootRun(
         config,
         asker=asker,
         online=online,
         receipt=receipt,
         stick_files=stick_files,
+        screen=screen,
     ).execute()

@@ -7,6 +7,7 @@ first boot does nothing and never reads a seed again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from installer.firstboot.steps.report import Delivery, Outcome, render_machine, 
 from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.screen import ProgressScreen
 from installer.seed.io import (
     FileWriter,
     Receipt,
@@ -348,6 +350,7 @@ class FirstbootRun:
     # Records of what ran before first boot (install-platform's host checks), for the summary.
     preamble: Mapping[str, StepRecord] = field(default_factory=dict)
     stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
+    screen: ProgressScreen | None = None  # the console's progress screen (a terminal only)
     delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
     findings: Findings | None = field(default=None, init=False, repr=False)
 
@@ -377,7 +380,7 @@ class FirstbootRun:
             return 0
         faults.arm_from_environment()
         log.info("first boot: starting, %.1f s after the service started", clock.elapsed())
-        with LogBuffer() as own_log:
+        with LogBuffer() as own_log, self.screen or contextlib.nullcontext():
             return self._run(paths, stamps, own_log, clock)
 
     def _run(
@@ -390,6 +393,7 @@ class FirstbootRun:
             plan_steps(self.config),
             STALLED_HINT,
             write=self.receipt,
+            show=self.screen.show if self.screen is not None else None,
             facts=render_machine(paths, None),
         )
         check: SeedCheck | None = None
@@ -433,6 +437,7 @@ class FirstbootRun:
             )
             self._report(paths, failed_check, records, outcome)
             self._bundle(paths, failed_check, own_log)
+            self._show_failure(err)
             if err is caught:
                 raise
             raise err from None
@@ -455,13 +460,28 @@ class FirstbootRun:
             )
             self._rewrite(paths, check, records, failed)
             self._bundle(paths, check, own_log)
+            self._show_failure(err)
             raise
         self._rewrite(
             paths, check, records, Outcome(True, _set_up_headline(clock), platform=platform)
         )
         log.info("first boot complete; platform %s", platform)
-        print(paths.summary.read_text(), end="")
+        if self.screen is not None:  # the summary's place, not its 50 lines: they would scroll
+            done = Outcome(True, _set_up_headline(clock), platform=platform)
+            where = f"/{paths.summary.relative_to(paths.root)}"
+            self.screen.done(
+                done.status(self.delivery.to_fix),
+                f"{done.headline}; platform {platform}. The full report: {where}",
+            )
+        else:
+            print(paths.summary.read_text(), end="")
         return 0
+
+    def _show_failure(self, err: InstallerError) -> None:
+        """The failure, painted last on the console's progress screen (cause, then hint)."""
+        if self.screen is not None:
+            self.screen.fail(err.message, err.hint)
+            err.on_screen = True
 
     def _report(
         self,

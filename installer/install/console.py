@@ -13,11 +13,16 @@ import re
 import select
 import sys
 import termios
+import textwrap
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
+
+from installer.qr import QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
+from installer.screen import HEIGHT, WIDTH, ProgressScreen, wants_screen
+from installer.status import Status
 
 DONE_MARKER = "CLAWDIE-INSTALL-DONE"
 FAILED_MARKER = "CLAWDIE-INSTALL-FAILED"
@@ -84,14 +89,50 @@ def render_failed_marker(reason: str) -> str:
     return f"{FAILED_MARKER}: {flat or 'unknown reason'}"
 
 
+def render_installed(
+    status: Status, lines: Sequence[str], dashboard: str | None, rows: int = HEIGHT - 3
+) -> list[str]:
+    """The installer's last screen: the status, then `lines` beside a QR code of the dashboard's
+    address (at most `rows` rows in all; without the code when it does not fit)."""
+    head = [f"Clawdie installer: {status}", ""]
+    for border in (QUIET_ZONE, SMALL_QUIET_ZONE):
+        if dashboard is None:
+            break
+        code = render_qr(dashboard, border)
+        width = len(code[0])
+        beside = [
+            row
+            for line in lines
+            for row in textwrap.wrap(
+                line, WIDTH - 2 - width - 1, subsequent_indent="  ", break_on_hyphens=False
+            )
+        ]
+        if len(head) + max(len(code), len(beside)) <= rows:
+            code += [""] * (len(beside) - len(code))
+            beside += [""] * (len(code) - len(beside))
+            return head + [
+                f"  {c:<{width}} {t}".rstrip() for c, t in zip(code, beside, strict=True)
+            ]
+    return head + [
+        row for line in lines for row in textwrap.wrap(line, WIDTH, subsequent_indent="  ")
+    ]
+
+
 class Console:
-    """Progress lines and questions. `fd` is the keyboard (None: nobody can answer)."""
+    """Progress lines and questions. `fd` is the keyboard (None: nobody can answer). With a
+    `screen` (a terminal), progress lines go on the repainted progress screen; questions and
+    countdowns pause it and are plain lines."""
 
     def __init__(
-        self, out: TextIO, fd: int | None = None, journal: logging.Handler | None = None
+        self,
+        out: TextIO,
+        fd: int | None = None,
+        journal: logging.Handler | None = None,
+        screen: ProgressScreen | None = None,
     ) -> None:
         self.out = out
         self.fd = fd
+        self.screen = screen
         self._typed = b""  # read past the end of the last line (pipes deliver several at once)
         self._journal = logging.getLogger(CONSOLE_LOGGER)
         self._journal.propagate = False  # the line is on the console already
@@ -102,16 +143,39 @@ class Console:
     def standard(cls, journal: logging.Handler | None = None) -> Console:
         """stdout, and stdin when it is a terminal."""
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        return cls(sys.stdout, sys.stdin.fileno() if interactive else None, journal)
+        screen = ProgressScreen(sys.stdout) if wants_screen(sys.stdout) else None
+        return cls(sys.stdout, sys.stdin.fileno() if interactive else None, journal, screen)
 
     @property
     def interactive(self) -> bool:
         return self.fd is not None
 
     def line(self, text: str) -> None:
-        """Print `text` exactly (markers), and send it to the journal."""
-        print(text, file=self.out, flush=True)
+        """Print `text` exactly (markers), or show it on the progress screen, and send it to the
+        journal."""
+        if self.screen is not None and self.screen.showing:
+            self.screen.note(text)
+        else:
+            print(text, file=self.out, flush=True)
         self._journal.info(text)
+
+    @contextlib.contextmanager
+    def plain(self) -> Iterator[None]:
+        """Plain lines for the block (a question and what it lists): the screen is paused."""
+        with self.screen.paused() if self.screen is not None else contextlib.nullcontext():
+            yield
+
+    def failed(self, cause: str, hint: str | None) -> None:
+        """The failure, painted last on the progress screen (cause, then hint), where there is
+        one; the lines said before already name it everywhere else."""
+        if self.screen is not None:
+            self.screen.fail(cause, hint)
+
+    def finished(self, status: Status, lines: Sequence[str], dashboard: str | None) -> None:
+        """The end of an install that worked: on a terminal, the status and `lines` beside a
+        QR code of the dashboard's address (not for the journal: the lines were said there)."""
+        if self.screen is not None:
+            self.screen.final(render_installed(status, lines, dashboard))
 
     def say(self, text: str) -> None:
         """One progress line: `install: <text>`."""
@@ -140,24 +204,26 @@ class Console:
         """Show `prompt` with the time left and read the answer (None when none came)."""
         if self.fd is None:
             return None
-        print(f"{prompt} ({timeout:.0f} s) ", end="", file=self.out, flush=True)
-        answer = self.read_line(timeout)
-        if answer is None:
-            print("", file=self.out, flush=True)
+        with self.plain():
+            print(f"{prompt} ({timeout:.0f} s) ", end="", file=self.out, flush=True)
+            answer = self.read_line(timeout)
+            if answer is None:
+                print("", file=self.out, flush=True)
         return answer
 
     def countdown(self, text: str, seconds: float, step: float = COUNTDOWN_STEP_S) -> bool:
         """Say `text`, then the time left every `step` seconds, for `seconds`; True when a key
         stopped it. Input already typed stops it too. On a terminal one key press does; from a
         pipe any input does; with no keyboard (or after its end) it only waits."""
-        self.say(text)
-        if self._typed:
-            self._typed = b""
-            return True
-        if self.fd is None:
-            return self._count(seconds, step, None)
-        with single_keys(self.fd):
-            return self._count(seconds, step, self.fd)
+        with self.plain():
+            self.say(text)
+            if self._typed:
+                self._typed = b""
+                return True
+            if self.fd is None:
+                return self._count(seconds, step, None)
+            with single_keys(self.fd):
+                return self._count(seconds, step, self.fd)
 
     def _count(self, seconds: float, step: float, keyboard: int | None) -> bool:
         deadline = time.monotonic() + seconds

@@ -270,6 +270,7 @@ class InstallRun:
             plan_steps(config),
             STALLED_HINT,
             say=console.say,
+            show=console.screen.show if console.screen is not None else None,
         )
         self.own_log: LogBuffer | None = None
 
@@ -286,7 +287,8 @@ class InstallRun:
 
     def execute(self) -> int:
         faults.arm_from_environment(faults.INSTALL_FAULT_VARIABLE)
-        with LogBuffer(also=(CONSOLE_LOGGER,)) as self.own_log:
+        screen = self.console.screen
+        with LogBuffer(also=(CONSOLE_LOGGER,)) as self.own_log, screen or contextlib.nullcontext():
             return self._execute()
 
     def _execute(self) -> int:
@@ -316,6 +318,17 @@ class InstallRun:
         )
         self.say(f"installed on {disk.node}; remove the stick, first boot runs on the next start")
         self.console.line(DONE_MARKER)
+        self.console.finished(
+            status,
+            [
+                f"Installed on {disk.node}: {render_identity(disk)}",
+                f"Host name: {hostname}",
+                "Remove the stick: first boot runs on the next start.",
+                *([f"Then the dashboard: {self._dashboard()}"] if self._dashboard() else []),
+                seed_note,
+            ],
+            self._dashboard(),
+        )
         system.sync()
         if self.config.reboot:
             self.say("restarting")
@@ -448,6 +461,10 @@ class InstallRun:
 
     def guard_existing(self, disk: TargetDisk) -> None:
         """A disk holding a Clawdie installation is erased only after REINSTALL is typed."""
+        with self.console.plain():
+            self._guard_existing(disk)
+
+    def _guard_existing(self, disk: TargetDisk) -> None:
         self.say(
             f"{disk.node}: this disk already holds a Clawdie installation — remove the stick and "
             f"restart to boot it, or type {REINSTALL_WORD} to erase it and install again"
@@ -467,7 +484,12 @@ class InstallRun:
             raise failed
 
     def ask_disk(self, choice: Choice, disks: Sequence[TargetDisk] = ()) -> TargetDisk:
-        """The console question: which disk, then ERASE (or REINSTALL) to confirm."""
+        """The console question: which disk, then ERASE (or REINSTALL) to confirm (plain lines:
+        the progress screen is paused while it asks)."""
+        with self.console.plain():
+            return self._ask_disk(choice, disks)
+
+    def _ask_disk(self, choice: Choice, disks: Sequence[TargetDisk] = ()) -> TargetDisk:
         wait = self.config.console_wait
         self.say(f"choose the disk to install to ({choice.reason}); it will be erased:")
         for listed in choice.ask:
@@ -572,6 +594,11 @@ class InstallRun:
             self.say("unmounting")
         system.sync()
 
+    def _dashboard(self) -> str | None:
+        """The dashboard's address once first boot has run, when the seed is known."""
+        seed = self.check.resolved if self.check is not None else None
+        return f"https://{seed.host.domain}/" if seed is not None else None
+
     def _facts(self, paths: TargetPaths, hostname: str) -> list[str]:
         """The receipt's description of the box, read while the new system is mounted (its SSH
         host keys); the hardware is the live system's. (The disk has its own receipt line.)"""
@@ -662,6 +689,7 @@ class InstallRun:
         if not isinstance(err, NotInstallerError):  # not the stick: nothing of ours to collect
             self._bundle(receipt)
         self.console.line(render_failed_marker(err.message))
+        self.console.failed(err.message, err.hint)
         if not power_off:
             return
         wait = self.config.failure_wait

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from installer.machine import (
     render_machine_lines,
 )
 from installer.paths import TargetPaths
+from installer.qr import QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
 from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
 from installer.seed.resolved import ResolvedSeed
@@ -144,6 +146,15 @@ def render_summary(
     return "\n".join(out) + "\n"
 
 
+# The login screen: agetty prints a blank line and /etc/issue's two lines before our file and
+# its prompt after it, so our file has 21 of the Linux console's 25 rows.
+ISSUE_ROWS = 21
+ISSUE_WIDTH = 80
+_MARGIN = "  "
+_GAP = " "  # between the code's quiet zone and the text beside it
+_WIDEST_IPV4 = "255.255.255.255"  # the widest address agetty puts in for an interface
+
+
 def render_issue(
     summary_head: str,
     outcome: Outcome,
@@ -152,35 +163,124 @@ def render_issue(
     dashboard: str | None = None,
 ) -> str:
     """The console login banner (agetty issue file): status, where the box is on the network,
-    the dashboard, the SSH host keys and the installation fingerprint; a failure's reason and
-    what to do. Our text has its backslashes escaped for agetty; each interface's address is
-    agetty's own `\\4{name}` escape (IPv4), so the screen shows the address the box has now."""
+    the dashboard (with a QR code of it when the box works and it fits the screen), the SSH host
+    keys and the installation fingerprint; a failure's reason and what to do. Our text has its
+    backslashes escaped for agetty; each interface's address is agetty's own `\\4{name}` escape
+    (IPv4), so the screen shows the address the box has now."""
+    status = status or outcome.status()
     where = f"/{paths.summary.relative_to(paths.root)}"
-
-    def plain(text: str) -> list[str]:
-        """`text` for agetty, wrapped to the Linux console's 80 columns."""
-        wrapped = textwrap.wrap(text, 80, initial_indent="  ", subsequent_indent="      ")
-        return [line.replace("\\", "\\\\") for line in wrapped]
-
-    lines = ["", *plain(f"Clawdie first boot: {status or outcome.status()} - {outcome.headline}")]
+    about = [f"Clawdie first boot: {status} - {outcome.headline}"]
     if outcome.error and outcome.error not in outcome.headline:
-        lines += plain(f"Reason: {outcome.error}")
+        about.append(f"Reason: {outcome.error}")
     if outcome.error and outcome.hint:
-        lines += plain(f"What to do: {outcome.hint}")
+        about.append(f"What to do: {outcome.hint}")
     if summary_head:
-        lines += plain(summary_head)
+        about.append(summary_head)
     if dashboard:
-        lines += plain(f"Dashboard: {dashboard}")
+        about.append(f"Dashboard: {dashboard}")
+    networks = []
     for interface in read_interfaces(paths.root, {}):
         name = interface.name if re.fullmatch(r"[\w.-]+", interface.name) else ""
-        address = f"\\4{{{name}}}" if name else "(address unknown)"
-        (shown,) = plain(f"Network: {interface.name[:16]} {interface.mac[:20]}")
-        lines.append(f"{shown} {address}")
-    for key in read_ssh_fingerprints(paths):
-        lines += plain(f"SSH host key: {key}")
-    lines += plain(f"Installation fingerprint: {read_installation_fingerprint(paths)}")
-    lines += [*plain(f"Platform: {outcome.platform}"), *plain(f"Full report: {where}"), ""]
-    return "\n".join(lines) + "\n"
+        networks.append((f"{interface.name[:16]} {interface.mac[:20]}", name))
+    keys = [f"SSH host key: {key}" for key in read_ssh_fingerprints(paths)]
+    after = [
+        f"Installation fingerprint: {read_installation_fingerprint(paths)}",
+        f"Platform: {outcome.platform}",
+        f"Full report: {where}",
+    ]
+    if dashboard and status is not Status.FAILED:
+        for border in (QUIET_ZONE, SMALL_QUIET_ZONE):
+            listed = [f"  {line}" for line, _ in networks]
+            beside = [*about, *(["Network:", *listed] if listed else []), *after]
+            lines = render_beside_code(render_qr(dashboard, border), beside, networks, keys)
+            if len(lines) <= ISSUE_ROWS:
+                return "\n".join(lines) + "\n"
+    lines = [""]
+    for text in about:
+        lines += wrap_for_agetty(text)
+    for shown, name in networks:
+        (line,) = wrap_for_agetty(f"Network: {shown}")
+        lines.append(f"{line} {agetty_address(name)}")
+    for text in [*keys, *after]:
+        lines += wrap_for_agetty(text)
+    return "\n".join([*lines, ""]) + "\n"
+
+
+def wrap_for_agetty(
+    text: str,
+    width: int = ISSUE_WIDTH,
+    indent: str = _MARGIN,
+    whole_words: bool = False,
+    more: str = "    ",
+) -> list[str]:
+    """`text` wrapped to `width` columns, backslashes escaped for agetty; lines after the first
+    are indented by `more`. `whole_words`: a word longer than a line is left whole (and the line
+    too long)."""
+    wrapped = textwrap.wrap(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=indent + more,
+        break_on_hyphens=False,  # host names and paths stay whole where they can
+        break_long_words=not whole_words,
+    )
+    return [escape_agetty(line) for line in wrapped]
+
+
+def escape_agetty(text: str) -> str:
+    """`text` as agetty shows it: its backslashes would start agetty's escapes."""
+    return text.replace("\\", "\\\\")
+
+
+def agetty_address(name: str) -> str:
+    """agetty's escape for the interface's IPv4 address, where its name can be one."""
+    return f"\\4{{{name}}}" if name else "(address unknown)"
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes on the console (wide East Asian characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def render_beside_code(
+    code: Sequence[str],
+    beside: Sequence[str],
+    networks: Sequence[tuple[str, str]],
+    below: Sequence[str],
+) -> list[str]:
+    """The code at the left margin with `beside` wrapped to its right (each interface's line
+    `  <shown>` gets agetty's address escape), then `below` at full width and a blank line.
+
+    A line that could be wider than the space beside the code (a long interface name once
+    agetty has put the address in, wide characters, a path too long for a row) goes below it
+    instead: the code's rows must stay whole, and a path or address is not cut in two."""
+    code_width = max((len(line) for line in code), default=0)
+    room = ISSUE_WIDTH - len(_MARGIN) - code_width - len(_GAP)
+    escapes = {f"  {shown}": name for shown, name in networks}
+    right: list[str] = []
+    under: list[str] = []
+    for text in beside:
+        if text in escapes:
+            address = agetty_address(escapes[text])
+            widest = text + " " + (_WIDEST_IPV4 if escapes[text] else address)
+            if display_width(widest) <= room:
+                right.append(f"{escape_agetty(text)} {address}")
+            else:
+                under.append(f"{_MARGIN}Network: {escape_agetty(text.strip())} {address}")
+            continue
+        wrapped = wrap_for_agetty(text, room, indent="", whole_words=True, more="  ")
+        if all(display_width(line) <= room for line in wrapped):
+            right += wrapped
+        else:
+            under += wrap_for_agetty(text)
+    lines = []
+    for row in range(max(len(code), len(right))):
+        left = code[row] if row < len(code) else ""
+        text = right[row] if row < len(right) else ""
+        lines.append(f"{_MARGIN}{left:<{code_width}}{_GAP}{text}".rstrip())
+    for text in below:
+        under += wrap_for_agetty(text)
+    return [*lines, *under, ""]
 
 
 Notifier = Callable[[str], tuple[bool, str]]
