@@ -552,3 +552,20 @@ def test_a_seed_stick_appearing_starts_the_adopt_unit_on_an_installed_box_only()
     assert "--no-block try-restart clawdie.service" in execs[0]  # never waits on its own order
     assert "Before=clawdie.service" in lines
     assert "[Install]" not in unit  # started by udev only, never by a target
+
+
+def test_a_box_on_wifi_adopts_when_the_seed_repeats_the_wifi_password(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    """The box keeps only the PSK, never the Wi-Fi password: an adopt seed for a box on Wi-Fi
+    repeats WIFI_PASSWORD (known limit: without it the seed is refused, nothing changed)."""
+    wifi = "WIFI_SSID=Clawdie Net\nWIFI_PASSWORD=wifi-pass-123\nWIFI_COUNTRY=DE\n"
+    box = installed_box(tmp_path, pg, SEED + wifi)
+    refused = adopt(box, pg, adopt_seed(box, "PROFILE=economy"))
+    assert refused.returncode != 0
+    assert "WIFI_PASSWORD" in receipt(box)
+    assert env_of(box)["PROFILE"] == "balanced"
+    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", "WIFI_PASSWORD=wifi-pass-123"))
+    assert result.returncode == 0, result.stderr
+    assert env_of(box)["PROFILE"] == "economy"
+    assert "PROFILE: applied (was balanced)" in receipt(box)
