@@ -3,6 +3,7 @@ send-keys and read back with capture-pane."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import uuid
@@ -66,16 +67,19 @@ def assert_console_safe(screen: str) -> None:
     assert not odd, f"characters a console font may lack: {odd}"
 
 
-@pytest.fixture
-def terminal_in(tmp_path: Path) -> Iterator[Callable[[str], Terminal]]:
+@contextlib.contextmanager
+def linux_consoles(
+    prefix: str, shell_of: Callable[[str], str]
+) -> Iterator[Callable[[str], Terminal]]:
+    """tmux sessions at 80x25, each running `shell_of(command)`; all killed at the end."""
     names: list[str] = []
 
     def start(command: str) -> Terminal:
-        name = f"wizard-{uuid.uuid4().hex[:8]}"
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         names.append(name)
-        shell = f"cd {tmp_path} && TERM=linux {command}; echo EXIT=$?; sleep 60"
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "25", shell], check=True
+            ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "25", shell_of(command)],
+            check=True,
         )
         return Terminal(name)
 
@@ -84,3 +88,11 @@ def terminal_in(tmp_path: Path) -> Iterator[Callable[[str], Terminal]]:
     finally:
         for name in names:
             subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def terminal_in(tmp_path: Path) -> Iterator[Callable[[str], Terminal]]:
+    with linux_consoles(
+        "wizard", lambda command: f"cd {tmp_path} && TERM=linux {command}; echo EXIT=$?; sleep 60"
+    ) as start:
+        yield start

@@ -15,7 +15,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from tests.console_font import (
 from tests.loopdev import MIB, loop_file
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import firstboot_box
-from tests.terminal import Terminal, assert_console_safe
+from tests.terminal import Terminal, assert_console_safe, linux_consoles
 from tests.test_firstboot import SEED
 from tests.test_install_disk import DISK_MIB, install_argv, live, root_tools, seed_for
 
@@ -319,22 +318,9 @@ def test_no_login_prompt_starts_over_the_live_installer(getty: str) -> None:
 @pytest.fixture
 def console() -> Iterator[Callable[[str], Terminal]]:
     """tmux sessions at 80x25 with TERM=linux, each running one shell command line."""
-    names: list[str] = []
-
-    def start(command: str) -> Terminal:
-        name = f"console-{uuid.uuid4().hex[:8]}"
-        names.append(name)
-        shell = f"TERM=linux {command}; printf EXIT=$?; sleep 120"  # no newline: no scrolling
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "25", shell], check=True
-        )
-        return Terminal(name)
-
-    try:
+    # no newline after EXIT: no scrolling
+    with linux_consoles("console", lambda c: f"TERM=linux {c}; printf EXIT=$?; sleep 120") as start:
         yield start
-    finally:
-        for name in names:
-            subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
 
 
 def firstboot_command(box: Path, pg: PgCluster, fault: str, release: Path | None = None) -> str:
