@@ -1,5 +1,6 @@
 """Readers of the target's account files: an entry of /etc/passwd, a password field of
-/etc/shadow. Read-only; the accounts step changes them with Debian's own tools."""
+/etc/shadow, a group's id in /etc/group. Read-only; the accounts step changes them with Debian's
+own tools."""
 
 from __future__ import annotations
 
@@ -34,4 +35,15 @@ def read_shadow_hash(shadow: Path, name: str) -> str | None:
         fields = line.split(":")
         if len(fields) >= 2 and fields[0] == name:
             return fields[1]
+    return None
+
+
+def read_group_id(group: Path, name: str) -> int | None:
+    """The id of group `name` in a group file, or None."""
+    if not group.exists():
+        return None
+    for line in group.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            return int(fields[2])
     return None
