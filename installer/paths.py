@@ -115,6 +115,10 @@ class TargetPaths:
     def grub_cfg(self) -> Path:
         return self._at("/boot/grub/grub.cfg")
 
+    @property
+    def grub_defaults(self) -> Path:
+        return self._at("/etc/default/grub")
+
     # accounts
     @property
     def passwd(self) -> Path:

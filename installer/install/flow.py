@@ -583,11 +583,13 @@ class InstallRun:
             self.step("identities")
             if config.bootloader:
                 system.bind_live_filesystems(stack, root)
-                identities.make_machine_identities(root, self.say)
+                identities.make_machine_identities(root, hostname, self.say)
             self.step("boot-loader")
             if config.bootloader:
                 self.say("installing the boot loader (BIOS and UEFI)")
-                system.install_bootloader(stack, root, disk.node, formatted.esp, self.say)
+                system.install_bootloader(
+                    stack, root, disk.node, formatted.esp, formatted.root_uuid, self.say
+                )
             else:
                 self.say("machine identities and boot loader: skipped (--no-bootloader)")
             self.tracker.facts = self._facts(paths, hostname)

@@ -11,11 +11,12 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.errors import CommandFailedError
+from installer.errors import CommandFailedError, InstallerError
 from installer.fsutil import write_atomic
 from installer.paths import TargetPaths
 from installer.run import run, run_streaming
@@ -157,7 +158,8 @@ def read_kernel_version(root: Path) -> str | None:
 
 def copy_kernel(live_dir: Path, root: Path) -> str | None:
     """Put the medium's kernel and initrd (live/vmlinuz, live/initrd.img) in the target's /boot
-    under the names grub-mkconfig looks for; the image build leaves them out of the squashfs.
+    under the names grub.cfg (and a later update-grub) use; the image build leaves them out of
+    the squashfs.
 
     Returns what was done, or None when there was nothing to copy (the caller decides).
     """
@@ -207,27 +209,109 @@ def bind_live_filesystems(stack: contextlib.ExitStack, root: Path) -> None:
 
 
 def grub_argvs(disk: str) -> list[list[str]]:
-    """The boot loader commands run inside the target, in order (pure)."""
-    efi = [
-        "grub-install",
-        "--target=x86_64-efi",
-        "--efi-directory=/boot/efi",
-        f"--bootloader-id={BOOTLOADER_ID}",
-        "--no-nvram",
-    ]
+    """The boot loader commands run inside the target, in order (pure): grub's core image on
+    the BIOS boot partition, and grub for UEFI in the ESP. Neither asks the firmware for a boot
+    entry: `install_bootloader` puts a copy at the removable path, which every firmware finds."""
     return [
         ["grub-install", "--target=i386-pc", disk],
-        efi,
-        [*efi, "--removable"],  # EFI/BOOT/BOOTX64.EFI: firmware without a boot entry finds it
-        ["grub-mkconfig", "-o", "/boot/grub/grub.cfg"],
+        [
+            "grub-install",
+            "--target=x86_64-efi",
+            "--efi-directory=/boot/efi",
+            f"--bootloader-id={BOOTLOADER_ID}",
+            "--no-nvram",
+        ],
     ]
+
+
+# EFI/BOOT/BOOTX64.EFI: the path firmware without a boot entry starts (what `grub-install
+# --removable` writes; the same image, which finds /boot/grub by the root's UUID)
+EFI_REMOVABLE = ("EFI", "BOOT", "BOOTX64.EFI")
+EFI_INSTALLED = ("EFI", BOOTLOADER_ID, "grubx64.efi")
+_GRUB_DEFAULT = re.compile(r"^(GRUB_[A-Z_]+)=(.*)$")
+
+
+def read_grub_defaults(text: str) -> dict[str, str]:
+    """The `GRUB_*=value` lines of /etc/default/grub (shell words, quotes removed)."""
+    values = {}
+    for line in text.splitlines():
+        found = _GRUB_DEFAULT.match(line.strip())
+        if found:
+            words = shlex.split(found.group(2), comments=True)
+            values[found.group(1)] = " ".join(words)
+    return values
+
+
+def render_grub_cfg(defaults: Mapping[str, str], root_uuid: str, release: str) -> str:
+    """The installed system's /boot/grub/grub.cfg (pure): what `grub-mkconfig` makes of
+    /etc/default/grub for one kernel, the normal entry and its recovery mode, without the
+    seconds grub-mkconfig's probing takes. A later kernel upgrade runs update-grub, which
+    writes its own from the same /etc/default/grub."""
+    distributor = defaults.get("GRUB_DISTRIBUTOR", "") or "Debian"
+    cmdline = defaults.get("GRUB_CMDLINE_LINUX", "")
+    normal = " ".join(filter(None, [cmdline, defaults.get("GRUB_CMDLINE_LINUX_DEFAULT", "")]))
+    terminal = defaults.get("GRUB_TERMINAL", "console")
+    serial = defaults.get("GRUB_SERIAL_COMMAND", "")
+    lines = [
+        "# Written by clawdie-setup install from /etc/default/grub; update-grub rewrites it.",
+        *([serial] if serial and "serial" in terminal.split() else []),
+        f"terminal_input {terminal}",
+        f"terminal_output {terminal}",
+        f"set default={defaults.get('GRUB_DEFAULT', '0')}",
+        f"set timeout={defaults.get('GRUB_TIMEOUT', '5')}",
+        *(
+            [f"set timeout_style={defaults['GRUB_TIMEOUT_STYLE']}"]
+            if defaults.get("GRUB_TIMEOUT_STYLE")
+            else []
+        ),
+        "insmod all_video",
+        "insmod part_gpt",
+        "insmod ext2",
+        f"search --no-floppy --fs-uuid --set=root {root_uuid}",
+    ]
+    for title, args in ((distributor, normal), (f"{distributor} (recovery mode)", cmdline)):
+        recovery = "recovery" in title
+        lines += [
+            f"menuentry '{title}' --id {BOOTLOADER_ID}{'-recovery' if recovery else ''} {{",
+            f"    linux /boot/vmlinuz-{release} root=UUID={root_uuid} ro"
+            + (" single" if recovery else "")
+            + (f" {args}" if args else ""),
+            f"    initrd /boot/initrd.img-{release}",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_grub_cfg(paths: TargetPaths, root_uuid: str) -> None:
+    """/boot/grub/grub.cfg for the kernel copied into the target, from its /etc/default/grub."""
+    release = read_kernel_version(paths.root)
+    if release is None or not (paths.root / f"boot/vmlinuz-{release}").is_file():
+        raise InstallerError(
+            "no kernel in the installed system's /boot to start",
+            "the installer image is incomplete; rebuild it",
+        )
+    defaults = read_grub_defaults(paths.grub_defaults.read_text(encoding="utf-8"))
+    write_atomic(paths.grub_cfg, render_grub_cfg(defaults, root_uuid, release), mode=0o444)
+
+
+def copy_efi_removable(paths: TargetPaths) -> None:
+    """The installed EFI image also at EFI/BOOT/BOOTX64.EFI (the fallback path)."""
+    image = paths.esp_dir.joinpath(*EFI_INSTALLED).read_bytes()
+    target = paths.esp_dir.joinpath(*EFI_REMOVABLE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, image, mode=0o644)
 
 
 def install_bootloader(
-    stack: contextlib.ExitStack, root: Path, disk: str, esp: str, say: Callable[[str], None]
+    stack: contextlib.ExitStack,
+    root: Path,
+    disk: str,
+    esp: str,
+    root_uuid: str,
+    say: Callable[[str], None],
 ) -> None:
     """Mount the ESP in the target and install grub both ways (the live file systems are
-    mounted there already: `bind_live_filesystems`)."""
+    mounted there already: `bind_live_filesystems`), then write its grub.cfg."""
     paths = TargetPaths(root)
     mount(stack, esp, paths.esp_dir, fs_type="vfat")
     for argv in grub_argvs(disk):
@@ -237,6 +321,9 @@ def install_bootloader(
         except CommandFailedError as err:
             err.hint = "the image may lack grub-pc-bin or grub-efi-amd64-bin; see the journal"
             raise
+    copy_efi_removable(paths)
+    write_grub_cfg(paths, root_uuid)
+    say(f"boot loader: {'/'.join(EFI_REMOVABLE)} and /{paths.grub_cfg.relative_to(root)} written")
 
 
 def sync() -> None:
