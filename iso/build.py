@@ -532,7 +532,7 @@ GRUB_CFG = f"""\
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
-set timeout=3
+set timeout=1
 set default=0
 menuentry "Install Clawdie" {{
     linux /live/vmlinuz {LIVE_CMDLINE}

@@ -135,6 +135,34 @@ def firstboot_rows(entries: Sequence[Entry]) -> list[Row]:
     return rows
 
 
+INSTALLER = "clawdie-install"
+INSTALL_DONE = "CLAWDIE-INSTALL-DONE"
+_INSTALL_STEP = re.compile(r"^install: \[(\d+)/(\d+)\] (.+?) \(\d+:\d\d")
+
+
+def install_rows(entries: Sequence[Entry], done_after_power_on: float | None = None) -> list[Row]:
+    """Where an install's time went, from the installer stick's serial log: the live system's
+    start (kernel to our first line), each of the installer's steps, the installer's own start
+    to done; with the power-on time of the done marker, the firmware, boot menu and kernel
+    loading before the kernel's clock starts, and power-on to done."""
+    ours = [e for e in entries if e.ident == INSTALLER]
+    done = next((e for e in ours if e.message == INSTALL_DONE), None)
+    if not ours or done is None:
+        return []
+    rows = []
+    if done_after_power_on is not None:
+        rows.append(Row("firmware, boot menu, kernel loading", done_after_power_on - done.seconds))
+    rows.append(Row("live system start (kernel to installer)", ours[0].seconds))
+    steps = [(e.seconds, m.group(3)) for e in ours if (m := _INSTALL_STEP.match(e.message))]
+    for index, (at, title) in enumerate(steps):
+        until = steps[index + 1][0] if index + 1 < len(steps) else done.seconds
+        rows.append(Row(f"  {title}", until - at))
+    rows.append(Row("installer, start to done", done.seconds - ours[0].seconds))
+    if done_after_power_on is not None:
+        rows.append(Row("power-on to install done", done_after_power_on))
+    return rows
+
+
 def service_seconds(rows: Sequence[Row]) -> float:
     """The first-boot service's start-to-exit from its rows (0 when it did not run)."""
     return next((r.seconds for r in rows if r.name == "service, start to exit"), 0.0)

@@ -106,6 +106,22 @@ def record_journal(
     return rows
 
 
+def record_install(run: str, guest: vm.Vm) -> list[boot_timing.Row]:
+    """Print and keep the table of where the install went (from the stick's serial log)."""
+    entries = boot_timing.entries_from_serial(vm.clean_text(guest.log_text()))
+    rows = boot_timing.install_rows(entries, guest.marks.get("install done"))
+    table = boot_timing.render_table(f"boot-test: {run}: install ({guest.name})", rows)
+    print(table, end="", flush=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / f"{run}-{guest.name}.timing.txt").write_text(table)
+    FIGURES[run] = {
+        **FIGURES.get(run, {}),
+        **{f"{guest.name}: {row.name.strip()}": round(row.seconds, 1) for row in rows},
+    }
+    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    return rows
+
+
 def keep_installed_disk(machine: Machine, run: str) -> None:
     """A copy of the disk as the installer left it, before its first boot: `just bench-boot`
     boots copies of it (build/iso/boot-test/RUN-installed.img, sparse)."""
@@ -157,6 +173,7 @@ def install(machine: Machine, run: str) -> None:
             record(run, guest)
     finally:
         keep_logs(machine.workdir)
+    record_install(run, guest)
     receipt = machine.receipt()
     assert "installed" in receipt.lower()
     # the receipt says what the installer saw: boot mode and the disk as its label names it

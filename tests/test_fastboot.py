@@ -340,3 +340,37 @@ def test_boot_table_from_journal_json_splits_boots() -> None:
     first, later = boot_timing.split_boots(boot_timing.entries_from_journal_json(lines))
     assert boot_timing.service_seconds(boot_timing.firstboot_rows(first)) == pytest.approx(2.5)
     assert later[0].message == "hi"
+
+
+INSTALL = """\
+[   59.900000] clawdie-install[529]: install: clawdie-setup 0.1.0: installing the appliance
+[   60.000000] clawdie-install[529]: install: [1/3] reading and checking setup.txt (0:00, \
+deadline 3:00)
+[   60.100000] clawdie-install[529]: seed: wrote SETUP-RESULT.txt on /dev/sda3
+[   61.500000] clawdie-install[529]: install: [2/3] copying the system (0:01, deadline 3:00:00)
+[   62.000000] clawdie-install[529]: install: copying the system 5%
+[   80.000000] clawdie-install[529]: install: [3/3] installing the boot loader (0:20, \
+deadline 10:00)
+[   86.000000] clawdie-install[529]: CLAWDIE-INSTALL-DONE
+[   86.100000] clawdie-install[529]: install: restarting
+"""
+
+
+def test_install_table_from_the_sticks_serial_log() -> None:
+    rows = boot_timing.install_rows(boot_timing.entries_from_serial(INSTALL), 95.0)
+    assert [(r.name, round(r.seconds, 2)) for r in rows] == [
+        ("firmware, boot menu, kernel loading", 9.0),
+        ("live system start (kernel to installer)", 59.9),
+        ("  reading and checking setup.txt", 1.5),
+        ("  copying the system", 18.5),
+        ("  installing the boot loader", 6.0),
+        ("installer, start to done", 26.1),
+        ("power-on to install done", 95.0),
+    ]
+    # without the power-on figure, only what the kernel's clock measured
+    rows = boot_timing.install_rows(boot_timing.entries_from_serial(INSTALL))
+    assert rows[0].name == "live system start (kernel to installer)"
+    assert rows[-1].name == "installer, start to done"
+    # an install that never finished has no table
+    unfinished = INSTALL.replace("CLAWDIE-INSTALL-DONE", "install: unmounting")
+    assert boot_timing.install_rows(boot_timing.entries_from_serial(unfinished)) == []
