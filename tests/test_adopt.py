@@ -16,6 +16,7 @@ import pytest
 
 from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
+from installer.firstboot.steps.network import derive_psk
 from installer.paths import TargetPaths
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
@@ -103,12 +104,23 @@ def receipt(box: Path) -> str:
     return (box / "stick/SETUP-RESULT.txt").read_text()
 
 
-def assert_no_secret(box: Path, result: subprocess.CompletedProcess[str]) -> None:
+def assert_no_secret(
+    box: Path, result: subprocess.CompletedProcess[str], psk: str | None = None
+) -> None:
+    """The sentinel nowhere but in system.env; a Wi-Fi key (`psk`) nowhere but in the
+    supplicant's configuration."""
     assert SENTINEL not in result.stdout + result.stderr
     allowed = {box / "root/etc/clawdie/system.env"}
+    conf = box / "root/etc/wpa_supplicant/clawdie-wifi.conf"
     for path in [*(box / "root").rglob("*"), *(box / "stick").rglob("*")]:
         if path.is_file() and path not in allowed:
             assert SENTINEL not in path.read_bytes().decode(errors="replace"), path
+    if psk is None:
+        return
+    assert psk not in result.stdout + result.stderr
+    for path in [*(box / "root").rglob("*"), *(box / "stick").rglob("*")]:
+        if path.is_file() and path != conf:
+            assert psk not in path.read_bytes().decode(errors="replace"), path
 
 
 @pytest.fixture
@@ -554,18 +566,98 @@ def test_a_seed_stick_appearing_starts_the_adopt_unit_on_an_installed_box_only()
     assert "[Install]" not in unit  # started by udev only, never by a target
 
 
-def test_a_box_on_wifi_adopts_when_the_seed_repeats_the_wifi_password(
-    tmp_path: Path, pg: PgCluster
+# --- a box on Wi-Fi: it keeps the key (PSK), not the password ---------------------------------
+
+WIFI_PASSWORD = f"wifi-{SENTINEL}"
+WIFI_SSID = "Clawdie Net"
+WIFI = f"WIFI_SSID={WIFI_SSID}\nWIFI_PASSWORD={WIFI_PASSWORD}\nWIFI_COUNTRY=DE\n"
+SUPPLICANT_CONF = "root/etc/wpa_supplicant/clawdie-wifi.conf"
+
+
+def wifi_files(box: Path) -> dict[str, tuple[bytes, int, int]]:
+    """The Wi-Fi's files (the supplicant's, networkd's, the unit, udev's rule, the regulatory
+    domain): bytes, inode and mtime (a rewrite changes the inode, even with the same bytes)."""
+    return {
+        str(p.relative_to(box)): (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in sorted((box / "root").rglob("*clawdie-wifi*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def wifi_box(tmp_path: Path, pg: PgCluster) -> Path:
+    return installed_box(tmp_path, pg, SEED + WIFI)
+
+
+def test_a_box_on_wifi_adopts_a_seed_without_wifi_lines_and_keeps_its_wifi_as_it_is(
+    wifi_box: Path, pg: PgCluster
 ) -> None:
-    """The box keeps only the PSK, never the Wi-Fi password: an adopt seed for a box on Wi-Fi
-    repeats WIFI_PASSWORD (known limit: without it the seed is refused, nothing changed)."""
-    wifi = "WIFI_SSID=Clawdie Net\nWIFI_PASSWORD=wifi-pass-123\nWIFI_COUNTRY=DE\n"
-    box = installed_box(tmp_path, pg, SEED + wifi)
-    refused = adopt(box, pg, adopt_seed(box, "PROFILE=economy"))
-    assert refused.returncode != 0
-    assert "WIFI_PASSWORD" in receipt(box)
-    assert env_of(box)["PROFILE"] == "balanced"
-    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", "WIFI_PASSWORD=wifi-pass-123"))
-    assert result.returncode == 0, result.stderr
+    """The box keeps only the PSK, never the Wi-Fi password: that key stands for WIFI_PASSWORD,
+    so a seed that leaves the Wi-Fi lines out goes through, and the supplicant's configuration
+    is not written at all."""
+    box = wifi_box
+    psk = derive_psk(WIFI_PASSWORD, WIFI_SSID)
+    assert f"\tpsk={psk}\n" in (box / SUPPLICANT_CONF).read_text()
+    before = wifi_files(box)
+    assert len(before) == 5
+    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy"))
+    assert result.returncode == 0, result.stdout + result.stderr
     assert env_of(box)["PROFILE"] == "economy"
     assert "PROFILE: applied (was balanced)" in receipt(box)
+    assert "WIFI" not in result.stdout  # a key the seed leaves blank is kept as installed
+    assert wifi_files(box) == before
+    assert_no_secret(box, result, psk)
+    # the record now says the key was kept from the installation: the next adopt reads it again
+    again = adopt(box, pg, adopt_seed(box, "PROFILE=quality"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert env_of(box)["PROFILE"] == "quality"
+    assert wifi_files(box) == before
+    assert_no_secret(box, again, psk)
+
+
+def test_a_box_on_wifi_moved_to_another_network_needs_that_networks_password(
+    wifi_box: Path, pg: PgCluster
+) -> None:
+    box = wifi_box
+    before, before_conf = snapshot(box / "root", pg), wifi_files(box)
+    refused = adopt(box, pg, adopt_seed(box, "PROFILE=economy", "WIFI_SSID=Office"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    for text in (refused.stderr, receipt(box)):
+        assert (
+            "adopt.txt:4: WIFI_SSID: another Wi-Fi network than the box's needs its password"
+            in (text)
+        )
+        assert "add a WIFI_PASSWORD= line with the new network's password" in text
+        assert "nothing on the box was changed" in text
+    assert "Traceback" not in refused.stderr
+    assert snapshot(box / "root", pg) == before
+    assert wifi_files(box) == before_conf
+    assert restarts(box) == 0
+
+    moved = adopt(box, pg, adopt_seed(box, "WIFI_SSID=Office", "WIFI_PASSWORD=office-pass-9"))
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "WIFI_SSID: applied (was Clawdie Net)" in moved.stdout
+    conf = (box / SUPPLICANT_CONF).read_text()
+    assert f"\tssid={b'Office'.hex()}\n" in conf
+    assert f"\tpsk={derive_psk('office-pass-9', 'Office')}\n" in conf
+    assert_no_secret(box, moved, derive_psk("office-pass-9", "Office"))
+
+
+def test_a_box_on_wifi_takes_a_new_password_for_its_network(wifi_box: Path, pg: PgCluster) -> None:
+    box = wifi_box
+    before = wifi_files(box)
+    same = adopt(box, pg, adopt_seed(box, f"WIFI_PASSWORD={WIFI_PASSWORD}"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "WIFI_PASSWORD: kept (the box's Wi-Fi key is already this password's)" in same.stdout
+    assert "nothing to change" in same.stdout
+    assert wifi_files(box) == before
+
+    new_password = f"new-{WIFI_PASSWORD}"
+    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", f"WIFI_PASSWORD={new_password}"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WIFI_PASSWORD: applied (was a secret (not shown))" in result.stdout
+    assert env_of(box)["PROFILE"] == "economy"
+    psk = derive_psk(new_password, WIFI_SSID)
+    assert f"\tpsk={psk}\n" in (box / SUPPLICANT_CONF).read_text()
+    assert derive_psk(WIFI_PASSWORD, WIFI_SSID) not in (box / SUPPLICANT_CONF).read_text()
+    assert_no_secret(box, result, psk)

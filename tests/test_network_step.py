@@ -184,6 +184,36 @@ def test_a_rerun_changes_nothing(root: Path) -> None:
     assert files_under(root) == before
 
 
+def test_the_stored_key_reads_back_for_its_own_network_only() -> None:
+    """Adopt reads the PSK back as the box's WIFI_PASSWORD (installer/firstboot/adopt.py)."""
+    ssid = 'Zoë\'s "Wi-Fi" 5G'
+    text = network.render_supplicant_conf(Wifi(ssid, SecretStr(WIFI_PASSWORD), "DE"))
+    key = network.parse_supplicant_psk(text, ssid)
+    assert key is not None
+    assert key.get_secret_value() == network.derive_psk(WIFI_PASSWORD, ssid)
+    assert key.get_secret_value() not in repr(key) + str(key)
+    assert network.parse_supplicant_psk(text, "Zoë") is None  # the key joins no other network
+    assert network.parse_supplicant_psk(text.replace("\tpsk=", "\tpsk=0"), ssid) is None
+    by_hand = f'network={{\n\tssid={ssid.encode().hex()}\n\tpsk="{WIFI_PASSWORD}"\n}}\n'
+    assert network.parse_supplicant_psk(by_hand, ssid) is None  # a passphrase, not our key
+    assert network.parse_supplicant_psk("", ssid) is None
+
+
+def test_the_stored_key_as_the_password_rewrites_nothing(root: Path) -> None:
+    """An adopt seed without Wi-Fi lines gives the step the box's own key: not one file of the
+    Wi-Fi is written again (same inode and mtime), let alone removed."""
+    lines = (*WIFI_LINES, "NET_DNS=1.1.1.1")
+    first = network.apply(context(root, *lines))
+    before = files_under(root)
+    conf = (root / "etc/wpa_supplicant/clawdie-wifi.conf").read_text()
+    key = network.parse_supplicant_psk(conf, 'Zoë\'s "Wi-Fi" 5G')
+    assert key is not None
+    kept = [line for line in lines if not line.startswith("WIFI_PASSWORD=")]
+    again = network.apply(context(root, *kept, f"WIFI_PASSWORD={key.get_secret_value()}"))
+    assert again == first
+    assert files_under(root) == before
+
+
 def test_a_new_seed_without_wifi_removes_what_wifi_needed(root: Path) -> None:
     """Reconfiguring from a stick (adopt) rewrites the network: nothing of the old one stays."""
     network.apply(context(root, *WIFI_LINES, "NET_ADDRESS=10.0.0.7/8", "NET_GATEWAY=10.0.0.1"))

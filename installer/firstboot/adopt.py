@@ -20,8 +20,10 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from installer import faults, redact
 from installer.envfile import parse_env_file
@@ -35,6 +37,7 @@ from installer.firstboot.adopt_plan import (
     installed_values,
     merged_values,
     plan_adopt,
+    wifi_key_problem,
 )
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
@@ -76,7 +79,8 @@ def is_installed(paths: TargetPaths) -> bool:
 
 
 def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
-    """The installation's resolved settings (setup.resolved.json), secrets from system.env."""
+    """The installation's resolved settings (setup.resolved.json), secrets from system.env and
+    the Wi-Fi's key from the supplicant's configuration (`kept_wifi_key`)."""
     try:
         doc = json.loads(paths.resolved_json.read_text(encoding="utf-8"))
         env = parse_env_file(paths.system_env.read_text(encoding="utf-8"))
@@ -92,8 +96,38 @@ def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
         value = env.get(key) if secret else item.get("value")
         given = str(item.get("source", "")).startswith(_GIVEN_SOURCE)
         settings[key] = InstalledSetting(key, None if value is None else str(value), given, secret)
+    wifi_key = kept_wifi_key(paths, settings)
+    if wifi_key is not None:
+        settings[wifi_key.key] = wifi_key
     redact.register(*(s.value for s in settings.values() if s.secret and s.value))
     return settings
+
+
+def read_wifi_key(paths: TargetPaths, ssid: str) -> SecretStr | None:
+    """The key the box's supplicant joins `ssid` with (the network step's PSK), or None."""
+    from installer.firstboot.steps.network import parse_supplicant_psk
+
+    try:
+        text = paths.wifi_supplicant_conf.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return None
+    return parse_supplicant_psk(text, ssid)
+
+
+def kept_wifi_key(
+    paths: TargetPaths, settings: Mapping[str, InstalledSetting]
+) -> InstalledSetting | None:
+    """WIFI_PASSWORD as the box keeps it: not the password (never stored) but the PSK of its
+    network, which the seed's model takes as a raw key, so an adopt seed may leave the Wi-Fi
+    lines out. None without Wi-Fi or a key for the box's network: then the seed repeats
+    WIFI_PASSWORD."""
+    ssid, password = settings.get("WIFI_SSID"), settings.get("WIFI_PASSWORD")
+    if ssid is None or ssid.value is None or password is None:
+        return None
+    key = read_wifi_key(paths, ssid.value)
+    if key is None:
+        return None
+    return InstalledSetting(password.key, key.get_secret_value(), password.given, secret=True)
 
 
 def read_ssh_keys(paths: TargetPaths, account: str) -> tuple[str, ...]:
@@ -152,15 +186,20 @@ def read_installation(config: FirstbootConfig, paths: TargetPaths) -> Installati
 
 def check_over(box: Installation, seed: SeedInput) -> SeedCheck:
     """The adopt seed checked with the installation's values filling what it leaves blank: a
-    seed of three lines is enough. Problems name the seed's lines."""
+    seed of three lines is enough (the box's Wi-Fi key fills WIFI_PASSWORD, for the network it
+    is on only). Problems name the seed's lines."""
     text = parse_seed(seed.data, KNOWN_KEYS)
     given = given_from_seed(text)
     secret_values = (g.value for k, g in given.items() if k in _SECRET_KEYS)
     redact.register(*secret_values)
+    problems = list(text.problems)
+    wifi = wifi_key_problem(box, given)
+    if wifi is not None:
+        problems.append(wifi)
     return check_values(
         {**installed_values(box), **given},
         name=seed.name,
-        reader_problems=text.problems,
+        reader_problems=problems,
         repairs=text.repairs,
         encoding=text.encoding,
         listed_lines={e.key: e.line for e in text.entries},

@@ -11,7 +11,10 @@ instruction for this run) or `refused` (with the reason and the fix):
   never in their place;
 - identity (host name, dashboard domain, assistant name, Telegram bot and admin): refused when
   different, unless ALLOW_IDENTITY_CHANGE=yes;
-- the service account is never renamed.
+- the service account is never renamed;
+- the Wi-Fi password is not kept on the box, its key (the PSK) is: that key stands for
+  WIFI_PASSWORD while the box stays on its network, so a seed may leave the Wi-Fi lines out; a
+  seed that names another network gives that network's password too (`wifi_key_problem`).
 
 `merged_values` is then what first boot's own steps apply: the installation's values, with the
 applied keys of the seed in their place. Reasons never quote a secret.
@@ -26,6 +29,7 @@ from typing import Literal
 from installer.seed import profiles
 from installer.seed.model import FIELD_NAMES, field_specs
 from installer.seed.profiles import Source
+from installer.seed.reader import Problem
 from installer.seed.resolve import Given, SeedCheck
 
 Outcome = Literal["applied", "kept", "refused"]
@@ -79,8 +83,9 @@ _SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)
 @dataclass(frozen=True)
 class InstalledSetting:
     """One resolved setting of the installation as its record keeps it: the value (the secret's
-    value from system.env, or None when the box does not keep it) and whether setup.txt or the
-    console gave it (`given`) rather than a default, a profile or a derivation."""
+    value from system.env, WIFI_PASSWORD's the PSK from the supplicant's configuration, or None
+    when the box does not keep it) and whether setup.txt or the console gave it (`given`)
+    rather than a default, a profile or a derivation."""
 
     key: str
     value: str | None = field(repr=False)
@@ -142,6 +147,13 @@ def _password_matches(password: str, hashed: str) -> bool:
     return hashed.startswith("$6$") and bool(sha512_crypt.verify(password, hashed))
 
 
+def _wifi_key_matches(password: str, key: str, ssid: str | None) -> bool:
+    """Whether `key`, the PSK the box keeps (never its Wi-Fi password), is `password`'s."""
+    from installer.firstboot.steps.network import derive_psk
+
+    return ssid is not None and derive_psk(password, ssid) == key
+
+
 def plan_key(key: str, new: str, box: Installation, allow_identity: bool) -> KeyOutcome:
     """The outcome of setting `key` to `new` (normalised, as the seed resolves it) on `box`."""
     if key in RUN_KEYS:
@@ -181,6 +193,12 @@ def plan_key(key: str, new: str, box: Installation, allow_identity: bool) -> Key
     current = box.value(key)
     if current == new:
         return KeyOutcome(key, "kept", f"already {_shown(key, new)}")
+    if (
+        key == "WIFI_PASSWORD"
+        and current
+        and _wifi_key_matches(new, current, box.value("WIFI_SSID"))
+    ):
+        return KeyOutcome(key, "kept", "the box's Wi-Fi key is already this password's")
     was = f"was {_shown(key, current)}"
     if key == "SERVICE_ACCOUNT":
         return KeyOutcome(
@@ -217,6 +235,24 @@ def plan_adopt(box: Installation, seed: SeedCheck) -> AdoptPlan:
             continue
         entries.append(plan_key(key, text.get(key, given.value), box, allow))
     return AdoptPlan(tuple(entries))
+
+
+def wifi_key_problem(box: Installation, given: Mapping[str, Given]) -> Problem | None:
+    """A seed that moves the box to another Wi-Fi network without that network's password: the
+    box keeps only the key of the network it is on (derived from its name, so it joins no other),
+    which would otherwise fill WIFI_PASSWORD."""
+    ssid = given.get("WIFI_SSID")
+    current = box.value("WIFI_SSID")
+    if ssid is None or current is None or ssid.value == current or "WIFI_PASSWORD" in given:
+        return None
+    return Problem(
+        ssid.source.line,
+        "WIFI_SSID",
+        "another Wi-Fi network than the box's needs its password: the box keeps only the key "
+        "of the network it is on, which joins no other",
+        "add a WIFI_PASSWORD= line with the new network's password, or remove the WIFI_SSID "
+        "line to keep the box's Wi-Fi as it is",
+    )
 
 
 def installed_values(box: Installation) -> dict[str, Given]:

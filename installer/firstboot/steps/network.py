@@ -26,7 +26,9 @@ mac80211_hwsim kit the boot test will use is developed against it.
 What is stored: the PSK, PBKDF2-HMAC-SHA1(password, SSID, 4096 rounds, 32 bytes), which is what
 `wpa_passphrase` prints and what WPA2-personal uses; a 64-hex-digit WIFI_PASSWORD is that key
 already. A WPA3-only (SAE) network needs the password itself, so it cannot join from a stored
-PSK; WPA2/WPA3 mixed networks (the common "transition mode") accept the PSK.
+PSK; WPA2/WPA3 mixed networks (the common "transition mode") accept the PSK. Adopt reads the PSK
+back (`parse_supplicant_psk`) as the box's WIFI_PASSWORD: a seed without Wi-Fi lines keeps the
+network, and this step then writes the very same bytes (an unchanged file is not rewritten).
 
 The regulatory domain (which channels and power the radio may use) is set twice, each for a
 different moment: `country=` in the supplicant configuration (the supplicant sets it when it
@@ -51,10 +53,13 @@ the seed's network up the same way (`bring_up`), so its receipt can show the add
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from installer.errors import InstallerError
 from installer.firstboot.context import StepContext, log
@@ -165,6 +170,20 @@ def render_supplicant_conf(wifi: Wifi) -> str:
         f"\tpsk={psk}\n"
         "}\n"
     )
+
+
+def parse_supplicant_psk(text: str, ssid: str) -> SecretStr | None:
+    """The PSK a configuration `render_supplicant_conf` wrote keeps for the network `ssid`, or
+    None when it names no such network with a 64-hex-digit key (a file edited by hand, or the
+    key of another network: the PSK is derived from the SSID too, so it joins no other)."""
+    wanted = ssid.encode("utf-8").hex()
+    for block in re.findall(r"^network=\{\n(.*?)^\}", text, re.MULTILINE | re.DOTALL):
+        pairs = (line.strip().partition("=") for line in block.splitlines())
+        fields = {name: value for name, _, value in pairs}
+        psk = fields.get("psk", "")
+        if fields.get("ssid", "").lower() == wanted and is_raw_psk(psk):
+            return SecretStr(psk.lower())
+    return None
 
 
 def shown_ssid(ssid: str) -> str:
