@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -378,9 +379,23 @@ CleanRun = tuple[dict[str, tuple[str, int, str]], dict[str, object]]
 
 
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory, pg_template: Path) -> Iterator[CleanRun]:
+def power_cut_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the clean run's box and then each interrupted run's box are made, one after the
+    other, at the same path: the login screen shows the platform's command with the box's path
+    in it, and lays its lines out by their length."""
+    return tmp_path_factory.mktemp("power-cut") / "box"
+
+
+def fresh_box(where: Path) -> Path:
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir()
+    return firstboot_box(where, SEED)
+
+
+@pytest.fixture(scope="module")
+def clean_run(power_cut_dir: Path, pg_template: Path) -> Iterator[CleanRun]:
     """A clean first boot to compare every interrupted one against."""
-    box = firstboot_box(tmp_path_factory.mktemp("clean"), SEED)
+    box = fresh_box(power_cut_dir)
     cluster = PgCluster(template=pg_template)
     try:
         cluster.init()
@@ -406,8 +421,9 @@ def _world_readable_secrets(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_power_cut_then_rerun_equals_a_clean_run(
-    box: Path, pg: PgCluster, point: str, clean_run: CleanRun
+    power_cut_dir: Path, pg: PgCluster, point: str, clean_run: CleanRun
 ) -> None:
+    box = fresh_box(power_cut_dir)
     killed = firstboot(box, pg, fault=point)
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
     assert _world_readable_secrets(box / "root") == []
