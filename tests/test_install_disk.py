@@ -189,7 +189,7 @@ def test_installs_onto_a_blank_disk(
         assert os.readlink(mounted / "bin") == "usr/bin"
         assert (mounted / "usr/bin/tool").stat().st_size == 300_010
         assert (mounted / "etc/default/grub").read_text() == 'GRUB_CMDLINE_LINUX="console=ttyS0"\n'
-        # the medium's kernel and initrd, named for grub-mkconfig
+        # the medium's kernel and initrd, named as grub.cfg boots them
         assert (mounted / "boot/vmlinuz-6.1.0-test-amd64").read_bytes() == b"kernel"
         assert (mounted / "boot/initrd.img-6.1.0-test-amd64").read_bytes() == b"initrd"
         # fstab by UUID, an empty machine id
