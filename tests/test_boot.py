@@ -92,25 +92,27 @@ def record_journal(
     headline = re.findall(r"the assistant is set up \((\d+\.\d) s\)", text)
     if headline:  # the summary's own figure (the last one written), next to the journal's
         after_power_on.append(boot_timing.Row("the summary's time", float(headline[-1])))
-    table = boot_timing.render_table(
-        f"boot-test: {run}: {which} ({guest.name})", rows, after_power_on
-    )
-    print(table, end="", flush=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / f"{run}-{guest.name}.timing.txt").write_text(table)
-    FIGURES[run] = {
-        **FIGURES.get(run, {}),
-        **{f"{guest.name}: {row.name}": round(row.seconds, 1) for row in rows},
-    }
-    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    keep_table(run, guest, which, rows, after_power_on)
     return rows
 
 
 def record_install(run: str, guest: vm.Vm) -> list[boot_timing.Row]:
     """Print and keep the table of where the install went (from the stick's serial log)."""
-    entries = boot_timing.entries_from_serial(vm.clean_text(guest.log_text()))
+    entries = boot_timing.entries_from_serial(guest.log_text())
     rows = boot_timing.install_rows(entries, guest.marks.get("install done"))
-    table = boot_timing.render_table(f"boot-test: {run}: install ({guest.name})", rows)
+    keep_table(run, guest, "install", rows)
+    return rows
+
+
+def keep_table(
+    run: str,
+    guest: vm.Vm,
+    which: str,
+    rows: list[boot_timing.Row],
+    extra: list[boot_timing.Row] | None = None,
+) -> None:
+    """Print one boot's table, keep it in LOGS and its rows in figures.json."""
+    table = boot_timing.render_table(f"boot-test: {run}: {which} ({guest.name})", rows, extra or [])
     print(table, end="", flush=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     (LOGS / f"{run}-{guest.name}.timing.txt").write_text(table)
@@ -119,7 +121,6 @@ def record_install(run: str, guest: vm.Vm) -> list[boot_timing.Row]:
         **{f"{guest.name}: {row.name.strip()}": round(row.seconds, 1) for row in rows},
     }
     (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
-    return rows
 
 
 def keep_installed_disk(machine: Machine, run: str) -> None:
