@@ -43,7 +43,7 @@ def test_ssh_host_keys_are_elliptic_curve_only(tmp_path: Path) -> None:
         "ssh_host_ed25519_key",
         "ssh_host_ed25519_key.pub",
     ]
-    for kind in identities.SSH_KEY_TYPES:
+    for kind in identities.HOST_KEY_TYPES:
         key = root / f"etc/ssh/ssh_host_{kind}_key"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         assert (root / f"etc/ssh/ssh_host_{kind}_key.pub").read_text().endswith(" root@boot-test\n")

@@ -34,7 +34,7 @@ CHROOT_ENV = {
 }
 IDENTITY_TIMEOUT_S = 600.0
 # The host key types sshd is told to use (iso/overlay/etc/ssh/sshd_config.d/clawdie-host-keys.conf)
-SSH_KEY_TYPES = ("ed25519", "ecdsa")
+HOST_KEY_TYPES = {"ed25519": "Ed25519", "ecdsa": "ECDSA"}  # ssh-keygen -t: as people name it
 SNAKEOIL_KEY = "etc/ssl/private/ssl-cert-snakeoil.key"
 SNAKEOIL_CERT = "etc/ssl/certs/ssl-cert-snakeoil.pem"
 SNAKEOIL_DAYS = 3650  # as Debian's make-ssl-cert
@@ -54,7 +54,7 @@ def make_ssh_host_keys(root: Path, hostname: str) -> str | None:
     if not _has(root, "ssh-keygen"):
         return None
     made = []
-    for kind in SSH_KEY_TYPES:
+    for kind, label in HOST_KEY_TYPES.items():
         key = root / f"etc/ssh/ssh_host_{kind}_key"
         if key.exists():
             continue
@@ -63,7 +63,7 @@ def make_ssh_host_keys(root: Path, hostname: str) -> str | None:
             ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{hostname}", "-f", str(key)],
             timeout=IDENTITY_TIMEOUT_S,
         )
-        made.append(kind.upper() if kind == "ecdsa" else "Ed25519")
+        made.append(label)
     if not made:
         return "SSH host keys: already there"
     return f"SSH host keys made on this machine ({', '.join(made)})"
