@@ -15,6 +15,9 @@ when not root or when the server binaries are missing.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +78,31 @@ def installer_image() -> Path:
     from tests.image import ensure_image
 
     return ensure_image()
+
+
+@pytest.fixture(params=["tmpfs", "checkout"])
+def dir_on_each_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """An empty directory on a tmpfs, then on the checkout's file system, whatever TMPDIR is.
+
+    For tests whose subject reads files through the kernel (a disk read, QEMU's image files):
+    what a file system answers differs (a directory read is EISDIR on ext4, EINVAL on tmpfs),
+    and /tmp is a tmpfs on many machines. The checkout's directory is under its build/."""
+    if request.param == "tmpfs":
+        require_root()
+        mount_point = tmp_path / "tmpfs"
+        mount_point.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)], check=True
+        )
+        try:
+            yield mount_point
+        finally:
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
+        return
+    checkout = Path(__file__).resolve().parent.parent / "build" / "test-tmp"
+    checkout.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=checkout))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -313,9 +313,10 @@ def test_bios_boots_the_stick_before_the_disk_and_reboot_ends_qemu(tmp_path: Pat
 
 
 @needs_qemu
-def test_bios_boots_the_disk_when_there_is_no_stick(tmp_path: Path) -> None:
-    disk = bootable_disk(tmp_path / "disk.img", "HELLO FROM DISK")
-    with Vm(tmp_path, disk=disk, accel=TCG) as machine:
+def test_bios_boots_the_disk_when_there_is_no_stick(dir_on_each_fs: Path) -> None:
+    # The boot tests' machines live wherever TMPDIR is: QEMU starts on a tmpfs as on a disk.
+    disk = bootable_disk(dir_on_each_fs / "disk.img", "HELLO FROM DISK")
+    with Vm(dir_on_each_fs, disk=disk, accel=TCG) as machine:
         machine.wait_for("HELLO FROM DISK", timeout=20)
         assert machine.wait_exit(timeout=20) == 0
 

@@ -45,7 +45,9 @@ def test_the_access_point_is_wpa2_personal() -> None:
     assert "wpa_passphrase=a password\n" in conf
 
 
-@pytest.mark.skipif(bool(missing_programs()), reason="needs hostapd and dnsmasq (just boot-test)")
+@pytest.mark.skipif(
+    bool(missing_programs()), reason="needs hostapd and dnsmasq (.ci/bootstrap installs them)"
+)
 def test_the_kit_disk(tmp_path: Path) -> None:
     kit = build_kit(tmp_path / "kit.img", ssid="ClawdieTest", password="pass-word", country="DE")
     label = subprocess.run(["e2label", str(kit)], capture_output=True, text=True, check=True)

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -377,8 +377,12 @@ class VmMatch:
 class Qmp:
     """A minimal QMP client on a Unix socket: commands, and the events QEMU sent meanwhile."""
 
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
+    def __init__(
+        self, path: Path, timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
+    ) -> None:
+        # QEMU opens the socket once its devices are set up; on a loaded machine that can take
+        # a while, so the wait is long, but a QEMU that has already exited ends it at once.
+        deadline = time.monotonic() + 3 * timeout
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -386,7 +390,7 @@ class Qmp:
                 break
             except OSError:
                 sock.close()
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or not alive():
                     raise
                 time.sleep(0.05)
         sock.settimeout(timeout)
@@ -562,7 +566,8 @@ class Vm:
         self._serial.start()
         self._firmware.start()
         try:
-            self._qmp = Qmp(qmp_socket)
+            proc = self._proc
+            self._qmp = Qmp(qmp_socket, alive=lambda: proc.poll() is None)
         except OSError as exc:
             self.stop()
             raise AssertionError(f"QEMU did not start: {exc}\n{self._describe()}") from exc

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -454,6 +455,11 @@ def read_edges(node: str) -> Edges:
     except OSError as err:
         return Edges(False, False, f"cannot open {node}: {err.strerror or err}")
     try:
+        kind = os.fstat(fd).st_mode
+        if not (stat.S_ISBLK(kind) or stat.S_ISREG(kind)):
+            # Worded by us: what a read of a directory answers depends on the file system
+            # (EISDIR on ext4, EINVAL on tmpfs).
+            return Edges(False, False, f"{node} is not a disk (not a block device)")
         size = os.lseek(fd, 0, os.SEEK_END)
         length = min(EDGE_BYTES, size)
         first = _read_exactly(fd, 0, length)
