@@ -4,12 +4,13 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv/bin"
 
-# list the recipes
+# list the recipes (the just that runs this one: .venv/bin/just needs no `just` on the PATH)
 default:
-    @just --list
+    @{{just_executable()}} --list --unsorted
 
 # the main job on its embedded default: a full first boot from the demo seed against a throwaway
 # PostgreSQL in a sandbox root, then the summary; everything is removed after (--keep keeps it)
+[doc("the main job: a full demo first boot against a throwaway PostgreSQL, then the summary (--keep keeps the sandbox)")]
 demo *ARGS:
     @{{venv}}/python -m installer.dev.demo {{ARGS}}
 
@@ -28,6 +29,7 @@ slow_apt := "debootstrap systemd-container"
 # the slow tests: the whole power-cut matrix, bigger loop-device and harness tests, and the
 # existing host (a Debian 12 root booted with systemd-nspawn; its root is cached in
 # /var/cache/clawdie-iso/existing-host)
+[doc("the slow tests: the power-cut matrix, bigger loop-device and harness tests, the existing host")]
 slow-test *ARGS:
     CLAWDIE_EXTRA_APT="{{slow_apt}}" .ci/bootstrap
     {{venv}}/pytest -m "slow and not boot" {{ARGS}}
@@ -50,12 +52,14 @@ iso_apt := "debootstrap zstd qemu-utils fusefat e2fsprogs systemd hostapd dnsmas
 # build the installer image (root, Debian 12) into build/iso: the .iso, .sha256 and .manifest;
 # the Debian base is cached in /var/cache/clawdie-iso (CLAWDIE_ISO_CACHE); --platform DIR
 # (or CLAWDIE_PLATFORM) takes the real platform payload instead of the reference one
+[doc("build the installer image into build/iso (root, Debian 12; --platform DIR takes a real payload)")]
 iso *ARGS:
     CLAWDIE_EXTRA_APT="{{iso_apt}}" .ci/bootstrap
     {{venv}}/python iso/build.py {{ARGS}}
 
 # build the image (cached) and prove the whole journey under QEMU: install from the stick,
 # first boot, PLATFORM-READY; also UEFI, a seed missing a field, and the stick left in
+[doc("build the image (cached) and boot it under QEMU: install, first boot, PLATFORM-READY and the other lanes")]
 boot-test *ARGS:
     {{just_executable()}} iso
     {{venv}}/pytest -m boot {{ARGS}}
@@ -67,6 +71,7 @@ snapshots-update *ARGS="tests/test_wizard.py":
 
 # put the platform on this running Debian 12 host (never the OS), then run first boot: as root,
 # from a filled setup.txt; your own login is checked and left alone (--operator-login NAME)
+[doc("put the platform on this running Debian 12 host (never the OS) and run first boot, from a filled setup.txt")]
 install SEED *ARGS:
     {{venv}}/clawdie-setup install-platform {{SEED}} {{ARGS}}
 
@@ -104,5 +109,6 @@ bench-flash *ARGS:
 
 # benchmark: the installed disk booted under QEMU (TCG without KVM, minutes): its first boot, a
 # later boot, and the same disk with our units masked; our service's share of each (root)
+[doc("benchmark: the installed disk's first boot, a later boot and a masked boot under QEMU (root, minutes)")]
 bench-boot *ARGS:
     {{venv}}/python bench/boot.py {{ARGS}}

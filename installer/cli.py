@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -76,7 +77,14 @@ def run_command(name: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     _configure_logging(args.verbose)
     try:
-        return module.run(args)
+        code = module.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # `check --json | head`: the reader has what it wanted. Quiet, and nothing more is
+        # written to the closed pipe (the interpreter's own flush at exit would complain).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
     except InstallerError as err:
         if not err.on_screen:
             print(f"clawdie-setup {name}: error: {err.message}", file=sys.stderr)

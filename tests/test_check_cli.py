@@ -238,3 +238,57 @@ def test_an_adopt_seed_is_explained_and_one_without_its_fingerprint_is_refused(
     refused = check(seed)
     assert refused.returncode == 1
     assert "INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt" in refused.stdout
+
+
+def test_a_notepad_file_is_plainly_valid_and_its_readings_are_notes_with_explain(
+    tmp_path: Path,
+) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(valid("ASSISTANT_NAME=\u201cAda\u201d", eol="\r\n", bom=b"\xef\xbb\xbf"))
+    plain = check(seed)
+    assert plain.returncode == 0
+    assert plain.stdout == "setup.txt: valid\n"  # CRLF, a BOM and quotes are normal, not news
+    explained = check(seed, "--explain").stdout
+    assert "repaired" not in explained
+    assert "note: setup.txt:1: read as UTF-8 with byte-order mark" in explained
+    assert "note: setup.txt:4: ASSISTANT_NAME: " in explained
+
+
+def test_a_setting_left_behind_its_comment_mark_is_a_warning_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(
+        valid(
+            "#WIFI_SSID=Home", f"#WIFI_PASSWORD={SENTINEL}", "#WIFI_COUNTRY=SI", "ASSISTANT_NAME=A"
+        )
+    )
+    result = check(seed)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == (
+        "warning: setup.txt:4: line 4 is a comment, so WIFI_SSID is not set: "
+        "remove the '#' at its start to use it"
+    )
+    assert result.stdout.endswith("setup.txt: valid (3 warning(s))\n")
+    assert SENTINEL not in result.stdout
+
+
+def test_a_closed_pipe_is_a_quiet_exit() -> None:
+    # `check --json | head`: the reader is gone before check writes (deterministic here: the
+    # pipe's read end is closed before the process starts).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "installer.cli", "check", "--json", "seed/demo-setup.txt"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141

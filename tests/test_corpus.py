@@ -96,7 +96,7 @@ CASES = [
         "cp1252 (ANSI) accented name",
         valid("ASSISTANT_NAME=Zoë Müller", encoding="cp1252"),
         values={"ASSISTANT_NAME": "Zoë Müller", "HOSTNAME": "zoe-muller"},
-        repairs=((4, "Windows-1252"),),
+        warnings=((4, "Windows-1252"),),
     ),
     Case(
         "empty (0-byte) file",
@@ -107,7 +107,53 @@ CASES = [
     Case(
         "only comments and blank lines",
         seed("# nothing here", "", "   ", "#TELEGRAM_BOT_TOKEN=x"),
-        problems=MISSING_ALL,
+        problems={
+            (4, "TELEGRAM_BOT_TOKEN"),
+            (None, "TELEGRAM_ADMIN_ID"),
+            (None, "OPENROUTER_API_KEY"),
+        },
+        warnings=((4, "line 4 is a comment, so TELEGRAM_BOT_TOKEN is not set"),),
+        hints=((4, "line 4 is a comment: remove the '#' at its start to use TELEGRAM_BOT_TOKEN"),),
+    ),
+    # --- filled lines still behind '#' ---------------------------------------------------------
+    Case(
+        "Wi-Fi filled in but all three lines still comments",
+        valid("#WIFI_SSID=Home Net 5G", "#WIFI_PASSWORD=sentinel-wifi-pass", "# WIFI_COUNTRY=SI"),
+        warnings=(
+            (4, "line 4 is a comment, so WIFI_SSID is not set: remove the '#'"),
+            (5, "so WIFI_PASSWORD is not set"),
+            (6, "so WIFI_COUNTRY is not set"),
+        ),
+        hidden=("sentinel-wifi-pass", "Home Net"),
+    ),
+    Case(
+        "only the SSID still a comment: the problem is on its line and names the password's",
+        valid("#WIFI_SSID=Home Net 5G", "WIFI_PASSWORD=correct horse", "WIFI_COUNTRY=SI"),
+        problems={(4, "WIFI_SSID")},
+        hints=((4, "line 4 is a comment: remove the '#' at its start to use WIFI_SSID"),),
+    ),
+    Case(
+        "a note after a time zone",
+        valid("TIMEZONE=Europe/Ljubljana  # Slovenia"),
+        problems={(4, "TIMEZONE")},
+        hints=((4, "write TIMEZONE=Europe/Ljubljana alone on the line"),),
+    ),
+    Case(
+        "a bare city as the time zone",
+        valid("TIMEZONE=Ljubljana"),
+        problems={(4, "TIMEZONE")},
+        hints=((4, "did you mean Europe/Ljubljana?"),),
+    ),
+    Case(
+        "a key both commented out and set: no warning",
+        valid("#TIMEZONE=Europe/Paris", "TIMEZONE=Europe/Berlin"),
+        values={"TIMEZONE": "Europe/Berlin"},
+    ),
+    Case(
+        "the template's empty comment lines and prose with KEY=: no warning",
+        valid(
+            "#TIMEZONE=", "# installer's console lists it. With ERASE_TARGET_DISK=yes it is erased"
+        ),
     ),
     # --- quotes, spaces, invisible characters ------------------------------------------------
     Case(
@@ -918,3 +964,29 @@ def test_private_key_problem_is_loud_and_hides_the_key() -> None:
     (problem,) = result.problems
     assert "PRIVATE key" in problem.message
     assert body not in repr(result.problems)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        valid("#TIMEZONE=Europe/Paris", "TIMEZONE=Europe/Berlin"),
+        valid("TIMEZONE=Europe/Berlin", "#TIMEZONE=Europe/Paris"),
+        valid("#TIMEZONE=", "#  HOSTNAME =", "# With ERASE_TARGET_DISK=yes it is erased"),
+        valid("#NOT_A_KEY=value", "# Time zone, e.g. Europe/Berlin"),
+    ],
+)
+def test_a_filled_comment_line_warns_only_when_its_key_is_unset(data: bytes) -> None:
+    result = check_seed_bytes(data)
+    assert result.valid
+    assert not [w for w in result.warnings if "is a comment" in w.message], result.warnings
+
+
+def test_a_key_needed_by_another_names_that_keys_line() -> None:
+    result = check_seed_bytes(valid("ASSISTANT_NAME=Ada", "WIFI_PASSWORD=correct horse"))
+    messages = {p.key: p.message for p in result.problems}
+    assert messages["WIFI_SSID"] == "required because WIFI_PASSWORD is set (line 5)"
+    assert messages["WIFI_COUNTRY"] == "required because WIFI_PASSWORD is set (line 5)"
+    operator = check_seed_bytes(valid("OPERATOR_EMAIL=ada@example.org"))
+    assert [p.message for p in operator.problems] == [
+        "required because OPERATOR_EMAIL is set (line 4)"
+    ]

@@ -41,3 +41,23 @@ def test_the_version_is_written_once_and_the_changelog_has_it() -> None:
     assert project["dynamic"] == ["version"]
     changelog = (ROOT / "installer/CHANGELOG.md").read_text()
     assert f"\n## {__version__}\n" in changelog
+
+
+def test_just_alone_lists_every_recipe_with_its_whole_description() -> None:
+    # `.venv/bin/just` as the README shows it, with no `just` on the PATH.
+    result = subprocess.run(
+        [str(BIN / "just")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:]
+    described = dict(row.strip().split(" # ", 1) for row in rows)
+    names = {name.split()[0] for name in described}
+    assert {"default", "demo", "test", "test-all", "boot-test"} <= names
+    for description in described.values():
+        # a description is its recipe's summary, not the last line of a longer comment
+        assert description[0].islower() and not description.startswith(("(", "/")), description

@@ -44,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> str:
-    """The human report: problems, then warnings, then repairs, then (on request) values."""
+    """The human report: problems, then warnings, then (on request) how lines were read and
+    every value. How a line was read (a BOM, CRLF, quotes: normal for a file saved on Windows or
+    a Mac) is a note, not a repair: the file is not changed."""
     name = result.name
     out = [render_problem(p, name) for p in result.problems]
     out += [f"warning: {render_note(n, name)}" for n in (*file_notes, *result.warnings)]
-    out += [f"repaired: {render_note(n, name)}" for n in result.repairs]
+    if explain:
+        out += [f"note: {render_note(n, name)}" for n in result.repairs]
     if explain and result.settings:
         out.append(f"\nresolved values (profile mapping v{result.mapping_version}):")
         rows = [(s.key, shorten(mask(s), 40), s.source.describe()) for s in result.settings]

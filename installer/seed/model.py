@@ -274,9 +274,12 @@ def _as_details(err: ValidationError) -> list[InitErrorDetails]:
     return details
 
 
-def _error(key: str, message: str, hint: str = "") -> InitErrorDetails:
+def _error(key: str, message: str, hint: str = "", because: str = "") -> InitErrorDetails:
+    """A problem with `key`; `because`: the key whose line makes `key` needed (its line is named
+    when the problem is shown)."""
+    context = {"message": message, "hint": hint, "because": because}
     return InitErrorDetails(
-        type=PydanticCustomError("seed", "{message}", {"message": message, "hint": hint}),
+        type=PydanticCustomError("seed", "{message}", context),
         loc=(key,),
         input=None,
     )
@@ -308,6 +311,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                     need,
                     f"required because {have} is set",
                     "set both, or neither (the dashboard then stays locked until set-operator)",
+                    because=have,
                 )
             )
     if "ERASE_TARGET_DISK" in present and "TARGET_DISK" not in present:
@@ -318,6 +322,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                     "TARGET_DISK",
                     "required because ERASE_TARGET_DISK=yes",
                     "name the disk to erase, e.g. TARGET_DISK=serial:…",
+                    because="ERASE_TARGET_DISK",
                 )
             )
     if str(data.get("INSTALL_MODE") or "").strip().lower() == "adopt" and (
@@ -329,6 +334,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                 "required because INSTALL_MODE=adopt",
                 "copy the 8 characters shown as Fingerprint on the box's login screen, in its "
                 "install summary or on its receipt: a stick made for one box cannot change another",
+                because="INSTALL_MODE",
             )
         )
     if "TENANT_ID" in present:
@@ -359,6 +365,7 @@ def _provider_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
                         model_key,
                         f"required because {provider_key} is set",
                         "a model name belongs to its provider; set both lines",
+                        because=provider_key,
                     )
                 )
         else:
@@ -389,7 +396,12 @@ def _network_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErro
     wifi_given = [key for key in WIFI_KEYS if key in present]
     if wifi_given:
         errors.extend(
-            _error(key, f"required because {wifi_given[0]} is set", _WIFI_HINTS[key])
+            _error(
+                key,
+                f"required because {wifi_given[0]} is set",
+                _WIFI_HINTS[key],
+                because=wifi_given[0],
+            )
             for key in WIFI_KEYS
             if key not in present
         )
@@ -398,7 +410,7 @@ def _network_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErro
         ("NET_GATEWAY", "NET_ADDRESS", "this box's address and network size, e.g. 192.168.1.50/24"),
     ):
         if have in present and need not in present:
-            errors.append(_error(need, f"required because {have} is set", hint))
+            errors.append(_error(need, f"required because {have} is set", hint, because=have))
     if "NET_ADDRESS" in present and "NET_GATEWAY" in present:
         try:
             address = check_net_address(str(data["NET_ADDRESS"]))
@@ -443,6 +455,7 @@ class FieldProblem:
     key: str | None
     message: str
     hint: str
+    because: str | None = None  # the key whose line makes this one needed
 
 
 def problems_of(err: ValidationError) -> list[FieldProblem]:
@@ -452,7 +465,12 @@ def problems_of(err: ValidationError) -> list[FieldProblem]:
         ctx = e.get("ctx") or {}
         key = str(e["loc"][0]) if e["loc"] else None
         out.append(
-            FieldProblem(key, str(ctx.get("message") or e["msg"]), str(ctx.get("hint") or ""))
+            FieldProblem(
+                key,
+                str(ctx.get("message") or e["msg"]),
+                str(ctx.get("hint") or ""),
+                str(ctx.get("because") or "") or None,
+            )
         )
     return out
 

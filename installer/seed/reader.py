@@ -74,6 +74,10 @@ _ALL_QUOTES = "\"'" + _CURLY_DOUBLE_OPEN + _CURLY_DOUBLE_CLOSE + _CURLY_SINGLE_O
 
 _KEY_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 _EXPORT_RE = re.compile(r"export[ \t]+", re.IGNORECASE)
+# `#KEY=value` (a value after '='): a setting left behind its comment mark.
+_COMMENTED_SETTING_RE = re.compile(
+    r"#+[ \t]*(?:export[ \t]+)?([A-Za-z][A-Za-z0-9_]*)[ \t]*=[ \t]*\S"
+)
 # A key we may repeat in a message: one short word of ASCII letters, digits and '_'. Anything
 # else (a space, a colon, another script) may carry a pasted secret: `KEY secret=rest`.
 _ECHOABLE_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
@@ -117,21 +121,26 @@ class Problem:
 
 @dataclass(frozen=True)
 class Note:
-    """A repair the reader made, or a warning about the file; `line` None = the whole file."""
+    """How the reader read a line (a note: the file is not changed), or a warning about the
+    file when `warning` is set; `line` None = the whole file."""
 
     line: int | None
     message: str
+    warning: bool = False
 
 
 @dataclass(frozen=True)
 class SeedText:
-    """The result of reading setup.txt: entries in file order, and what was wrong or repaired."""
+    """The result of reading setup.txt: entries in file order, what was wrong, how lines were
+    read (`repairs`: notes), warnings, and the known keys filled in on comment lines (key, line)."""
 
     entries: tuple[Entry, ...]
     problems: tuple[Problem, ...]
     repairs: tuple[Note, ...]
     encoding: str
     lines: tuple[str, ...] = field(repr=False)
+    warnings: tuple[Note, ...] = ()
+    commented: tuple[tuple[str, int], ...] = ()
 
     def entry(self, key: str) -> Entry | None:
         """The entry for `key`, or None when the file does not set it."""
@@ -190,6 +199,7 @@ def decode_seed(data: bytes) -> tuple[str, str, list[Note]]:
                 bad_lines[0] if bad_lines else None,
                 f'not UTF-8: read as Windows-1252 ("ANSI"); check the accented letters on '
                 f"line(s) {where}, and save the file as UTF-8 next time",
+                warning=True,
             )
         )
     _refuse_binary(text)
@@ -334,6 +344,7 @@ def parse_seed(data: bytes, known_keys: Iterable[str]) -> SeedText:
     problems: list[Problem] = []
     entries: list[Entry] = []
     first_seen: dict[str, int] = {}
+    commented: dict[str, int] = {}
     in_private_key: int | None = None
     previous_key: str | None = None
 
@@ -350,6 +361,9 @@ def parse_seed(data: bytes, known_keys: Iterable[str]) -> SeedText:
         line, invisible = _strip_edges(raw)
         if not line or line.startswith("#"):
             previous_key = None
+            filled = _COMMENTED_SETTING_RE.match(line)
+            if filled and filled.group(1).upper() in known:
+                commented.setdefault(filled.group(1).upper(), number)
             continue
         if invisible:
             repairs.append(Note(number, f"removed {' and '.join(invisible)} at the line's edge"))
@@ -390,7 +404,27 @@ def parse_seed(data: bytes, known_keys: Iterable[str]) -> SeedText:
         if entry is not None:
             entries.append(entry)
 
-    return SeedText(tuple(entries), tuple(problems), tuple(repairs), encoding, tuple(lines))
+    # A filled line still behind '#' is the commonest way a setting goes missing unnoticed
+    # (only when the key is not set on another line).
+    commented = {k: n for k, n in commented.items() if k not in first_seen}
+    repairs.extend(
+        Note(
+            number,
+            f"line {number} is a comment, so {key} is not set: remove the '#' at its start "
+            "to use it",
+            warning=True,
+        )
+        for key, number in commented.items()
+    )
+    return SeedText(
+        tuple(entries),
+        tuple(problems),
+        tuple(n for n in repairs if not n.warning),
+        encoding,
+        tuple(lines),
+        warnings=tuple(n for n in repairs if n.warning),
+        commented=tuple(commented.items()),
+    )
 
 
 def _read_value(

@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from installer.errors import InstallerError
 from installer.seed import profiles
-from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, SetupModel, problems_of
+from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, FieldProblem, SetupModel, problems_of
 from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import (
     SEED_NAME,
@@ -112,7 +112,8 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         repairs=text.repairs,
         encoding=text.encoding,
         listed_lines=listed,
-        extra_warnings=empty,
+        extra_warnings=[*empty, *text.warnings],
+        commented_lines=dict(text.commented),
     )
 
 
@@ -125,9 +126,13 @@ def check_values(
     encoding: str = "utf-8",
     listed_lines: Mapping[str, int] | None = None,
     extra_warnings: Sequence[Note] = (),
+    commented_lines: Mapping[str, int] | None = None,
 ) -> SeedCheck:
     """Validate `given` values with the model and resolve them. Problems the reader already
-    reported for a key are not reported again by the model."""
+    reported for a key are not reported again by the model. A problem names the line it comes
+    from: a key needed because of another key's line names that line, and a missing key that
+    is filled in on a comment line (`commented_lines`) is reported on that line."""
+    commented = commented_lines or {}
     lines = dict(listed_lines or {})
     lines.update({k: g.source.line for k, g in given.items() if g.source.line is not None})
     problems = list(reader_problems)
@@ -143,7 +148,7 @@ def check_values(
         for p in problems_of(err):
             # A key the reader already refused is absent here; don't also call it "not set".
             if p.key not in already or p.key in given:
-                problems.append(Problem(lines.get(p.key or ""), p.key, p.message, p.hint or None))
+                problems.append(_located(p, lines, commented))
     resolved: ResolvedSeed | None = None
     warnings = list(extra_warnings)
     if model is not None:
@@ -163,6 +168,19 @@ def check_values(
         encoding=encoding,
         given=dict(given),
     )
+
+
+def _located(p: FieldProblem, lines: Mapping[str, int], commented: Mapping[str, int]) -> Problem:
+    """A model problem as the operator reads it: on its key's line, with the line of the key
+    that makes it needed."""
+    message, hint = p.message, p.hint or None
+    if p.because and p.because in lines:
+        message = f"{message} (line {lines[p.because]})"
+    line = lines.get(p.key or "")
+    if line is None and p.key is not None and p.key in commented:
+        line = commented[p.key]
+        hint = f"line {line} is a comment: remove the '#' at its start to use {p.key}"
+    return Problem(line, p.key, message, hint)
 
 
 def _problem_order(p: Problem) -> tuple[int, int, str]:

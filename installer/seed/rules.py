@@ -246,6 +246,18 @@ def check_timezone(value: str) -> str:
     canonical = zones.get(value.lower().replace(" ", "_"))
     if canonical:
         return canonical
+    before_comment = re.split(r"[ \t]+#", value, maxsplit=1)[0].strip()
+    if before_comment != value and before_comment.lower().replace(" ", "_") in zones:
+        zone = zones[before_comment.lower().replace(" ", "_")]
+        raise SeedValueError(
+            "unknown time zone: setup.txt has no comments after a value",
+            f"write TIMEZONE={zone} alone on the line (a note goes on a line of its own, "
+            "starting with #)",
+        )
+    city = "/" + value.lower().replace(" ", "_")
+    in_city = sorted(zones[z] for z in zones if z.endswith(city))
+    if in_city:  # a bare city: `Ljubljana` is Europe/Ljubljana
+        raise SeedValueError("unknown time zone", f"did you mean {' or '.join(in_city[:3])}?")
     import difflib
 
     close = difflib.get_close_matches(value.lower(), list(zones), n=1, cutoff=0.75)
