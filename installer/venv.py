@@ -71,11 +71,18 @@ class VenvSource:
         return cls(checkout=checkout, uv=found)
 
 
-def render_command_wrapper() -> str:
-    """/usr/local/bin/clawdie-setup: the installer, from its own venv."""
+# `set-operator EMAIL` is the command the summary and the design name for unlocking the
+# dashboard: on the box's PATH as itself, not only as `clawdie-setup set-operator`.
+SET_OPERATOR = "/usr/local/bin/set-operator"
+
+
+def render_command_wrapper(command: str = "") -> str:
+    """/usr/local/bin/clawdie-setup (or, with `command`, a wrapper for that one command): the
+    installer, from its own venv."""
+    args = f"{command} " if command else ""
     return (
         "#!/bin/sh\n# The Clawdie installer, from its own venv.\n"
-        f'exec {VENV_DIR}/bin/python -m installer.cli "$@"\n'
+        f'exec {VENV_DIR}/bin/python -m installer.cli {args}"$@"\n'
     )
 
 
@@ -187,7 +194,11 @@ def install_venv(
     venv = root / VENV_DIR.lstrip("/")
     work.mkdir(parents=True, exist_ok=True)
     requirements = export_requirements(source, work / "requirements.txt")
-    wrapper = write_atomic(root / COMMAND.lstrip("/"), render_command_wrapper(), mode=0o755)
+    wrappers = [
+        write_atomic(root / path.lstrip("/"), render_command_wrapper(command), mode=0o755)
+        for path, command in ((COMMAND, ""), (SET_OPERATOR, "set-operator"))
+    ]
+    wrapper = any(wrappers)
     key_path = venv / KEY_FILE
     if key_path.is_file() and key_path.read_text(encoding="utf-8").strip() == key:
         return wrapper, requirements

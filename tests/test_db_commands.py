@@ -43,7 +43,9 @@ def write_system_env(root: Path, pg: PgCluster, password: str = DB_PASSWORD) -> 
     query = urlencode({"host": str(pg.sockdir), "port": str(pg.port)})
     env = root / "etc" / "clawdie" / "system.env"
     env.parent.mkdir(parents=True)
-    env.write_text(f'DATABASE_URL="postgresql://{auth}@/system_ops?{query}"\n')
+    env.write_text(
+        f'DATABASE_URL="postgresql://{auth}@/system_ops?{query}"\nAGENT_DOMAIN=ada.local\n'
+    )
     env.chmod(0o600)
 
 
@@ -151,7 +153,8 @@ def test_set_operator_in_a_terminal(platform: Path, pg: PgCluster) -> None:
     tty.send(OPERATOR_PASSWORD)
     tty.expect("Repeat the password")
     tty.send(OPERATOR_PASSWORD)
-    tty.expect("dashboard operator op@example.org created")
+    tty.expect("dashboard operator op@example.org created; sign in to the dashboard at ")
+    tty.expect("https://ada.local/ with it")  # the way there, not only the name
     assert tty.wait() == 0
     assert OPERATOR_PASSWORD not in tty.out  # echo was off
     ops = pg.conninfo(ROLE, DB_PASSWORD, "system_ops")

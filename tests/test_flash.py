@@ -80,6 +80,33 @@ def test_cli_writes_verifies_and_checks_sha256_file(
     assert "image checksum matched .sha256" in out
 
 
+def test_the_kernel_sees_the_flashed_partitions_and_the_next_step_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "clawdie.img"
+    with image.open("wb") as handle:
+        handle.truncate(8 * MIB)
+    subprocess.run(  # a GPT with a seed partition, as the installer image has
+        ["sgdisk", "--new=1:2048:+4M", "--change-name=1:CLAWDIE-SEED", str(image)],
+        check=True,
+        capture_output=True,
+    )
+    with loop_file(tmp_path / "stick.bin", 40 * MIB) as stick:
+        assert not Path(f"{stick.node}p1").exists()  # a blank stick: no partition yet
+        assert flash_cli(str(image), stick.node) == 0
+        assert Path(f"{stick.node}p1").exists()  # no unplugging needed to open it
+    out = capsys.readouterr().out
+    assert "You can remove the stick" not in out
+    assert (
+        out.rstrip()
+        .splitlines()[-1]
+        .startswith(
+            "Next: open the stick's CLAWDIESEED drive on any computer, fill in the first lines of "
+            "setup.txt"
+        )
+    )
+
+
 def test_damaged_image_is_caught_by_its_sha256_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

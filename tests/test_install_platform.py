@@ -153,7 +153,10 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     assert not (root / "etc/systemd/system/clawdie-installer.service").exists()
     assert (root / "etc/udev/rules.d/90-clawdie-adopt.rules").is_file()
     wrapper = (root / "usr/local/bin/clawdie-setup").read_text()
-    assert "exec /opt/clawdie/venv/bin/python -m installer.cli" in wrapper
+    assert 'exec /opt/clawdie/venv/bin/python -m installer.cli "$@"' in wrapper
+    operator = (root / "usr/local/bin/set-operator").read_text()  # the summary's own words
+    assert 'exec /opt/clawdie/venv/bin/python -m installer.cli set-operator "$@"' in operator
+    assert os.access(root / "usr/local/bin/set-operator", os.X_OK)
     # the installer's venv, from uv.lock, for the host's python3
     venv = root / "opt/clawdie/venv"
     python = f"python3.{sys.version_info.minor}"

@@ -60,4 +60,5 @@ def test_just_alone_lists_every_recipe_with_its_whole_description() -> None:
     assert {"default", "demo", "test", "test-all", "boot-test"} <= names
     for description in described.values():
         # a description is its recipe's summary, not the last line of a longer comment
-        assert description[0].islower() and not description.startswith(("(", "/")), description
+        assert description[0].islower(), description
+        assert not description.startswith(("(", "/")), description

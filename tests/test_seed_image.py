@@ -79,7 +79,7 @@ def test_from_file_is_used_and_the_image_is_private(tmp_path: Path) -> None:
     filled = tmp_path / "filled.txt"
     filled.write_bytes(b"TELEGRAM_ADMIN_ID=42\r\n")
     out = tmp_path / "seed.img"
-    build(out, "--from", str(filled), "--size", "40M")
+    build(out, "--from", str(filled), "--size", "40M", "--incomplete")
     assert mtype(out, "setup.txt") == b"TELEGRAM_ADMIN_ID=42\r\n"
     assert out.stat().st_size == 40 * 1024 * 1024
     assert out.stat().st_mode & 0o777 == 0o600
@@ -118,3 +118,20 @@ def test_missing_template_is_a_clear_error(
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_an_invalid_seed_is_refused_with_checks_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    filled = tmp_path / "setup.txt"
+    filled.write_bytes(b"TELEGRAM_ADMIN_ID=42\r\nOPENROUTER_API_KEY=sk-or-v1-sentinel-9f8e7d\r\n")
+    out = tmp_path / "seed.img"
+    assert cli.main(["seed", "image", str(out), "--from", str(filled)]) == 1
+    err = capsys.readouterr().err
+    assert "setup.txt: TELEGRAM_BOT_TOKEN: required, but not set" in err
+    assert "no seed image was written" in err
+    assert "sentinel" not in err
+    assert not out.exists()
+    valid_seed = source_root() / "seed" / "demo-setup.txt"
+    build(out, "--from", str(valid_seed))
+    assert mtype(out, "setup.txt") == valid_seed.read_bytes()

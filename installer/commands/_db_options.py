@@ -65,3 +65,18 @@ def conninfo_from_args(args: argparse.Namespace, *, key: str) -> str:
     if not value:
         raise UsageError(f"{path} has no {key}", "first boot writes it; or give --conninfo")
     return value
+
+
+def dashboard_url_from_args(args: argparse.Namespace) -> str | None:
+    """The dashboard's URL from the platform's environment (its AGENT_DOMAIN), when the
+    options name an env file that has one; None otherwise (a bare --conninfo)."""
+    if args.conninfo:
+        return None
+    from installer.envfile import parse_env_file
+
+    try:
+        text = env_file_path(Path(args.root), args.env_file).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    domain = parse_env_file(text).get("AGENT_DOMAIN", "").strip()
+    return f"https://{domain}/" if domain else None

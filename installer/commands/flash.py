@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -124,8 +126,53 @@ def write_and_verify(args: argparse.Namespace, node: str, size: int, expected: s
         ) from None
     except OSError as err:
         raise write_failure(node, err) from None
+    reread = reread_partition_table(node)
     report(args, node, result.written, result.skipped, time.monotonic() - started, expected)
+    if not args.json:
+        print(reread or NEXT_STEP)
     return 0
+
+
+NEXT_STEP = (
+    "Next: open the stick's CLAWDIESEED drive on any computer, fill in the first lines of "
+    "setup.txt (its comments say where each value comes from), save, then start the machine "
+    "from the stick. To check the file first: clawdie-setup check <drive>/setup.txt"
+)
+
+
+def reread_partition_table(node: str) -> str | None:
+    """Tell the kernel about the image's partitions (the seed partition among them) so the stick
+    can be opened without unplugging it; returns what to do instead when that failed."""
+    from installer.run import run
+
+    if not stat.S_ISBLK(os.stat(node).st_mode):
+        return None  # an image file: nothing for the kernel to read
+    try:
+        shown = run(["partx", "--show", "--noheadings", "--output", "NR", node], timeout=30)
+    except InstallerError:
+        return None  # no partition table in what was written
+    wanted = len(shown.stdout.split())
+    # BLKRRPART first (what a USB stick answers); where the kernel does not re-scan (some
+    # loop devices, a busy disk), partx adds the partitions one by one.
+    for argv in (["blockdev", "--rereadpt", node], ["partx", "--add", node]):
+        if _kernel_partitions(node) >= wanted:
+            return None
+        try:
+            run(argv, timeout=30)
+        except InstallerError:  # busy, or a tool missing: the next way, then words
+            continue
+    if _kernel_partitions(node) >= wanted:
+        return None
+    return (
+        f"The kernel has not re-read {node}'s partitions: unplug the stick and plug it in "
+        "again, then open its CLAWDIESEED drive and fill in setup.txt."
+    )
+
+
+def _kernel_partitions(node: str) -> int:
+    """How many partitions of the disk `node` the kernel has now."""
+    disk = Path("/sys/class/block") / Path(node).name
+    return sum(1 for child in disk.glob("*") if (child / "partition").is_file())
 
 
 def write_failure(node: str, err: OSError) -> InstallerError:
@@ -161,5 +208,5 @@ def report(
         return
     print(
         f"{node}: written and verified in {seconds:.1f} s ({checked}{written} blocks written, "
-        f"{skipped} zero blocks skipped). You can remove the stick."
+        f"{skipped} zero blocks skipped)."
     )

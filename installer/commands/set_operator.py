@@ -13,7 +13,11 @@ import argparse
 import getpass
 import sys
 
-from installer.commands._db_options import add_connection_arguments, conninfo_from_args
+from installer.commands._db_options import (
+    add_connection_arguments,
+    conninfo_from_args,
+    dashboard_url_from_args,
+)
 from installer.errors import InstallerError, UsageError
 from installer.seed.rules import MIN_PASSWORD, SeedValueError, check_email, check_password
 
@@ -95,5 +99,7 @@ def run(args: argparse.Namespace) -> int:
     password = read_new_password(email)
     if not auth.create_operator(conninfo, email, password, args.name, timeout_ms=args.timeout_ms):
         raise exists
-    print(f"dashboard operator {email} created; sign in to the dashboard with it")
+    url = dashboard_url_from_args(args)
+    where = f" at {url}" if url else ""
+    print(f"dashboard operator {email} created; sign in to the dashboard{where} with it")
     return 0
