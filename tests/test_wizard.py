@@ -159,7 +159,11 @@ def test_confirmed_answers_resolve_like_the_equivalent_setup_txt() -> None:
         assert "HOSTNAME" in text
         assert "ada" in text
         assert "from ASSISTANT_NAME" in text
-        assert "openai/o3" in text
+        # what the operator set and what follows from it; not the profile's internals
+        assert "openai/o3" not in text
+        assert "PI_TUI_PROVIDER" not in text
+        assert "LLM_PROVIDERS" not in text
+        assert "defaults and profile values (check --explain lists them)" in text
         assert TOKEN not in text
         assert OPENROUTER not in text
         await pilot.press("enter")  # Confirm has the focus
@@ -492,3 +496,68 @@ def test_write_seed_file_replaces_atomically_with_mode_0600(tmp_path: Path) -> N
     assert path.read_text() == "new\n"
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["setup.txt"]
+
+
+NO_SEED = check_seed_bytes(b"")
+
+
+def test_with_no_seed_the_wizard_asks_the_name_the_time_zone_and_the_wi_fi_too() -> None:
+    seen: list[str | None] = []
+
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        seen.extend(widget.id for widget in app.screen.query(Input))
+        await fill_required(pilot, app)
+        await type_into(pilot, "ASSISTANT_NAME", "Ada")
+        await type_into(pilot, "TIMEZONE", "Europe/Berlin")
+        await type_into(pilot, "WIFI_SSID", "Home")
+        assert review_disabled(app)  # Wi-Fi's three lines come together
+        title = str(app.screen.query_one("#title", Static).render())
+        assert title == "Clawdie setup: 2 settings need an answer"  # the password and country
+        await type_into(pilot, "WIFI_PASSWORD", "correct horse")
+        await type_into(pilot, "WIFI_COUNTRY", "SI")
+        assert not review_disabled(app)
+        await pilot.press("f10")
+        await pilot.pause()
+        await pilot.press("enter")
+
+    outcome = run_wizard(NO_SEED, scenario)
+    asked = [
+        "ASSISTANT_NAME",
+        "TIMEZONE",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_ADMIN_ID",
+        "OPENROUTER_API_KEY",
+        "WIFI_SSID",
+        "WIFI_PASSWORD",
+        "WIFI_COUNTRY",
+    ]
+    assert sorted(str(widget_id) for widget_id in seen) == sorted(f"input-{k}" for k in asked)
+    assert outcome is not None
+    assert outcome.status == "done"
+    done = apply_answers(NO_SEED, outcome.answers)
+    assert done.valid
+    resolved = {s.key: s.value for s in done.settings}
+    assert resolved["WIFI_COUNTRY"] == "SI"
+    assert resolved["HOSTNAME"] == "ada"
+    # a seed that gives anything is asked only for what it lacks
+    assert keys_to_ask(MISSING_REQUIRED) == REQUIRED
+
+
+def test_the_title_counts_down_and_f10_says_why_it_did_not_review() -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+        title = app.screen.query_one("#title", Static)
+        assert str(title.render()) == "Clawdie setup: 3 settings need an answer"
+        await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
+        assert str(title.render()) == "Clawdie setup: 2 settings need an answer"
+        await pilot.press("f10")
+        await pilot.pause()
+        status = str(app.screen.query_one("#status", Static).render())
+        assert status == (
+            "Not ready to review: 2 answers still to fix; the cursor is on TELEGRAM_BOT_TOKEN."
+        )
+        await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
+        assert not app.screen.query_one("#status", Static).display  # a change clears it
+        await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
+        assert str(title.render()) == "Clawdie setup: every answer is valid; F10 to review"
+
+    run_wizard(MISSING_REQUIRED, scenario)

@@ -29,7 +29,7 @@ def test_the_wizard_completes_a_template_in_a_linux_console(
     form = term.wait_settled("F10 review")
     for key in ("OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"):
         assert key in form
-    assert "ASSISTANT_NAME" not in form  # valid (empty) keys are not asked
+    assert "PROFILE" not in form  # a valid key of the template is not asked
     assert_console_safe(form)
 
     assert "> OPENROUTER_API_KEY" in form  # the focus marker
@@ -45,7 +45,12 @@ def test_the_wizard_completes_a_template_in_a_linux_console(
     term.send("Tab")
     term.wait_text("> TELEGRAM_ADMIN_ID")
     term.type(ADMIN)
-    term.send("Enter")
+    # The template was not filled in: the name, the time zone and the Wi-Fi are asked too (and
+    # may stay empty).
+    for key in ("ASSISTANT_NAME", "TIMEZONE", "WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY"):
+        term.send("Tab")
+        assert_console_safe(term.wait_text(f"> {key}"))
+    term.send("F10")
     review = term.wait_text("Review: nothing is used until you confirm")
     assert "TELEGRAM_BOT_TOKEN" in review
     assert TOKEN not in review

@@ -311,14 +311,24 @@ def shorten(text: str, width: int, ellipsis: str = "…") -> str:
 # --- the seam for whoever answers what the seed lacks (the console wizard) -------------------
 
 
+# Asked too when the seed was not filled in (no file, or the template as it comes, which sets
+# only `TEMPLATE_PREFILLED`): the assistant's name, where the box is, and how it gets online; a
+# box that only has Wi-Fi would otherwise end offline.
+ASKED_WITHOUT_A_SEED = ("ASSISTANT_NAME", "TIMEZONE", "WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY")
+TEMPLATE_PREFILLED = frozenset({"PROFILE"})  # setup.txt.example's one filled line
+
+
 def keys_to_ask(check: SeedCheck) -> list[str]:
     """The setup keys the operator must supply or correct, in model order.
 
     A key with a problem is asked; so is a known key an unknown (typo'd) key probably meant.
-    Problems not tied to a key (a junk line) cannot be answered and are not asked.
+    Problems not tied to a key (a junk line) cannot be answered and are not asked. A seed that
+    was not filled in gets the basics (`ASKED_WITHOUT_A_SEED`) asked as well.
     """
     wanted = {p.key for p in check.problems if p.key in KNOWN_KEYS}
     wanted |= {p.suggests for p in check.problems if p.suggests and p.suggests not in check.given}
+    if set(check.given) <= TEMPLATE_PREFILLED:
+        wanted |= set(ASKED_WITHOUT_A_SEED)
     return [key for key in FIELD_NAMES if key in wanted]
 
 

@@ -107,6 +107,14 @@ class FieldRow(Vertical):
         self.query_one(RevealButton).label = label
 
 
+def render_title(to_fix: int) -> str:
+    """The form's title: how many answers are still to fix."""
+    if to_fix == 0:
+        return "Clawdie setup: every answer is valid; F10 to review"
+    what = "setting needs" if to_fix == 1 else "settings need"
+    return f"Clawdie setup: {to_fix} {what} an answer"
+
+
 class FormScreen(Screen[None]):
     """The asked keys; Review opens the resolved result once every rule is satisfied."""
 
@@ -133,12 +141,9 @@ class FormScreen(Screen[None]):
         return FieldRow(spec, initial, problems, self.check.name)
 
     def compose(self) -> ComposeResult:
-        count = len(self.rows)
-        what = "setting needs" if count == 1 else "settings need"
-        yield Static(
-            f"Clawdie setup: {count} {what} an answer", id="title", classes="bar", markup=False
-        )
+        yield Static(render_title(len(self.rows)), id="title", classes="bar", markup=False)
         yield Static("", id="countdown")
+        yield Static("", id="status", markup=False)
         with PlainScroll(id="fields"):
             yield from self.rows
         yield Static("", id="other-problems", markup=False)
@@ -149,6 +154,7 @@ class FormScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._show_countdown()
+        self.show_status(None)
         for row in self.rows:
             row.show_problem(row.render_seed_problems())
         if self.rows:
@@ -172,25 +178,37 @@ class FormScreen(Screen[None]):
     def _row_of(self, widget: Input) -> FieldRow:
         return next(row for row in self.rows if row.input is widget)
 
+    def show_status(self, text: str | None) -> None:
+        """Why the form did what it did (F10 with answers still to fix); None hides it."""
+        status = self.query_one("#status", Static)
+        status.update(text or "")
+        status.display = bool(text)
+
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
         row = self._row_of(event.input)
         if event.value != row.initial:
             row.touched = True
+        self.show_status(None)
         self.refresh_result()
 
     def refresh_result(self) -> None:
-        """Re-run the model on the answers so far; show each touched row's first problem."""
+        """Re-run the model on the answers so far; show each touched row's first problem, and
+        in the title how many answers are still to fix."""
         result = apply_answers(self.check, self.answers())
+        to_fix = 0
         for row in self.rows:
+            own = row.input.validate(row.input.value)
+            own_problem = own.failure_descriptions[0] if own and not own.is_valid else None
+            cross = [p for p in result.problems if p.key == row.spec.key]
+            to_fix += bool(own_problem or cross)
             if not row.touched:
                 continue
-            own = row.input.validate(row.input.value)
-            if own is not None and not own.is_valid:
-                row.show_problem(own.failure_descriptions[0])
+            if own_problem is not None:
+                row.show_problem(own_problem)
                 continue
-            cross = [p for p in result.problems if p.key == row.spec.key]
             row.show_problem(render_seed_problem(cross[0], result.name) if cross else None)
+        self.query_one("#title", Static).update(render_title(to_fix))
         asked = {row.spec.key for row in self.rows}
         others = [p for p in result.problems if p.key not in asked]
         other_text = "\n".join(render_seed_problem(p, result.name) for p in others)
@@ -211,12 +229,15 @@ class FormScreen(Screen[None]):
         else:
             self.focus_next_problem()
 
-    def focus_next_problem(self) -> None:
+    def focus_next_problem(self) -> str | None:
+        """Move to the first row with a problem; returns its key (None when there is none)."""
         result = apply_answers(self.check, self.answers())
         keys = {p.key for p in result.problems}
         target = next((row for row in self.rows if row.spec.key in keys), None)
-        if target is not None:
-            target.input.focus()
+        if target is None:
+            return None
+        target.input.focus()
+        return target.spec.key
 
     def action_toggle_reveal(self) -> None:
         focused = self.focused
@@ -227,7 +248,13 @@ class FormScreen(Screen[None]):
     def action_review(self) -> None:
         result = apply_answers(self.check, self.answers())
         if not result.valid:
-            self.focus_next_problem()
+            key = self.focus_next_problem()
+            count = len(result.problems)
+            where = f"; the cursor is on {key}" if key else ""
+            self.show_status(
+                f"Not ready to review: {count} answer{'s' if count != 1 else ''} still to "
+                f"fix{where}."
+            )
             return
         answers = self.answers()
 
