@@ -10,9 +10,9 @@ default:
 
 # the main job on its embedded default: a full first boot from the demo seed against a throwaway
 # PostgreSQL in a sandbox root, then the summary; everything is removed after (--keep keeps it)
-[doc("the main job: a full demo first boot against a throwaway PostgreSQL, then the summary (--keep keeps the sandbox)")]
+[doc("the main job: a full demo first boot against a throwaway PostgreSQL (or: just demo your/setup.txt)")]
 demo *ARGS:
-    @{{venv}}/python -m installer.dev.demo {{ARGS}}
+    @cd {{quote(invocation_directory())}} && {{venv}}/python -m installer.dev.demo {{ARGS}}
 
 # check the filled demo seed and explain every resolved value and where it came from
 demo-check:

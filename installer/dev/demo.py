@@ -39,7 +39,7 @@ def probe_platform(root: Path) -> int:
     return 0
 
 
-def run_demo(keep: bool) -> int:
+def run_demo(keep: bool, seed: Path = DEMO_SEED) -> int:
     from installer.dev.throwaway_pg import PgCluster, unavailable_reason
     from installer.firstboot.runner import FirstbootRun
     from installer.seed.io import receipt_in_directory
@@ -58,10 +58,10 @@ def run_demo(keep: bool) -> int:
         root = make_sandbox_root(workdir / "root")
         stick = workdir / "stick"
         stick.mkdir()
-        print(f"demo: sandbox root {root}; first boot from {DEMO_SEED.name}", file=sys.stderr)
+        print(f"demo: sandbox root {root}; first boot from {seed}", file=sys.stderr)
         config = FirstbootConfig(
             root=root,
-            seed=DEMO_SEED,
+            seed=seed,
             db=DbConfig(cluster.admin_conninfo(), str(cluster.sockdir), cluster.port, 30000),
             platform_start=(
                 sys.executable,
@@ -73,11 +73,16 @@ def run_demo(keep: bool) -> int:
             wizard="never",
         )
         code = FirstbootRun(config, receipt=receipt_in_directory(stick)).execute()
-        print(f"\ndemo: files first boot wrote under {root}:", file=sys.stderr)
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.stat().st_mtime > (root / "etc/login.defs").stat().st_mtime:
-                mode = oct(path.stat().st_mode & 0o777)[2:]
-                print(f"  {mode} /{path.relative_to(root)}", file=sys.stderr)
+        if keep:
+            print(f"\ndemo: files first boot wrote under {root}:", file=sys.stderr)
+            for path in sorted(root.rglob("*")):
+                if (
+                    path.is_file()
+                    and path.stat().st_mtime > (root / "etc/login.defs").stat().st_mtime
+                ):
+                    mode = oct(path.stat().st_mode & 0o777)[2:]
+                    print(f"  {mode} /{path.relative_to(root)}", file=sys.stderr)
+        print(render_closing(code, seed), file=sys.stderr)
         return code
     finally:
         cluster.cleanup()
@@ -87,16 +92,44 @@ def run_demo(keep: bool) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def render_closing(code: int, seed: Path) -> str:
+    """The demo's last line: what happened, and what to do next."""
+    if code != 0:
+        return (
+            f"\ndemo: first boot from {seed.name} failed (the reason is above). Next: fix the "
+            f"file (clawdie-setup check {seed} lists every problem) and run the demo again."
+        )
+    if seed == DEMO_SEED:
+        return (
+            "\ndemo: first boot ran from the demo seed (made-up keys) and the platform started. "
+            "Next: fill in your own setup.txt (setup.txt.example) and try it with "
+            "`just demo path/to/setup.txt`, then flash a stick (clawdie-setup flash)."
+        )
+    return (
+        f"\ndemo: first boot ran from {seed.name} and the platform started. Next: flash a stick "
+        "(clawdie-setup flash), put this setup.txt on it and boot the machine from it."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m installer.dev.demo", description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="keep the sandbox for a look")
+    parser.add_argument(
+        "seed",
+        type=Path,
+        nargs="?",
+        default=DEMO_SEED,
+        help="the setup.txt to run first boot from (default: the demo seed, made-up keys)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the sandbox for a look (and list its files)"
+    )
     parser.add_argument("--probe-platform", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.probe_platform:
         return probe_platform(args.probe_platform)
     try:
-        return run_demo(args.keep)
+        return run_demo(args.keep, args.seed.resolve())
     except InstallerError as err:
         print(f"demo: error: {err.message}", file=sys.stderr)
         if err.hint:
