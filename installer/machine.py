@@ -53,7 +53,17 @@ def read_boot_mode(root: Path) -> str:
         return "UEFI, Secure Boot state unknown (no SecureBoot variable)"
     if len(data) < 5:  # 4 bytes of attributes, then the value
         return "UEFI, Secure Boot state unknown (a short SecureBoot variable)"
-    return f"UEFI, Secure Boot {'on' if data[4] == 1 else 'off'}"
+    state = f"UEFI, Secure Boot {'on' if data[4] == 1 else 'off'}"
+    lockdown = read_lockdown(root)
+    return f"{state}, kernel lockdown {lockdown}" if lockdown not in ("", "none") else state
+
+
+def read_lockdown(root: Path) -> str:
+    """The kernel's lockdown mode (`integrity` under Secure Boot with Debian's kernel), from
+    root's /sys/kernel/security/lockdown (`none [integrity] confidentiality`); empty: unknown."""
+    text = _text(root / "sys/kernel/security/lockdown")
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else ""
 
 
 # Debian's signed boot chain (DESIGN §5): the packages, and the loader each puts on the ESP.

@@ -100,6 +100,11 @@ path-exclude=/lib/firmware/ath10k/QCA988*
 path-exclude=/lib/firmware/ath10k/QCA9984/*
 path-exclude=/lib/firmware/ath10k/QCA99X0/*
 path-exclude=/lib/firmware/ath10k/WCN3990/*
+# Secure Boot (DESIGN §5): the ESPs get the signed loaders (*.efi.signed) only; the unsigned
+# builds of shim, MokManager and the fallback loader (shim-unsigned) and GRUB's network-boot
+# images (grubnetx64: an appliance never boots from the network) are never installed.
+path-exclude=/usr/lib/shim/*.efi
+path-exclude=/usr/lib/grub/x86_64-efi-signed/grubnet*
 # PostgreSQL's JIT (llvmjit.so) is the only user of LLVM and Z3 (130 MB); the image turns JIT
 # off (iso/postgresql.conf), and the server runs fine without the library.
 path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*
@@ -565,7 +570,7 @@ INSTALLED_ESP_SOURCES = (
     f"{SHIM_DIR}/fbx64.efi.signed",
     f"{SIGNED_GRUB_DIR}/grubx64.efi.signed",
 )
-ESP_SIZE = 16 * 1024 * 1024
+ESP_SIZE = 8 * 1024 * 1024  # the stick's: shim, GRUB, MokManager take 6 MB
 
 EARLY_CFG = f"""\
 search --no-floppy --set=root --label {VOLUME_ID}

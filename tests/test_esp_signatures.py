@@ -7,29 +7,16 @@ sbsigntool, which signs a copy with a throwaway key so that the check is seen to
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from installer.errors import InstallerError
+from tests.image import load_build
 
-REPO = Path(__file__).resolve().parent.parent
 EPOCH = 1704067200
-
-
-def load_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("iso_build", REPO / "iso/build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["iso_build"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 build = load_build()

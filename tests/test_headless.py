@@ -371,6 +371,7 @@ def plant(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 SECURE_BOOT = f"sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}"
+LOCKDOWN = "sys/kernel/security/lockdown"
 
 
 @pytest.mark.parametrize(
@@ -380,6 +381,17 @@ SECURE_BOOT = f"sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}"
         ({"sys/firmware/acpi/x": ""}, "BIOS (legacy)"),
         ({SECURE_BOOT: b"\x06\x00\x00\x00\x01"}, "UEFI, Secure Boot on"),
         ({SECURE_BOOT: b"\x06\x00\x00\x00\x00"}, "UEFI, Secure Boot off"),
+        (
+            {
+                SECURE_BOOT: b"\x06\x00\x00\x00\x01",
+                LOCKDOWN: "none [integrity] confidentiality\n",
+            },
+            "UEFI, Secure Boot on, kernel lockdown integrity",
+        ),
+        (
+            {SECURE_BOOT: b"\x06\x00\x00\x00\x00", LOCKDOWN: "[none] integrity confidentiality\n"},
+            "UEFI, Secure Boot off",
+        ),
         (
             {SECURE_BOOT: b"\x06\x00"},
             "UEFI, Secure Boot state unknown (a short SecureBoot variable)",
