@@ -47,7 +47,7 @@ RUN = "uefi-secureboot"
 SECURE_BOOT_ON = "UEFI, Secure Boot on, kernel lockdown integrity"
 # What Debian's kernel says when the firmware booted it with Secure Boot on, and locked down.
 KERNEL_SECURE_BOOT = re.compile(r"Secure boot enabled")
-KERNEL_LOCKDOWN = re.compile(r"Kernel is locked down from EFI Secure Boot mode")
+KERNEL_LOCKDOWN = re.compile(r"Kernel is locked down from EFI Secure Boot")
 SECURITY_SOURCE = "deb http://deb.debian.org/debian-security bookworm-security main"
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
 
@@ -98,8 +98,7 @@ def test_secure_boot_stick_installs_and_the_disk_reaches_the_platform(
     text = first_boot(machine, RUN)
     assert KERNEL_SECURE_BOOT.search(text), "the disk's kernel started with Secure Boot"
     assert KERNEL_LOCKDOWN.search(text)
-    # the login screen shows the summary, which first boot read off the running system
-    assert SECURE_BOOT_ON in " ".join(text.split())
+    # the summary, which first boot wrote from the running system's /sys and dpkg status
     with root_filesystem(machine.disk) as device:
         summary = (read_file(device, "/var/lib/clawdie-setup/install-summary.txt") or b"").decode()
         sources = (read_file(device, "/etc/apt/sources.list") or b"").decode()
@@ -111,8 +110,9 @@ def test_secure_boot_stick_installs_and_the_disk_reaches_the_platform(
 
 @contextlib.contextmanager
 def mounted_system(disk: Path, mnt: Path) -> Iterator[Path]:
-    """The installed disk's root with its ESP at /boot/efi, /proc, /sys and /dev, on loop
-    devices of its partitions: what a chroot needs to run Debian's package scripts."""
+    """The installed disk's root, with /proc, /sys and /dev, on a loop device of its root
+    partition: what a chroot needs to run a kernel package's scripts (they leave the ESP alone:
+    it is not mounted)."""
     parts = {p.number: p for p in vm.read_partitions(disk)}
     loops: list[str] = []
     mounts: list[Path] = []
@@ -133,7 +133,6 @@ def mounted_system(disk: Path, mnt: Path) -> Iterator[Path]:
     mnt.mkdir(parents=True, exist_ok=True)
     try:
         mount(loop(3), str(mnt))
-        mount("-t", "vfat", loop(2), str(mnt / "boot/efi"))
         mount("-t", "proc", "proc", str(mnt / "proc"))
         mount("-t", "sysfs", "sysfs", str(mnt / "sys"))
         mount("--bind", "/dev", str(mnt / "dev"))
