@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,11 +117,16 @@ def mounted_system(disk: Path, mnt: Path) -> Iterator[Path]:
     parts = {p.number: p for p in vm.read_partitions(disk)}
     loops: list[str] = []
     mounts: list[Path] = []
+    # grub-mkconfig's 10_linux writes no entry for a root on a loop device whose backing file
+    # lies outside /dev ("devices loop-mounted from files"), which a real disk never is: the
+    # image is reached through a bind mount of its folder under /dev/shm (no copy, no RAM).
+    via = Path(tempfile.mkdtemp(prefix="clawdie-disk-", dir="/dev/shm"))
+    subprocess.run(["mount", "--bind", str(disk.parent), str(via)], check=True)
 
     def loop(number: int) -> str:
         node = subprocess.run(
             ["losetup", "--find", "--show", "--offset", str(parts[number].start),
-             "--sizelimit", str(parts[number].size), str(disk)],
+             "--sizelimit", str(parts[number].size), str(via / disk.name)],
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         loops.append(node)
@@ -131,8 +137,20 @@ def mounted_system(disk: Path, mnt: Path) -> Iterator[Path]:
         mounts.append(Path(argv[-1]))
 
     mnt.mkdir(parents=True, exist_ok=True)
+    links: list[Path] = []
     try:
-        mount(loop(3), str(mnt))
+        node = loop(3)
+        # and it names the root by UUID only when udev's link to it exists (none for a loop
+        # device here): made as udev would, removed after
+        uuid = subprocess.run(
+            ["blkid", "-s", "UUID", "-o", "value", node], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        link = Path("/dev/disk/by-uuid") / uuid
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(node)
+            links.append(link)
+        mount(node, str(mnt))
         mount("-t", "proc", "proc", str(mnt / "proc"))
         mount("-t", "sysfs", "sysfs", str(mnt / "sys"))
         mount("--bind", "/dev", str(mnt / "dev"))
@@ -140,8 +158,12 @@ def mounted_system(disk: Path, mnt: Path) -> Iterator[Path]:
     finally:
         for target in reversed(mounts):
             subprocess.run(["umount", str(target)], check=False)
+        for link in links:
+            link.unlink()
         for node in loops:
             subprocess.run(["losetup", "--detach", node], check=False)
+        subprocess.run(["umount", str(via)], check=False)
+        via.rmdir()
 
 
 def kernel_deb(root: Path) -> Path:
@@ -179,7 +201,9 @@ def test_secure_boot_disk_boots_after_a_kernel_update(
         assert proc.returncode == 0, output[-3000:]
         grub_cfg = (root / "boot/grub/grub.cfg").read_text()
     assert "Generating grub configuration file" in output, output[-3000:]
+    assert "Found linux image: /boot/vmlinuz-" in output, output[-3000:]
     assert "### BEGIN /etc/grub.d/10_linux ###" in grub_cfg, "update-grub wrote grub.cfg"
+    assert re.search(r"^\s*linux\s+/boot/vmlinuz-\S+ root=UUID=", grub_cfg, re.MULTILINE), grub_cfg
     try:
         with machine.boot("after-kernel-update", stick=False) as guest:
             guest.wait_for(KERNEL_SECURE_BOOT, FIRSTBOOT_BOUND, name="Secure Boot")
