@@ -20,6 +20,7 @@ from pathlib import Path
 from installer import __version__
 from installer.errors import InstallerError
 from installer.fingerprint import read_fingerprint
+from installer.fsutil import read_bytes_nofollow
 from installer.paths import TargetPaths
 from installer.run import run
 
@@ -52,7 +53,93 @@ def read_boot_mode(root: Path) -> str:
         return "UEFI, Secure Boot state unknown (no SecureBoot variable)"
     if len(data) < 5:  # 4 bytes of attributes, then the value
         return "UEFI, Secure Boot state unknown (a short SecureBoot variable)"
-    return f"UEFI, Secure Boot {'on' if data[4] == 1 else 'off'}"
+    state = f"UEFI, Secure Boot {'on' if data[4] == 1 else 'off'}"
+    lockdown = read_lockdown(root)
+    return f"{state}, kernel lockdown {lockdown}" if lockdown not in ("", "none") else state
+
+
+def read_lockdown(root: Path) -> str:
+    """The kernel's lockdown mode (`integrity` under Secure Boot with Debian's kernel), from
+    root's /sys/kernel/security/lockdown (`none [integrity] confidentiality`); empty: unknown."""
+    text = _text(root / "sys/kernel/security/lockdown")
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else ""
+
+
+# Debian's signed boot chain (DESIGN §5): the packages, and the loader each puts on the ESP.
+BOOT_LOADERS = (
+    ("shim-signed", "usr/lib/shim/shimx64.efi.signed", "shim"),
+    ("grub-efi-amd64-signed", "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "grub"),
+)
+DPKG_STATUS = "var/lib/dpkg/status"
+_DPKG_STATUS_LIMIT = 64 << 20
+_EFI_LIMIT = 32 << 20
+
+
+def read_package_versions(root: Path, names: Sequence[str]) -> dict[str, str]:
+    """The installed versions of `names` from root's dpkg status file (absent: not installed)."""
+    try:
+        text = read_bytes_nofollow(root / DPKG_STATUS, _DPKG_STATUS_LIMIT).decode(errors="replace")
+    except OSError:
+        return {}
+    found = {}
+    for stanza in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        name = fields.get("Package", "")
+        if name in names and fields.get("Status", "").endswith(" installed"):
+            found[name] = fields.get("Version", "?")
+    return found
+
+
+def pe_section(image: bytes, wanted: str) -> bytes | None:
+    """The raw data of the PE/COFF section named `wanted` (`.sbat`), None when there is none."""
+    if image[:2] != b"MZ" or len(image) < 0x40:
+        return None
+    pe = int.from_bytes(image[0x3C:0x40], "little")
+    if image[pe : pe + 4] != b"PE\0\0":
+        return None
+    sections = int.from_bytes(image[pe + 6 : pe + 8], "little")
+    table = pe + 24 + int.from_bytes(image[pe + 20 : pe + 22], "little")
+    for index in range(sections):
+        entry = image[table + 40 * index : table + 40 * (index + 1)]
+        if len(entry) < 40 or entry[:8].rstrip(b"\0").decode(errors="replace") != wanted:
+            continue
+        virtual_size = int.from_bytes(entry[8:12], "little")
+        raw_size = int.from_bytes(entry[16:20], "little")
+        offset = int.from_bytes(entry[20:24], "little")
+        return image[offset : offset + min(virtual_size or raw_size, raw_size)]
+    return None
+
+
+def read_sbat_generation(path: Path, component: str) -> str | None:
+    """`shim,4`: the component's SBAT generation in the EFI binary's .sbat section (what
+    firmware revocations, SbatLevel, are compared against)."""
+    try:
+        section = pe_section(read_bytes_nofollow(path, _EFI_LIMIT), ".sbat")
+    except OSError:
+        return None
+    for line in (section or b"").rstrip(b"\0").decode(errors="replace").splitlines():
+        fields = line.split(",")
+        if len(fields) > 1 and fields[0] == component:
+            return f"{component},{fields[1]}"
+    return None
+
+
+def read_boot_loaders(root: Path) -> str:
+    """`shim-signed 1.51… (SBAT shim,4), grub-efi-amd64-signed 1+2.06… (SBAT grub,5)`: the
+    signed loaders of root's ESP by package version and SBAT generation, so that a box that
+    stops booting after a firmware revocation update can be matched to its loaders."""
+    versions = read_package_versions(root, [name for name, _, _ in BOOT_LOADERS])
+    parts = []
+    for package, binary, component in BOOT_LOADERS:
+        if package not in versions:
+            parts.append(f"{package} not installed")
+            continue
+        sbat = read_sbat_generation(root / binary, component)
+        parts.append(f"{package} {versions[package]} (SBAT {sbat or 'not found'})")
+    return ", ".join(parts)
 
 
 def read_machine_model(root: Path) -> str:
@@ -208,9 +295,11 @@ def render_machine_lines(
     hardware = paths.root if machine_root is None else machine_root
     interfaces = read_interfaces(hardware, addresses)
     ssh = read_ssh_fingerprints(paths) if installed else []
+    boot_mode = read_boot_mode(hardware)
     lines = [
         f"Version:        clawdie-setup {__version__}, image {read_image_build(paths)}",
-        f"Boot mode:      {read_boot_mode(hardware)}",
+        f"Boot mode:      {boot_mode}",
+        *([f"Boot loaders:   {read_boot_loaders(paths.root)}"] if boot_mode[:4] == "UEFI" else []),
         f"Machine:        {read_machine_model(hardware)}",
     ]
     if disk:

@@ -36,10 +36,13 @@ from installer.venv import install_venv as shared_install_venv  # noqa: E402
 SUITE = "bookworm"
 ARCH = "amd64"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Security updates (shim and GRUB revocations, SBAT, kernel fixes) come from here: the image's
+# and so the installed system's apt sources name it, and the build takes its packages from it.
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # non-free-firmware: the firmware of the common wired and Wi-Fi chips (DESIGN §5, §7).
 COMPONENTS = "main non-free-firmware"
 # Bump when the way the base is made changes (not the package list: that is hashed itself).
-BASE_RECIPE = "4"
+BASE_RECIPE = "5"
 VOLUME_ID = "CLAWDIE_INSTALL"
 IMAGE_NAME = "clawdie-installer.iso"
 # zstd level 9, measured on this image's root (1 GB, 2 cores): level 3 gives 297 MB in 8 s,
@@ -47,10 +50,10 @@ IMAGE_NAME = "clawdie-installer.iso"
 # nearly all of the size win at a third of level 15's time, which keeps a build where only the
 # Python code changed well inside 3 minutes; reading is as fast at any level.
 ZSTD_LEVEL = 9
-ESP_SIZE = 8 * 1024 * 1024
 ISO_MBR_PART_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # Linux data: not "format me?"
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BASIC_DATA_TYPE = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+# BIOS GRUB's modules (El Torito); the UEFI GRUB is Debian's signed one, modules built in.
 GRUB_MODULES = (
     "normal configfile linux echo test search search_label search_fs_file search_fs_uuid "
     "iso9660 part_gpt part_msdos fat ext2 serial terminal all_video gfxterm ls cat sleep "
@@ -97,6 +100,11 @@ path-exclude=/lib/firmware/ath10k/QCA988*
 path-exclude=/lib/firmware/ath10k/QCA9984/*
 path-exclude=/lib/firmware/ath10k/QCA99X0/*
 path-exclude=/lib/firmware/ath10k/WCN3990/*
+# Secure Boot (DESIGN §5): the ESPs get the signed loaders (*.efi.signed) only; the unsigned
+# builds of shim, MokManager and the fallback loader (shim-unsigned) and GRUB's network-boot
+# images (grubnetx64: an appliance never boots from the network) are never installed.
+path-exclude=/usr/lib/shim/*.efi
+path-exclude=/usr/lib/grub/x86_64-efi-signed/grubnet*
 # PostgreSQL's JIT (llvmjit.so) is the only user of LLVM and Z3 (130 MB); the image turns JIT
 # off (iso/postgresql.conf), and the server runs fine without the library.
 path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*
@@ -125,7 +133,15 @@ class BuildConfig:
     @property
     def base_key(self) -> str:
         digest = hashlib.sha256()
-        for part in (BASE_RECIPE, SUITE, ARCH, COMPONENTS, self.mirror, *self.packages):
+        for part in (
+            BASE_RECIPE,
+            SUITE,
+            ARCH,
+            COMPONENTS,
+            self.mirror,
+            SECURITY_MIRROR,
+            *self.packages,
+        ):
             digest.update(part.encode() + b"\0")
         digest.update(DPKG_EXCLUDES.encode())
         digest.update(LIVE_BOOT_OVERRIDE.read_bytes())
@@ -272,6 +288,7 @@ def build_base(config: BuildConfig) -> bool:
         (tmp / "etc/apt/sources.list").write_text(
             f"deb {config.mirror} {SUITE} {COMPONENTS}\n"
             f"deb {config.mirror} {SUITE}-updates {COMPONENTS}\n"
+            f"deb {SECURITY_MIRROR} {SUITE}-security {COMPONENTS}\n"
         )
         shutil.copyfile("/etc/resolv.conf", tmp / "etc/resolv.conf")
         with chroot_mounts(tmp, apt_cache=debs):
@@ -418,6 +435,13 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     # The overlay's console font (the QR code's half blocks): console-setup's cached setup
     # scripts name the font the boot loads, so they are made again from the new settings.
     in_chroot(root, "setupcon", "--force", "--save-only")
+    # When a shim update runs grub-install (shim-signed's postinst, for EFI/clawdie), it renews
+    # the removable path too and asks the firmware for no boot entry, as the installer did.
+    selections = root / "run/clawdie-debconf"
+    selections.parent.mkdir(exist_ok=True)
+    selections.write_text(DEBCONF_BOOT_SELECTIONS)
+    in_chroot(root, "debconf-set-selections", "/run/clawdie-debconf")
+    selections.unlink()
     compile_bytecode(config, root, [stdlib_dir(root)])
     templates = root / POSTGRES_TEMPLATES.lstrip("/")
     templates.mkdir(parents=True, exist_ok=True)
@@ -442,6 +466,10 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     )
 
 
+DEBCONF_BOOT_SELECTIONS = """\
+grub-efi-amd64 grub2/force_efi_extra_removable boolean true
+grub-efi-amd64 grub2/update_nvram boolean false
+"""
 # Where the image keeps the appliance's PostgreSQL access files; the disk installer puts them in
 # the cluster it creates on the machine (see installer/install/identities.py).
 POSTGRES_TEMPLATES = "/usr/share/clawdie/postgresql"
@@ -522,13 +550,38 @@ def write_squashfs(config: BuildConfig, root: Path, out: Path) -> None:
 
 # ---- boot loaders and the ISO -------------------------------------------------------------------
 
+# The stick's UEFI boot (DESIGN §5): Debian's shim, signed by Microsoft's third-party UEFI CA,
+# at the path firmware starts from a removable disk; it starts the signed GRUB beside it, whose
+# CD variant (gcdx64) looks for /.disk/info on every disk and reads /boot/grub/grub.cfg there
+# (else grub.cfg beside itself: the ESP's copy of EARLY_CFG). Under Secure Boot GRUB loads no
+# module: everything GRUB_CFG uses (serial, terminal_*, search, linux, initrd) is built into it.
+SHIM_DIR = "usr/lib/shim"
+SIGNED_GRUB_DIR = "usr/lib/grub/x86_64-efi-signed"
+STICK_ESP_FILES = (
+    ("EFI/BOOT/BOOTX64.EFI", f"{SHIM_DIR}/shimx64.efi.signed"),
+    ("EFI/BOOT/grubx64.efi", f"{SIGNED_GRUB_DIR}/gcdx64.efi.signed"),
+    ("EFI/BOOT/mmx64.efi", f"{SHIM_DIR}/mmx64.efi.signed"),
+)
+# What the installed system's ESP receives from the image's root (grub-install
+# --uefi-secure-boot copies them from there: installer/install/system.py).
+INSTALLED_ESP_SOURCES = (
+    f"{SHIM_DIR}/shimx64.efi.signed",
+    f"{SHIM_DIR}/mmx64.efi.signed",
+    f"{SHIM_DIR}/fbx64.efi.signed",
+    f"{SIGNED_GRUB_DIR}/grubx64.efi.signed",
+)
+ESP_SIZE = 8 * 1024 * 1024  # the stick's: shim, GRUB, MokManager take 6 MB
+
 EARLY_CFG = f"""\
 search --no-floppy --set=root --label {VOLUME_ID}
 set prefix=($root)/boot/grub
 configfile ($root)/boot/grub/grub.cfg
 """
 
+# Read by BIOS GRUB (root already set by EARLY_CFG) and by the signed UEFI GRUB (root is the
+# first disk with /.disk/info): the label search makes both start the kernel of this stick.
 GRUB_CFG = f"""\
+search --no-floppy --set=root --label {VOLUME_ID}
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
@@ -547,7 +600,8 @@ def touch_tree(path: Path, epoch: int) -> None:
 
 
 def write_boot_files(config: BuildConfig, base: Path, staging: Path, work: Path) -> Path:
-    """Kernel, initrd, GRUB for BIOS (El Torito) and UEFI (an ESP image); returns the ESP."""
+    """Kernel, initrd, GRUB for BIOS (El Torito) and the signed chain for UEFI (an ESP image);
+    returns the ESP, whose every EFI binary is checked for its signature."""
     kernels = sorted((base / "boot").glob("vmlinuz-*"))
     initrds = sorted((base / "boot").glob("initrd.img-*"))
     if len(kernels) != 1 or len(initrds) != 1:
@@ -558,6 +612,9 @@ def write_boot_files(config: BuildConfig, base: Path, staging: Path, work: Path)
     grub_dir = staging / "boot/grub"
     grub_dir.mkdir(parents=True, exist_ok=True)
     (grub_dir / "grub.cfg").write_text(GRUB_CFG)
+    # what the signed GRUB's built-in configuration searches for (Debian's CD layout)
+    (staging / ".disk").mkdir(exist_ok=True)
+    (staging / ".disk/info").write_text(f"Clawdie installer {render_version(config.epoch)}\n")
     early = work / "early.cfg"
     early.write_text(EARLY_CFG)
     sh(
@@ -575,32 +632,113 @@ def write_boot_files(config: BuildConfig, base: Path, staging: Path, work: Path)
             *GRUB_MODULES,
         ]
     )
-    efi = work / "BOOTX64.EFI"
-    sh(
-        [
-            "grub-mkimage",
-            "-O",
-            "x86_64-efi",
-            "-p",
-            "/boot/grub",
-            "-c",
-            str(early),
-            "-o",
-            str(efi),
-            *GRUB_MODULES,
-        ]
-    )
-    esp = work / "esp.img"
+    check_installed_esp_sources(base)
+    esp_files = [(name, base / source) for name, source in STICK_ESP_FILES]
+    esp_files.append(("EFI/BOOT/grub.cfg", early))
+    return write_esp(work / "esp.img", esp_files, config.epoch)
+
+
+def write_esp(esp: Path, files: list[tuple[str, Path]], epoch: int) -> Path:
+    """A FAT ESP image holding `files` (path on the ESP, source), then checked as written."""
     esp.unlink(missing_ok=True)
     with esp.open("wb") as handle:
         handle.truncate(ESP_SIZE)
-    volume_id = hashlib.sha256(efi.read_bytes()).hexdigest()[:8].upper()
+    digest = hashlib.sha256()
+    for name, source in files:
+        digest.update(name.encode() + b"\0" + source.read_bytes())
+    volume_id = digest.hexdigest()[:8].upper()
     sh(["mkfs.vfat", "--invariant", "-i", volume_id, "-n", "CLAWDIE-EFI", str(esp)])
-    os.utime(efi, (config.epoch, config.epoch))
-    env = {"TZ": "UTC", "MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": str(config.epoch)}
-    sh(["mmd", "-i", str(esp), "::EFI", "::EFI/BOOT"], env=env)
-    sh(["mcopy", "-m", "-i", str(esp), str(efi), "::EFI/BOOT/BOOTX64.EFI"], env=env)
+    env = {"TZ": "UTC", "MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": str(epoch)}
+    folders = {
+        "/".join(Path(name).parent.parts[:depth])
+        for name, _ in files
+        for depth in range(1, len(Path(name).parent.parts) + 1)
+    }
+    for folder in sorted(folders):
+        sh(["mmd", "-i", str(esp), f"::{folder}"], env=env)
+    for name, source in files:
+        staged = esp.with_name("esp-file")
+        shutil.copyfile(source, staged)
+        os.utime(staged, (epoch, epoch))
+        sh(["mcopy", "-m", "-i", str(esp), str(staged), f"::{name}"], env=env)
+        staged.unlink()
+    check_esp_image(esp)
     return esp
+
+
+# ---- Authenticode signatures: no unsigned EFI binary on either ESP ----------------------------
+
+
+def is_efi_binary(name: str, head: bytes) -> bool:
+    """An EFI binary by its name (*.efi, any case) or by its content (a PE image: `MZ`)."""
+    return name.lower().endswith(".efi") or head[:2] == b"MZ"
+
+
+def efi_signatures(path: Path) -> list[str]:
+    """The issuers of a PE image's Authenticode signatures (`sbverify --list`, Debian's
+    sbsigntool); empty when it has none, or is no PE image sbverify can read."""
+    try:
+        proc = subprocess.run(
+            ["sbverify", "--list", str(path)], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise InstallerError(
+            "sbverify is not installed: the build checks every EFI binary's signature with it",
+            "install Debian's sbsigntool (`just iso` does: iso_apt in the justfile)",
+        ) from None
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or not any(line.startswith("signature ") for line in lines):
+        return []
+    issuers = [
+        lines[index + 1].strip().removeprefix("- ")
+        for index, line in enumerate(lines[:-1])
+        if line.strip() == "image signature issuers:"
+    ]
+    return issuers or ["(issuer not listed)"]
+
+
+def check_signed(files: list[tuple[str, Path]], where: str) -> None:
+    """Refuse the build when any EFI binary among `files` (its name, the file) is unsigned."""
+    unsigned = []
+    for name, path in files:
+        with path.open("rb") as handle:
+            head = handle.read(2)
+        if is_efi_binary(name, head) and not efi_signatures(path):
+            unsigned.append(name)
+    if unsigned:
+        raise InstallerError(
+            f"{where}: EFI binary without an Authenticode signature: {', '.join(unsigned)}",
+            "firmware with Secure Boot on refuses it; only Debian's signed shim and GRUB "
+            "(shim-signed, grub-efi-amd64-signed) go on an ESP, there is no unsigned fallback",
+        )
+
+
+def check_esp_image(esp: Path) -> None:
+    """Every EFI binary in the FAT image `esp` (read back out of it) carries a signature."""
+    out = esp.with_name(esp.name + ".check")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    try:
+        sh(["mcopy", "-s", "-n", "-i", str(esp), "::*", str(out)], env={"MTOOLS_SKIP_CHECK": "1"})
+        files = [
+            (str(path.relative_to(out)), path) for path in sorted(out.rglob("*")) if path.is_file()
+        ]
+        check_signed(files, f"the ESP image {esp.name}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def check_installed_esp_sources(root: Path) -> None:
+    """What the installed system's ESP will receive: Debian's signed loaders, each there."""
+    missing = [name for name in INSTALLED_ESP_SOURCES if not (root / name).is_file()]
+    if missing:
+        raise InstallerError(
+            f"the image lacks the signed boot loaders: {', '.join(missing)}",
+            "iso/packages.txt must name shim-signed and grub-efi-amd64-signed",
+        )
+    check_signed(
+        [(name, root / name) for name in INSTALLED_ESP_SOURCES], "the installed system's ESP"
+    )
 
 
 def write_iso(config: BuildConfig, staging: Path, esp: Path, seed: Path, out: Path) -> None:

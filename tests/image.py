@@ -5,12 +5,14 @@ Each test works on its own copy (`copy_image`), so the built image stays as `jus
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,3 +44,14 @@ def copy_image(image: Path, dest: Path) -> Path:
     """A sparse copy of `image` at `dest` (the tests write their seed into the copy)."""
     subprocess.run(["cp", "--sparse=always", str(image), str(dest)], check=True)
     return dest
+
+
+def load_build() -> ModuleType:
+    """iso/build.py as a module (it is a script, not part of a package): its checks and names."""
+    spec = importlib.util.spec_from_file_location("iso_build", REPO / "iso/build.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["iso_build"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

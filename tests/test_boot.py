@@ -51,6 +51,11 @@ WIFI_LINES = [
     f"WIFI_COUNTRY={WIFI_COUNTRY}",
 ]
 FIGURES: dict[str, dict[str, float]] = {}
+LOADERS = re.compile(
+    r"^Boot loaders:   shim-signed \S+ \(SBAT shim,\d+\), "
+    r"grub-efi-amd64-signed \S+ \(SBAT grub,\d+\)$",
+    re.MULTILINE,
+)
 
 
 def filled_seed(*extra: str, admin: bool = True) -> bytes:
@@ -178,8 +183,14 @@ def install(machine: Machine, run: str) -> None:
     receipt = machine.receipt()
     assert "installed" in receipt.lower()
     # the receipt says what the installer saw: boot mode and the disk as its label names it
-    mode = "BIOS (legacy)" if machine.firmware == "bios" else "UEFI, Secure Boot "
-    assert f"Boot mode:      {mode}" in receipt
+    mode = {
+        "bios": r"BIOS \(legacy\)",
+        "uefi": r"UEFI, Secure Boot (off|state unknown .*)",  # OVMF without Secure Boot
+        "uefi-secureboot": r"UEFI, Secure Boot on, kernel lockdown integrity",
+    }[machine.firmware]
+    assert re.search(f"^Boot mode:      {mode}$", receipt, re.MULTILINE), receipt
+    if machine.firmware != "bios":  # and under UEFI Debian's signed loaders, matched to SBAT
+        assert LOADERS.search(receipt), receipt
     assert vm.DISK_SERIAL in receipt
     assert PASSWORD not in receipt
     assert WIFI_PASSWORD not in receipt

@@ -86,10 +86,31 @@ def test_grub_cfg_without_a_kernel_is_an_install_error(tmp_path: Path) -> None:
         system.write_grub_cfg(TargetPaths(tmp_path), UUID)
 
 
-def test_the_efi_image_is_copied_to_the_fallback_path(tmp_path: Path) -> None:
+def test_the_signed_chain_is_copied_to_the_fallback_path(tmp_path: Path) -> None:
     paths = TargetPaths(tmp_path)
-    installed = paths.esp_dir.joinpath(*system.EFI_INSTALLED)
-    installed.parent.mkdir(parents=True)
-    installed.write_bytes(b"MZ grub image")
+    installed = paths.esp_dir / "EFI/clawdie"
+    installed.mkdir(parents=True)
+    for name in ("shimx64.efi", "grubx64.efi", "mmx64.efi", "grub.cfg"):
+        (installed / name).write_bytes(f"{name} as grub-install wrote it".encode())
+    # what an older install (or --force-extra-removable) left there is replaced
+    (paths.esp_dir / "EFI/BOOT").mkdir(parents=True)
+    (paths.esp_dir / "EFI/BOOT/BOOTX64.EFI").write_bytes(b"MZ unsigned grub image")
     system.copy_efi_removable(paths)
-    assert paths.esp_dir.joinpath("EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZ grub image"
+    removable = paths.esp_dir / "EFI/BOOT"
+    # shim at the path firmware starts, the signed GRUB and MokManager beside it
+    assert (removable / "BOOTX64.EFI").read_bytes() == b"shimx64.efi as grub-install wrote it"
+    for name in ("grubx64.efi", "mmx64.efi", "grub.cfg"):
+        assert (removable / name).read_bytes() == (installed / name).read_bytes()
+    assert not (removable / "fbx64.efi").exists(), "no fallback loader: it writes a boot entry"
+
+
+def test_a_missing_signed_loader_is_an_install_error(tmp_path: Path) -> None:
+    paths = TargetPaths(tmp_path)
+    installed = paths.esp_dir / "EFI/clawdie"
+    installed.mkdir(parents=True)
+    (installed / "grubx64.efi").write_bytes(b"MZ unsigned core image")  # no shim: unsigned
+    (installed / "grub.cfg").write_text("configfile /boot/grub/grub.cfg\n")
+    with pytest.raises(InstallerError, match=r"no shimx64\.efi, mmx64\.efi") as err:
+        system.copy_efi_removable(paths)
+    assert "shim-signed" in (err.value.hint or "")
+    assert not (paths.esp_dir / "EFI/BOOT").exists()

@@ -35,6 +35,7 @@ from installer.install.flow import plan_steps as install_plan
 from installer.machine import (
     EFI_GLOBAL_GUID,
     parse_ip_addresses,
+    read_boot_loaders,
     read_boot_mode,
     read_interfaces,
     read_machine_model,
@@ -370,6 +371,7 @@ def plant(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 SECURE_BOOT = f"sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}"
+LOCKDOWN = "sys/kernel/security/lockdown"
 
 
 @pytest.mark.parametrize(
@@ -379,6 +381,17 @@ SECURE_BOOT = f"sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}"
         ({"sys/firmware/acpi/x": ""}, "BIOS (legacy)"),
         ({SECURE_BOOT: b"\x06\x00\x00\x00\x01"}, "UEFI, Secure Boot on"),
         ({SECURE_BOOT: b"\x06\x00\x00\x00\x00"}, "UEFI, Secure Boot off"),
+        (
+            {
+                SECURE_BOOT: b"\x06\x00\x00\x00\x01",
+                LOCKDOWN: "none [integrity] confidentiality\n",
+            },
+            "UEFI, Secure Boot on, kernel lockdown integrity",
+        ),
+        (
+            {SECURE_BOOT: b"\x06\x00\x00\x00\x00", LOCKDOWN: "[none] integrity confidentiality\n"},
+            "UEFI, Secure Boot off",
+        ),
         (
             {SECURE_BOOT: b"\x06\x00"},
             "UEFI, Secure Boot state unknown (a short SecureBoot variable)",
@@ -391,6 +404,75 @@ SECURE_BOOT = f"sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}"
 )
 def test_boot_mode(tmp_path: Path, files: dict[str, str | bytes], expected: str) -> None:
     assert read_boot_mode(plant(tmp_path, files)) == expected
+
+
+SHIM_VERSION = "1.51~1+deb12u1+16.1-2~deb12u1"
+GRUB_VERSION = "1+2.06+13+deb12u2"
+DPKG_STATUS = f"""\
+Package: shim-signed
+Status: install ok installed
+Architecture: amd64
+Version: {SHIM_VERSION}
+Description: Secure Boot chain-loading bootloader (Microsoft-signed binary)
+ a continuation line: not a field
+
+Package: grub-efi-amd64-signed
+Status: install ok installed
+Version: {GRUB_VERSION}
+
+Package: grub-pc
+Status: deinstall ok config-files
+Version: 2.06-13
+"""
+
+
+def efi_with_sbat(path: Path, sbat: str) -> bytes:
+    """A real EFI binary (grub-mkimage) whose .sbat section holds `sbat`."""
+    csv = path.with_suffix(".csv")
+    csv.write_text(sbat)
+    subprocess.run(
+        ["grub-mkimage", "-O", "x86_64-efi", "-p", "/", "--sbat", str(csv), "-o", str(path)],
+        check=True,
+    )
+    return path.read_bytes()
+
+
+def test_boot_loaders_by_package_version_and_sbat_generation(tmp_path: Path) -> None:
+    sbat = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n"
+    shim = efi_with_sbat(tmp_path / "shim.efi", f"{sbat}shim,4,UEFI shim,shim,1,https://x\n")
+    grub = efi_with_sbat(tmp_path / "grub.efi", f"{sbat}grub,5,Free Software Foundation,grub\n")
+    root = plant(
+        tmp_path / "root",
+        {
+            "var/lib/dpkg/status": DPKG_STATUS,
+            "usr/lib/shim/shimx64.efi.signed": shim,
+            "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed": grub,
+        },
+    )
+    assert read_boot_loaders(root) == (
+        f"shim-signed {SHIM_VERSION} (SBAT shim,4), "
+        f"grub-efi-amd64-signed {GRUB_VERSION} (SBAT grub,5)"
+    )
+    # the receipt's and summary's line, under UEFI only
+    plant(root, {SECURE_BOOT: b"\x06\x00\x00\x00\x01"})
+    lines = render_machine_lines(TargetPaths(root), addresses={}, installed=False)
+    assert lines[1:3] == [
+        "Boot mode:      UEFI, Secure Boot on",
+        f"Boot loaders:   {read_boot_loaders(root)}",
+    ]
+    # an unsigned GRUB without an .sbat section, and a system without shim: said so
+    (root / "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed").write_bytes(b"MZ" + bytes(200))
+    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS.replace("shim-signed", "shim-unsigned"))
+    assert read_boot_loaders(root) == (
+        f"shim-signed not installed, grub-efi-amd64-signed {GRUB_VERSION} (SBAT not found)"
+    )
+
+
+def test_bios_boot_names_no_uefi_loaders(tmp_path: Path) -> None:
+    root = plant(tmp_path, {"sys/firmware/acpi/x": "", "var/lib/dpkg/status": DPKG_STATUS})
+    text = "\n".join(render_machine_lines(TargetPaths(root), addresses={}, installed=False))
+    assert "Boot mode:      BIOS (legacy)" in text
+    assert "Boot loaders" not in text
 
 
 @pytest.mark.parametrize(

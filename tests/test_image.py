@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image import OUT, REPO, copy_image, read_figures
+from tests.image import OUT, REPO, copy_image, load_build, read_figures
 from tests.loopdev import attach_loop, require_root, sh
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(900)]
@@ -182,6 +182,33 @@ def test_image_carries_the_networks_pieces(image_root: Path) -> None:
     assert timesync.is_symlink()
     hook = (image_root / "etc/systemd/system/clawdie-testkit.service").read_text()
     assert "ConditionKernelCommandLine=clawdie.testkit=1" in hook
+
+
+def test_image_boots_the_signed_chain_only(
+    installer_image: Path, image_root: Path, tmp_path: Path
+) -> None:
+    """The stick's ESP: shim at the removable path, Debian's signed GRUB and MokManager beside
+    it, every EFI binary signed; the installed system gets signed loaders only, and updates
+    from bookworm-security."""
+    build = load_build()
+    esp = next(p for p in partitions(installer_image) if p["type"] == ESP)
+    offset = int(str(esp["start"])) * 512
+    out = tmp_path / "esp"
+    out.mkdir()
+    subprocess.run(
+        ["mcopy", "-s", "-n", "-i", f"{installer_image}@@{offset}", "::*", str(out)],
+        check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    )  # fmt: skip
+    files = {str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}
+    names = ("BOOTX64.EFI", "grubx64.efi", "mmx64.efi", "grub.cfg")
+    assert sorted(files) == sorted(f"EFI/BOOT/{n}" for n in names)
+    build.check_signed(list(files.items()), "the stick's ESP")
+    assert any("Microsoft" in i for i in build.efi_signatures(files["EFI/BOOT/BOOTX64.EFI"]))
+    for name in build.INSTALLED_ESP_SOURCES:
+        assert (image_root / name).is_file(), name
+    assert not list((image_root / "usr/lib/shim").glob("*.efi")), "no unsigned shim build"
+    sources = (image_root / "etc/apt/sources.list").read_text()
+    assert "deb http://deb.debian.org/debian-security bookworm-security main" in sources
 
 
 def test_image_ships_the_default_locale_compiled(image_root: Path) -> None:

@@ -653,7 +653,9 @@ def test_fstab_by_uuid() -> None:
 def test_grub_commands() -> None:
     argvs = [" ".join(a) for a in system.grub_argvs("/dev/vda")]
     efi = "grub-install --target=x86_64-efi --efi-directory=/boot/efi --bootloader-id=clawdie"
-    assert argvs == ["grub-install --target=i386-pc /dev/vda", f"{efi} --no-nvram"]
+    # the signed chain (shim, signed GRUB), also at the removable path, no firmware boot entry
+    signed = "--uefi-secure-boot --force-extra-removable --no-nvram"
+    assert argvs == ["grub-install --target=i386-pc /dev/vda", f"{efi} {signed}"]
 
 
 @pytest.mark.parametrize(

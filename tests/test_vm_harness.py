@@ -175,6 +175,19 @@ def test_uefi_uses_readonly_code_and_the_machines_own_vars(tmp_path: Path) -> No
     assert str(OVMF_VARS) not in " ".join(machine.argv())
 
 
+def test_secure_boot_uses_the_smm_firmware_and_microsofts_keys(tmp_path: Path) -> None:
+    machine = Vm(tmp_path, firmware="uefi-secureboot", accel=TCG)
+    argv = machine.argv()
+    assert option_values(argv, "-machine") == ["q35,smm=on"]
+    assert option_values(argv, "-global") == ["driver=cfi.pflash01,property=secure,value=on"]
+    flash = [d for d in option_values(argv, "-drive") if d.startswith("if=pflash")]
+    assert flash == [
+        f"if=pflash,format=raw,unit=0,readonly=on,file={vm.OVMF_CODE_SECBOOT}",
+        f"if=pflash,format=raw,unit=1,file={tmp_path / 'OVMF_VARS.secboot.fd'}",
+    ]
+    assert str(vm.OVMF_VARS_MS) not in " ".join(argv), "the machine's own copy, not the template"
+
+
 def test_a_comma_in_a_drive_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="comma"):
         Vm(tmp_path, disk=tmp_path / "a,b.img", accel=TCG).argv()

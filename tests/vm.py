@@ -42,6 +42,11 @@ from typing import IO, Any, Literal
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE = OVMF_DIR / "OVMF_CODE_4M.fd"  # no Secure Boot, no SMM: works on q35 as is
 OVMF_VARS = OVMF_DIR / "OVMF_VARS_4M.fd"
+# Secure Boot enforcing, as on a PC sold with Windows: the SMM build of OVMF (needs q35 with
+# smm=on and secure pflash) and variables with Microsoft's keys enrolled (PK, KEK, db: the
+# Windows and the third-party UEFI CA, which signs shim).
+OVMF_CODE_SECBOOT = OVMF_DIR / "OVMF_CODE_4M.secboot.fd"
+OVMF_VARS_MS = OVMF_DIR / "OVMF_VARS_4M.ms.fd"
 QEMU = "qemu-system-x86_64"
 
 BASIC_DATA = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
@@ -53,7 +58,8 @@ KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 KVM_API_VERSION = 12
 
-Firmware = Literal["bios", "uefi"]
+Firmware = Literal["bios", "uefi", "uefi-secureboot"]
+FIRMWARES = ("bios", "uefi", "uefi-secureboot")
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
 POLL_SECONDS = 0.5
 TAIL_LINES = 40
@@ -445,9 +451,9 @@ class Qmp:
 # --- the VM -----------------------------------------------------------------------------------
 
 
-def _pflash_args(vars_copy: Path) -> list[str]:
+def _pflash_args(vars_copy: Path, code: Path = OVMF_CODE) -> list[str]:
     return [
-        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
         "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
     ]  # fmt: skip
 
@@ -464,9 +470,11 @@ class Vm:
 
     Boot order: the USB stick, then the CD, then the virtio disk. `workdir` is the machine: it
     keeps `OVMF_VARS.fd` (the UEFI NVRAM, copied from OVMF's template on first use, so boot entries
-    the installer writes survive into the next boot of the same workdir). Each run `name` gets
-    `NAME.serial.log`, `NAME.firmware.log` (SeaBIOS's debug console) and `NAME.qemu.log` (QEMU's
-    own output). A Vm object runs once; boot again with a new Vm on the same workdir.
+    the installer writes survive into the next boot of the same workdir); `uefi-secureboot` keeps
+    its own `OVMF_VARS.secboot.fd`, copied from the template with Microsoft's keys. Each run
+    `name` gets `NAME.serial.log`, `NAME.firmware.log` (SeaBIOS's debug console) and
+    `NAME.qemu.log` (QEMU's own output). A Vm object runs once; boot again with a new Vm on the
+    same workdir.
     """
 
     workdir: Path
@@ -488,7 +496,8 @@ class Vm:
         self.serial_log = self.workdir / f"{self.name}.serial.log"
         self.firmware_log = self.workdir / f"{self.name}.firmware.log"
         self.qemu_log = self.workdir / f"{self.name}.qemu.log"
-        self.vars_copy = self.workdir / "OVMF_VARS.fd"
+        secure = self.firmware == "uefi-secureboot"
+        self.vars_copy = self.workdir / ("OVMF_VARS.secboot.fd" if secure else "OVMF_VARS.fd")
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: Qmp | None = None
         self._sockdir: str | None = None
@@ -500,8 +509,9 @@ class Vm:
 
     def argv(self, qmp_socket: Path | None = None) -> list[str]:
         """The QEMU command line (pure: starts nothing)."""
+        secure = self.firmware == "uefi-secureboot"
         argv = [
-            QEMU, "-name", self.name, "-machine", "q35",
+            QEMU, "-name", self.name, "-machine", "q35,smm=on" if secure else "q35",
             *(self.accel if self.accel is not None else accel_args()),
             "-m", str(self.memory_mib), "-smp", str(self.cpus),
             "-nodefaults", "-nic", "none", "-device", "VGA", "-display", "none",
@@ -514,6 +524,11 @@ class Vm:
             argv += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
         if self.firmware == "uefi":
             argv += _pflash_args(self.vars_copy)
+        if secure:
+            argv += [
+                "-global", "driver=cfi.pflash01,property=secure,value=on",
+                *_pflash_args(self.vars_copy, OVMF_CODE_SECBOOT),
+            ]  # fmt: skip
         if self.stick is not None:
             argv += [
                 "-device", "qemu-xhci,id=xhci",
@@ -547,13 +562,14 @@ class Vm:
     def start(self) -> None:
         if self._proc is not None:
             raise RuntimeError("a Vm runs once: boot again with a new Vm on the same workdir")
-        if self.firmware not in ("bios", "uefi"):
-            raise ValueError(f"firmware must be bios or uefi, not {self.firmware!r}")
+        if self.firmware not in FIRMWARES:
+            raise ValueError(f"firmware must be one of {FIRMWARES}, not {self.firmware!r}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         for log in (self.serial_log, self.firmware_log, self.qemu_log):
             log.unlink(missing_ok=True)
-        if self.firmware == "uefi" and not self.vars_copy.exists():
-            shutil.copyfile(OVMF_VARS, self.vars_copy)
+        if self.firmware != "bios" and not self.vars_copy.exists():
+            template = OVMF_VARS_MS if self.firmware == "uefi-secureboot" else OVMF_VARS
+            shutil.copyfile(template, self.vars_copy)
         # A Unix socket path has a 108-byte limit that pytest's tmp_path can exceed.
         self._sockdir = tempfile.mkdtemp(prefix="vm-qmp-")
         qmp_socket = Path(self._sockdir) / "qmp.sock"

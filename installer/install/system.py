@@ -210,8 +210,12 @@ def bind_live_filesystems(stack: contextlib.ExitStack, root: Path) -> None:
 
 def grub_argvs(disk: str) -> list[list[str]]:
     """The boot loader commands run inside the target, in order (pure): grub's core image on
-    the BIOS boot partition, and grub for UEFI in the ESP. Neither asks the firmware for a boot
-    entry: `install_bootloader` puts a copy at the removable path, which every firmware finds."""
+    the BIOS boot partition, and for UEFI Debian's signed chain in the ESP (shim, signed GRUB,
+    MokManager: `--uefi-secure-boot`, refused when the signed packages are missing; never an
+    unsigned core image). Neither asks the firmware for a boot entry: `install_bootloader` puts
+    the chain at the removable path too, which every firmware finds. `--force-extra-removable`
+    and `--no-nvram` are also what shim's and GRUB's package updates run grub-install with (the
+    image's debconf answers), so an update renews both paths."""
     return [
         ["grub-install", "--target=i386-pc", disk],
         [
@@ -219,15 +223,25 @@ def grub_argvs(disk: str) -> list[list[str]]:
             "--target=x86_64-efi",
             "--efi-directory=/boot/efi",
             f"--bootloader-id={BOOTLOADER_ID}",
+            "--uefi-secure-boot",
+            "--force-extra-removable",
             "--no-nvram",
         ],
     ]
 
 
-# EFI/BOOT/BOOTX64.EFI: the path firmware without a boot entry starts (what `grub-install
-# --removable` writes; the same image, which finds /boot/grub by the root's UUID)
-EFI_REMOVABLE = ("EFI", "BOOT", "BOOTX64.EFI")
-EFI_INSTALLED = ("EFI", BOOTLOADER_ID, "grubx64.efi")
+# EFI/BOOT/BOOTX64.EFI: the path firmware without a boot entry starts. Under Secure Boot it must
+# be shim (signed by Microsoft's third-party CA), with Debian's signed GRUB, MokManager and the
+# GRUB stub config (which finds /boot/grub by the root's UUID) beside it, as in EFI/clawdie.
+# Shim's fallback loader (fbx64.efi) is left out of it: it would write a firmware boot entry.
+EFI_REMOVABLE_DIR = ("EFI", "BOOT")
+EFI_INSTALLED_DIR = ("EFI", BOOTLOADER_ID)
+EFI_REMOVABLE_CHAIN = (
+    ("shimx64.efi", "BOOTX64.EFI"),
+    ("grubx64.efi", "grubx64.efi"),
+    ("mmx64.efi", "mmx64.efi"),
+    ("grub.cfg", "grub.cfg"),
+)
 _GRUB_DEFAULT = re.compile(r"^(GRUB_[A-Z_]+)=(.*)$")
 
 
@@ -295,11 +309,19 @@ def write_grub_cfg(paths: TargetPaths, root_uuid: str) -> None:
 
 
 def copy_efi_removable(paths: TargetPaths) -> None:
-    """The installed EFI image also at EFI/BOOT/BOOTX64.EFI (the fallback path)."""
-    image = paths.esp_dir.joinpath(*EFI_INSTALLED).read_bytes()
-    target = paths.esp_dir.joinpath(*EFI_REMOVABLE)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, image, mode=0o644)
+    """The signed chain grub-install put in EFI/clawdie also at the fallback path EFI/BOOT (shim
+    as BOOTX64.EFI), whatever `--force-extra-removable` already copied there."""
+    installed = paths.esp_dir.joinpath(*EFI_INSTALLED_DIR)
+    missing = [name for name, _ in EFI_REMOVABLE_CHAIN if not (installed / name).is_file()]
+    if missing:
+        raise InstallerError(
+            f"grub-install left no {', '.join(missing)} in /boot/efi/{'/'.join(EFI_INSTALLED_DIR)}",
+            "the image must carry shim-signed and grub-efi-amd64-signed; rebuild it",
+        )
+    target = paths.esp_dir.joinpath(*EFI_REMOVABLE_DIR)
+    target.mkdir(parents=True, exist_ok=True)
+    for source, name in EFI_REMOVABLE_CHAIN:
+        write_atomic(target / name, (installed / source).read_bytes(), mode=0o644)
 
 
 def install_bootloader(
@@ -319,11 +341,17 @@ def install_bootloader(
         try:
             _in_target(root, argv)
         except CommandFailedError as err:
-            err.hint = "the image may lack grub-pc-bin or grub-efi-amd64-bin; see the journal"
+            err.hint = (
+                "the image may lack grub-pc-bin, grub-efi-amd64-bin, grub-efi-amd64-signed or "
+                "shim-signed; see the journal"
+            )
             raise
     copy_efi_removable(paths)
     write_grub_cfg(paths, root_uuid)
-    say(f"boot loader: {'/'.join(EFI_REMOVABLE)} and /{paths.grub_cfg.relative_to(root)} written")
+    say(
+        f"boot loader: shim, signed GRUB and MokManager in /boot/efi/{'/'.join(EFI_INSTALLED_DIR)}"
+        f" and {'/'.join(EFI_REMOVABLE_DIR)}; /{paths.grub_cfg.relative_to(root)} written"
+    )
 
 
 def sync() -> None:
