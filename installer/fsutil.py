@@ -12,11 +12,12 @@ The name is always changed first (unlink, or the rename of the new version in, t
 directory fsynced) and only then is the old inode overwritten, through a descriptor kept on it:
 a power cut at any point leaves the old or the new version under the name, never zeros. This
 works because ext4 (data=ordered, Debian's default) overwrites a file's data in place, in the
-blocks it already has: it is not copy-on-write and does not journal data, so after the fsync
-the old bytes are in no block of the file system. (A cut between the rename and the overwrite
-leaves that one old version in freed blocks; the installed system's weekly fstrim.timer then
-lets an SSD drop them. An SSD's own remapping is below what any file system can reach: disk
-encryption is where that ends.)
+blocks it already has: it is not copy-on-write and does not journal data (nor keeps a small
+file's data in its inode: the installer's mkfs.ext4 makes no `inline_data`), so after the
+fsync the old bytes are in no block of the file system. (A cut between the rename and the
+overwrite leaves that one old version in freed blocks; the installed system's weekly
+fstrim.timer then lets an SSD drop them. An SSD's own remapping is below what any file system
+can reach: disk encryption is where that ends.)
 """
 
 from __future__ import annotations
