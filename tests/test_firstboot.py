@@ -371,7 +371,6 @@ FAULT_POINTS = [
         "before:report",
         "mid-write:install-summary.txt",
         "before:complete",
-        "scrub:setup.txt",  # the seed copy deleted after the complete stamp, not yet overwritten
     ]
 ]
 
