@@ -5,6 +5,19 @@ first boot makes is opened with `O_NOFOLLOW` and changed through its descriptor 
 `fchmod`, `*at` calls relative to the open directory): `ensure_dir_at`, `write_atomic_at` and
 `open_dir` are the one way to act inside a directory another user owns (the service account's
 home); `ensure_dir` and `write_atomic` use them for every other path too.
+
+Secrets leave no copy in freed blocks (issue 27): `remove_durably` and a `write_atomic` with
+`scrub_old=True` overwrite the content they let go of before the file system frees its blocks.
+The name is always changed first (unlink, or the rename of the new version in, then the
+directory fsynced) and only then is the old inode overwritten, through a descriptor kept on it:
+a power cut at any point leaves the old or the new version under the name, never zeros. This
+works because ext4 (data=ordered, Debian's default) overwrites a file's data in place, in the
+blocks it already has: it is not copy-on-write and does not journal data (nor keeps a small
+file's data in its inode: the installer's mkfs.ext4 makes no `inline_data`), so after the
+fsync the old bytes are in no block of the file system. (A cut between the rename and the
+overwrite leaves that one old version in freed blocks; the installed system's weekly
+fstrim.timer then lets an SSD drop them. An SSD's own remapping is below what any file system
+can reach: disk encryption is where that ends.)
 """
 
 from __future__ import annotations
@@ -120,6 +133,37 @@ def ensure_dir(path: Path, mode: int = 0o755, uid: int = -1, gid: int = -1) -> N
         pass
 
 
+def _open_to_scrub(dir_fd: int, name: str) -> int | None:
+    """A descriptor to overwrite the regular file `name` through later, or None when there is
+    none or it is not ours alone to overwrite (a link, a device, a second hard link)."""
+    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _scrub_and_close(fd: int, name: str) -> None:
+    """Overwrite every byte of the open (already unlinked or replaced) file with zeros, in
+    place, make that durable, and close it: the last close frees blocks that hold zeros."""
+    try:
+        fault_point(f"scrub:{name}")
+        size = os.fstat(fd).st_size
+        zeros = bytes(min(size, 1 << 16))
+        done = 0
+        while done < size:
+            done += os.pwrite(fd, zeros[: size - done], done)
+        os.fsync(fd)
+        fault_point(f"scrubbed:{name}")
+    finally:
+        os.close(fd)
+
+
 def _same_at(dir_fd: int, name: str, content: bytes, mode: int | None, uid: int, gid: int) -> bool:
     try:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -151,6 +195,7 @@ def write_atomic_at(
     uid: int = -1,
     gid: int = -1,
     exact_mode: bool = True,
+    scrub_old: bool = False,
 ) -> bool:
     """Replace `name` in the open directory `dir_fd` with `data` atomically; return False when
     it already held exactly that.
@@ -159,10 +204,28 @@ def write_atomic_at(
     world-readable), owned as asked through its descriptor, written, fsynced, renamed over
     `name` (a link at `name` is replaced, never followed), and the directory fsynced.
     `exact_mode=False` is for file systems without UNIX modes (FAT sticks refuse chmod).
+    `scrub_old=True` (a file with secrets): the replaced version's content is overwritten after
+    the rename, through a descriptor kept on it (see the module's note); a temp file given up
+    on is overwritten too.
     """
     content = data.encode() if isinstance(data, str) else data
     if _same_at(dir_fd, name, content, mode if exact_mode else None, uid, gid):
         return False
+    old_fd = _open_to_scrub(dir_fd, name) if scrub_old else None
+    try:
+        _write_and_rename_at(dir_fd, name, content, mode, uid, gid, exact_mode)
+    except BaseException:
+        if old_fd is not None:
+            os.close(old_fd)
+        raise
+    if old_fd is not None:
+        _scrub_and_close(old_fd, name)
+    return True
+
+
+def _write_and_rename_at(
+    dir_fd: int, name: str, content: bytes, mode: int, uid: int, gid: int, exact_mode: bool
+) -> None:
     temp = f".{name}.tmp-{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp, dir_fd=dir_fd)  # left by a killed run with the same pid
@@ -179,14 +242,14 @@ def write_atomic_at(
         os.write(fd, content[half:])
         os.fsync(fd)
     except BaseException:
-        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temp, dir_fd=dir_fd)
+            _scrub_and_close(os.dup(fd), temp)
+        os.close(fd)
         raise
     os.close(fd)
     os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     os.fsync(dir_fd)
-    return True
 
 
 def write_atomic(
@@ -197,6 +260,7 @@ def write_atomic(
     uid: int = -1,
     gid: int = -1,
     exact_mode: bool = True,
+    scrub_old: bool = False,
 ) -> bool:
     """Replace `path` with `data` atomically; return False when it already held exactly that.
 
@@ -206,7 +270,14 @@ def write_atomic(
     parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return write_atomic_at(
-            parent_fd, path.name, data, mode=mode, uid=uid, gid=gid, exact_mode=exact_mode
+            parent_fd,
+            path.name,
+            data,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            exact_mode=exact_mode,
+            scrub_old=scrub_old,
         )
     finally:
         os.close(parent_fd)
@@ -240,23 +311,46 @@ def read_bytes_nofollow(path: Path, limit: int = 1 << 20) -> bytes:
         os.close(parent_fd)
 
 
-def remove_durably(path: Path) -> bool:
-    """Delete the file `path` (never what a link there points to) and make that durable.
-    Returns False when there was nothing to delete."""
+def remove_at(dir_fd: int, name: str) -> bool:
+    """Delete `name` from the open directory (never what a link there points to), make that
+    durable, then overwrite the content it had (see the module's note: the name goes first, so
+    a power cut never leaves zeros under it). Returns False when there was nothing to delete."""
+    fd = _open_to_scrub(dir_fd, name)
     try:
-        path.unlink()
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
+        if fd is not None:
+            os.close(fd)
         return False
-    fsync_dir(path.parent)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    os.fsync(dir_fd)
+    if fd is not None:
+        _scrub_and_close(fd, name)
     return True
 
 
+def remove_durably(path: Path) -> bool:
+    """Delete the file `path` and make that durable; its content is overwritten, not left in
+    freed blocks (`remove_at`). Returns False when there was nothing to delete."""
+    try:
+        parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        return remove_at(parent_fd, path.name)
+    finally:
+        os.close(parent_fd)
+
+
 def remove_stale_temps(directory: Path) -> None:
-    """Delete temp files a killed writer left behind (`.NAME.tmp-PID`)."""
+    """Delete temp files a killed writer left behind (`.NAME.tmp-PID`), overwriting them: one
+    may have been half a file with secrets."""
     if directory.is_dir() and not directory.is_symlink():
-        for leftover in directory.glob(".*.tmp-*"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        with open_dir(directory) as dir_fd:
+            remove_stale_temps_at(dir_fd)
 
 
 def remove_stale_temps_at(dir_fd: int) -> None:
@@ -265,7 +359,7 @@ def remove_stale_temps_at(dir_fd: int) -> None:
     for name in os.listdir(dir_fd):
         if name.startswith(".") and ".tmp-" in name:
             with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=dir_fd)
+                remove_at(dir_fd, name)
 
 
 def symlink_atomic(path: Path, target: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,35 @@ def root_filesystem(disk: Path) -> Iterator[str]:
         yield node
     finally:
         subprocess.run(["losetup", "--detach", node], check=False)
+
+
+def raw_counts(image: Path, values: dict[str, str]) -> dict[str, int]:
+    """How many times each value is in the raw bytes of `image` (a raw disk or file system
+    image: every block, used or freed), read in chunks and skipping the sparse file's holes."""
+    needles = {what: value.encode() for what, value in values.items()}
+    overlap = max(len(n) for n in needles.values()) - 1
+    counts = dict.fromkeys(needles, 0)
+    with image.open("rb") as f:
+        fd, end, pos = f.fileno(), os.fstat(f.fileno()).st_size, 0
+        while pos < end:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+            tail = b""
+            while start < stop:
+                chunk = os.pread(fd, min(16 << 20, stop - start), start)
+                if not chunk:
+                    break
+                for what, needle in needles.items():
+                    # the end of the previous chunk, too short to hold this needle whole
+                    carried = tail[len(tail) - len(needle) + 1 :] if len(needle) > 1 else b""
+                    counts[what] += (carried + chunk).count(needle)
+                tail = (tail + chunk)[-overlap:] if overlap else b""
+                start += len(chunk)
+            pos = stop
+    return counts
 
 
 def read_file(device: str, path: str) -> bytes | None:

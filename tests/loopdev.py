@@ -226,3 +226,29 @@ def image_digest(path: Path) -> str:
     finally:
         os.close(fd)
     return digest.hexdigest()
+
+
+def make_ext4(image: Path) -> None:
+    """A fresh ext4 file system (Debian's defaults: data=ordered, no discard) in `image`."""
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("needs mkfs.ext4 (e2fsprogs)")
+    with image.open("wb") as f:
+        f.truncate(96 * 1024 * 1024)
+    # no lazy init: nothing writes the image in the background after the mount
+    sh("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(image))
+
+
+@contextlib.contextmanager
+def ext4_at(image: Path, mount_point: Path) -> Iterator[None]:
+    """The file system in `image` on a loop device, mounted at `mount_point` for the block;
+    unmounted and detached after, whatever happens."""
+    node = sh("losetup", "--find", "--show", str(image)).strip()
+    try:
+        mount_point.mkdir(parents=True, exist_ok=True)
+        sh("mount", "-t", "ext4", node, str(mount_point))
+        try:
+            yield
+        finally:
+            sh("umount", str(mount_point))
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)

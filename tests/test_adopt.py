@@ -427,7 +427,12 @@ def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
 
 
 # Every point where a power cut can land in an adopt run; a few in the fast suite.
-FAST_ADOPT_POINTS = {"effects:identity", "mid-write:system.env", "before:adopt-done"}
+FAST_ADOPT_POINTS = {
+    "effects:identity",
+    "mid-write:system.env",
+    "scrub:system.env",
+    "before:adopt-done",
+}
 ADOPT_POINTS = [
     pytest.param(point, marks=() if point in FAST_ADOPT_POINTS else pytest.mark.slow)
     for point in [
@@ -438,6 +443,8 @@ ADOPT_POINTS = [
         "mid-write:authorized_keys",
         "effects:accounts",
         "mid-write:system.env",
+        "scrub:system.env",  # the new version renamed in, the old one not yet overwritten
+        "scrubbed:system.env",  # the old one overwritten, its descriptor not yet closed
         "mid-write:setup.resolved.json",
         "effects:platform-config",
         "before:database",
@@ -485,6 +492,9 @@ def test_a_power_cut_during_adopt_then_a_rerun_equals_a_clean_run(
     seed = adopt_seed(box, *CHANGES)
     killed = adopt(box, pg, seed, fault=point)
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
+    env = (box / "root/etc/clawdie/system.env").read_bytes()  # the old or the new, never zeros
+    assert env.startswith(b"# Written by clawdie-setup"), point
+    assert b"\0" not in env, point
     finished = adopt(box, pg, seed)
     assert finished.returncode == 0, finished.stderr
     expected_tree, expected_db, expected_out = clean_adopt

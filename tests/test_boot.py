@@ -21,7 +21,7 @@ import pytest
 
 from installer.fingerprint import installation_id, short_fingerprint
 from tests import boot_timing, vm
-from tests.disk_image import machine_identities, telegram_retry_state
+from tests.disk_image import machine_identities, raw_counts, telegram_retry_state
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
@@ -275,6 +275,13 @@ def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Mac
     log = vm.clean_text((bios_machine.workdir / "install.serial.log").read_text(errors="replace"))
     assert f"network: Wi-Fi: no Wi-Fi interface on this machine, so SSID {WIFI_SSID}" in log
     text = first_boot(bios_machine, "bios-usb")
+    # issue 27: after the install and first boot (which deleted its seed copy) the seed's
+    # passwords are in no block of the disk, used or freed. (This seed has no
+    # CLAWDIE_USER_PASSWORD: tests/test_raw_disk.py covers the fallback password.)
+    in_clear = raw_counts(
+        bios_machine.disk, {"operator password": PASSWORD, "Wi-Fi password": WIFI_PASSWORD}
+    )
+    assert in_clear == {"operator password": 0, "Wi-Fi password": 0}, in_clear
     # the summary first boot wrote is on the console login screen (the issue file), which
     # greets the machine by the host name derived from ASSISTANT_NAME
     banner = text.rfind("Debian GNU/Linux 12 boot-test ttyS0")

@@ -78,8 +78,10 @@ def firstboot(
     telegram_api: str | None = None,
     start_platform: bool = True,
     openrouter_api: str | None = None,
+    seed_file: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `clawdie-setup firstboot` on the box as the systemd unit would (a new process)."""
+    """Run `clawdie-setup firstboot` on the box as the systemd unit would (a new process);
+    `seed_file=False` leaves out --seed: the seed copy in the root is read."""
     unset = ("CLAWDIE_FIRSTBOOT_FAULT", "CLAWDIE_TELEGRAM_API", "CLAWDIE_OPENROUTER_API")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     if fault:
@@ -91,8 +93,7 @@ def firstboot(
         "firstboot",
         "--root",
         str(box / "root"),
-        "--seed",
-        str(box / "setup.txt"),
+        *(["--seed", str(box / "setup.txt")] if seed_file else []),
         *db_cli_args(pg, timeout_ms),
         *(
             ["--platform-start", f"{sys.executable} -m tests.fake_platform {box / 'root'}"]

@@ -32,6 +32,7 @@ UNITS = (
     "clawdie-testkit.service",
 )
 TIMERS = ("clawdie-telegram-retry.timer",)  # and the service each one starts
+SYSTEM_TIMERS = ("fstrim.timer",)  # Debian's own: freed blocks discarded weekly (issue 27)
 
 
 def partitions(image: Path) -> list[dict[str, object]]:
@@ -149,7 +150,7 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
     wanted = image_root / "etc/systemd/system/multi-user.target.wants"
     assert {p.name for p in wanted.iterdir()} >= set(UNITS)
     timers = image_root / "etc/systemd/system/timers.target.wants"
-    assert {p.name for p in timers.iterdir()} >= set(TIMERS)
+    assert {p.name for p in timers.iterdir()} >= {*TIMERS, *SYSTEM_TIMERS}
     unit = (image_root / "etc/systemd/system/clawdie.service").read_text()
     assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
     assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit

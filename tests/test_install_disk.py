@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from installer import cli
+from installer.firstboot.db.auth import verify_better_auth_password
 from installer.firstboot.runner import read_stored_seed
 from installer.install.console import Console
 from installer.install.flow import InstallConfig, InstallRun, receipt_for, scrub_seed
@@ -197,8 +198,16 @@ def test_installs_onto_a_blank_disk(
         assert f"UUID={root['UUID']} / ext4 errors=remount-ro 0 1\n" in fstab
         assert f"UUID={esp['UUID']} /boot/efi vfat umask=0077 0 2\n" in fstab
         assert paths.machine_id.stat().st_size == 0
-        # the seed copy, private, and first boot accepts it without asking
-        assert paths.seed_copy.read_bytes() == given
+        # the seed copy, private, without the password in clear (its Better Auth hash on its
+        # line, every other line as given), and first boot accepts it without asking
+        copy = paths.seed_copy.read_bytes().decode().split("\n")
+        assert SENTINEL.encode() not in paths.seed_copy.read_bytes()
+        password_line = given.decode().split("\n").index(f"OPERATOR_PASSWORD=op {SENTINEL} pass")
+        key, _, hashed = copy[password_line].partition("=")
+        assert key == "OPERATOR_PASSWORD"
+        assert verify_better_auth_password(f"op {SENTINEL} pass", hashed)
+        del copy[password_line]
+        assert copy == [line for line in given.decode().split("\n") if SENTINEL not in line]
         assert stat.S_IMODE(paths.seed_copy.stat().st_mode) == 0o600
         assert stat.S_IMODE(paths.seed_copy.parent.stat().st_mode) == 0o700
         assert read_stored_seed(paths).require_resolved().host.hostname == "loopy"

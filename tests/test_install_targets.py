@@ -985,7 +985,7 @@ def test_console_answers_reach_first_boot_so_it_never_asks_again(tmp_path: Path)
     assert asked == [["TELEGRAM_ADMIN_ID"]]
     assert check.valid
     paths = TargetPaths(tmp_path)
-    store_seed(paths, Stamps(paths.stamps_dir), data, answers, "test")
+    store_seed(paths, Stamps(paths.stamps_dir), data, answers, "test", check)
     assert paths.seed_copy.read_bytes() == data
     assert read_stored_seed(paths).require_resolved().telegram.admin_id == 42
     assert Stamps(paths.stamps_dir).done(SEED_STEP)

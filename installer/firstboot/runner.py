@@ -30,6 +30,7 @@ from installer.paths import TargetPaths
 from installer.run import run
 from installer.screen import ProgressScreen
 from installer.seed.io import (
+    STORED_DESCRIPTION,
     FileWriter,
     Receipt,
     read_first_boot_seed,
@@ -38,6 +39,7 @@ from installer.seed.io import (
     write_stored_seed,
 )
 from installer.seed.messages import render_problem_head
+from installer.seed.reader import SEED_NAME
 from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
 from installer.seed.resolved import ResolvedSeed
 from installer.tracker import PlannedStep, StepTracker
@@ -126,13 +128,14 @@ def forget_seed(paths: TargetPaths) -> list[str]:
     return gone
 
 
-def read_stored_seed(paths: TargetPaths) -> SeedCheck:
-    """The seed as step 2 kept it: the copy on the target plus the console answers."""
-    check = check_seed_bytes(read_stored_seed_copy(paths))
+def read_stored_seed(paths: TargetPaths, name: str = SEED_NAME) -> SeedCheck:
+    """The seed as step 2 kept it: the copy on the target plus the console answers (their
+    passwords as the hashes `store_seed` derived). `name` is the file it was read from."""
+    check = check_seed_bytes(read_stored_seed_copy(paths), name, sealed=True)
     stored = read_stored_answers(paths)
     if stored:
         redact.register(*stored.values())
-        check = apply_answers(check, stored)
+        check = apply_answers(check, stored, sealed=True)
     register_secrets(check)
     if not check.valid:
         raise SeedInvalidError(
@@ -157,16 +160,21 @@ def render_cause(check: SeedCheck) -> str:
 
 
 def resolve_seed(
-    data: bytes, name: str, asker: Asker | None, again: str = FIRST_BOOT_AGAIN
+    data: bytes,
+    name: str,
+    asker: Asker | None,
+    again: str = FIRST_BOOT_AGAIN,
+    *,
+    sealed: bool = False,
 ) -> tuple[SeedCheck, dict[str, str]]:
     """Step 2: validate the seed; ask the console for what is missing or invalid.
 
     Returns the valid, resolved seed and the operator's answers ({} when none were needed).
     Raises SeedInvalidError when nobody can or does answer: its message names the seed's first
     problem (the cause) before what followed from it; `again` ends the hint (installer or first
-    boot). Shared with the disk installer.
+    boot). Shared with the disk installer. `sealed`: `data` is the installer's own copy.
     """
-    check = check_seed_bytes(data, name=name)
+    check = check_seed_bytes(data, name=name, sealed=sealed)
     register_secrets(check)
     if check.valid:
         return check, {}
@@ -198,14 +206,24 @@ def resolve_seed(
 
 
 def store_seed(
-    paths: TargetPaths, stamps: Stamps, data: bytes, answers: Mapping[str, str], description: str
+    paths: TargetPaths,
+    stamps: Stamps,
+    data: bytes,
+    answers: Mapping[str, str],
+    description: str,
+    check: SeedCheck,
 ) -> None:
     """Keep the seed (0600, folder 0700) and the console answers on the target; stamp step 2.
+    `check` is the valid result of `data` with `answers`: the passwords are stored only as
+    what first boot needs of them (`sealed.seal`), derived before anything is written.
 
     After this, first boot reads only what is stored here and never asks or reads a stick again.
     """
+    from installer.firstboot.sealed import seal
+
+    sealed_data, sealed_answers = seal(data, answers, check)
     ensure_setup_state(paths)
-    write_stored_seed(paths, data, answers)
+    write_stored_seed(paths, sealed_data, sealed_answers)
     stamps.mark(
         SEED_STEP,
         StepRecord(
@@ -232,11 +250,13 @@ def obtain_seed(
     log.info("seed: reading %s", source.description)
     if asker is not None and tracker is not None:
         asker = asking_against(asker, tracker, config.wizard_timeout or 900.0)
-    check, answers = resolve_seed(source.data, source.name, asker)
+    stored_copy = source.description == STORED_DESCRIPTION
+    check, answers = resolve_seed(source.data, source.name, asker, sealed=stored_copy)
     faults.fault_point(f"effects:{SEED_STEP}")
-    store_seed(paths, stamps, source.data, answers, source.description)
+    store_seed(paths, stamps, source.data, answers, source.description, check)
     faults.fault_point(f"stamped:{SEED_STEP}")
-    return check
+    # the steps take the hashes stored, as a run resumed after a power cut does: the same ones
+    return read_stored_seed(paths, source.name)
 
 
 def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:

@@ -561,7 +561,14 @@ class InstallRun:
             self.say("writing /etc/fstab, machine id, seed copy and install record")
             system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
             system.clear_machine_id(paths)
-            store_seed(paths, Stamps(paths.stamps_dir), seed.data, answers, seed.description)
+            store_seed(
+                paths,
+                Stamps(paths.stamps_dir),
+                seed.data,
+                answers,
+                seed.description,
+                self._require_check(),
+            )
             system.write_install_record(
                 paths,
                 system.InstallRecord(
@@ -595,6 +602,12 @@ class InstallRun:
             self.tracker.facts = self._facts(paths, hostname)
             self.say("unmounting")
         system.sync()
+
+    def _require_check(self) -> SeedCheck:
+        """The valid seed check `_check_seed` made (the seed copy is derived from it)."""
+        if self.check is None:
+            raise RuntimeError("the seed is written before it was checked")
+        return self.check
 
     def _dashboard(self) -> str | None:
         """The dashboard's address once first boot has run, when the seed is known."""

@@ -210,9 +210,9 @@ def write_stored_seed(paths: TargetPaths, data: bytes, answers: Mapping[str, str
     from installer.envfile import render_env_file
 
     ensure_dir(paths.seed_dir, 0o700, 0, 0)
-    write_atomic(paths.seed_copy, data, mode=0o600)
+    write_atomic(paths.seed_copy, data, mode=0o600, scrub_old=True)
     if answers:
-        write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600)
+        write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600, scrub_old=True)
 
 
 # --- receipts -----------------------------------------------------------------------------

@@ -60,6 +60,8 @@ from installer.seed.rules import (
     check_timezone,
     check_yes_no,
     default_mapping,
+    is_better_auth_hash,
+    is_sha512_crypt,
 )
 
 # Before the model below is built: no importlib.metadata on check's cold start.
@@ -87,6 +89,25 @@ def _rule(check: Callable[[str], Any]) -> BeforeValidator:
             raise PydanticCustomError(
                 "seed", "{message}", {"message": err.message, "hint": err.hint or ""}
             ) from None
+
+    return BeforeValidator(apply)
+
+
+# Validation context: the setup keys whose value may be in the derived form the installer wrote
+# in its own seed copy (`installer.firstboot.sealed`). An operator's seed never has it: there a
+# hash where a password belongs is refused.
+DERIVED_KEYS_CONTEXT = "derived_keys"
+
+
+def _password_rule(key: str, is_derived: Callable[[str], bool]) -> BeforeValidator:
+    """`check_password`, except that the installer's own copy may hold the password's hash."""
+    plain = _rule(check_password).func
+
+    def apply(value: object, info: ValidationInfo) -> object:
+        allowed = (info.context or {}).get(DERIVED_KEYS_CONTEXT, ())
+        if isinstance(value, str) and key in allowed and is_derived(value):
+            return value
+        return plain(value)  # type: ignore[call-arg]
 
     return BeforeValidator(apply)
 
@@ -132,13 +153,15 @@ class SetupModel(BaseModel):
     operator_email: Annotated[str | None, _rule(check_email)] = _field(
         "OPERATOR_EMAIL", "optional", "dashboard login e-mail (set with OPERATOR_PASSWORD)"
     )
-    operator_password: Annotated[SecretStr | None, _rule(check_password)] = _field(
-        "OPERATOR_PASSWORD", "optional", "dashboard password, at least 12 characters"
-    )
+    operator_password: Annotated[
+        SecretStr | None, _password_rule("OPERATOR_PASSWORD", is_better_auth_hash)
+    ] = _field("OPERATOR_PASSWORD", "optional", "dashboard password, at least 12 characters")
     ssh_authorized_key: Annotated[str | None, _rule(check_ssh_key)] = _field(
         "SSH_AUTHORIZED_KEY", "optional", "your SSH public key (one line from a .pub file)"
     )
-    clawdie_user_password: Annotated[SecretStr | None, _rule(check_password)] = _field(
+    clawdie_user_password: Annotated[
+        SecretStr | None, _password_rule("CLAWDIE_USER_PASSWORD", is_sha512_crypt)
+    ] = _field(
         "CLAWDIE_USER_PASSWORD", "optional", "fallback console/SSH password (prefer an SSH key)"
     )
     service_account: Annotated[str | None, _rule(check_account)] = _field(

@@ -12,7 +12,14 @@ from pydantic import SecretStr, ValidationError
 
 from installer.errors import InstallerError
 from installer.seed import profiles
-from installer.seed.model import FIELD_NAMES, KNOWN_KEYS, FieldProblem, SetupModel, problems_of
+from installer.seed.model import (
+    DERIVED_KEYS_CONTEXT,
+    FIELD_NAMES,
+    KNOWN_KEYS,
+    FieldProblem,
+    SetupModel,
+    problems_of,
+)
 from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import (
     SEED_NAME,
@@ -31,6 +38,8 @@ from installer.seed.rules import (
 )
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
+# The keys whose value the installer's own seed copy holds as a hash (`firstboot.sealed`).
+SEALED_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
 # Secrets of which not even a prefix is shown.
 FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD"})
 # Normalised values worth a repair note when they differ from what was typed.
@@ -69,6 +78,8 @@ class SeedCheck:
     mapping_version: int
     encoding: str = "utf-8"
     given: Mapping[str, Given] = field(default_factory=dict, repr=False)
+    # keys read from the installer's own copy, where a password may be its hash
+    derived_keys: frozenset[str] = frozenset()
 
     @property
     def valid(self) -> bool:
@@ -100,13 +111,17 @@ def given_from_seed(text: SeedText) -> dict[str, Given]:
     return {e.key: Given(e.value, line_source(e.line)) for e in text.entries if e.value}
 
 
-def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
-    """Read, validate and resolve setup.txt bytes. Raises SeedUnreadableError for non-text."""
+def check_seed_bytes(data: bytes, name: str = SEED_NAME, *, sealed: bool = False) -> SeedCheck:
+    """Read, validate and resolve setup.txt bytes. Raises SeedUnreadableError for non-text.
+
+    `sealed`: the bytes are the installer's own seed copy, whose passwords may be their hashes
+    (an operator's seed never is: there a hash is refused)."""
     text = parse_seed(data, KNOWN_KEYS)
     listed = {e.key: e.line for e in text.entries}
     empty = [] if data.strip() else [Note(None, f"{name} is empty: was it saved?")]
+    given = given_from_seed(text)
     return check_values(
-        given_from_seed(text),
+        given,
         name=name,
         reader_problems=text.problems,
         repairs=text.repairs,
@@ -114,6 +129,7 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         listed_lines=listed,
         extra_warnings=[*empty, *text.warnings],
         commented_lines=dict(text.commented),
+        derived_keys=SEALED_KEYS & given.keys() if sealed else frozenset(),
     )
 
 
@@ -127,11 +143,13 @@ def check_values(
     listed_lines: Mapping[str, int] | None = None,
     extra_warnings: Sequence[Note] = (),
     commented_lines: Mapping[str, int] | None = None,
+    derived_keys: frozenset[str] = frozenset(),
 ) -> SeedCheck:
     """Validate `given` values with the model and resolve them. Problems the reader already
     reported for a key are not reported again by the model. A problem names the line it comes
     from: a key needed because of another key's line names that line, and a missing key that
-    is filled in on a comment line (`commented_lines`) is reported on that line."""
+    is filled in on a comment line (`commented_lines`) is reported on that line.
+    `derived_keys` may hold a password as the hash the installer derived (its own copy)."""
     commented = commented_lines or {}
     lines = dict(listed_lines or {})
     lines.update({k: g.source.line for k, g in given.items() if g.source.line is not None})
@@ -143,7 +161,10 @@ def check_values(
     mapping = default_mapping()
     model: SetupModel | None = None
     try:
-        model = SetupModel.model_validate({k: g.value for k, g in given.items()})
+        model = SetupModel.model_validate(
+            {k: g.value for k, g in given.items()},
+            context={DERIVED_KEYS_CONTEXT: derived_keys},
+        )
     except ValidationError as err:
         for p in problems_of(err):
             # A key the reader already refused is absent here; don't also call it "not set".
@@ -167,6 +188,7 @@ def check_values(
         mapping_version=mapping.version,
         encoding=encoding,
         given=dict(given),
+        derived_keys=derived_keys,
     )
 
 
@@ -332,9 +354,12 @@ def keys_to_ask(check: SeedCheck) -> list[str]:
     return [key for key in FIELD_NAMES if key in wanted]
 
 
-def apply_answers(check: SeedCheck, answers: Mapping[str, str]) -> SeedCheck:
+def apply_answers(
+    check: SeedCheck, answers: Mapping[str, str], *, sealed: bool = False
+) -> SeedCheck:
     """Re-validate a seed with the operator's answers (provenance "wizard") in place of its
-    problem keys. Lines the reader could not use and no answer replaces become warnings."""
+    problem keys. Lines the reader could not use and no answer replaces become warnings.
+    `sealed`: the answers as the installer stored them (a password may be its hash)."""
     given = {k: g for k, g in check.given.items() if k not in answers}
     given.update({k: Given(v, Source("wizard")) for k, v in answers.items() if v})
     asked = set(answers)
@@ -352,6 +377,8 @@ def apply_answers(check: SeedCheck, answers: Mapping[str, str]) -> SeedCheck:
         repairs=check.repairs,
         encoding=check.encoding,
         extra_warnings=leftovers,
+        derived_keys=(check.derived_keys - answers.keys())
+        | (SEALED_KEYS & answers.keys() if sealed else frozenset()),
     )
 
 

@@ -77,6 +77,23 @@ SSH_KEY_TYPES = frozenset(
         "sk-ecdsa-sha2-nistp256@openssh.com",
     }
 )
+# The forms a password takes in the installer's own seed copy (never in an operator's seed, where
+# `check_password` refuses them): the dashboard's Better Auth scrypt hash and the sha512-crypt
+# hash `chpasswd -e` takes for the fallback password.
+_BETTER_AUTH_HASH_RE = re.compile(r"[0-9a-f]{32}:[0-9a-f]{128}")
+_SHA512_CRYPT_RE = re.compile(r"\$6\$(rounds=[0-9]{4,9}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}")
+
+
+def is_better_auth_hash(value: str) -> bool:
+    """Whether an OPERATOR_PASSWORD value is already the dashboard's hash (`saltHex:keyHex`)."""
+    return bool(_BETTER_AUTH_HASH_RE.fullmatch(value))
+
+
+def is_sha512_crypt(value: str) -> bool:
+    """Whether a CLAWDIE_USER_PASSWORD value is already its sha512-crypt hash (`$6$…`)."""
+    return bool(_SHA512_CRYPT_RE.fullmatch(value))
+
+
 MIN_PASSWORD = 12
 MAX_PASSWORD = 128
 

@@ -16,6 +16,7 @@ import unicodedata
 import psycopg
 
 from installer.firstboot.db.ready import retry_io
+from installer.seed.rules import is_better_auth_hash
 
 log = logging.getLogger("clawdie.db")
 
@@ -175,10 +176,17 @@ def create_operator(
     nothing, when an operator already exists (rotation belongs to the dashboard).
 
     Creates the auth schema if it is missing. `email` is stored lower-case, as Better Auth does.
+    `password` may already be its Better Auth hash (the installer's seed copy holds no password
+    in clear): that hash is stored as it is.
     """
     logger = log or globals()["log"]
     email = email.strip().lower()
-    hashed = hash_better_auth_password(password)
+    derived = is_better_auth_hash(password)
+    hashed = password if derived else hash_better_auth_password(password)
+
+    def is_ours(stored: str) -> bool:
+        return stored == hashed if derived else verify_better_auth_password(password, stored)
+
     committing = {"tried": False}
 
     def one_pass() -> bool:
@@ -189,7 +197,7 @@ def create_operator(
                 if row is not None:
                     # our own commit whose acknowledgement a restart swallowed counts as ours
                     ours = committing["tried"] and row[0] == email
-                    return ours and verify_better_auth_password(password, str(row[1]))
+                    return ours and is_ours(str(row[1]))
                 found = conn.execute(
                     'SELECT "id" FROM public."user" WHERE "email" = %s', (email,)
                 ).fetchone()

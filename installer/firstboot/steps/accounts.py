@@ -20,6 +20,7 @@ from installer.fsutil import (
 )
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.seed.rules import is_sha512_crypt
 
 NAME = "accounts"
 HOME = "/var/lib/clawdie"
@@ -110,13 +111,20 @@ def hash_system_password(password: str) -> str:
 
 
 def ensure_password(paths: TargetPaths, name: str, password: str) -> bool:
-    """Set the account's fallback password (as a hash) unless it already verifies."""
+    """Set the account's fallback password (as a hash) unless it already verifies. `password`
+    may already be its sha512-crypt hash (the installer's seed copy holds no password in
+    clear): that hash is set as it is."""
     from passlib.hash import sha512_crypt
 
     current = read_shadow_hash(paths.shadow, name) or ""
-    if current.startswith("$6$") and sha512_crypt.verify(password, current):
+    if is_sha512_crypt(password):
+        if current == password:
+            return False
+        hashed = password
+    elif current.startswith("$6$") and sha512_crypt.verify(password, current):
         return False
-    hashed = hash_system_password(password)
+    else:
+        hashed = hash_system_password(password)
     run(["chpasswd", "--encrypted", *_chroot(paths)], stdin_secret=f"{name}:{hashed}\n")
     return True
 

@@ -279,7 +279,8 @@ def write_files(paths: TargetPaths, network: Network) -> list[Path]:
             continue
         ensure_dir(item.path.parent, 0o755)
         remove_stale_temps(item.path.parent)
-        if write_atomic(item.path, item.content, mode=item.mode):
+        # the supplicant's file holds the PSK: no earlier version is left in freed blocks
+        if write_atomic(item.path, item.content, mode=item.mode, scrub_old=True):
             changed.append(item.path)
     return changed
 

@@ -106,7 +106,10 @@ def apply(ctx: StepContext) -> StepRecord:
     env = render_platform_env(settings, role, db_password, ctx.config.db)
 
     ensure_dir(paths.config_dir, 0o750, 0, gid if gid != -1 else 0)
-    write_atomic(paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid)
+    # its keys and token: the version this one replaces is overwritten, not left in freed blocks
+    write_atomic(
+        paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid, scrub_old=True
+    )
     write_atomic(
         paths.resolved_json,
         render_resolved_json(settings, ctx.seed.models.mapping_version, list(ctx.warnings)),

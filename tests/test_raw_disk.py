@@ -1,0 +1,90 @@
+"""What someone who later gets the box's disk finds on it (issue 27): a root on a real ext4 file
+system on a loop device, the seed copy placed and synced as the disk installer leaves it, first
+boot from that copy against a real PostgreSQL, then the raw image searched, freed blocks
+included, for every plaintext password of the seed (and, after an adopt that replaces a provider
+key, for the old key)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from installer.firstboot.runner import resolve_seed, store_seed
+from installer.firstboot.stamps import Stamps
+from installer.paths import TargetPaths
+from tests.disk_image import raw_counts
+from tests.loopdev import ext4_at, make_ext4, sh
+from tests.pg import PgCluster
+from tests.seeds import firstboot_box
+from tests.test_adopt import MACHINE_ID, adopt, adopt_seed
+from tests.test_firstboot import (
+    OPENROUTER,
+    OPERATOR_PASSWORD,
+    SEED,
+    USER_PASSWORD,
+    WIFI_PASSWORD,
+    firstboot,
+)
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
+
+NEW_OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 3
+PASSWORDS = {
+    "operator password": OPERATOR_PASSWORD,
+    "fallback password": USER_PASSWORD,
+    "Wi-Fi password": WIFI_PASSWORD,
+}
+
+
+@contextlib.contextmanager
+def installed_on_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A box whose root is an ext4 loop device, holding the seed copy as the disk installer
+    leaves it (synced to the disk). Yields the box (setup.txt and the stick outside the image)
+    and the image."""
+    box = tmp_path / "box"
+    image = tmp_path / "root.img"
+    make_ext4(image)
+    with ext4_at(image, box / "root"):
+        firstboot_box(box, SEED)
+        (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
+        paths = TargetPaths(box / "root")
+        data = SEED.encode()
+        check, answers = resolve_seed(data, "setup.txt", None)
+        store_seed(paths, Stamps(paths.stamps_dir), data, answers, "the test's seed", check)
+        sh("sync")
+        yield box, image
+
+
+def test_no_plaintext_password_on_the_raw_disk_after_first_boot_adopt_and_a_rerun(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    with installed_on_ext4(tmp_path) as (box, image):
+        (box / "setup.txt").unlink()  # first boot reads the copy the installer left
+        result = firstboot(box, pg, seed_file=False)
+        assert result.returncode == 0, result.stderr
+        assert not TargetPaths(box / "root").seed_copy.exists()
+        sh("sync")
+    after_first_boot = raw_counts(image, PASSWORDS)
+
+    with ext4_at(image, box / "root"):
+        seed = adopt_seed(box, f"OPENROUTER_API_KEY={NEW_OPENROUTER}")
+        adopted = adopt(box, pg, seed)
+        assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+        env = (box / "root/etc/clawdie/system.env").read_text()
+        assert NEW_OPENROUTER in env
+        assert OPENROUTER not in env
+    after_adopt = raw_counts(image, {**PASSWORDS, "the replaced OpenRouter key": OPENROUTER})
+    assert raw_counts(image, {"new": NEW_OPENROUTER})["new"] >= 1  # the search finds what is there
+
+    with ext4_at(image, box / "root"):
+        again = firstboot(box, pg, seed_file=False)
+        assert again.returncode == 0, again.stderr
+    after_rerun = raw_counts(image, PASSWORDS)
+
+    counts = (after_first_boot, after_adopt, after_rerun)
+    none = dict.fromkeys(PASSWORDS, 0)
+    expected = (none, {**none, "the replaced OpenRouter key": 0}, none)
+    assert counts == expected, f"after first boot, adopt, a rerun: {counts}"
