@@ -197,6 +197,12 @@ class TargetPaths:
         return self.setup_state_dir / "installed.txt"
 
     @property
+    def install_complete(self) -> Path:
+        """Written last by the disk installer (after the boot loader and a sync): without it, a
+        disk holding our partitions is an install that was cut short (install/targets.py)."""
+        return self.setup_state_dir / "install-complete.txt"
+
+    @property
     def stamps_dir(self) -> Path:
         return self.setup_state_dir / "firstboot"
 

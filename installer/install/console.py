@@ -204,6 +204,9 @@ class Console:
         """Show `prompt` with the time left and read the answer (None when none came)."""
         if self.fd is None:
             return None
+        # The journal carries the question to the serial console (journald forwards there),
+        # so a box with only a serial cable sees what tty1 is waiting for, and for how long.
+        self._journal.info("install: question on the console: %s (%.0f s)", prompt, timeout)
         with self.plain():
             print(f"{prompt} ({timeout:.0f} s) ", end="", file=self.out, flush=True)
             answer = self.read_line(timeout)
