@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from installer.fingerprint import installation_id, short_fingerprint
+from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
 from tests.disk_image import machine_identities, telegram_retry_state
 from tests.image import OUT, copy_image
@@ -161,7 +162,9 @@ class Machine:
     def receipt(self) -> str:
         data = vm.read_seed_file(self.stick, "SETUP-RESULT.txt")
         assert data is not None, "no SETUP-RESULT.txt on the stick"
-        return data.decode()
+        text = read_receipt(data)  # the newest of the two receipts the file keeps
+        assert text is not None, "no whole receipt in SETUP-RESULT.txt"
+        return text
 
 
 def install(machine: Machine, run: str) -> None:
@@ -361,7 +364,7 @@ def test_an_adopt_stick_changes_the_installed_box(
         keep_logs(tmp_path)
     data = vm.read_seed_file(stick, "SETUP-RESULT.txt")
     assert data is not None, "no SETUP-RESULT.txt on the adopt stick"
-    receipt = data.decode()
+    receipt = read_receipt(data) or ""
     assert receipt.startswith("Clawdie adopt: "), receipt
     assert "PROFILE: applied (was balanced)" in receipt
     assert "TELEGRAM_ADMIN_ID: refused" in receipt

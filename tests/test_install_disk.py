@@ -44,6 +44,7 @@ from installer.install.targets import (
     render_contents,
 )
 from installer.media.blockdev import read_block_devices, read_mounts
+from installer.media.receipt_file import read_receipt
 from installer.paths import TargetPaths
 from installer.seed.io import SeedInput
 from tests.loopdev import (
@@ -523,7 +524,7 @@ def test_receipt_goes_to_the_seed_partition(tmp_path: Path) -> None:
         assert write("Clawdie installer: INSTALLED\n")[0]
         copy = tmp_path / "copy.txt"
         sh("mcopy", "-i", stick.parts[0], "::/SETUP-RESULT.txt", str(copy))
-        assert copy.read_text() == "Clawdie installer: INSTALLED\n"
+        assert read_receipt(copy.read_bytes()) == "Clawdie installer: INSTALLED\n"
 
 
 @pytest.mark.root

@@ -11,6 +11,7 @@ import pytest
 from installer import cli
 from installer.errors import SeedUnreadableError
 from installer.media.blockdev import BlockDevice, read_block_devices, read_mounts
+from installer.media.receipt_file import read_receipt
 from installer.media.seed_device import (
     SeedNotFoundError,
     copy_seed,
@@ -151,7 +152,9 @@ def test_receipt_is_written_atomically_and_unmounted(tmp_path: Path) -> None:
         shown = subprocess.run(
             ["mtype", "-i", device.node, f"::{RECEIPT_NAME}"], capture_output=True, check=True
         ).stdout
-    assert shown == b"installed: ok\n"
+    assert read_receipt(shown) == "installed: ok\n"  # the newest of the two kept, in place
+    assert "==== Clawdie receipt 2 (" in shown.decode()
+    assert "first\n" in shown.decode()  # the one before, kept whole in the other slot
     assert ".tmp" not in listing.lower()
 
 
