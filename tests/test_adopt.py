@@ -217,17 +217,17 @@ def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
     resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
     sources = {s["key"]: s["source"] for s in resolved["settings"]}
     assert sources["PROFILE"] == "setup.txt line 3"
-    assert sources["TELEGRAM_ADMIN_ID"] == "kept from the installation"
+    assert sources["TELEGRAM_ADMIN_ID"] == "setup.txt line 2"  # kept byte for byte
     assert restarts(box) == 1  # system.env changed
 
     out = result.stdout
     for line in (
-        "PROFILE: applied (was balanced)",
+        "PROFILE: applied (balanced → economy)",
         "LLM_FALLBACK_MODEL: kept (already anthropic/claude-sonnet-4)",  # and now pinned
-        "TIMEZONE: applied (was UTC)",
-        "LOCALE: applied (was en_US.UTF-8)",
-        "KEYMAP: applied (was us)",
-        "SSH_AUTHORIZED_KEY: applied (added; the 1 key(s) already there stay)",
+        "TIMEZONE: applied (UTC → Europe/Berlin)",
+        "LOCALE: applied (en_US.UTF-8 → de_DE.UTF-8)",
+        "KEYMAP: applied (us → de)",
+        "SSH_AUTHORIZED_KEY: applied (1 key(s) → 2 key(s); added; the 1 key(s) already there stay)",
         "ASSISTANT_NAME: kept (already Ada)",
         "INSTALL_MODE: kept (an instruction for this run, not a setting of the box)",
     ):
@@ -282,7 +282,7 @@ def test_an_identity_change_is_refused_then_allowed_with_the_flag(
 
     allowed = adopt(box, pg, adopt_seed(box, f"{key}={value}", "ALLOW_IDENTITY_CHANGE=yes"))
     assert allowed.returncode == 0, allowed.stderr
-    assert f"{key}: applied (was " in allowed.stdout
+    assert f"{key}: applied (" in allowed.stdout
     assert "ALLOW_IDENTITY_CHANGE=yes)" in allowed.stdout
     assert changed(box)
     assert restarts(box) == 1
@@ -316,7 +316,8 @@ def test_the_operator_and_the_fallback_password_are_filled_only_when_blank(
     )
     result = adopt(box, pg, seed)
     assert result.returncode == 0, result.stderr
-    assert "OPERATOR_EMAIL: applied (the dashboard had no operator yet)" in result.stdout
+    [line] = [x for x in result.stdout.splitlines() if "OPERATOR_EMAIL: applied (" in x]
+    assert line.endswith("; the dashboard had no operator yet)"), line
     assert "CLAWDIE_USER_PASSWORD: applied" in result.stdout
     assert operators(pg) == [("ops@example.com",)]
     shadow = (root / "etc/shadow").read_text()
@@ -374,7 +375,7 @@ def test_a_stick_with_an_adopt_seed_is_taken_at_boot_a_fresh_one_is_not(
     assert env_of(box)["PROFILE"] == "economy"
     assert env_of(box)["TELEGRAM_ADMIN_ID"] == "123456789"
     text = receipt(box)
-    assert "PROFILE: applied (was balanced)" in text
+    assert "PROFILE: applied (balanced → economy)" in text
     assert "TELEGRAM_ADMIN_ID: refused (the box's Telegram admin is different" in text
     assert "Platform: starts after this with the new settings" in text
     assert (root / "var/lib/clawdie-setup/adopt-summary.txt").read_text() == text
@@ -603,7 +604,7 @@ def test_a_box_on_wifi_adopts_a_seed_without_wifi_lines_and_keeps_its_wifi_as_it
     result = adopt(box, pg, adopt_seed(box, "PROFILE=economy"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert env_of(box)["PROFILE"] == "economy"
-    assert "PROFILE: applied (was balanced)" in receipt(box)
+    assert "PROFILE: applied (balanced → economy)" in receipt(box)
     assert "WIFI" not in result.stdout  # a key the seed leaves blank is kept as installed
     assert wifi_files(box) == before
     assert_no_secret(box, result, psk)
@@ -636,7 +637,7 @@ def test_a_box_on_wifi_moved_to_another_network_needs_that_networks_password(
 
     moved = adopt(box, pg, adopt_seed(box, "WIFI_SSID=Office", "WIFI_PASSWORD=office-pass-9"))
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert "WIFI_SSID: applied (was Clawdie Net)" in moved.stdout
+    assert "WIFI_SSID: applied (Clawdie Net → Office)" in moved.stdout
     conf = (box / SUPPLICANT_CONF).read_text()
     assert f"\tssid={b'Office'.hex()}\n" in conf
     assert f"\tpsk={derive_psk('office-pass-9', 'Office')}\n" in conf
@@ -655,9 +656,40 @@ def test_a_box_on_wifi_takes_a_new_password_for_its_network(wifi_box: Path, pg: 
     new_password = f"new-{WIFI_PASSWORD}"
     result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", f"WIFI_PASSWORD={new_password}"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "WIFI_PASSWORD: applied (was a secret (not shown))" in result.stdout
+    [line] = [x for x in result.stdout.splitlines() if "WIFI_PASSWORD: applied (" in x]
+    assert "(not shown)" in line, line
     assert env_of(box)["PROFILE"] == "economy"
     psk = derive_psk(new_password, WIFI_SSID)
     assert f"\tpsk={psk}\n" in (box / SUPPLICANT_CONF).read_text()
     assert derive_psk(WIFI_PASSWORD, WIFI_SSID) not in (box / SUPPLICANT_CONF).read_text()
     assert_no_secret(box, result, psk)
+
+
+# -- adopt changes exactly what it lists ------------------------------------------------------
+
+EMAIL_SEED = SEED + f"OPERATOR_EMAIL=op@example.com\nOPERATOR_PASSWORD={OPERATOR_PASSWORD}\n"
+
+
+def records(box: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """system.env and setup.resolved.json's settings, key by key (the JSON as written)."""
+    doc = json.loads((box / "root/etc/clawdie/setup.resolved.json").read_text())
+    settings = {str(s["key"]): json.dumps(s, sort_keys=True) for s in doc["settings"]}
+    return env_of(box), settings
+
+
+def test_an_adopt_of_a_profile_and_a_key_keeps_the_operator_and_both_keys(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = installed_box(tmp_path, pg, EMAIL_SEED)
+    env_before, _ = records(box)
+    assert env_before["OPERATOR_EMAIL"] == "op@example.com"
+    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", f"SSH_AUTHORIZED_KEY={RSA_2048}"))
+    assert result.returncode == 0, result.stderr
+    env_after, json_after = records(box)
+    assert env_after["OPERATOR_EMAIL"] == "op@example.com"
+    assert "op@example.com" in json_after["OPERATOR_EMAIL"]
+    keys = json.loads(json_after["SSH_AUTHORIZED_KEY"])["value"]
+    assert ED25519.split()[1] in keys
+    assert RSA_2048.split()[1] in keys
+    text = receipt(box)
+    assert "PROFILE: applied (balanced → economy)" in text, text

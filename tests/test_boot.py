@@ -366,7 +366,7 @@ def test_an_adopt_stick_changes_the_installed_box(
     assert data is not None, "no SETUP-RESULT.txt on the adopt stick"
     receipt = read_receipt(data) or ""
     assert receipt.startswith("Clawdie adopt: "), receipt
-    assert "PROFILE: applied (was balanced)" in receipt
+    assert "PROFILE: applied (balanced → economy)" in receipt
     assert "TELEGRAM_ADMIN_ID: refused" in receipt
     assert f"Installation fingerprint: {fingerprint}" in receipt
     # the box as the operator finds it: firmware, the disk by its serial, the NIC by its MAC
