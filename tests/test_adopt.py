@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
@@ -693,3 +696,68 @@ def test_an_adopt_of_a_profile_and_a_key_keeps_the_operator_and_both_keys(
     assert RSA_2048.split()[1] in keys
     text = receipt(box)
     assert "PROFILE: applied (balanced → economy)" in text, text
+
+
+ADOPT_LINES = (
+    "PROFILE=economy",
+    "PROFILE=quality",
+    "PROFILE=balanced",
+    "TIMEZONE=Europe/Berlin",
+    "LOCALE=de_DE.UTF-8",
+    "KEYMAP=de",
+    f"SSH_AUTHORIZED_KEY={RSA_2048}",
+    f"SSH_AUTHORIZED_KEY={ED25519}",
+    "LLM_FALLBACK_MODEL=anthropic/claude-sonnet-4",
+    "ASSISTANT_NAME=Bea",
+    "TELEGRAM_ADMIN_ID=987654321",
+    f"TELEGRAM_BOT_TOKEN={NEW_TOKEN}",
+    f"OPERATOR_EMAIL=other@example.com\nOPERATOR_PASSWORD={OPERATOR_PASSWORD}",  # both or none
+    "ALLOW_IDENTITY_CHANGE=yes",
+)
+
+
+@pytest.fixture
+def email_box_template(tmp_path: Path, pg: PgCluster) -> Path:
+    return installed_box(tmp_path / "template", pg, EMAIL_SEED)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lines=st.lists(
+        st.sampled_from(ADOPT_LINES),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda line: line.split("=")[0],
+    )
+)
+def test_any_adopt_changes_only_what_its_receipt_lists_as_applied(
+    email_box_template: Path, pg: PgCluster, lines: list[str]
+) -> None:
+    """For any adopt seed: every key of system.env and setup.resolved.json stays byte-identical
+    or is listed in the receipt as applied (with before → after); no secret is shown."""
+    box = email_box_template.parent / "box"
+    if box.exists():
+        shutil.rmtree(box)
+    subprocess.run(["cp", "-a", str(email_box_template), str(box)], check=True)
+    env_before, json_before = records(box)
+    result = adopt(box, pg, adopt_seed(box, *lines))
+    assert result.returncode == 0, result.stdout + result.stderr
+    env_after, json_after = records(box)
+    text = receipt(box)
+    applied = {
+        line.split(":", 1)[0].removeprefix("  - ")
+        for line in text.splitlines()
+        if line.startswith("  - ") and ": applied (" in line
+    }
+    for key in {*env_before, *env_after}:
+        if env_before.get(key) != env_after.get(key):
+            assert key in applied, (key, lines)
+    for key in {*json_before, *json_after}:
+        if json_before.get(key) != json_after.get(key):
+            assert key in applied, (key, lines)
+    assert env_after["OPERATOR_EMAIL"] == "op@example.com"  # never changed by adopt
+    assert SENTINEL not in text
