@@ -24,7 +24,7 @@ import pytest
 
 from installer import cli
 from installer.firstboot.runner import read_stored_seed
-from installer.install import system
+from installer.install import layout, system
 from installer.install.console import Console
 from installer.install.flow import (
     ExistingInstallError,
@@ -711,3 +711,37 @@ def test_an_install_cut_short_is_finished_by_the_next_boot_of_an_unattended_seed
         assert (
             f"{loop.node} already holds a Clawdie installation and REINSTALL was not typed" in out
         )
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_the_table_is_not_reread_when_the_kernel_has_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the kernel has the new table (sgdisk told it, or a re-read did), no BLKRRPART
+    re-read follows (on a disk in use it only logs a 'busy' warning); a loop device without
+    partition scanning never has it."""
+    caplog.set_level(logging.DEBUG)
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        layout.write_partition_table(disk.node)
+        assert layout.read_disk_table(disk.node)
+        if not layout.kernel_has_table(disk.node):  # sgdisk's own re-read did not reach it
+            layout.reread_partitions(disk.node)
+            assert "no re-read" not in caplog.text
+        layout.wait_for_partitions(disk.node)
+        assert layout.kernel_has_table(disk.node)
+        caplog.clear()
+        layout.reread_partitions(disk.node)
+        assert "the kernel already has the new table" in caplog.text
+        assert "partprobe" not in caplog.text
+        assert "blockdev" not in caplog.text
+    image = tmp_path / "plain.img"
+    with image.open("wb") as handle:
+        handle.truncate(DISK_MIB * MIB)
+    node = sh("losetup", "--find", "--show", str(image)).strip()  # no --partscan
+    try:
+        layout.write_partition_table(node)
+        assert layout.read_disk_table(node)
+        assert not layout.kernel_has_table(node)
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)
