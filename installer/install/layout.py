@@ -100,7 +100,7 @@ Extent = tuple[int, int, int]  # partition number, first sector, sectors
 def read_disk_table(disk: str) -> set[Extent]:
     """The partitions the table on the disk holds (`partx --raw`), in 512-byte sectors."""
     result = run(["partx", "--raw", "-g", "-o", "NR,START,SECTORS", disk], check=False)
-    extents = set()
+    extents: set[Extent] = set()
     for line in result.stdout.decode(errors="replace").splitlines():
         fields = line.split()
         if len(fields) == 3 and all(f.isdigit() for f in fields):
@@ -110,7 +110,7 @@ def read_disk_table(disk: str) -> set[Extent]:
 
 def read_kernel_table(disk: str, sys_block: Path = SYS_BLOCK) -> set[Extent]:
     """The partitions the kernel has for `disk` now (sysfs: partition, start, size)."""
-    extents = set()
+    extents: set[Extent] = set()
     base = sys_block / Path(disk).name
     if not base.is_dir():
         return extents
