@@ -258,6 +258,12 @@ class TargetPaths:
     def issue_file(self) -> Path:
         return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
 
+    @property
+    def adopt_refused_issue(self) -> Path:
+        """A refused adopt on the login screen until the next boot (/run is memory: agetty reads
+        /run/issue.d/ too, and the next boot starts without it)."""
+        return self._at(f"/run/issue.d/{SERVICE_NAME}-adopt.issue")
+
     def written_dirs(self) -> list[Path]:
         """Every directory first boot writes files into (to sweep temp files a power cut left)."""
         return [

@@ -159,9 +159,17 @@ def test_a_wrong_fingerprint_is_refused_and_nothing_changes(box: Path, pg: PgClu
     assert "Traceback" not in result.stderr
     assert fingerprint(box) not in result.stderr + receipt(box)  # never told to the stick
     assert "Clawdie adopt: failed (adopt.txt)\nReason: " in receipt(box)
-    assert snapshot(box / "root", pg) == before
+    # on the login screen until the next boot (/run), and nowhere on the disk
+    notice = box / "root/run/issue.d/clawdie-adopt.issue"
+    assert f"INSTALL_FINGERPRINT={wrong} is not this box's fingerprint" in notice.read_text()
+    assert "Nothing on this box was changed." in notice.read_text()
+    after = {k: v for k, v in snapshot(box / "root", pg).items() if not k.startswith("run")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("run")}
     assert db_state(pg) == before_db
     assert restarts(box) == 0
+    # an adopt that runs takes the refusal off the login screen
+    assert adopt(box, pg, adopt_seed(box, "PROFILE=economy")).returncode == 0
+    assert not notice.exists()
 
 
 def test_an_adopt_seed_without_a_fingerprint_or_on_a_fresh_box_is_refused(

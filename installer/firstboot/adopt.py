@@ -313,6 +313,30 @@ def render_failure(name: str, err: InstallerError) -> str:
     return "\n".join(out) + "\n"
 
 
+def show_refusal(paths: TargetPaths, text: str) -> None:
+    """The refusal on the login screen (tty1 and the serial console) until the next boot; never
+    raises (the receipt and the console have it already)."""
+    notice = "\n".join(
+        ["", *text.rstrip("\n").splitlines(), "Nothing on this box was changed.", ""]
+    )
+    try:
+        ensure_dir(paths.adopt_refused_issue.parent, 0o755, 0, 0)
+        write_atomic(paths.adopt_refused_issue, notice + "\n", mode=0o644)
+    except OSError as err:
+        log.warning("adopt: the refusal is not on the login screen: %s", err.strerror)
+        return
+    if paths.is_live_system:
+        run(["agetty", "--reload"], check=False, timeout=30)  # prompts shown now reprint it
+
+
+def clear_refusal(paths: TargetPaths) -> None:
+    """An adopt that ran takes an earlier refusal off the login screen."""
+    if paths.adopt_refused_issue.exists():
+        remove_durably(paths.adopt_refused_issue)
+        if paths.is_live_system:
+            run(["agetty", "--reload"], check=False, timeout=30)
+
+
 def _plan_doc(plan: AdoptPlan, digest: str, env_digest: str, record: Record) -> str:
     entries = [{"key": e.key, "outcome": e.outcome, "reason": e.reason} for e in plan.entries]
     doc = {
@@ -370,7 +394,9 @@ class AdoptRun:
         try:
             result = self._apply(paths)
         except AdoptRefusedError as err:
-            self._receipt(render_refusal(self.seed.name, err))
+            refusal = render_refusal(self.seed.name, err)
+            self._receipt(refusal)
+            show_refusal(paths, refusal)
             raise
         except Exception as caught:  # a step failed: the stick says so, then the CLI does
             from installer.firstboot.runner import as_installer_error
@@ -382,6 +408,7 @@ class AdoptRun:
             raise failure from None
         from installer.firstboot.steps.report import render_machine
 
+        clear_refusal(paths)
         summary = render_adopt_summary(self.seed.name, result, render_machine(paths, None))
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
