@@ -166,8 +166,14 @@ def find_seed(
 ) -> tuple[BlockDevice, SeedSearch]:
     """Find the seed partition; log every device looked at. Raises SeedNotFoundError."""
     search = parse_search(read_block_devices() if devices is None else devices)
-    for item in search.looked:
-        log.info("seed: %s", item.render())
+    for item in search.looked:  # the journal keeps each (debug), the serial console does not
+        log.debug("seed: %s", item.render())
+    if not search.candidates:
+        log.info(
+            "seed: no seed partition among %d device(s) looked at (each one in the journal at "
+            "debug level)",
+            len(search.looked),
+        )
     chosen = choose_candidate(search, read_boot_disks() if boot_disks is None else boot_disks)
     log.info("seed: using %s", render_candidate(chosen))
     return chosen, search
