@@ -197,6 +197,11 @@ class TargetPaths:
         return self.setup_state_dir / "installed.txt"
 
     @property
+    def firstboot_time(self) -> Path:
+        """First boot's time so far over all its runs (a resumed first boot counts them all)."""
+        return self.setup_state_dir / "firstboot-time.json"
+
+    @property
     def install_complete(self) -> Path:
         """Written last by the disk installer (after the boot loader and a sync): without it, a
         disk holding our partitions is an install that was cut short (install/targets.py)."""
