@@ -118,6 +118,8 @@ def snapshot(root: Path, pg: PgCluster) -> dict[str, tuple[str, int, str]]:
     box, out = root.parent, {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
+        if rel == "run" or rel.startswith("run/"):
+            continue  # memory on a real box (a refused adopt's login-screen notice): not kept
         st = path.lstat()
         if path.is_symlink():
             out[rel] = ("link", st.st_uid, os.readlink(path))
