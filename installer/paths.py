@@ -197,6 +197,17 @@ class TargetPaths:
         return self.setup_state_dir / "installed.txt"
 
     @property
+    def firstboot_time(self) -> Path:
+        """First boot's time so far over all its runs (a resumed first boot counts them all)."""
+        return self.setup_state_dir / "firstboot-time.json"
+
+    @property
+    def install_complete(self) -> Path:
+        """Written last by the disk installer (after the boot loader and a sync): without it, a
+        disk holding our partitions is an install that was cut short (install/targets.py)."""
+        return self.setup_state_dir / "install-complete.txt"
+
+    @property
     def stamps_dir(self) -> Path:
         return self.setup_state_dir / "firstboot"
 
@@ -251,6 +262,12 @@ class TargetPaths:
     @property
     def issue_file(self) -> Path:
         return self._at(f"/etc/issue.d/{SERVICE_NAME}.issue")
+
+    @property
+    def adopt_refused_issue(self) -> Path:
+        """A refused adopt on the login screen until the next boot (/run is memory: agetty reads
+        /run/issue.d/ too, and the next boot starts without it)."""
+        return self._at(f"/run/issue.d/{SERVICE_NAME}-adopt.issue")
 
     def written_dirs(self) -> list[Path]:
         """Every directory first boot writes files into (to sweep temp files a power cut left)."""

@@ -68,6 +68,7 @@ class StepTracker:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     facts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run decided (the target disk...)
     current: PlannedStep | None = None
     index: int = 0
     started: float = field(init=False)
@@ -110,6 +111,11 @@ class StepTracker:
         if self.show is not None:
             self.show(self)
 
+    def note(self, line: str) -> None:
+        """A line the receipt keeps from now on (this one and every later rewrite)."""
+        self.notes.append(line)
+        self.rewrite()
+
     def set_writer(self, write: Writer | None) -> None:
         """The receipt's place is known (the stick was found): write the state there now."""
         self.write = write
@@ -148,6 +154,7 @@ class StepTracker:
                 f"{utc(step_wall + self.step_deadline_s)}",
             ]
         lines += [
+            *self.notes,
             f"Started: {utc(self.started_wall)}",
             f"Written: {utc(now)}",
             "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
@@ -156,9 +159,16 @@ def test_a_wrong_fingerprint_is_refused_and_nothing_changes(box: Path, pg: PgClu
     assert "Traceback" not in result.stderr
     assert fingerprint(box) not in result.stderr + receipt(box)  # never told to the stick
     assert "Clawdie adopt: failed (adopt.txt)\nReason: " in receipt(box)
-    assert snapshot(box / "root", pg) == before
+    # on the login screen until the next boot (/run), and nowhere on the disk
+    notice = box / "root/run/issue.d/clawdie-adopt.issue"
+    assert f"INSTALL_FINGERPRINT={wrong} is not this box's fingerprint" in notice.read_text()
+    assert "Nothing on this box was changed." in notice.read_text()
+    assert snapshot(box / "root", pg) == before  # /run is memory, not the box (see snapshot)
     assert db_state(pg) == before_db
     assert restarts(box) == 0
+    # an adopt that runs takes the refusal off the login screen
+    assert adopt(box, pg, adopt_seed(box, "PROFILE=economy")).returncode == 0
+    assert not notice.exists()
 
 
 def test_an_adopt_seed_without_a_fingerprint_or_on_a_fresh_box_is_refused(
@@ -217,17 +227,17 @@ def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
     resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
     sources = {s["key"]: s["source"] for s in resolved["settings"]}
     assert sources["PROFILE"] == "setup.txt line 3"
-    assert sources["TELEGRAM_ADMIN_ID"] == "kept from the installation"
+    assert sources["TELEGRAM_ADMIN_ID"] == "setup.txt line 2"  # kept byte for byte
     assert restarts(box) == 1  # system.env changed
 
     out = result.stdout
     for line in (
-        "PROFILE: applied (was balanced)",
+        "PROFILE: applied (balanced → economy)",
         "LLM_FALLBACK_MODEL: kept (already anthropic/claude-sonnet-4)",  # and now pinned
-        "TIMEZONE: applied (was UTC)",
-        "LOCALE: applied (was en_US.UTF-8)",
-        "KEYMAP: applied (was us)",
-        "SSH_AUTHORIZED_KEY: applied (added; the 1 key(s) already there stay)",
+        "TIMEZONE: applied (UTC → Europe/Berlin)",
+        "LOCALE: applied (en_US.UTF-8 → de_DE.UTF-8)",
+        "KEYMAP: applied (us → de)",
+        "SSH_AUTHORIZED_KEY: applied (1 key(s) → 2 key(s); added; the 1 key(s) already there stay)",
         "ASSISTANT_NAME: kept (already Ada)",
         "INSTALL_MODE: kept (an instruction for this run, not a setting of the box)",
     ):
@@ -282,7 +292,7 @@ def test_an_identity_change_is_refused_then_allowed_with_the_flag(
 
     allowed = adopt(box, pg, adopt_seed(box, f"{key}={value}", "ALLOW_IDENTITY_CHANGE=yes"))
     assert allowed.returncode == 0, allowed.stderr
-    assert f"{key}: applied (was " in allowed.stdout
+    assert f"{key}: applied (" in allowed.stdout
     assert "ALLOW_IDENTITY_CHANGE=yes)" in allowed.stdout
     assert changed(box)
     assert restarts(box) == 1
@@ -316,7 +326,8 @@ def test_the_operator_and_the_fallback_password_are_filled_only_when_blank(
     )
     result = adopt(box, pg, seed)
     assert result.returncode == 0, result.stderr
-    assert "OPERATOR_EMAIL: applied (the dashboard had no operator yet)" in result.stdout
+    [line] = [x for x in result.stdout.splitlines() if "OPERATOR_EMAIL: applied (" in x]
+    assert line.endswith("; the dashboard had no operator yet)"), line
     assert "CLAWDIE_USER_PASSWORD: applied" in result.stdout
     assert operators(pg) == [("ops@example.com",)]
     shadow = (root / "etc/shadow").read_text()
@@ -374,7 +385,7 @@ def test_a_stick_with_an_adopt_seed_is_taken_at_boot_a_fresh_one_is_not(
     assert env_of(box)["PROFILE"] == "economy"
     assert env_of(box)["TELEGRAM_ADMIN_ID"] == "123456789"
     text = receipt(box)
-    assert "PROFILE: applied (was balanced)" in text
+    assert "PROFILE: applied (balanced → economy)" in text
     assert "TELEGRAM_ADMIN_ID: refused (the box's Telegram admin is different" in text
     assert "Platform: starts after this with the new settings" in text
     assert (root / "var/lib/clawdie-setup/adopt-summary.txt").read_text() == text
@@ -572,7 +583,8 @@ def test_a_seed_stick_appearing_starts_the_adopt_unit_on_an_installed_box_only()
     execs = [line for line in lines if line.startswith("ExecStart=")]
     assert execs[0].startswith("ExecStart=/usr/local/bin/clawdie-setup adopt --at-boot ")
     assert "--no-block try-restart clawdie.service" in execs[0]  # never waits on its own order
-    assert "Before=clawdie.service" in lines
+    # before the platform, and before the login prompts at boot (its outcome not interleaved)
+    assert "Before=clawdie.service getty@tty1.service serial-getty@ttyS0.service" in lines
     assert "[Install]" not in unit  # started by udev only, never by a target
 
 
@@ -613,7 +625,7 @@ def test_a_box_on_wifi_adopts_a_seed_without_wifi_lines_and_keeps_its_wifi_as_it
     result = adopt(box, pg, adopt_seed(box, "PROFILE=economy"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert env_of(box)["PROFILE"] == "economy"
-    assert "PROFILE: applied (was balanced)" in receipt(box)
+    assert "PROFILE: applied (balanced → economy)" in receipt(box)
     assert "WIFI" not in result.stdout  # a key the seed leaves blank is kept as installed
     assert wifi_files(box) == before
     assert_no_secret(box, result, psk)
@@ -646,7 +658,7 @@ def test_a_box_on_wifi_moved_to_another_network_needs_that_networks_password(
 
     moved = adopt(box, pg, adopt_seed(box, "WIFI_SSID=Office", "WIFI_PASSWORD=office-pass-9"))
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert "WIFI_SSID: applied (was Clawdie Net)" in moved.stdout
+    assert "WIFI_SSID: applied (Clawdie Net → Office)" in moved.stdout
     conf = (box / SUPPLICANT_CONF).read_text()
     assert f"\tssid={b'Office'.hex()}\n" in conf
     assert f"\tpsk={derive_psk('office-pass-9', 'Office')}\n" in conf
@@ -665,9 +677,105 @@ def test_a_box_on_wifi_takes_a_new_password_for_its_network(wifi_box: Path, pg: 
     new_password = f"new-{WIFI_PASSWORD}"
     result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", f"WIFI_PASSWORD={new_password}"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "WIFI_PASSWORD: applied (was a secret (not shown))" in result.stdout
+    [line] = [x for x in result.stdout.splitlines() if "WIFI_PASSWORD: applied (" in x]
+    assert "(not shown)" in line, line
     assert env_of(box)["PROFILE"] == "economy"
     psk = derive_psk(new_password, WIFI_SSID)
     assert f"\tpsk={psk}\n" in (box / SUPPLICANT_CONF).read_text()
     assert derive_psk(WIFI_PASSWORD, WIFI_SSID) not in (box / SUPPLICANT_CONF).read_text()
     assert_no_secret(box, result, psk)
+
+
+# -- adopt changes exactly what it lists ------------------------------------------------------
+
+EMAIL_SEED = SEED + f"OPERATOR_EMAIL=op@example.com\nOPERATOR_PASSWORD={OPERATOR_PASSWORD}\n"
+
+
+def records(box: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """system.env and setup.resolved.json's settings, key by key (the JSON as written)."""
+    doc = json.loads((box / "root/etc/clawdie/setup.resolved.json").read_text())
+    settings = {str(s["key"]): json.dumps(s, sort_keys=True) for s in doc["settings"]}
+    return env_of(box), settings
+
+
+def test_an_adopt_of_a_profile_and_a_key_keeps_the_operator_and_both_keys(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = installed_box(tmp_path, pg, EMAIL_SEED)
+    env_before, _ = records(box)
+    assert env_before["OPERATOR_EMAIL"] == "op@example.com"
+    result = adopt(box, pg, adopt_seed(box, "PROFILE=economy", f"SSH_AUTHORIZED_KEY={RSA_2048}"))
+    assert result.returncode == 0, result.stderr
+    env_after, json_after = records(box)
+    assert env_after["OPERATOR_EMAIL"] == "op@example.com"
+    assert "op@example.com" in json_after["OPERATOR_EMAIL"]
+    keys = json.loads(json_after["SSH_AUTHORIZED_KEY"])["value"]
+    assert ED25519.split()[1] in keys
+    assert RSA_2048.split()[1] in keys
+    text = receipt(box)
+    assert "PROFILE: applied (balanced → economy)" in text, text
+
+
+ADOPT_LINES = (
+    "PROFILE=economy",
+    "PROFILE=quality",
+    "PROFILE=balanced",
+    "TIMEZONE=Europe/Berlin",
+    "LOCALE=de_DE.UTF-8",
+    "KEYMAP=de",
+    f"SSH_AUTHORIZED_KEY={RSA_2048}",
+    f"SSH_AUTHORIZED_KEY={ED25519}",
+    "LLM_FALLBACK_MODEL=anthropic/claude-sonnet-4",
+    "ASSISTANT_NAME=Bea",
+    "TELEGRAM_ADMIN_ID=987654321",
+    f"TELEGRAM_BOT_TOKEN={NEW_TOKEN}",
+    f"OPERATOR_EMAIL=other@example.com\nOPERATOR_PASSWORD={OPERATOR_PASSWORD}",  # both or none
+    "ALLOW_IDENTITY_CHANGE=yes",
+)
+
+
+@pytest.fixture
+def email_box_template(tmp_path: Path, pg: PgCluster) -> Path:
+    return installed_box(tmp_path / "template", pg, EMAIL_SEED)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lines=st.lists(
+        st.sampled_from(ADOPT_LINES),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda line: line.split("=")[0],
+    )
+)
+def test_any_adopt_changes_only_what_its_receipt_lists_as_applied(
+    email_box_template: Path, pg: PgCluster, lines: list[str]
+) -> None:
+    """For any adopt seed: every key of system.env and setup.resolved.json stays byte-identical
+    or is listed in the receipt as applied (with before → after); no secret is shown."""
+    box = email_box_template.parent / "box"
+    if box.exists():
+        shutil.rmtree(box)
+    subprocess.run(["cp", "-a", str(email_box_template), str(box)], check=True)
+    env_before, json_before = records(box)
+    result = adopt(box, pg, adopt_seed(box, *lines))
+    assert result.returncode == 0, result.stdout + result.stderr
+    env_after, json_after = records(box)
+    text = receipt(box)
+    applied = {
+        line.split(":", 1)[0].removeprefix("  - ")
+        for line in text.splitlines()
+        if line.startswith("  - ") and ": applied (" in line
+    }
+    for key in {*env_before, *env_after}:
+        if env_before.get(key) != env_after.get(key):
+            assert key in applied, (key, lines)
+    for key in {*json_before, *json_after}:
+        if json_before.get(key) != json_after.get(key):
+            assert key in applied, (key, lines)
+    assert env_after["OPERATOR_EMAIL"] == "op@example.com"  # never changed by adopt
+    assert SENTINEL not in text

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from installer.fingerprint import installation_id, short_fingerprint
+from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
 from tests.disk_image import machine_identities, raw_counts, telegram_retry_state
 from tests.image import OUT, copy_image
@@ -166,7 +167,9 @@ class Machine:
     def receipt(self) -> str:
         data = vm.read_seed_file(self.stick, "SETUP-RESULT.txt")
         assert data is not None, "no SETUP-RESULT.txt on the stick"
-        return data.decode()
+        text = read_receipt(data)  # the newest of the two receipts the file keeps
+        assert text is not None, "no whole receipt in SETUP-RESULT.txt"
+        return text
 
 
 def install(machine: Machine, run: str) -> None:
@@ -196,6 +199,41 @@ def install(machine: Machine, run: str) -> None:
     assert WIFI_PASSWORD not in receipt
     assert OPENROUTER not in receipt
     assert TOKEN not in receipt
+
+
+def cut_during_copy(machine: Machine, run: str) -> None:
+    """A power cut during the copy step: QEMU quits (no shutdown, nothing flushed by the guest)
+    at the copy's 10 % line. The live receipt says where it stopped, names the disk, and gives a
+    deadline reckoned from the bytes to copy (minutes, not the 3 hours of before)."""
+    try:
+        with machine.boot("cut", stick=True) as guest:
+            guest.wait_for("install: copying the system 10%", INSTALL_BOUND, name="copy at 10%")
+            guest.qmp.execute("quit")
+            guest.wait_exit(60)
+            assert guest.exit_reason() == "host-qmp-quit"
+            record(run, guest)
+    finally:
+        keep_logs(machine.workdir)
+    receipt = machine.receipt()
+    assert "Clawdie installer: in progress" in receipt
+    assert "Step: 5 of 8, copy" in receipt
+    [disk] = [line for line in receipt.splitlines() if line.startswith("Target disk: /dev/vda: ")]
+    assert f", serial {vm.DISK_SERIAL}, " in disk  # named from the moment it was chosen
+    deadline = re.search(r"Deadline: (\S+ \S+) for this step", receipt)
+    assert deadline is not None
+    assert " h " not in f"{deadline.group(1)} ", "the copy's deadline is minutes, not hours"
+
+
+def install_again(machine: Machine, run: str) -> None:
+    """After the cut: the same stick, nobody at the console. The disk holds our partitions
+    without the record written last, so the seed's unattended erase (a stable name and
+    ERASE_TARGET_DISK=yes) installs again by itself and says so everywhere."""
+    install(machine, run)
+    log = vm.clean_text((machine.workdir / "install.serial.log").read_text(errors="replace"))
+    assert "the last install on this disk did not finish: installing again" in log
+    assert "REINSTALL" not in log  # never asked
+    receipt = machine.receipt()
+    assert "Note: the last install on this disk did not finish: installing again." in receipt
 
 
 def later_boot(machine: Machine, run: str) -> None:
@@ -269,7 +307,10 @@ def bios_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Machine) -> None:
-    install(bios_machine, "bios-usb")
+    """The BIOS install is first cut short by a power cut in its copy step (sharing this lane's
+    install: the install that completes is the one that resumes by itself)."""
+    cut_during_copy(bios_machine, "bios-usb-cut")
+    install_again(bios_machine, "bios-usb")
     keep_installed_disk(bios_machine, "bios-usb")
     # the stick's installer brought the seed's Wi-Fi up the network step's way: no radio here
     log = vm.clean_text((bios_machine.workdir / "install.serial.log").read_text(errors="replace"))
@@ -379,9 +420,9 @@ def test_an_adopt_stick_changes_the_installed_box(
         keep_logs(tmp_path)
     data = vm.read_seed_file(stick, "SETUP-RESULT.txt")
     assert data is not None, "no SETUP-RESULT.txt on the adopt stick"
-    receipt = data.decode()
+    receipt = read_receipt(data) or ""
     assert receipt.startswith("Clawdie adopt: "), receipt
-    assert "PROFILE: applied (was balanced)" in receipt
+    assert "PROFILE: applied (balanced → economy)" in receipt
     assert "TELEGRAM_ADMIN_ID: refused" in receipt
     assert f"Installation fingerprint: {fingerprint}" in receipt
     # the box as the operator finds it: firmware, the disk by its serial, the NIC by its MAC

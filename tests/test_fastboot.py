@@ -374,3 +374,22 @@ def test_install_table_from_the_sticks_serial_log() -> None:
     # an install that never finished has no table
     unfinished = INSTALL.replace("CLAWDIE-INSTALL-DONE", "install: unmounting")
     assert boot_timing.install_rows(boot_timing.entries_from_serial(unfinished)) == []
+
+
+def test_a_resumed_first_boot_counts_the_time_of_every_run(tmp_path: Path) -> None:
+    """Each step's start keeps the time so far; a run after a power cut adds it to its own."""
+    path = tmp_path / "firstboot-time.json"
+    first = ServiceClock(tmp_path / "no-stat")  # the run's own clock stands in
+    first.resume(path)
+    assert (first.earlier_s, first.runs) == (0.0, 1)
+    first.earlier_s = 40.0  # as if it had run 40 s (no sleeping in a unit test)
+    first.note(path)
+    second = ServiceClock(tmp_path / "no-stat")
+    second.resume(path)
+    assert second.runs == 2
+    assert second.earlier_s >= 40.0
+    assert second.total() >= second.earlier_s
+    path.write_text("not json")
+    third = ServiceClock(tmp_path / "no-stat")
+    third.resume(path)
+    assert (third.earlier_s, third.runs) == (0.0, 1)

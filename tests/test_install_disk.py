@@ -16,6 +16,7 @@ import random
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,9 +25,19 @@ import pytest
 from installer import cli
 from installer.firstboot.db.auth import verify_better_auth_password
 from installer.firstboot.runner import read_stored_seed
+from installer.install import layout, system
 from installer.install.console import Console
-from installer.install.flow import InstallConfig, InstallRun, receipt_for, scrub_seed
+from installer.install.flow import (
+    ExistingInstallError,
+    InstallConfig,
+    InstallRun,
+    receipt_for,
+    scrub_seed,
+)
 from installer.install.targets import (
+    AGAIN_LINE,
+    FIRSTBOOT_DONE_FILE,
+    INSTALL_COMPLETE_FILE,
     TargetDisk,
     choose_target,
     read_target_disks,
@@ -34,6 +45,7 @@ from installer.install.targets import (
     render_contents,
 )
 from installer.media.blockdev import read_block_devices, read_mounts
+from installer.media.receipt_file import read_receipt
 from installer.paths import TargetPaths
 from installer.seed.io import SeedInput
 from tests.loopdev import (
@@ -384,6 +396,7 @@ def test_existing_installation_named_by_kernel_name_is_asked_then_needs_reinstal
     directly: the boot test's stick-left-in run and test_install_targets prove that)."""
     parts = [Part(64, name="DATA", label="DATA"), Part(None, name="CLAWDIE-ROOT", fs=None)]
     with loop_disk(tmp_path, parts, size_mib=DISK_MIB) as disk:
+        make_root(disk.parts[1], COMPLETE)  # a finished installation (its record written last)
         seed = seed_for(tmp_path, f"TARGET_DISK={disk.node}", "ERASE_TARGET_DISK=yes")
         assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 1
         out, _ = capsys.readouterr()
@@ -392,7 +405,7 @@ def test_existing_installation_named_by_kernel_name_is_asked_then_needs_reinstal
             f"CLAWDIE-INSTALL-FAILED: TARGET_DISK={disk.node} is a kernel name, which can be "
             "another disk on another machine"
         )
-        assert "no file system CLAWDIE-ROOT; a Clawdie installation" in out
+        assert "ext4 clawdie-root; a Clawdie installation\n" in out
         assert "to start an installed system instead, remove the stick and restart" in out
         assert "What to do: to boot the installed system, remove the stick and restart" in (
             receipt(tmp_path)
@@ -423,7 +436,7 @@ def test_existing_installation_named_by_kernel_name_is_asked_then_needs_reinstal
         assert probe(f"{disk.node}p3")["LABEL"] == "clawdie-root"
         assert_nothing_mounted_from(disk)
         assert (
-            "Erased: it held 2 partition(s): vfat DATA, no file system CLAWDIE-ROOT; a Clawdie "
+            "Erased: it held 2 partition(s): vfat DATA, ext4 clawdie-root; a Clawdie "
             "installation\n" in receipt(tmp_path)
         )
         assert "This stick can install further machines: setup.txt was left as it is." in (
@@ -520,7 +533,7 @@ def test_receipt_goes_to_the_seed_partition(tmp_path: Path) -> None:
         assert write("Clawdie installer: INSTALLED\n")[0]
         copy = tmp_path / "copy.txt"
         sh("mcopy", "-i", stick.parts[0], "::/SETUP-RESULT.txt", str(copy))
-        assert copy.read_text() == "Clawdie installer: INSTALLED\n"
+        assert read_receipt(copy.read_bytes()) == "Clawdie installer: INSTALLED\n"
 
 
 @pytest.mark.root
@@ -544,3 +557,200 @@ def test_seed_scrub_rewrites_setup_txt_on_the_seed_partition(tmp_path: Path) -> 
     assert note.startswith("SEED_SCRUB=yes, but the secrets are still in setup.txt (")
     assert note.endswith("delete the file or reformat the stick.")
     assert SENTINEL not in note
+
+
+# -- an install cut short: the disk knows it, and an unattended-erase seed finishes it -----------
+
+
+def make_root(node: str, files: dict[str, bytes], label: str = "clawdie-root") -> None:
+    """An ext4 on `node` holding `files` (absolute paths), written with debugfs, no mount."""
+    sh("mkfs.ext4", "-q", "-F", "-L", label, node)
+    with tempfile.TemporaryDirectory() as staging:
+        script = []
+        for number, (path, data) in enumerate(files.items()):
+            parts = Path(path).parts[1:-1]
+            script += [f"mkdir /{'/'.join(parts[: i + 1])}" for i in range(len(parts))]
+            local = Path(staging) / str(number)
+            local.write_bytes(data)
+            script.append(f"write {local} {path}")
+        commands = Path(staging) / "commands"
+        commands.write_text("\n".join(script) + "\n")
+        sh("debugfs", "-w", "-f", str(commands), node)
+
+
+COMPLETE = {INSTALL_COMPLETE_FILE: b"COMPLETED_AT=2026-01-01T00:00:00Z\n"}
+FIRSTBOOT_DONE = {FIRSTBOOT_DONE_FILE: b""}
+ROOT_ONLY = {"/etc/fstab": b"# fstab\n"}
+
+
+def with_serial(disk: TargetDisk, serial: str = "LOOP-SERIAL-1") -> TargetDisk:
+    """Loop devices have no serial: give the read disk one, as a real disk reports it."""
+    return dataclasses.replace(disk, device=dataclasses.replace(disk.device, serial=serial))
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+@pytest.mark.parametrize(
+    ("root_name", "root_files", "state", "erase_seed", "taken", "again"),
+    [
+        # an unfinished install of ours with an unattended-erase seed: taken, installed again
+        ("CLAWDIE-ROOT", ROOT_ONLY, "unfinished", True, True, True),
+        ("CLAWDIE-ROOT", None, "unfinished", True, True, True),  # cut before its file system
+        # without the unattended-erase seed: asked
+        ("CLAWDIE-ROOT", ROOT_ONLY, "unfinished", False, False, False),
+        # a complete one: chosen, but past the REINSTALL guard (not `again`)
+        ("CLAWDIE-ROOT", COMPLETE, "complete", True, True, False),
+        ("CLAWDIE-ROOT", FIRSTBOOT_DONE, "complete", True, True, False),  # booted before records
+        ("CLAWDIE-ROOT", COMPLETE, "complete", False, False, False),
+        # a foreign disk: never an unfinished install of ours, never taken without its name
+        ("DATA", ROOT_ONLY, "", True, True, False),
+        ("DATA", ROOT_ONLY, "", False, False, False),
+    ],
+)
+def test_the_judgement_of_a_disk_holding_our_partitions(
+    tmp_path: Path,
+    root_name: str,
+    root_files: dict[str, bytes] | None,
+    state: str,
+    erase_seed: bool,
+    taken: bool,
+    again: bool,
+) -> None:
+    parts = [Part(64, name="CLAWDIE-EFI", label="CLAWDIEEFI"), Part(None, name=root_name, fs=None)]
+    with loop_disk(tmp_path, parts, size_mib=DISK_MIB) as loop:
+        if root_files is not None:
+            make_root(loop.parts[1], root_files, "clawdie-root" if root_name != "DATA" else "data")
+        [read] = read_target_disks(read_block_devices(), only=[loop.node])
+        disk = with_serial(read)
+        assert disk.install_state == state
+        assert disk.unfinished_clawdie is (state == "unfinished")
+        named = read_target_name("serial:LOOP-SERIAL-1")  # a loop device is taken only named
+        choice = choose_target(
+            [disk], boot_disks=set(), seed_disks=set(), named=named, erase=erase_seed
+        )
+        assert (choice.disk is not None) is taken
+        assert choice.again is again
+        if not taken:
+            assert choice.ask == (disk,)
+        if again:
+            assert choice.reason.endswith(AGAIN_LINE)
+        if taken and not again and state == "complete":
+            # the guard: with no console, a complete installation is never erased
+            run = InstallRun(InstallConfig(failure_wait=0), Console(io.StringIO()), None)
+            with pytest.raises(ExistingInstallError, match="type REINSTALL"):
+                run.take(choice, [disk])
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_an_install_cut_short_is_finished_by_the_next_boot_of_an_unattended_seed(
+    tmp_path: Path, live: Path, monkeypatch: pytest.MonkeyPatch, mounted: Path
+) -> None:
+    """The whole system written but not the record written last (a cut before it): the disk is
+    an unfinished install; the same seed with nobody at the console installs again by itself and
+    says so on the console and the receipt. Without the unattended erase the question's timeout
+    says what this machine can do (restart from the stick), not to boot the disk."""
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as loop:
+        import installer.install.flow as flow
+
+        def read_with_serial(*args: object, **kwargs: object) -> list[TargetDisk]:
+            return [with_serial(d) for d in read_target_disks(*args, **kwargs)]  # type: ignore[arg-type]
+
+        monkeypatch.setattr(flow, "read_target_disks", read_with_serial)
+
+        def unattended() -> Path:
+            return seed_for(tmp_path, "TARGET_DISK=serial:LOOP-SERIAL-1", "ERASE_TARGET_DISK=yes")
+
+        def install(seed: Path, fault: str = "") -> tuple[int, str]:
+            monkeypatch.setenv("CLAWDIE_INSTALL_FAULT", fault)
+            config = InstallConfig(
+                squashfs=live,
+                seed=seed,
+                receipt_dir=tmp_path / "receipt",
+                live_root=tmp_path / "live-root",
+                mount_dir=tmp_path / "target",
+                console_wait=0,
+                erase_countdown=0,
+                failure_wait=0,
+                reboot=False,
+                poweroff=False,
+                bootloader=False,
+                only_disks=(loop.node,),
+            )
+            (tmp_path / "receipt").mkdir(exist_ok=True)
+            out = io.StringIO()
+            code = InstallRun(config, Console(out), None).execute()
+            return code, out.getvalue()
+
+        code, _ = install(unattended(), "fail:before:complete")
+        assert code == 1
+        [cut] = read_target_disks(read_block_devices(), only=[loop.node])
+        assert cut.install_state == "unfinished"
+        assert "a Clawdie installation that did not finish (it cannot start)" in (
+            render_contents(cut)
+        )
+
+        # No unattended erase (a kernel name): asked, and the advice is what this box can do.
+        asked = seed_for(tmp_path, f"TARGET_DISK={loop.node}", "ERASE_TARGET_DISK=yes")
+        code, out = install(asked)
+        assert code == 1
+        assert f"install: {loop.node}: the last install on this disk did not finish\n" in out
+        assert "remove the stick and restart" not in out + receipt(tmp_path)
+
+        # The unattended-erase seed: installed again, nobody asked.
+        code, out = install(unattended())
+        assert code == 0, out
+        assert f"install: {AGAIN_LINE}\n" in out
+        copied = 300_010 + sum(len(b) for b in (b"root:x:0:0:root:/root:/bin/bash\n",))
+        assert "install: copy deadline: 0 MB at 5 MB/s + 120 s = 120 s\n" in out
+        assert (system.read_copy_bytes(live) or 0) >= copied
+        assert out.splitlines()[-1] == "CLAWDIE-INSTALL-DONE"
+        text = receipt(tmp_path)
+        assert f"Note: {AGAIN_LINE}.\n" in text
+        assert f"Target disk: {loop.node}: unknown model, serial LOOP-SERIAL-1" in text
+        [done] = read_target_disks(read_block_devices(), only=[loop.node])
+        assert done.install_state == "complete"
+        sh("mount", "-o", "ro", f"{loop.node}p3", str(mounted))
+        assert TargetPaths(mounted).install_complete.read_text().startswith("# Written last")
+        sh("umount", str(mounted))
+
+        # Complete now: the same seed meets the REINSTALL guard and changes nothing.
+        code, out = install(unattended())
+        assert code == 1
+        assert (
+            f"{loop.node} already holds a Clawdie installation and REINSTALL was not typed" in out
+        )
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_the_table_is_not_reread_when_the_kernel_has_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the kernel has the new table (sgdisk told it, or a re-read did), no BLKRRPART
+    re-read follows (on a disk in use it only logs a 'busy' warning); a loop device without
+    partition scanning never has it."""
+    caplog.set_level(logging.DEBUG)
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        layout.write_partition_table(disk.node)
+        assert layout.read_disk_table(disk.node)
+        if not layout.kernel_has_table(disk.node):  # sgdisk's own re-read did not reach it
+            layout.reread_partitions(disk.node)
+            assert "no re-read" not in caplog.text
+        layout.wait_for_partitions(disk.node)
+        assert layout.kernel_has_table(disk.node)
+        caplog.clear()
+        layout.reread_partitions(disk.node)
+        assert "the kernel already has the new table" in caplog.text
+        assert "partprobe" not in caplog.text
+        assert "blockdev" not in caplog.text
+    image = tmp_path / "plain.img"
+    with image.open("wb") as handle:
+        handle.truncate(DISK_MIB * MIB)
+    node = sh("losetup", "--find", "--show", str(image)).strip()  # no --partscan
+    try:
+        layout.write_partition_table(node)
+        assert layout.read_disk_table(node)
+        assert not layout.kernel_has_table(node)
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)

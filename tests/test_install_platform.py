@@ -276,7 +276,7 @@ def test_an_adopt_seed_over_the_installation_is_adopted(tmp_path: Path, pg: PgCl
     seed.write_text(f"INSTALL_MODE=adopt\nINSTALL_FINGERPRINT={fingerprint}\nPROFILE=quality\n")
     result = install_platform(box, pg, seed=seed)
     assert result.returncode == 0, result.stderr
-    assert "PROFILE: applied (was balanced)" in result.stdout
+    assert "PROFILE: applied (balanced → quality)" in result.stdout
     assert 'PROFILE="quality"' in (root / "etc/clawdie/system.env").read_text()
 
 

@@ -989,3 +989,11 @@ def test_console_answers_reach_first_boot_so_it_never_asks_again(tmp_path: Path)
     assert paths.seed_copy.read_bytes() == data
     assert read_stored_seed(paths).require_resolved().telegram.admin_id == 42
     assert Stamps(paths.stamps_dir).done(SEED_STEP)
+
+
+def test_the_copy_deadline_comes_from_the_bytes_at_a_slow_but_working_rate() -> None:
+    """3 GB at 5 MB/s is 600 s, plus the 120 s margin: a stalled copy is recognised in 12
+    minutes, not the 3 hours kept for a size that could not be read."""
+    assert system.copy_deadline(3_000_000_000) == 720.0
+    assert system.copy_deadline(None) == system.COPY_TIMEOUT_S
+    assert system.render_copy_deadline(3_000_000_000) == "3,000 MB at 5 MB/s + 120 s = 720 s"

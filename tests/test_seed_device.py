@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 
 from installer import cli
 from installer.errors import SeedUnreadableError
+from installer.install.console import JournalLevels
 from installer.media.blockdev import BlockDevice, read_block_devices, read_mounts
+from installer.media.receipt_file import read_receipt
 from installer.media.seed_device import (
     SeedNotFoundError,
     copy_seed,
@@ -151,7 +154,9 @@ def test_receipt_is_written_atomically_and_unmounted(tmp_path: Path) -> None:
         shown = subprocess.run(
             ["mtype", "-i", device.node, f"::{RECEIPT_NAME}"], capture_output=True, check=True
         ).stdout
-    assert shown == b"installed: ok\n"
+    assert read_receipt(shown) == "installed: ok\n"  # the newest of the two kept, in place
+    assert "==== Clawdie receipt 2 (" in shown.decode()
+    assert "first\n" in shown.decode()  # the one before, kept whole in the other slot
     assert ".tmp" not in listing.lower()
 
 
@@ -230,3 +235,30 @@ def test_exfat_seed_is_mounted_privately_read_and_written(tmp_path: Path) -> Non
                 subprocess.run(["umount", mount_point], check=True)
     assert names == [RECEIPT_NAME, "setup.txt"]
     assert receipt == "installed again: ok\n"
+
+
+def test_no_stick_is_one_summary_line_and_each_device_at_debug_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The serial console (the journal's info and up) gets one line when no stick is found; the
+    journal keeps every device looked at, at debug level."""
+    caplog.set_level(logging.DEBUG, logger="clawdie.seed")
+    with (
+        loop_disk(tmp_path, [Part(40, label="HOLIDAY"), Part(None, label="PHOTOS")]) as disk,
+        pytest.raises(SeedNotFoundError),
+    ):
+        find_seed(devices_on(disk), boot_disks=set())
+    info = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.getMessage() for r in info] == [
+        "seed: no seed partition among 3 device(s) looked at (each one in the journal at debug "
+        "level)"
+    ]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any(f"{disk.parts[0]}: vfat, label HOLIDAY" in line for line in debug)
+    assert any(f"{disk.parts[1]}: vfat, label PHOTOS" in line for line in debug)
+    # the journal's handler passes them; another logger's debug lines stay out
+    levels = JournalLevels()
+    seed_debug = logging.LogRecord("clawdie.seed", logging.DEBUG, "", 0, "x", None, None)
+    other_debug = logging.LogRecord("clawdie.run", logging.DEBUG, "", 0, "x", None, None)
+    assert levels.filter(seed_debug)
+    assert not levels.filter(other_debug)

@@ -143,12 +143,14 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("CLAWDIE_SYSLOG") == "1":  # set by the appliance's first-boot unit
         # The unit gives us tty1 for the wizard; the journal (and so the serial console) gets
         # every log line too.
-        from installer.install.console import syslog_handler
+        from installer.install.console import journal_with_debug, syslog_handler
         from installer.redact import add_filter
 
         journal = syslog_handler(ident="clawdie-firstboot")
         if journal is not None:
-            journal.setLevel(logging.INFO)  # DEBUG lines go to the log bundle only
+            # DEBUG lines go to the log bundle only, but the seed scan's (one a device): the
+            # journal keeps them, the serial console (info and up) gets its one summary line
+            journal_with_debug(journal)
             logging.getLogger("clawdie").addHandler(add_filter(journal))
     config = build_config(args)
     paths = TargetPaths(config.root)

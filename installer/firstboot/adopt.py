@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -39,6 +39,7 @@ from installer.firstboot.adopt_plan import (
     plan_adopt,
     wifi_key_problem,
 )
+from installer.firstboot.adopt_record import Record, keep_record, read_record, record_changes
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.passwd import read_account, read_shadow_hash
@@ -245,6 +246,7 @@ class AdoptResult:
     fingerprint: str
     platform: str
     warnings: tuple[str, ...] = ()
+    changes: Mapping[str, str] = field(default_factory=dict)  # key -> "before → after"
 
     @property
     def changed(self) -> bool:
@@ -268,8 +270,13 @@ def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] 
         f"Installation fingerprint: {result.fingerprint} (matches INSTALL_FINGERPRINT)",
         "",
         "Settings:",
-        *(f"  - {e.render()}" for e in result.plan.entries),
-        "  - every setting the seed leaves blank: kept as installed",
+        *(f"  - {render_entry(e, result.changes)}" for e in result.plan.entries),
+        *(
+            f"  - {key}: applied ({change}; follows the settings above)"
+            for key, change in result.changes.items()
+            if result.plan.outcome(key) is None
+        ),
+        "  - every other setting: kept as installed (system.env and setup.resolved.json unchanged)",
         "",
     ]
     if result.warnings:
@@ -278,6 +285,17 @@ def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] 
     if machine:
         out += ["", "This box:", *(f"  {line}" for line in machine)]
     return "\n".join(out) + "\n"
+
+
+def render_entry(entry: KeyOutcome, changes: Mapping[str, str]) -> str:
+    """A key's outcome; an applied one with what the record held before and holds now."""
+    change = changes.get(entry.key)
+    if entry.outcome != "applied" or change is None:
+        return entry.render()
+    reason = entry.reason
+    if reason.startswith("was ") or reason == "filled":  # the change says it better
+        reason = reason.partition("; ")[2]
+    return f"{entry.key}: applied ({change}{'; ' + reason if reason else ''})"
 
 
 def render_refusal(name: str, err: InstallerError) -> str:
@@ -295,13 +313,42 @@ def render_failure(name: str, err: InstallerError) -> str:
     return "\n".join(out) + "\n"
 
 
-def _plan_doc(plan: AdoptPlan, digest: str, env_digest: str) -> str:
+def show_refusal(paths: TargetPaths, text: str) -> None:
+    """The refusal on the login screen (tty1 and the serial console) until the next boot; never
+    raises (the receipt and the console have it already)."""
+    notice = "\n".join(
+        ["", *text.rstrip("\n").splitlines(), "Nothing on this box was changed.", ""]
+    )
+    try:
+        ensure_dir(paths.adopt_refused_issue.parent, 0o755, 0, 0)
+        write_atomic(paths.adopt_refused_issue, notice + "\n", mode=0o644)
+    except OSError as err:
+        log.warning("adopt: the refusal is not on the login screen: %s", err.strerror)
+        return
+    if paths.is_live_system:
+        run(["agetty", "--reload"], check=False, timeout=30)  # prompts shown now reprint it
+
+
+def clear_refusal(paths: TargetPaths) -> None:
+    """An adopt that ran takes an earlier refusal off the login screen."""
+    if paths.adopt_refused_issue.exists():
+        remove_durably(paths.adopt_refused_issue)
+        if paths.is_live_system:
+            run(["agetty", "--reload"], check=False, timeout=30)
+
+
+def _plan_doc(plan: AdoptPlan, digest: str, env_digest: str, record: Record) -> str:
     entries = [{"key": e.key, "outcome": e.outcome, "reason": e.reason} for e in plan.entries]
-    doc = {"seed_sha256": digest, "system_env_sha256": env_digest, "entries": entries}
+    doc = {
+        "seed_sha256": digest,
+        "system_env_sha256": env_digest,
+        "entries": entries,
+        "record_before": record.to_doc(),
+    }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def _stored_plan(paths: TargetPaths, digest: str) -> tuple[AdoptPlan, str] | None:
+def _stored_plan(paths: TargetPaths, digest: str) -> tuple[AdoptPlan, str, Record] | None:
     """The plan of an interrupted run of this very seed, and system.env's digest before it."""
     try:
         doc = json.loads(paths.adopt_plan.read_text(encoding="utf-8"))
@@ -310,7 +357,8 @@ def _stored_plan(paths: TargetPaths, digest: str) -> tuple[AdoptPlan, str] | Non
     if doc.get("seed_sha256") != digest:
         return None
     entries = tuple(KeyOutcome(e["key"], e["outcome"], e["reason"]) for e in doc["entries"])
-    return AdoptPlan(entries), str(doc["system_env_sha256"])
+    record = Record.from_doc(doc.get("record_before", {}))
+    return AdoptPlan(entries), str(doc["system_env_sha256"]), record
 
 
 def _digest(data: bytes) -> str:
@@ -346,7 +394,9 @@ class AdoptRun:
         try:
             result = self._apply(paths)
         except AdoptRefusedError as err:
-            self._receipt(render_refusal(self.seed.name, err))
+            refusal = render_refusal(self.seed.name, err)
+            self._receipt(refusal)
+            show_refusal(paths, refusal)
             raise
         except Exception as caught:  # a step failed: the stick says so, then the CLI does
             from installer.firstboot.runner import as_installer_error
@@ -358,6 +408,7 @@ class AdoptRun:
             raise failure from None
         from installer.firstboot.steps.report import render_machine
 
+        clear_refusal(paths)
         summary = render_adopt_summary(self.seed.name, result, render_machine(paths, None))
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
@@ -387,25 +438,29 @@ class AdoptRun:
         digest = _digest(self.seed.data)
         stored = _stored_plan(paths, digest)
         if stored is not None:
-            plan, env_before = stored
+            plan, env_before, before = stored
             log.info("adopt: finishing an interrupted run of this seed")
         else:
             # an interrupted run of another seed is not finished: its step stamps would skip
             # steps this seed needs
             _clear_stamps(paths)
             plan, env_before = plan_adopt(box, check), _env_digest(paths)
+            before = read_record(paths)
         warnings = tuple(render_note(w, check.name) for w in check.warnings)
         if not plan.applied:
             return AdoptResult(plan, box.fingerprint, "not restarted: nothing changed", warnings)
         for directory in paths.written_dirs():  # what a power cut left half-written
             remove_stale_temps(directory)
         ensure_dir(paths.adopt_dir, 0o700, 0, 0)
-        write_atomic(paths.adopt_plan, _plan_doc(plan, digest, env_before), mode=0o600)
+        write_atomic(paths.adopt_plan, _plan_doc(plan, digest, env_before, before), mode=0o600)
         merged = check_values(merged_values(box, check, plan), name=check.name)
         refuse_invalid(merged)
         self._run_steps(paths, merged)
+        account = merged.require_resolved().accounts.service_account
+        keep_record(paths, before, plan.applied, read_ssh_keys(paths, account))
+        changes = record_changes(before, read_record(paths))
         platform = self._restart(env_before != _env_digest(paths))
-        return AdoptResult(plan, box.fingerprint, platform, warnings)
+        return AdoptResult(plan, box.fingerprint, platform, warnings, changes)
 
     def _run_steps(self, paths: TargetPaths, merged: SeedCheck) -> None:
         from installer.firstboot.runner import register_secrets, run_steps

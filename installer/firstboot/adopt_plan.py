@@ -73,8 +73,12 @@ _IDENTITY_WORDS = {
     "TELEGRAM_ADMIN_ID": "Telegram admin",
 }
 # Kept by the box itself, not its record: the operator in the database (its password only as a
-# hash), the fallback password in /etc/shadow. The steps leave what exists alone.
-_KEPT_ELSEWHERE = frozenset({"OPERATOR_EMAIL", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD"})
+# hash), the fallback password in /etc/shadow, the authorized keys in the service account's home
+# (the record names them all, one a line). The steps leave what exists alone; the record keeps
+# them (installer/firstboot/adopt_record.py).
+_KEPT_ELSEWHERE = frozenset(
+    {"OPERATOR_EMAIL", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD", "SSH_AUTHORIZED_KEY"}
+)
 # Keys whose kept value is written back as the seed gives it (the same value, now explicit).
 _PINNED = SAFE_KEYS | IDENTITY_KEYS
 _SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)

@@ -408,12 +408,20 @@ class FirstbootRun:
     ) -> int:
         for directory in paths.written_dirs():
             remove_stale_temps(directory)
+        clock.resume(paths.firstboot_time)
+        screen_show = self.screen.show if self.screen is not None else None
+
+        def show(tracker: StepTracker) -> None:  # each step's start: the time so far is kept
+            clock.note(paths.firstboot_time)
+            if screen_show is not None:
+                screen_show(tracker)
+
         tracker = StepTracker(
             "Clawdie first boot",
             plan_steps(self.config),
             STALLED_HINT,
             write=self.receipt,
-            show=self.screen.show if self.screen is not None else None,
+            show=show,
             facts=render_machine(paths, None),
         )
         check: SeedCheck | None = None
@@ -583,5 +591,7 @@ STALLED_HINT = (
 
 
 def _set_up_headline(clock: ServiceClock) -> str:
-    """The summary's headline: the whole service's time so far, from the unit's start."""
-    return f"the assistant is set up ({clock.elapsed():.1f} s)"
+    """The summary's headline: the whole service's time so far, from the unit's start, with
+    every earlier run's when first boot was resumed (a power cut, a restart)."""
+    runs = f" over {clock.runs} runs" if clock.runs > 1 else ""
+    return f"the assistant is set up ({clock.total():.1f} s){runs}"

@@ -9,9 +9,12 @@ stands in.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+
+from installer.fsutil import write_atomic
 
 STAT_START_FIELD = 22  # starttime, counted from 1 as in proc(5)
 
@@ -48,7 +51,27 @@ class ServiceClock:
     def from_process_start(self) -> bool:
         return self._stat is not None
 
+    earlier_s: float = 0.0  # the time of the runs before this one (a power cut, a restart)
+    runs: int = 1
+
     def elapsed(self) -> float:
         if self._stat is None:
             return time.monotonic() - self.fallback_start
         return seconds_since_start(self._stat, time.clock_gettime(time.CLOCK_BOOTTIME), self._ticks)
+
+    def total(self) -> float:
+        """This run's time and every earlier run's (as far as each one noted it)."""
+        return self.earlier_s + self.elapsed()
+
+    def resume(self, path: Path) -> None:
+        """Count the earlier runs `note` left in `path` (none when it is missing or unreadable)."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            self.earlier_s, self.runs = float(doc["seconds"]), int(doc["runs"]) + 1
+        except (OSError, ValueError, KeyError, TypeError):
+            self.earlier_s, self.runs = 0.0, 1
+
+    def note(self, path: Path) -> None:
+        """Keep the time so far (every run's) in `path`: a run cut after this counts up to here."""
+        doc = {"seconds": round(self.total(), 1), "runs": self.runs}
+        write_atomic(path, json.dumps(doc) + "\n", mode=0o600)

@@ -42,6 +42,32 @@ def parse_console_wait(cmdline: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+JOURNAL_DEBUG_LOGGERS = ("clawdie.seed",)  # their debug lines go to the journal, not the console
+
+
+class JournalLevels(logging.Filter):
+    """The journal's handler: INFO and up from every logger, and DEBUG from `names` too (the seed
+    scan's every device: journald keeps them, its console forwarding stops at info)."""
+
+    def __init__(self, names: tuple[str, ...] = JOURNAL_DEBUG_LOGGERS) -> None:
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        return any(record.name == n or record.name.startswith(f"{n}.") for n in self.names)
+
+
+def journal_with_debug(handler: logging.Handler) -> logging.Handler:
+    """`handler` taking the debug lines of JOURNAL_DEBUG_LOGGERS as well (see JournalLevels)."""
+    handler.setLevel(logging.DEBUG)
+    handler.addFilter(JournalLevels())
+    for name in JOURNAL_DEBUG_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    return handler
+
+
 def syslog_handler(
     socket: Path = SYSLOG_SOCKET, ident: str = SYSLOG_IDENT
 ) -> logging.Handler | None:
@@ -204,6 +230,9 @@ class Console:
         """Show `prompt` with the time left and read the answer (None when none came)."""
         if self.fd is None:
             return None
+        # The journal carries the question to the serial console (journald forwards there),
+        # so a box with only a serial cable sees what tty1 is waiting for, and for how long.
+        self._journal.info("install: question on the console: %s (%.0f s)", prompt, timeout)
         with self.plain():
             print(f"{prompt} ({timeout:.0f} s) ", end="", file=self.out, flush=True)
             answer = self.read_line(timeout)

@@ -35,6 +35,7 @@ from installer.install.console import (
     render_failed_marker,
 )
 from installer.install.targets import (
+    AGAIN_LINE,
     Choice,
     TargetDisk,
     TargetError,
@@ -201,6 +202,22 @@ def render_unattended_hint(asked: Sequence[TargetDisk], disks: Sequence[TargetDi
     return f"{UNATTENDED_HINT}: {'; '.join(names)}"
 
 
+def render_restart_hint(disk: TargetDisk) -> str:
+    """What a machine whose disk holds an unfinished install can do: it cannot start from the
+    disk, so restart from the stick, unattended (a stable name and ERASE_TARGET_DISK=yes) or
+    with REINSTALL typed."""
+    names = render_stable_names(disk, [disk])
+    unattended = (
+        f"with TARGET_DISK={names.split(' (or ')[0]} and ERASE_TARGET_DISK=yes in setup.txt"
+        if names
+        else "with ERASE_TARGET_DISK=yes and the disk named in TARGET_DISK= in setup.txt"
+    )
+    return (
+        f"this disk cannot start; restart the machine from the stick {unattended} to install "
+        f"again by itself, or type {REINSTALL_WORD} on the console when asked"
+    )
+
+
 def render_failure_receipt(
     when: str,
     err: InstallerError,
@@ -280,9 +297,9 @@ class InstallRun:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def step(self, name: str) -> None:
+    def step(self, name: str, deadline_s: float | None = None) -> None:
         """Step `name` starts: the live receipt and the console say so (a fault point)."""
-        self.tracker.begin(name)
+        self.tracker.begin(name, deadline_s)
         faults.fault_point(f"before:{name}")
 
     def execute(self) -> int:
@@ -314,7 +331,9 @@ class InstallRun:
             if "still in" in seed_note:
                 status = Status.DEGRADED
         self._write_receipt(
-            render_success_receipt(when, disk, hostname, seed_note, status, self.tracker.facts)
+            render_success_receipt(
+                when, disk, hostname, seed_note, status, [*self.tracker.notes, *self.tracker.facts]
+            )
         )
         self.say(f"installed on {disk.node}; remove the stick, first boot runs on the next start")
         self.console.line(DONE_MARKER)
@@ -433,13 +452,22 @@ class InstallRun:
         """The chosen disk past the guard (a Clawdie installation needs REINSTALL typed) and the
         countdown (data erased unattended), or the disk the console question chose."""
         if choice.disk is None:
-            return self.ask_disk(choice, disks)
-        disk = choice.disk
+            return self.chosen(self.ask_disk(choice, disks))
+        disk = self.chosen(choice.disk)
         self.say(f"target disk {disk.node}: {render_identity(disk)} ({choice.reason})")
-        if disk.holds_clawdie:
+        if choice.again:
+            self.say(AGAIN_LINE)
+            self.tracker.note(f"Note: {AGAIN_LINE}.")
+            self.count_down(disk)
+        elif disk.holds_clawdie:
             self.guard_existing(disk)
         elif choice.countdown:
             self.count_down(disk)
+        return disk
+
+    def chosen(self, disk: TargetDisk) -> TargetDisk:
+        """The receipt names the target disk from the moment it is chosen."""
+        self.tracker.note(f"Target disk: {disk.node}: {render_identity(disk)}")
         return disk
 
     def count_down(self, disk: TargetDisk) -> None:
@@ -465,15 +493,27 @@ class InstallRun:
             self._guard_existing(disk)
 
     def _guard_existing(self, disk: TargetDisk) -> None:
-        self.say(
-            f"{disk.node}: this disk already holds a Clawdie installation — remove the stick and "
-            f"restart to boot it, or type {REINSTALL_WORD} to erase it and install again"
-        )
-        failed = ExistingInstallError(
-            f"{disk.node} already holds a Clawdie installation and {REINSTALL_WORD} was not typed",
-            "remove the stick and restart to boot the installed system; to install again, "
-            f"type {REINSTALL_WORD} on the console when asked",
-        )
+        if disk.unfinished_clawdie:
+            self.say(
+                f"{disk.node}: the last install on this disk did not finish, so it cannot start "
+                f"— type {REINSTALL_WORD} to erase it and install again"
+            )
+            failed = ExistingInstallError(
+                f"{disk.node} holds a Clawdie install that did not finish (it cannot start) and "
+                f"{REINSTALL_WORD} was not typed",
+                render_restart_hint(disk),
+            )
+        else:
+            self.say(
+                f"{disk.node}: this disk already holds a Clawdie installation — remove the stick "
+                f"and restart to boot it, or type {REINSTALL_WORD} to erase it and install again"
+            )
+            failed = ExistingInstallError(
+                f"{disk.node} already holds a Clawdie installation and {REINSTALL_WORD} was not "
+                "typed",
+                "remove the stick and restart to boot the installed system; to install again, "
+                f"type {REINSTALL_WORD} on the console when asked",
+            )
         if not self.console.interactive:
             raise failed
         typed = self.console.ask(
@@ -494,10 +534,13 @@ class InstallRun:
         self.say(f"choose the disk to install to ({choice.reason}); it will be erased:")
         for listed in choice.ask:
             self.console.line(f"  {render_disk(listed)}")
-        if any(d.holds_clawdie for d in choice.ask):
+        installed = any(d.holds_clawdie and not d.unfinished_clawdie for d in choice.ask)
+        if installed:
             self.say("to start an installed system instead, remove the stick and restart")
+        for listed in choice.ask:
+            if listed.unfinished_clawdie:
+                self.say(f"{listed.node}: the last install on this disk did not finish")
         if not self.console.interactive:
-            installed = any(d.holds_clawdie for d in choice.ask)
             raise TargetError(
                 f"{choice.reason}; the disk must be chosen on the console, and there is no console",
                 (
@@ -552,9 +595,17 @@ class InstallRun:
         with contextlib.ExitStack() as stack:
             root = self._mount_dir(stack)
             system.mount(stack, formatted.root, root, fs_type="ext4")
-            self.step("copy")
+            copy_bytes = system.read_copy_bytes(config.squashfs)
+            deadline = system.copy_deadline(copy_bytes)
+            self.step("copy", deadline)
+            self.say(f"copy deadline: {system.render_copy_deadline(copy_bytes)}")
             self.say("copying the system 0%")
-            system.copy_system(config.squashfs, root, self._copy_progress())
+            system.copy_system(
+                config.squashfs,
+                root,
+                self._copy_progress(),
+                timeout=deadline * system.COPY_KILL_FACTOR,
+            )
             self._copy_kernel(root)
             paths = TargetPaths(root)
             self.step("configuration")
@@ -600,7 +651,9 @@ class InstallRun:
             else:
                 self.say("machine identities and boot loader: skipped (--no-bootloader)")
             self.tracker.facts = self._facts(paths, hostname)
-            self.say("unmounting")
+            faults.fault_point("before:complete")
+            system.write_install_complete(paths, utc_now(), __version__)
+            self.say("install record complete; unmounting")
         system.sync()
 
     def _require_check(self) -> SeedCheck:
@@ -698,7 +751,12 @@ class InstallRun:
         log.error("install: failed at %s: %s", where, err.message)
         touched = self.tracker.index >= [s.name for s in self.tracker.plan].index("partitions") + 1
         receipt = render_failure_receipt(
-            utc_now(), err, problems, where, self.tracker.facts, disk_touched=touched
+            utc_now(),
+            err,
+            problems,
+            where,
+            [*self.tracker.notes, *self.tracker.facts],
+            disk_touched=touched,
         )
         self._write_receipt(receipt)
         if not isinstance(err, NotInstallerError):  # not the stick: nothing of ours to collect

@@ -93,13 +93,56 @@ def write_partition_table(disk: str) -> None:
     run(render_sgdisk_argv(disk), timeout=120)
 
 
+SYS_BLOCK = Path("/sys/class/block")
+Extent = tuple[int, int, int]  # partition number, first sector, sectors
+
+
+def read_disk_table(disk: str) -> set[Extent]:
+    """The partitions the table on the disk holds (`partx --raw`), in 512-byte sectors."""
+    result = run(["partx", "--raw", "-g", "-o", "NR,START,SECTORS", disk], check=False)
+    extents: set[Extent] = set()
+    for line in result.stdout.decode(errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
+            extents.add((int(fields[0]), int(fields[1]), int(fields[2])))
+    return extents
+
+
+def read_kernel_table(disk: str, sys_block: Path = SYS_BLOCK) -> set[Extent]:
+    """The partitions the kernel has for `disk` now (sysfs: partition, start, size)."""
+    extents: set[Extent] = set()
+    base = sys_block / Path(disk).name
+    if not base.is_dir():
+        return extents
+    for entry in base.iterdir():
+        try:
+            number = int((entry / "partition").read_text())
+            start = int((entry / "start").read_text())
+            size = int((entry / "size").read_text())
+        except (OSError, ValueError):
+            continue
+        extents.add((number, start, size))
+    return extents
+
+
+def kernel_has_table(disk: str) -> bool:
+    """Whether the kernel already uses the table on the disk (sgdisk told it): then there is
+    nothing to re-read, and a re-read of a disk in use would only log a BLKRRPART warning."""
+    on_disk = read_disk_table(disk)
+    return bool(on_disk) and read_kernel_table(disk) == on_disk
+
+
 def reread_partitions(disk: str) -> None:
-    """Tell the kernel about the new table, and let udev catch up when it runs."""
-    if shutil.which("partprobe"):
+    """Tell the kernel about the new table (unless it has it already), and let udev catch up
+    when it runs."""
+    if kernel_has_table(disk):
+        log.debug("layout: the kernel already has the new table of %s; no re-read", disk)
+        result = None
+    elif shutil.which("partprobe"):
         result = run(["partprobe", disk], check=False, timeout=60)
     else:
         result = run(["blockdev", "--rereadpt", disk], check=False, timeout=60)
-    if result.returncode != 0:
+    if result is not None and result.returncode != 0:
         log.warning(
             "layout: re-reading the partition table of %s failed: %s",
             disk,

@@ -23,7 +23,13 @@ from installer.run import run, run_streaming
 
 log = logging.getLogger("clawdie.install")
 
-COPY_TIMEOUT_S = 3 * 3600.0
+COPY_TIMEOUT_S = 3 * 3600.0  # when the bytes to copy cannot be read
+# The copy step's deadline: the bytes to copy at a slow-but-working rate (a USB 2 stick read and
+# an old disk write both do better), plus a margin for starting and the last sync. The receipt
+# names it; the copy itself is killed only at COPY_KILL_FACTOR times that.
+COPY_FLOOR_BYTES_PER_S = 5 * 1000**2
+COPY_MARGIN_S = 120.0
+COPY_KILL_FACTOR = 3
 GRUB_TIMEOUT_S = 600.0
 BOOTLOADER_ID = "clawdie"
 CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
@@ -126,7 +132,46 @@ def mount(
 # -- the system ----------------------------------------------------------------------------------
 
 
-def copy_system(squashfs: Path, root: Path, on_percent: Callable[[int], None]) -> None:
+def read_copy_bytes(squashfs: Path) -> int | None:
+    """The bytes the copy writes: the sum of the squashfs's regular file sizes (its listing,
+    read from the directory tables in seconds); None when it cannot be listed."""
+    try:
+        listing = run(["unsquashfs", "-n", "-lls", str(squashfs)], timeout=120).stdout
+    except InstallerError as err:
+        log.warning("install: the squashfs could not be listed: %s", err.message)
+        return None
+    total = 0
+    for line in listing.decode(errors="replace").splitlines():
+        fields = line.split(None, 3)
+        if len(fields) == 4 and line.startswith("-") and fields[2].isdigit():
+            total += int(fields[2])
+    return total
+
+
+def copy_deadline(copy_bytes: int | None) -> float:
+    """The copy step's deadline in seconds: `copy_bytes` at COPY_FLOOR_BYTES_PER_S plus
+    COPY_MARGIN_S (pure); COPY_TIMEOUT_S when the size is unknown."""
+    if copy_bytes is None:
+        return COPY_TIMEOUT_S
+    return COPY_MARGIN_S + copy_bytes / COPY_FLOOR_BYTES_PER_S
+
+
+def render_copy_deadline(copy_bytes: int | None) -> str:
+    """How the copy's deadline was reckoned, for the console and the journal."""
+    if copy_bytes is None:
+        return f"the bytes to copy are unknown: {COPY_TIMEOUT_S / 3600:.0f} h"
+    return (
+        f"{copy_bytes / 1000**2:,.0f} MB at {COPY_FLOOR_BYTES_PER_S // 1000**2} MB/s + "
+        f"{COPY_MARGIN_S:.0f} s = {copy_deadline(copy_bytes):.0f} s"
+    )
+
+
+def copy_system(
+    squashfs: Path,
+    root: Path,
+    on_percent: Callable[[int], None],
+    timeout: float = COPY_TIMEOUT_S,
+) -> None:
     """Unpack the live squashfs onto the mounted root: an exact copy (owners, modes, xattrs)."""
     last = -1
 
@@ -140,7 +185,7 @@ def copy_system(squashfs: Path, root: Path, on_percent: Callable[[int], None]) -
     run_streaming(
         ["unsquashfs", "-f", "-d", str(root), str(squashfs)],
         progress,
-        timeout=COPY_TIMEOUT_S,
+        timeout=timeout,
     )
 
 
@@ -189,6 +234,19 @@ def write_fstab(paths: TargetPaths, text: str) -> None:
 
 def write_install_record(paths: TargetPaths, record: InstallRecord) -> None:
     write_atomic(paths.install_record, render_install_record(record), mode=0o644)
+
+
+def write_install_complete(paths: TargetPaths, when: str, version: str) -> None:
+    """The record written last: everything before it (the boot loader included) is on the disk
+    (`sync` first), and its own write is durable (write_atomic fsyncs it and its folder). Its
+    absence marks an install that was cut short (install/targets.py read_install_state)."""
+    sync()
+    write_atomic(
+        paths.install_complete,
+        "# Written last by clawdie-setup install: the installation finished. No secrets.\n"
+        f"COMPLETED_AT={when}\nINSTALLER_VERSION={version}\n",
+        mode=0o644,
+    )
 
 
 # -- the boot loader -----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from installer.media.blockdev import (
     render_model,
     render_size,
 )
+from installer.run import run
 
 MIB = 1024**2
 GIB = 1024**3
@@ -47,6 +48,16 @@ SERIAL_PREFIX = "serial:"
 _NUMBER_LINKS = re.compile(r"(wwn-|nvme-eui\.|nvme-nguid\.)")
 CLAWDIE_ROOT_PART_NAME = "CLAWDIE-ROOT"
 CLAWDIE_ROOT_LABEL = "clawdie-root"
+# The record the installer writes last, after the boot loader and a sync (flow.py), and first
+# boot's own stamp: either one on the root file system says the installation finished.
+INSTALL_COMPLETE_FILE = "/var/lib/clawdie-setup/install-complete.txt"
+FIRSTBOOT_DONE_FILE = "/var/lib/clawdie-setup/firstboot/complete.done"
+DEBUGFS_TIMEOUT_S = 60.0
+# What a disk holding our partitions is: "complete" (the record is there), "unfinished" (the
+# record is not: an install was cut short and the disk cannot start), "unknown" (the root file
+# system could not be read), "" (not read: never taken unattended).
+InstallState = Literal["", "complete", "unfinished", "unknown"]
+AGAIN_LINE = "the last install on this disk did not finish: installing again"
 
 # Kernel names of devices that are never a target, and of those taken only when named.
 _NEVER = (
@@ -94,6 +105,8 @@ class TargetDisk:
     mount_points: tuple[str, ...] = ()
     swap: bool = False
     edges: Edges = UNREAD
+    install_state: InstallState = ""
+    install_detail: str = ""  # why the state is what it is, in a few words
 
     @property
     def node(self) -> str:
@@ -113,6 +126,22 @@ class TargetDisk:
             if part.fs_type == "ext4" and part.fs_label == CLAWDIE_ROOT_LABEL:
                 return True
         return False
+
+    @property
+    def unfinished_clawdie(self) -> bool:
+        """Our partitions without the record the installer writes last: an install of ours was
+        cut short here, and the disk cannot start."""
+        return self.holds_clawdie and self.install_state == "unfinished"
+
+    @property
+    def root_partition(self) -> BlockDevice | None:
+        """The partition named CLAWDIE-ROOT (or the ext4 labelled clawdie-root)."""
+        for part in self.partitions:
+            if part.part_name.casefold() == CLAWDIE_ROOT_PART_NAME.casefold() or (
+                part.fs_type == "ext4" and part.fs_label == CLAWDIE_ROOT_LABEL
+            ):
+                return part
+        return None
 
 
 @dataclass(frozen=True)
@@ -135,12 +164,16 @@ class Choice:
     """The outcome of choosing: `disk` taken without a question, or `ask` among these disks.
 
     `countdown`: `disk` holds data and is erased unattended, after the console's countdown.
+    `again`: `disk` holds an install of ours that did not finish, and the seed would have erased
+    it unattended: it is installed again without a question (a complete one still needs
+    REINSTALL).
     """
 
     reason: str
     disk: TargetDisk | None = None
     ask: tuple[TargetDisk, ...] = field(default=())
     countdown: bool = False
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,7 +260,13 @@ def render_contents(disk: TargetDisk) -> str:
             if not zeros
         ]
         text = f"data with no signature blkid knows ({' and '.join(ends)} MiB not empty)"
-    return f"{text}; a Clawdie installation" if disk.holds_clawdie else text
+    if not disk.holds_clawdie:
+        return text
+    if disk.install_state == "unfinished":
+        return f"{text}; a Clawdie installation that did not finish (it cannot start)"
+    if disk.install_state == "unknown":
+        return f"{text}; a Clawdie installation ({disk.install_detail})"
+    return f"{text}; a Clawdie installation"
 
 
 def render_disk(disk: TargetDisk) -> str:
@@ -369,9 +408,17 @@ def _choose_named(
         )
     if not named.stable:
         return Choice(render_unstable_name(named, disk, disks), ask=(disk,))
+    how = "its serial" if named.kind == "serial" else "its by-id link"
+    if disk.unfinished_clawdie:
+        return Choice(
+            f"TARGET_DISK names it by {how} and ERASE_TARGET_DISK=yes; {AGAIN_LINE}",
+            disk=disk,
+            countdown=True,
+            again=True,
+        )
     return Choice(
-        f"TARGET_DISK names it by {'its serial' if named.kind == 'serial' else 'its by-id link'} "
-        f"and ERASE_TARGET_DISK=yes; it holds {render_contents(disk)}",
+        f"TARGET_DISK names it by {how} and ERASE_TARGET_DISK=yes; it holds "
+        f"{render_contents(disk)}",
         disk=disk,
         countdown=True,
     )
@@ -478,6 +525,44 @@ def read_signature(node: str) -> str:
     return probe.get("PTTYPE") or probe.get("TYPE") or (f"unrecognised: {error}" if error else "")
 
 
+def _debugfs_cat(node: str, path: str) -> tuple[bytes | None, str]:
+    """The file at `path` in the ext4 file system on `node`, read without mounting it (debugfs
+    opens it read-only): (content, "") or (None, "absent") or (None, why it could not be read)."""
+    try:
+        result = run(["debugfs", "-R", f"cat {path}", node], check=False, timeout=DEBUGFS_TIMEOUT_S)
+    except InstallerError as err:
+        return None, err.message
+    errors = result.stderr.decode(errors="replace")
+    if "File not found by ext2_lookup" in errors:
+        return None, "absent"
+    if "while trying to open" in errors or "Filesystem not open" in errors:
+        reason = errors.strip().splitlines()[-1] if errors.strip() else "no reason given"
+        return None, f"debugfs could not open {node}: {reason}"
+    return result.stdout, ""
+
+
+def read_install_state(disk: TargetDisk) -> tuple[InstallState, str]:
+    """Whether the install of ours on `disk` finished: the installer's last record, or first
+    boot's stamp, on the root file system. A root partition with no ext4 yet is unfinished (an
+    install cut before or while making the file systems); one that cannot be read is unknown,
+    and unknown is never erased unattended."""
+    if not disk.holds_clawdie:
+        return "", ""
+    root = disk.root_partition
+    if root is None or root.fs_type != "ext4":
+        return "unfinished", "its root partition has no file system yet"
+    for path, what in (
+        (INSTALL_COMPLETE_FILE, "the installer's completion record"),
+        (FIRSTBOOT_DONE_FILE, "first boot's completion stamp"),
+    ):
+        content, why = _debugfs_cat(root.node, path)
+        if content is not None:
+            return "complete", f"{what} is there"
+        if why != "absent":
+            return "unknown", f"whether it finished could not be read: {why}"
+    return "unfinished", "its root file system has no completion record"
+
+
 def read_target_disks(
     devices: Sequence[BlockDevice], only: Iterable[str] | None = None
 ) -> list[TargetDisk]:
@@ -486,7 +571,7 @@ def read_target_disks(
     wanted = None if only is None else {resolve_disk_name(n) for n in only}
     mounts = read_mounts()
     swaps = read_swap_devnums()
-    disks = []
+    disks: list[TargetDisk] = []
     for device in devices:
         if not device.is_disk or (wanted is not None and device.node not in wanted):
             continue
@@ -501,4 +586,6 @@ def read_target_disks(
                 edges=read_edges(device.node),
             )
         )
+        state, detail = read_install_state(disks[-1])
+        disks[-1] = replace(disks[-1], install_state=state, install_detail=detail)
     return disks

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import CommandFailedError, InstallerError, SeedUnreadableError
+from installer.media import receipt_file
 from installer.media.blockdev import (
     BlockDevice,
     disk_of_devnum,
@@ -163,8 +166,14 @@ def find_seed(
 ) -> tuple[BlockDevice, SeedSearch]:
     """Find the seed partition; log every device looked at. Raises SeedNotFoundError."""
     search = parse_search(read_block_devices() if devices is None else devices)
-    for item in search.looked:
-        log.info("seed: %s", item.render())
+    for item in search.looked:  # the journal keeps each (debug), the serial console does not
+        log.debug("seed: %s", item.render())
+    if not search.candidates:
+        log.info(
+            "seed: no seed partition among %d device(s) looked at (each one in the journal at "
+            "debug level)",
+            len(search.looked),
+        )
     chosen = choose_candidate(search, read_boot_disks() if boot_disks is None else boot_disks)
     log.info("seed: using %s", render_candidate(chosen))
     return chosen, search
@@ -246,5 +255,22 @@ def write_seed_volume_file(device: BlockDevice, name: str, text: str | bytes) ->
 
 
 def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:
-    """Write SETUP-RESULT.txt on the seed partition (see `write_seed_volume_file`)."""
-    return write_seed_volume_file(device, RECEIPT_NAME, text)
+    """Write SETUP-RESULT.txt on the seed partition: on FAT in place, so that a power cut at any
+    moment leaves the file system consistent and a whole receipt (media/receipt_file.py); on
+    anything else as `write_seed_volume_file` does."""
+    if device.fs_type != "vfat" or shutil.which("mshowfat") is None:
+        return write_seed_volume_file(device, RECEIPT_NAME, text)
+    blocker = _receipt_blocker(device)
+    if blocker is None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="clawdie-receipt-") as staging:
+                how = receipt_file.write_in_place(device.node, RECEIPT_NAME, text, Path(staging))
+        except InstallerError as err:
+            blocker = f"cannot write {RECEIPT_NAME} on {device.node}: {err.message}"
+        except OSError as err:
+            blocker = f"writing {RECEIPT_NAME} on {device.node} failed: {err.strerror}"
+    if blocker is not None:
+        log.warning("seed: %s not written on the stick: %s", RECEIPT_NAME, blocker)
+        return ReceiptResult(False, blocker)
+    log.info("seed: %s on %s: %s", RECEIPT_NAME, device.node, how)
+    return ReceiptResult(True, f"wrote {RECEIPT_NAME} on {device.node}")
