@@ -39,6 +39,7 @@ RUN_KEYS = frozenset(
     {
         "INSTALL_MODE",
         "INSTALL_FINGERPRINT",
+        "ADOPT_CODE",
         "ALLOW_IDENTITY_CHANGE",
         "TARGET_DISK",
         "ERASE_TARGET_DISK",

@@ -32,7 +32,7 @@ from installer.seed.rules import (
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
 # Secrets of which not even a prefix is shown.
-FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD"})
+FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD", "ADOPT_CODE"})
 # Normalised values worth a repair note when they differ from what was typed.
 _NOTE_NORMALISED = frozenset(
     {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
@@ -211,7 +211,7 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
                 f"{key}: only used with INSTALL_MODE=adopt; this seed installs fresh, so the "
                 "line has no effect",
             )
-            for key in ("INSTALL_FINGERPRINT", "ALLOW_IDENTITY_CHANGE")
+            for key in ("INSTALL_FINGERPRINT", "ADOPT_CODE", "ALLOW_IDENTITY_CHANGE")
             if key in given
         )
     if "CLAWDIE_USER_PASSWORD" in given:
