@@ -46,7 +46,8 @@ def make_code() -> SecretStr:
 def hash_code(code: SecretStr) -> str:
     from passlib.hash import scrypt
 
-    return str(scrypt.using(rounds=SCRYPT_ROUNDS).hash(code.get_secret_value()))
+    hasher = scrypt.using(rounds=SCRYPT_ROUNDS)  # type: ignore[no-untyped-call]
+    return str(hasher.hash(code.get_secret_value()))
 
 
 def store_code(paths: TargetPaths, code: SecretStr) -> None:

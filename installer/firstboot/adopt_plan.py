@@ -66,6 +66,20 @@ SAFE_KEYS = frozenset(
         *NETWORK_KEYS,  # DESIGN §6: moving a box to another network is not a new identity
     }
 )
+# Who can reach or control the box, or whose accounts it spends: listed under their own heading
+# in the receipt and the admin's message (DESIGN §10).
+ACCESS_KEYS = frozenset(
+    {
+        "SSH_AUTHORIZED_KEY",
+        "CLAWDIE_USER_PASSWORD",
+        "OPERATOR_EMAIL",
+        "OPERATOR_PASSWORD",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_ADMIN_ID",
+        *PROVIDER_KEYS,
+        *NETWORK_KEYS,
+    }
+)
 _IDENTITY_WORDS = {
     "HOSTNAME": "host name",
     "AGENT_DOMAIN": "dashboard domain",
