@@ -69,10 +69,13 @@ class SeedCheck:
     mapping_version: int
     encoding: str = "utf-8"
     given: Mapping[str, Given] = field(default_factory=dict, repr=False)
+    # an adopt seed checked by itself: the box it is for fills in what it leaves out, so it
+    # has no resolution of its own (`check_adopt_seed_bytes`)
+    adopt_only: bool = False
 
     @property
     def valid(self) -> bool:
-        return self.resolved is not None and not self.problems
+        return not self.problems and (self.resolved is not None or self.adopt_only)
 
     @property
     def settings(self) -> tuple[Setting, ...]:
@@ -113,6 +116,74 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         encoding=text.encoding,
         listed_lines=listed,
         extra_warnings=empty,
+    )
+
+
+_ADOPT_NEEDS = {
+    "INSTALL_FINGERPRINT": (
+        "copy the 8 characters shown as Fingerprint on the box's login screen, in its install "
+        "summary or on its receipt: a stick made for one box cannot change another"
+    ),
+    "ADOPT_CODE": (
+        "copy ADOPT_CODE= from the box's first-boot report (SETUP-RESULT.txt on the stick it "
+        "was installed with, or the Telegram report); its owner makes a new one with "
+        "`clawdie-setup adopt-code --new` as root on the box"
+    ),
+}
+
+
+def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
+    """An `INSTALL_MODE=adopt` seed checked as one, by itself (the offline `check`): each line
+    it sets passes its own rule; it names the box (INSTALL_FINGERPRINT) and proves it is the
+    owner's (ADOPT_CODE); keys that come in pairs come together. Nothing else is required: the
+    box fills in what the seed leaves out (the adopt run checks the two together)."""
+    from installer.seed.model import validate_field
+
+    text = parse_seed(data, KNOWN_KEYS)
+    given = given_from_seed(text)
+    problems = list(text.problems)
+    for key, value in given.items():
+        problem = validate_field(key, value.value)
+        if problem is not None:
+            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    problems.extend(
+        Problem(None, key, "required because INSTALL_MODE=adopt", hint)
+        for key, hint in _ADOPT_NEEDS.items()
+        if key not in given
+    )
+    for have, need in (
+        ("OPERATOR_EMAIL", "OPERATOR_PASSWORD"),
+        ("OPERATOR_PASSWORD", "OPERATOR_EMAIL"),
+    ):
+        if have in given and need not in given:
+            problems.append(
+                Problem(
+                    given[have].source.line,
+                    need,
+                    f"required because {have} is set",
+                    "adopt sets the dashboard's operator only when it has none: set both",
+                )
+            )
+    if "TENANT_ID" in given:
+        problems.append(
+            Problem(
+                given["TENANT_ID"].source.line,
+                "TENANT_ID",
+                "additional tenants are not set up by adopt",
+                "remove this line",
+            )
+        )
+    return SeedCheck(
+        name=name,
+        problems=tuple(sorted(problems, key=_problem_order)),
+        warnings=(),
+        repairs=tuple(text.repairs),
+        model=None,
+        resolved=None,
+        mapping_version=default_mapping().version,
+        encoding=text.encoding,
+        given=given,
+        adopt_only=True,
     )
 
 
