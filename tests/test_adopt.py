@@ -60,7 +60,7 @@ def code_on_receipt(text: str) -> str:
     """The adopt code a first-boot receipt (or a Telegram report) shows, once."""
     codes = re.findall(r"^  ADOPT_CODE=([2-9A-HJKMNP-Z]{4}(?:-[2-9A-HJKMNP-Z]{4}){3})$", text, re.M)
     assert len(codes) == 1, text
-    return codes[0]
+    return str(codes[0])
 
 
 def owner_code(box: Path) -> str:
