@@ -19,7 +19,7 @@ import installer.firstboot.steps.network as network_step
 from installer import faults, redact
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
-from installer.firstboot.adopt_code import new_code, render_code_lines
+from installer.firstboot.adopt_code import NEW_CODE_COMMAND, new_code, render_code_lines
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.online import Findings, Online
@@ -496,7 +496,8 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
-        if outcome.ok and self.adopt_code is None:
+        nowhere = self.receipt is None and self.online is None
+        if outcome.ok and self.adopt_code is None and not nowhere:
             self.adopt_code = new_code(paths)
             redact.register(self.adopt_code.get_secret_value())  # never in a log or bundle
             log.info("adopt code: made; its hash is in %s", paths.adopt_code_hash.name)
@@ -509,6 +510,11 @@ class FirstbootRun:
                 return online.notify(seed, text + code, holds_secret=bool(code))
 
         self.delivery = Delivery()
+        if outcome.ok and nowhere:  # neither a receipt nor Telegram to show it on
+            self.delivery.extra.append(
+                "no adopt code was made (no stick and no Telegram to show it on): make one "
+                f"with `{NEW_CODE_COMMAND}` as root before adopting from a stick"
+            )
         for line in write_reports(
             paths,
             check,
