@@ -323,3 +323,24 @@ def test_an_offline_report_given_up_keeps_no_code(tmp_path: Path, pg: PgCluster)
     kept = paths.telegram_given_up_dir / "first-boot.json"
     assert "not kept: the message held the adopt code" in kept.read_text()
     assert not [p for p, text in texts_under(box / "root").items() if code in text]
+
+
+def test_a_run_cut_after_its_report_keeps_the_code_it_showed(tmp_path: Path, pg: PgCluster) -> None:
+    """A power cut after the report (the code on the receipt, its hash kept) and before the
+    complete stamp: the next run does not make another code; its receipt says where the code
+    was shown, and the code shown first still opens the box."""
+    from installer.firstboot.adopt_code import code_matches
+
+    box = firstboot_box(tmp_path, SEED)
+    (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
+    killed = firstboot(box, pg, fault="before:complete")
+    assert killed.returncode == -9, killed.stderr
+    code = code_on_receipt(receipt(box))
+    paths = TargetPaths(box / "root")
+    stored = paths.adopt_code_hash.read_bytes()
+    finished = firstboot(box, pg)
+    assert finished.returncode == 0, finished.stderr
+    assert "Adopt code: made by an earlier run of first boot" in receipt(box)
+    assert code not in receipt(box)
+    assert paths.adopt_code_hash.read_bytes() == stored
+    assert code_matches(paths, code)

@@ -553,12 +553,19 @@ class FirstbootRun:
     ) -> None:
         """Update the report and the receipt with the platform's start (no second message)."""
         kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
+        code = self._code_lines()
+        if not code and paths.adopt_code_hash.is_file():  # an earlier, cut run made and showed it
+            code = (
+                "\nAdopt code: made by an earlier run of first boot and shown in its report "
+                "(the Telegram report to the admin);\n"
+                f"  lost: `{NEW_CODE_COMMAND}` as root on the box makes a new one.\n"
+            )
         for line in write_reports(
             paths,
             check,
             records,
             outcome,
-            receipt=self._receipt_with(self._code_lines()),
+            receipt=self._receipt_with(code),
             delivery=kept,
             findings=self.findings,
         ):
