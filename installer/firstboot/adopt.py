@@ -1,8 +1,11 @@
 """Adopt: an `INSTALL_MODE=adopt` seed applied to an existing installation (DESIGN §6).
 
 The installation is one first boot completed (its `complete` stamp) and left a resolution record
-(`/etc/clawdie/setup.resolved.json`). The seed must carry the box's fingerprint; a wrong one is
-refused before anything on the box changes. Then the plan (`adopt_plan`, pure) decides each key,
+(`/etc/clawdie/setup.resolved.json`). The seed must carry the box's fingerprint (which box) and
+its adopt code (whose box, DESIGN §10): both are checked before anything on the stick is
+compared with the box (`check_gate`), and five wrong codes close adopt until the next reboot.
+Every attempt, applied or refused, is told to the Telegram admin (queued when offline) and shown
+on the console. Then the plan (`adopt_plan`, pure) decides each key,
 and first boot's own steps apply the installation's values with the applied keys in their place:
 no second implementation of identity, accounts, config or database. Databases and platform data
 are never dropped (the steps only create what is missing). The platform is restarted only when
