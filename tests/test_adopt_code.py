@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -344,3 +345,20 @@ def test_a_run_cut_after_its_report_keeps_the_code_it_showed(tmp_path: Path, pg:
     assert code not in receipt(box)
     assert paths.adopt_code_hash.read_bytes() == stored
     assert code_matches(paths, code)
+
+
+def test_codes_are_typeable_and_carry_at_least_60_bits() -> None:
+    import math
+
+    from installer.firstboot.adopt_code import make_code
+    from installer.seed.rules import ADOPT_CODE_ALPHABET, normalise_adopt_code
+
+    assert not set("0O1IL") & set(ADOPT_CODE_ALPHABET)
+    codes = {make_code().get_secret_value() for _ in range(2000)}
+    assert len(codes) == 2000
+    for code in codes:
+        assert re.fullmatch(r"[2-9A-HJKMNP-Z]{4}(-[2-9A-HJKMNP-Z]{4}){3}", code), code
+        assert normalise_adopt_code(code.lower().replace("-", " ")) == code
+    bits = 16 * math.log2(len(ADOPT_CODE_ALPHABET))
+    assert bits >= 60, bits
+    assert repr(make_code()) == "SecretStr('**********')"
