@@ -194,6 +194,8 @@ def test_the_owners_code_applies_and_lists_each_access_change(box: Path, pg: PgC
     assert access in str(told["text"])
     assert "Clawdie adopt on ada: applied" in result.stderr  # and the console
     assert owner_code(box) not in result.stdout + result.stderr + text + str(told["text"])
+    # nor in the installation's record, system.env or anything else the run wrote
+    assert not [p for p, t in texts_under(box / "root").items() if owner_code(box) in t]
     assert NEW_OPENROUTER not in json.dumps(told) + text
 
 
