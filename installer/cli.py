@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "wizard": "wizard",
     "firstboot": "firstboot",
     "adopt": "adopt",
+    "adopt-code": "adopt_code",
     "install-platform": "install_platform",
     "wait-db": "wait_db",
     "telegram-retry": "telegram_retry",

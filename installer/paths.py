@@ -235,6 +235,21 @@ class TargetPaths:
         return self.setup_state_dir / "adopt-summary.txt"
 
     @property
+    def adopt_code_hash(self) -> Path:
+        """The adopt code as a slow hash (root, 0600): never the code itself (DESIGN §10)."""
+        return self.setup_state_dir / "adopt-code.hash"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """/run/clawdie-setup (root, 0700): state that a reboot clears (tmpfs)."""
+        return self._at(f"/run/{SERVICE_NAME}-setup")
+
+    @property
+    def adopt_failures(self) -> Path:
+        """How many wrong adopt codes this boot has seen (cleared by a reboot)."""
+        return self.runtime_dir / "adopt-failures"
+
+    @property
     def summary(self) -> Path:
         return self.setup_state_dir / "install-summary.txt"
 

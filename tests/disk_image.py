@@ -87,6 +87,56 @@ def telegram_retry_state(disk: Path) -> tuple[str, bytes | None]:
     return wants, queued
 
 
+def queued_adopt_code(disk: Path) -> str:
+    """The adopt code the first-boot Telegram report shows its admin, read from that report
+    where it waits (queued: the boot tests' machines have no network), on a shut-down disk."""
+    import json
+    import re
+
+    _, queued = telegram_retry_state(disk)
+    assert queued is not None, "no queued first-boot report on the disk"
+    text = json.loads(queued)["text"]
+    codes = re.findall(r"^  ADOPT_CODE=([2-9A-HJKMNP-Z]{4}(?:-[2-9A-HJKMNP-Z]{4}){3})$", text, re.M)
+    assert len(codes) == 1, text
+    return str(codes[0])
+
+
+# What an adopt stick could change: compared before and after a refused one.
+ADOPT_TARGETS = (
+    "/etc/clawdie/system.env",
+    "/etc/clawdie/setup.resolved.json",
+    "/etc/shadow",
+    "/etc/ssh/sshd_config.d/clawdie.conf",
+    "/etc/hostname",
+    "/var/lib/clawdie/.ssh/authorized_keys",
+    "/var/lib/clawdie-setup/adopt-summary.txt",
+)
+
+
+def adopt_state(disk: Path, fmt: str = "raw") -> tuple[dict[str, bytes | None], list[str]]:
+    """The files an adopt run writes (`ADOPT_TARGETS`) and the names in the Telegram queue, on
+    a shut-down disk (a qcow2 overlay is read through a raw copy)."""
+    raw = disk
+    if fmt != "raw":
+        raw = disk.with_suffix(".state.raw")
+        subprocess.run(
+            ["qemu-img", "convert", "-f", fmt, "-O", "raw", str(disk), str(raw)], check=True
+        )
+    try:
+        with root_filesystem(raw) as device:
+            files = {path: read_file(device, path) for path in ADOPT_TARGETS}
+            queue = list_dir(device, "/var/lib/clawdie-setup/telegram-queue").split()
+            messages = [
+                (read_file(device, f"/var/lib/clawdie-setup/telegram-queue/{name}") or b"").decode()
+                for name in queue
+                if name.startswith("adopt-2")
+            ]
+    finally:
+        if raw != disk:
+            raw.unlink()
+    return files, messages
+
+
 def pg_system_identifier(control: bytes) -> int:
     """The cluster's system identifier: pg_control starts with it (uint64, little-endian)."""
     return int.from_bytes(control[:8], "little")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,23 +48,42 @@ pytestmark = pytest.mark.root
 
 
 def installed_box(where: Path, pg: PgCluster, seed: str = SEED) -> Path:
-    """A box first boot set up from `seed`, with a machine id (so it has a fingerprint)."""
+    """A box first boot set up from `seed`, with a machine id (so it has a fingerprint). The
+    adopt code its receipt showed the owner is kept next to the box (outside its root and the
+    stick, which later receipts overwrite) in `owner-code`."""
     box = firstboot_box(where, seed)
     (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
     result = firstboot(box, pg)
     assert result.returncode == 0, result.stderr
+    (box / "owner-code").write_text(code_on_receipt(receipt(box)))
     return box
+
+
+def code_on_receipt(text: str) -> str:
+    """The adopt code a first-boot receipt (or a Telegram report) shows, once."""
+    codes = re.findall(r"^  ADOPT_CODE=([2-9A-HJKMNP-Z]{4}(?:-[2-9A-HJKMNP-Z]{4}){3})$", text, re.M)
+    assert len(codes) == 1, text
+    return str(codes[0])
+
+
+def owner_code(box: Path) -> str:
+    return (box / "owner-code").read_text()
 
 
 def fingerprint(box: Path) -> str:
     return read_fingerprint(TargetPaths(box / "root"))
 
 
-def adopt_seed(box: Path, *lines: str, fingerprint_line: str | None = None) -> Path:
-    """An adopt seed of just `lines`: the installation fills in everything else."""
-    fp = fingerprint_line or f"INSTALL_FINGERPRINT={fingerprint(box)}"
+def adopt_seed(
+    box: Path, *lines: str, fingerprint_line: str | None = None, code_line: str | None = None
+) -> Path:
+    """An adopt seed of just `lines` (the installation fills in everything else), with the
+    box's fingerprint and its owner's code unless told otherwise ("" leaves a line out)."""
+    fp = f"INSTALL_FINGERPRINT={fingerprint(box)}" if fingerprint_line is None else fingerprint_line
+    code = f"ADOPT_CODE={owner_code(box)}" if code_line is None else code_line
     path = box / "adopt.txt"
-    path.write_text("\n".join(["INSTALL_MODE=adopt", fp, *lines]) + "\n")
+    head = [line for line in ("INSTALL_MODE=adopt", fp, code) if line]
+    path.write_text("\n".join([*head, *lines]) + "\n")
     return path
 
 
@@ -183,7 +203,9 @@ def test_an_adopt_seed_without_a_fingerprint_or_on_a_fresh_box_is_refused(
     # a box where first boot never ran has nothing to adopt
     bare = firstboot_box(tmp_path / "bare", SEED)
     (bare / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
-    refused = adopt(bare, pg, adopt_seed(bare, "PROFILE=economy"))
+    refused = adopt(
+        bare, pg, adopt_seed(bare, "PROFILE=economy", code_line="ADOPT_CODE=K7QD-M4XP-R9TW-3HNE")
+    )
     assert refused.returncode == 1
     assert "there is no installation" in refused.stderr
     assert not (bare / "root/etc/clawdie").exists()
@@ -226,7 +248,7 @@ def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
     assert db_state(pg) == before_db  # the databases are untouched
     resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
     sources = {s["key"]: s["source"] for s in resolved["settings"]}
-    assert sources["PROFILE"] == "setup.txt line 3"
+    assert sources["PROFILE"] == "setup.txt line 4"
     assert sources["TELEGRAM_ADMIN_ID"] == "setup.txt line 2"  # kept byte for byte
     assert restarts(box) == 1  # system.env changed
 
@@ -646,7 +668,7 @@ def test_a_box_on_wifi_moved_to_another_network_needs_that_networks_password(
     assert refused.returncode == 1, refused.stdout + refused.stderr
     for text in (refused.stderr, receipt(box)):
         assert (
-            "adopt.txt:4: WIFI_SSID: another Wi-Fi network than the box's needs its password"
+            "adopt.txt:5: WIFI_SSID: another Wi-Fi network than the box's needs its password"
             in (text)
         )
         assert "add a WIFI_PASSWORD= line with the new network's password" in text

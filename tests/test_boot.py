@@ -22,7 +22,13 @@ import pytest
 from installer.fingerprint import installation_id, short_fingerprint
 from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
-from tests.disk_image import machine_identities, raw_counts, telegram_retry_state
+from tests.disk_image import (
+    adopt_state,
+    machine_identities,
+    queued_adopt_code,
+    raw_counts,
+    telegram_retry_state,
+)
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
@@ -376,15 +382,19 @@ def test_an_adopt_stick_changes_the_installed_box(
     bios_machine: Machine, installer_image: Path, tmp_path: Path
 ) -> None:
     """The installed disk rebooted with a stick carrying INSTALL_MODE=adopt, the box's
-    fingerprint, PROFILE=economy and a new TELEGRAM_ADMIN_ID without ALLOW_IDENTITY_CHANGE
-    (DESIGN §6): udev starts clawdie-adopt.service for the stick, the profile is applied, the
-    admin refused, the receipt on the stick says both, and the platform comes back. The disk
-    boots first (the stick has no boot index); a qcow2 overlay leaves the installed disk as it
-    was."""
+    fingerprint, its adopt code (read from the first-boot Telegram report that waits in the
+    queue: this machine has no network, and its first boot ran without the stick), PROFILE=economy
+    and a new TELEGRAM_ADMIN_ID without ALLOW_IDENTITY_CHANGE (DESIGN §6, §10): udev starts
+    clawdie-adopt.service for the stick, the profile is applied, the admin refused, the receipt
+    on the stick says both, and the platform comes back. Then a second stick with the
+    fingerprint and no code: refused, nothing an adopt writes changed on the disk, the admin's
+    message queued. The disk boots first (the stick has no boot index); a qcow2 overlay leaves
+    the installed disk as it was."""
     if not (bios_machine.workdir / "later-boot.serial.log").exists():
         pytest.skip("needs the installed machine from the test before")
     machine_id = machine_identities(bios_machine.disk)["machine id"].strip()
     fingerprint = short_fingerprint(installation_id(machine_id))
+    code = queued_adopt_code(bios_machine.disk)
     overlay = tmp_path / "adopted.qcow2"
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(bios_machine.disk),
@@ -393,31 +403,14 @@ def test_an_adopt_stick_changes_the_installed_box(
     )  # fmt: skip
     stick = copy_image(installer_image, tmp_path / "adopt-stick.img")
     # the box is on Wi-Fi and the seed leaves WIFI_* out: its stored PSK keeps the Wi-Fi as it is
-    seed = ["INSTALL_MODE=adopt", f"INSTALL_FINGERPRINT={fingerprint}", "PROFILE=economy"]
+    seed = [
+        "INSTALL_MODE=adopt",
+        f"INSTALL_FINGERPRINT={fingerprint}",
+        f"ADOPT_CODE={code}",
+        "PROFILE=economy",
+    ]
     vm.write_seed(stick, ("\n".join([*seed, f"TELEGRAM_ADMIN_ID={NEW_ADMIN}"]) + "\n").encode())
-    nic = f"user,restrict=on,model=virtio-net-pci,mac={ADOPT_MAC}"
-    try:
-        with vm.Vm(
-            workdir=tmp_path, disk=overlay, disk_format="qcow2", stick=stick, stick_boots=False,
-            firmware="bios", name="adopt", extra_args=["-nic", nic],
-        ) as guest:  # fmt: skip
-            started = guest.wait_for(
-                "Starting clawdie-adopt.service", FIRSTBOOT_BOUND, name="adopt starts"
-            )
-            guest.wait_for(
-                re.compile(r"PLATFORM-READY role=clawdie"),
-                FIRSTBOOT_BOUND,
-                after=started,
-                name="PLATFORM-READY",
-            )
-            guest.wait_for(re.compile(r"login:"), 300, name="login prompt")
-            text = guest.log_text()
-            guest.qmp.execute("system_powerdown")
-            guest.wait_exit(300)
-            assert guest.exit_reason() == "guest-shutdown"
-            record("bios-adopt", guest)
-    finally:
-        keep_logs(tmp_path)
+    text = adopt_boot(tmp_path, overlay, stick, "adopt", ready=True)
     data = vm.read_seed_file(stick, "SETUP-RESULT.txt")
     assert data is not None, "no SETUP-RESULT.txt on the adopt stick"
     receipt = read_receipt(data) or ""
@@ -429,9 +422,70 @@ def test_an_adopt_stick_changes_the_installed_box(
     assert "Boot mode:      BIOS (legacy)" in receipt
     assert vm.DISK_SERIAL in receipt
     assert ADOPT_MAC in receipt
-    for secret in (PASSWORD, OPENROUTER, TOKEN):
+    for secret in (PASSWORD, OPENROUTER, TOKEN, code):
         assert secret not in receipt
         assert secret not in text
+    assert "Clawdie adopt on boot-test: applied, from the stick labelled " in text  # the console
+
+    # a stick with what the box shows (the fingerprint) and no code: refused, nothing changed
+    before, told = adopt_state(overlay, "qcow2")
+    visitor = copy_image(installer_image, tmp_path / "visitor-stick.img")
+    lines = ["INSTALL_MODE=adopt", f"INSTALL_FINGERPRINT={fingerprint}", "PROFILE=quality"]
+    vm.write_seed(
+        visitor, ("\n".join([*lines, f"SSH_AUTHORIZED_KEY={VISITOR_KEY}"]) + "\n").encode()
+    )
+    text = adopt_boot(tmp_path, overlay, visitor, "adopt-refused", ready=False)
+    data = vm.read_seed_file(visitor, "SETUP-RESULT.txt")
+    assert data is not None, "no SETUP-RESULT.txt on the visitor's stick"
+    refused = read_receipt(data) or ""
+    assert refused.startswith(
+        "Clawdie adopt: failed (setup.txt)\nReason: refused: wrong or missing ADOPT_CODE\n"
+    ), refused
+    assert fingerprint not in refused
+    after, told_after = adopt_state(overlay, "qcow2")
+    assert after == before
+    assert len(told_after) == len(told) + 1
+    assert any(m for m in told_after if "refused, from the stick labelled" in m)
+    assert "Clawdie adopt on boot-test: refused, from the stick labelled " in text
+    assert code not in text
+
+
+VISITOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvisitorvisitorvisitorvisitorvisitorvis visitor"
+
+
+def adopt_boot(tmp_path: Path, overlay: Path, stick: Path, name: str, *, ready: bool) -> str:
+    """Boot the installed disk (its overlay) with `stick` plugged in, until the adopt unit is
+    done (and, when it changed the box, the platform is back); the serial log's text."""
+    nic = f"user,restrict=on,model=virtio-net-pci,mac={ADOPT_MAC}"
+    try:
+        with vm.Vm(
+            workdir=tmp_path, disk=overlay, disk_format="qcow2", stick=stick, stick_boots=False,
+            firmware="bios", name=name, extra_args=["-nic", nic],
+        ) as guest:  # fmt: skip
+            started = guest.wait_for(
+                "Starting clawdie-adopt.service", FIRSTBOOT_BOUND, name="adopt starts"
+            )
+            if ready:
+                guest.wait_for(
+                    re.compile(r"PLATFORM-READY role=clawdie"),
+                    FIRSTBOOT_BOUND,
+                    after=started,
+                    name="PLATFORM-READY",
+                )
+            else:
+                guest.wait_for(
+                    re.compile(r"(Finished|Failed to start) clawdie-adopt\.service"),
+                    FIRSTBOOT_BOUND, after=started, name="adopt refused",
+                )  # fmt: skip
+            guest.wait_for(re.compile(r"login:"), 300, name="login prompt")
+            text = guest.log_text()
+            guest.qmp.execute("system_powerdown")
+            guest.wait_exit(300)
+            assert guest.exit_reason() == "guest-shutdown"
+            record(f"bios-{name}", guest)
+    finally:
+        keep_logs(tmp_path)
+    return text
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,11 +229,16 @@ def test_an_adopt_seed_is_explained_and_one_without_its_fingerprint_is_refused(
     tmp_path: Path,
 ) -> None:
     seed = tmp_path / "setup.txt"
-    seed.write_bytes(valid("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3F2A-9C01"))
+    seed.write_bytes(
+        valid("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3F2A-9C01", f"ADOPT_CODE={CODE}")
+    )
     out = check(seed, "--explain").stdout
-    assert re.search(r"INSTALL_FINGERPRINT +3f2a9c01 +\[setup\.txt line 5\]", out), out
-    assert re.search(r"ALLOW_IDENTITY_CHANGE +no +\[default\]", out), out
-    seed.write_bytes(valid("INSTALL_MODE=adopt"))
+    assert "an adopt seed: the box keeps every setting it leaves out; it sets:" in out, out
+    assert "  INSTALL_FINGERPRINT=3F2A-9C01\n" in out
+    assert "  ADOPT_CODE=(set, hidden)\n" in out
+    assert CODE not in out
+    assert "setup.txt: valid adopt seed" in out
+    seed.write_bytes(valid("INSTALL_MODE=adopt", f"ADOPT_CODE={CODE}"))
     refused = check(seed)
     assert refused.returncode == 1
     assert "INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt" in refused.stdout
@@ -292,3 +296,38 @@ def test_a_closed_pipe_is_a_quiet_exit() -> None:
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 141
+
+
+CODE = "K7QD-M4XP-R9TW-3HNE"
+README_ADOPT = "INSTALL_MODE=adopt\nINSTALL_FINGERPRINT=3f2a9c01\nPROFILE=quality\n"
+
+
+def test_the_readmes_adopt_seed_with_its_code_is_valid_and_without_it_is_told(
+    tmp_path: Path,
+) -> None:
+    """Only the lines an adopt seed changes are needed (the box fills in the rest): no bot
+    token, admin or provider key; but the fingerprint and the code."""
+    seed = tmp_path / "setup.txt"
+    seed.write_text(README_ADOPT + f"ADOPT_CODE={CODE.lower()}\n")
+    ok = check(seed)
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout == "setup.txt: valid adopt seed (the box it names fills in the rest)\n"
+    seed.write_text(README_ADOPT)
+    refused = check(seed)
+    assert refused.returncode == 1
+    assert "ADOPT_CODE: required because INSTALL_MODE=adopt" in refused.stdout
+    assert "clawdie-setup adopt-code --new" in refused.stdout
+    assert "TELEGRAM_BOT_TOKEN" not in refused.stdout
+    assert "setup.txt: 1 problem(s) to fix" in refused.stdout
+    # each line still passes its own rule; pairs come together
+    seed.write_text(
+        README_ADOPT + f"ADOPT_CODE={CODE}\nTIMEZONE=Mars/Base\nOPERATOR_EMAIL=ops@example.com\n"
+    )
+    bad = check(seed, "--json")
+    problems = {(p["line"], p["key"]) for p in json.loads(bad.stdout)["problems"]}
+    assert problems == {(5, "TIMEZONE"), (6, "OPERATOR_PASSWORD")}
+    seed.write_text(README_ADOPT.replace("3f2a9c01", "3f2a9c0") + "ADOPT_CODE=K7QD-M4XP\n")
+    short = check(seed, "--json")
+    problems = {(p["line"], p["key"]) for p in json.loads(short.stdout)["problems"]}
+    assert problems == {(2, "INSTALL_FINGERPRINT"), (4, "ADOPT_CODE")}
+    assert "K7QD" not in short.stdout

@@ -132,6 +132,7 @@ def snapshot(root: Path, pg: PgCluster) -> dict[str, tuple[str, int, str]]:
             text = text.replace(quote(str(pg.sockdir), safe=""), "SOCK")
             text = re.sub(rf"\b{pg.port}\b", "PORT", text)
             text = re.sub(r"\$6\$[^:\n]+", "$6$HASH", text)  # salted hashes
+            text = re.sub(r"\$scrypt\$[^\n]+", "$scrypt$HASH", text)  # the adopt code's
             text = re.sub(r'"finished_at": "[^"]+"', '"finished_at": "T"', text)
             text = re.sub(r"\(\d+\.\d s\)( over \d+ runs)?", "(N s)", text)
             text = re.sub(r'\{"seconds": [\d.]+, "runs": \d+\}', "{TIME}", text)  # firstboot-time

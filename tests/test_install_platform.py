@@ -266,14 +266,23 @@ def test_the_operator_login_must_exist_and_is_asked_for_when_unclear(
 def test_an_adopt_seed_over_the_installation_is_adopted(tmp_path: Path, pg: PgCluster) -> None:
     from installer.fingerprint import read_fingerprint
     from installer.paths import TargetPaths
+    from tests.test_adopt import code_on_receipt
 
     box = debian_host(tmp_path)
     root = box / "root"
     (root / "etc/machine-id").write_text("4f1c2a9be07d4c3a9a51d2e8b6c07f13\n")
     assert install_platform(box, pg).returncode == 0
     fingerprint = read_fingerprint(TargetPaths(root))
+    # the existing host's first boot made its adopt code: on the receipt only
+    code = code_on_receipt((box / "stick/SETUP-RESULT.txt").read_text())
     seed = box / "adopt.txt"
-    seed.write_text(f"INSTALL_MODE=adopt\nINSTALL_FINGERPRINT={fingerprint}\nPROFILE=quality\n")
+    lines = f"INSTALL_MODE=adopt\nINSTALL_FINGERPRINT={fingerprint}\nPROFILE=quality\n"
+    seed.write_text(lines)
+    refused = install_platform(box, pg, seed=seed)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "refused: wrong or missing ADOPT_CODE" in refused.stderr
+    assert 'PROFILE="balanced"' in (root / "etc/clawdie/system.env").read_text()
+    seed.write_text(lines + f"ADOPT_CODE={code}\n")
     result = install_platform(box, pg, seed=seed)
     assert result.returncode == 0, result.stderr
     assert "PROFILE: applied (balanced → quality)" in result.stdout

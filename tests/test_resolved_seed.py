@@ -84,6 +84,12 @@ CASES = [
     Case("INSTALL_MODE", "fresh", "adopt", ("INSTALL_FINGERPRINT=3f2a9c01",)),
     Case("INSTALL_FINGERPRINT", "3f2a9c01", "0badcafe", ("INSTALL_MODE=adopt",)),
     Case(
+        "ADOPT_CODE",
+        "K7QD-M4XP-R9TW-3HNE",
+        "A2B3-C4D5-E6F7-G8H9",
+        ("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3f2a9c01"),
+    ),
+    Case(
         "ALLOW_IDENTITY_CHANGE", "no", "yes", ("INSTALL_MODE=adopt", "INSTALL_FINGERPRINT=3f2a9c01")
     ),
     Case("TARGET_DISK", "serial:A1", "serial:B2"),

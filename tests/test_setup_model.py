@@ -75,6 +75,8 @@ GOOD = [
     ("INSTALL_FINGERPRINT", "3f2a9c01"),
     ("INSTALL_FINGERPRINT", "3F2A-9C01"),
     ("INSTALL_FINGERPRINT", "3f2a9c01-5b7e-4d2a-8c11-0f9e8d7c6b5a"),
+    ("ADOPT_CODE", "K7QD-M4XP-R9TW-3HNE"),
+    ("ADOPT_CODE", "k7qd m4xp r9tw 3hne"),
     ("ALLOW_IDENTITY_CHANGE", "YES"),
 ]
 
@@ -183,6 +185,8 @@ BAD = [
     ("INSTALL_FINGERPRINT", "3f2a9c0", "not an installation fingerprint"),
     ("INSTALL_FINGERPRINT", "3f2a9c0g", "not an installation fingerprint"),
     ("INSTALL_FINGERPRINT", "3f2a 9c01", "not an installation fingerprint"),
+    ("ADOPT_CODE", "K7QD-M4XP-R9TW", "not an adopt code"),
+    ("ADOPT_CODE", "K7QD-M4XP-R9TW-3HN0", "not an adopt code"),  # 0 is not in the alphabet
     ("ALLOW_IDENTITY_CHANGE", "true", "yes or no"),
 ]
 
@@ -318,6 +322,7 @@ def test_field_specs_have_tiers_docs_and_secrecy() -> None:
         "ZAI_API_KEY",
         "DEEPSEEK_API_KEY",
         "WIFI_PASSWORD",
+        "ADOPT_CODE",
     }
     assert all(s.doc for s in specs.values())
 

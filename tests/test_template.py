@@ -51,6 +51,7 @@ def test_the_install_section_lists_the_install_keys_commented_out() -> None:
     assert keys == [
         "INSTALL_MODE",
         "INSTALL_FINGERPRINT",
+        "ADOPT_CODE",
         "ALLOW_IDENTITY_CHANGE",
         "TARGET_DISK",
         "ERASE_TARGET_DISK",

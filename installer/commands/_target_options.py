@@ -7,11 +7,14 @@ Not a command: the command layer's private helper (see `_db_options`).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.seed.io import Receipt
+
+TELEGRAM_API_ENV = "CLAWDIE_TELEGRAM_API"  # test only, as for `firstboot`
 
 
 def add_target_arguments(parser: argparse.ArgumentParser, *, platform_verb: str) -> None:
@@ -33,6 +36,22 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, platform_verb: str)
     parser.add_argument(
         "--receipt-dir", type=Path, help="write SETUP-RESULT.txt here instead of on the stick"
     )
+    parser.add_argument(
+        "--telegram-api",
+        metavar="URL",
+        help=f"test only: Telegram Bot API base URL for the admin's message (default: "
+        f"${TELEGRAM_API_ENV}, else the real API on the installed system, none in a --root "
+        "sandbox)",
+    )
+
+
+def telegram_api(args: argparse.Namespace) -> str | None:
+    """The Telegram API base: the option, else the environment's test-only override, else the
+    real API on the installed system; None (no message) in a --root sandbox."""
+    from installer.firstboot.telegram import DEFAULT_API
+
+    live = Path(args.root).resolve() == Path("/")
+    return args.telegram_api or os.environ.get(TELEGRAM_API_ENV) or (DEFAULT_API if live else None)
 
 
 def platform_command(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -51,7 +70,7 @@ def firstboot_config(args: argparse.Namespace, seed: Path | None) -> FirstbootCo
         db=DbConfig(args.db_admin, args.db_host, args.db_port, args.db_timeout_ms),
         platform_start=platform_command(args, ("systemctl", "start", "clawdie.service")),
         units_reload=("systemctl", "daemon-reload") if live else None,
-        telegram_api=None,
+        telegram_api=telegram_api(args),
         wizard="never",
     )
 

@@ -1,7 +1,8 @@
 """`clawdie-setup adopt --seed FILE`: apply an INSTALL_MODE=adopt seed to this installed box (or
-the one under `--root`): the fingerprint must match; blanks are filled, safe settings changed,
-identity changes only with ALLOW_IDENTITY_CHANGE=yes; every key is reported as applied, kept or
-refused. Without `--seed`, the seed partition of a stick in the box is read.
+the one under `--root`): the fingerprint and the box's ADOPT_CODE must match (DESIGN §10);
+blanks are filled, safe settings changed, identity changes only with ALLOW_IDENTITY_CHANGE=yes;
+every key is reported as applied, kept or refused, and the Telegram admin is told. Without
+`--seed`, the seed partition of a stick in the box is read.
 
 `--at-boot` is how the appliance's clawdie-adopt.service runs it when a seed stick appears (at
 boot or plugged in later): a stick whose seed is not INSTALL_MODE=adopt, or a box whose first boot

@@ -15,7 +15,15 @@ from installer.seed.io import read_seed_path
 from installer.seed.messages import render_note, render_problem
 from installer.seed.profiles import Setting
 from installer.seed.reader import Note
-from installer.seed.resolve import SeedCheck, check_seed_bytes, mask, shorten
+from installer.seed.resolve import (
+    SeedCheck,
+    check_adopt_seed_bytes,
+    check_seed_bytes,
+    mask,
+    mask_secret,
+    seed_mode,
+    shorten,
+)
 from installer.status import Status
 
 HELP = "check a setup.txt offline: every problem at once, with line numbers"
@@ -32,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     name, data, file_warnings = read_seed_path(args.file)
-    result = check_seed_bytes(data, name=name)
+    if seed_mode(data) == "adopt":  # changes an installed box: only its own lines are needed
+        result = check_adopt_seed_bytes(data, name=name)
+    else:
+        result = check_seed_bytes(data, name=name)
     notes = [Note(None, w) for w in file_warnings]
     if args.json:
         import json  # only for --json: keep it off the plain check's cold start
@@ -58,15 +69,33 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
         key_width = max(len(r[0]) for r in rows)
         value_width = max(len(r[1]) for r in rows)
         out += [f"  {k:<{key_width}}  {v:<{value_width}}  [{src}]" for k, v, src in rows]
+    elif explain and result.adopt_only:
+        out.append("\nan adopt seed: the box keeps every setting it leaves out; it sets:")
+        out += [f"  {key}={value}" for key, value in adopt_lines(result)]
     elif explain:
         out.append("\nno resolved values: fix the problems above first")
-    if result.valid:
+    if result.valid and result.adopt_only:
+        out.append(f"{name}: valid adopt seed (the box it names fills in the rest)")
+    elif result.valid:
         out.append(
             f"{name}: valid" + (f" ({len(result.warnings)} warning(s))" if result.warnings else "")
         )
     else:
         out.append(f"{name}: {len(result.problems)} problem(s) to fix")
     return "\n".join(out) + "\n"
+
+
+def adopt_lines(result: SeedCheck) -> list[tuple[str, str]]:
+    """An adopt seed's lines as typed, secrets masked."""
+    from pydantic import SecretStr
+
+    from installer.seed.model import field_specs
+
+    secret = {spec.key for spec in field_specs() if spec.secret}
+    return [
+        (key, mask_secret(key, SecretStr(g.value)) if key in secret else g.value)
+        for key, g in result.given.items()
+    ]
 
 
 def _setting_json(s: Setting) -> dict[str, Any]:

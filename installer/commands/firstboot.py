@@ -7,6 +7,7 @@ Exit codes and status words: installer.status (README, "Status and exit codes").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shlex
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     paths = TargetPaths(config.root)
     live = paths.is_live_system
     telegram_api, openrouter_api = api_bases(args, live)
+    config = dataclasses.replace(config, telegram_api=telegram_api)  # an adopt at boot tells
     online = None
     if telegram_api is not None or openrouter_api is not None:
         online = Online(paths, telegram_api, openrouter_api)

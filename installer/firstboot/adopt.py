@@ -1,8 +1,11 @@
 """Adopt: an `INSTALL_MODE=adopt` seed applied to an existing installation (DESIGN §6).
 
 The installation is one first boot completed (its `complete` stamp) and left a resolution record
-(`/etc/clawdie/setup.resolved.json`). The seed must carry the box's fingerprint; a wrong one is
-refused before anything on the box changes. Then the plan (`adopt_plan`, pure) decides each key,
+(`/etc/clawdie/setup.resolved.json`). The seed must carry the box's fingerprint (which box) and
+its adopt code (whose box, DESIGN §10): both are checked before anything on the stick is
+compared with the box (`check_gate`), and five wrong codes close adopt until the next reboot.
+Every attempt, applied or refused, is told to the Telegram admin (queued when offline) and shown
+on the console. Then the plan (`adopt_plan`, pure) decides each key,
 and first boot's own steps apply the installation's values with the applied keys in their place:
 no second implementation of identity, accounts, config or database. Databases and platform data
 are never dropped (the steps only create what is missing). The platform is restarted only when
@@ -18,8 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +34,9 @@ from installer import faults, redact
 from installer.envfile import parse_env_file
 from installer.errors import InstallerError
 from installer.fingerprint import matches, read_fingerprint
+from installer.firstboot import adopt_code
 from installer.firstboot.adopt_plan import (
+    ACCESS_KEYS,
     AdoptPlan,
     Installation,
     InstalledSetting,
@@ -59,6 +66,7 @@ from installer.seed.messages import render_note, render_problem_line
 from installer.seed.model import KNOWN_KEYS, field_specs
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import SeedCheck, check_values, given_from_seed, seed_mode
+from installer.seed.rules import SeedValueError, check_fingerprint
 from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
@@ -69,6 +77,23 @@ _GIVEN_SOURCE = ("setup.txt line ", "wizard", "kept from the installation")
 
 class AdoptRefusedError(InstallerError):
     """The seed cannot be applied to this box; nothing on it was changed."""
+
+
+def describe(seed: SeedInput) -> str:
+    """Where a seed came from, for the admin: the stick by its label and serial."""
+    device = seed.device
+    if device is None:
+        return seed.description
+    label = device.fs_label or "(no label)"
+    serial = device.serial or "(no serial)"
+    return f"the stick labelled {label}, serial {serial} ({device.node}, {seed.name})"
+
+
+def read_host_name(paths: TargetPaths) -> str:
+    try:
+        return paths.hostname.read_text(encoding="utf-8").strip() or "this box"
+    except (OSError, UnicodeError):
+        return "this box"
 
 
 def is_installed(paths: TargetPaths) -> bool:
@@ -217,24 +242,76 @@ def refuse_invalid(check: SeedCheck) -> None:
     )
 
 
-def refuse_wrong_box(check: SeedCheck, actual: str) -> None:
-    resolved = check.require_resolved()
-    if resolved.install.mode != "adopt":
+class AdoptCodeRefusedError(AdoptRefusedError):
+    """The stick did not prove the box is its owner's: the refusal says nothing about the box."""
+
+
+_NOT_ADOPT_HINT = (
+    "to change an installed box, add INSTALL_MODE=adopt, INSTALL_FINGERPRINT= (the 8 "
+    "characters on its login screen) and ADOPT_CODE= (from its first-boot report)"
+)
+_FINGERPRINT_HINT = (
+    "copy the Fingerprint shown on this box's login screen (or in its install summary) into "
+    "INSTALL_FINGERPRINT="
+)
+_CODE_HINT = (
+    "nothing on this box was changed. The code is in the box's first-boot report "
+    "(SETUP-RESULT.txt on the stick it was installed with, and the Telegram report to its "
+    f"admin); its owner makes a new one with `{adopt_code.NEW_CODE_COMMAND}` as root on the box"
+)
+
+
+def check_gate(paths: TargetPaths, seed: SeedInput) -> None:
+    """The stick's right to change this box (DESIGN §10), before anything on it is validated
+    against or compared with the box: adopt open (fewer than 5 wrong codes since the box
+    started), the fingerprint (which box), then the code (whose box). Only the seed's own lines
+    are read; a wrong code is counted."""
+    text = parse_seed(seed.data, KNOWN_KEYS)
+    lines = {e.key: e for e in text.entries if e.value}
+    code = lines.get(adopt_code.KEY)
+    if code is not None:
+        redact.register(code.value)
+    mode = lines.get("INSTALL_MODE")
+    if mode is None or mode.value.strip().lower() != "adopt":
+        shown = mode.value.strip().lower() if mode is not None else "fresh"
         raise AdoptRefusedError(
-            f"{check.name} is not an adopt seed (INSTALL_MODE is {resolved.install.mode}); "
-            "nothing on the box was changed",
-            "to change an installed box, add INSTALL_MODE=adopt and INSTALL_FINGERPRINT= (the 8 "
-            "characters on its login screen)",
+            f"{seed.name} is not an adopt seed (INSTALL_MODE is {shown}); nothing on the box "
+            "was changed",
+            _NOT_ADOPT_HINT,
         )
-    given = resolved.install.fingerprint or ""
-    if not matches(given, actual):
-        line = check.given["INSTALL_FINGERPRINT"].source.line
+    if adopt_code.is_closed(paths):
+        raise AdoptCodeRefusedError(
+            adopt_code.closed_message(),
+            "nothing on this box was changed; restart the box to try again with the right "
+            "ADOPT_CODE",
+        )
+    fingerprint = lines.get("INSTALL_FINGERPRINT")
+    if fingerprint is None:
         raise AdoptRefusedError(
-            f"{check.name}:{line}: INSTALL_FINGERPRINT={given} is not this box's fingerprint: "
-            "this stick was made for another box; nothing on this box was changed",
-            "copy the Fingerprint shown on this box's login screen (or in its install summary) "
-            "into INSTALL_FINGERPRINT=",
+            f"{seed.name}: INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt; nothing on "
+            "this box was changed",
+            _FINGERPRINT_HINT,
         )
+    try:
+        given = check_fingerprint(fingerprint.value)
+    except SeedValueError as err:
+        raise AdoptRefusedError(
+            f"{seed.name}:{fingerprint.line}: INSTALL_FINGERPRINT: {err.message}; nothing on "
+            "this box was changed",
+            err.hint,
+        ) from None
+    if not matches(given, read_fingerprint(paths)):
+        raise AdoptRefusedError(
+            f"{seed.name}:{fingerprint.line}: INSTALL_FINGERPRINT={given} is not this box's "
+            "fingerprint: this stick was made for another box; nothing on this box was changed",
+            _FINGERPRINT_HINT,
+        )
+    if adopt_code.code_matches(paths, code.value if code is not None else None):
+        return
+    if code is not None:  # a missing code is a mistake, not a guess
+        count = adopt_code.count_wrong_code(paths)
+        log.warning("adopt: a wrong ADOPT_CODE (%d of %d)", count, adopt_code.MAX_WRONG)
+    raise AdoptCodeRefusedError(adopt_code.REFUSED, _CODE_HINT)
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -269,8 +346,21 @@ def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] 
         "",
         f"Installation fingerprint: {result.fingerprint} (matches INSTALL_FINGERPRINT)",
         "",
+    ]
+    access = [e for e in result.plan.entries if e.key in ACCESS_KEYS]
+    if access:
+        out += [
+            "Access changes:",
+            *(f"  - {render_entry(e, result.changes)}" for e in access),
+            "",
+        ]
+    out += [
         "Settings:",
-        *(f"  - {render_entry(e, result.changes)}" for e in result.plan.entries),
+        *(
+            f"  - {render_entry(e, result.changes)}"
+            for e in result.plan.entries
+            if e.key not in ACCESS_KEYS
+        ),
         *(
             f"  - {key}: applied ({change}; follows the settings above)"
             for key, change in result.changes.items()
@@ -397,12 +487,15 @@ class AdoptRun:
             refusal = render_refusal(self.seed.name, err)
             self._receipt(refusal)
             show_refusal(paths, refusal)
+            self._tell(paths, "refused", refusal)
             raise
         except Exception as caught:  # a step failed: the stick says so, then the CLI does
             from installer.firstboot.runner import as_installer_error
 
             failure = as_installer_error(caught)
-            self._receipt(render_failure(self.seed.name, failure))
+            report = render_failure(self.seed.name, failure)
+            self._receipt(report)
+            self._tell(paths, "failed", report)
             if failure is caught:
                 raise
             raise failure from None
@@ -415,7 +508,19 @@ class AdoptRun:
             self._finish(paths)
         self._receipt(summary)
         print(summary, end="")
+        self._tell(paths, "applied" if result.changed else "nothing changed", summary)
         return 0
+
+    def _tell(self, paths: TargetPaths, outcome: str, report: str) -> None:
+        """Every attempt, applied or refused, to the Telegram admin (queued when offline) and
+        on the console: what happened, from which stick."""
+        from installer.firstboot.telegram_queue import tell_admin
+
+        head = f"Clawdie adopt on {read_host_name(paths)}: {outcome}, from {describe(self.seed)}"
+        name = f"adopt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+        told = tell_admin(paths, self.config.telegram_api, name, f"{head}\n\n{report}")
+        log.info("adopt: %s; Telegram message to the admin: %s", outcome, told)
+        print(f"{head}\nTelegram message to the admin: {told}", file=sys.stderr)
 
     def _receipt(self, text: str) -> None:
         if self.receipt is not None:
@@ -431,10 +536,10 @@ class AdoptRun:
                 "install-platform); adopt changes a box that is already set up",
             )
         faults.arm_from_environment()
+        check_gate(paths, self.seed)
         box = read_installation(self.config, paths)
         check = check_over(box, self.seed)
         refuse_invalid(check)
-        refuse_wrong_box(check, box.fingerprint)
         digest = _digest(self.seed.data)
         stored = _stored_plan(paths, digest)
         if stored is not None:

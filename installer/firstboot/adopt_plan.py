@@ -39,6 +39,7 @@ RUN_KEYS = frozenset(
     {
         "INSTALL_MODE",
         "INSTALL_FINGERPRINT",
+        "ADOPT_CODE",
         "ALLOW_IDENTITY_CHANGE",
         "TARGET_DISK",
         "ERASE_TARGET_DISK",
@@ -63,6 +64,20 @@ SAFE_KEYS = frozenset(
         *profiles.MODEL_KEYS,
         *PROVIDER_KEYS,
         *NETWORK_KEYS,  # DESIGN §6: moving a box to another network is not a new identity
+    }
+)
+# Who can reach or control the box, or whose accounts it spends: listed under their own heading
+# in the receipt and the admin's message (DESIGN §10).
+ACCESS_KEYS = frozenset(
+    {
+        "SSH_AUTHORIZED_KEY",
+        "CLAWDIE_USER_PASSWORD",
+        "OPERATOR_EMAIL",
+        "OPERATOR_PASSWORD",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_ADMIN_ID",
+        *PROVIDER_KEYS,
+        *NETWORK_KEYS,
     }
 )
 _IDENTITY_WORDS = {

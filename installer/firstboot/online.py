@@ -133,9 +133,11 @@ class Online:
         )
         return "sent" if result.sent else f"not sent: {result.reason}"
 
-    def notify(self, seed: ResolvedSeed, text: str) -> tuple[bool, str]:
+    def notify(
+        self, seed: ResolvedSeed, text: str, *, holds_secret: bool = False
+    ) -> tuple[bool, str]:
         """The report to the admin: sent now, else queued for the retry timer (the reason
-        and where it waits)."""
+        and where it waits); `holds_secret`: the text carries the adopt code."""
         api = self.telegram_api
         if api is None:
             return False, "no Telegram in this run"
@@ -152,6 +154,12 @@ class Online:
         else:
             reason = f"no network ({problem})"
         where = queue_message(
-            self.paths, QUEUE_NAME, api=api, chat_id=admin, text=text, reason=reason
+            self.paths,
+            QUEUE_NAME,
+            api=api,
+            chat_id=admin,
+            text=text,
+            reason=reason,
+            holds_secret=holds_secret,
         )
         return False, f"{reason}; queued in {where}, will retry {RETRY_WINDOW}"

@@ -13,10 +13,13 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 import installer.firstboot.steps.network as network_step
 from installer import faults, redact
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
+from installer.firstboot.adopt_code import NEW_CODE_COMMAND, new_code, render_code_lines
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.online import Findings, Online
@@ -373,6 +376,9 @@ class FirstbootRun:
     screen: ProgressScreen | None = None  # the console's progress screen (a terminal only)
     delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
     findings: Findings | None = field(default=None, init=False, repr=False)
+    # made by this run's report (DESIGN §10): in memory only, shown on the receipt and in the
+    # Telegram report, never in the summary on the disk, the console or the journal
+    adopt_code: SecretStr | None = field(default=None, init=False, repr=False)
 
     def execute(self) -> int:
         clock = ServiceClock()  # the service's time counts from the unit's start
@@ -518,25 +524,53 @@ class FirstbootRun:
         records: dict[str, StepRecord],
         outcome: Outcome,
     ) -> None:
+        nowhere = self.receipt is None and self.online is None
+        if outcome.ok and self.adopt_code is None and not nowhere:
+            self.adopt_code = new_code(paths)
+            redact.register(self.adopt_code.get_secret_value())  # never in a log or bundle
+            log.info("adopt code: made; its hash is in %s", paths.adopt_code_hash.name)
+        code = self._code_lines()
         notify = None
         if self.online is not None and check is not None and check.resolved is not None:
             online, seed = self.online, check.resolved
 
             def notify(text: str) -> tuple[bool, str]:
-                return online.notify(seed, text)
+                return online.notify(seed, text + code, holds_secret=bool(code))
 
         self.delivery = Delivery()
+        if outcome.ok and nowhere:  # neither a receipt nor Telegram to show it on
+            self.delivery.extra.append(
+                "no adopt code was made (no stick and no Telegram to show it on): make one "
+                f"with `{NEW_CODE_COMMAND}` as root before adopting from a stick"
+            )
         for line in write_reports(
             paths,
             check,
             records,
             outcome,
             notify=notify,
-            receipt=self.receipt,
+            receipt=self._receipt_with(code),
             delivery=self.delivery,
             findings=self.findings,
         ):
             log.info("report: %s", line)
+
+    def _code_lines(self) -> str:
+        """The adopt code's block for the receipt and the Telegram report ("" without one)."""
+        if self.adopt_code is None:
+            return ""
+        return "\n" + "\n".join(render_code_lines(self.adopt_code)) + "\n"
+
+    def _receipt_with(self, code: str) -> Receipt | None:
+        """The receipt writer, with the adopt code's block at the end of what it writes."""
+        receipt = self.receipt
+        if receipt is None or not code:
+            return receipt
+
+        def write(text: str) -> tuple[bool, str]:
+            return receipt(text + code)
+
+        return write
 
     def _rewrite(
         self,
@@ -547,12 +581,19 @@ class FirstbootRun:
     ) -> None:
         """Update the report and the receipt with the platform's start (no second message)."""
         kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
+        code = self._code_lines()
+        if not code and paths.adopt_code_hash.is_file():  # an earlier, cut run made and showed it
+            code = (
+                "\nAdopt code: made by an earlier run of first boot and shown in its report "
+                "(the Telegram report to the admin);\n"
+                f"  lost: `{NEW_CODE_COMMAND}` as root on the box makes a new one.\n"
+            )
         for line in write_reports(
             paths,
             check,
             records,
             outcome,
-            receipt=self.receipt,
+            receipt=self._receipt_with(code),
             delivery=kept,
             findings=self.findings,
         ):

@@ -12,6 +12,9 @@ is not empty (the service's condition), across reboots; the command sends what i
 - delivered: the file is removed;
 - a day after it was queued (`GIVE_UP_AFTER_S`) it is given up: moved to
   `telegram-given-up/` with when and why, and the journal says so;
+- a message that holds a secret (first boot's report and `adopt-code --new` carry the adopt
+  code, DESIGN §10) is kept only while it waits: its file goes when it is sent, and a given-up
+  copy keeps a note instead of its text;
 - a message queued while the clock was not synchronised is timed from the first run that sees
   a synchronised clock (an NTP jump of years must not give it up at once).
 
@@ -56,6 +59,11 @@ RETRY_WINDOW = "for up to 24 h"
 TOKEN_KEY = "TELEGRAM_BOT_TOKEN"  # noqa: S105 - the name of the setting, not a value
 TOKEN_PLACE = f"{TOKEN_KEY} in /etc/clawdie/system.env"
 MAX_ENTRY = 64 * 1024
+ADMIN_KEY = "TELEGRAM_ADMIN_ID"
+NOT_KEPT_NOTE = (
+    "(not kept: the message held the adopt code; make a new one with "
+    "`clawdie-setup adopt-code --new` as root on the box)"
+)
 
 Sender = Callable[[str, str, str, str], SendResult]  # token, chat id, text, api
 
@@ -93,6 +101,7 @@ class QueuedMessage:
     next_attempt_at: float = 0.0
     last_error: str = ""
     clock_synchronized: bool = True
+    holds_secret: bool = False
 
     def to_json(self) -> str:
         doc = {
@@ -108,6 +117,7 @@ class QueuedMessage:
             "clock_synchronized": self.clock_synchronized,
             "gives_up_at": render_time(self.queued_at + GIVE_UP_AFTER_S),
             "token": TOKEN_PLACE,
+            "holds_secret": self.holds_secret,
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -136,6 +146,7 @@ def parse_entry(name: str, data: bytes) -> QueuedMessage | None:
         next_attempt_at=parse_time(doc.get("next_attempt_at")) or queued_at + BACKOFF_S[0],
         last_error=str(doc.get("last_error", "")),
         clock_synchronized=doc.get("clock_synchronized", True) is not False,
+        holds_secret=doc.get("holds_secret", False) is True,
     )
 
 
@@ -157,9 +168,11 @@ def queue_message(
     text: str,
     reason: str,
     now: float | None = None,
+    holds_secret: bool = False,
 ) -> str:
     """Keep a message that could not be sent (root only, 0600) for the retry timer; returns
-    where, as a path on the target. The token is not kept here: it is in system.env."""
+    where, as a path on the target. The token is not kept here: it is in system.env.
+    `holds_secret`: the text is not kept once the message is given up."""
     queued_at = time.time() if now is None else now
     message = QueuedMessage(
         name=name,
@@ -171,6 +184,7 @@ def queue_message(
         next_attempt_at=queued_at + retry_delay(0),
         last_error=reason,
         clock_synchronized=paths.timesync_synchronized.exists(),
+        holds_secret=holds_secret,
     )
     ensure_dir(paths.telegram_queue_dir, 0o700, 0, 0)
     target = paths.telegram_queue_dir / f"{name}.json"
@@ -199,6 +213,48 @@ def read_bot_token(paths: TargetPaths) -> str:
         )
     redact.register(token)
     return token
+
+
+def read_admin_id(paths: TargetPaths) -> str:
+    """The Telegram admin's id from the installed system's config."""
+    try:
+        data = read_bytes_nofollow(paths.system_env, MAX_ENTRY)
+    except OSError as err:
+        raise InstallerError(
+            f"cannot read the Telegram admin from {paths.system_env}: {err.strerror or err}",
+            "first boot writes it; see `journalctl -u clawdie-firstboot`",
+        ) from None
+    admin = parse_env_file(data.decode("utf-8", errors="replace")).get(ADMIN_KEY, "")
+    if not admin:
+        raise InstallerError(
+            f"{paths.system_env} has no {ADMIN_KEY}", "first boot writes it: run it again"
+        )
+    return admin
+
+
+def tell_admin(
+    paths: TargetPaths, api: str | None, name: str, text: str, *, holds_secret: bool = False
+) -> str:
+    """Send `text` to the box's Telegram admin (bot and admin as system.env has them) now, or
+    queue it as `name` for the retry timer; returns what became of it (never the text)."""
+    if api is None:
+        return "no Telegram in this run"
+    try:
+        token, admin = read_bot_token(paths), read_admin_id(paths)
+    except InstallerError as err:
+        return f"not sent: {err.message}"
+    problem = network_problem(api, paths)
+    if problem is None:
+        result = send(token, admin, text, api=api)
+        if result.sent:
+            return "sent"
+        reason = result.reason
+    else:
+        reason = f"no network ({problem})"
+    where = queue_message(
+        paths, name, api=api, chat_id=admin, text=text, reason=reason, holds_secret=holds_secret
+    )
+    return f"not sent: {reason}; queued in {where}, will retry {RETRY_WINDOW}"
 
 
 def _default_sender(token: str, chat_id: str, text: str, api: str) -> SendResult:
@@ -290,6 +346,8 @@ class Retrier:
         )
         doc = json.loads(message.to_json())
         doc.update(given_up_at=render_time(now), given_up=why)
+        if message.holds_secret:
+            doc["text"] = NOT_KEPT_NOTE
         kept = self.paths.telegram_given_up_dir
         ensure_dir(kept, 0o700, 0, 0)
         write_atomic(

@@ -39,6 +39,7 @@ from installer.seed.rules import (
     SeedValueError,
     check_account,
     check_admin_id,
+    check_adopt_code,
     check_api_key,
     check_assistant_name,
     check_bot_token,
@@ -230,6 +231,11 @@ class SetupModel(BaseModel):
         "INSTALL_FINGERPRINT",
         "install",
         "adopt only: the first 8 characters of the box's fingerprint (its login screen shows it)",
+    )
+    adopt_code: Annotated[SecretStr | None, _rule(check_adopt_code)] = _field(
+        "ADOPT_CODE",
+        "install",
+        "adopt only: the box's adopt code, from its first-boot report (proves the box is yours)",
     )
     allow_identity_change: Annotated[bool | None, _rule(check_yes_no)] = _field(
         "ALLOW_IDENTITY_CHANGE",

@@ -41,7 +41,7 @@ PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
 # The keys whose value the installer's own seed copy holds as a hash (`firstboot.sealed`).
 SEALED_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
 # Secrets of which not even a prefix is shown.
-FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD"})
+FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD", "ADOPT_CODE"})
 # Normalised values worth a repair note when they differ from what was typed.
 _NOTE_NORMALISED = frozenset(
     {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
@@ -80,10 +80,13 @@ class SeedCheck:
     given: Mapping[str, Given] = field(default_factory=dict, repr=False)
     # keys read from the installer's own copy, where a password may be its hash
     derived_keys: frozenset[str] = frozenset()
+    # an adopt seed checked by itself: the box it is for fills in what it leaves out, so it
+    # has no resolution of its own (`check_adopt_seed_bytes`)
+    adopt_only: bool = False
 
     @property
     def valid(self) -> bool:
-        return self.resolved is not None and not self.problems
+        return not self.problems and (self.resolved is not None or self.adopt_only)
 
     @property
     def settings(self) -> tuple[Setting, ...]:
@@ -130,6 +133,74 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME, *, sealed: bool = False
         extra_warnings=[*empty, *text.warnings],
         commented_lines=dict(text.commented),
         derived_keys=SEALED_KEYS & given.keys() if sealed else frozenset(),
+    )
+
+
+_ADOPT_NEEDS = {
+    "INSTALL_FINGERPRINT": (
+        "copy the 8 characters shown as Fingerprint on the box's login screen, in its install "
+        "summary or on its receipt: a stick made for one box cannot change another"
+    ),
+    "ADOPT_CODE": (
+        "copy ADOPT_CODE= from the box's first-boot report (SETUP-RESULT.txt on the stick it "
+        "was installed with, or the Telegram report); its owner makes a new one with "
+        "`clawdie-setup adopt-code --new` as root on the box"
+    ),
+}
+
+
+def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
+    """An `INSTALL_MODE=adopt` seed checked as one, by itself (the offline `check`): each line
+    it sets passes its own rule; it names the box (INSTALL_FINGERPRINT) and proves it is the
+    owner's (ADOPT_CODE); keys that come in pairs come together. Nothing else is required: the
+    box fills in what the seed leaves out (the adopt run checks the two together)."""
+    from installer.seed.model import validate_field
+
+    text = parse_seed(data, KNOWN_KEYS)
+    given = given_from_seed(text)
+    problems = list(text.problems)
+    for key, value in given.items():
+        problem = validate_field(key, value.value)
+        if problem is not None:
+            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    problems.extend(
+        Problem(None, key, "required because INSTALL_MODE=adopt", hint)
+        for key, hint in _ADOPT_NEEDS.items()
+        if key not in given
+    )
+    for have, need in (
+        ("OPERATOR_EMAIL", "OPERATOR_PASSWORD"),
+        ("OPERATOR_PASSWORD", "OPERATOR_EMAIL"),
+    ):
+        if have in given and need not in given:
+            problems.append(
+                Problem(
+                    given[have].source.line,
+                    need,
+                    f"required because {have} is set",
+                    "adopt sets the dashboard's operator only when it has none: set both",
+                )
+            )
+    if "TENANT_ID" in given:
+        problems.append(
+            Problem(
+                given["TENANT_ID"].source.line,
+                "TENANT_ID",
+                "additional tenants are not set up by adopt",
+                "remove this line",
+            )
+        )
+    return SeedCheck(
+        name=name,
+        problems=tuple(sorted(problems, key=_problem_order)),
+        warnings=(),
+        repairs=tuple(text.repairs),
+        model=None,
+        resolved=None,
+        mapping_version=default_mapping().version,
+        encoding=text.encoding,
+        given=given,
+        adopt_only=True,
     )
 
 
@@ -251,7 +322,7 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
                 f"{key}: only used with INSTALL_MODE=adopt; this seed installs fresh, so the "
                 "line has no effect",
             )
-            for key in ("INSTALL_FINGERPRINT", "ALLOW_IDENTITY_CHANGE")
+            for key in ("INSTALL_FINGERPRINT", "ADOPT_CODE", "ALLOW_IDENTITY_CHANGE")
             if key in given
         )
     if "CLAWDIE_USER_PASSWORD" in given:

@@ -110,6 +110,7 @@ class InstallOptions:
     erase_target_disk: bool
     seed_scrub: bool
     fingerprint: str | None = None  # INSTALL_FINGERPRINT: the box an adopt seed is meant for
+    adopt_code: SecretStr | None = None  # ADOPT_CODE: whose box (DESIGN §10)
     allow_identity_change: bool = False
 
 
@@ -226,6 +227,7 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
         erase_target_disk=r.need("ERASE_TARGET_DISK", bool, False),
         seed_scrub=r.need("SEED_SCRUB", bool, False),
         fingerprint=r.take("INSTALL_FINGERPRINT", str),
+        adopt_code=r.take("ADOPT_CODE", SecretStr),
         # its default is a setting only where it means something: in adopt mode
         allow_identity_change=bool(r.take("ALLOW_IDENTITY_CHANGE", bool, False if adopt else None)),
     )

@@ -606,6 +606,36 @@ def check_fingerprint(value: str) -> str:
     return digits[:FINGERPRINT_DIGITS]
 
 
+# The adopt code's alphabet: letters and digits without look-alikes (no 0/O, 1/I/L).
+ADOPT_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+ADOPT_CODE_GROUPS = 4
+ADOPT_CODE_GROUP_LEN = 4
+
+
+def normalise_adopt_code(value: str) -> str | None:
+    """An adopt code as typed (any case, dashes or spaces anywhere) in its grouped form
+    (`K7QD-M4XP-R9TW-3HNE`), or None when it cannot be one."""
+    chars = "".join(value.split()).replace("-", "").upper()
+    size = ADOPT_CODE_GROUPS * ADOPT_CODE_GROUP_LEN
+    if len(chars) != size or any(c not in ADOPT_CODE_ALPHABET for c in chars):
+        return None
+    step = ADOPT_CODE_GROUP_LEN
+    return "-".join(chars[i : i + step] for i in range(0, size, step))
+
+
+def check_adopt_code(value: str) -> str:
+    """The box's adopt code (DESIGN §10): 16 letters and digits in four groups."""
+    code = normalise_adopt_code(value)
+    if code is None:
+        raise SeedValueError(
+            "not an adopt code",
+            "copy ADOPT_CODE= from the box's first-boot report (SETUP-RESULT.txt on the stick "
+            "it was installed with, or the Telegram report): 16 letters and digits in four "
+            "groups of four",
+        )
+    return code
+
+
 BY_ID_PREFIX = "/dev/disk/by-id/"
 SERIAL_PREFIX = "serial:"
 _SERIAL_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")

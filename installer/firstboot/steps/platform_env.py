@@ -46,6 +46,7 @@ _NOT_FOR_PLATFORM = frozenset(
         "LOCALE",
         "SEED_SCRUB",
         "INSTALL_FINGERPRINT",
+        "ADOPT_CODE",
         "ALLOW_IDENTITY_CHANGE",
     }
 )
