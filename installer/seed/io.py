@@ -110,10 +110,9 @@ def _file_kind(mode: int) -> str | None:
     return next((words for test, words in kinds if test(mode)), "not a file")
 
 
-def _too_large(shown: str, size: int, hint: str) -> SeedUnreadableError:
+def _too_large(shown: str, size: str, hint: str) -> SeedUnreadableError:
     return SeedUnreadableError(
-        f"{shown} is {size:,} bytes or more; a setup.txt is at most {MAX_SEED_BYTES // 1024} KiB",
-        hint,
+        f"{shown} is {size}; a setup.txt is at most {MAX_SEED_BYTES // 1024} KiB", hint
     )
 
 
@@ -149,10 +148,10 @@ def read_seed_entry(
         if kind is not None:
             raise SeedUnreadableError(f"{shown} is not a regular file ({kind})", hint)
         if status.st_size > bound:
-            raise _too_large(shown, status.st_size, _TOO_LARGE_HINT)
+            raise _too_large(shown, f"{status.st_size:,} bytes", _TOO_LARGE_HINT)
         data = handle.read(bound + 1)
     if len(data) > bound:
-        raise _too_large(shown, len(data), _TOO_LARGE_HINT)
+        raise _too_large(shown, f"more than {bound:,} bytes", _TOO_LARGE_HINT)
     return data
 
 
