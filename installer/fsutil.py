@@ -283,14 +283,35 @@ def write_atomic(
         os.close(parent_fd)
 
 
-def read_bytes_at(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes:
+def _untrusted(status: os.stat_result) -> str | None:
+    """Why root cannot trust a file with this status (someone else could have written it)."""
+    if status.st_uid not in (0, os.geteuid()):
+        return f"owned by uid {status.st_uid}, not root"
+    if status.st_mode & 0o022:
+        return f"writable by others than its owner (mode {stat.S_IMODE(status.st_mode):04o})"
+    return None
+
+
+def read_bytes_at(dir_fd: int, name: str, limit: int = 1 << 20, *, trusted: bool = False) -> bytes:
     """The regular file `name` in the open directory `dir_fd`, never through a link (ELOOP) nor
-    from a device or a pipe (no blocking open); at most `limit` bytes (more is an error)."""
+    from a device or a pipe (no blocking open); at most `limit` bytes (more is an error).
+    `trusted`: only a file no one but root (or this reader) can have written: owned by root
+    and writable by its owner only; anything else is an UnsafePathError (EPERM)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    fd = os.open(name, flags, dir_fd=dir_fd)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            why = "a symbolic link, which root does not follow"
+            raise UnsafePathError(errno.ELOOP, why, name) from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise UnsafePathError(errno.EINVAL, "not a regular file", name)
+        untrusted = _untrusted(status) if trusted else None
+        if untrusted is not None:
+            raise UnsafePathError(errno.EPERM, f"{untrusted}: root does not trust it", name)
         chunks, size = [], 0
         while chunk := os.read(fd, 1 << 16):
             size += len(chunk)
@@ -302,11 +323,11 @@ def read_bytes_at(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes:
         os.close(fd)
 
 
-def read_bytes_nofollow(path: Path, limit: int = 1 << 20) -> bytes:
+def read_bytes_nofollow(path: Path, limit: int = 1 << 20, *, trusted: bool = False) -> bytes:
     """`read_bytes_at` for a path whose parents root trusts (its own /etc, /var/lib)."""
     parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return read_bytes_at(parent_fd, path.name, limit)
+        return read_bytes_at(parent_fd, path.name, limit, trusted=trusted)
     finally:
         os.close(parent_fd)
 

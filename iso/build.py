@@ -204,8 +204,34 @@ def read_packages(path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+# Ports the box itself uses: a payload cannot declare them as its dashboard's.
+RESERVED_PORTS = {22: "SSH", 53: "DNS", 68: "DHCP", 546: "DHCPv6", 5353: "mDNS", 5432: "PostgreSQL"}
+DASHBOARD_RULE = "@DASHBOARD_RULE@"
+
+
+def check_platform_port(manifest: Path, port: object) -> int | None:
+    """platform.toml's optional `port` (the dashboard's TCP port, which the firewall admits)."""
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UsageError(f"{manifest}: port must be a TCP port number (1-65535), e.g. 3000")
+    if port in RESERVED_PORTS:
+        raise UsageError(
+            f"{manifest}: port {port} is the box's own {RESERVED_PORTS[port]} port",
+            "give the port the platform's dashboard listens on",
+        )
+    return port
+
+
+def render_firewall(port: int | None) -> str:
+    """The appliance's nftables ruleset (iso/nftables.conf) with the dashboard's port, if any."""
+    rule = f'tcp dport {port} accept comment "the dashboard"' if port else "# no dashboard port"
+    return (REPO / "iso/nftables.conf").read_text().replace(DASHBOARD_RULE, rule)
+
+
 def read_platform_manifest(platform_dir: Path) -> dict[str, object]:
-    """The platform payload's manifest (platform.toml): name, version and start command."""
+    """The platform payload's manifest (platform.toml): name, version and start command, and
+    the optional `port` its dashboard listens on."""
     manifest = platform_dir / "platform.toml"
     if not manifest.is_file():
         raise UsageError(
@@ -222,6 +248,7 @@ def read_platform_manifest(platform_dir: Path) -> dict[str, object]:
     program = platform_dir / start[0]
     if not (program.is_file() and os.access(program, os.X_OK)):
         raise UsageError(f"{manifest}: start program {start[0]} is not an executable file")
+    check_platform_port(manifest, data.get("port"))
     return data
 
 
@@ -422,6 +449,10 @@ def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object
     command = shlex.join(["/opt/clawdie/platform/" + start[0], *start[1:]])
     unit = root / "etc/systemd/system/clawdie.service"
     unit.write_text(unit.read_text().replace("@PLATFORM_START@", command))
+    port = manifest.get("port")
+    (root / "etc/nftables.conf").write_text(
+        render_firewall(port if isinstance(port, int) else None)
+    )
 
 
 def configure_system(config: BuildConfig, root: Path, version: str) -> None:
@@ -463,7 +494,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         # SSD then drops what deleted and rewritten files held (issue 27). Not the `discard`
         # mount option: that costs a TRIM on every delete, and some drives stall on it.
         "fstrim.timer",
-        "clawdie-testkit.service",
+        "nftables.service",
         "systemd-networkd.service",
         "systemd-resolved.service",
         "systemd-timesyncd.service",

@@ -1,7 +1,7 @@
 """First boot on Wi-Fi under QEMU (`just boot-test`): a VM with no wired NIC joins the access
 point of the test kit (tests/wifi_kit.py: mac80211_hwsim, hostapd, dnsmasq and stub Telegram and
-OpenRouter servers, from a second disk, started only because the kernel command line says
-`clawdie.testkit=1`).
+OpenRouter servers, from a second disk, started by a hook this test writes into its own copy of
+the installed disk, because the kernel command line says `clawdie.testkit=1`).
 
 No install here: each run boots a qcow2 overlay of the disk the BIOS test installed and kept
 before its first boot (build/iso/boot-test/bios-usb-installed.img, whose seed has the WIFI_*
@@ -31,7 +31,7 @@ from tests.test_boot import (
     keep_logs,
     record,
 )
-from tests.wifi_kit import BOT_USERNAME, build_kit, missing_programs
+from tests.wifi_kit import BOT_USERNAME, build_kit, missing_programs, with_kit_hook
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(1800)]
 
@@ -88,7 +88,9 @@ def boot_on_wifi(workdir: Path, run: str, ap_password: str) -> tuple[str, str]:
         pytest.skip(f"the kit needs {', '.join(missing_programs())}: run `just boot-test`")
     workdir.mkdir(parents=True, exist_ok=True)
     kernel, initrd, cmdline = installed_boot_files(INSTALLED, workdir)
-    disk = overlay(INSTALLED, workdir / "disk.qcow2")
+    # the installed disk carries no test hook: this run's copy gets it, offline
+    hooked = with_kit_hook(INSTALLED, workdir / "installed-with-kit-hook.img")
+    disk = overlay(hooked, workdir / "disk.qcow2")
     kit = build_kit(workdir / "kit.img", ssid=WIFI_SSID, password=ap_password, country=WIFI_COUNTRY)
     guest = vm.Vm(
         workdir=workdir,

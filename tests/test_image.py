@@ -29,7 +29,6 @@ UNITS = (
     "clawdie-installer.service",
     "clawdie-firstboot.service",
     "clawdie.service",
-    "clawdie-testkit.service",
 )
 TIMERS = ("clawdie-telegram-retry.timer",)  # and the service each one starts
 SYSTEM_TIMERS = ("fstrim.timer",)  # Debian's own: freed blocks discarded weekly (issue 27)
@@ -159,7 +158,7 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
 
 def test_image_carries_the_networks_pieces(image_root: Path) -> None:
     """Wi-Fi (supplicant, regulatory database, drivers, firmware of common small-PC chips from
-    non-free-firmware), NTP on, and the boot tests' hook behind its kernel switch (DESIGN §7)."""
+    non-free-firmware), NTP on, and no boot-test hook (DESIGN §7, §10)."""
     for program in ("sbin/wpa_supplicant", "sbin/iw", "bin/ip"):
         assert (image_root / program).is_file(), program
     # regulatory.db is an alternatives link (absolute: it resolves in the image, not here)
@@ -181,8 +180,29 @@ def test_image_carries_the_networks_pieces(image_root: Path) -> None:
     assert "non-free-firmware" in (image_root / "etc/apt/sources.list").read_text()
     timesync = image_root / "etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service"
     assert timesync.is_symlink()
-    hook = (image_root / "etc/systemd/system/clawdie-testkit.service").read_text()
-    assert "ConditionKernelCommandLine=clawdie.testkit=1" in hook
+    # the production image carries no test hook: the boot tests bring their own
+    hooks = [
+        str(p.relative_to(image_root))
+        for unit_dir in ("etc/systemd", "lib/systemd", "usr/lib/systemd")
+        for p in (image_root / unit_dir).rglob("*testkit*")
+    ]
+    assert hooks == [], "no test hook in the image, enabled or not"
+
+
+def test_image_shows_only_what_it_serves(image_root: Path) -> None:
+    """DESIGN §10: nftables enabled with our ruleset (the reference payload's dashboard port
+    admitted), PostgreSQL on localhost, LLMNR off and mDNS on."""
+    wanted = image_root / "etc/systemd/system/sysinit.target.wants/nftables.service"
+    assert wanted.is_symlink(), "nftables.service is enabled"
+    ruleset = (image_root / "etc/nftables.conf").read_text()
+    assert "policy drop;" in ruleset
+    assert 'tcp dport 3000 accept comment "the dashboard"' in ruleset
+    assert (image_root / "usr/sbin/nft").is_file()
+    conf = (image_root / "usr/share/clawdie/postgresql/clawdie.conf").read_text()
+    assert "listen_addresses = 'localhost'" in conf
+    resolved = (image_root / "etc/systemd/resolved.conf.d/clawdie.conf").read_text()
+    assert "LLMNR=no" in resolved
+    assert "MulticastDNS=yes" in resolved
 
 
 def test_image_boots_the_signed_chain_only(

@@ -48,8 +48,25 @@ DEBIAN_PG_IDENT = "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
 pytestmark = pytest.mark.root
 
 
-def debian_host(where: Path, seed: str = SEED) -> Path:
-    """A sandbox Debian 12 root with a person's login `ana` (home, authorized_keys, password)."""
+def debian_cluster(root: Path, version: str, name: str, port: int) -> Path:
+    """/etc/postgresql/VERSION/NAME as Debian's pg_createcluster leaves it (the lines we read)."""
+    cluster = root / "etc/postgresql" / version / name
+    cluster.mkdir(parents=True)
+    (cluster / "postgresql.conf").write_text(
+        f"data_directory = '/var/lib/postgresql/{version}/{name}'\n"
+        f"hba_file = '/etc/postgresql/{version}/{name}/pg_hba.conf'\t# host-based auth\n"
+        f"ident_file = '/etc/postgresql/{version}/{name}/pg_ident.conf'\n"
+        "#port = 5433\n"
+        f"port = {port}\t\t\t\t# (change requires restart)\n"
+    )
+    (cluster / "pg_hba.conf").write_text(DEBIAN_PG_HBA)
+    (cluster / "pg_ident.conf").write_text(DEBIAN_PG_IDENT)
+    return cluster
+
+
+def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
+    """A sandbox Debian 12 root with a person's login `ana` (home, authorized_keys, password)
+    and Debian's cluster 15/main on `port` (the test server's, as the platform uses it)."""
     box = firstboot_box(where, seed)
     root = box / "root"
     (root / "etc/os-release").write_text(DEBIAN_12)
@@ -62,10 +79,7 @@ def debian_host(where: Path, seed: str = SEED) -> Path:
         (root / tool).write_text("")
         (root / tool).chmod(0o755)
     (root / "usr/bin/python3").symlink_to(f"python3.{sys.version_info.minor}")
-    cluster = root / "etc/postgresql/15/main"
-    cluster.mkdir(parents=True)
-    (cluster / "pg_hba.conf").write_text(DEBIAN_PG_HBA)
-    (cluster / "pg_ident.conf").write_text(DEBIAN_PG_IDENT)
+    debian_cluster(root, "15", "main", port)
     with (root / "etc/passwd").open("a") as f:
         f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
     with (root / "etc/group").open("a") as f:
@@ -130,7 +144,7 @@ def install_platform(
 
 
 def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: PgCluster) -> None:
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     root = box / "root"
     before = ana(root)
     result = install_platform(box, pg)
@@ -170,7 +184,9 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
     hba = (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
     assert hba.startswith("# BEGIN clawdie")
     assert hba.endswith(DEBIAN_PG_HBA)
-    assert hba.splitlines()[1].split() == ["local", "all", "postgres", "peer", "map=clawdie_admin"]
+    assert hba.splitlines()[1].split() == [
+        "local", "postgres", "postgres", "peer", "map=clawdie_admin"
+    ]  # fmt: skip
     ident = (root / "etc/postgresql/15/main/pg_ident.conf").read_text()
     assert (
         ident
@@ -202,7 +218,7 @@ def test_the_platform_goes_on_the_host_and_ana_is_untouched(tmp_path: Path, pg: 
 def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
     tmp_path: Path, pg: PgCluster
 ) -> None:
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     root = box / "root"
     shutil.rmtree(root / "usr/lib/postgresql")
     # an apt-get that cannot run in this root (no libc): the install fails like a broken apt
@@ -222,7 +238,7 @@ def test_postgresql_is_installed_with_apt_and_a_failed_apt_is_worded(
 def test_an_overlay_folder_without_the_units_is_worded_before_anything_is_installed(
     tmp_path: Path, pg: PgCluster
 ) -> None:
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     tree = snapshot(box / "root", pg)
     result = install_platform(box, pg, "--overlay", str(tmp_path / "nowhere"))
     assert result.returncode == 1
@@ -235,7 +251,7 @@ def test_an_overlay_folder_without_the_units_is_worded_before_anything_is_instal
 def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(
     tmp_path: Path, pg: PgCluster
 ) -> None:
-    box = debian_host(tmp_path, SEED + "SERVICE_ACCOUNT=ana\n")
+    box = debian_host(tmp_path, SEED + "SERVICE_ACCOUNT=ana\n", port=pg.port)
     root = box / "root"
     before, tree = ana(root), snapshot(root, pg)
     result = install_platform(box, pg)
@@ -250,7 +266,7 @@ def test_ana_as_the_service_account_is_refused_and_nothing_is_installed(
 def test_the_operator_login_must_exist_and_is_asked_for_when_unclear(
     tmp_path: Path, pg: PgCluster
 ) -> None:
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     missing = install_platform(box, pg, "--operator-login", "bob")
     assert missing.returncode == 1
     assert "the operator login bob does not exist on this host" in missing.stderr
@@ -268,7 +284,7 @@ def test_an_adopt_seed_over_the_installation_is_adopted(tmp_path: Path, pg: PgCl
     from installer.paths import TargetPaths
     from tests.test_adopt import code_on_receipt
 
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     root = box / "root"
     (root / "etc/machine-id").write_text("4f1c2a9be07d4c3a9a51d2e8b6c07f13\n")
     assert install_platform(box, pg).returncode == 0
@@ -324,7 +340,7 @@ def test_each_host_check(change: dict[str, object], words: str) -> None:
 
 
 def test_a_host_that_fails_a_check_gets_nothing(tmp_path: Path, pg: PgCluster) -> None:
-    box = debian_host(tmp_path)
+    box = debian_host(tmp_path, port=pg.port)
     (box / "root/etc/os-release").write_text(
         'ID=debian\nVERSION_ID="11"\nPRETTY_NAME="Debian 11"\n'
     )
@@ -337,6 +353,77 @@ def test_a_host_that_fails_a_check_gets_nothing(tmp_path: Path, pg: PgCluster) -
     assert "apt-get install postgresql" in result.stderr
     assert "nothing was installed" in result.stderr
     assert snapshot(box / "root", pg) == tree
+
+
+def test_only_the_platforms_cluster_is_touched_and_a_linked_pg_hba_is_refused(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    """Two clusters: the platform's (on the test server's port) gets our lines, the other one
+    stays byte for byte. A pg_hba.conf that is a link is refused before anything is installed,
+    naming the link and what to do; the file it points to stays as it was."""
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    other = debian_cluster(root, "16", "reports", pg.port + 1)
+    (other / "pg_hba.conf").write_text(DEBIAN_PG_HBA + "host all all 10.0.0.0/8 reject\n")
+    ours = root / "etc/postgresql/15/main"
+    kept = root / "etc/postgresql-hba/15-main.conf"
+    kept.parent.mkdir()
+    (ours / "pg_hba.conf").rename(kept)
+    (ours / "pg_hba.conf").symlink_to(kept)
+
+    def files(cluster: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(cluster.iterdir())}
+
+    other_before, tree = files(other), snapshot(root, pg)
+    refused = install_platform(box, pg)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert (
+        "/etc/postgresql/15/main/pg_hba.conf is a symbolic link (to "
+        f"{kept}); install-platform edits only the file itself" in refused.stderr
+    )
+    assert "replace the link with the file it points to" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert snapshot(root, pg) == tree
+    assert kept.read_text() == DEBIAN_PG_HBA
+
+    (ours / "pg_hba.conf").unlink()
+    kept.rename(ours / "pg_hba.conf")
+    result = install_platform(box, pg)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert files(other) == other_before  # byte for byte
+    assert (ours / "pg_hba.conf").read_text().startswith("# BEGIN clawdie")
+
+
+def test_a_port_no_cluster_or_several_clusters_use_is_worded(tmp_path: Path) -> None:
+    from installer.firstboot.host import HostError, find_platform_cluster
+    from installer.paths import TargetPaths
+
+    root = tmp_path / "root"
+    debian_cluster(root, "15", "main", 5432)
+    paths = TargetPaths(root)
+    assert find_platform_cluster(paths, 5432).unit == "postgresql@15-main.service"
+    with pytest.raises(HostError, match="no PostgreSQL cluster in /etc/postgresql listens on port"):
+        find_platform_cluster(paths, 5433)
+    debian_cluster(root, "16", "main", 5432)
+    with pytest.raises(HostError, match="several PostgreSQL clusters are set to port 5432"):
+        find_platform_cluster(paths, 5432)
+
+
+def test_our_lines_name_only_the_platforms_role_and_databases() -> None:
+    """First match decides in pg_hba.conf: apart from root's admin line (the postgres database,
+    through the root/postgres map), every line of ours names the platform's role and its
+    databases, so the owner's lines for any other role, such as a stricter `postgres` line for
+    the platform's databases, stay effective below ours."""
+    from installer.firstboot.host import HBA_BEGIN, HBA_END, render_pg_hba
+
+    owner = "local   system_ops   postgres   reject\nhost all postgres 127.0.0.1/32 reject\n"
+    text = render_pg_hba(owner + DEBIAN_PG_HBA, role="ada")
+    block = text[len(HBA_BEGIN) : text.index(HBA_END)]
+    lines = [line.split() for line in block.splitlines()]
+    assert lines[0] == ["local", "postgres", "postgres", "peer", "map=clawdie_admin"]
+    for line in lines[1:]:
+        assert line[1:3] == ["system_ops,system_brain,system_skills", "ada"]
+    assert text.endswith(owner + DEBIAN_PG_HBA)
 
 
 def test_pg_hba_gets_our_block_once_and_an_older_block_is_replaced() -> None:

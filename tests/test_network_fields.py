@@ -80,6 +80,54 @@ BAD = [
     ("NET_DNS", " ".join(f"10.0.0.{n}" for n in range(1, 10)), "at most 8"),
 ]
 
+# Issue 21: forms that parse as addresses but cannot work where they are written. Each class
+# has its own words and fix.
+NOT_AN_ADDRESS_HERE = [
+    ("NET_ADDRESS", "2001:db8::5%evil/64", "scope id (%evil)", "remove the % and what follows"),
+    ("NET_ADDRESS", "::ffff:192.168.1.50/120", "IPv4 address written in IPv6 form", "192.168.1.50"),
+    ("NET_ADDRESS", "::192.168.1.50/120", "IPv4-compatible", "write the IPv4 address itself"),
+    ("NET_ADDRESS", "fe80::5/64", "link-local", "the address meant for this box"),
+    ("NET_ADDRESS", "255.255.255.255/32", "the broadcast address", "meant for this box"),
+    ("NET_ADDRESS", "::/0", "unspecified", "meant for this box"),
+    ("NET_GATEWAY", "fe80::1%eth0", "scope id (%eth0)", "fe80::1"),
+    ("NET_GATEWAY", "::ffff:192.168.1.1", "IPv4 address written in IPv6 form", "192.168.1.1"),
+    ("NET_GATEWAY", "::ffff:127.0.0.1", "IPv4 address written in IPv6 form", "127.0.0.1"),
+    ("NET_GATEWAY", "255.255.255.255", "the broadcast address", "the router's address"),
+    ("NET_GATEWAY", "169.254.0.1", "link-local", "the router's address"),
+    ("NET_GATEWAY", "127.0.0.1", "loopback", "the router's address"),
+    ("NET_GATEWAY", "ff02::2", "multicast", "the router's address"),
+    ("NET_DNS", "fe80::1%lo#evil.example", "scope id (%lo#evil.example)", "fe80::1"),
+    ("NET_DNS", "1.1.1.1 2001:db8::53%2", "DNS server 2 (2001:db8::53%2) is", "2001:db8::53"),
+    ("NET_DNS", "::ffff:127.0.0.53", "IPv4 address written in IPv6 form", "127.0.0.53"),
+    ("NET_DNS", "::127.0.0.53", "IPv4-compatible", "127.0.0.53"),
+    ("NET_DNS", "255.255.255.255", "the broadcast address", "a DNS server"),
+    ("NET_DNS", "240.0.0.53", "reserved", "a DNS server"),
+    ("NET_DNS", "::", "unspecified", "a DNS server"),
+    ("NET_DNS", "::1", "loopback", "a DNS server"),
+    ("NET_DNS", "224.0.0.251", "multicast", "a DNS server"),
+    ("NET_DNS", "fe80::53", "link-local", "a DNS server"),
+    ("NET_DNS", "169.254.169.254", "link-local", "a DNS server"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "words", "fix"), NOT_AN_ADDRESS_HERE)
+def test_addresses_that_cannot_work_there_are_refused_with_their_class(
+    key: str, value: str, words: str, fix: str
+) -> None:
+    problem = validate_field(key, value)
+    assert problem is not None
+    assert words in problem.message
+    assert problem.hint is not None
+    assert fix in problem.hint
+
+
+def test_a_refused_address_names_its_line() -> None:
+    """Through the whole seed check: the line and key of the bad value, and nothing written."""
+    result = check_seed_bytes(
+        valid("NET_ADDRESS=2001:db8::5%evil/64", "NET_GATEWAY=2001:db8::1", "NET_DNS=::1")
+    )
+    assert [(p.line, p.key) for p in result.problems] == [(4, "NET_ADDRESS"), (6, "NET_DNS")]
+
 
 @pytest.mark.parametrize(("key", "value"), GOOD)
 def test_good_values_pass_their_rule(key: str, value: str) -> None:
@@ -103,6 +151,7 @@ def test_bad_values_get_the_rule_message(key: str, value: str, words: str) -> No
         ("192.168.1.50/24", "192.168.1.255", "network's own or broadcast address"),
         ("192.168.1.50/24", "fe80::1", "IPv6 address but NET_ADDRESS is IPv4"),
         ("2001:db8::50/64", "2001:db9::1", "is not inside the network 2001:db8::/64"),
+        ("192.168.1.50/24", "::ffff:192.168.1.1", "IPv4 address written in IPv6 form"),
     ],
 )
 def test_the_gateway_must_fit_the_address(address: str, gateway: str, words: str) -> None:

@@ -70,6 +70,18 @@ def networkd_file(text: str) -> dict[str, list[str]]:
     return sections
 
 
+# Every link the box configures answers <host>.local by mDNS and never LLMNR (DESIGN §10).
+LINK_NAMES = ["MulticastDNS=yes", "LLMNR=no"]
+
+
+def test_every_link_answers_its_name_by_mdns_and_never_llmnr() -> None:
+    """The image's wired default and resolved's drop-in: mDNS on, LLMNR off."""
+    image_wired = networkd_file(IMAGE_WIRED.read_text())["Network"]
+    assert all(line in image_wired for line in LINK_NAMES)
+    resolved = IMAGE_WIRED.parents[1] / "resolved.conf.d/clawdie.conf"
+    assert networkd_file(resolved.read_text())["Resolve"] == ["MulticastDNS=yes", "LLMNR=no"]
+
+
 def test_no_network_lines_leave_the_images_dhcp_alone(root: Path) -> None:
     before = files_under(root)
     record = network.apply(context(root))
@@ -94,7 +106,12 @@ def test_a_static_address_replaces_dhcp_on_wired_links(root: Path) -> None:
     assert wired.name < "20-clawdie-wired.network"
     sections = networkd_file(wired.read_text())
     assert sections["Match"] == networkd_file(IMAGE_WIRED.read_text())["Match"] == ["Type=ether"]
-    assert sections["Network"] == ["Address=192.168.1.50/24", "Gateway=192.168.1.1", "DNS=9.9.9.9"]
+    assert sections["Network"] == [
+        *LINK_NAMES,
+        "Address=192.168.1.50/24",
+        "Gateway=192.168.1.1",
+        "DNS=9.9.9.9",
+    ]
     assert stat.S_IMODE(wired.stat().st_mode) == 0o644
     assert record.created[0] == "wired links: 192.168.1.50/24 via 192.168.1.1, DNS 9.9.9.9"
     assert not (root / "etc/wpa_supplicant").exists()
@@ -104,6 +121,7 @@ def test_a_static_address_without_dns_asks_the_gateway(root: Path) -> None:
     network.apply(context(root, "NET_ADDRESS=10.0.0.7/8", "NET_GATEWAY=10.0.0.1"))
     text = (root / "etc/systemd/network/10-clawdie-wired.network").read_text()
     assert networkd_file(text)["Network"] == [
+        *LINK_NAMES,
         "Address=10.0.0.7/8",
         "Gateway=10.0.0.1",
         "DNS=10.0.0.1",
@@ -113,14 +131,23 @@ def test_a_static_address_without_dns_asks_the_gateway(root: Path) -> None:
 def test_an_ipv6_link_local_gateway_is_no_dns_server(root: Path) -> None:
     record = network.apply(context(root, "NET_ADDRESS=2001:db8::7/64", "NET_GATEWAY=fe80::1"))
     text = (root / "etc/systemd/network/10-clawdie-wired.network").read_text()
-    assert networkd_file(text)["Network"] == ["Address=2001:db8::7/64", "Gateway=fe80::1"]
+    assert networkd_file(text)["Network"] == [
+        *LINK_NAMES,
+        "Address=2001:db8::7/64",
+        "Gateway=fe80::1",
+    ]
     assert record.created[0].endswith("DNS none")
 
 
 def test_dns_alone_keeps_dhcp_and_replaces_its_dns(root: Path) -> None:
     network.apply(context(root, "NET_DNS=1.1.1.1, 2606:4700:4700::1111"))
     sections = networkd_file((root / "etc/systemd/network/10-clawdie-wired.network").read_text())
-    assert sections["Network"] == ["DHCP=yes", "DNS=1.1.1.1", "DNS=2606:4700:4700::1111"]
+    assert sections["Network"] == [
+        *LINK_NAMES,
+        "DHCP=yes",
+        "DNS=1.1.1.1",
+        "DNS=2606:4700:4700::1111",
+    ]
     assert sections["DHCPv4"] == sections["DHCPv6"] == sections["IPv6AcceptRA"] == ["UseDNS=no"]
 
 
@@ -137,7 +164,7 @@ def test_wifi_files_modes_and_the_psk(root: Path) -> None:
     assert f"\tpsk={network.derive_psk(WIFI_PASSWORD, ssid)}\n" in text
     assert "key_mgmt=WPA-PSK WPA-PSK-SHA256" in text
     wifi = networkd_file((root / "etc/systemd/network/25-clawdie-wifi.network").read_text())
-    assert wifi == {"Match": ["Type=wlan"], "Network": ["DHCP=yes"]}
+    assert wifi == {"Match": ["Type=wlan"], "Network": [*LINK_NAMES, "DHCP=yes"]}
     unit = (root / "etc/systemd/system/clawdie-wifi@.service").read_text()
     assert "ExecStart=/sbin/wpa_supplicant -c /etc/wpa_supplicant/clawdie-wifi.conf -i %I" in unit
     assert "BindsTo=sys-subsystem-net-devices-%i.device" in unit
@@ -172,7 +199,7 @@ def test_the_wifi_password_is_nowhere_under_the_root(
     assert SENTINEL not in caplog.text
     assert SENTINEL not in repr(record)
     wifi = networkd_file((root / "etc/systemd/network/25-clawdie-wifi.network").read_text())
-    assert wifi["Network"] == ["DHCP=yes", "DNS=1.1.1.1"]  # NET_DNS holds for Wi-Fi too
+    assert wifi["Network"] == [*LINK_NAMES, "DHCP=yes", "DNS=1.1.1.1"]  # NET_DNS for Wi-Fi too
     assert wifi["DHCPv4"] == ["UseDNS=no"]
 
 

@@ -26,6 +26,7 @@ from tests.wifi_kit import (
     missing_programs,
     render_hostapd_conf,
     render_start,
+    with_kit_hook,
 )
 
 
@@ -102,3 +103,45 @@ def test_the_stubs_answer_first_boots_clients() -> None:
     assert f"TESTKIT: telegram sendMessage to {ADMIN}: Clawdie first boot: ok" in out
     assert TOKEN not in out
     assert OPENROUTER not in out
+
+
+def test_the_kit_hook_goes_into_a_copy_of_the_installed_disk_only(tmp_path: Path) -> None:
+    """The image carries no hook: the test writes it, enabled, into its own copy of a disk laid
+    out like the installed one (GPT, root file system ext4 on partition 3); the original stays
+    as it was."""
+    from tests.disk_image import list_dir, read_file, root_filesystem
+    from tests.loopdev import require_root, sh
+    from tests.vm import read_partitions
+
+    require_root()
+    tree = tmp_path / "tree"
+    (tree / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+    rootfs = tmp_path / "rootfs.img"
+    sh("mke2fs", "-q", "-t", "ext4", "-d", str(tree), str(rootfs), "16M")
+    disk = tmp_path / "installed.img"
+    with disk.open("wb") as handle:
+        handle.truncate(24 * 1024 * 1024)
+    script = "label: gpt\nsize=1MiB\nsize=1MiB\nsize=16MiB\n"
+    sh("sfdisk", "--quiet", str(disk), data=script.encode())
+    start = next(p.start for p in read_partitions(disk) if p.number == 3)
+    with disk.open("r+b") as handle:
+        handle.seek(start)
+        handle.write(rootfs.read_bytes())
+    before = disk.read_bytes()
+
+    hooked = with_kit_hook(disk, tmp_path / "hooked.img")
+    assert disk.read_bytes() == before
+    unit = Path(__file__).with_name("clawdie-testkit.service").read_bytes()
+    with root_filesystem(hooked) as device:
+        assert read_file(device, "/etc/systemd/system/clawdie-testkit.service") == unit
+        assert "clawdie-testkit.service" in list_dir(
+            device, "/etc/systemd/system/multi-user.target.wants"
+        )
+        link = subprocess.run(
+            ["debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/"
+             "clawdie-testkit.service", device],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    assert 'Fast link dest: "/etc/systemd/system/clawdie-testkit.service"' in link
+    with root_filesystem(disk) as device:
+        assert read_file(device, "/etc/systemd/system/clawdie-testkit.service") is None

@@ -1,6 +1,8 @@
 """The Wi-Fi boot test's kit: a small ext4 disk labelled CLAWDIE-TESTKIT that makes a Wi-Fi world
-inside the VM. The product image carries none of it; its one hook (clawdie-testkit.service) runs
-the kit's `start` only when the kernel command line says `clawdie.testkit=1`.
+inside the VM. The product image carries none of it, not even a hook: the test writes its hook
+(tests/clawdie-testkit.service, enabled) into its own copy of the installed disk with debugfs
+(`with_kit_hook`), and the hook runs the kit's `start` only when the kernel command line says
+`clawdie.testkit=1`.
 
 What `start` does, before first boot (the hook is ordered before it):
 1. `modprobe mac80211_hwsim radios=2`: two simulated radios that hear each other;
@@ -28,6 +30,8 @@ import subprocess
 from pathlib import Path
 
 KIT_LABEL = "CLAWDIE-TESTKIT"
+HOOK_UNIT = Path(__file__).with_name("clawdie-testkit.service")
+HOOK_DIR = "/etc/systemd/system"
 AP_ADDRESS = "10.77.0.1"
 TELEGRAM_PORT = 8081
 OPENROUTER_PORT = 8082
@@ -136,4 +140,46 @@ def build_kit(dest: Path, *, ssid: str, password: str, country: str) -> Path:
     if proc.returncode != 0:
         raise AssertionError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr}")
     shutil.rmtree(staging)
+    return dest
+
+
+def with_kit_hook(installed: Path, dest: Path) -> Path:
+    """A copy of the installed disk `installed` at `dest` (sparse) with the test kit's hook
+    written into its root file system and enabled, offline with debugfs: the product image and
+    the installed disk the BIOS test kept carry no test hook."""
+    from tests.disk_image import ROOT_PARTITION
+    from tests.vm import read_partitions
+
+    subprocess.run(["cp", "--sparse=always", str(installed), str(dest)], check=True)
+    part = next(p for p in read_partitions(dest) if p.number == ROOT_PARTITION)
+    wants = f"{HOOK_DIR}/multi-user.target.wants"
+    commands = "\n".join(
+        [
+            f"cd {HOOK_DIR}",
+            f"write {HOOK_UNIT} {HOOK_UNIT.name}",
+            f"sif {HOOK_UNIT.name} mode 0100644",
+            f"sif {HOOK_UNIT.name} uid 0",
+            f"sif {HOOK_UNIT.name} gid 0",
+            f"cd {wants}",
+            f"symlink {HOOK_UNIT.name} {HOOK_DIR}/{HOOK_UNIT.name}",
+        ]
+    )
+    node = subprocess.run(
+        ["losetup", "--find", "--show", "--offset", str(part.start),
+         "--sizelimit", str(part.size), str(dest)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        proc = subprocess.run(
+            ["debugfs", "-w", "-f", "-", node],
+            input=commands,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]
+    if proc.returncode != 0 or errors:
+        raise AssertionError(f"debugfs could not write the kit's hook: {proc.stderr}")
     return dest

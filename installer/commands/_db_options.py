@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from installer.errors import UsageError
+from installer.fsutil import UnsafePathError
 from installer.paths import TargetPaths
 
 
@@ -47,21 +48,31 @@ def conninfo_from_args(args: argparse.Namespace, *, key: str) -> str:
     """The connection string the options name; a `UsageError` (exit 2) when there is none."""
     if args.conninfo:
         return str(args.conninfo)
-    from installer.envfile import parse_env_file
+    from installer.envfile import read_env_file
 
     path = env_file_path(Path(args.root), args.env_file)
     try:
-        text = path.read_text(encoding="utf-8")
+        env = read_env_file(path)
     except FileNotFoundError:
         raise UsageError(
             f"{path} does not exist",
             "first boot writes it; or give --conninfo / --env-file",
         ) from None
+    except UnsafePathError as err:
+        raise UsageError(
+            f"{path} is not trusted: {err.strerror}",
+            "first boot writes it as a regular file owned by root, mode 0640; make it so with "
+            "`chown root:SERVICE-ACCOUNT FILE` and `chmod 0640 FILE`, or give --conninfo",
+        ) from None
     except OSError as err:
         raise UsageError(
             f"cannot read {path}: {err.strerror}", "run as root or as the service account"
         ) from None
-    value = parse_env_file(text).get(key, "").strip()
+    except ValueError:
+        raise UsageError(
+            f"{path} is not UTF-8 text", "first boot writes it; run it again"
+        ) from None
+    value = env.get(key, "").strip()
     if not value:
         raise UsageError(f"{path} has no {key}", "first boot writes it; or give --conninfo")
     return value

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from installer.firstboot import host
     from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.firstboot.runner import FirstbootRun
-    from installer.paths import TargetPaths
+    from installer.paths import SERVICE_NAME, TargetPaths
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
     from installer.seed.resolve import check_seed_bytes, seed_mode
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         restart = platform_command(args, ("systemctl", "try-restart", "clawdie.service"))
         return AdoptRun(config, seed, restart=restart, receipt=receipt).execute()
     check = check_seed_bytes(seed.data, name=seed.name)
+    service = SERVICE_NAME
     if check.resolved is not None:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if not facts.postgres_versions:
         postgres_installed = host.install_postgresql(paths)
         facts = host.read_host_facts(paths)
+    pg_access = host.find_platform_cluster(paths, config.db.port)
     with tempfile.TemporaryDirectory(prefix="clawdie-venv-") as work:
         wrote, _ = install_venv(
             source,
@@ -96,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
     changed = int(wrote)
     changed += host.install_payload(paths, args.platform)
     units, rules = host.install_units(paths, unit_files, start)
-    access = host.ensure_postgres_access(paths)
+    access = host.ensure_postgres_access(pg_access, service)
     if units and paths.is_live_system:
         run_command(["systemctl", "daemon-reload"])
         run_command(["systemctl", "start", *host.TIMERS])
     if rules and paths.is_live_system and shutil.which("udevadm"):  # (a container has none)
         run_command(["udevadm", "control", "--reload"], check=False)
     if access and paths.is_live_system:
-        run_command(["systemctl", "reload", "postgresql.service"])
+        run_command(["systemctl", "reload", pg_access.unit])
     record = host.host_record(facts, operator, changed + units + rules + access, postgres_installed)
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
 

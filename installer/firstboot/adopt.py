@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from installer import faults, redact
-from installer.envfile import parse_env_file
+from installer.envfile import MAX_ENV_BYTES, read_env_file
 from installer.errors import InstallerError
 from installer.fingerprint import matches, read_fingerprint
 from installer.firstboot import adopt_code
@@ -55,6 +55,7 @@ from installer.firstboot.stamps import COMPLETE, Stamps
 from installer.fsutil import (
     ensure_dir,
     open_dir,
+    read_bytes_nofollow,
     remove_durably,
     remove_stale_temps,
     write_atomic,
@@ -109,7 +110,7 @@ def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
     the Wi-Fi's key from the supplicant's configuration (`kept_wifi_key`)."""
     try:
         doc = json.loads(paths.resolved_json.read_text(encoding="utf-8"))
-        env = parse_env_file(paths.system_env.read_text(encoding="utf-8"))
+        env = read_env_file(paths.system_env)
     except (OSError, ValueError) as err:
         raise AdoptRefusedError(
             f"cannot read the installation's record: {err}",
@@ -194,7 +195,7 @@ def read_operator_email(config: FirstbootConfig, role: str, password: str | None
 def read_installation(config: FirstbootConfig, paths: TargetPaths) -> Installation:
     """The box as first boot left it: settings, fingerprint, keys, password, operator."""
     settings = read_settings(paths)
-    env = parse_env_file(paths.system_env.read_text(encoding="utf-8"))
+    env = read_env_file(paths.system_env)
     account = env.get("PLATFORM_DB_ROLE") or "clawdie"
     db_password = env.get(DB_PASSWORD_KEY)
     redact.register(db_password or "")
@@ -464,7 +465,7 @@ def _clear_stamps(paths: TargetPaths) -> None:
 
 def _env_digest(paths: TargetPaths) -> str:
     try:
-        return _digest(paths.system_env.read_bytes())
+        return _digest(read_bytes_nofollow(paths.system_env, MAX_ENV_BYTES, trusted=True))
     except OSError:
         return ""
 

@@ -7,9 +7,10 @@ SERVICE_ACCOUNT that names an existing account first boot did not create (a pers
 refused with the accounts step's own words. Then what the platform needs is put in place, each
 file written only when it differs (so a second run writes nothing): Debian's PostgreSQL when it
 is missing, the installer's venv and command (installer/venv.py), the platform payload, the
-units, and the platform's lines in PostgreSQL's pg_hba.conf and pg_ident.conf. First boot then
-runs against the same root, with its stamps, report and receipt. The operator login is never
-renamed, recreated or given keys: nothing here or in first boot writes to it.
+units, and the platform's lines in the pg_hba.conf and pg_ident.conf of the one PostgreSQL
+cluster it uses (found by its port; a linked file is refused before anything is installed).
+First boot then runs against the same root, with its stamps, report and receipt. The operator
+login is never renamed, recreated or given keys: nothing here or in first boot writes to it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
 import tomllib
@@ -27,7 +29,7 @@ from installer.errors import InstallerError
 from installer.firstboot.passwd import read_account
 from installer.firstboot.stamps import StepRecord
 from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
-from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
+from installer.fsutil import ensure_dir, read_bytes_nofollow, symlink_atomic, write_atomic
 from installer.paths import SERVICE_NAME, TargetPaths
 from installer.run import run
 
@@ -336,34 +338,46 @@ def install_postgresql(paths: TargetPaths) -> str:
     return f"installed now with apt-get{lists}"
 
 
-# What the platform needs of the host's PostgreSQL, in each cluster's pg_hba.conf above Debian's
-# own lines (the first line that matches decides): root bootstraps the platform's role and
-# databases as the postgres role, the way the image allows it (iso/pg_hba.conf); the platform's
-# databases take their role by password (scram), which is how first boot checks the role and
-# how the platform connects. Every other line of the operator's stays as it is.
+# What the platform needs of the host's PostgreSQL, in the pg_hba.conf of the one cluster it uses
+# (the first line that matches decides, so our lines go first, and each matches only what is
+# ours): root bootstraps the platform's role and databases as the postgres role in the postgres
+# database, by peer through the clawdie_admin map (root and postgres), the way the image allows
+# it (iso/pg_hba.conf); the platform's role reaches its own databases by password (scram), which
+# is how first boot checks the role and how the platform connects. No line names another role
+# or database, so the owner's lines for them (a stricter `postgres` line, a `reject`) stay
+# effective; other clusters are never read or written.
 HBA_BEGIN = "# BEGIN clawdie (install-platform): the platform's access; edit above or below\n"
 HBA_END = "# END clawdie\n"
-HBA_BLOCK = (
-    HBA_BEGIN + "local   all                                    postgres                 "
-    "peer map=clawdie_admin\n"
-    "local   system_ops,system_brain,system_skills  all                      scram-sha-256\n"
-    "host    system_ops,system_brain,system_skills  all       127.0.0.1/32   scram-sha-256\n"
-    "host    system_ops,system_brain,system_skills  all       ::1/128        scram-sha-256\n"
-    + HBA_END
-)
+PLATFORM_DATABASES = "system_ops,system_brain,system_skills"
 IDENT_LINES = (
     "clawdie_admin    root             postgres\n",
     "clawdie_admin    postgres         postgres\n",
 )
+DEFAULT_PG_PORT = 5432
+_CONF_SETTING = re.compile(r"^\s*(port|hba_file|ident_file)\s*=?\s*'?([^'#\s]+)'?", re.MULTILINE)
 
 
-def render_pg_hba(text: str) -> str:
-    """Debian's pg_hba.conf with our block first (replacing an older one of ours)."""
+def render_hba_block(role: str) -> str:
+    def line(kind: str, databases: str, user: str, address: str, method: str) -> str:
+        return f"{kind:<8}{databases:<39}{user:<10}{address:<15}{method}\n".replace(" \n", "\n")
+
+    return (
+        HBA_BEGIN
+        + line("local", "postgres", "postgres", "", "peer map=clawdie_admin")
+        + line("local", PLATFORM_DATABASES, role, "", "scram-sha-256")
+        + line("host", PLATFORM_DATABASES, role, "127.0.0.1/32", "scram-sha-256")
+        + line("host", PLATFORM_DATABASES, role, "::1/128", "scram-sha-256")
+        + HBA_END
+    )
+
+
+def render_pg_hba(text: str, role: str = SERVICE_NAME) -> str:
+    """The cluster's pg_hba.conf with our block first (replacing an older one of ours)."""
     if HBA_BEGIN in text and HBA_END in text:
         head, _, rest = text.partition(HBA_BEGIN)
         _, _, tail = rest.partition(HBA_END)
         text = head + tail
-    return HBA_BLOCK + text
+    return render_hba_block(role) + text
 
 
 def render_pg_ident(text: str) -> str:
@@ -373,22 +387,96 @@ def render_pg_ident(text: str) -> str:
     return text + ("" if not text or text.endswith("\n") else "\n") + "".join(missing)
 
 
-def ensure_postgres_access(paths: TargetPaths) -> int:
-    """Our lines in every cluster's pg_hba.conf and pg_ident.conf; returns how many files
-    changed (PostgreSQL must then reload them)."""
+@dataclass(frozen=True)
+class PgAccess:
+    """The cluster the platform uses and the two files install-platform edits there."""
+
+    cluster: Path
+    hba: Path
+    ident: Path
+
+    @property
+    def unit(self) -> str:
+        """Debian's unit for this one cluster (postgresql@15-main.service)."""
+        return f"postgresql@{self.cluster.parent.name}-{self.cluster.name}.service"
+
+
+def _cluster_settings(cluster: Path) -> dict[str, str]:
+    conf = cluster / "postgresql.conf"
+    text = conf.read_text(encoding="utf-8", errors="replace") if conf.is_file() else ""
+    return {key: value for key, value in _CONF_SETTING.findall(text)}
+
+
+def _in_root(paths: TargetPaths, value: str | None, default: Path) -> Path:
+    if not value:
+        return default
+    return paths.root / value.lstrip("/") if value.startswith("/") else default.parent / value
+
+
+def find_platform_cluster(paths: TargetPaths, port: int) -> PgAccess:
+    """The one cluster under /etc/postgresql/VERSION/NAME whose postgresql.conf listens on
+    `port` (Debian's 5432 when it sets none), with its pg_hba.conf and pg_ident.conf (where its
+    hba_file and ident_file say). Neither file may be a link: root edits the file it names, not
+    whatever a link points to. A worded HostError otherwise; nothing is written here."""
+    found = []
+    for cluster in sorted((paths.root / "etc/postgresql").glob("*/*")):
+        if not cluster.is_dir() or cluster.is_symlink():
+            continue
+        settings = _cluster_settings(cluster)
+        if settings.get("port", str(DEFAULT_PG_PORT)) == str(port):
+            found.append((cluster, settings))
+    where = f"/{(paths.root / 'etc/postgresql').relative_to(paths.root)}"
+    if not found:
+        raise HostError(
+            f"no PostgreSQL cluster in {where} listens on port {port}",
+            "give the port of the cluster the platform should use with --db-port "
+            "(`pg_lsclusters` lists them)",
+        )
+    if len(found) > 1:
+        names = ", ".join(f"/{c.relative_to(paths.root)}" for c, _ in found)
+        raise HostError(
+            f"several PostgreSQL clusters are set to port {port}: {names}",
+            "give each its own port in its postgresql.conf, or the one meant with --db-port",
+        )
+    cluster, settings = found[0]
+    access = PgAccess(
+        cluster,
+        _in_root(paths, settings.get("hba_file"), cluster / "pg_hba.conf"),
+        _in_root(paths, settings.get("ident_file"), cluster / "pg_ident.conf"),
+    )
+    for path in (access.hba, access.ident):
+        shown = f"/{path.relative_to(paths.root)}"
+        if path.is_symlink():
+            raise HostError(
+                f"{shown} is a symbolic link (to {os.readlink(path)}); install-platform edits "
+                "only the file itself",
+                f"replace the link with the file it points to (`cp --remove-destination "
+                f'"$(readlink -f {shown})" {shown}`), then run install-platform again; '
+                "nothing was installed",
+            )
+        if not path.is_file():
+            raise HostError(
+                f"{shown} is missing or not a regular file",
+                "check the cluster with `pg_lsclusters`; nothing was installed",
+            )
+    return access
+
+
+def ensure_postgres_access(access: PgAccess, role: str = SERVICE_NAME) -> int:
+    """Our lines in the platform's cluster's pg_hba.conf and pg_ident.conf (only there);
+    returns how many files changed (PostgreSQL must then reload them)."""
     changed = 0
-    for config in sorted((paths.root / "etc/postgresql").glob("*/*")):
-        for name, render in (("pg_hba.conf", render_pg_hba), ("pg_ident.conf", render_pg_ident)):
-            path = config / name
-            if not path.is_file():
-                continue
-            old = path.read_text(encoding="utf-8")
-            new = render(old)
-            if new != old:
-                info = path.stat()
-                changed += write_atomic(
-                    path, new, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid
-                )
+    for path, render in (
+        (access.hba, lambda text: render_pg_hba(text, role)),
+        (access.ident, render_pg_ident),
+    ):
+        old = read_bytes_nofollow(path).decode("utf-8")
+        new = render(old)
+        if new != old:
+            info = path.lstat()
+            changed += write_atomic(
+                path, new, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid
+            )
     return changed
 
 

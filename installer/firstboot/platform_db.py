@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from installer.envfile import parse_env_file
+from installer.envfile import read_env_file
 from installer.firstboot.config import DbConfig
 
 DATABASES = ("system_ops", "system_brain", "system_skills")
@@ -27,6 +27,6 @@ def existing_db_password(env_file: Path) -> str | None:
     """The platform's database password from an earlier run (it must never change under the
     role that already has it)."""
     try:
-        return parse_env_file(env_file.read_text()).get(DB_PASSWORD_KEY) or None
-    except OSError:
+        return read_env_file(env_file).get(DB_PASSWORD_KEY) or None
+    except FileNotFoundError:
         return None

@@ -200,7 +200,7 @@ def forget_queued(paths: TargetPaths, name: str) -> bool:
 def read_bot_token(paths: TargetPaths) -> str:
     """The bot token from the installed system's config (never from the queue)."""
     try:
-        data = read_bytes_nofollow(paths.system_env, MAX_ENTRY)
+        data = read_bytes_nofollow(paths.system_env, MAX_ENTRY, trusted=True)
     except OSError as err:
         raise InstallerError(
             f"cannot read the bot token from {paths.system_env}: {err.strerror or err}",

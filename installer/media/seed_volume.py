@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -22,6 +23,7 @@ from installer.errors import CommandFailedError, SeedUnreadableError
 from installer.fsutil import write_atomic
 from installer.media.blockdev import BlockDevice
 from installer.run import run
+from installer.seed.io import read_seed_entry
 from installer.seed.reader import MAX_SEED_BYTES
 
 log = logging.getLogger("clawdie.seed")
@@ -63,12 +65,23 @@ def ensure_device_present(device: BlockDevice) -> None:
         )
 
 
-def _too_large(name: str, size: int, device: BlockDevice) -> SeedUnreadableError:
-    return SeedUnreadableError(
-        f"{name} on {device.node} is {size:,} bytes; a setup.txt is at most "
-        f"{MAX_SEED_BYTES // 1024} KiB",
-        "check that this is the setup.txt from the stick, not another file renamed",
-    )
+def stick_words(device: BlockDevice) -> str:
+    """The stick as the owner knows it: its label, then its node."""
+    label = device.fs_label or device.part_name
+    return f"the stick {label} ({device.node})" if label else f"the stick {device.node}"
+
+
+def _entry_words(name: str, device: BlockDevice) -> str:
+    return f"{name} on {stick_words(device)}"
+
+
+_NOT_REGULAR_HINT = "put the setup.txt file itself on the stick (not a link, folder or device)"
+
+
+def read_stick_entry(path: Path, name: str, device: BlockDevice) -> bytes:
+    """`name` at `path` (on the mounted stick, or a copy taken from it) through the one seed
+    reader: a regular file within the bound, no link followed, every refusal with the label."""
+    return read_seed_entry(path, _entry_words(name, device), _NOT_REGULAR_HINT)
 
 
 def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
@@ -95,11 +108,7 @@ class MountedVolume:
         return sorted(entry.name for entry in self.directory.iterdir())
 
     def read(self, name: str) -> bytes:
-        path = self.directory / name
-        size = path.stat().st_size
-        if size > MAX_SEED_BYTES:
-            raise _too_large(name, size, self.device)
-        return path.read_bytes()
+        return read_stick_entry(self.directory / name, name, self.device)
 
     def write_atomic(self, name: str, data: bytes) -> None:
         write_private_file(self.directory / name, data)
@@ -116,19 +125,36 @@ class MtoolsVolume:
     def _run(self, *argv: str) -> bytes:
         return run([*argv], env=MTOOLS_ENV, timeout=MOUNT_TIMEOUT).stdout
 
-    def names(self) -> list[str]:
+    def _listing(self) -> list[str]:
+        """Entries of the root as mdir names them: a folder ends with "/"."""
         listing = self._run("mdir", "-b", "-a", "-i", self.device.node, "::/")
         lines = listing.decode(errors="replace").splitlines()
-        return sorted(line.removeprefix("::/") for line in lines if line.startswith("::/"))
+        return [line.removeprefix("::/") for line in lines if line.startswith("::/")]
+
+    def names(self) -> list[str]:
+        return sorted(entry.removesuffix("/") for entry in self._listing())
 
     def read(self, name: str) -> bytes:
+        """FAT holds no links, FIFOs or devices; a folder or a file over the bound is refused
+        from the listing, before anything is copied off the stick."""
+        if f"{name}/" in self._listing():
+            raise SeedUnreadableError(
+                f"{_entry_words(name, self.device)} is not a regular file (a directory)",
+                _NOT_REGULAR_HINT,
+            )
+        listing = self._run("mdir", "-a", "-i", self.device.node, f"::/{name}")
+        size = parse_mdir_size(listing.decode(errors="replace"))
+        if size is None or size > MAX_SEED_BYTES:
+            raise SeedUnreadableError(
+                f"{_entry_words(name, self.device)} is "
+                + ("of unknown size" if size is None else f"{size:,} bytes")
+                + f"; a setup.txt is at most {MAX_SEED_BYTES // 1024} KiB",
+                "check that this is the setup.txt from the stick, not another file renamed",
+            )
         local = self.staging / "read"
         self._run("mcopy", "-n", "-i", self.device.node, f"::/{name}", str(local))
         try:
-            size = local.stat().st_size
-            if size > MAX_SEED_BYTES:
-                raise _too_large(name, size, self.device)
-            return local.read_bytes()
+            return read_stick_entry(local, name, self.device)
         finally:
             local.unlink(missing_ok=True)
 
@@ -142,6 +168,83 @@ class MtoolsVolume:
             self._run("mdel", "-i", node, f"::/{name}")
         self._run("mren", "-i", node, tmp, f"::/{name}")
         fsync_path(Path(node))
+
+
+_MDIR_ONE_FILE = re.compile(r"^\s*1 file\s+([\d ]+?) bytes\s*$", re.MULTILINE)
+
+
+def parse_mdir_size(listing: str) -> int | None:
+    """The size `mdir` reports for one file (its digits are grouped with spaces), or None."""
+    match = _MDIR_ONE_FILE.search(listing)
+    return int(match.group(1).replace(" ", "")) if match else None
+
+
+# `xorriso -lsl` lines: type and mode, links, owner, group, size (or "major,minor"), date, 'name'.
+_LSL_LINE = re.compile(
+    r"^(?P<type>\S)\S{9}\s+\d+\s+\S+\s+\S+\s+(?P<size>[\d,]+)\s[^']*'(?P<name>[^']*)'"
+)
+_LSL_KINDS = {
+    "d": "a directory",
+    "l": "a symbolic link",
+    "p": "a named pipe (FIFO)",
+    "c": "a character device",
+    "b": "a block device",
+    "s": "a socket",
+}
+
+
+class XorrisoVolume:
+    """An ISO 9660 volume read with xorriso where the kernel has no iso9660 driver: each entry
+    is judged from the Rock Ridge listing (kind and size) before it is extracted, then the copy
+    goes through the one seed reader. Read-only, as the medium is."""
+
+    method = "xorriso"
+
+    def __init__(self, device: BlockDevice, staging: Path) -> None:
+        self.device, self.staging = device, staging
+        self._entries: dict[str, tuple[str, int]] | None = None
+
+    def _run(self, *argv: str) -> bytes:
+        indev = ["-indev", f"stdio:{self.device.node}"]
+        return run(["xorriso", "-abort_on", "FAILURE", *indev, *argv], timeout=MOUNT_TIMEOUT).stdout
+
+    def entries(self) -> dict[str, tuple[str, int]]:
+        if self._entries is None:
+            found: dict[str, tuple[str, int]] = {}
+            for line in self._run("-lsl", "/").decode(errors="replace").splitlines():
+                match = _LSL_LINE.match(line)
+                if match is not None:
+                    size = match["size"]
+                    found[match["name"]] = (match["type"], -1 if "," in size else int(size))
+            self._entries = found
+        return self._entries
+
+    def names(self) -> list[str]:
+        return sorted(self.entries())
+
+    def read(self, name: str) -> bytes:
+        kind, size = self.entries().get(name, ("-", 0))
+        if kind != "-":
+            raise SeedUnreadableError(
+                f"{_entry_words(name, self.device)} is not a regular file "
+                f"({_LSL_KINDS.get(kind, 'not a file')})",
+                _NOT_REGULAR_HINT,
+            )
+        if size > MAX_SEED_BYTES:
+            raise SeedUnreadableError(
+                f"{_entry_words(name, self.device)} is {size:,} bytes; a setup.txt is at most "
+                f"{MAX_SEED_BYTES // 1024} KiB",
+                "check that this is the setup.txt from the stick, not another file renamed",
+            )
+        local = self.staging / "read"
+        self._run("-osirrox", "on", "-extract", f"/{name}", str(local))
+        try:
+            return read_stick_entry(local, name, self.device)
+        finally:
+            local.unlink(missing_ok=True)
+
+    def write_atomic(self, name: str, data: bytes) -> None:
+        raise SeedUnreadableError(f"{stick_words(self.device)} is ISO 9660, which is read-only")
 
 
 def _mount_types(fs_type: str) -> list[str]:
@@ -214,6 +317,11 @@ def open_volume(device: BlockDevice, *, writable: bool = False) -> Iterator[Volu
         log.debug("seed: this kernel has no vfat driver; reading %s with mtools", device.node)
         with tempfile.TemporaryDirectory(prefix="clawdie-seed-") as staging:
             yield MtoolsVolume(device, Path(staging))
+        return
+    if device.fs_type == "iso9660" and not writable and shutil.which("xorriso"):
+        log.debug("seed: this kernel has no iso9660 driver; reading %s with xorriso", device.node)
+        with tempfile.TemporaryDirectory(prefix="clawdie-seed-") as staging:
+            yield XorrisoVolume(device, Path(staging))
         return
     raise SeedUnreadableError(
         f"this system cannot read the {device.fs_type} volume on {device.node}: "

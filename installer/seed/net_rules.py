@@ -11,16 +11,24 @@ Decisions documented here (DESIGN leaves them open):
   other bytes anyway).
 - WIFI_COUNTRY is an ISO 3166-1 alpha-2 code (`installer.seed.countries`); `00` (the world
   domain) is refused: the box must say where it is. `UK` and `EL` get their ISO code as a hint.
+- Addresses are typed with `ipaddress`, and the forms that are not an address of their own are
+  refused wherever an address is given, each with its own words and fix: an IPv6 scope id
+  (`%eth0`: it names an interface of one machine, and networkd would be handed it verbatim),
+  IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) forms (write the IPv4
+  address), unspecified, loopback, multicast, the IPv4 broadcast 255.255.255.255 and the
+  reserved 240.0.0.0/4.
 - NET_ADDRESS needs its prefix (`192.168.1.50/24`; a dotted netmask is read as its prefix) and
-  must be a host's address: not the network's own or broadcast address, not loopback,
-  multicast, unspecified or IPv4 link-local.
+  must be a host's address: not the network's own or broadcast address, not link-local (the
+  box makes those itself).
 - NET_GATEWAY lies inside NET_ADDRESS's network (an IPv6 gateway may also be link-local,
-  `fe80::1`, as routers announce themselves); NET_DNS is 1-8 addresses, never a loopback one
-  (127.0.0.53 is systemd-resolved's own stub: a loop).
+  `fe80::1`, as routers announce themselves; an IPv4 one may not); NET_DNS is 1-8 addresses,
+  never a loopback one (127.0.0.53 is systemd-resolved's own stub: a loop) nor a link-local
+  one (unreachable without an interface name).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from typing import TYPE_CHECKING
@@ -114,28 +122,82 @@ def check_wifi_country(value: str) -> str:
     return code
 
 
-def _unusable(address: IPv4Address | IPv6Address) -> str | None:
-    """Why `address` cannot be a host's own address or a server's, or None."""
+# Where an address is used decides what cannot work there: the box's own address, its router,
+# its DNS servers. Each class of unusable address has its own words and fix.
+_OWN, _GATEWAY, _DNS = "own", "gateway", "dns"
+
+
+def _address_problem(address: IPv4Address | IPv6Address, use: str) -> tuple[str, str] | None:
+    """Why `address` cannot work as the box's own address, its gateway or a DNS server, as
+    (what it is, how to fix it); None when it can."""
+    if isinstance(address, ipaddress.IPv6Address):
+        problem = _ipv6_form_problem(address)
+        if problem is not None:
+            return problem
     if address.is_unspecified:
-        return "an unspecified address (all zeros)"
+        return "an unspecified address (all zeros)", _FIX[use]
     if address.is_loopback:
-        return "a loopback address (this machine talking to itself)"
+        return "a loopback address (this machine talking to itself)", _FIX[use]
     if address.is_multicast:
-        return "a multicast address"
+        return "a multicast address", _FIX[use]
+    if address.version == 4 and address == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address (every machine on the link)", _FIX[use]
+    if address.version == 4 and address.is_reserved:
+        return "a reserved address (240.0.0.0/4 is not used on networks)", _FIX[use]
+    link_local_works = use == _GATEWAY and address.version == 6  # routers announce fe80::
+    if address.is_link_local and not link_local_works:
+        what = (
+            "a link-local address (169.254.x.x is chosen by a machine itself when no network "
+            "gives it one)"
+            if address.version == 4
+            else "a link-local address (fe80::, which every machine makes for itself and "
+            "which needs an interface name to be reached)"
+        )
+        return what, _FIX[use]
     return None
+
+
+def _ipv6_form_problem(address: IPv6Address) -> tuple[str, str] | None:
+    """An IPv6 form that is not an address of its own: a scope id, an IPv4 address dressed up."""
+    if address.scope_id is not None:
+        plain = str(address).split("%", 1)[0]
+        return (
+            f"an address with a scope id (%{address.scope_id}), which names an interface of "
+            "one machine and is not part of an address",
+            f"remove the % and what follows it: {plain}",
+        )
+    if address.ipv4_mapped is not None:
+        return (
+            "an IPv4 address written in IPv6 form (::ffff:…)",
+            f"write the IPv4 address itself: {address.ipv4_mapped}",
+        )
+    if int(address) >> 32 == 0 and int(address) > 1:
+        return (
+            "an IPv4-compatible IPv6 address (::a.b.c.d, retired in 2006)",
+            f"write the IPv4 address itself: {ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)}",
+        )
+    return None
+
+
+_FIX = {
+    _OWN: "use the address meant for this box",
+    _GATEWAY: "write the router's address",
+    _DNS: "write the address of a DNS server on the network or the internet",
+}
 
 
 def parse_interface(value: str) -> IPv4Interface | IPv6Interface:
     """A checked NET_ADDRESS as an interface address (address and network)."""
-    import ipaddress
-
     return ipaddress.ip_interface(value)
+
+
+def parse_dns_servers(value: str) -> list[IPv4Address | IPv6Address]:
+    """A checked NET_DNS as typed addresses."""
+    return [ipaddress.ip_address(word) for word in value.split()]
 
 
 def check_net_address(value: str) -> str:
     """A static address with its prefix (CIDR), e.g. 192.168.1.50/24 or 2001:db8::50/64."""
-    import ipaddress
-
     if "/" not in value:
         raise SeedValueError(
             "the address needs its network size after a /",
@@ -148,11 +210,11 @@ def check_net_address(value: str) -> str:
             "not an IP address with a network size",
             "write it like 192.168.1.50/24 or 2001:db8::50/64",
         ) from None
-    why = _unusable(interface.ip)
-    if why is None and interface.version == 4 and interface.ip.is_link_local:
-        why = "a link-local address (169.254.x.x is chosen by the machine itself)"
-    if why:
-        raise SeedValueError(f"{interface.ip} is {why}", "use the address meant for this box")
+    problem = _address_problem(interface.ip, _OWN)
+    if isinstance(interface, ipaddress.IPv6Interface) and interface.scope_id is not None:
+        problem = _ipv6_form_problem(interface)
+    if problem is not None:
+        raise SeedValueError(f"{interface.ip} is {problem[0]}", problem[1])
     network = interface.network
     host_bits = network.max_prefixlen - network.prefixlen
     if host_bits >= 2 and interface.ip == network.network_address:
@@ -170,8 +232,6 @@ def check_net_address(value: str) -> str:
 
 def check_net_gateway(value: str) -> str:
     """The router's address (one address, no /prefix), inside NET_ADDRESS's network."""
-    import ipaddress
-
     if "/" in value:
         raise SeedValueError(
             "the gateway is one address, without a /network size",
@@ -183,16 +243,14 @@ def check_net_gateway(value: str) -> str:
         raise SeedValueError(
             "not an IP address", "write the router's address, e.g. 192.168.1.1"
         ) from None
-    why = _unusable(address)
-    if why:
-        raise SeedValueError(f"the gateway cannot be {why}", "write the router's address")
+    problem = _address_problem(address, _GATEWAY)
+    if problem is not None:
+        raise SeedValueError(f"the gateway cannot be {problem[0]}", problem[1])
     return str(address)
 
 
 def gateway_problem(address: str, gateway: str) -> SeedValueError | None:
     """Why a checked NET_GATEWAY does not fit a checked NET_ADDRESS, or None."""
-    import ipaddress
-
     interface = ipaddress.ip_interface(address)
     router = ipaddress.ip_address(gateway)
     network = interface.network
@@ -226,8 +284,6 @@ def gateway_problem(address: str, gateway: str) -> SeedValueError | None:
 
 def check_net_dns(value: str) -> str:
     """DNS servers: 1-8 addresses separated by commas or spaces (1.1.1.1, 9.9.9.9)."""
-    import ipaddress
-
     words = [w for w in re.split(r"[\s,;]+", value) if w]
     if not words:
         raise SeedValueError("no DNS server given", "write addresses like 1.1.1.1, 9.9.9.9")
@@ -241,12 +297,9 @@ def check_net_dns(value: str) -> str:
                 "DNS works)",
                 "write addresses like 1.1.1.1, 9.9.9.9 or 2606:4700:4700::1111",
             ) from None
-        why = _unusable(address)
-        if why:
-            raise SeedValueError(
-                f"DNS server {number} is {why}",
-                "write the address of a DNS server on the network or the internet",
-            )
+        problem = _address_problem(address, _DNS)
+        if problem is not None:
+            raise SeedValueError(f"DNS server {number} ({word}) is {problem[0]}", problem[1])
         if str(address) not in servers:
             servers.append(str(address))
     if len(servers) > MAX_DNS_SERVERS:

@@ -81,6 +81,9 @@ ADDRESS_WAIT_S = 20.0
 SUPPLICANT_CTRL_DIR = "/run/wpa_supplicant"
 
 _HEADER = "# Written by clawdie-setup firstboot from setup.txt; a new seed (adopt) rewrites it.\n"
+# Every link the box configures answers its <host>.local name by mDNS, and never LLMNR
+# (DESIGN §10; systemd-resolved's side is in the image's resolved.conf.d/clawdie.conf).
+_LINK_NAMES = ("MulticastDNS=yes", "LLMNR=no")
 PSK_ROUNDS = 4096
 
 
@@ -127,7 +130,7 @@ def render_wired_network(network: Network) -> str | None:
     """The seed's wired configuration, or None when the image's DHCP default holds."""
     if network.static is None and not network.dns:
         return None
-    lines = [_HEADER, "[Match]", "Type=ether", "", "[Network]"]
+    lines = [_HEADER, "[Match]", "Type=ether", "", "[Network]", *_LINK_NAMES]
     if network.static is not None:
         lines += [
             f"Address={network.static.address}",
@@ -141,7 +144,7 @@ def render_wired_network(network: Network) -> str | None:
 
 def render_wifi_network(network: Network) -> str:
     """Every Wi-Fi interface: DHCP once the supplicant has joined (with NET_DNS if given)."""
-    lines = [_HEADER, "[Match]", "Type=wlan", "", "[Network]", "DHCP=yes"]
+    lines = [_HEADER, "[Match]", "Type=wlan", "", "[Network]", *_LINK_NAMES, "DHCP=yes"]
     if network.dns:
         lines += [*_dns_section(network.dns), *_ignore_network_dns()]
     return "\n".join(lines) + "\n"

@@ -100,16 +100,18 @@ def apply(ctx: StepContext) -> StepRecord:
     paths = ctx.paths
     role = ctx.seed.accounts.service_account
     account = read_account(paths.passwd, role)
-    uid, gid = (account.uid, account.gid) if account else (-1, -1)
+    gid = account.gid if account else -1
     db_password = existing_db_password(paths.system_env) or secrets.token_urlsafe(32)
     redact.register(db_password)
     settings = list(ctx.seed.settings)
     env = render_platform_env(settings, role, db_password, ctx.config.db)
 
     ensure_dir(paths.config_dir, 0o750, 0, gid if gid != -1 else 0)
-    # its keys and token: the version this one replaces is overwritten, not left in freed blocks
+    # Root's file that the platform reads (DESIGN §4): root:<service group> 0640, so nothing the
+    # platform does can change what root later reads from it (adopt, the database password).
+    # Its keys and token: the version this one replaces is overwritten, not left in freed blocks.
     write_atomic(
-        paths.system_env, render_env_file(env), mode=0o600, uid=uid, gid=gid, scrub_old=True
+        paths.system_env, render_env_file(env), mode=0o640, uid=0, gid=gid, scrub_old=True
     )
     write_atomic(
         paths.resolved_json,
