@@ -110,9 +110,7 @@ def apply(ctx: StepContext) -> StepRecord:
     # Root's file that the platform reads (DESIGN §4): root:<service group> 0640, so nothing the
     # platform does can change what root later reads from it (adopt, the database password).
     # Its keys and token: the version this one replaces is overwritten, not left in freed blocks.
-    write_atomic(
-        paths.system_env, render_env_file(env), mode=0o640, uid=0, gid=gid, scrub_old=True
-    )
+    write_atomic(paths.system_env, render_env_file(env), mode=0o640, uid=0, gid=gid, scrub_old=True)
     write_atomic(
         paths.resolved_json,
         render_resolved_json(settings, ctx.seed.models.mapping_version, list(ctx.warnings)),
