@@ -173,13 +173,14 @@ def test_the_owners_code_applies_and_lists_each_access_change(box: Path, pg: PgC
     access = text[text.index("Access changes:\n") : text.index("Settings:\n")]
     for line in (
         "  - CLAWDIE_USER_PASSWORD: applied (the service account had no fallback password)",
-        "  - SSH_AUTHORIZED_KEY: applied (added; the 1 key(s) already there stay)",
-        "  - OPENROUTER_API_KEY: applied (was a secret (not shown))",
-        "  - NET_DNS: applied (filled)",
+        "  - SSH_AUTHORIZED_KEY: applied (1 key(s) → 2 key(s); added; the 1 key(s) already "
+        "there stay)",
+        "  - OPENROUTER_API_KEY: applied (changed (not shown))",
+        "  - NET_DNS: applied (not set → 9.9.9.9)",
     ):
         assert line in access, (line, text)
     settings = text[text.index("Settings:\n") :]
-    assert "  - PROFILE: applied (was balanced)" in settings
+    assert "  - PROFILE: applied (balanced → economy)" in settings
     assert "  - ADOPT_CODE: kept (an instruction for this run, not a setting of the box)" in (
         settings
     )

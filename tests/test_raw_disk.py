@@ -19,7 +19,7 @@ from tests.disk_image import raw_counts
 from tests.loopdev import ext4_at, make_ext4, sh
 from tests.pg import PgCluster
 from tests.seeds import firstboot_box
-from tests.test_adopt import MACHINE_ID, adopt, adopt_seed
+from tests.test_adopt import MACHINE_ID, adopt, adopt_seed, code_on_receipt, receipt
 from tests.test_firstboot import (
     OPENROUTER,
     OPERATOR_PASSWORD,
@@ -67,6 +67,8 @@ def test_no_plaintext_password_on_the_raw_disk_after_first_boot_adopt_and_a_reru
         assert result.returncode == 0, result.stderr
         assert not TargetPaths(box / "root").seed_copy.exists()
         sh("sync")
+    # the adopt code the receipt showed its owner, for the adopt seed below
+    (box / "owner-code").write_text(code_on_receipt(receipt(box)))
     after_first_boot = raw_counts(image, PASSWORDS)
 
     with ext4_at(image, box / "root"):
