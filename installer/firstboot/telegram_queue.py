@@ -197,39 +197,34 @@ def forget_queued(paths: TargetPaths, name: str) -> bool:
     return remove_durably(paths.telegram_queue_dir / f"{name}.json")
 
 
-def read_bot_token(paths: TargetPaths) -> str:
-    """The bot token from the installed system's config (never from the queue)."""
+def _read_system_env_value(paths: TargetPaths, key: str, what: str) -> str:
+    """`key` from the installed system's config: root's file, read without following a link
+    and only when root owns it (nothing the platform can write decides who is told)."""
     try:
         data = read_bytes_nofollow(paths.system_env, MAX_ENTRY, trusted=True)
     except OSError as err:
         raise InstallerError(
-            f"cannot read the bot token from {paths.system_env}: {err.strerror or err}",
+            f"cannot read {what} from {paths.system_env}: {err.strerror or err}",
             "first boot writes it; see `journalctl -u clawdie-firstboot`",
         ) from None
-    token = parse_env_file(data.decode("utf-8", errors="replace")).get(TOKEN_KEY, "")
-    if not token:
+    value = parse_env_file(data.decode("utf-8", errors="replace")).get(key, "")
+    if not value:
         raise InstallerError(
-            f"{paths.system_env} has no {TOKEN_KEY}", "first boot writes it: run it again"
+            f"{paths.system_env} has no {key}", "first boot writes it: run it again"
         )
+    return value
+
+
+def read_bot_token(paths: TargetPaths) -> str:
+    """The bot token from the installed system's config (never from the queue)."""
+    token = _read_system_env_value(paths, TOKEN_KEY, "the bot token")
     redact.register(token)
     return token
 
 
 def read_admin_id(paths: TargetPaths) -> str:
     """The Telegram admin's id from the installed system's config."""
-    try:
-        data = read_bytes_nofollow(paths.system_env, MAX_ENTRY)
-    except OSError as err:
-        raise InstallerError(
-            f"cannot read the Telegram admin from {paths.system_env}: {err.strerror or err}",
-            "first boot writes it; see `journalctl -u clawdie-firstboot`",
-        ) from None
-    admin = parse_env_file(data.decode("utf-8", errors="replace")).get(ADMIN_KEY, "")
-    if not admin:
-        raise InstallerError(
-            f"{paths.system_env} has no {ADMIN_KEY}", "first boot writes it: run it again"
-        )
-    return admin
+    return _read_system_env_value(paths, ADMIN_KEY, "the Telegram admin")
 
 
 def tell_admin(
