@@ -98,8 +98,15 @@ def keep_record(
             entry["value"] = "\n".join(keys)
     doc["settings"] = kept
     stat = paths.system_env.stat()
+    # as first boot writes it: root's file, readable by the service account's group (0640),
+    # the version it replaces scrubbed
     write_atomic(
-        paths.system_env, render_env_file(env), mode=0o600, uid=stat.st_uid, gid=stat.st_gid
+        paths.system_env,
+        render_env_file(env),
+        mode=0o640,
+        uid=stat.st_uid,
+        gid=stat.st_gid,
+        scrub_old=True,
     )
     write_atomic(
         paths.resolved_json, json.dumps(doc, indent=2, ensure_ascii=False) + "\n", mode=0o644
