@@ -251,6 +251,9 @@ def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
     assert sources["PROFILE"] == "setup.txt line 4"
     assert sources["TELEGRAM_ADMIN_ID"] == "setup.txt line 2"  # kept byte for byte
     assert restarts(box) == 1  # system.env changed
+    # still root's file that the platform's group reads (it runs wait-db as the account)
+    env_stat = (root / "etc/clawdie/system.env").stat()
+    assert (env_stat.st_mode & 0o777, env_stat.st_uid) == (0o640, 0)
 
     out = result.stdout
     for line in (
