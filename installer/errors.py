@@ -5,6 +5,8 @@ A user mistake is an `InstallerError`: a message and a hint, shown as such, neve
 
 from __future__ import annotations
 
+from installer.redact import redact
+
 
 class InstallerError(Exception):
     """Something the operator can act on. `exit_code` is what the CLI returns for it."""
@@ -65,3 +67,18 @@ class ProgramMissingError(InstallerError):
             "is incomplete",
         )
         self.program = program
+
+
+def as_installer_error(err: Exception) -> InstallerError:
+    """Our error for any failure: ours as it is; anything else worded without a traceback,
+    cleaned of every known secret (a bug's message may quote a value)."""
+    if isinstance(err, InstallerError):
+        return err
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        message = f"a system call failed: {err.strerror}{where}"
+    else:
+        message = f"unexpected error ({type(err).__name__}: {err})"
+    return InstallerError(
+        redact(message), "this is a fault in the installer: keep the journal and report it"
+    )

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
-from installer.firstboot.steps.network import derive_psk
 from installer.paths import TargetPaths
+from installer.seed.hashes import derive_psk
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
 from tests.test_firstboot import db_state, firstboot, snapshot

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from installer.firstboot.adopt_code import MAX_WRONG, REFUSED
-from installer.firstboot.telegram_queue import Retrier
+from installer.online.telegram_queue import Retrier
 from installer.paths import TargetPaths
 from tests.pg import PgCluster, db_cli_args
 from tests.provider_stub import Reply, provider_stub

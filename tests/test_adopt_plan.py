@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from installer.firstboot.adopt_plan import (
+from installer.adopt.plan import (
     Installation,
     InstalledSetting,
     plan_key,
     wifi_key_problem,
 )
 from installer.firstboot.steps.accounts import render_authorized_keys
-from installer.firstboot.steps.network import derive_psk
+from installer.seed.hashes import derive_psk
 from installer.seed.profiles import line_source
 from installer.seed.resolve import Given
 from tests.seeds import ED25519, RSA_2048

@@ -1,16 +1,16 @@
-"""The rooms of installer/ and the doors between them, read from the real source files (issue 11).
+"""The rooms of installer/ and the doors between them, read from the real source files (issues 11
+and 28).
 
 Every `import` and `from ... import` of every module is collected with `ast`, including the lazy
 ones inside functions, and checked against these rules:
 
+- each module belongs to one room (`ROOMS`, the README's room table as data) and imports only
+  the rooms its room may use (`MAY_USE`); the table itself has no cycle;
+- no import cycle between modules, lazy imports included;
 - a first-boot step never imports another step (shared helpers live in installer/firstboot);
 - a command never imports another command (`_`-named modules of installer/commands are the
   command layer's private helpers, not commands);
-- library code never imports the command layer (installer.commands, installer.cli);
-- nothing but installer/dev and tests imports the development-only installer.dev;
-- installer/seed imports nothing of first boot, the disk installer, media, the wizard, the
-  command layer or installer.dev: the seed is read and checked the same way everywhere. The one
-  door out is installer.seed.io, the seed I/O seam, which may use media to read the stick.
+- nothing but installer/dev and tests imports the development-only installer.dev.
 
 A second group runs the CLI in a fresh interpreter to check that the database modules stay lazy.
 """
@@ -91,11 +91,105 @@ def command_modules(root: Path) -> set[str]:
     }
 
 
+# The README's room table, as data: room -> the packages and modules it holds (longest prefix
+# wins; a module of installer/ itself that is in no other room is the core).
+ROOMS: dict[str, tuple[str, ...]] = {
+    "core": ("installer",),
+    "seed": ("installer.seed",),
+    "seed I/O": ("installer.seed.io", "installer.seed.stored"),
+    "media": ("installer.media",),
+    "net": ("installer.net",),
+    "online": ("installer.online",),
+    "first boot": ("installer.firstboot",),
+    "adopt": ("installer.adopt",),
+    "existing host": ("installer.host",),
+    "install": ("installer.install",),
+    "wizard": ("installer.wizard",),
+    "commands": ("installer.commands", "installer.cli"),
+    "dev": ("installer.dev",),
+}
+EVERY_ROOM = frozenset(ROOMS)
+# room -> the rooms it may import (its own always).
+MAY_USE: dict[str, frozenset[str]] = {
+    "core": frozenset(),
+    "seed": frozenset({"core"}),
+    "media": frozenset({"core", "seed"}),
+    "seed I/O": frozenset({"core", "seed", "media"}),
+    "net": frozenset({"core", "seed"}),
+    "online": frozenset({"core", "seed"}),
+    "first boot": frozenset({"core", "seed", "seed I/O", "net", "online"}),
+    "adopt": frozenset({"core", "seed", "seed I/O", "net", "online", "first boot"}),
+    "existing host": frozenset({"core", "seed", "first boot"}),
+    "install": frozenset({"core", "seed", "seed I/O", "media", "net"}),
+    "wizard": frozenset({"core", "seed"}),
+    "commands": EVERY_ROOM - {"dev"},
+    "dev": EVERY_ROOM,
+}
+
+
+def room_of(module: str, rooms: dict[str, tuple[str, ...]] = ROOMS) -> str | None:
+    """The room holding `module` (the longest matching prefix), None outside installer/."""
+    best: tuple[int, str | None] = (-1, None)
+    for room, prefixes in rooms.items():
+        for prefix in prefixes:
+            if within(module, prefix) and len(prefix) > best[0]:
+                best = (len(prefix), room)
+    return best[1]
+
+
+def table_cycles(may_use: dict[str, frozenset[str]]) -> list[list[str]]:
+    """Every cycle in the room table (rooms that may use each other, directly or not)."""
+    return cycles({room: set(uses) - {room} for room, uses in may_use.items()})
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in edges.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def module_cycles(imports: dict[str, set[str]]) -> list[list[str]]:
+    """Import cycles between installer modules, lazy imports included. A package's own
+    `__init__` is left out of its children's edges (importing `a.b` runs `a` first anyway)."""
+    modules = {m for m in imports if within(m, "installer")}
+    edges = {
+        m: {t for t in imports[m] if t in modules and t != m and not within(m, t)} for m in modules
+    }
+    return cycles(edges)
+
+
 def violations(root: Path) -> set[tuple[str, str, str]]:
     """(importer, imported, rule) for every import that breaks a rule."""
     found: set[tuple[str, str, str]] = set()
     commands = command_modules(root)
-    for module, imported in graph(root).items():
+    imports = graph(root)
+    for module, imported in imports.items():
         for target in imported:
             if (
                 within(module, "installer.firstboot.steps")
@@ -107,19 +201,32 @@ def violations(root: Path) -> set[tuple[str, str, str]]:
                 within(target, c) and target != module for c in commands
             ):
                 found.add((module, target, "a command imports a command"))
-            layer = within(module, "installer.commands") or module == "installer.cli"
-            if not layer and (within(target, "installer.commands") or target == "installer.cli"):
-                found.add((module, target, "library code imports the command layer"))
             if not within(module, "installer.dev") and within(target, "installer.dev"):
                 found.add((module, target, "development-only code imported"))
-            rooms = ["firstboot", "install", "wizard", "commands", "dev", "cli"]
-            if module != "installer.seed.io":
-                rooms.append("media")
-            if within(module, "installer.seed") and any(
-                within(target, f"installer.{room}") for room in rooms
-            ):
-                found.add((module, target, "the seed imports a room that uses it"))
+            here, there = room_of(module), room_of(target)
+            if here is None and not within(module, "installer") and there == "commands":
+                found.add((module, target, "library code imports the command layer"))
+            if here is None or there is None or there == here:
+                continue
+            if there not in MAY_USE[here]:
+                found.add((module, target, f"the {here} room may not use the {there} room"))
+    for cycle in module_cycles(imports):
+        found.add((cycle[0], " -> ".join(cycle[1:]), "an import cycle"))
     return found
+
+
+def test_the_room_table_has_no_cycle() -> None:
+    assert set(MAY_USE) == set(ROOMS)
+    assert table_cycles(MAY_USE) == []
+
+
+def test_a_cycle_in_the_room_table_is_found() -> None:
+    table = {**MAY_USE, "seed": frozenset({"core", "media"})}
+    assert table_cycles(table) == [["media", "seed"]]
+
+
+def test_every_module_is_in_a_room() -> None:
+    assert [m for m in graph(ROOT) if within(m, "installer") and room_of(m) is None] == []
 
 
 def test_the_rules_hold_for_the_real_source() -> None:
@@ -175,26 +282,57 @@ def test_the_command_modules_are_the_cli_commands() -> None:
         (
             "installer/media/x.py",
             "from installer.commands.a import f\n",
-            "library code imports the command layer",
+            "the media room may not use the commands room",
         ),
-        ("installer/media/x.py", "from .. import cli\n", "library code imports the command layer"),
+        (
+            "installer/media/x.py",
+            "from .. import cli\n",
+            "the media room may not use the commands room",
+        ),
+        ("bench/x.py", "import installer.cli\n", "library code imports the command layer"),
+        (
+            "installer/install/x.py",
+            "def f():\n    from installer.firstboot import runner\n",
+            "the install room may not use the first boot room",
+        ),
+        (
+            "installer/firstboot/x.py",
+            "from installer.adopt import run\n",
+            "the first boot room may not use the adopt room",
+        ),
+        (
+            "installer/paths.py",
+            "import installer.seed.x\n",
+            "the core room may not use the seed room",
+        ),
+        (
+            "installer/media/y.py",
+            "def f():\n    from installer.media import z\n",
+            "an import cycle",
+        ),
         ("bench/x.py", "import installer.dev.sandbox\n", "development-only code imported"),
         (
             "installer/seed/x.py",
             "from installer.wizard import ask\n",
-            "the seed imports a room that uses it",
+            "the seed room may not use the wizard room",
         ),
         (
             "installer/seed/x.py",
             "from ..media import blockdev\n",
-            "the seed imports a room that uses it",
+            "the seed room may not use the media room",
         ),
     ],
 )
 def test_each_rule_catches_its_break(tmp_path: Path, path: str, text: str, rule: str) -> None:
+    others = {
+        "installer/media/z.py": "from installer.media import y\n",  # the other half of a cycle
+    }
     for module in ("installer/commands/a.py", "installer/firstboot/steps/a.py", "installer/cli.py"):
         (tmp_path / module).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / module).write_text("")
+    for module, body in others.items():
+        (tmp_path / module).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / module).write_text(body if path == "installer/media/y.py" else "")
     (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / path).write_text(text)
     assert {r for _, _, r in violations(tmp_path)} == {rule}
@@ -208,6 +346,10 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
         "installer/cli.py": "import installer.commands.a\n",
         "installer/dev/demo.py": "from installer.dev.sandbox import make\n",
         "installer/seed/x.py": "from installer.errors import InstallerError\n",
+        "installer/adopt/x.py": "from installer.firstboot.runner import run_steps\n",
+        "installer/install/x.py": "def f():\n    from installer.net.live import bring_up\n",
+        "installer/seed/io.py": "from installer.media.seed_device import find_seed\n",
+        "installer/media/seed_device.py": "from installer.seed.entry import RECEIPT_NAME\n",
     }
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import pytest
 
 from installer.firstboot.db import auth, bootstrap
-from installer.firstboot.db.auth import hash_better_auth_password, verify_better_auth_password
+from installer.seed.hashes import hash_better_auth_password, verify_better_auth_password
 from tests.pg import PgCluster
 
 BETTER_AUTH_VERSION = "1.7.25"  # pinned: the verified version (DESIGN §4, password hashes)

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from installer.firstboot.db import auth, bootstrap, ready
+from installer.seed import hashes
 from tests.pg import PgCluster
 
 ROLE = "clawdie"
@@ -316,7 +317,7 @@ def test_operator_first_set_only_and_only_a_hash(pg: PgCluster) -> None:
     assert provider == "credential"
     assert account_id == user_id == users[0][0]
     assert SENTINEL not in stored
-    assert auth.verify_better_auth_password(SENTINEL, stored)
+    assert hashes.verify_better_auth_password(SENTINEL, stored)
     dump = fetch(
         ops, 'SELECT row_to_json(u)::text || row_to_json(a)::text FROM "user" u, account a'
     )
@@ -324,15 +325,15 @@ def test_operator_first_set_only_and_only_a_hash(pg: PgCluster) -> None:
 
 
 def test_better_auth_hash_format() -> None:
-    stored = auth.hash_better_auth_password("ｃｏｒｒｅｃｔ horse")  # fullwidth: NFKC folds it
+    stored = hashes.hash_better_auth_password("ｃｏｒｒｅｃｔ horse")  # fullwidth: NFKC folds it
     salt, key = stored.split(":")
     assert len(salt) == 32
     assert len(key) == 128
     assert stored == stored.lower()
-    assert auth.verify_better_auth_password("correct horse", stored)
-    assert not auth.verify_better_auth_password("correct horsE", stored)
-    assert not auth.verify_better_auth_password("correct horse", "nonsense")
-    assert auth.hash_better_auth_password("x") != auth.hash_better_auth_password("x")
+    assert hashes.verify_better_auth_password("correct horse", stored)
+    assert not hashes.verify_better_auth_password("correct horsE", stored)
+    assert not hashes.verify_better_auth_password("correct horse", "nonsense")
+    assert hashes.hash_better_auth_password("x") != hashes.hash_better_auth_password("x")
 
 
 def test_scram_check_recognises_the_servers_verifier(pg: PgCluster) -> None:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from installer.firstboot.db import auth, bootstrap
+from installer.seed import hashes
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +165,7 @@ def test_set_operator_in_a_terminal(platform: Path, pg: PgCluster) -> None:
         ).fetchall()
     assert len(rows) == 1
     assert rows[0][0] == EMAIL
-    assert auth.verify_better_auth_password(OPERATOR_PASSWORD, rows[0][1])
+    assert hashes.verify_better_auth_password(OPERATOR_PASSWORD, rows[0][1])
 
     again = set_operator_tty(platform)
     again.expect("a dashboard operator already exists")

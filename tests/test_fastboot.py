@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from installer.firstboot import netcheck
 from installer.firstboot.service_clock import (
     ServiceClock,
     parse_start_ticks,
@@ -20,6 +19,7 @@ from installer.firstboot.service_clock import (
 )
 from installer.firstboot.steps.identity import locale_available
 from installer.firstboot.steps.platform_env import render_unit_dropin
+from installer.online import netcheck
 from installer.paths import TargetPaths
 from tests import boot_timing
 

@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 
 from installer import cli
-from installer.firstboot.db.auth import verify_better_auth_password
-from installer.firstboot.runner import read_stored_seed
 from installer.install import layout, system
 from installer.install.console import Console
 from installer.install.flow import (
@@ -47,7 +45,9 @@ from installer.install.targets import (
 from installer.media.blockdev import read_block_devices, read_mounts
 from installer.media.receipt_file import read_receipt
 from installer.paths import TargetPaths
+from installer.seed.hashes import verify_better_auth_password
 from installer.seed.io import SeedInput
+from installer.seed.stored import read_stored_seed
 from tests.loopdev import (
     MIB,
     LoopDisk,

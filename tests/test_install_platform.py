@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.firstboot.host import HostFacts, host_problems
+from installer.host.existing import HostFacts, host_problems
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
 from tests.test_firstboot import db_state, snapshot
@@ -395,7 +395,7 @@ def test_only_the_platforms_cluster_is_touched_and_a_linked_pg_hba_is_refused(
 
 
 def test_a_port_no_cluster_or_several_clusters_use_is_worded(tmp_path: Path) -> None:
-    from installer.firstboot.host import HostError, find_platform_cluster
+    from installer.host.existing import HostError, find_platform_cluster
     from installer.paths import TargetPaths
 
     root = tmp_path / "root"
@@ -414,7 +414,7 @@ def test_our_lines_name_only_the_platforms_role_and_databases() -> None:
     through the root/postgres map), every line of ours names the platform's role and its
     databases, so the owner's lines for any other role, such as a stricter `postgres` line for
     the platform's databases, stay effective below ours."""
-    from installer.firstboot.host import HBA_BEGIN, HBA_END, render_pg_hba
+    from installer.host.existing import HBA_BEGIN, HBA_END, render_pg_hba
 
     owner = "local   system_ops   postgres   reject\nhost all postgres 127.0.0.1/32 reject\n"
     text = render_pg_hba(owner + DEBIAN_PG_HBA, role="ada")
@@ -427,7 +427,7 @@ def test_our_lines_name_only_the_platforms_role_and_databases() -> None:
 
 
 def test_pg_hba_gets_our_block_once_and_an_older_block_is_replaced() -> None:
-    from installer.firstboot.host import HBA_BEGIN, HBA_END, render_pg_hba, render_pg_ident
+    from installer.host.existing import HBA_BEGIN, HBA_END, render_pg_hba, render_pg_ident
 
     ours = render_pg_hba(DEBIAN_PG_HBA)
     assert ours.endswith(DEBIAN_PG_HBA)

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 
 from installer.errors import CommandFailedError
-from installer.firstboot.runner import SEED_STEP, read_stored_seed, store_seed
-from installer.firstboot.stamps import Stamps
 from installer.install import layout, system
 from installer.install.console import (
     Console,
@@ -60,6 +58,8 @@ from installer.paths import TargetPaths
 from installer.run import run_streaming
 from installer.seed.io import SeedInput
 from installer.seed.resolve import SeedCheck, keys_to_ask
+from installer.seed.stored import SEED_STEP, read_stored_seed, store_seed
+from installer.stamps import Stamps
 from tests.seeds import valid
 
 

@@ -17,7 +17,9 @@ from installer.dev.sandbox import make_sandbox_root
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
 from installer.firstboot.steps import network
+from installer.net import files as net_files
 from installer.paths import TargetPaths
+from installer.seed import hashes
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.resolved import Wifi
 from tests.seeds import SENTINEL, valid
@@ -161,7 +163,7 @@ def test_wifi_files_modes_and_the_psk(root: Path) -> None:
     ssid = 'Zoë\'s "Wi-Fi" 5G'
     assert "country=DE\n" in text
     assert f"\tssid={ssid.encode().hex()}\n" in text
-    assert f"\tpsk={network.derive_psk(WIFI_PASSWORD, ssid)}\n" in text
+    assert f"\tpsk={hashes.derive_psk(WIFI_PASSWORD, ssid)}\n" in text
     assert "key_mgmt=WPA-PSK WPA-PSK-SHA256" in text
     wifi = networkd_file((root / "etc/systemd/network/25-clawdie-wifi.network").read_text())
     assert wifi == {"Match": ["Type=wlan"], "Network": [*LINK_NAMES, "DHCP=yes"]}
@@ -212,18 +214,18 @@ def test_a_rerun_changes_nothing(root: Path) -> None:
 
 
 def test_the_stored_key_reads_back_for_its_own_network_only() -> None:
-    """Adopt reads the PSK back as the box's WIFI_PASSWORD (installer/firstboot/adopt.py)."""
+    """Adopt reads the PSK back as the box's WIFI_PASSWORD (installer/adopt/run.py)."""
     ssid = 'Zoë\'s "Wi-Fi" 5G'
-    text = network.render_supplicant_conf(Wifi(ssid, SecretStr(WIFI_PASSWORD), "DE"))
-    key = network.parse_supplicant_psk(text, ssid)
+    text = net_files.render_supplicant_conf(Wifi(ssid, SecretStr(WIFI_PASSWORD), "DE"))
+    key = net_files.parse_supplicant_psk(text, ssid)
     assert key is not None
-    assert key.get_secret_value() == network.derive_psk(WIFI_PASSWORD, ssid)
+    assert key.get_secret_value() == hashes.derive_psk(WIFI_PASSWORD, ssid)
     assert key.get_secret_value() not in repr(key) + str(key)
-    assert network.parse_supplicant_psk(text, "Zoë") is None  # the key joins no other network
-    assert network.parse_supplicant_psk(text.replace("\tpsk=", "\tpsk=0"), ssid) is None
+    assert net_files.parse_supplicant_psk(text, "Zoë") is None  # the key joins no other network
+    assert net_files.parse_supplicant_psk(text.replace("\tpsk=", "\tpsk=0"), ssid) is None
     by_hand = f'network={{\n\tssid={ssid.encode().hex()}\n\tpsk="{WIFI_PASSWORD}"\n}}\n'
-    assert network.parse_supplicant_psk(by_hand, ssid) is None  # a passphrase, not our key
-    assert network.parse_supplicant_psk("", ssid) is None
+    assert net_files.parse_supplicant_psk(by_hand, ssid) is None  # a passphrase, not our key
+    assert net_files.parse_supplicant_psk("", ssid) is None
 
 
 def test_the_stored_key_as_the_password_rewrites_nothing(root: Path) -> None:
@@ -233,7 +235,7 @@ def test_the_stored_key_as_the_password_rewrites_nothing(root: Path) -> None:
     first = network.apply(context(root, *lines))
     before = files_under(root)
     conf = (root / "etc/wpa_supplicant/clawdie-wifi.conf").read_text()
-    key = network.parse_supplicant_psk(conf, 'Zoë\'s "Wi-Fi" 5G')
+    key = net_files.parse_supplicant_psk(conf, 'Zoë\'s "Wi-Fi" 5G')
     assert key is not None
     kept = [line for line in lines if not line.startswith("WIFI_PASSWORD=")]
     again = network.apply(context(root, *kept, f"WIFI_PASSWORD={key.get_secret_value()}"))
@@ -268,11 +270,11 @@ IEEE_VECTORS = [
 
 @pytest.mark.parametrize(("passphrase", "ssid", "psk"), IEEE_VECTORS)
 def test_the_psk_is_the_standards(passphrase: str, ssid: str, psk: str) -> None:
-    assert network.derive_psk(passphrase, ssid) == psk
+    assert hashes.derive_psk(passphrase, ssid) == psk
 
 
 def test_a_raw_key_is_stored_as_it_is() -> None:
-    assert network.derive_psk("AB" * 32, "any") == "ab" * 32
+    assert hashes.derive_psk("AB" * 32, "any") == "ab" * 32
 
 
 @pytest.mark.skipif(shutil.which("wpa_passphrase") is None, reason="wpa_passphrase not here")
@@ -290,12 +292,12 @@ def test_the_psk_equals_wpa_passphrases(ssid: str, passphrase: str) -> None:
         timeout=30,
     )
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("psk="))
-    assert network.derive_psk(passphrase, ssid) == line.strip().removeprefix("psk=")
+    assert hashes.derive_psk(passphrase, ssid) == line.strip().removeprefix("psk=")
 
 
 def test_the_supplicant_conf_quotes_nothing_a_name_could_break() -> None:
     wifi = Wifi('a"}\nnetwork={', SecretStr("long enough"), "DE")
-    text = network.render_supplicant_conf(wifi)
+    text = net_files.render_supplicant_conf(wifi)
     assert text.count("network={") == 1
     assert f"\tssid={wifi.ssid.encode().hex()}\n" in text
 

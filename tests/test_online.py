@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from installer.commands.firstboot import add_arguments, api_bases
-from installer.firstboot import netcheck
-from installer.firstboot.netcheck import Link, NetworkProblem, classify
-from installer.firstboot.online import Online
-from installer.firstboot.timesync import ClockState, wait_for_clock
+from installer.online import netcheck
+from installer.online.checks import Online
+from installer.online.netcheck import Link, NetworkProblem, classify
+from installer.online.timesync import ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
 from tests.provider_stub import Reply, provider_stub

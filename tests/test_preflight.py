@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 from pydantic import SecretStr
 
-from installer.firstboot.preflight import (
+from installer.online.preflight import (
     CredentialCheck,
     check_openrouter,
     check_telegram,

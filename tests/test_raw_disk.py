@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from installer.firstboot.runner import resolve_seed, store_seed
-from installer.firstboot.stamps import Stamps
 from installer.paths import TargetPaths
+from installer.seed.ask import resolve_seed
+from installer.seed.stored import store_seed
+from installer.stamps import Stamps
 from tests.disk_image import raw_counts
 from tests.loopdev import ext4_at, make_ext4, sh
 from tests.pg import PgCluster

@@ -22,7 +22,7 @@ import pytest
 
 from installer.media import receipt_file
 from installer.media.receipt_file import FILE_BYTES, read_receipt, write_in_place
-from installer.seed.io import RECEIPT_NAME
+from installer.seed.entry import RECEIPT_NAME
 
 SECTOR = 512
 ENV = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}

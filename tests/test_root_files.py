@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from installer.adopt.run import AdoptRefusedError, read_settings
 from installer.envfile import MAX_ENV_BYTES, read_env_file
 from installer.errors import InstallerError
-from installer.firstboot.adopt import AdoptRefusedError, read_settings
-from installer.firstboot.telegram_queue import read_bot_token
 from installer.fsutil import UnsafePathError
+from installer.online.telegram_queue import read_bot_token
 from installer.paths import TargetPaths
 
 pytestmark = pytest.mark.root

@@ -10,10 +10,9 @@ import codecs
 import pytest
 
 from installer.commands.check import render_text
-from installer.firstboot.db.auth import verify_better_auth_password
-from installer.firstboot.sealed import seal
-from installer.firstboot.steps.network import derive_psk
+from installer.seed.hashes import derive_psk, verify_better_auth_password
 from installer.seed.resolve import apply_answers, check_seed_bytes
+from installer.seed.sealed import seal
 from tests.seeds import valid
 from tests.test_firstboot import libcrypt
 

@@ -22,7 +22,7 @@ from installer.media.seed_device import (
     write_receipt,
 )
 from installer.media.seed_volume import SeedDeviceGoneError
-from installer.seed.io import RECEIPT_NAME
+from installer.seed.entry import RECEIPT_NAME
 from tests.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from installer.firstboot import httpclient
-from installer.firstboot.telegram import SendResult, send
-from installer.firstboot.telegram_queue import (
+from installer.online import httpclient
+from installer.online.telegram import SendResult, send
+from installer.online.telegram_queue import (
     GIVE_UP_AFTER_S,
     Retrier,
     queue_message,

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from installer.dev.sandbox import make_sandbox_root
-from installer.firstboot.passwd import Account, read_account
 from installer.firstboot.steps.accounts import ensure_authorized_key
 from installer.fsutil import ensure_dir_at, open_dir, write_atomic_at
+from installer.passwd import Account, read_account
 from installer.paths import TargetPaths
 from tests.pg import PgCluster
 from tests.seeds import ED25519, firstboot_box

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from installer.firstboot.stamps import TO_FIX, StepRecord
-from installer.firstboot.steps.network import render_join
 from installer.firstboot.steps.report import Outcome, step_fixes, write_reports
-from installer.firstboot.wifi_join import JoinResult, is_wrong_key, parse_status, wait_for_join
+from installer.net.live import render_join
+from installer.net.wifi_join import JoinResult, is_wrong_key, parse_status, wait_for_join
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
+from installer.stamps import TO_FIX, StepRecord
 from tests.seeds import firstboot_box, valid
 
 WRONG_KEY_EVENT = (

@@ -1,6 +1,6 @@
 """The Wi-Fi boot test's kit, checked without a VM: its script parses, its disk is an ext4 volume
 labelled CLAWDIE-TESTKIT with what the script runs, and its stub servers answer first boot's own
-Telegram and OpenRouter clients (installer/firstboot/preflight.py, telegram.py) on loopback."""
+Telegram and OpenRouter clients (installer/online/preflight.py, telegram.py) on loopback."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from installer.firstboot.preflight import check_openrouter, check_telegram
-from installer.firstboot.telegram import send_message
+from installer.online.preflight import check_openrouter, check_telegram
+from installer.online.telegram import send_message
 from tests.seeds import ADMIN, OPENROUTER, TOKEN
 from tests.wifi_kit import (
     BOT_USERNAME,

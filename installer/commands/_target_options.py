@@ -48,7 +48,7 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, platform_verb: str)
 def telegram_api(args: argparse.Namespace) -> str | None:
     """The Telegram API base: the option, else the environment's test-only override, else the
     real API on the installed system; None (no message) in a --root sandbox."""
-    from installer.firstboot.telegram import DEFAULT_API
+    from installer.online.telegram import DEFAULT_API
 
     live = Path(args.root).resolve() == Path("/")
     return args.telegram_api or os.environ.get(TELEGRAM_API_ENV) or (DEFAULT_API if live else None)

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer.adopt.run import AdoptRun, is_installed
     from installer.faults import arm_from_environment
-    from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.paths import TargetPaths
     from installer.seed.io import read_seed_file, read_seed_on_stick
     from installer.seed.resolve import seed_mode

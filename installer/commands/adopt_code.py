@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from installer import redact
-    from installer.firstboot.adopt import is_installed, read_host_name
+    from installer.adopt.run import is_installed, read_host_name
     from installer.firstboot.adopt_code import new_code, render_code_lines
-    from installer.firstboot.telegram_queue import tell_admin
+    from installer.online.telegram_queue import tell_admin
     from installer.paths import TargetPaths
 
     if os.geteuid() != 0:

@@ -116,8 +116,8 @@ def build_config(args: argparse.Namespace) -> FirstbootConfig:
 def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | None]:
     """(Telegram, OpenRouter) API bases: the option, else the environment's test-only
     override, else the real API on the installed system; None: not used in this run."""
-    from installer.firstboot.preflight import OPENROUTER_API
-    from installer.firstboot.telegram import DEFAULT_API
+    from installer.online.preflight import OPENROUTER_API
+    from installer.online.telegram import DEFAULT_API
 
     def pick(option: str | None, env: str, real: str) -> str | None:
         return option or os.environ.get(env) or (real if live else None)
@@ -128,8 +128,9 @@ def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot.online import Online
+    from installer.adopt.run import adopt_at_boot
     from installer.firstboot.runner import FirstbootRun
+    from installer.online.checks import Online
     from installer.screen import ProgressScreen, wants_screen
     from installer.seed.io import (
         FileWriter,
@@ -182,4 +183,5 @@ def run(args: argparse.Namespace) -> int:
         receipt=receipt,
         stick_files=stick_files,
         screen=screen,
+        when_complete=adopt_at_boot,
     ).execute()

@@ -54,10 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer.adopt.run import AdoptRun, is_installed
     from installer.faults import arm_from_environment
-    from installer.firstboot import host
-    from installer.firstboot.adopt import AdoptRun, is_installed
     from installer.firstboot.runner import FirstbootRun
+    from installer.host import existing as host
     from installer.paths import SERVICE_NAME, TargetPaths
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file

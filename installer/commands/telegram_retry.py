@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.firstboot.telegram_queue import Retrier
+    from installer.online.telegram_queue import Retrier
     from installer.paths import TargetPaths
 
     outcomes = Retrier(TargetPaths(args.root)).run()

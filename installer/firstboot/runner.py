@@ -18,38 +18,40 @@ from pydantic import SecretStr
 import installer.firstboot.steps.network as network_step
 from installer import faults, redact
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
-from installer.errors import InstallerError, UsageError
+from installer.errors import InstallerError, UsageError, as_installer_error
 from installer.firstboot.adopt_code import NEW_CODE_COMMAND, new_code, render_code_lines
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
-from installer.firstboot.online import Findings, Online
 from installer.firstboot.service_clock import ServiceClock
-from installer.firstboot.stamps import COMPLETE, Stamps, StepRecord
 from installer.firstboot.steps import accounts, database, identity, platform_env
 from installer.firstboot.steps.platform_env import UNITS_CHANGED
 from installer.firstboot.steps.report import Delivery, Outcome, render_machine, write_reports
-from installer.fsutil import ensure_dir, remove_durably, remove_stale_temps, write_atomic
+from installer.fsutil import remove_durably, remove_stale_temps, write_atomic
+from installer.online.checks import Findings, Online
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.screen import ProgressScreen
+from installer.seed.ask import Asker, resolve_seed
 from installer.seed.io import (
     STORED_DESCRIPTION,
     FileWriter,
     Receipt,
     read_first_boot_seed,
-    read_stored_answers,
-    read_stored_seed_copy,
-    write_stored_seed,
 )
-from installer.seed.messages import render_problem_head
-from installer.seed.reader import SEED_NAME
-from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed.resolve import SeedCheck
 from installer.seed.resolved import ResolvedSeed
+from installer.seed.stored import (
+    SEED_STEP,
+    ensure_setup_state,
+    forget_seed,
+    read_stored_seed,
+    store_seed,
+)
+from installer.stamps import COMPLETE, Stamps, StepRecord
 from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.firstboot")
 
-SEED_STEP = "seed"
 # (stamp name, apply) in DESIGN order; the database wait runs between config and bootstrap.
 STEPS: list[tuple[str, Callable[[StepContext], StepRecord]]] = [
     (identity.NAME, identity.apply),
@@ -88,152 +90,10 @@ def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
     ]
 
 
-# What the operator's answers look like when a console wizard asks for missing fields:
-# given the seed and its problems, return answers (key -> typed text), or None to give up.
-Asker = Callable[[SeedCheck], "Mapping[str, str] | None"]
-
-
-class SeedInvalidError(InstallerError):
-    """The seed has problems and nobody could answer them; `check` says which."""
-
-    def __init__(self, message: str, hint: str | None = None, check: SeedCheck | None = None):
-        super().__init__(message, hint)
-        self.check = check
-
-
 class PlatformStartError(InstallerError):
     """First boot completed but the platform did not start."""
 
     exit_code = 4
-
-
-def register_secrets(check: SeedCheck) -> None:
-    """Every secret value the seed holds (valid or not) is masked in logs and messages."""
-    from installer.seed.model import field_specs
-
-    secret_keys = {spec.key for spec in field_specs() if spec.secret}
-    redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
-    redact.register(*(s.reveal() for s in check.settings if s.secret))
-
-
-def ensure_setup_state(paths: TargetPaths) -> None:
-    """Root's state directory: 0700, root's own (never inside the service account's home)."""
-    ensure_dir(paths.setup_state_dir, 0o700, 0, 0)
-
-
-def forget_seed(paths: TargetPaths) -> list[str]:
-    """Delete the seed copy and the console answers (after the complete stamp): from then on
-    the secrets live only where they are used. Returns what was deleted."""
-    gone = [p.name for p in (paths.seed_copy, paths.wizard_answers) if remove_durably(p)]
-    if paths.seed_dir.is_dir() and not paths.seed_dir.is_symlink():
-        remove_stale_temps(paths.seed_dir)
-        paths.seed_dir.rmdir()
-    return gone
-
-
-def read_stored_seed(paths: TargetPaths, name: str = SEED_NAME) -> SeedCheck:
-    """The seed as step 2 kept it: the copy on the target plus the console answers (their
-    passwords as the hashes `store_seed` derived). `name` is the file it was read from."""
-    check = check_seed_bytes(read_stored_seed_copy(paths), name, sealed=True)
-    stored = read_stored_answers(paths)
-    if stored:
-        redact.register(*stored.values())
-        check = apply_answers(check, stored, sealed=True)
-    register_secrets(check)
-    if not check.valid:
-        raise SeedInvalidError(
-            "the stored seed copy no longer validates",
-            f"check {paths.seed_copy} with clawdie-setup check",
-            check,
-        )
-    return check
-
-
-FIRST_BOOT_AGAIN = "restart the machine: first boot runs again"
-INSTALL_AGAIN = "restart the machine from the stick to install again"
-
-
-def render_cause(check: SeedCheck) -> str:
-    """The seed's first problem as the cause (`setup.txt:1: KEY: message`), and how many more."""
-    if not check.problems:
-        return f"{check.name} is not valid"
-    first = render_problem_head(check.problems[0], check.name)
-    more = len(check.problems) - 1
-    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-
-
-def resolve_seed(
-    data: bytes,
-    name: str,
-    asker: Asker | None,
-    again: str = FIRST_BOOT_AGAIN,
-    *,
-    sealed: bool = False,
-) -> tuple[SeedCheck, dict[str, str]]:
-    """Step 2: validate the seed; ask the console for what is missing or invalid.
-
-    Returns the valid, resolved seed and the operator's answers ({} when none were needed).
-    Raises SeedInvalidError when nobody can or does answer: its message names the seed's first
-    problem (the cause) before what followed from it; `again` ends the hint (installer or first
-    boot). Shared with the disk installer. `sealed`: `data` is the installer's own copy.
-    """
-    check = check_seed_bytes(data, name=name, sealed=sealed)
-    register_secrets(check)
-    if check.valid:
-        return check, {}
-    keys = keys_to_ask(check)
-    log.warning("seed: %d problem(s); asking for: %s", len(check.problems), ", ".join(keys))
-    if asker is None or not keys:
-        raise SeedInvalidError(
-            f"{render_cause(check)}; there is no console to ask on",
-            f"fix {name} (clawdie-setup check shows every problem), then {again}",
-            check,
-        )
-    given = asker(check)
-    if given is None:
-        raise SeedInvalidError(
-            f"{render_cause(check)}; the questions on the console were not answered",
-            f"fix {name} or answer on the console, then {again}",
-            check,
-        )
-    answers = {k: v for k, v in given.items() if v}
-    redact.register(*answers.values())  # an answer to any question may be a secret
-    check = apply_answers(check, answers)
-    if not check.valid:
-        raise SeedInvalidError(
-            f"{render_cause(check)}; the answers on the console left it",
-            f"fix {name}, then {again}",
-            check,
-        )
-    return check, answers
-
-
-def store_seed(
-    paths: TargetPaths,
-    stamps: Stamps,
-    data: bytes,
-    answers: Mapping[str, str],
-    description: str,
-    check: SeedCheck,
-) -> None:
-    """Keep the seed (0600, folder 0700) and the console answers on the target; stamp step 2.
-    `check` is the valid result of `data` with `answers`: the passwords are stored only as
-    what first boot needs of them (`sealed.seal`), derived before anything is written.
-
-    After this, first boot reads only what is stored here and never asks or reads a stick again.
-    """
-    from installer.firstboot.sealed import seal
-
-    sealed_data, sealed_answers = seal(data, answers, check)
-    ensure_setup_state(paths)
-    write_stored_seed(paths, sealed_data, sealed_answers)
-    stamps.mark(
-        SEED_STEP,
-        StepRecord(
-            created=(f"seed read from {description}",),
-            notes=tuple(f"answered on the console: {k}" for k in answers),
-        ),
-    )
 
 
 def obtain_seed(
@@ -346,19 +206,7 @@ def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | 
     return f"started ({' '.join(argv)})"
 
 
-def as_installer_error(err: Exception) -> InstallerError:
-    """Our error for any failure: ours as it is; anything else worded without a traceback,
-    cleaned of every known secret (a bug's message may quote a value)."""
-    if isinstance(err, InstallerError):
-        return err
-    if isinstance(err, OSError) and err.strerror:
-        where = f" ({err.filename})" if err.filename else ""
-        message = f"a system call failed: {err.strerror}{where}"
-    else:
-        message = f"unexpected error ({type(err).__name__}: {err})"
-    return InstallerError(
-        redact.redact(message), "this is a fault in the installer: keep the journal and report it"
-    )
+AfterComplete = Callable[[FirstbootConfig, TargetPaths, "Receipt | None"], "int | None"]
 
 
 @dataclass
@@ -374,6 +222,9 @@ class FirstbootRun:
     preamble: Mapping[str, StepRecord] = field(default_factory=dict)
     stick_files: FileWriter | None = None  # the failure's log bundle goes next to the receipt
     screen: ProgressScreen | None = None  # the console's progress screen (a terminal only)
+    # What runs instead when first boot is complete (the command gives adopt's check for a
+    # stick at boot): an exit code, or None for "nothing to do".
+    when_complete: AfterComplete | None = None
     delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
     findings: Findings | None = field(default=None, init=False, repr=False)
     # made by this run's report (DESIGN §10): in memory only, shown on the receipt and in the
@@ -392,11 +243,10 @@ class FirstbootRun:
         stamps = Stamps(paths.stamps_dir)
         if stamps.done(COMPLETE):
             forget_seed(paths)  # a power cut may have come between the stamp and the delete
-            from installer.firstboot.adopt import adopt_at_boot
-
-            adopted = adopt_at_boot(self.config, paths, self.receipt)
-            if adopted is not None:
-                return adopted
+            if self.when_complete is not None:  # an adopt stick at boot (the command's choice)
+                adopted = self.when_complete(self.config, paths, self.receipt)
+                if adopted is not None:
+                    return adopted
             print(
                 f"first boot already completed ({stamps.finished_at(COMPLETE)}); nothing to do. "
                 "Seeds are not read again: changes to setup.txt on a stick are ignored "

@@ -19,14 +19,6 @@ from pathlib import Path
 from installer import __version__, faults
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError
-from installer.firstboot.runner import (
-    INSTALL_AGAIN,
-    Asker,
-    SeedInvalidError,
-    resolve_seed,
-    store_seed,
-)
-from installer.firstboot.stamps import Stamps
 from installer.install import identities, layout, system
 from installer.install.console import (
     CONSOLE_LOGGER,
@@ -54,6 +46,7 @@ from installer.machine import render_machine_lines
 from installer.media.blockdev import read_block_devices, render_model, render_size
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.seed.ask import INSTALL_AGAIN, Asker, SeedInvalidError, resolve_seed
 from installer.seed.io import (
     FileWriter,
     Receipt,
@@ -67,6 +60,8 @@ from installer.seed.io import (
 )
 from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck, seed_mode
+from installer.seed.stored import store_seed
+from installer.stamps import Stamps
 from installer.status import Status
 from installer.tracker import PlannedStep, StepTracker
 
@@ -401,12 +396,13 @@ class InstallRun:
             network.wifi is None and network.static is None and not network.dns
         ):
             return
-        from installer.firstboot.steps import network as network_step
+        from installer.net import files as network_files
+        from installer.net import live as network_live
 
         self.say("network: bringing up the seed's network on this live system")
         try:
-            changed = network_step.write_files(paths, network)
-            live = network_step.bring_up(paths, seed, changed)
+            changed = network_files.write_files(paths, network)
+            live = network_live.bring_up(paths, seed, changed)
         except (InstallerError, OSError) as err:
             reason = err.message if isinstance(err, InstallerError) else str(err)
             self.say(f"network: not brought up here ({reason}); first boot configures it")

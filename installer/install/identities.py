@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from installer.errors import InstallerError
-from installer.firstboot.passwd import read_group_id
 from installer.fsutil import symlink_atomic
+from installer.passwd import read_group_id
 from installer.run import run
 
 POSTGRES_TEMPLATES = "usr/share/clawdie/postgresql"

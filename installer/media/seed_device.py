@@ -32,7 +32,7 @@ from installer.media.seed_volume import (
     open_volume,
     write_private_file,
 )
-from installer.seed.io import RECEIPT_NAME
+from installer.seed.entry import RECEIPT_NAME
 from installer.seed.reader import SEED_NAME, choose_seed_name
 
 log = logging.getLogger("clawdie.seed")

@@ -23,7 +23,7 @@ from installer.errors import CommandFailedError, SeedUnreadableError
 from installer.fsutil import write_atomic
 from installer.media.blockdev import BlockDevice
 from installer.run import run
-from installer.seed.io import read_seed_entry
+from installer.seed.entry import read_seed_entry
 from installer.seed.reader import MAX_SEED_BYTES
 
 log = logging.getLogger("clawdie.seed")

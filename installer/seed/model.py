@@ -95,7 +95,7 @@ def _rule(check: Callable[[str], Any]) -> BeforeValidator:
 
 
 # Validation context: the setup keys whose value may be in the derived form the installer wrote
-# in its own seed copy (`installer.firstboot.sealed`). An operator's seed never has it: there a
+# in its own seed copy (`installer.seed.sealed`). An operator's seed never has it: there a
 # hash where a password belongs is refused.
 DERIVED_KEYS_CONTEXT = "derived_keys"
 

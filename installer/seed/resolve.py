@@ -38,7 +38,7 @@ from installer.seed.rules import (
 )
 
 PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
-# The keys whose value the installer's own seed copy holds as a hash (`firstboot.sealed`).
+# The keys whose value the installer's own seed copy holds as a hash (`seed.sealed`).
 SEALED_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
 # Secrets of which not even a prefix is shown.
 FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD", "ADOPT_CODE"})

@@ -6,16 +6,14 @@ The operator's password is stored only as Better Auth's scrypt hash, never in cl
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 import string
-import unicodedata
 
 import psycopg
 
 from installer.firstboot.db.ready import retry_io
+from installer.seed.hashes import hash_better_auth_password, verify_better_auth_password
 from installer.seed.rules import is_better_auth_hash
 
 log = logging.getLogger("clawdie.db")
@@ -78,41 +76,6 @@ AUTH_INDEXES = (
 )
 _AUTH_LOCK = 0x0C1A_0D1E  # advisory lock key: one schema/operator writer at a time
 CREDENTIAL = "credential"
-
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
-_SCRYPT_MAXMEM = 2 * 128 * SCRYPT_N * SCRYPT_R * SCRYPT_P  # as Better Auth's own maxmem
-
-
-def _better_auth_key(password: str, salt_hex: str) -> bytes:
-    # Better Auth hands the salt to scrypt as the hex *string* (its UTF-8 bytes), not decoded
-    return hashlib.scrypt(
-        unicodedata.normalize("NFKC", password).encode(),
-        salt=salt_hex.encode(),
-        n=SCRYPT_N,
-        r=SCRYPT_R,
-        p=SCRYPT_P,
-        dklen=SCRYPT_DKLEN,
-        maxmem=_SCRYPT_MAXMEM,
-    )
-
-
-def hash_better_auth_password(password: str) -> str:
-    """Better Auth's default password hash: `saltHex:keyHex`, scrypt N=16384 r=16 p=1 dkLen=64
-    over the NFKC-normalised password, salt = 16 random bytes as 32 lowercase hex characters."""
-    salt_hex = secrets.token_bytes(16).hex()
-    return f"{salt_hex}:{_better_auth_key(password, salt_hex).hex()}"
-
-
-def verify_better_auth_password(password: str, stored: str) -> bool:
-    """Whether `stored` (Better Auth's `saltHex:keyHex`) is the hash of `password`."""
-    salt_hex, _, key_hex = stored.partition(":")
-    try:
-        key = bytes.fromhex(key_hex)
-    except ValueError:
-        return False
-    if not salt_hex or not key:
-        return False
-    return hmac.compare_digest(_better_auth_key(password, salt_hex), key)
 
 
 def _new_id() -> str:

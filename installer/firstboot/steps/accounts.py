@@ -9,8 +9,6 @@ import stat
 
 from installer.errors import InstallerError
 from installer.firstboot.context import StepContext, log
-from installer.firstboot.passwd import Account, read_account, read_shadow_hash
-from installer.firstboot.stamps import StepRecord
 from installer.fsutil import (
     ensure_dir_at,
     open_dir,
@@ -18,9 +16,12 @@ from installer.fsutil import (
     write_atomic,
     write_atomic_at,
 )
+from installer.passwd import Account, read_account, read_shadow_hash
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.seed.hashes import hash_system_password
 from installer.seed.rules import is_sha512_crypt
+from installer.stamps import StepRecord
 
 NAME = "accounts"
 HOME = "/var/lib/clawdie"
@@ -101,13 +102,6 @@ def ensure_root_locked(paths: TargetPaths) -> bool:
         return False
     run(["usermod", *_prefix(paths), "--lock", "root"])
     return True
-
-
-def hash_system_password(password: str) -> str:
-    """sha512-crypt, accepted by `chpasswd -e` and every PAM on Debian."""
-    from passlib.hash import sha512_crypt
-
-    return str(sha512_crypt.hash(password))
 
 
 def ensure_password(paths: TargetPaths, name: str, password: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from installer.firstboot.context import StepContext, log
 from installer.firstboot.platform_db import DATABASES, database_url, existing_db_password
-from installer.firstboot.stamps import StepRecord
+from installer.stamps import StepRecord
 
 NAME = "database"
 WAIT_NAME = "database-ready"

@@ -6,10 +6,10 @@ import re
 import shutil
 
 from installer.firstboot.context import StepContext, log
-from installer.firstboot.stamps import StepRecord
 from installer.fsutil import symlink_atomic, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
+from installer.stamps import StepRecord
 
 NAME = "identity"
 

@@ -13,11 +13,11 @@ from installer import __version__, redact
 from installer.envfile import render_env_file
 from installer.firstboot.config import DbConfig
 from installer.firstboot.context import StepContext, log
-from installer.firstboot.passwd import read_account
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, existing_db_password
-from installer.firstboot.stamps import StepRecord
 from installer.fsutil import ensure_dir, write_atomic
+from installer.passwd import read_account
 from installer.paths import SERVICE_NAME
+from installer.stamps import StepRecord
 
 if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile code for that
     from installer.seed.profiles import Setting

@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from installer.envfile import parse_env_file
-from installer.firstboot.online import Findings
-from installer.firstboot.stamps import TO_FIX, StepRecord
 from installer.fsutil import write_atomic
 from installer.machine import (
     read_installation_fingerprint,
@@ -20,11 +18,13 @@ from installer.machine import (
     read_ssh_fingerprints,
     render_machine_lines,
 )
+from installer.online.checks import Findings
 from installer.paths import TargetPaths
 from installer.qr import QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
 from installer.seed.messages import render_problem_line
 from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
 from installer.seed.resolved import ResolvedSeed
+from installer.stamps import TO_FIX, StepRecord
 from installer.status import Status, settle
 
 

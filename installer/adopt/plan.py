@@ -90,7 +90,7 @@ _IDENTITY_WORDS = {
 # Kept by the box itself, not its record: the operator in the database (its password only as a
 # hash), the fallback password in /etc/shadow, the authorized keys in the service account's home
 # (the record names them all, one a line). The steps leave what exists alone; the record keeps
-# them (installer/firstboot/adopt_record.py).
+# them (installer/adopt/record.py).
 _KEPT_ELSEWHERE = frozenset(
     {"OPERATOR_EMAIL", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD", "SSH_AUTHORIZED_KEY"}
 )
@@ -114,7 +114,7 @@ class InstalledSetting:
 
 @dataclass(frozen=True)
 class Installation:
-    """What an adopt run compares the seed against (read by `installer.firstboot.adopt`)."""
+    """What an adopt run compares the seed against (read by `installer.adopt.run`)."""
 
     fingerprint: str
     settings: Mapping[str, InstalledSetting]
@@ -168,7 +168,7 @@ def _password_matches(password: str, hashed: str) -> bool:
 
 def _wifi_key_matches(password: str, key: str, ssid: str | None) -> bool:
     """Whether `key`, the PSK the box keeps (never its Wi-Fi password), is `password`'s."""
-    from installer.firstboot.steps.network import derive_psk
+    from installer.seed.hashes import derive_psk
 
     return ssid is not None and derive_psk(password, ssid) == key
 

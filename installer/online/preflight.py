@@ -11,9 +11,9 @@ report to call `degraded`; nothing here raises for a provider's answer or a netw
 
 No text here ever holds a key: the token is part of Telegram's URL, so no URL or exception text
 is used; a provider's reason is cut short, stripped of control characters, and of the key
-itself should the provider echo it (installer.firstboot.httpclient, the one HTTP client). The
+itself should the provider echo it (installer.online.httpclient, the one HTTP client). The
 API bases are parameters for the tests' loopback stubs (and the boot test's); setup.txt cannot
-set them. First boot runs it through installer.firstboot.online, after the network check and
+set them. First boot runs it through installer.online.checks, after the network check and
 the clock wait, and the report shows `report_line()`.
 """
 
@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from installer.firstboot.httpclient import NoAnswer, clean_reason, describe_busy, request
+from installer.online.httpclient import NoAnswer, clean_reason, describe_busy, request
 from installer.seed.resolved import ResolvedSeed
 
 TELEGRAM_API = "https://api.telegram.org"

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import InstallerError
-from installer.firstboot.passwd import read_account
-from installer.firstboot.stamps import StepRecord
 from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
 from installer.fsutil import ensure_dir, read_bytes_nofollow, symlink_atomic, write_atomic
+from installer.passwd import read_account
 from installer.paths import SERVICE_NAME, TargetPaths
 from installer.run import run
+from installer.stamps import StepRecord
 
 log = logging.getLogger("clawdie.host")
 

@@ -31,11 +31,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from installer import faults, redact
-from installer.envfile import MAX_ENV_BYTES, read_env_file
-from installer.errors import InstallerError
-from installer.fingerprint import matches, read_fingerprint
-from installer.firstboot import adopt_code
-from installer.firstboot.adopt_plan import (
+from installer.adopt.plan import (
     ACCESS_KEYS,
     AdoptPlan,
     Installation,
@@ -46,12 +42,14 @@ from installer.firstboot.adopt_plan import (
     plan_adopt,
     wifi_key_problem,
 )
-from installer.firstboot.adopt_record import Record, keep_record, read_record, record_changes
+from installer.adopt.record import Record, keep_record, read_record, record_changes
+from installer.envfile import MAX_ENV_BYTES, read_env_file
+from installer.errors import InstallerError
+from installer.fingerprint import matches, read_fingerprint
+from installer.firstboot import adopt_code
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
-from installer.firstboot.passwd import read_account, read_shadow_hash
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url
-from installer.firstboot.stamps import COMPLETE, Stamps
 from installer.fsutil import (
     ensure_dir,
     open_dir,
@@ -60,6 +58,7 @@ from installer.fsutil import (
     remove_stale_temps,
     write_atomic,
 )
+from installer.passwd import read_account, read_shadow_hash
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import Receipt, SeedInput
@@ -68,6 +67,7 @@ from installer.seed.model import KNOWN_KEYS, field_specs
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import SeedCheck, check_values, given_from_seed, seed_mode
 from installer.seed.rules import SeedValueError, check_fingerprint
+from installer.stamps import COMPLETE, Stamps
 from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
@@ -132,7 +132,7 @@ def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
 
 def read_wifi_key(paths: TargetPaths, ssid: str) -> SecretStr | None:
     """The key the box's supplicant joins `ssid` with (the network step's PSK), or None."""
-    from installer.firstboot.steps.network import parse_supplicant_psk
+    from installer.net.files import parse_supplicant_psk
 
     try:
         text = paths.wifi_supplicant_conf.read_text(encoding="utf-8")
@@ -491,7 +491,7 @@ class AdoptRun:
             self._tell(paths, "refused", refusal)
             raise
         except Exception as caught:  # a step failed: the stick says so, then the CLI does
-            from installer.firstboot.runner import as_installer_error
+            from installer.errors import as_installer_error
 
             failure = as_installer_error(caught)
             report = render_failure(self.seed.name, failure)
@@ -515,7 +515,7 @@ class AdoptRun:
     def _tell(self, paths: TargetPaths, outcome: str, report: str) -> None:
         """Every attempt, applied or refused, to the Telegram admin (queued when offline) and
         on the console: what happened, from which stick."""
-        from installer.firstboot.telegram_queue import tell_admin
+        from installer.online.telegram_queue import tell_admin
 
         head = f"Clawdie adopt on {read_host_name(paths)}: {outcome}, from {describe(self.seed)}"
         name = f"adopt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
@@ -569,7 +569,8 @@ class AdoptRun:
         return AdoptResult(plan, box.fingerprint, platform, warnings, changes)
 
     def _run_steps(self, paths: TargetPaths, merged: SeedCheck) -> None:
-        from installer.firstboot.runner import register_secrets, run_steps
+        from installer.firstboot.runner import run_steps
+        from installer.seed.ask import register_secrets
 
         register_secrets(merged)
         ctx = StepContext(

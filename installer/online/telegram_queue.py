@@ -36,8 +36,6 @@ from typing import Any
 from installer import redact
 from installer.envfile import parse_env_file
 from installer.errors import InstallerError
-from installer.firstboot.netcheck import network_problem
-from installer.firstboot.telegram import MAX_TEXT, SendResult, send
 from installer.fsutil import (
     ensure_dir,
     open_dir,
@@ -47,6 +45,8 @@ from installer.fsutil import (
     write_atomic,
     write_atomic_at,
 )
+from installer.online.netcheck import network_problem
+from installer.online.telegram import MAX_TEXT, SendResult, send
 from installer.paths import TargetPaths
 
 log = logging.getLogger("clawdie.telegram")

@@ -2,7 +2,7 @@
 preflight and the admin's Telegram messages of one run.
 
 Nothing that checks a certificate runs before the clock is synchronised or a bounded wait has
-passed (installer.firstboot.timesync); the wait is made once per run, and only when there is a
+passed (installer.online.timesync); the wait is made once per run, and only when there is a
 network and an `https` API to talk to. Being offline is never a failure: the report says
 `degraded: no network (<reason>)`, the credentials are `not checked (offline: <reason>)` and the
 report waits in the Telegram queue for the retry timer.
@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from installer.firstboot.netcheck import NetworkProblem, network_problem
-from installer.firstboot.preflight import Preflight, run_preflight
-from installer.firstboot.telegram import send
-from installer.firstboot.telegram_queue import RETRY_WINDOW, forget_queued, queue_message
-from installer.firstboot.timesync import CLOCK_WAIT_S, ClockState, wait_for_clock
+from installer.online.netcheck import NetworkProblem, network_problem
+from installer.online.preflight import Preflight, run_preflight
+from installer.online.telegram import send
+from installer.online.telegram_queue import RETRY_WINDOW, forget_queued, queue_message
+from installer.online.timesync import CLOCK_WAIT_S, ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolved import ResolvedSeed
 

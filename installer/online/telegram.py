@@ -1,10 +1,10 @@
 """Messages to the admin on Telegram: best effort, bounded in time, never fatal.
 
-One request path for everything that talks to a provider (installer.firstboot.httpclient): no
+One request path for everything that talks to a provider (installer.online.httpclient): no
 answer or a busy Telegram (429, 5xx) is tried again within the time given, a 429's
 `retry_after` is honoured. The bot token is part of the API URL, so no URL or exception text
 that could hold it is ever logged or returned; failures are reported as a short reason. A
-message that cannot be sent for want of a network is queued (installer.firstboot.telegram_queue)
+message that cannot be sent for want of a network is queued (installer.online.telegram_queue)
 and sent later by the retry timer.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from installer.firstboot.httpclient import (
+from installer.online.httpclient import (
     NoAnswer,
     clean_reason,
     describe_busy,

@@ -42,9 +42,7 @@ _BOMS = (
 def derive_secrets(check: SeedCheck) -> dict[str, str]:
     """Each password of a valid seed as first boot needs it (key -> derived form). A value
     already derived (a copy sealed before) is kept as it is."""
-    from installer.firstboot.db.auth import hash_better_auth_password
-    from installer.firstboot.steps.accounts import hash_system_password
-    from installer.firstboot.steps.network import derive_psk
+    from installer.seed.hashes import derive_psk, hash_better_auth_password, hash_system_password
 
     seed = check.require_resolved()
     derived: dict[str, str] = {}
