@@ -17,6 +17,7 @@ from installer.media.blockdev import read_mounts
 from installer.media.flash_io import BLOCK, VerifyError, verify_device, write_image
 from installer.progress import NullProgress, RichProgress
 from tests.loopdev import MIB, Part, loop_disk, loop_file
+from tests.seeds import valid
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
@@ -263,3 +264,68 @@ def test_no_terminal_and_no_yes_is_a_usage_error(
 )
 def test_parse_sha256_file(text: str, digest: str | None) -> None:
     assert flash.parse_sha256_file(text, "clawdie.img") == digest
+
+
+def seed_stick_image(path: Path) -> Path:
+    """An image shaped like the installer's for the seed: a GPT with a FAT partition labelled
+    CLAWDIESEED holding the example setup.txt."""
+    with path.open("wb") as handle:
+        handle.truncate(48 * MIB)
+    subprocess.run(
+        ["sgdisk", "--new=1:2048:+40M", "--change-name=1:CLAWDIE-SEED", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    offset = 2048 * 512
+    with tempfile.TemporaryDirectory() as staging:
+        fat = Path(staging) / "fat.img"
+        with fat.open("wb") as handle:
+            handle.truncate(40 * MIB)
+        subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CLAWDIESEED", str(fat)], check=True,
+                       capture_output=True)  # fmt: skip
+        example = Path(staging) / "setup.txt"
+        example.write_bytes(b"# fill me in\n")
+        subprocess.run(["mcopy", "-i", str(fat), str(example), "::setup.txt"], check=True,
+                       env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
+        with path.open("r+b") as out:
+            out.seek(offset)
+            out.write(fat.read_bytes())
+    return path
+
+
+def read_stick_seed(node: str) -> bytes:
+    proc = subprocess.run(
+        ["mcopy", "-n", "-i", f"{node}@@{2048 * 512}", "::setup.txt", "-"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    )
+    return proc.stdout
+
+
+def test_flash_with_a_seed_writes_the_checked_seed_onto_the_seed_partition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = seed_stick_image(tmp_path / "clawdie.img")
+    seed = tmp_path / "setup.txt"
+    seed.write_bytes(valid())
+    with loop_file(tmp_path / "stick.bin", 64 * MIB) as stick:
+        assert flash_cli(str(image), stick.node, "--seed", str(seed)) == 0
+        assert read_stick_seed(stick.node) == seed.read_bytes()
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1] == flash.SEEDED_NEXT_STEP
+
+
+def test_flash_with_an_invalid_seed_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = seed_stick_image(tmp_path / "clawdie.img")
+    seed = tmp_path / "setup.txt"
+    seed.write_text("TELEGRAM_ADMIN_ID=forty-two\n")
+    with loop_file(tmp_path / "stick.bin", 64 * MIB) as stick:
+        fill(stick.node, MIB, b"\xa5")
+        assert flash_cli(str(image), stick.node, "--seed", str(seed)) == 1
+        assert device_bytes(stick.node, MIB) == b"\xa5" * MIB  # not erased
+    err = capsys.readouterr().err
+    assert "setup.txt:1: TELEGRAM_ADMIN_ID" in err
+    assert "problem(s) to fix; nothing was written" in err

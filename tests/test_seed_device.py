@@ -262,3 +262,28 @@ def test_no_stick_is_one_summary_line_and_each_device_at_debug_level(
     other_debug = logging.LogRecord("clawdie.run", logging.DEBUG, "", 0, "x", None, None)
     assert levels.filter(seed_debug)
     assert not levels.filter(other_debug)
+
+
+def test_check_reads_setup_txt_off_the_seed_partition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check /dev/sdX3`: the seed partition's device itself, read through the stick's reader
+    (nothing mounted); the verdict is the file's."""
+    bad = b"TELEGRAM_ADMIN_ID=forty-two\n"
+    parts = [
+        Part(30, name="EFI", label="EFI"),
+        Part(None, label="CLAWDIESEED", files={"setup.txt": bad}),
+    ]
+    with loop_disk(tmp_path, parts, table="dos") as disk:
+        code = cli.main(["check", disk.parts[1]])
+        out = capsys.readouterr().out
+        assert code == 1
+        assert "setup.txt:1: TELEGRAM_ADMIN_ID" in out
+        assert out.rstrip().endswith("problem(s) to fix")
+        assert_nothing_mounted(disk)
+        # another partition, or the whole disk, is not a seed: said, with where to look
+        code = cli.main(["check", disk.parts[0]])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"{disk.parts[0]} is not a seed partition" in err
+        assert "CLAWDIESEED" in err

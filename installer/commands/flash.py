@@ -41,19 +41,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="never write all-zero blocks, and do not verify them (the stick keeps old data there)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON progress lines")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        metavar="FILE",
+        help="your filled setup.txt: checked first, then written onto the stick's seed partition",
+    )
+    parser.add_argument(
+        "--incomplete",
+        action="store_true",
+        help="with --seed: write it even though it does not pass check yet (the box's console "
+        "asks for what is missing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from installer.media import flash
 
     size = flash.read_image_size(args.image)
+    seed = None
+    if args.seed is not None:  # checked before anything is erased
+        from installer.commands._seed_check import read_checked_seed
+
+        seed = read_checked_seed(
+            args.seed, incomplete=args.incomplete, nothing_written="nothing was written"
+        )
     if args.device is None:
         return print_candidates(args, size)
     state = flash.read_target(args.device)
     flash.ensure_target_allowed(state, size, allow_non_removable=args.allow_non_removable)
     expected = flash.read_expected_sha256(args.image)
     confirm(args, state.device, size)
-    return write_and_verify(args, state.device.node, size, expected)
+    return write_and_verify(args, state.device.node, size, expected, seed)
 
 
 def print_candidates(args: argparse.Namespace, size: int) -> int:
@@ -101,8 +120,11 @@ def confirm(args: argparse.Namespace, device: BlockDevice, size: int) -> None:
         raise InstallerError("nothing written", "type yes to confirm, or pick another device")
 
 
-def write_and_verify(args: argparse.Namespace, node: str, size: int, expected: str | None) -> int:
+def write_and_verify(
+    args: argparse.Namespace, node: str, size: int, expected: str | None, seed: bytes | None = None
+) -> int:
     """Write, check the image's checksum, read back; a clear message for Ctrl-C and I/O errors."""
+    from installer.media import flash
     from installer.media.flash_io import VerifyError, verify_device, write_image
     from installer.progress import JsonProgress, RichProgress
 
@@ -127,9 +149,10 @@ def write_and_verify(args: argparse.Namespace, node: str, size: int, expected: s
     except OSError as err:
         raise write_failure(node, err) from None
     reread = reread_partition_table(node)
+    seeded = None if seed is None else flash.write_seed_onto(node, seed, reread is None)
     report(args, node, result.written, result.skipped, time.monotonic() - started, expected)
     if not args.json:
-        print(reread or NEXT_STEP)
+        print(seeded or reread or NEXT_STEP)
     return 0
 
 

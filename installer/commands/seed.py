@@ -6,11 +6,8 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
-
-from installer.errors import InstallerError
 
 HELP = "find the seed partition (seed find), or build its FAT32 image (seed image)"
 
@@ -45,35 +42,22 @@ def run(args: argparse.Namespace) -> int:
 
 def run_image(args: argparse.Namespace) -> int:
     """Build the seed image and say what is in it."""
+    from installer.commands._seed_check import read_checked_seed
     from installer.media.seed_image import MIB, make_plan, parse_size, write_seed_image
 
     plan = make_plan(args.out, parse_size(args.size), args.setup_from, os.environ)
-    if args.setup_from is not None and not args.incomplete:
-        refuse_invalid_seed(plan.setup_source)
+    if args.setup_from is not None:
+        read_checked_seed(
+            plan.setup_source,
+            incomplete=args.incomplete,
+            nothing_written="no seed image was written",
+        )
     write_seed_image(plan)
     print(
         f"wrote {plan.out}: {plan.size // MIB} MiB FAT32, label CLAWDIESEED, "
         f"setup.txt (from {plan.setup_source}) and README.txt"
     )
     return 0
-
-
-def refuse_invalid_seed(path: Path) -> None:
-    """A seed image made from an operator's file holds a valid seed, unless --incomplete says
-    the box's console is to ask for what is missing; the problems are `check`'s own words."""
-    from installer.seed.messages import render_problem
-    from installer.seed.resolve import check_seed_bytes
-
-    result = check_seed_bytes(path.read_bytes(), name=path.name)
-    if result.valid:
-        return
-    for problem in result.problems:
-        print(render_problem(problem, path.name), file=sys.stderr)
-    raise InstallerError(
-        f"{path.name}: {len(result.problems)} problem(s) to fix; no seed image was written",
-        "fix them (clawdie-setup check shows the same list), or add --incomplete when the box's "
-        "console is to ask for what is missing",
-    )
 
 
 def run_find(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ and a disk smaller than the image. Only the non-removable refusal can be overrid
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import stat
 from collections.abc import Iterable
@@ -210,3 +211,44 @@ def read_file_sha256(path: Path) -> str:
         while chunk := handle.read(4 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+SEEDED_NEXT_STEP = (
+    "Your setup.txt is on the stick's CLAWDIESEED drive. Next: start the machine from the stick."
+)
+
+
+def write_seed_onto(node: str, seed: bytes, partitions_known: bool) -> str:
+    """Put the operator's checked setup.txt on the seed partition of the stick just flashed
+    (written as the receipt's writer writes: mtools on FAT, nothing mounted); the closing line
+    to print. Raises a worded error when the seed could not be written: the image is fine, the
+    operator copies the file by hand."""
+    from installer.media.blockdev import read_block_devices
+    from installer.media.seed_device import judge_device, write_seed_volume_file
+    from installer.run import run
+    from installer.seed.reader import SEED_NAME
+
+    by_hand = f"copy your {SEED_NAME} onto the stick's CLAWDIESEED drive by hand"
+    if not partitions_known:
+        raise InstallerError(
+            f"the image is written and verified, but {SEED_NAME} was not: the kernel has not "
+            f"re-read {node}'s partitions",
+            f"unplug the stick and plug it in again, then {by_hand}",
+        )
+    with contextlib.suppress(InstallerError):  # no udev here: the devices are read as they are
+        run(["udevadm", "settle", "--timeout=30"], timeout=40)
+    seeds = [
+        d for d in read_block_devices() if d.disk == node and d.node != node and judge_device(d)[0]
+    ]
+    if len(seeds) != 1:
+        raise InstallerError(
+            f"the image is written and verified, but {SEED_NAME} was not: "
+            f"{len(seeds)} seed partitions found on {node}",
+            by_hand,
+        )
+    result = write_seed_volume_file(seeds[0], SEED_NAME, seed)
+    if not result.written:
+        raise InstallerError(
+            f"the image is written and verified, but {SEED_NAME} was not: {result.message}", by_hand
+        )
+    return SEEDED_NEXT_STEP

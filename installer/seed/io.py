@@ -12,6 +12,7 @@ OS and starts cold (the stick's modules are imported only when a stick is used).
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
     """
     warnings: list[str] = []
     target = path
+    if _is_block_device(path):  # the seed partition itself (`check /dev/sdb3`)
+        return _read_seed_partition(path)
     if path.is_dir():
         chosen, warnings = choose_seed_name(p.name for p in path.iterdir())
         if chosen is None:
@@ -71,6 +74,33 @@ def read_seed_path(path: Path) -> tuple[str, bytes, list[str]]:
             target = path.parent / chosen
     data = _read_regular_file(path, target)
     return target.name, data, warnings
+
+
+def _is_block_device(path: Path) -> bool:
+    try:
+        return stat.S_ISBLK(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _read_seed_partition(path: Path) -> tuple[str, bytes, list[str]]:
+    """setup.txt read off the seed partition at `path` (a block device), through the stick's
+    one reader (mtools for FAT: nothing is mounted); other devices are refused with words."""
+    from installer.media.blockdev import read_block_device
+    from installer.media.seed_device import judge_device, read_seed
+
+    device = read_block_device(str(path))
+    if device is None:
+        raise SeedUnreadableError(f"{path} is not a disk partition we can read")
+    usable, why = judge_device(device)
+    if not usable:
+        raise SeedUnreadableError(
+            f"{path} is not a seed partition ({why})",
+            "give the stick's CLAWDIESEED partition (lsblk -o NAME,LABEL shows it), or the "
+            "setup.txt file itself",
+        )
+    seed = read_seed(device)
+    return seed.name, seed.data, list(seed.warnings)
 
 
 def read_seed_file(path: Path) -> SeedInput:
