@@ -63,7 +63,7 @@ from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import Receipt, SeedInput
 from installer.seed.messages import render_note, render_problem_line
-from installer.seed.model import KNOWN_KEYS, field_specs
+from installer.seed.model import KNOWN_KEYS, SECRET_KEYS
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import SeedCheck, check_values, given_from_seed, seed_mode
 from installer.seed.rules import SeedValueError, check_fingerprint
@@ -72,7 +72,6 @@ from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
 
-_SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)
 _GIVEN_SOURCE = ("setup.txt line ", "wizard", "kept from the installation")
 
 
@@ -217,7 +216,7 @@ def check_over(box: Installation, seed: SeedInput) -> SeedCheck:
     is on only). Problems name the seed's lines."""
     text = parse_seed(seed.data, KNOWN_KEYS)
     given = given_from_seed(text)
-    secret_values = (g.value for k, g in given.items() if k in _SECRET_KEYS)
+    secret_values = (g.value for k, g in given.items() if k in SECRET_KEYS)
     redact.register(*secret_values)
     problems = list(text.problems)
     wifi = wifi_key_problem(box, given)
