@@ -399,7 +399,8 @@ def shorten(text: str, width: int, ellipsis: str = "…") -> str:
 # only `TEMPLATE_PREFILLED`): the assistant's name, where the box is, and how it gets online; a
 # box that only has Wi-Fi would otherwise end offline.
 ASKED_WITHOUT_A_SEED = ordered_keys_where(lambda s: s.asked_unfilled)
-TEMPLATE_PREFILLED = frozenset({"PROFILE"})  # setup.txt.example's one filled line
+# setup.txt.example's filled lines: the keys of the `prefilled` tier
+TEMPLATE_PREFILLED = keys_where(lambda s: s.tier == "prefilled")
 
 
 def keys_to_ask(check: SeedCheck) -> list[str]:

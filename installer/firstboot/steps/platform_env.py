@@ -58,7 +58,8 @@ def render_platform_env(
 
 
 def render_resolved_json(settings: list[Setting], mapping_version: int, warnings: list[str]) -> str:
-    """The non-secret resolution with provenance; secrets appear only as "set"."""
+    """The non-secret resolution with provenance (`source` in words, `origin` as data:
+    `Source.to_record`); secrets appear only as "set"."""
     doc: dict[str, Any] = {
         "format": "clawdie-setup-resolved/1",
         "installer_version": __version__,
@@ -69,6 +70,7 @@ def render_resolved_json(settings: list[Setting], mapping_version: int, warnings
                 "value": None if s.secret else s.reveal(),
                 "secret": s.secret,
                 "source": s.source.describe(),
+                "origin": s.source.to_record(),
             }
             for s in settings
             if s.key not in _NOT_RECORDED
