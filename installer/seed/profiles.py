@@ -273,23 +273,35 @@ def fallback_warnings(primary: ModelChoice, fallback: ModelChoice) -> list[str]:
     return warnings
 
 
+@dataclass(frozen=True)
+class ChosenModels:
+    """The models of a profile after the explicit overrides: each role's choice, typed, and the
+    same as settings, each with its source (a setup.txt line or the profile)."""
+
+    roles: Mapping[str, ModelChoice]
+    settings: tuple[Setting, ...]
+
+
 def resolve_models(
     profile: Profile,
     overrides: Mapping[str, tuple[str, Source]],
     version: int,
-) -> list[Setting]:
+) -> ChosenModels:
     """The model settings of `profile`, each replaced by an explicit line when given."""
     words = f"{profile.name} (mapping v{version})"
     from_profile = Source("profile", words, profile=profile.name, mapping_version=version)
     settings = []
+    roles = {}
     for role in ROLES:
         provider_key, model_key = ROLE_KEYS[role]
         choice = profile.choice(role)
-        for key, default in ((provider_key, choice.provider), (model_key, choice.model)):
-            value, source = overrides.get(key, (default, from_profile))
-            settings.append(Setting(key, value, source))
+        provider, provider_source = overrides.get(provider_key, (choice.provider, from_profile))
+        model, model_source = overrides.get(model_key, (choice.model, from_profile))
+        settings += [Setting(provider_key, provider, provider_source)]
+        settings += [Setting(model_key, model, model_source)]
+        roles[role] = ModelChoice(provider, model)
     cooldown, source = overrides.get(
         COOLDOWN_KEY, (str(profile.fallback_cooldown_seconds), from_profile)
     )
     settings.append(Setting(COOLDOWN_KEY, cooldown, source))
-    return settings
+    return ChosenModels(roles, tuple(settings))

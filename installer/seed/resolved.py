@@ -267,12 +267,8 @@ def _resolve_models(r: _Resolution) -> Models:
         if (value := getattr(r.model, FIELD_NAMES[key])) is not None
     }
     chosen = profiles.resolve_models(mapping.profiles[profile], overrides, mapping.version)
-    r.settings.extend(chosen)
-    text = {s.key: s.reveal() for s in chosen}
-    roles = {
-        role: ModelChoice(text[provider_key], text[model_key])
-        for role, (provider_key, model_key) in profiles.ROLE_KEYS.items()
-    }
+    r.settings.extend(chosen.settings)
+    roles = chosen.roles
     used = sorted({choice.provider for choice in roles.values()})
     r.record("LLM_PROVIDERS", ",".join(used), Source("derived", "the model settings"))
     keys = tuple(
