@@ -63,10 +63,12 @@ def test_fallback_warnings(primary: ModelChoice, fallback: ModelChoice, count: i
 def test_overrides_replace_one_by_one_with_their_source() -> None:
     mapping = load_mapping()
     line = line_source(9)
-    settings = resolve_models(
+    chosen = resolve_models(
         mapping.profiles["quality"], {"LLM_FALLBACK_MODEL": ("x/y", line)}, mapping.version
     )
-    by_key = {s.key: s for s in settings}
+    by_key = {s.key: s for s in chosen.settings}
+    assert chosen.roles["fallback"].model == "x/y"
+    assert chosen.roles["primary"] == mapping.profiles["quality"].primary
     assert by_key["LLM_FALLBACK_MODEL"].value == "x/y"
     assert by_key["LLM_FALLBACK_MODEL"].source.describe() == "setup.txt line 9"
     assert by_key["PI_TUI_MODEL"].source.describe() == "profile quality (mapping v1)"

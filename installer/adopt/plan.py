@@ -26,77 +26,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from installer.seed import profiles
-from installer.seed.model import FIELD_NAMES, field_specs
+from installer.seed.model import DECLARATIONS, FIELD_NAMES, SECRET_KEYS, keys_where
 from installer.seed.profiles import Source
 from installer.seed.reader import Problem
 from installer.seed.resolve import Given, SeedCheck
 
 Outcome = Literal["applied", "kept", "refused"]
 
+# The adopt classes, as each key declares (`installer.seed.model.KeyFacts.adopt`).
 # Instructions for this run, not settings of the box.
-RUN_KEYS = frozenset(
-    {
-        "INSTALL_MODE",
-        "INSTALL_FINGERPRINT",
-        "ADOPT_CODE",
-        "ALLOW_IDENTITY_CHANGE",
-        "TARGET_DISK",
-        "ERASE_TARGET_DISK",
-        "SEED_SCRUB",
-    }
-)
-IDENTITY_KEYS = frozenset(
-    {"HOSTNAME", "AGENT_DOMAIN", "ASSISTANT_NAME", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"}
-)
-PROVIDER_KEYS = frozenset(
-    {"OPENROUTER_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY"}
-)
-NETWORK_KEYS = frozenset(
-    {"WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"}
-)
-SAFE_KEYS = frozenset(
-    {
-        "PROFILE",
-        "TIMEZONE",
-        "LOCALE",
-        "KEYMAP",
-        *profiles.MODEL_KEYS,
-        *PROVIDER_KEYS,
-        *NETWORK_KEYS,  # DESIGN §6: moving a box to another network is not a new identity
-    }
-)
+RUN_KEYS = keys_where(lambda s: s.adopt == "run")
+IDENTITY_KEYS = keys_where(lambda s: s.adopt == "identity")
+PROVIDER_KEYS = keys_where(lambda s: s.group == "provider")
+NETWORK_KEYS = keys_where(lambda s: s.tier == "network")
+# DESIGN §6: moving a box to another network is not a new identity
+SAFE_KEYS = keys_where(lambda s: s.adopt == "safe")
 # Who can reach or control the box, or whose accounts it spends: listed under their own heading
 # in the receipt and the admin's message (DESIGN §10).
-ACCESS_KEYS = frozenset(
-    {
-        "SSH_AUTHORIZED_KEY",
-        "CLAWDIE_USER_PASSWORD",
-        "OPERATOR_EMAIL",
-        "OPERATOR_PASSWORD",
-        "TELEGRAM_BOT_TOKEN",
-        "TELEGRAM_ADMIN_ID",
-        *PROVIDER_KEYS,
-        *NETWORK_KEYS,
-    }
-)
-_IDENTITY_WORDS = {
-    "HOSTNAME": "host name",
-    "AGENT_DOMAIN": "dashboard domain",
-    "ASSISTANT_NAME": "assistant name",
-    "TELEGRAM_BOT_TOKEN": "Telegram bot",
-    "TELEGRAM_ADMIN_ID": "Telegram admin",
-}
+ACCESS_KEYS = keys_where(lambda s: s.access)
+_IDENTITY_WORDS = {key: DECLARATIONS[key].words for key in IDENTITY_KEYS}
 # Kept by the box itself, not its record: the operator in the database (its password only as a
 # hash), the fallback password in /etc/shadow, the authorized keys in the service account's home
 # (the record names them all, one a line). The steps leave what exists alone; the record keeps
 # them (installer/adopt/record.py).
-_KEPT_ELSEWHERE = frozenset(
-    {"OPERATOR_EMAIL", "OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD", "SSH_AUTHORIZED_KEY"}
-)
+_KEPT_ELSEWHERE = keys_where(lambda s: s.adopt == "kept")
 # Keys whose kept value is written back as the seed gives it (the same value, now explicit).
 _PINNED = SAFE_KEYS | IDENTITY_KEYS
-_SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)
 
 
 @dataclass(frozen=True)
@@ -157,7 +112,7 @@ def ssh_key_id(line: str) -> tuple[str, ...]:
 def _shown(key: str, value: str | None) -> str:
     if value is None:
         return "not set"
-    return "a secret (not shown)" if key in _SECRET_KEYS else value
+    return "a secret (not shown)" if key in SECRET_KEYS else value
 
 
 def _password_matches(password: str, hashed: str) -> bool:

@@ -63,7 +63,8 @@ from installer.paths import TargetPaths
 from installer.run import run
 from installer.seed.io import Receipt, SeedInput
 from installer.seed.messages import render_note, render_problem_line
-from installer.seed.model import KNOWN_KEYS, field_specs
+from installer.seed.model import KNOWN_KEYS, SECRET_KEYS
+from installer.seed.profiles import recorded_source
 from installer.seed.reader import parse_seed
 from installer.seed.resolve import SeedCheck, check_values, given_from_seed, seed_mode
 from installer.seed.rules import SeedValueError, check_fingerprint
@@ -71,9 +72,6 @@ from installer.stamps import COMPLETE, Stamps
 from installer.status import Status, settle
 
 log = logging.getLogger("clawdie.adopt")
-
-_SECRET_KEYS = frozenset(spec.key for spec in field_specs() if spec.secret)
-_GIVEN_SOURCE = ("setup.txt line ", "wizard", "kept from the installation")
 
 
 class AdoptRefusedError(InstallerError):
@@ -121,13 +119,21 @@ def read_settings(paths: TargetPaths) -> dict[str, InstalledSetting]:
     for item in doc.get("settings", []):
         key, secret = str(item["key"]), bool(item.get("secret"))
         value = env.get(key) if secret else item.get("value")
-        given = str(item.get("source", "")).startswith(_GIVEN_SOURCE)
+        given = _given(item)
         settings[key] = InstalledSetting(key, None if value is None else str(value), given, secret)
     wifi_key = kept_wifi_key(paths, settings)
     if wifi_key is not None:
         settings[wifi_key.key] = wifi_key
     redact.register(*(s.value for s in settings.values() if s.secret and s.value))
     return settings
+
+
+def _given(entry: Mapping[str, object]) -> bool:
+    """Whether the operator gave an entry's value (its source's record says), not a default."""
+    try:
+        return recorded_source(entry).given
+    except ValueError:
+        return False
 
 
 def read_wifi_key(paths: TargetPaths, ssid: str) -> SecretStr | None:
@@ -217,7 +223,7 @@ def check_over(box: Installation, seed: SeedInput) -> SeedCheck:
     is on only). Problems name the seed's lines."""
     text = parse_seed(seed.data, KNOWN_KEYS)
     given = given_from_seed(text)
-    secret_values = (g.value for k, g in given.items() if k in _SECRET_KEYS)
+    secret_values = (g.value for k, g in given.items() if k in SECRET_KEYS)
     redact.register(*secret_values)
     problems = list(text.problems)
     wifi = wifi_key_problem(box, given)

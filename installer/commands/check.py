@@ -89,11 +89,10 @@ def adopt_lines(result: SeedCheck) -> list[tuple[str, str]]:
     """An adopt seed's lines as typed, secrets masked."""
     from pydantic import SecretStr
 
-    from installer.seed.model import field_specs
+    from installer.seed.model import SECRET_KEYS
 
-    secret = {spec.key for spec in field_specs() if spec.secret}
     return [
-        (key, mask_secret(key, SecretStr(g.value)) if key in secret else g.value)
+        (key, mask_secret(key, SecretStr(g.value)) if key in SECRET_KEYS else g.value)
         for key, g in result.given.items()
     ]
 

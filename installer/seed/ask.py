@@ -29,10 +29,9 @@ class SeedInvalidError(InstallerError):
 
 def register_secrets(check: SeedCheck) -> None:
     """Every secret value the seed holds (valid or not) is masked in logs and messages."""
-    from installer.seed.model import field_specs
+    from installer.seed.model import SECRET_KEYS
 
-    secret_keys = {spec.key for spec in field_specs() if spec.secret}
-    redact.register(*(g.value for key, g in check.given.items() if key in secret_keys))
+    redact.register(*(g.value for key, g in check.given.items() if key in SECRET_KEYS))
     redact.register(*(s.reveal() for s in check.settings if s.secret))
 
 

@@ -8,8 +8,8 @@ the model. Messages never contain the value: it may be a secret.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -113,8 +113,64 @@ def _password_rule(key: str, is_derived: Callable[[str], bool]) -> BeforeValidat
     return BeforeValidator(apply)
 
 
-def _field(key: str, tier: Tier, doc: str) -> Any:
+# How an adopt run treats a key (installer/adopt/plan.py): `safe` to change, `identity` (changed
+# only with ALLOW_IDENTITY_CHANGE=yes), `kept` by the box outside its record and filled only
+# when blank, `run` an instruction for this run, `fixed` never changed.
+AdoptClass = Literal["safe", "identity", "kept", "run", "fixed"]
+# Keys that are given together: the Wi-Fi network, the static address, a provider's API key.
+Group = Literal["wifi", "static", "provider"]
+# A key's part in an adopt seed: `needed` by every adopt seed, `used` only there.
+AdoptMode = Literal["needed", "used"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyFacts:
+    """Every fact about one setup key beyond its type and rule, declared once with its field
+    (`_field`); the key sets the other rooms use are derived from these (`keys_where`)."""
+
+    adopt: AdoptClass
+    # who can reach or control the box, or whose accounts it spends: their own heading in an
+    # adopt's receipt and message
+    access: bool = False
+    platform: bool = True  # reaches the platform's environment (system.env)
+    hidden: bool = False  # a secret of which not even a prefix is shown
+    group: Group | None = None
+    note_normalised: bool = False  # its normalised form gets a repair note when it differs
+    # a login password: warned about on the stick, kept as its hash in the installer's seed
+    # copy and on the box, never in setup.resolved.json
+    login_password: bool = False
+    adopt_mode: AdoptMode | None = None
+    asked_unfilled: bool = False  # asked on the console when the seed was not filled in
+    resolves: bool = True  # False: the model refuses any value (no resolution has it)
+    # only the platform reads it: a setting in the resolution, no attribute of the typed seed
+    passed_through: bool = False
+    words: str = ""  # the key as a sentence names it ("host name")
+    missing_hint: str = ""  # how to get its value, when a rule needs it and it is not set
+
+
+_DECLARED: dict[str, KeyFacts] = {}
+
+
+def _field(key: str, tier: Tier, doc: str, **facts: Any) -> Any:
+    """A setup key's field and its facts: its one declaration."""
+    if key in _DECLARED:
+        raise TypeError(f"{key} is declared twice")
+    _DECLARED[key] = KeyFacts(**facts)
     return Field(default=None, alias=key, description=doc, json_schema_extra={"tier": tier})
+
+
+_WHERE_BOT = "talk to @BotFather on Telegram, send /newbot, copy the token it shows"
+_WHERE_ADMIN = "send a message to @userinfobot on Telegram: it replies with your id"
+_WHERE_OPENROUTER = "create a key at openrouter.ai (Settings, Keys) and paste it here"
+_FINGERPRINT_HINT = (
+    "copy the 8 characters shown as Fingerprint on the box's login screen, in its install "
+    "summary or on its receipt: a stick made for one box cannot change another"
+)
+_ADOPT_CODE_HINT = (
+    "copy ADOPT_CODE= from the box's first-boot report (SETUP-RESULT.txt on the stick it "
+    "was installed with, or the Telegram report); its owner makes a new one with "
+    "`clawdie-setup adopt-code --new` as root on the box"
+)
 
 
 class SetupModel(BaseModel):
@@ -125,140 +181,343 @@ class SetupModel(BaseModel):
     )
 
     openrouter_api_key: Annotated[SecretStr | None, _rule(check_openrouter_key)] = _field(
-        "OPENROUTER_API_KEY", "required", "OpenRouter API key (sk-or-…), from openrouter.ai/keys"
+        "OPENROUTER_API_KEY",
+        "required",
+        "OpenRouter API key (sk-or-…), from openrouter.ai/keys",
+        adopt="safe",
+        access=True,
+        group="provider",
+        missing_hint=_WHERE_OPENROUTER,
     )
     telegram_bot_token: Annotated[SecretStr | None, _rule(check_bot_token)] = _field(
-        "TELEGRAM_BOT_TOKEN", "required", "bot token from @BotFather on Telegram (/newbot)"
+        "TELEGRAM_BOT_TOKEN",
+        "required",
+        "bot token from @BotFather on Telegram (/newbot)",
+        adopt="identity",
+        access=True,
+        words="Telegram bot",
+        missing_hint=_WHERE_BOT,
     )
     telegram_admin_id: Annotated[int | None, _rule(check_admin_id)] = _field(
-        "TELEGRAM_ADMIN_ID", "required", "your numeric Telegram user id (ask @userinfobot)"
+        "TELEGRAM_ADMIN_ID",
+        "required",
+        "your numeric Telegram user id (ask @userinfobot)",
+        adopt="identity",
+        access=True,
+        words="Telegram admin",
+        missing_hint=_WHERE_ADMIN,
     )
     assistant_name: Annotated[str | None, _rule(check_assistant_name)] = _field(
-        "ASSISTANT_NAME", "recommended", "the assistant's name as people see it (1-32 characters)"
+        "ASSISTANT_NAME",
+        "recommended",
+        "the assistant's name as people see it (1-32 characters)",
+        adopt="identity",
+        words="assistant name",
+        asked_unfilled=True,
     )
     profile: Annotated[str | None, _rule(check_profile)] = _field(
-        "PROFILE", "prefilled", "economy, balanced or quality: which AI models answer"
+        "PROFILE",
+        "prefilled",
+        "economy, balanced or quality: which AI models answer",
+        adopt="safe",
+        note_normalised=True,
     )
     timezone: Annotated[str | None, _rule(check_timezone)] = _field(
-        "TIMEZONE", "optional", "time zone, e.g. Europe/Berlin (default UTC)"
+        "TIMEZONE",
+        "optional",
+        "time zone, e.g. Europe/Berlin (default UTC)",
+        adopt="safe",
+        note_normalised=True,
+        asked_unfilled=True,
     )
     hostname: Annotated[str | None, _rule(check_hostname)] = _field(
-        "HOSTNAME", "optional", "network name of the box (default: from ASSISTANT_NAME)"
+        "HOSTNAME",
+        "optional",
+        "network name of the box (default: from ASSISTANT_NAME)",
+        adopt="identity",
+        note_normalised=True,
+        words="host name",
     )
     locale: Annotated[str | None, _rule(check_locale)] = _field(
-        "LOCALE", "optional", "system language, e.g. de_DE.UTF-8 (default en_US.UTF-8)"
+        "LOCALE",
+        "optional",
+        "system language, e.g. de_DE.UTF-8 (default en_US.UTF-8)",
+        adopt="safe",
+        note_normalised=True,
+        platform=False,
     )
     keymap: Annotated[str | None, _rule(check_keymap)] = _field(
-        "KEYMAP", "optional", "console keyboard layout, e.g. de or fr (default us)"
+        "KEYMAP",
+        "optional",
+        "console keyboard layout, e.g. de or fr (default us)",
+        adopt="safe",
+        note_normalised=True,
+        platform=False,
     )
     operator_email: Annotated[str | None, _rule(check_email)] = _field(
-        "OPERATOR_EMAIL", "optional", "dashboard login e-mail (set with OPERATOR_PASSWORD)"
+        "OPERATOR_EMAIL",
+        "optional",
+        "dashboard login e-mail (set with OPERATOR_PASSWORD)",
+        adopt="kept",
+        access=True,
+        note_normalised=True,
     )
     operator_password: Annotated[
         SecretStr | None, _password_rule("OPERATOR_PASSWORD", is_better_auth_hash)
-    ] = _field("OPERATOR_PASSWORD", "optional", "dashboard password, at least 12 characters")
+    ] = _field(
+        "OPERATOR_PASSWORD",
+        "optional",
+        "dashboard password, at least 12 characters",
+        adopt="kept",
+        access=True,
+        platform=False,
+        hidden=True,
+        login_password=True,
+    )
     ssh_authorized_key: Annotated[str | None, _rule(check_ssh_key)] = _field(
-        "SSH_AUTHORIZED_KEY", "optional", "your SSH public key (one line from a .pub file)"
+        "SSH_AUTHORIZED_KEY",
+        "optional",
+        "your SSH public key (one line from a .pub file)",
+        adopt="kept",
+        access=True,
+        platform=False,
     )
     clawdie_user_password: Annotated[
         SecretStr | None, _password_rule("CLAWDIE_USER_PASSWORD", is_sha512_crypt)
     ] = _field(
-        "CLAWDIE_USER_PASSWORD", "optional", "fallback console/SSH password (prefer an SSH key)"
+        "CLAWDIE_USER_PASSWORD",
+        "optional",
+        "fallback console/SSH password (prefer an SSH key)",
+        adopt="kept",
+        access=True,
+        platform=False,
+        hidden=True,
+        login_password=True,
     )
     service_account: Annotated[str | None, _rule(check_account)] = _field(
-        "SERVICE_ACCOUNT", "optional", "Linux user that runs the platform (default clawdie)"
+        "SERVICE_ACCOUNT",
+        "optional",
+        "Linux user that runs the platform (default clawdie)",
+        adopt="fixed",
     )
     agent_domain: Annotated[str | None, _rule(check_domain)] = _field(
-        "AGENT_DOMAIN", "optional", "domain of the dashboard (default <hostname>.local)"
+        "AGENT_DOMAIN",
+        "optional",
+        "domain of the dashboard (default <hostname>.local)",
+        adopt="identity",
+        note_normalised=True,
+        words="dashboard domain",
     )
     pi_tui_provider: Annotated[str | None, _rule(check_provider)] = _field(
-        "PI_TUI_PROVIDER", "advanced", "provider of the main chat model (overrides the profile)"
+        "PI_TUI_PROVIDER",
+        "advanced",
+        "provider of the main chat model (overrides the profile)",
+        adopt="safe",
+        note_normalised=True,
     )
     pi_tui_model: Annotated[str | None, _rule(check_model_name)] = _field(
-        "PI_TUI_MODEL", "advanced", "main chat model (overrides the profile)"
+        "PI_TUI_MODEL", "advanced", "main chat model (overrides the profile)", adopt="safe"
     )
     llm_fallback_provider: Annotated[str | None, _rule(check_provider)] = _field(
-        "LLM_FALLBACK_PROVIDER", "advanced", "provider of the fallback model"
+        "LLM_FALLBACK_PROVIDER",
+        "advanced",
+        "provider of the fallback model",
+        adopt="safe",
+        note_normalised=True,
     )
     llm_fallback_model: Annotated[str | None, _rule(check_model_name)] = _field(
-        "LLM_FALLBACK_MODEL", "advanced", "fallback model (never a :free one)"
+        "LLM_FALLBACK_MODEL", "advanced", "fallback model (never a :free one)", adopt="safe"
     )
     agent_compaction_provider: Annotated[str | None, _rule(check_provider)] = _field(
-        "AGENT_COMPACTION_PROVIDER", "advanced", "provider of the model that summarises history"
+        "AGENT_COMPACTION_PROVIDER",
+        "advanced",
+        "provider of the model that summarises history",
+        adopt="safe",
+        note_normalised=True,
     )
     agent_compaction_model: Annotated[str | None, _rule(check_model_name)] = _field(
-        "AGENT_COMPACTION_MODEL", "advanced", "model that summarises long conversations"
+        "AGENT_COMPACTION_MODEL",
+        "advanced",
+        "model that summarises long conversations",
+        adopt="safe",
     )
     llm_fallback_default_cooldown_seconds: Annotated[int | None, _rule(check_cooldown)] = _field(
-        "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS", "advanced", "seconds before retrying the primary"
+        "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS",
+        "advanced",
+        "seconds before retrying the primary",
+        adopt="safe",
+        passed_through=True,
     )
     openai_api_key: Annotated[
         SecretStr | None, _rule(lambda v: check_api_key(v, "sk-", "OpenAI"))
-    ] = _field("OPENAI_API_KEY", "provider", "OpenAI key, only if a setting uses openai")
+    ] = _field(
+        "OPENAI_API_KEY",
+        "provider",
+        "OpenAI key, only if a setting uses openai",
+        adopt="safe",
+        access=True,
+        group="provider",
+    )
     anthropic_api_key: Annotated[
         SecretStr | None, _rule(lambda v: check_api_key(v, "sk-ant-", "Anthropic"))
-    ] = _field("ANTHROPIC_API_KEY", "provider", "Anthropic key, only if a setting uses anthropic")
+    ] = _field(
+        "ANTHROPIC_API_KEY",
+        "provider",
+        "Anthropic key, only if a setting uses anthropic",
+        adopt="safe",
+        access=True,
+        group="provider",
+    )
     zai_api_key: Annotated[SecretStr | None, _rule(lambda v: check_api_key(v, "", "Z.ai"))] = (
-        _field("ZAI_API_KEY", "provider", "Z.ai key, only if a setting uses zai")
+        _field(
+            "ZAI_API_KEY",
+            "provider",
+            "Z.ai key, only if a setting uses zai",
+            adopt="safe",
+            access=True,
+            group="provider",
+        )
     )
     deepseek_api_key: Annotated[
         SecretStr | None, _rule(lambda v: check_api_key(v, "sk-", "DeepSeek"))
-    ] = _field("DEEPSEEK_API_KEY", "provider", "DeepSeek key, only if a setting uses deepseek")
+    ] = _field(
+        "DEEPSEEK_API_KEY",
+        "provider",
+        "DeepSeek key, only if a setting uses deepseek",
+        adopt="safe",
+        access=True,
+        group="provider",
+    )
     wifi_ssid: Annotated[str | None, _rule(check_wifi_ssid)] = _field(
-        "WIFI_SSID", "network", "Wi-Fi network name, as phones list it (with WIFI_PASSWORD)"
+        "WIFI_SSID",
+        "network",
+        "Wi-Fi network name, as phones list it (with WIFI_PASSWORD)",
+        adopt="safe",
+        access=True,
+        platform=False,
+        group="wifi",
+        asked_unfilled=True,
+        missing_hint="the Wi-Fi network's name, as your phone lists it",
     )
     wifi_password: Annotated[SecretStr | None, _rule(check_wifi_password)] = _field(
-        "WIFI_PASSWORD", "network", "Wi-Fi password (WPA), 8-63 characters"
+        "WIFI_PASSWORD",
+        "network",
+        "Wi-Fi password (WPA), 8-63 characters",
+        adopt="safe",
+        access=True,
+        platform=False,
+        hidden=True,
+        group="wifi",
+        asked_unfilled=True,
+        missing_hint="the Wi-Fi password, 8-63 characters (open networks are not supported)",
     )
     wifi_country: Annotated[str | None, _rule(check_wifi_country)] = _field(
-        "WIFI_COUNTRY", "network", "country the box is in, e.g. DE or US (sets the radio rules)"
+        "WIFI_COUNTRY",
+        "network",
+        "country the box is in, e.g. DE or US (sets the radio rules)",
+        adopt="safe",
+        access=True,
+        platform=False,
+        group="wifi",
+        note_normalised=True,
+        asked_unfilled=True,
+        missing_hint="the two-letter code of the country the box is in, e.g. DE or US: it "
+        "decides which radio channels the box may use",
     )
     net_address: Annotated[str | None, _rule(check_net_address)] = _field(
         "NET_ADDRESS",
         "network",
         "fixed address for wired links, e.g. 192.168.1.50/24 (default DHCP)",
+        adopt="safe",
+        access=True,
+        platform=False,
+        group="static",
+        note_normalised=True,
     )
     net_gateway: Annotated[str | None, _rule(check_net_gateway)] = _field(
-        "NET_GATEWAY", "network", "the router's address, e.g. 192.168.1.1 (with NET_ADDRESS)"
+        "NET_GATEWAY",
+        "network",
+        "the router's address, e.g. 192.168.1.1 (with NET_ADDRESS)",
+        adopt="safe",
+        access=True,
+        platform=False,
+        group="static",
+        note_normalised=True,
     )
     net_dns: Annotated[str | None, _rule(check_net_dns)] = _field(
-        "NET_DNS", "network", "DNS servers, e.g. 1.1.1.1, 9.9.9.9 (default: from the network)"
+        "NET_DNS",
+        "network",
+        "DNS servers, e.g. 1.1.1.1, 9.9.9.9 (default: from the network)",
+        adopt="safe",
+        access=True,
+        platform=False,
+        note_normalised=True,
     )
     install_mode: Annotated[str | None, _rule(check_install_mode)] = _field(
-        "INSTALL_MODE", "install", "fresh (default) or adopt an existing installation"
+        "INSTALL_MODE",
+        "install",
+        "fresh (default) or adopt an existing installation",
+        adopt="run",
+        platform=False,
+        note_normalised=True,
     )
     install_fingerprint: Annotated[str | None, _rule(check_fingerprint)] = _field(
         "INSTALL_FINGERPRINT",
         "install",
         "adopt only: the first 8 characters of the box's fingerprint (its login screen shows it)",
+        adopt="run",
+        platform=False,
+        note_normalised=True,
+        adopt_mode="needed",
+        missing_hint=_FINGERPRINT_HINT,
     )
     adopt_code: Annotated[SecretStr | None, _rule(check_adopt_code)] = _field(
         "ADOPT_CODE",
         "install",
         "adopt only: the box's adopt code, from its first-boot report (proves the box is yours)",
+        adopt="run",
+        platform=False,
+        hidden=True,
+        adopt_mode="needed",
+        missing_hint=_ADOPT_CODE_HINT,
     )
     allow_identity_change: Annotated[bool | None, _rule(check_yes_no)] = _field(
         "ALLOW_IDENTITY_CHANGE",
         "install",
         "adopt only: yes = a new host name, assistant name, Telegram bot or admin may replace "
         "the box's",
+        adopt="run",
+        platform=False,
+        adopt_mode="used",
     )
     target_disk: Annotated[str | None, _rule(check_target_disk)] = _field(
         "TARGET_DISK",
         "install",
         "disk to install to: serial:<number on its label> or /dev/disk/by-id/… (asked if unclear)",
+        adopt="run",
+        platform=False,
     )
     erase_target_disk: Annotated[bool | None, _rule(check_yes_no)] = _field(
-        "ERASE_TARGET_DISK", "install", "yes = erase TARGET_DISK without asking"
+        "ERASE_TARGET_DISK",
+        "install",
+        "yes = erase TARGET_DISK without asking",
+        adopt="run",
+        platform=False,
     )
     seed_scrub: Annotated[bool | None, _rule(check_yes_no)] = _field(
         "SEED_SCRUB",
         "install",
         "yes = after a successful install, replace the secrets on the stick with a note of "
         "where and when they were used",
+        adopt="run",
+        platform=False,
     )
     tenant_id: str | None = _field(
-        "TENANT_ID", "advanced", "for additional tenants; not used by first boot"
+        "TENANT_ID",
+        "advanced",
+        "for additional tenants; not used by first boot",
+        adopt="fixed",
+        resolves=False,
     )
 
     @model_validator(mode="wrap")
@@ -314,18 +573,11 @@ def _error(key: str, message: str, hint: str = "", because: str = "") -> InitErr
     )
 
 
-_WHERE_TO_GET = {
-    "TELEGRAM_BOT_TOKEN": "talk to @BotFather on Telegram, send /newbot, copy the token it shows",
-    "TELEGRAM_ADMIN_ID": "send a message to @userinfobot on Telegram: it replies with your id",
-    "OPENROUTER_API_KEY": "create a key at openrouter.ai (Settings, Keys) and paste it here",
-}
-
-
 def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErrorDetails]:
     """Rules about which keys must be set together; they need no valid values to run."""
     errors = [
-        _error(key, "required, but not set", _WHERE_TO_GET[key])
-        for key in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID")
+        _error(key, "required, but not set", DECLARATIONS[key].missing_hint)
+        for key in ALWAYS_REQUIRED
         if key not in present
     ]
     errors.extend(_provider_errors(present, data))
@@ -361,8 +613,7 @@ def _presence_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
             _error(
                 "INSTALL_FINGERPRINT",
                 "required because INSTALL_MODE=adopt",
-                "copy the 8 characters shown as Fingerprint on the box's login screen, in its "
-                "install summary or on its receipt: a stick made for one box cannot change another",
+                _FINGERPRINT_HINT,
                 because="INSTALL_MODE",
             )
         )
@@ -404,18 +655,12 @@ def _provider_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErr
     for provider, why in needed.items():
         spec = mapping.providers.get(provider)
         if spec is not None and spec.key not in present:
-            hint = _WHERE_TO_GET.get(spec.key, f"add a {spec.key}= line with your {spec.label} key")
+            declared = DECLARATIONS.get(spec.key)
+            hint = (declared.missing_hint if declared else "") or (
+                f"add a {spec.key}= line with your {spec.label} key"
+            )
             errors.append(_error(spec.key, f"required ({why})", hint))
     return errors
-
-
-WIFI_KEYS = ("WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY")
-_WIFI_HINTS = {
-    "WIFI_SSID": "the Wi-Fi network's name, as your phone lists it",
-    "WIFI_PASSWORD": "the Wi-Fi password, 8-63 characters (open networks are not supported)",
-    "WIFI_COUNTRY": "the two-letter code of the country the box is in, e.g. DE or US: it "
-    "decides which radio channels the box may use",
-}
 
 
 def _network_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErrorDetails]:
@@ -428,7 +673,7 @@ def _network_errors(present: set[str], data: Mapping[str, Any]) -> list[InitErro
             _error(
                 key,
                 f"required because {wifi_given[0]} is set",
-                _WIFI_HINTS[key],
+                DECLARATIONS[key].missing_hint,
                 because=wifi_given[0],
             )
             for key in WIFI_KEYS
@@ -458,9 +703,10 @@ FIELD_NAMES: dict[str, str] = {
 KNOWN_KEYS = frozenset(FIELD_NAMES)
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """What the wizard and the template need to know about one key."""
+@dataclass(frozen=True, kw_only=True)
+class FieldSpec(KeyFacts):
+    """One setup key as declared: its tier, its explanation (the wizard's question, the
+    template's and `--explain`'s words), whether it is a secret (its type) and its facts."""
 
     key: str
     tier: Tier
@@ -468,15 +714,52 @@ class FieldSpec:
     secret: bool
 
 
-def field_specs() -> list[FieldSpec]:
-    """Every setup.txt key in model order, with its tier, explanation and secrecy."""
-    specs = []
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _declarations() -> dict[str, FieldSpec]:
+    specs = {}
     for info in SetupModel.model_fields.values():
+        key = str(info.alias)
         extra = info.json_schema_extra
-        tier = extra["tier"] if isinstance(extra, dict) else "optional"
-        secret = "SecretStr" in repr(info.annotation)
-        specs.append(FieldSpec(str(info.alias), tier, info.description or "", secret))  # type: ignore[arg-type]
+        tier: Tier = extra["tier"] if isinstance(extra, dict) else "optional"  # type: ignore[assignment]
+        facts = {f.name: getattr(_DECLARED[key], f.name) for f in fields(KeyFacts)}
+        specs[key] = FieldSpec(
+            key=key,
+            tier=tier,
+            doc=info.description or "",
+            secret=_is_secret(info.annotation),
+            **facts,
+        )
+    if specs.keys() != _DECLARED.keys():
+        raise TypeError(f"declared but not fields: {sorted(_DECLARED.keys() - specs.keys())}")
     return specs
+
+
+# Every setup key's declaration, in model (setup.txt) order: the one source of its facts.
+DECLARATIONS: dict[str, FieldSpec] = _declarations()
+
+
+def keys_where(test: Callable[[FieldSpec], bool]) -> frozenset[str]:
+    """The setup keys whose declaration passes `test`."""
+    return frozenset(key for key, spec in DECLARATIONS.items() if test(spec))
+
+
+def ordered_keys_where(test: Callable[[FieldSpec], bool]) -> tuple[str, ...]:
+    """`keys_where`, in model order."""
+    return tuple(key for key, spec in DECLARATIONS.items() if test(spec))
+
+
+SECRET_KEYS = keys_where(lambda s: s.secret)
+WIFI_KEYS = ordered_keys_where(lambda s: s.group == "wifi")
+# Required whatever else the seed says (a provider's key only when a model uses the provider).
+ALWAYS_REQUIRED = ordered_keys_where(lambda s: s.tier == "required" and s.group != "provider")
+
+
+def field_specs() -> list[FieldSpec]:
+    """Every setup.txt key in model order, with its tier, explanation, secrecy and facts."""
+    return list(DECLARATIONS.values())
 
 
 @dataclass(frozen=True)

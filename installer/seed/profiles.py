@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import SecretStr
 
@@ -25,16 +25,61 @@ COOLDOWN_KEY = "LLM_FALLBACK_DEFAULT_COOLDOWN_SECONDS"
 MODEL_KEYS = (*(k for pair in ROLE_KEYS.values() for k in pair), COOLDOWN_KEY)
 
 SourceKind = Literal["line", "profile", "default", "derived", "wizard", "installed"]
+SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
+# The kinds of source that mean the operator gave the value (rather than a default, a profile
+# or a derivation): a setup.txt line, the console, or the installation that kept it.
+GIVEN_KINDS: frozenset[SourceKind] = frozenset({"line", "wizard", "installed"})
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a resolved value came from: a setup.txt line (`line`), a profile or what it was
-    derived from (`detail`), a default or the wizard."""
+    """Where a resolved value came from: a setup.txt line (`line`), a profile (its name and
+    mapping version) or what it was derived from (`detail`), a default or the wizard.
+
+    `describe` gives the words people read; `to_record`/`from_record` the data programs read
+    (setup.resolved.json keeps both)."""
 
     kind: SourceKind
     detail: str = ""
     line: int | None = None
+    profile: str | None = None
+    mapping_version: int | None = None
+
+    @property
+    def given(self) -> bool:
+        """The operator gave the value (not a default, a profile or a derivation)."""
+        return self.kind in GIVEN_KINDS
+
+    def to_record(self) -> dict[str, str | int]:
+        """The source as data: its kind and, when it has them, its line, detail, profile and
+        mapping version."""
+        record: dict[str, str | int] = {"kind": self.kind}
+        if self.line is not None:
+            record["line"] = self.line
+        if self.detail:
+            record["detail"] = self.detail
+        if self.profile is not None:
+            record["profile"] = self.profile
+        if self.mapping_version is not None:
+            record["mapping_version"] = self.mapping_version
+        return record
+
+    @classmethod
+    def from_record(cls, record: object) -> Source:
+        """The source `to_record` wrote; ValueError for anything else."""
+        if not isinstance(record, Mapping):
+            raise ValueError("a source record is an object")
+        kind, line, detail = record.get("kind"), record.get("line"), record.get("detail", "")
+        profile, version = record.get("profile"), record.get("mapping_version")
+        if kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {kind!r}")
+        if line is not None and (not isinstance(line, int) or isinstance(line, bool)):
+            raise ValueError("a source's line is a number")
+        if not isinstance(detail, str) or not isinstance(profile, str | None):
+            raise ValueError("a source's detail and profile are text")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise ValueError("a source's mapping version is a number")
+        return cls(kind, detail, line, profile, version)
 
     def describe(self) -> str:
         """Human words: 'setup.txt line 7', 'profile balanced (mapping v1)', 'default', ..."""
@@ -47,6 +92,36 @@ class Source:
         if self.kind == "installed":
             return "kept from the installation"
         return self.kind
+
+
+def _from_words(text: str) -> Source:
+    """The source `Source.describe` worded as `text`; ValueError for other words. Only for the
+    records first boot wrote before they kept their sources as data (0.1.0)."""
+    if text.startswith("setup.txt line ") and text[15:].isdigit():
+        return line_source(int(text[15:]))
+    if text.startswith("profile "):
+        detail = text[8:]
+        name, _, rest = detail.partition(" (mapping v")
+        version = rest[:-1] if rest.endswith(")") else ""
+        if version.isdigit():
+            return Source("profile", detail, profile=name, mapping_version=int(version))
+        return Source("profile", detail)
+    if text.startswith("derived from "):
+        return Source("derived", text[13:])
+    if text == "kept from the installation":
+        return Source("installed")
+    if text in ("default", "wizard"):
+        return Source("default" if text == "default" else "wizard")
+    raise ValueError(f"not the words of a source: {text!r}")
+
+
+def recorded_source(entry: Mapping[str, object]) -> Source:
+    """The source of one settings entry of setup.resolved.json: its record (`origin`), or, in a
+    record written before sources were kept as data, its words. ValueError when it has
+    neither."""
+    if "origin" in entry:
+        return Source.from_record(entry["origin"])
+    return _from_words(str(entry.get("source", "")))
 
 
 def line_source(line: int) -> Source:
@@ -198,22 +273,35 @@ def fallback_warnings(primary: ModelChoice, fallback: ModelChoice) -> list[str]:
     return warnings
 
 
+@dataclass(frozen=True)
+class ChosenModels:
+    """The models of a profile after the explicit overrides: each role's choice, typed, and the
+    same as settings, each with its source (a setup.txt line or the profile)."""
+
+    roles: Mapping[str, ModelChoice]
+    settings: tuple[Setting, ...]
+
+
 def resolve_models(
     profile: Profile,
     overrides: Mapping[str, tuple[str, Source]],
     version: int,
-) -> list[Setting]:
+) -> ChosenModels:
     """The model settings of `profile`, each replaced by an explicit line when given."""
-    from_profile = Source("profile", f"{profile.name} (mapping v{version})")
+    words = f"{profile.name} (mapping v{version})"
+    from_profile = Source("profile", words, profile=profile.name, mapping_version=version)
     settings = []
+    roles = {}
     for role in ROLES:
         provider_key, model_key = ROLE_KEYS[role]
         choice = profile.choice(role)
-        for key, default in ((provider_key, choice.provider), (model_key, choice.model)):
-            value, source = overrides.get(key, (default, from_profile))
-            settings.append(Setting(key, value, source))
+        provider, provider_source = overrides.get(provider_key, (choice.provider, from_profile))
+        model, model_source = overrides.get(model_key, (choice.model, from_profile))
+        settings += [Setting(provider_key, provider, provider_source)]
+        settings += [Setting(model_key, model, model_source)]
+        roles[role] = ModelChoice(provider, model)
     cooldown, source = overrides.get(
         COOLDOWN_KEY, (str(profile.fallback_cooldown_seconds), from_profile)
     )
     settings.append(Setting(COOLDOWN_KEY, cooldown, source))
-    return settings
+    return ChosenModels(roles, tuple(settings))

@@ -13,11 +13,14 @@ from pydantic import SecretStr, ValidationError
 from installer.errors import InstallerError
 from installer.seed import profiles
 from installer.seed.model import (
+    DECLARATIONS,
     DERIVED_KEYS_CONTEXT,
     FIELD_NAMES,
     KNOWN_KEYS,
     FieldProblem,
     SetupModel,
+    keys_where,
+    ordered_keys_where,
     problems_of,
 )
 from installer.seed.profiles import Setting, Source, line_source
@@ -37,22 +40,17 @@ from installer.seed.rules import (
     is_stable_disk_name,
 )
 
-PLAINTEXT_PASSWORD_KEYS = ("OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD")
+# The login passwords: a plaintext one on the stick is warned about.
+PLAINTEXT_PASSWORD_KEYS = ordered_keys_where(lambda s: s.login_password)
 # The keys whose value the installer's own seed copy holds as a hash (`seed.sealed`).
 SEALED_KEYS = frozenset(PLAINTEXT_PASSWORD_KEYS)
 # Secrets of which not even a prefix is shown.
-FULLY_HIDDEN_KEYS = frozenset({*PLAINTEXT_PASSWORD_KEYS, "WIFI_PASSWORD", "ADOPT_CODE"})
-# Normalised values worth a repair note when they differ from what was typed.
-_NOTE_NORMALISED = frozenset(
-    {"HOSTNAME", "TIMEZONE", "LOCALE", "KEYMAP", "PROFILE", "OPERATOR_EMAIL", "AGENT_DOMAIN"}
-    | {"PI_TUI_PROVIDER", "LLM_FALLBACK_PROVIDER", "AGENT_COMPACTION_PROVIDER", "INSTALL_MODE"}
-    | {"INSTALL_FINGERPRINT"}
-)
-
-
-# The network keys whose normalised form (upper-case country, a prefix for a netmask, one
-# spelling of an address) is worth a repair note.
-_NETWORK_NORMALISED = frozenset({"WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"})
+FULLY_HIDDEN_KEYS = keys_where(lambda s: s.hidden)
+# Normalised values worth a repair note when they differ from what was typed (an upper-case
+# country, a prefix for a netmask, one spelling of an address, ...).
+_NOTE_NORMALISED = keys_where(lambda s: s.note_normalised)
+# Used only by an adopt run.
+_ADOPT_ONLY = ordered_keys_where(lambda s: s.adopt_mode is not None)
 
 
 @dataclass(frozen=True)
@@ -136,16 +134,9 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME, *, sealed: bool = False
     )
 
 
+# What every adopt seed needs, with where to find it.
 _ADOPT_NEEDS = {
-    "INSTALL_FINGERPRINT": (
-        "copy the 8 characters shown as Fingerprint on the box's login screen, in its install "
-        "summary or on its receipt: a stick made for one box cannot change another"
-    ),
-    "ADOPT_CODE": (
-        "copy ADOPT_CODE= from the box's first-boot report (SETUP-RESULT.txt on the stick it "
-        "was installed with, or the Telegram report); its owner makes a new one with "
-        "`clawdie-setup adopt-code --new` as root on the box"
-    ),
+    key: spec.missing_hint for key, spec in DECLARATIONS.items() if spec.adopt_mode == "needed"
 }
 
 
@@ -322,7 +313,7 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
                 f"{key}: only used with INSTALL_MODE=adopt; this seed installs fresh, so the "
                 "line has no effect",
             )
-            for key in ("INSTALL_FINGERPRINT", "ADOPT_CODE", "ALLOW_IDENTITY_CHANGE")
+            for key in _ADOPT_ONLY
             if key in given
         )
     if "CLAWDIE_USER_PASSWORD" in given:
@@ -371,7 +362,7 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
 
 def _normalisation_notes(model: SetupModel, given: Mapping[str, Given]) -> list[Note]:
     notes = []
-    for key in sorted((_NOTE_NORMALISED | _NETWORK_NORMALISED) & given.keys()):
+    for key in sorted(_NOTE_NORMALISED & given.keys()):
         value = _plain(model, key)
         if value is not None and value != given[key].value:
             notes.append(Note(_line_of(given, key), f"{key}: read as {value}"))
@@ -407,8 +398,9 @@ def shorten(text: str, width: int, ellipsis: str = "…") -> str:
 # Asked too when the seed was not filled in (no file, or the template as it comes, which sets
 # only `TEMPLATE_PREFILLED`): the assistant's name, where the box is, and how it gets online; a
 # box that only has Wi-Fi would otherwise end offline.
-ASKED_WITHOUT_A_SEED = ("ASSISTANT_NAME", "TIMEZONE", "WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY")
-TEMPLATE_PREFILLED = frozenset({"PROFILE"})  # setup.txt.example's one filled line
+ASKED_WITHOUT_A_SEED = ordered_keys_where(lambda s: s.asked_unfilled)
+# setup.txt.example's filled lines: the keys of the `prefilled` tier
+TEMPLATE_PREFILLED = keys_where(lambda s: s.tier == "prefilled")
 
 
 def keys_to_ask(check: SeedCheck) -> list[str]:

@@ -6,9 +6,9 @@ Each value keeps its provenance (`source(key)`), and `settings` is the same reso
 a stable order: what `check --explain` shows and what the platform receives. Secrets are
 `SecretStr` everywhere, so `repr` and `str` of any part never show one.
 
-Adding a setup.txt field: the field in `SetupModel`, its attribute here (taken in
-`resolve_seed`), and the step that uses it. A field only the platform reads is taken as a
-setting and listed in `PASSED_THROUGH`.
+Adding a setup.txt field: its declaration in `SetupModel` (`installer.seed.model._field`: type,
+rule and every fact about it), its attribute here (taken in `resolve_seed`), and the step that
+uses it. A field only the platform reads is declared `passed_through` and needs nothing here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from installer.seed import profiles
-from installer.seed.model import FIELD_NAMES, SetupModel
+from installer.seed.model import FIELD_NAMES, SetupModel, keys_where
 from installer.seed.profiles import ModelChoice, Setting, Source
 from installer.seed.rules import (
     DEFAULT_ASSISTANT_NAME,
@@ -31,9 +31,9 @@ from installer.seed.rules import (
 )
 
 # Setup keys the typed object leaves out on purpose: passed to the platform as settings only.
-PASSED_THROUGH = frozenset({profiles.COOLDOWN_KEY})
+PASSED_THROUGH = keys_where(lambda s: s.passed_through)
 # Setup keys that never resolve: the model refuses them (first boot sets up no extra tenant).
-REFUSED = frozenset({"TENANT_ID"})
+REFUSED = keys_where(lambda s: not s.resolves)
 
 DEFAULT = Source("default")
 T = TypeVar("T")
@@ -231,6 +231,9 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
         # its default is a setting only where it means something: in adopt mode
         allow_identity_change=bool(r.take("ALLOW_IDENTITY_CHANGE", bool, False if adopt else None)),
     )
+    taken = {s.key for s in r.settings}
+    for key in sorted(PASSED_THROUGH - taken, key=list(FIELD_NAMES).index):
+        r.take(key, object)
     return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings), network)
 
 
@@ -264,12 +267,8 @@ def _resolve_models(r: _Resolution) -> Models:
         if (value := getattr(r.model, FIELD_NAMES[key])) is not None
     }
     chosen = profiles.resolve_models(mapping.profiles[profile], overrides, mapping.version)
-    r.settings.extend(chosen)
-    text = {s.key: s.reveal() for s in chosen}
-    roles = {
-        role: ModelChoice(text[provider_key], text[model_key])
-        for role, (provider_key, model_key) in profiles.ROLE_KEYS.items()
-    }
+    r.settings.extend(chosen.settings)
+    roles = chosen.roles
     used = sorted({choice.provider for choice in roles.values()})
     r.record("LLM_PROVIDERS", ",".join(used), Source("derived", "the model settings"))
     keys = tuple(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from installer.seed.model import KNOWN_KEYS, field_specs
+from installer.seed.model import KNOWN_KEYS, SECRET_KEYS
 from installer.seed.reader import decode_seed, parse_seed, split_lines
 
 
@@ -25,7 +25,7 @@ class Scrubbed:
 
 
 def secret_keys() -> frozenset[str]:
-    return frozenset(spec.key for spec in field_specs() if spec.secret)
+    return SECRET_KEYS
 
 
 def render_scrubbed_seed(data: bytes, *, host: str, when: str) -> Scrubbed:

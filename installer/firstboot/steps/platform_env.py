@@ -17,6 +17,7 @@ from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, exist
 from installer.fsutil import ensure_dir, write_atomic
 from installer.passwd import read_account
 from installer.paths import SERVICE_NAME
+from installer.seed.model import keys_where
 from installer.stamps import StepRecord
 
 if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile code for that
@@ -26,30 +27,11 @@ NAME = "platform-config"
 # A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
 UNITS_CHANGED = "units_changed"
 
-# Settings that are for the installer only and do not go to the platform's environment.
-_NOT_FOR_PLATFORM = frozenset(
-    {
-        # the network step writes these into the system's network configuration
-        "WIFI_SSID",
-        "WIFI_PASSWORD",
-        "WIFI_COUNTRY",
-        "NET_ADDRESS",
-        "NET_GATEWAY",
-        "NET_DNS",
-        "OPERATOR_PASSWORD",
-        "CLAWDIE_USER_PASSWORD",
-        "SSH_AUTHORIZED_KEY",
-        "INSTALL_MODE",
-        "TARGET_DISK",
-        "ERASE_TARGET_DISK",
-        "KEYMAP",
-        "LOCALE",
-        "SEED_SCRUB",
-        "INSTALL_FINGERPRINT",
-        "ADOPT_CODE",
-        "ALLOW_IDENTITY_CHANGE",
-    }
-)
+# Settings that are for the installer only and do not go to the platform's environment (the
+# network step writes the network's into the system's configuration), as each key declares.
+_NOT_FOR_PLATFORM = keys_where(lambda s: not s.platform)
+# The login passwords live only as their hashes (the database, /etc/shadow): not in the record.
+_NOT_RECORDED = keys_where(lambda s: s.login_password)
 
 
 def render_unit_dropin(account: str) -> str:
@@ -76,7 +58,8 @@ def render_platform_env(
 
 
 def render_resolved_json(settings: list[Setting], mapping_version: int, warnings: list[str]) -> str:
-    """The non-secret resolution with provenance; secrets appear only as "set"."""
+    """The non-secret resolution with provenance (`source` in words, `origin` as data:
+    `Source.to_record`); secrets appear only as "set"."""
     doc: dict[str, Any] = {
         "format": "clawdie-setup-resolved/1",
         "installer_version": __version__,
@@ -87,9 +70,10 @@ def render_resolved_json(settings: list[Setting], mapping_version: int, warnings
                 "value": None if s.secret else s.reveal(),
                 "secret": s.secret,
                 "source": s.source.describe(),
+                "origin": s.source.to_record(),
             }
             for s in settings
-            if s.key not in {"OPERATOR_PASSWORD", "CLAWDIE_USER_PASSWORD"}
+            if s.key not in _NOT_RECORDED
         ],
         "warnings": warnings,
     }
