@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from installer.consoles import parse_serial_consoles
 from installer.install import console as console_module
 from installer.install.console import (
     KEYBOARD_WORDS,
     Console,
     Terminal,
     open_serial_consoles,
-    parse_serial_consoles,
     syslog_handler,
 )
 from installer.install.flow import ExistingInstallError, InstallConfig, InstallRun

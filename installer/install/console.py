@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from installer.consoles import CONSOLES_ACTIVE, parse_serial_consoles
 from installer.qr import QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
 from installer.screen import HEIGHT, WIDTH, ProgressScreen, wants_screen
 from installer.status import Status
@@ -39,11 +40,9 @@ CONSOLE_LOGGER = "clawdie-install.console"  # the console's lines, for the journ
 DEFAULT_CONSOLE_WAIT_S = 120.0
 COUNTDOWN_STEP_S = 5.0  # a countdown prints the time left this often (a serial console scrolls)
 _CMDLINE_WAIT = re.compile(r"(?:^|\s)clawdie\.console_wait=(\d+(?:\.\d+)?)(?=\s|$)")
-CONSOLES_ACTIVE = Path("/sys/class/tty/console/active")  # the kernel's consoles: "ttyS0 tty0"
 KEYBOARD_WORDS = "this machine's keyboard (tty1)"
 KERNEL_PRINTK = Path("/proc/sys/kernel/printk")
 QUIET_PRINTK_LEVEL = "1"  # while a question waits, only a kernel emergency reaches the consoles
-_VIRTUAL_TERMINAL = re.compile(r"tty\d*")  # tty0 is tty1's screen: already standard output
 
 log = logging.getLogger("clawdie.install")
 
@@ -166,12 +165,6 @@ class Terminal:
     @property
     def words(self) -> str:
         return f"the serial console ({self.name})"
-
-
-def parse_serial_consoles(active: str) -> list[str]:
-    """The serial consoles in `/sys/class/tty/console/active` ("ttyS0 tty0" -> ["ttyS0"]):
-    every kernel console that is not a virtual terminal (pure)."""
-    return [name for name in active.split() if not _VIRTUAL_TERMINAL.fullmatch(name)]
 
 
 def set_line_mode(fd: int) -> None:
