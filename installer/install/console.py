@@ -263,11 +263,12 @@ class Console:
         self._journal.filters = [_NotForwarded()]
 
     @classmethod
-    def standard(cls, journal: logging.Handler | None = None) -> Console:
-        """stdout, stdin when it is a terminal, and the kernel's serial consoles."""
+    def standard(cls, journal: logging.Handler | None = None, *, live: bool = False) -> Console:
+        """stdout, stdin when it is a terminal, and on the `live` stick (the installer's own
+        system, as root) the kernel's serial consoles too."""
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
         screen = ProgressScreen(sys.stdout) if wants_screen(sys.stdout) else None
-        live = os.geteuid() == 0 and KERNEL_PRINTK.exists()
+        live = live and os.geteuid() == 0 and KERNEL_PRINTK.exists()
         return cls(
             sys.stdout,
             sys.stdin.fileno() if interactive else None,

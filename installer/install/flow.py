@@ -170,13 +170,20 @@ def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
 
     Never raises: the install is done, and a stick that cannot be written is reported, not fatal.
     """
-    from installer.seed.scrub import render_scrubbed_seed
+    from installer.seed.scrub import render_scrubbed_in_place
 
-    scrubbed = render_scrubbed_seed(seed.data, host=hostname, when=when)
+    try:  # the same length: rewritten in place on the stick, a power cut loses no line
+        scrubbed = render_scrubbed_in_place(seed.data, host=hostname, when=when)
+    except InstallerError as err:
+        log.warning("install: SEED_SCRUB: %s", err.message)
+        return (
+            f"SEED_SCRUB=yes, but the secrets are still in {seed.name} ({err.message}): "
+            "delete the file or reformat the stick."
+        )
     if not scrubbed.removed:
         return f"SEED_SCRUB=yes: {seed.name} held no secret to remove."
     removed = ", ".join(scrubbed.removed)
-    written, why = write_seed_back(seed, scrubbed.text)
+    written, why = write_seed_back(seed, scrubbed.data)
     if written:
         log.info("install: SEED_SCRUB: removed %s from %s", removed, seed.name)
         return f"SEED_SCRUB=yes: removed from {seed.name}: {removed}."
