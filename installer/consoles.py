@@ -51,6 +51,14 @@ def render_block(text: str) -> bytes:
     return ("\r\n" + "".join(f"{line}\r\n" for line in lines)).encode("utf-8", errors="replace")
 
 
+def open_terminal(path: Path, flags: int) -> int:
+    """`path` opened without waiting for a modem's carrier (a serial port without CLOCAL would
+    block the open), then blocking again for the writes."""
+    fd = os.open(path, flags | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    return fd
+
+
 def write_whole(fd: int, data: bytes) -> None:
     """`data` in one write() call (the rest after a short write, which a blocking terminal makes
     only when a signal interrupts it)."""
@@ -72,7 +80,7 @@ def show_on_consoles(
     reached = []
     for name in read_consoles() if names is None else names:
         try:
-            fd = os.open(dev / name, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            fd = open_terminal(dev / name, os.O_WRONLY)
         except OSError as err:
             log.debug("consoles: %s cannot be opened: %s", name, err.strerror)
             continue

@@ -42,12 +42,15 @@ class Console:
         self.reader.start()
 
     def _read(self) -> None:
-        while self.open:
+        """Until closed, and then until nothing more is waiting: everything written is read."""
+        while True:
             if select.select([self.master], [], [], 0.05)[0]:
                 try:
                     self.seen += os.read(self.master, 65536)
                 except OSError:
                     return
+            elif not self.open:
+                return
 
     def close(self) -> str:
         self.open = False

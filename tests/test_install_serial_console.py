@@ -283,3 +283,36 @@ def test_the_live_and_installed_command_lines_show_only_systemd_failures() -> No
     )
     # tty0 is named last: /dev/console (systemd's status) is tty1, never the serial console
     assert cmdline.split().index("console=tty0") > cmdline.split().index("console=ttyS0,115200n8")
+
+
+def test_the_journal_is_settled_before_a_question_goes_to_the_serial_console(
+    ttys: tuple[Tty, Tty],
+) -> None:
+    """Lines said before the question reach the serial console through journald; the question
+    is written there directly, once journald has forwarded them (journalctl --sync), so the
+    serial console shows them in order."""
+    tty1, serial = ttys
+    settled: list[str] = []
+    console = two_consoles(tty1, serial)
+    console.settle = lambda: settled.append(serial.screen())
+    serial.type(b"REINSTALL\r")
+    installer(console).guard_existing(COMPLETE)
+    assert len(settled) == 1  # once, before anything of the question was on the serial console
+    assert "already holds" not in settled[0]
+    assert "type REINSTALL" not in settled[0]
+    assert "type REINSTALL to erase /dev/sda" in serial.screen()
+
+
+def test_a_serial_port_is_opened_without_waiting_for_a_carrier(
+    ttys: tuple[Tty, Tty], tmp_path: Path
+) -> None:
+    _, serial = ttys
+    (tmp_path / "ttyS0").symlink_to(os.ttyname(serial.slave))
+    active = tmp_path / "active"
+    active.write_text("ttyS0\n")
+    [opened] = open_serial_consoles(active, tmp_path)
+    try:
+        assert os.get_blocking(opened.fd)  # blocking again once open: whole writes and reads
+        assert termios.tcgetattr(opened.fd)[2] & termios.CLOCAL
+    finally:
+        os.close(opened.fd)

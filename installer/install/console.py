@@ -22,13 +22,15 @@ import termios
 import textwrap
 import time
 import tty
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from installer.consoles import CONSOLES_ACTIVE, parse_serial_consoles
+from installer.consoles import CONSOLES_ACTIVE, open_terminal, parse_serial_consoles
+from installer.errors import InstallerError
 from installer.qr import QUIET_ZONE, SMALL_QUIET_ZONE, render_qr
+from installer.run import run
 from installer.screen import HEIGHT, WIDTH, ProgressScreen, wants_screen
 from installer.status import Status
 
@@ -41,6 +43,7 @@ DEFAULT_CONSOLE_WAIT_S = 120.0
 COUNTDOWN_STEP_S = 5.0  # a countdown prints the time left this often (a serial console scrolls)
 _CMDLINE_WAIT = re.compile(r"(?:^|\s)clawdie\.console_wait=(\d+(?:\.\d+)?)(?=\s|$)")
 KEYBOARD_WORDS = "this machine's keyboard (tty1)"
+JOURNAL_SYNC_TIMEOUT_S = 10.0
 KERNEL_PRINTK = Path("/proc/sys/kernel/printk")
 QUIET_PRINTK_LEVEL = "1"  # while a question waits, only a kernel emergency reaches the consoles
 
@@ -173,6 +176,7 @@ def set_line_mode(fd: int) -> None:
     attrs = termios.tcgetattr(fd)
     attrs[0] = (attrs[0] | termios.ICRNL) & ~(termios.IGNCR | termios.INLCR)
     attrs[1] |= termios.OPOST | termios.ONLCR
+    attrs[2] |= termios.CLOCAL | termios.CREAD  # no modem lines: a bare serial cable
     attrs[3] |= termios.ICANON | termios.ECHO | termios.ECHOE
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
@@ -189,7 +193,7 @@ def open_serial_consoles(
     opened = []
     for name in names:
         try:
-            fd = os.open(dev / name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            fd = open_terminal(dev / name, os.O_RDWR)
         except OSError as err:
             log.debug("install: serial console %s cannot be opened: %s", name, err.strerror)
             continue
@@ -222,6 +226,16 @@ def quiet_kernel(printk: Path | None) -> Iterator[None]:
             printk.write_text(saved[0] + "\n", encoding="ascii")
 
 
+def sync_journal() -> None:
+    """journald has taken (and forwarded to the console) every line logged before this call:
+    `journalctl --sync` (systemd 249 and later wait for the queued messages too). Never raises:
+    at worst a line arrives a moment late."""
+    try:
+        run(["journalctl", "--sync"], check=False, timeout=JOURNAL_SYNC_TIMEOUT_S)
+    except InstallerError as err:
+        log.debug("install: %s", err.message)
+
+
 class _NotForwarded(logging.Filter):
     """A line already written on the serial console: the journal keeps it at debug priority,
     which journald does not forward to the console (MaxLevelConsole=info)."""
@@ -246,8 +260,12 @@ class Console:
         screen: ProgressScreen | None = None,
         serials: Sequence[Terminal] = (),
         printk: Path | None = None,
+        settle: Callable[[], object] | None = None,
     ) -> None:
         self.out = out
+        # before a question's first line on the serial consoles: journald has forwarded there
+        # every line logged before it (journalctl --sync), so they arrive in order
+        self.settle = settle
         self.fd = fd
         self.screen = screen
         self.serials = list(serials)
@@ -276,6 +294,7 @@ class Console:
             screen,
             serials=open_serial_consoles() if live else (),
             printk=KERNEL_PRINTK if live else None,
+            settle=sync_journal if live else None,
         )
 
     @property
@@ -325,6 +344,8 @@ class Console:
             self.screen.paused() if self.screen is not None else contextlib.nullcontext(),
             quiet_kernel(self.printk if self._plain == 0 else None),
         ):
+            if self._plain == 0 and self.serials and self.settle is not None:
+                self.settle()
             self._plain += 1
             try:
                 yield
