@@ -61,9 +61,12 @@ GRUB_MODULES = (
 ).split()
 # systemd.wants: the live installer looks for the seed once USB disks have settled; pulled in
 # from here, the installed system (same units, no such parameter) does not wait for it.
+# systemd.show_status=error: systemd prints on /dev/console (tty1: tty0 is named last) only a
+# unit that failed; its "[  OK  ]" lines and "A start job is running for …" (the installer's
+# own start job while it waits for an answer) would be written over the installer's question.
 LIVE_CMDLINE = (
     "boot=live components systemd.wants=systemd-udev-settle.service "
-    "console=ttyS0,115200n8 console=tty0"
+    "console=ttyS0,115200n8 console=tty0 systemd.show_status=error"
 )
 DPKG_EXCLUDES = """\
 # The appliance has no manual pages, info pages or translations: smaller image.

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from installer import cli
+from installer.bundle import build_bundle
 from installer.install import layout, system
 from installer.install.console import Console
 from installer.install.flow import (
@@ -42,11 +43,12 @@ from installer.install.targets import (
     read_target_name,
     render_contents,
 )
+from installer.media import bundle_file
 from installer.media.blockdev import read_block_devices, read_mounts
 from installer.media.receipt_file import read_receipt
 from installer.paths import TargetPaths
 from installer.seed.hashes import verify_better_auth_password
-from installer.seed.io import SeedInput
+from installer.seed.io import SeedInput, files_on_device
 from installer.seed.stored import read_stored_seed
 from tests.loopdev import (
     MIB,
@@ -241,8 +243,10 @@ def test_installs_onto_a_blank_disk(
         assert "Erased: it was blank\n" in result
         # SEED_SCRUB=yes: the secrets the install used are gone from the seed it read
         scrubbed = seed.read_text()
-        assert "# OPERATOR_PASSWORD removed: used to install loopy on 20" in scrubbed
-        assert "# TELEGRAM_BOT_TOKEN removed: used to install loopy on 20" in scrubbed
+        # rewritten in place: each secret line a comment of its own length (the note as far as
+        # it fits), the file as long as it was
+        assert "# OPERATOR_PASSWORD removed" in scrubbed
+        assert "# TELEGRAM_BOT_TOKEN removed" in scrubbed
         assert "ASSISTANT_NAME=Loopy\n" in scrubbed
         assert "SEED_SCRUB=yes: removed from setup.txt: TELEGRAM_BOT_TOKEN" in result
         assert "setup.txt was left as it is" not in result
@@ -549,14 +553,48 @@ def test_seed_scrub_rewrites_setup_txt_on_the_seed_partition(tmp_path: Path) -> 
         sh("mcopy", "-i", stick.parts[0], "::/setup.txt", str(copy))
         text = copy.read_text()
         assert SENTINEL not in text
-        assert "# OPERATOR_PASSWORD removed: used to install ada on 2026-12-01" in text
+        assert "# OPERATOR_PASSWORD removed (SEED_SCRUB=yes)" in text
+        assert "# TELEGRAM_BOT_TOKEN removed: used to install ada on 2026-12-01" in text
         assert "TELEGRAM_ADMIN_ID=" in text  # not a secret: kept
+        assert len(copy.read_bytes()) == len(data)  # in place: the FAT never changed
     # A stick that cannot be written any more is said, and the install is still done.
     gone = SeedInput("setup.txt", data, "stick", device)  # the partition is gone now
     note = scrub_seed(gone, "ada", "2026-12-01")
     assert note.startswith("SEED_SCRUB=yes, but the secrets are still in setup.txt (")
     assert note.endswith("delete the file or reformat the stick.")
     assert SENTINEL not in note
+
+
+@pytest.mark.root
+def test_log_bundles_go_into_the_two_fixed_bundle_files_on_the_seed_partition(
+    tmp_path: Path,
+) -> None:
+    """On a FAT stick the bundles alternate between clawdie-logs-1 and -2.tar.gz, made once at
+    their fixed size and rewritten in place after (media/bundle_file.py); the newest whole one
+    is the last bundle written, and each file opens with tar."""
+    require_root()
+    parts = [Part(None, name="CLAWDIE-SEED", label="CLAWDIESEED", files={"setup.txt": valid()})]
+    bundles = [
+        build_bundle([("clawdie-setup.log", f"run {n}\n")], 1_765_000_000 + n) for n in (1, 2, 3)
+    ]
+    with loop_disk(tmp_path, parts) as stick:
+        device = next(d for d in read_block_devices() if d.node == stick.parts[0])
+        write = files_on_device(device)
+        said = [write(f"clawdie-logs-ada-{n}.tar.gz", data) for n, data in enumerate(bundles)]
+        assert [ok for ok, _ in said] == [True, True, True]
+        assert said[0][1].endswith(
+            "as clawdie-logs-1.tar.gz (the newer of the two bundles kept there)"
+        )
+        assert "as clawdie-logs-2.tar.gz" in said[1][1]
+        assert "as clawdie-logs-1.tar.gz" in said[2][1]  # in place, over the oldest
+        files = {}
+        for name in bundle_file.NAMES:
+            copy = tmp_path / name
+            sh("mcopy", "-i", stick.parts[0], f"::/{name}", str(copy))
+            files[name] = copy.read_bytes()
+            assert len(files[name]) == bundle_file.FILE_BYTES
+            assert subprocess.run(["tar", "-tzf", str(copy)], capture_output=True).returncode == 0
+        assert bundle_file.newest_bundle(files) == bundles[2]
 
 
 # -- an install cut short: the disk knows it, and an unattended-erase seed finishes it -----------

@@ -1,12 +1,15 @@
-"""The stick's receipt survives a power cut at any moment of its rewrite.
+"""The stick's files survive a power cut at any moment of their rewrite: the receipt, the log
+bundle and the scrubbed seed.
 
 One rewrite of SETUP-RESULT.txt on a FAT image file is run under strace, which records every
 write to the image in the order it was issued (with its bytes). Each write is cut into 512-byte
 sectors (a sector write is the medium's atomic unit), and every prefix of that sequence is
 replayed onto a copy of the image as it was before the rewrite: a power cut after that many
 sectors. After each cut `fsck.vfat -n` must find the file system clean and SETUP-RESULT.txt must
-read as the previous receipt or the new one. The same test over the write path the installer
-had before (mcopy to a temporary name, mdel, mren) fails: that is the test's proof that it can.
+read as the previous receipt or the new one; the newest whole log bundle is the previous bundle
+or the new one; setup.txt is the operator's seed or the scrubbed one, or on the way between them
+with every line in place. The same tests over the write path the installer had before (mcopy to
+a temporary name, mdel, mren) fail: that is the tests' proof that they can.
 """
 
 from __future__ import annotations
@@ -20,9 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from installer.media import receipt_file
+from installer.bundle import build_bundle
+from installer.media import bundle_file, receipt_file
+from installer.media.bundle_file import write_bundle_in_place
 from installer.media.receipt_file import FILE_BYTES, read_receipt, write_in_place
 from installer.seed.entry import RECEIPT_NAME
+from installer.seed.model import KNOWN_KEYS
+from installer.seed.reader import parse_seed
+from installer.seed.scrub import render_scrubbed_in_place
 
 SECTOR = 512
 ENV = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -89,7 +97,7 @@ def sectors(writes: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 class Cut:
     sectors: int
     clean: bool
-    receipt: str | None
+    receipt: object  # what the file reads as: a receipt's text, a bundle, a seed's bytes
     report: str
 
 
@@ -101,11 +109,11 @@ def fat_image(path: Path) -> None:
     )
 
 
-def read_back(image: Path, tmp: Path) -> bytes | None:
+def read_back(image: Path, tmp: Path, name: str = RECEIPT_NAME) -> bytes | None:
     local = tmp / "read-back"
     local.unlink(missing_ok=True)
     proc = subprocess.run(
-        ["mcopy", "-n", "-i", str(image), f"::/{RECEIPT_NAME}", str(local)],
+        ["mcopy", "-n", "-i", str(image), f"::/{name}", str(local)],
         env=ENV,
         capture_output=True,
         check=False,
@@ -113,8 +121,19 @@ def read_back(image: Path, tmp: Path) -> bytes | None:
     return local.read_bytes() if proc.returncode == 0 and local.is_file() else None
 
 
-def cut_everywhere(tmp: Path, before: Path, writes: list[tuple[int, bytes]]) -> list[Cut]:
-    """Replay every prefix of the sector writes onto a copy of `before`; check each."""
+def read_receipt_back(image: Path, tmp: Path) -> str | None:
+    read = read_back(image, tmp)
+    return read_receipt(read) if read is not None else None
+
+
+def cut_everywhere(
+    tmp: Path,
+    before: Path,
+    writes: list[tuple[int, bytes]],
+    read: Callable[[Path, Path], object] = read_receipt_back,
+) -> list[Cut]:
+    """Replay every prefix of the sector writes onto a copy of `before`; check each (`read`:
+    what the file reads as after the cut)."""
     cuts = []
     steps = sectors(writes)
     for count in range(len(steps) + 1):
@@ -127,15 +146,7 @@ def cut_everywhere(tmp: Path, before: Path, writes: list[tuple[int, bytes]]) -> 
         fsck = subprocess.run(
             ["fsck.vfat", "-n", str(image)], capture_output=True, text=True, check=False
         )
-        read = read_back(image, tmp)
-        cuts.append(
-            Cut(
-                count,
-                fsck.returncode == 0,
-                read_receipt(read) if read is not None else None,
-                fsck.stdout[-300:],
-            )
-        )
+        cuts.append(Cut(count, fsck.returncode == 0, read(image, tmp), fsck.stdout[-300:]))
     return cuts
 
 
@@ -156,19 +167,23 @@ def traced(tmp: Path, image: Path, code: str) -> list[tuple[int, bytes]]:
     return parse_image_writes(log.read_text(), image)
 
 
-def old_write_path(image: str, tmp: Path, text: str) -> None:
-    """The write path before: a temporary file, drop the old one, rename (seed_volume.py)."""
+def old_write_path(image: str, tmp: Path, text: str | bytes, name: str = RECEIPT_NAME) -> None:
+    """The write path before: a temporary file, drop the old one, rename (seed_volume.py's
+    MtoolsVolume.write_atomic, which the bundle and the scrubbed seed went through too)."""
     local = tmp / "write"
-    local.write_text(text)
-    tmp_name = f"::/.{RECEIPT_NAME}.tmp"
+    local.write_bytes(text.encode() if isinstance(text, str) else text)
+    tmp_name = f"::/.{name}.tmp"
     subprocess.run(["mcopy", "-o", "-i", image, str(local), tmp_name], env=ENV, check=True)
     # the old file is dropped when there is one (a first write has none)
-    subprocess.run(["mdel", "-i", image, f"::/{RECEIPT_NAME}"], env=ENV, capture_output=True)
-    subprocess.run(["mren", "-i", image, tmp_name, f"::/{RECEIPT_NAME}"], env=ENV, check=True)
+    subprocess.run(["mdel", "-i", image, f"::/{name}"], env=ENV, capture_output=True)
+    subprocess.run(["mren", "-i", image, tmp_name, f"::/{name}"], env=ENV, check=True)
 
 
 def run_cut_test(
-    tmp_path: Path, first: Callable[[Path], None], rewrite_code: str
+    tmp_path: Path,
+    first: Callable[[Path], None],
+    rewrite_code: str,
+    read: Callable[[Path, Path], object] = read_receipt_back,
 ) -> tuple[list[Cut], int]:
     image = tmp_path / "seed.img"
     fat_image(image)
@@ -177,7 +192,7 @@ def run_cut_test(
     shutil.copyfile(image, before)
     writes = traced(tmp_path, image, rewrite_code)
     assert writes, "strace saw no write to the image: the test would prove nothing"
-    return cut_everywhere(tmp_path, before, writes), len(sectors(writes))
+    return cut_everywhere(tmp_path, before, writes, read), len(sectors(writes))
 
 
 def bad(cuts: list[Cut]) -> list[Cut]:
@@ -248,3 +263,216 @@ def test_a_receipt_too_long_for_its_slot_is_cut_and_says_so() -> None:
     parsed = receipt_file.parse_slot(slot)
     assert parsed is not None
     assert parsed.text.endswith(receipt_file.CUT_NOTE)
+
+
+# -- the log bundle ------------------------------------------------------------------------------
+
+BUNDLE_TEST_BYTES = 32 * 1024  # the bundle file's layout at a size with few sectors to cut
+
+
+def bundle(number: int) -> bytes:
+    """A real log bundle (tar.gz), the same bytes in every process."""
+    text = f"bundle {number}\n" + "install: a log line of the failed run\n" * 100
+    return build_bundle([("clawdie-setup.log", text)], 1_765_000_000 + number, clean=str)
+
+
+def read_bundle_back(image: Path, tmp: Path) -> bytes | None:
+    """The newest whole bundle on the stick, as software reads the two bundle files."""
+    files = {name: read_back(image, tmp, name) for name in bundle_file.NAMES}
+    return bundle_file.newest_bundle(files, BUNDLE_TEST_BYTES)
+
+
+@pytest.mark.usefixtures("tools")
+def test_every_cut_of_a_bundle_write_leaves_a_clean_fat_and_a_whole_bundle(
+    tmp_path: Path,
+) -> None:
+    def first(image: Path) -> None:  # both bundle files made and holding a bundle
+        for number in (1, 2):
+            write_bundle_in_place(str(image), bundle(number), tmp_path, BUNDLE_TEST_BYTES)
+
+    cuts, count = run_cut_test(
+        tmp_path,
+        first,
+        "from tests.test_receipt_power_cut import BUNDLE_TEST_BYTES, bundle\n"
+        "from installer.media.bundle_file import write_bundle_in_place\n"
+        "write_bundle_in_place(image, bundle(3), tmp, BUNDLE_TEST_BYTES)\n",
+        read_bundle_back,
+    )
+    assert count >= BUNDLE_TEST_BYTES // SECTOR  # the whole file, sector by sector
+    failed = [c for c in cuts if not c.clean or c.receipt not in (bundle(2), bundle(3))]
+    assert not failed, [(c.sectors, c.clean, c.report) for c in failed]
+    assert cuts[0].receipt == bundle(2)
+    assert cuts[-1].receipt == bundle(3)
+    # the file itself is a tar.gz that tar opens: the bundle's members, the padding adds none
+    newest = read_back(tmp_path / "seed.img", tmp_path, bundle_file.NAMES[0])  # bundle 3's
+    assert newest is not None
+    assert len(newest) == BUNDLE_TEST_BYTES
+    archive = tmp_path / "newest.tar.gz"
+    archive.write_bytes(newest)
+    listing = subprocess.run(["tar", "-tzf", str(archive)], capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout == "clawdie-logs/clawdie-setup.log\n"
+
+
+@pytest.mark.usefixtures("tools")
+def test_the_bundle_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None:
+    """A new bundle file each time (its name has the time), through mcopy, mdel and mren: cuts
+    leave lost clusters or a bundle file over free clusters."""
+    names = ("clawdie-logs-ada-20261207T080000Z.tar.gz", "clawdie-logs-ada-20261207T090000Z.tar.gz")
+
+    def first(image: Path) -> None:
+        old_write_path(str(image), tmp_path, bundle(1), names[0])
+
+    def read(image: Path, tmp: Path) -> tuple[bytes | None, bytes | None]:
+        return read_back(image, tmp, names[0]), read_back(image, tmp, names[1])
+
+    cuts, count = run_cut_test(
+        tmp_path,
+        first,
+        "from tests.test_receipt_power_cut import bundle, old_write_path\n"
+        f"old_write_path(image, tmp, bundle(2), {names[1]!r})\n",
+        read,
+    )
+    failed = [
+        c
+        for c in cuts
+        if not c.clean or c.receipt not in ((bundle(1), None), (bundle(1), bundle(2)))
+    ]
+    print(f"old bundle write path: {len(failed)} of {len(cuts)} cuts failed ({count} sectors)")
+    assert failed
+
+
+def test_a_bundle_file_torn_anywhere_is_not_taken_and_the_other_one_is() -> None:
+    old = bundle_file.render_bundle_file(6, bundle(6), BUNDLE_TEST_BYTES)
+    new = bundle_file.render_bundle_file(7, bundle(7), BUNDLE_TEST_BYTES)
+    assert bundle_file.read_bundle_file(new, BUNDLE_TEST_BYTES) == (7, bundle(7))
+    for sector in range(BUNDLE_TEST_BYTES // SECTOR - 1):  # the new one written up to here
+        torn = new[: (sector + 1) * SECTOR] + old[(sector + 1) * SECTOR :]
+        files = {bundle_file.NAMES[0]: torn, bundle_file.NAMES[1]: old}
+        assert bundle_file.newest_bundle(files, BUNDLE_TEST_BYTES) == bundle(6), sector
+    with pytest.raises(bundle_file.BundleTooLargeError):
+        bundle_file.render_bundle_file(1, bytes(BUNDLE_TEST_BYTES), BUNDLE_TEST_BYTES)
+
+
+# -- the scrubbed seed ---------------------------------------------------------------------------
+
+TOKEN = "7012345678:AAH" + "t" * 32
+SECRET_LINES = (
+    f"TELEGRAM_BOT_TOKEN={TOKEN}",
+    "OPENROUTER_API_KEY=sk-or-v1-" + "0123456789abcdef" * 4,
+    "OPERATOR_PASSWORD=correct horse battery",
+)
+
+
+def operator_seed() -> bytes:
+    """A filled-in setup.txt of a few sectors, CRLF as Notepad writes it, with the token's line
+    across the first sector boundary and the other secrets in later sectors."""
+    lines = [
+        f"# line {n} of the operator's notes about this box, kept as written" for n in range(7)
+    ]
+    head = "\r\n".join(lines) + "\r\n"
+    lines.append("#" + "-" * (SECTOR - 20 - len(head)))  # the token starts 20 bytes before 512
+    lines += [
+        SECRET_LINES[0],
+        "TELEGRAM_ADMIN_ID=123456789",
+        "ASSISTANT_NAME=Ada",
+        *[
+            f"# a comment the operator wrote, number {n}, which must never be lost"
+            for n in range(9)
+        ],
+        SECRET_LINES[1],
+        "PROFILE=economy",
+        "OPERATOR_EMAIL=ada@example.org",
+        *[f"# another note, number {n}" for n in range(12)],
+        SECRET_LINES[2],
+        "SEED_SCRUB=yes",
+        "TIMEZONE=Europe/Berlin",
+    ]
+    data = ("\r\n".join(lines) + "\r\n").encode()
+    assert data.index(b"TELEGRAM_BOT_TOKEN") < SECTOR < data.index(TOKEN.encode())
+    return data
+
+
+def scrubbed_seed() -> bytes:
+    return render_scrubbed_in_place(operator_seed(), host="ada", when="2026-12-07T08:00:00Z").data
+
+
+def settings(data: bytes) -> dict[str, str]:
+    return {e.key: e.value for e in parse_seed(data, KNOWN_KEYS).entries}
+
+
+def on_the_way(before: bytes, after: bytes, got: object) -> bool:
+    """`got` is `before`, `after`, or between them with every line in place: each line as it
+    was, as scrubbed, or (cut inside it) the scrubbed line's start on the old line's end, a
+    comment; the settings are the old ones less some of the secrets."""
+    if not isinstance(got, bytes) or len(got) != len(before):
+        return False
+    for old, new, line in zip(
+        before.split(b"\n"), after.split(b"\n"), got.split(b"\n"), strict=True
+    ):
+        cut_inside = line.startswith(b"#") and any(
+            line == new[:j] + old[j:] for j in range(len(old) + 1)
+        )
+        if line not in (old, new) and not cut_inside:
+            return False
+    now, was, scrubbed = settings(got), settings(before), settings(after)
+    return scrubbed.items() <= now.items() <= was.items()
+
+
+@pytest.mark.usefixtures("tools")
+def test_every_cut_of_a_seed_scrub_leaves_a_clean_fat_and_every_line_of_the_operator(
+    tmp_path: Path,
+) -> None:
+    before, after = operator_seed(), scrubbed_seed()
+    assert len(after) == len(before)
+    assert settings(after) == {k: v for k, v in settings(before).items() if k not in (
+        "TELEGRAM_BOT_TOKEN", "OPENROUTER_API_KEY", "OPERATOR_PASSWORD"
+    )}  # fmt: skip
+    for secret in SECRET_LINES:
+        assert secret.encode() not in after
+
+    def first(image: Path) -> None:
+        (tmp_path / "setup.txt").write_bytes(before)
+        subprocess.run(
+            ["mcopy", "-i", str(image), str(tmp_path / "setup.txt"), "::/setup.txt"],
+            env=ENV,
+            check=True,
+        )
+
+    cuts, count = run_cut_test(
+        tmp_path,
+        first,
+        "from tests.test_receipt_power_cut import operator_seed, scrubbed_seed\n"
+        "from installer.media.receipt_file import rewrite_changed\n"
+        "rewrite_changed(image, 'setup.txt', operator_seed(), scrubbed_seed(), tmp)\n",
+        lambda image, tmp: read_back(image, tmp, "setup.txt"),
+    )
+    failed = [c for c in cuts if not c.clean or not on_the_way(before, after, c.receipt)]
+    assert not failed, [(c.sectors, c.clean, c.report) for c in failed]
+    assert cuts[0].receipt == before
+    assert cuts[-1].receipt == after
+    between = [c for c in cuts if c.receipt not in (before, after)]
+    assert len(between) == count - 1  # every cut inside the write was checked line by line
+    assert count >= 3  # the secrets lie in several sectors
+
+
+@pytest.mark.usefixtures("tools")
+def test_the_seed_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None:
+    """mcopy to a temporary name, mdel, mren: a cut after the mdel leaves no setup.txt at all
+    (every line of the operator lost), others an unclean file system."""
+    before, after = operator_seed(), scrubbed_seed()
+
+    def first(image: Path) -> None:
+        old_write_path(str(image), tmp_path, before, "setup.txt")
+
+    cuts, count = run_cut_test(
+        tmp_path,
+        first,
+        "from tests.test_receipt_power_cut import old_write_path, scrubbed_seed\n"
+        "old_write_path(image, tmp, scrubbed_seed(), 'setup.txt')\n",
+        lambda image, tmp: read_back(image, tmp, "setup.txt"),
+    )
+    failed = [c for c in cuts if not c.clean or not on_the_way(before, after, c.receipt)]
+    print(f"old seed write path: {len(failed)} of {len(cuts)} cuts failed ({count} sectors)")
+    assert failed
+    assert any(c.receipt is None for c in cuts)  # setup.txt gone: the operator's lines lost

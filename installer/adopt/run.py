@@ -25,7 +25,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
@@ -395,6 +395,15 @@ def render_entry(entry: KeyOutcome, changes: Mapping[str, str]) -> str:
     return f"{entry.key}: applied ({change}{'; ' + reason if reason else ''})"
 
 
+def render_console_outcome(head: str, report: str, told: str) -> str:
+    """The outcome as the box's consoles show it: one block, framed so it reads apart from the
+    login prompt around it."""
+    rule = "=" * 60
+    return "\n".join(
+        [rule, head, "", report.rstrip("\n"), f"Telegram message to the admin: {told}", rule]
+    )
+
+
 def render_refusal(name: str, err: InstallerError) -> str:
     out = [f"Clawdie adopt: {Status.FAILED} ({name})", f"Reason: {err.message}"]
     if err.hint:
@@ -410,9 +419,10 @@ def render_failure(name: str, err: InstallerError) -> str:
     return "\n".join(out) + "\n"
 
 
-def show_refusal(paths: TargetPaths, text: str) -> None:
+def show_refusal(paths: TargetPaths, text: str, *, reload_prompts: bool = True) -> None:
     """The refusal on the login screen (tty1 and the serial console) until the next boot; never
-    raises (the receipt and the console have it already)."""
+    raises (the receipt and the console have it already). `reload_prompts`: the prompts shown
+    now print it at once (else the outcome's block on the consoles does that after it)."""
     notice = "\n".join(
         ["", *text.rstrip("\n").splitlines(), "Nothing on this box was changed.", ""]
     )
@@ -422,15 +432,15 @@ def show_refusal(paths: TargetPaths, text: str) -> None:
     except OSError as err:
         log.warning("adopt: the refusal is not on the login screen: %s", err.strerror)
         return
-    if paths.is_live_system:
+    if paths.is_live_system and reload_prompts:
         run(["agetty", "--reload"], check=False, timeout=30)  # prompts shown now reprint it
 
 
-def clear_refusal(paths: TargetPaths) -> None:
+def clear_refusal(paths: TargetPaths, *, reload_prompts: bool = True) -> None:
     """An adopt that ran takes an earlier refusal off the login screen."""
     if paths.adopt_refused_issue.exists():
         remove_durably(paths.adopt_refused_issue)
-        if paths.is_live_system:
+        if paths.is_live_system and reload_prompts:
             run(["agetty", "--reload"], check=False, timeout=30)
 
 
@@ -485,6 +495,9 @@ class AdoptRun:
     seed: SeedInput
     restart: Sequence[str] | None = ("systemctl", "try-restart", "clawdie.service")
     receipt: Receipt | None = None
+    # the outcome as one whole block on the box's consoles, then the login prompts below it
+    # (installer.consoles.show_on_consoles; None: standard output is where it is read)
+    show: Callable[[str], object] | None = None
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -493,7 +506,7 @@ class AdoptRun:
         except AdoptRefusedError as err:
             refusal = render_refusal(self.seed.name, err)
             self._receipt(refusal)
-            show_refusal(paths, refusal)
+            show_refusal(paths, refusal, reload_prompts=self.show is None)
             self._tell(paths, "refused", refusal)
             raise
         except Exception as caught:  # a step failed: the stick says so, then the CLI does
@@ -508,7 +521,7 @@ class AdoptRun:
             raise failure from None
         from installer.firstboot.steps.report import render_machine
 
-        clear_refusal(paths)
+        clear_refusal(paths, reload_prompts=self.show is None)
         summary = render_adopt_summary(self.seed.name, result, render_machine(paths, None))
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
@@ -528,6 +541,8 @@ class AdoptRun:
         told = tell_admin(paths, self.config.telegram_api, name, f"{head}\n\n{report}")
         log.info("adopt: %s; Telegram message to the admin: %s", outcome, told)
         print(f"{head}\nTelegram message to the admin: {told}", file=sys.stderr)
+        if self.show is not None:
+            self.show(render_console_outcome(head, report, told))
 
     def _receipt(self, text: str) -> None:
         if self.receipt is not None:

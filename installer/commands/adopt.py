@@ -6,7 +6,9 @@ every key is reported as applied, kept or refused, and the Telegram admin is tol
 
 `--at-boot` is how the appliance's clawdie-adopt.service runs it when a seed stick appears (at
 boot or plugged in later): a stick whose seed is not INSTALL_MODE=adopt, or a box whose first boot
-has not completed, is left alone (exit 0) — a fresh seed is never read again.
+has not completed, is left alone (exit 0) — a fresh seed is never read again. The outcome is then
+shown on the box's consoles (the screen and the serial console) as one whole block, with the
+login prompts printed again below it.
 
 Exit codes: 0 done (refused keys are in the report), 1 refused (wrong box, invalid seed; nothing
 changed) or a step failed, 2 no readable seed, 3 PostgreSQL not ready in time.
@@ -59,9 +61,14 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     live = paths.is_live_system
+    from installer.consoles import show_on_consoles
+
     return AdoptRun(
         config,
         seed,
         restart=platform_command(args, ("systemctl", "try-restart", "clawdie.service")),
         receipt=receipt_from_args(args, live),
+        # the unit's output goes to the journal only: the outcome reaches the box's consoles
+        # as one block (a login prompt may be waiting there: a stick plugged in later)
+        show=show_on_consoles if args.at_boot and live else None,
     ).execute()

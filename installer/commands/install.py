@@ -109,4 +109,7 @@ def run(args: argparse.Namespace) -> int:
         live_root=args.live_root,
         only_disks=tuple(args.only_disks) if args.only_disks else None,
     )
-    return InstallRun(config, Console.standard(journal), console_asker(wait)).execute()
+    # the stick's own system: its serial consoles are asked too (a run over a test root is not)
+    live = args.live_root.resolve() == Path("/") and args.only_disks is None
+    console = Console.standard(journal, live=live)
+    return InstallRun(config, console, console_asker(wait)).execute()

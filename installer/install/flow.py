@@ -165,13 +165,20 @@ def scrub_seed(seed: SeedInput, hostname: str, when: str) -> str:
 
     Never raises: the install is done, and a stick that cannot be written is reported, not fatal.
     """
-    from installer.seed.scrub import render_scrubbed_seed
+    from installer.seed.scrub import render_scrubbed_in_place
 
-    scrubbed = render_scrubbed_seed(seed.data, host=hostname, when=when)
+    try:  # the same length: rewritten in place on the stick, a power cut loses no line
+        scrubbed = render_scrubbed_in_place(seed.data, host=hostname, when=when)
+    except InstallerError as err:
+        log.warning("install: SEED_SCRUB: %s", err.message)
+        return (
+            f"SEED_SCRUB=yes, but the secrets are still in {seed.name} ({err.message}): "
+            "delete the file or reformat the stick."
+        )
     if not scrubbed.removed:
         return f"SEED_SCRUB=yes: {seed.name} held no secret to remove."
     removed = ", ".join(scrubbed.removed)
-    written, why = write_seed_back(seed, scrubbed.text)
+    written, why = write_seed_back(seed, scrubbed.data)
     if written:
         log.info("install: SEED_SCRUB: removed %s from %s", removed, seed.name)
         return f"SEED_SCRUB=yes: removed from {seed.name}: {removed}."
@@ -197,19 +204,33 @@ def render_unattended_hint(asked: Sequence[TargetDisk], disks: Sequence[TargetDi
     return f"{UNATTENDED_HINT}: {'; '.join(names)}"
 
 
-def render_restart_hint(disk: TargetDisk) -> str:
+def render_typing_hint(word: str, where: str) -> str:
+    """How to give `word` on this machine: where the question was asked (`where`, from
+    Console.where), or, with no console at all, what to connect first."""
+    if where:
+        return f"type {word} {where} when asked"
+    return (
+        f"connect a keyboard and screen or a serial console (115200 baud), restart from the "
+        f"stick and type {word} there when asked"
+    )
+
+
+def render_restart_hint(disk: TargetDisk, where: str = "") -> str:
     """What a machine whose disk holds an unfinished install can do: it cannot start from the
     disk, so restart from the stick, unattended (a stable name and ERASE_TARGET_DISK=yes) or
-    with REINSTALL typed."""
+    with REINSTALL typed where this machine can type it."""
     names = render_stable_names(disk, [disk])
     unattended = (
         f"with TARGET_DISK={names.split(' (or ')[0]} and ERASE_TARGET_DISK=yes in setup.txt"
         if names
         else "with ERASE_TARGET_DISK=yes and the disk named in TARGET_DISK= in setup.txt"
     )
+    typing = render_typing_hint(REINSTALL_WORD, where)
+    if where:
+        typing = f"restart from the stick and {typing}"
     return (
         f"this disk cannot start; restart the machine from the stick {unattended} to install "
-        f"again by itself, or type {REINSTALL_WORD} on the console when asked"
+        f"again by itself, or {typing}"
     )
 
 
@@ -489,6 +510,7 @@ class InstallRun:
             self._guard_existing(disk)
 
     def _guard_existing(self, disk: TargetDisk) -> None:
+        where = self.console.where()
         if disk.unfinished_clawdie:
             self.say(
                 f"{disk.node}: the last install on this disk did not finish, so it cannot start "
@@ -497,18 +519,19 @@ class InstallRun:
             failed = ExistingInstallError(
                 f"{disk.node} holds a Clawdie install that did not finish (it cannot start) and "
                 f"{REINSTALL_WORD} was not typed",
-                render_restart_hint(disk),
+                render_restart_hint(disk, where),
             )
         else:
             self.say(
                 f"{disk.node}: this disk already holds a Clawdie installation — remove the stick "
                 f"and restart to boot it, or type {REINSTALL_WORD} to erase it and install again"
             )
+            again = render_typing_hint(REINSTALL_WORD, where)
             failed = ExistingInstallError(
                 f"{disk.node} already holds a Clawdie installation and {REINSTALL_WORD} was not "
                 "typed",
                 "remove the stick and restart to boot the installed system; to install again, "
-                f"type {REINSTALL_WORD} on the console when asked",
+                + (f"restart from the stick and {again}" if where else again),
             )
         if not self.console.interactive:
             raise failed
@@ -526,7 +549,7 @@ class InstallRun:
             return self._ask_disk(choice, disks)
 
     def _ask_disk(self, choice: Choice, disks: Sequence[TargetDisk] = ()) -> TargetDisk:
-        wait = self.config.console_wait
+        wait, where = self.config.console_wait, self.console.where()
         self.say(f"choose the disk to install to ({choice.reason}); it will be erased:")
         for listed in choice.ask:
             self.console.line(f"  {render_disk(listed)}")
@@ -553,7 +576,7 @@ class InstallRun:
             typed = self.console.ask("type the disk to install to (e.g. /dev/sda):", left)
             if typed is None:
                 raise TargetError(
-                    f"nobody chose a disk within {wait:.0f} s",
+                    f"nobody chose a disk within {wait:.0f} s (asked {where})",
                     render_unattended_hint(choice.ask, disks or choice.ask),
                 )
             disk = match_typed_disk(typed, choice.ask)
@@ -569,7 +592,7 @@ class InstallRun:
         if typed != word:
             raise TargetError(
                 f"erasing {disk.node} was not confirmed (type {word} to confirm)",
-                "restart the machine to be asked again",
+                f"restart the machine from the stick and {render_typing_hint(word, where)}",
             )
         self.say(f"target disk {disk.node} (chosen on the console)")
         return disk

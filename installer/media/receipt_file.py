@@ -193,9 +193,12 @@ def _mtools(*argv: str) -> bytes:
     return run([*argv], env=MTOOLS_ENV, timeout=MTOOLS_TIMEOUT_S).stdout
 
 
-def read_file_bytes(node: str, name: str, staging: Path) -> bytes | None:
-    """The file's bytes as mtools reads them, or None when it is not there."""
-    local = staging / "receipt-read"
+def read_file_bytes(
+    node: str, name: str, staging: Path, limit: int = 4 * FILE_BYTES
+) -> bytes | None:
+    """The file's bytes as mtools reads them, None when it is not there, b"" when it is larger
+    than `limit` (not ours: made again)."""
+    local = staging / "stick-file-read"
     result = run(
         ["mcopy", "-n", "-i", node, f"::/{name}", str(local)],
         env=MTOOLS_ENV,
@@ -205,11 +208,61 @@ def read_file_bytes(node: str, name: str, staging: Path) -> bytes | None:
     try:
         if result.returncode != 0 or not local.is_file():
             return None
-        if local.stat().st_size > 4 * FILE_BYTES:
-            return b""  # not ours: made again
+        if local.stat().st_size > limit:
+            return b""
         return local.read_bytes()
     finally:
         local.unlink(missing_ok=True)
+
+
+def make_file(node: str, name: str, data: bytes, staging: Path) -> None:
+    """Make `name` on the FAT volume `node` holding `data`, with mtools: the one write that
+    changes the FAT tables (a file made once, at its final size; rewritten in place after)."""
+    local = staging / "stick-file-new"
+    local.write_bytes(data)
+    try:
+        _mtools("mcopy", "-o", "-i", node, str(local), f"::/{name}")
+    finally:
+        local.unlink(missing_ok=True)
+    _fsync(node)
+
+
+def rewrite_range(node: str, name: str, start: int, data: bytes) -> None:
+    """Write `data` at byte `start` of the file `name` on the FAT volume `node`, into the file's
+    own clusters, in ascending order, then fsync: the FAT tables and the directory entry are not
+    touched, so the file system is the same at every moment of the write."""
+    chain = parse_chain(_mtools("mshowfat", "-i", node, f"::/{name}").decode(errors="replace"))
+    fd = os.open(node, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        geometry = parse_fat_geometry(os.pread(fd, 512, 0))
+        for device_offset, file_offset, size in data_runs(geometry, chain, start, len(data)):
+            os.pwrite(fd, data[file_offset - start :][:size], device_offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rewrite_changed(node: str, name: str, before: bytes, after: bytes, staging: Path) -> int:
+    """Rewrite the file `name`, which must hold exactly `before`, as `after` (the same length)
+    in place: only the bytes from the first that differs to the last, in ascending order.
+    Returns how many bytes were written."""
+    if len(after) != len(before):
+        raise ReceiptFileError(
+            f"{name} cannot be rewritten in place at another length", "delete it on the stick"
+        )
+    current = read_file_bytes(node, name, staging, limit=len(before))
+    if current != before:
+        raise ReceiptFileError(
+            f"{name} on the stick is not the file that was read (changed or gone since): it was "
+            "not rewritten",
+            f"check {name} on the stick in another computer",
+        )
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    if not changed:
+        return 0
+    first, last = changed[0], changed[-1] + 1
+    rewrite_range(node, name, first, after[first:last])
+    return last - first
 
 
 def write_in_place(node: str, name: str, text: str, staging: Path) -> str:
@@ -218,26 +271,10 @@ def write_in_place(node: str, name: str, text: str, staging: Path) -> str:
     how it was written."""
     current = read_file_bytes(node, name, staging)
     if current is None or len(current) != FILE_BYTES:
-        local = staging / "receipt-new"
-        local.write_bytes(render_new_file(text))
-        _mtools("mcopy", "-o", "-i", node, str(local), f"::/{name}")
-        local.unlink()
-        _fsync(node)
+        make_file(node, name, render_new_file(text), staging)
         return "made (two receipts kept, rewritten in place from now on)"
     index, number = next_write(current)
-    chain = parse_chain(_mtools("mshowfat", "-i", node, f"::/{name}").decode(errors="replace"))
-    fd = os.open(node, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        geometry = parse_fat_geometry(os.pread(fd, 512, 0))
-        slot = render_slot(number, text)
-        for device_offset, file_offset, size in data_runs(
-            geometry, chain, index * SLOT_BYTES, SLOT_BYTES
-        ):
-            piece = slot[file_offset - index * SLOT_BYTES :][:size]
-            os.pwrite(fd, piece, device_offset)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    rewrite_range(node, name, index * SLOT_BYTES, render_slot(number, text))
     log.debug("seed: receipt %d written in place (slot %d of %s)", number, index + 1, name)
     return f"receipt {number} rewritten in place"
 

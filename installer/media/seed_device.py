@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from installer.media.blockdev import (
     read_mounts,
     render_size,
 )
+from installer.media.bundle_file import write_bundle_in_place
 from installer.media.seed_volume import (
     SeedDeviceGoneError,
     Volume,
@@ -252,6 +253,61 @@ def write_seed_volume_file(device: BlockDevice, name: str, text: str | bytes) ->
         return ReceiptResult(False, blocker)
     log.info("seed: wrote %s on %s", name, device.node)
     return ReceiptResult(True, f"wrote {name} on {device.node}")
+
+
+def _in_place(device: BlockDevice) -> bool:
+    """A FAT seed partition: its files are rewritten in place (receipt_file.py)."""
+    return device.fs_type == "vfat" and shutil.which("mshowfat") is not None
+
+
+def _write_fat_file(
+    device: BlockDevice, name: str, write: Callable[[str, Path], str]
+) -> ReceiptResult:
+    """`write(node, staging)` on the FAT seed partition; report, never raise, when it cannot."""
+    blocker = _receipt_blocker(device)
+    how = ""
+    if blocker is None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="clawdie-stick-") as staging:
+                how = write(device.node, Path(staging))
+        except InstallerError as err:
+            blocker = f"cannot write {name} on {device.node}: {err.message}"
+        except OSError as err:
+            blocker = f"writing {name} on {device.node} failed: {err.strerror}"
+    if blocker is not None:
+        log.warning("seed: %s not written on the stick: %s", name, blocker)
+        return ReceiptResult(False, blocker)
+    log.info("seed: %s on %s: %s", name, device.node, how)
+    return ReceiptResult(True, how)
+
+
+def write_bundle_file(device: BlockDevice, name: str, data: bytes) -> ReceiptResult:
+    """The log bundle `name` on the seed partition: on FAT into one of the two fixed bundle
+    files, in place (bundle_file.py); elsewhere as `write_seed_volume_file` does."""
+    if not _in_place(device):
+        return write_seed_volume_file(device, name, data)
+
+    def write(node: str, staging: Path) -> str:
+        target = write_bundle_in_place(node, data, staging)
+        return f"wrote {name} on {node} as {target} (the newer of the two bundles kept there)"
+
+    return _write_fat_file(device, name, write)
+
+
+def write_seed_in_place(
+    device: BlockDevice, name: str, before: bytes, after: bytes
+) -> ReceiptResult:
+    """The seed `name` rewritten from `before` to `after` (the same length): on FAT in place,
+    the changed bytes only (receipt_file.rewrite_changed); elsewhere as `write_seed_volume_file`
+    does."""
+    if not _in_place(device):
+        return write_seed_volume_file(device, name, after)
+
+    def write(node: str, staging: Path) -> str:
+        count = receipt_file.rewrite_changed(node, name, before, after, staging)
+        return f"rewrote {name} on {node} in place ({count} bytes)"
+
+    return _write_fat_file(device, name, write)
 
 
 def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:

@@ -153,13 +153,17 @@ def read_install_seed(path: Path | None) -> SeedInput:
     return read_seed_file(path) if path is not None else read_seed_on_stick()
 
 
-def write_seed_back(seed: SeedInput, text: str) -> tuple[bool, str]:
+def write_seed_back(seed: SeedInput, text: str | bytes) -> tuple[bool, str]:
     """Replace the seed where it was read (its partition or its file) with `text`; never
-    raises: returns (written, what happened)."""
+    raises: returns (written, what happened). Bytes of the seed's own length are written in
+    place on a FAT stick (the changed bytes only: a power cut loses no line of it)."""
     if seed.device is not None:
-        from installer.media.seed_device import write_seed_volume_file
+        from installer.media.seed_device import write_seed_in_place, write_seed_volume_file
 
-        result = write_seed_volume_file(seed.device, seed.name, text)
+        if isinstance(text, bytes) and len(text) == len(seed.data):
+            result = write_seed_in_place(seed.device, seed.name, seed.data, text)
+        else:
+            result = write_seed_volume_file(seed.device, seed.name, text)
         return result.written, result.message
     if seed.path is not None:
         try:
@@ -227,12 +231,13 @@ def receipt_on_device(device: BlockDevice) -> Receipt:
 
 
 def files_on_device(device: BlockDevice) -> FileWriter:
-    """Any file (a log bundle) on this seed partition, next to the receipt."""
+    """A log bundle on this seed partition, next to the receipt (on FAT in one of the two
+    fixed bundle files, rewritten in place: media/bundle_file.py)."""
 
     def write(name: str, data: bytes) -> tuple[bool, str]:
-        from installer.media.seed_device import write_seed_volume_file
+        from installer.media.seed_device import write_bundle_file
 
-        result = write_seed_volume_file(device, name, data)
+        result = write_bundle_file(device, name, data)
         return result.written, result.message
 
     return write
