@@ -14,6 +14,7 @@ The output is reproducible: the same sources give the same bytes.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,10 @@ def page_data() -> dict[str, Any]:
     }
 
 
+@functools.cache
 def render_check_page() -> bytes:
-    """The page: the template with the script and the data embedded (same input, same bytes)."""
+    """The page: the template with the script and the data embedded (same input, same bytes);
+    made once a process (a second of work)."""
     data = json.dumps(page_data(), ensure_ascii=True, sort_keys=True, separators=(",", ":"))
     data = data.replace("</", "<\\/")  # never a closing tag inside the script element
     script = _SCRIPT.read_text(encoding="utf-8").replace(_DATA_MARK, data)
