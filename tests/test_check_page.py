@@ -119,6 +119,10 @@ def _more_seeds() -> list[Seed]:
         f"SSH_AUTHORIZED_KEY={RSA_2048}",
         "SSH_AUTHORIZED_KEY=ssh-ed25519 AAAA",
         "SSH_AUTHORIZED_KEY=ssh-ed25519 !!!",
+        "SSH_AUTHORIZED_KEY=ssh-ed25519 AAAABAA==",  # excess padding: found by fuzzing the two
+        "SSH_AUTHORIZED_KEY=ssh-ed25519 AAAABAA=",
+        "SSH_AUTHORIZED_KEY=ssh-ed25519 AAAABA=",
+        "SSH_AUTHORIZED_KEY=ssh-ed25519 AAAAB",
         "SSH_AUTHORIZED_KEY=ssh-dss AAAAB3NzaC1kc3M=",
         f"SSH_AUTHORIZED_KEY={ED25519} {ED25519}",
         f"CLAWDIE_USER_PASSWORD={SENTINEL}-user",
@@ -322,3 +326,50 @@ def test_the_page_data_is_the_declarations() -> None:
     for spec in field_specs():
         assert fields[spec.key]["tier"] == spec.tier
         assert fields[spec.key]["secret"] == spec.secret
+
+
+_MUTATION_TEXT = "abcXYZ019 _-=:#'\"./%@,;\t\u00a0\u200b\u202eéßЖΑ中😀\u3000\u2028\r\n\x00\x07"
+
+
+def mutated_seeds(count: int, seed_value: int) -> list[Seed]:
+    """The corpus's seeds with bytes inserted, deleted and changed, lines shuffled and files
+    re-encoded, the same for a given `seed_value` (the kind of fuzzing that found the page's
+    base64 reading differ from Python's on excess padding)."""
+    import random
+
+    rng = random.Random(seed_value)  # noqa: S311 - test data, not a secret
+    base = [s.data[:3000] for s in corpus()]
+    seeds = []
+    for number in range(count):
+        data = bytearray(rng.choice(base))
+        for _ in range(rng.randint(1, 6)):
+            roll = rng.random()
+            pos = rng.randrange(len(data)) if data else 0
+            if roll < 0.4:
+                data[pos:pos] = rng.choice(_MUTATION_TEXT).encode()
+            elif roll < 0.6:
+                del data[pos : pos + rng.randint(1, 4)]
+            elif roll < 0.7 and data:
+                data[pos] = rng.randrange(256)
+            elif roll < 0.8:
+                text = bytes(data).decode("utf-8", "replace")
+                bom = rng.choice([b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b""])
+                codec = rng.choice(["utf-16-le", "utf-16-be", "utf-8", "cp1252"])
+                data = bytearray(bom + text.encode(codec, "replace"))
+            else:
+                lines = bytes(data).split(b"\n")
+                rng.shuffle(lines)
+                data = bytearray(b"\n".join(lines))
+        seeds.append(Seed(f"mutated {seed_value}/{number}", bytes(data)))
+    return seeds
+
+
+def test_the_page_and_check_agree_on_mutated_seeds(tmp_path: Path) -> None:
+    seeds = mutated_seeds(400, 25)
+    reports = page_reports(tmp_path, seeds)
+    differ = [
+        f"{s.label} {s.data[:200]!r}:\n" + _difference(want, got)
+        for s, got in zip(seeds, reports, strict=True)
+        if got != (want := python_report(s.data))
+    ]
+    assert not differ, "\n\n".join(differ[:5]) + f"\n({len(differ)} of {len(seeds)} differ)"

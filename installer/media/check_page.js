@@ -855,7 +855,7 @@
     const body = text.replace(/=+$/, "");
     const padding = text.length - body.length;
     const rest = body.length % 4;
-    if (rest === 1 || (rest === 2 && padding < 2) || (rest === 3 && padding < 1)) return null;
+    if (rest === 1 || (rest === 2 && padding < 2) || (rest === 3 && padding !== 1)) return null;
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const out = [];
     let bits = 0;
