@@ -22,6 +22,7 @@ import pytest
 from installer.commands.check import render_json, render_text
 from installer.errors import SeedUnreadableError
 from installer.media.check_page import page_data, render_check_page
+from installer.seed.model import field_specs
 from installer.seed.resolve import check_adopt_seed_bytes, check_seed_bytes, seed_mode
 from tests import test_corpus, test_network_fields
 from tests.seeds import ECDSA_256, ED25519, REQUIRED, RSA_1024, RSA_2048, SENTINEL, seed, valid
@@ -63,6 +64,8 @@ def _more_seeds() -> list[Seed]:
         "ASSISTANT_NAME=evil\u202egnp",
         "ASSISTANT_NAME=\u3164",
         "ASSISTANT_NAME=localhost",
+        "ASSISTANT_NAME=Ada 🤖",
+        "ASSISTANT_NAME=𝐀𝐝𝐚 ✨",
         "PROFILE=Quality",
         "PROFILE=cheap",
         "TIMEZONE=europe/berlin",
@@ -130,6 +133,12 @@ def _more_seeds() -> list[Seed]:
         "TELEGRAM_ADMIN_ID=@someone",
     ]
     seeds = [Seed(f"line {line!r}", valid(line)) for line in lines]
+    # every declared key, with values most rules refuse: a key the page has no rule for shows
+    seeds += [
+        Seed(f"{spec.key}={value}", valid(f"{spec.key}={value}"))
+        for spec in field_specs()
+        for value in ("x", "1", "yes", "Ab-1.2/3")
+    ]
     seeds += [
         Seed("erase a kernel name", valid("TARGET_DISK=sda", "ERASE_TARGET_DISK=yes")),
         Seed("erase without a disk", valid("ERASE_TARGET_DISK=yes")),
@@ -315,13 +324,11 @@ def test_the_page_is_self_contained_and_reproducible() -> None:
     for word in ("http://", "https://", "fetch(", "XMLHttpRequest", "WebSocket", "sendBeacon"):
         assert word not in text, word
     assert not re.search(r"<(?:link|img|iframe|object|embed|form)\b|\bsrc=", text)
-    assert len(page) < 400 * 1024
+    assert len(page) < 512 * 1024  # about 420 KB, most of it the transliteration table
 
 
 def test_the_page_data_is_the_declarations() -> None:
     """Each key the model declares is in the page, with its tier and secrecy."""
-    from installer.seed.model import field_specs
-
     fields = {f["key"]: f for f in page_data()["fields"]}
     for spec in field_specs():
         assert fields[spec.key]["tier"] == spec.tier

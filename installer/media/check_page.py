@@ -30,14 +30,12 @@ _SCRIPT = _HERE / "check_page.js"
 _DATA_MARK = "/*@DATA@*/"
 _SCRIPT_MARK = "/*@SCRIPT@*/"
 # Blocks whose letters a display name may hold, transliterated as `derive_hostname` does
-# (anyascii); outside them the page derives the host name as the checker would from ASCII.
+# (anyascii); a character outside them gives nothing to the derived host name.
 _TRANSLIT_RANGES = (
-    (0x00A0, 0x1FFF),
-    (0x2000, 0x24FF),
-    (0x2C00, 0x2FFF),
-    (0x3000, 0x9FFF),
-    (0xA000, 0xD7FF),
+    (0x00A0, 0xD7FF),
     (0xF900, 0xFFEF),
+    (0x1D400, 0x1D7FF),  # styled (mathematical) letters
+    (0x1F000, 0x1FAFF),  # emoji: `Ada 🤖` is named ada-robot
 )
 
 
