@@ -757,7 +757,14 @@
   function anyascii(text) {
     if (translit === null) {
       translit = new Map();
-      for (const [low, joined] of D.translit) joined.split("\t").forEach((t, i) => translit.set(low + i, t));
+      for (const [low, lengths, texts] of D.translit) {
+        let at = 0;
+        for (let i = 0; i < lengths.length; i++) {
+          const n = D.translit_digits.indexOf(lengths[i]);
+          if (n) translit.set(low + i, texts.slice(at, at + n));
+          at += n;
+        }
+      }
     }
     return cps(text)
       .map((c) => {

@@ -29,14 +29,11 @@ _TEMPLATE = _HERE / "check_page.html"
 _SCRIPT = _HERE / "check_page.js"
 _DATA_MARK = "/*@DATA@*/"
 _SCRIPT_MARK = "/*@SCRIPT@*/"
-# Blocks whose letters a display name may hold, transliterated as `derive_hostname` does
-# (anyascii); a character outside them gives nothing to the derived host name.
-_TRANSLIT_RANGES = (
-    (0x00A0, 0xD7FF),
-    (0xF900, 0xFFEF),
-    (0x1D400, 0x1D7FF),  # styled (mathematical) letters
-    (0x1F000, 0x1FAFF),  # emoji: `Ada 🤖` is named ada-robot
-)
+# The code points anyascii transliterates (to 0x323AF: CJK extension H), as `derive_hostname`
+# does for a display name; the page carries them all (its largest part, about 480 KB).
+_TRANSLIT_RANGES = ((0x00A0, 0xD7FF), (0xF900, 0x323AF))
+# A run of this many code points without a transliteration ends a segment of the table.
+_TRANSLIT_GAP = 32
 
 
 def _cp1252_table() -> list[int | None]:
@@ -50,15 +47,37 @@ def _cp1252_table() -> list[int | None]:
     return table
 
 
-def _transliterations() -> list[tuple[int, str]]:
-    """anyascii's ASCII for each character of `_TRANSLIT_RANGES`, as (first code point, the
-    tab-joined transliterations of the range) (compact: the page holds a quarter MB of it)."""
+_LENGTH_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _transliterations() -> list[tuple[int, str, str]]:
+    """anyascii's ASCII for each code point of `_TRANSLIT_RANGES`, as segments: (first code
+    point, one digit of `_LENGTH_DIGITS` a code point giving the length of its text, the texts
+    one after the other). Long runs of code points anyascii leaves empty are left out (a code
+    point in no segment gives nothing). Compact: every printable character occurs in some text,
+    so no separator is free."""
     from anyascii import anyascii
 
-    return [
-        (low, "\t".join(anyascii(chr(point)) for point in range(low, high + 1)))
-        for low, high in _TRANSLIT_RANGES
-    ]
+    segments: list[tuple[int, str, str]] = []
+    for low, high in _TRANSLIT_RANGES:
+        start: int | None = None
+        texts: list[str] = []
+        empty = 0
+        for point in range(low, high + 2):
+            text = anyascii(chr(point)) if point <= high else ""
+            if text:
+                if start is None:
+                    start, texts = point, []
+                texts.extend([""] * empty)
+                texts.append(text)
+                empty = 0
+            elif start is not None:
+                empty += 1
+                if empty >= _TRANSLIT_GAP or point > high:
+                    lengths = "".join(_LENGTH_DIGITS[len(x)] for x in texts)
+                    segments.append((start, lengths, "".join(texts)))
+                    start, empty = None, 0
+    return segments
 
 
 def _script_runs() -> list[tuple[int, int, str]]:
@@ -151,6 +170,7 @@ def page_data() -> dict[str, Any]:
         "adopt_needs": resolve._ADOPT_NEEDS,
         "refused": sorted(resolved.REFUSED),
         "translit": _transliterations(),
+        "translit_digits": _LENGTH_DIGITS,
         "scripts": _script_runs(),
     }
 
