@@ -101,6 +101,8 @@ def test_seed_partition_opens_as_a_normal_drive(looped: list[str], tmp_path: Pat
         names = {name.lower(): name for name in os.listdir(mount)}
         text = (mount / names["setup.txt"]).read_text()
         readme = (mount / names["readme.txt"]).read_text()
+        # the check page, under its 8.3 name here (CHECK-~1.HTM)
+        assert any(name.startswith("check") and ".htm" in name for name in names)
     finally:
         subprocess.run(["fusermount", "-u", str(mount)], check=False)
     assert text == (REPO / "setup.txt.example").read_text()

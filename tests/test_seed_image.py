@@ -11,6 +11,7 @@ import pytest
 
 from installer import cli
 from installer.media import seed_image
+from installer.media.check_page import render_check_page
 from installer.media.seed_image import parse_size, source_root
 
 pytestmark = pytest.mark.skipif(
@@ -51,6 +52,7 @@ def test_image_is_clean_fat32_with_label_and_files(tmp_path: Path) -> None:
     assert "VERSION=FAT32" in probe.splitlines()
     assert mtype(out, "setup.txt") == (source_root() / "setup.txt.example").read_bytes()
     assert mtype(out, "README.txt") == (source_root() / "seed" / "README.txt").read_bytes()
+    assert mtype(out, "CHECK-SETUP.html") == render_check_page()
 
 
 def test_two_builds_are_byte_identical(tmp_path: Path) -> None:

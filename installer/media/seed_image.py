@@ -1,4 +1,5 @@
-"""Build the seed partition's FAT32 image: label CLAWDIESEED, setup.txt and README.txt.
+"""Build the seed partition's FAT32 image: label CLAWDIESEED, setup.txt, README.txt and the
+offline check page CHECK-SETUP.html (generated here from the checker, `media.check_page`).
 
 Debian's `mkfs.vfat` makes the file system and mtools copies the files in, so no mount and no root
 are needed. The output is reproducible: `--invariant` fixes mkfs's random and time-based fields,
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import InstallerError, UsageError
+from installer.media.check_page import PAGE_NAME, render_check_page
 from installer.media.seed_device import SEED_FS_LABEL
 from installer.run import run
 from installer.seed.reader import MAX_SEED_BYTES, SEED_NAME
@@ -131,7 +133,8 @@ def write_seed_image(plan: SeedImagePlan) -> None:
     ensure_tools()
     setup = plan.setup_source.read_bytes()
     readme = plan.readme_source.read_bytes()
-    volume_id = render_volume_id(setup, readme, str(plan.epoch).encode())
+    page = render_check_page()
+    volume_id = render_volume_id(setup, readme, page, str(plan.epoch).encode())
     plan.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = plan.out.with_name(f".{plan.out.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if plan.private else 0o644)
@@ -148,6 +151,7 @@ def write_seed_image(plan: SeedImagePlan) -> None:
             files = [
                 _stage(Path(staging), SEED_NAME, setup, plan.epoch),
                 _stage(Path(staging), README_NAME, readme, plan.epoch),
+                _stage(Path(staging), PAGE_NAME, page, plan.epoch),
             ]
             env = {"TZ": "UTC", "MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": str(plan.epoch)}
             run(["mcopy", "-m", "-i", str(tmp), *map(str, files), "::"], env=env)
