@@ -161,12 +161,18 @@ def page_data() -> dict[str, Any]:
         "mapping": _mapping(),
         "role_keys": [[role, *keys] for role, keys in profiles.ROLE_KEYS.items()],
         "cooldown_key": profiles.COOLDOWN_KEY,
-        "where_to_get": model._WHERE_TO_GET,
+        "where_to_get": {
+            k: s.missing_hint
+            for k, s in model.DECLARATIONS.items()
+            if s.missing_hint and s.group != "wifi"
+        },
         "wifi_keys": list(model.WIFI_KEYS),
-        "wifi_hints": model._WIFI_HINTS,
+        "wifi_hints": {
+            k: s.missing_hint for k, s in model.DECLARATIONS.items() if s.group == "wifi"
+        },
         "plaintext_password_keys": list(resolve.PLAINTEXT_PASSWORD_KEYS),
         "fully_hidden_keys": sorted(resolve.FULLY_HIDDEN_KEYS),
-        "note_normalised": sorted(resolve._NOTE_NORMALISED | resolve._NETWORK_NORMALISED),
+        "note_normalised": sorted(resolve._NOTE_NORMALISED),
         "adopt_needs": resolve._ADOPT_NEEDS,
         "refused": sorted(resolved.REFUSED),
         "translit": _transliterations(),
