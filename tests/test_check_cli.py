@@ -331,3 +331,14 @@ def test_the_readmes_adopt_seed_with_its_code_is_valid_and_without_it_is_told(
     problems = {(p["line"], p["key"]) for p in json.loads(short.stdout)["problems"]}
     assert problems == {(2, "INSTALL_FINGERPRINT"), (4, "ADOPT_CODE")}
     assert "K7QD" not in short.stdout
+
+
+def test_a_field_without_a_rule_of_its_own_is_checked_in_an_adopt_seed(tmp_path: Path) -> None:
+    """TENANT_ID has no value rule: an adopt seed naming it is told adopt does not set it up,
+    not an internal error (found by the check page's corpus)."""
+    seed = tmp_path / "setup.txt"
+    seed.write_text(README_ADOPT + f"ADOPT_CODE={CODE}\nTENANT_ID=acme\n")
+    result = check(seed)
+    assert result.returncode == 1
+    assert "internal error" not in result.stdout + result.stderr
+    assert "TENANT_ID: additional tenants are not set up by adopt" in result.stdout

@@ -790,7 +790,9 @@ def problems_of(err: ValidationError) -> list[FieldProblem]:
 def validate_field(key: str, value: str) -> FieldProblem | None:
     """Run the model's own rule for one key on one value (the wizard validates as you type)."""
     info = SetupModel.model_fields[FIELD_NAMES[key]]
-    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
+    # a field with no rule of its own (TENANT_ID) has no metadata: Annotated needs at least one
+    annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation  # type: ignore[arg-type]
+    adapter: TypeAdapter[Any] = TypeAdapter(annotated)
     try:
         adapter.validate_python(value)
     except ValidationError as err:
