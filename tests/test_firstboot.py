@@ -22,6 +22,7 @@ import pytest
 
 from installer.envfile import parse_env_file
 from installer.firstboot.steps.platform_env import render_unit_dropin
+from tests import fake_platform
 from tests.pg import PgCluster, db_cli_args
 from tests.provider_stub import Reply, provider_stub
 from tests.seeds import ED25519, firstboot_box
@@ -86,6 +87,7 @@ def firstboot(
     env = {k: v for k, v in os.environ.items() if k not in unset}
     if fault:
         env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    env[fake_platform.ROOT_ENV] = str(box / "root")
     argv = [
         sys.executable,
         "-m",
@@ -96,7 +98,7 @@ def firstboot(
         *(["--seed", str(box / "setup.txt")] if seed_file else []),
         *db_cli_args(pg, timeout_ms),
         *(
-            ["--platform-start", f"{sys.executable} -m tests.fake_platform {box / 'root'}"]
+            ["--platform-start", fake_platform.COMMAND]
             if start_platform
             else ["--no-platform-start"]
         ),

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from installer.host.existing import HostFacts, host_problems
+from tests import fake_platform
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
 from tests.test_firstboot import db_state, snapshot
@@ -132,12 +133,13 @@ def install_platform(
         str(box / "root"),
         *db_cli_args(pg),
         "--platform-start",
-        f"{sys.executable} -m tests.fake_platform {box / 'root'}",
+        fake_platform.COMMAND,
         "--receipt-dir",
         str(box / "stick"),
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k not in {"CLAWDIE_FIRSTBOOT_FAULT", "SUDO_USER"}}
+    env[fake_platform.ROOT_ENV] = str(box / "root")
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
     )
