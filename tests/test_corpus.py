@@ -13,6 +13,7 @@ import pytest
 
 from installer.errors import SeedUnreadableError
 from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
+from tests.helpers.sentinels import WIFI_PASSWORD
 from tests.seeds import (
     ADMIN,
     ED25519,
@@ -118,13 +119,13 @@ CASES = [
     # --- filled lines still behind '#' ---------------------------------------------------------
     Case(
         "Wi-Fi filled in but all three lines still comments",
-        valid("#WIFI_SSID=Home Net 5G", "#WIFI_PASSWORD=sentinel-wifi-pass", "# WIFI_COUNTRY=SI"),
+        valid("#WIFI_SSID=Home Net 5G", f"#WIFI_PASSWORD={WIFI_PASSWORD}", "# WIFI_COUNTRY=SI"),
         warnings=(
             (4, "line 4 is a comment, so WIFI_SSID is not set: remove the '#'"),
             (5, "so WIFI_PASSWORD is not set"),
             (6, "so WIFI_COUNTRY is not set"),
         ),
-        hidden=("sentinel-wifi-pass", "Home Net"),
+        hidden=(WIFI_PASSWORD, "Home Net"),
     ),
     Case(
         "only the SSID still a comment: the problem is on its line and names the password's",
@@ -715,9 +716,9 @@ CASES = [
     ),
     Case(
         "Wi-Fi password without a name: the secret is never echoed",
-        valid("WIFI_PASSWORD=Sentinel-Wifi-77", "WIFI_COUNTRY=FR"),
+        valid(f"WIFI_PASSWORD={WIFI_PASSWORD}", "WIFI_COUNTRY=FR"),
         problems={(None, "WIFI_SSID")},
-        hidden=("Sentinel-Wifi-77",),
+        hidden=(WIFI_PASSWORD,),
     ),
     Case(
         "Wi-Fi password too short, on its line",

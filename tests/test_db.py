@@ -16,10 +16,10 @@ import pytest
 
 from installer.firstboot.db import auth, bootstrap, ready
 from installer.seed import hashes
+from tests.helpers.sentinels import SENTINEL
 from tests.pg import PgCluster
 
 ROLE = "clawdie"
-SENTINEL = "Sentinel-Pa55word-7f3e"  # must never appear in a log line or error
 DATABASES = ("system_ops", "system_brain", "system_skills")
 
 

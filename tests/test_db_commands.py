@@ -17,12 +17,11 @@ import pytest
 
 from installer.firstboot.db import auth, bootstrap
 from installer.seed import hashes
+from tests.helpers.sentinels import DB_PASSWORD, OPERATOR_PASSWORD
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "clawdie"
-DB_PASSWORD = "Db-Sentinel/7f3e+%&="  # URL-special characters on purpose
-OPERATOR_PASSWORD = "Operator-Sentinel-2b9c"
 EMAIL = "op@example.org"
 
 

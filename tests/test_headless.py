@@ -47,13 +47,12 @@ from installer.paths import TargetPaths
 from installer.seed.resolve import apply_answers, check_seed_bytes, seed_key_states
 from installer.status import EXIT_CODES, Status, render_exit_code_table, settle
 from installer.tracker import PlannedStep, StepTracker, render_clock, render_duration
+from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
+from tests.helpers.sentinels import SENTINEL
 from tests.loopdev import MIB, loop_file
 from tests.pg import PgCluster
 from tests.seeds import firstboot_box, valid
-from tests.test_firstboot import SEED, SENTINEL, firstboot
-from tests.test_install_disk import DISK_MIB, install_argv, live, root_tools, seed_for
-
-__all__ = ["live", "root_tools"]  # the disk installer's fixtures, used here too
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"

@@ -11,9 +11,8 @@ from installer.seed.net_rules import is_raw_psk
 from installer.seed.resolve import check_seed_bytes, keys_to_ask, mask
 from installer.seed.scrub import render_scrubbed_seed
 from tests.gen_countries import ISO_3166, MODULE, alpha_2_codes, iso_codes_version, render_module
-from tests.seeds import SENTINEL, valid
-
-WIFI_PASSWORD = f"wifi-{SENTINEL}"
+from tests.helpers.sentinels import SENTINEL, WIFI_PASSWORD
+from tests.seeds import valid
 
 GOOD = [
     ("WIFI_SSID", "HomeNet"),

@@ -17,16 +17,15 @@ from installer.online.netcheck import Link, NetworkProblem, classify
 from installer.online.timesync import ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
+from tests.helpers.sentinels import OPENROUTER, TOKEN
 from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ADMIN, SENTINEL, seed
+from tests.seeds import ADMIN, seed
 
-TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
-KEY = f"sk-or-v1-{SENTINEL}0123456789abcdef"
 SEED = check_seed_bytes(
     seed(
         f"TELEGRAM_BOT_TOKEN={TOKEN}",
         f"TELEGRAM_ADMIN_ID={ADMIN}",
-        f"OPENROUTER_API_KEY={KEY}",
+        f"OPENROUTER_API_KEY={OPENROUTER}",
         "ASSISTANT_NAME=Zoe",
     )
 ).require_resolved()
@@ -284,7 +283,7 @@ def test_setup_txt_cannot_set_an_api_base() -> None:
         seed(
             f"TELEGRAM_BOT_TOKEN={TOKEN}",
             f"TELEGRAM_ADMIN_ID={ADMIN}",
-            f"OPENROUTER_API_KEY={KEY}",
+            f"OPENROUTER_API_KEY={OPENROUTER}",
             "CLAWDIE_TELEGRAM_API=http://evil.example",
         )
     )

@@ -23,9 +23,9 @@ import pytest
 from installer.media import receipt_file
 from installer.media.receipt_file import FILE_BYTES, read_receipt, write_in_place
 from installer.seed.entry import RECEIPT_NAME
+from tests.helpers.old_receipt import ENV, old_write_path
 
 SECTOR = 512
-ENV = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 OLD = "Clawdie installer: in progress\nStep: 4 of 8, file-systems\n" + "old facts line\n" * 40
 NEW = "Clawdie installer: in progress\nStep: 5 of 8, copy\n" + "new facts line\n" * 60
 
@@ -156,17 +156,6 @@ def traced(tmp: Path, image: Path, code: str) -> list[tuple[int, bytes]]:
     return parse_image_writes(log.read_text(), image)
 
 
-def old_write_path(image: str, tmp: Path, text: str) -> None:
-    """The write path before: a temporary file, drop the old one, rename (seed_volume.py)."""
-    local = tmp / "write"
-    local.write_text(text)
-    tmp_name = f"::/.{RECEIPT_NAME}.tmp"
-    subprocess.run(["mcopy", "-o", "-i", image, str(local), tmp_name], env=ENV, check=True)
-    # the old file is dropped when there is one (a first write has none)
-    subprocess.run(["mdel", "-i", image, f"::/{RECEIPT_NAME}"], env=ENV, capture_output=True)
-    subprocess.run(["mren", "-i", image, tmp_name, f"::/{RECEIPT_NAME}"], env=ENV, check=True)
-
-
 def run_cut_test(
     tmp_path: Path, first: Callable[[Path], None], rewrite_code: str
 ) -> tuple[list[Cut], int]:
@@ -220,7 +209,7 @@ def test_the_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None:
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import old_write_path\n"
+        "from tests.helpers.old_receipt import old_write_path\n"
         f"old_write_path(image, tmp, {NEW!r})\n",
     )
     failed = bad(cuts)
