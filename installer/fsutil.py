@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -395,3 +396,9 @@ def symlink_atomic(path: Path, target: str) -> bool:
     os.replace(temp, path)
     fsync_dir(path.parent)
     return True
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a whole file, hex (an image, a seed image, a disk): the one file digest."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
