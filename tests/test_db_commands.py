@@ -185,7 +185,7 @@ def test_set_operator_refuses_a_pipe(platform: Path, pg: PgCluster) -> None:
     assert auth.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False
 
 
-def test_set_operator_checks_the_email_first(tmp_path: Path) -> None:
+def test_set_operator_checks_the_email_first() -> None:
     tty = Tty([sys.executable, "-m", "installer.cli", "set-operator", "not-an-email"])
     tty.expect("not an e-mail address")
     assert tty.wait() == 2

@@ -201,7 +201,7 @@ def test_the_cli_boundary_catches_what_is_not_ours(
 
     redact.register(SENTINEL)
 
-    def broken(args: Any) -> int:
+    def broken(_args: Any) -> int:
         raise KeyError(SENTINEL)
 
     monkeypatch.setattr(check, "run", broken)

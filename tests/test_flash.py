@@ -162,7 +162,7 @@ def test_ctrl_c_says_the_stick_is_incomplete(
 ) -> None:
     image = make_image(tmp_path / "clawdie.img")
 
-    def interrupt(self: RichProgress, done: int) -> None:
+    def interrupt(_self: RichProgress, done: int) -> None:
         if done > 2 * BLOCK:
             raise KeyboardInterrupt
 

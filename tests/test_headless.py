@@ -322,7 +322,7 @@ def test_a_bundle_that_still_holds_a_secret_is_not_kept(tmp_path: Path, secret: 
     parts = [("clawdie-setup.log", f"line with {secret}\n")]
     stick: list[str] = []
 
-    def put(name: str, data: bytes) -> tuple[bool, str]:
+    def put(name: str, data: bytes) -> tuple[bool, str]:  # noqa: ARG001 (a receipt writer)
         stick.append(name)
         return True, "written"
 
@@ -536,7 +536,7 @@ def test_interfaces_with_mac_and_address(tmp_path: Path) -> None:
     assert [i.name for i in read_interfaces(root, {})] == ["enp1s0", "wlp2s0"]
 
 
-def test_the_running_machine_is_described(tmp_path: Path) -> None:
+def test_the_running_machine_is_described() -> None:
     """Against this machine's own /sys: every interface the kernel lists, with its MAC."""
     interfaces = read_interfaces(Path("/"))
     listed = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")

@@ -173,7 +173,7 @@ def test_online_waits_for_the_clock_once_and_only_before_tls(tmp_path: Path) -> 
     paths = TargetPaths(tmp_path)
     bounds: list[float] = []
 
-    def wait(where: TargetPaths, bound: float) -> ClockState:
+    def wait(where: TargetPaths, bound: float) -> ClockState:  # noqa: ARG001 (wait_clock)
         bounds.append(bound)
         return ClockState(False, bound, "2000-01-01 00:00:00 UTC")
 

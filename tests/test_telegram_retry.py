@@ -252,7 +252,7 @@ def test_the_backoff_schedule_over_a_day(tmp_path: Path) -> None:
         stub.script("/sendMessage", Reply(502, None))
         enqueue(paths, stub.url)
 
-        def down(token: str, chat_id: str, text: str, api: str) -> SendResult:
+        def down(token: str, chat_id: str, text: str, api: str) -> SendResult:  # noqa: ARG001
             tries.append(clock.now)
             return SendResult(False, "Telegram had trouble answering (HTTP 502)")
 

@@ -44,7 +44,7 @@ REQUIRED = ["OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]
 MISSING_REQUIRED = check_seed_bytes(seed("ASSISTANT_NAME=Ada", "TIMEZONE=Europe/Berlin"))
 
 
-async def fill_required(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+async def fill_required(pilot: Pilot[WizardOutcome], _app: WizardApp) -> None:
     await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
     await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
     await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
@@ -53,7 +53,7 @@ async def fill_required(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
 def test_a_seed_missing_the_required_fields_asks_exactly_those_three() -> None:
     seen: list[str | None] = []
 
-    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+    async def scenario(_pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
         seen.extend(widget.id for widget in app.screen.query(Input))
         text = screen_text(app)
         for key in REQUIRED:
@@ -150,7 +150,7 @@ def test_back_from_the_review_returns_to_the_form_with_the_answers_kept() -> Non
 
 @pytest.mark.parametrize("how", ["ctrl+q", "ctrl+c", "quit button"])
 def test_quitting_is_a_clean_cancel(how: str) -> None:
-    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], _app: WizardApp) -> None:
         await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
         if how == "quit button":
             await pilot.click("#quit")

@@ -317,7 +317,7 @@ def wait_for_db(
     next_log = start + LOG_EVERY_S
     answered_streak = 0  # consecutive "not yet" answers from the server itself
 
-    def wait(rs: RetryCallState) -> float:
+    def wait(_: RetryCallState) -> float:
         pause = POLL_ABSENT_S
         if answered_streak:
             pause = min(POLL_MAX_S, POLL_FIRST_S * 2.0 ** (answered_streak - 1))
@@ -348,7 +348,7 @@ def wait_for_db(
     # last attempt runs at it.
     retrying = Retrying(
         retry=retry_if_exception_type(_NotYet),
-        stop=lambda rs: clock.monotonic() >= deadline,
+        stop=lambda _: clock.monotonic() >= deadline,
         wait=wait,
         after=after_failure,
         sleep=clock.sleep,
@@ -382,8 +382,8 @@ def retry_io(
 
     retrying = Retrying(
         retry=retry_if_exception_type(psycopg.OperationalError),
-        stop=lambda rs: time.monotonic() >= deadline,
-        wait=lambda rs: max(0.0, min(0.2, deadline - time.monotonic())),
+        stop=lambda _: time.monotonic() >= deadline,
+        wait=lambda _: max(0.0, min(0.2, deadline - time.monotonic())),
         before_sleep=before_sleep,
         reraise=False,
     )
