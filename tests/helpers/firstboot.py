@@ -28,7 +28,7 @@ from tests.helpers.sentinels import (
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 SEED = f"""\
