@@ -16,6 +16,7 @@ import pytest
 
 from installer.firstboot.db import auth, bootstrap, ready
 from installer.seed import hashes
+from tests.helpers.clock import StoppedClock
 from tests.helpers.sentinels import SENTINEL
 from tests.pg import PgCluster
 
@@ -52,23 +53,9 @@ def snapshot(pg: PgCluster) -> list[tuple[Any, ...]]:
 # -- readiness ------------------------------------------------------------------------------
 
 
-class StoppedClock:
-    """A monotonic clock that moves only when the wait sleeps on it: every attempt takes no time,
-    so a deadline is checked exactly, whatever the load of the machine; `sleeps` are the pauses."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> ready.Clock:
-        return ready.Clock(monotonic=self.monotonic, sleep=self.sleep)
+def on(stopped: StoppedClock) -> ready.Clock:
+    """The wait's clock on a stopped one: every attempt takes no time, every pause is counted."""
+    return ready.Clock(monotonic=stopped.monotonic, sleep=stopped.sleep)
 
 
 class CountedSleeps:
@@ -89,9 +76,9 @@ class CountedSleeps:
 def test_not_running_times_out_at_the_deadline_not_later(pg_cluster: PgCluster) -> None:
     stopped = StoppedClock()
     with pytest.raises(ready.DbNotReadyError) as caught:
-        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1500, clock=stopped.clock())
+        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1500, clock=on(stopped))
     # the last pause is clipped to the deadline and the last attempt runs at it, not after
-    assert stopped.now - 100.0 == pytest.approx(1.5)
+    assert stopped.now == pytest.approx(1.5)
     assert max(stopped.sleeps) <= ready.POLL_ABSENT_S
     assert stopped.sleeps[-1] < ready.POLL_ABSENT_S
     assert caught.value.exit_code == 3
@@ -104,8 +91,8 @@ def test_timeout_comes_from_the_environment(
     monkeypatch.setenv(ready.TIMEOUT_ENV, "700")
     stopped = StoppedClock()
     with pytest.raises(ready.DbNotReadyError):
-        ready.wait_for_db(pg_cluster.admin_conninfo(), clock=stopped.clock())
-    assert stopped.now - 100.0 == pytest.approx(0.7)
+        ready.wait_for_db(pg_cluster.admin_conninfo(), clock=on(stopped))
+    assert stopped.now == pytest.approx(0.7)
 
 
 def test_waiting_logs_elapsed_remaining_and_reason(
@@ -114,7 +101,7 @@ def test_waiting_logs_elapsed_remaining_and_reason(
     monkeypatch.setattr(ready, "LOG_EVERY_S", 0.3)
     stopped = StoppedClock()
     with caplog.at_level(logging.INFO, logger="clawdie.db"), pytest.raises(ready.DbNotReadyError):
-        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1000, clock=stopped.clock())
+        ready.wait_for_db(pg_cluster.admin_conninfo(), timeout_ms=1000, clock=on(stopped))
     lines = [r.getMessage() for r in caplog.records if "waiting for PostgreSQL" in r.getMessage()]
     assert len(lines) == 3  # at 0.3, 0.6 and 0.9 s of the 1 s
     assert "elapsed" in lines[0]

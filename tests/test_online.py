@@ -17,6 +17,7 @@ from installer.online.netcheck import Link, NetworkProblem, classify
 from installer.online.timesync import ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
+from tests.helpers.clock import StoppedClock
 from tests.helpers.sentinels import OPENROUTER, TOKEN
 from tests.provider_stub import Reply, provider_stub
 from tests.seeds import ADMIN, seed
@@ -115,19 +116,15 @@ def test_a_loopback_server_needs_no_network_at_all(tmp_path: Path) -> None:
     assert netcheck.network_problem("http://127.0.0.1:8080", paths) is None
 
 
-class FakeTime:
-    """A monotonic clock that moves only when slept on; the flag appears at `sync_at`."""
+class FakeTime(StoppedClock):
+    """A stopped clock on which NTP's flag appears at `sync_at`."""
 
     def __init__(self, flag: Path, sync_at: float | None) -> None:
-        self.now, self.flag, self.sync_at = 0.0, flag, sync_at
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
+        super().__init__()
+        self.flag, self.sync_at = flag, sync_at
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
         if self.sync_at is not None and self.now >= self.sync_at:
             self.flag.parent.mkdir(parents=True, exist_ok=True)
             self.flag.touch()
