@@ -348,32 +348,7 @@ def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
 ) -> None:
     pg.stop()
     path = adopt_seed(box, "PROFILE=economy")
-    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "installer.cli",
-            "adopt",
-            "--root",
-            str(box / "root"),
-            "--seed",
-            str(path),
-            "--db-admin",
-            pg.admin_conninfo(),
-            "--db-timeout-ms",
-            "2000",
-            "--no-platform-start",
-            "--receipt-dir",
-            str(box / "stick"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    result = adopt(box, pg, path, timeout_ms=2000)
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     assert receipt(box).startswith("Clawdie adopt: failed (adopt.txt)\nReason: ")

@@ -71,7 +71,7 @@ def adopt_seed(
 
 
 def adopt(
-    box: Path, pg: PgCluster, seed: Path, *, fault: str | None = None
+    box: Path, pg: PgCluster, seed: Path, *, fault: str | None = None, timeout_ms: int = 20000
 ) -> subprocess.CompletedProcess[str]:
     """`clawdie-setup adopt` in a new process; a restart appends a line to box/restarts."""
     env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
@@ -86,7 +86,7 @@ def adopt(
         str(box / "root"),
         "--seed",
         str(seed),
-        *db_cli_args(pg),
+        *db_cli_args(pg, timeout_ms),
         "--platform-start",
         f"sh -c 'echo restarted >> {box}/restarts'",
         "--receipt-dir",
