@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -61,14 +62,9 @@ def _replace_non_directory(dir_fd: int, name: str) -> None:
     os.unlink(name, dir_fd=dir_fd)
 
 
-def ensure_dir_at(dir_fd: int, name: str, mode: int, uid: int = -1, gid: int = -1) -> int:
-    """Open directory `name` inside the open directory `dir_fd`, creating it if missing, without
-    following a link; set its mode and owner on the descriptor. Returns the open descriptor.
-
-    A symbolic link or a non-directory at `name` is removed and replaced by a directory.
-    """
-    if "/" in name or name in ("", ".", ".."):
-        raise ValueError(f"not a single path component: {name!r}")
+def _make_and_open_dir_at(dir_fd: int, name: str, mode: int) -> tuple[int, bool]:
+    """Make directory `name` when missing and open it without following a link (a link or a
+    non-directory there is replaced); returns the descriptor and whether it was made now."""
     created = False
     for _ in range(3):
         try:
@@ -77,7 +73,7 @@ def ensure_dir_at(dir_fd: int, name: str, mode: int, uid: int = -1, gid: int = -
         except FileExistsError:
             pass
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            return os.open(name, _DIR_FLAGS, dir_fd=dir_fd), created
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.ENOTDIR):
                 _replace_non_directory(dir_fd, name)
@@ -85,9 +81,18 @@ def ensure_dir_at(dir_fd: int, name: str, mode: int, uid: int = -1, gid: int = -
             if err.errno == errno.ENOENT:  # removed between mkdir and open: try again
                 continue
             raise
-        break
-    else:
-        raise UnsafePathError(errno.ELOOP, f"{name} keeps changing under us", name)
+    raise UnsafePathError(errno.ELOOP, f"{name} keeps changing under us", name)
+
+
+def ensure_dir_at(dir_fd: int, name: str, mode: int, uid: int = -1, gid: int = -1) -> int:
+    """Open directory `name` inside the open directory `dir_fd`, creating it if missing, without
+    following a link; set its mode and owner on the descriptor. Returns the open descriptor.
+
+    A symbolic link or a non-directory at `name` is removed and replaced by a directory.
+    """
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"not a single path component: {name!r}")
+    fd, created = _make_and_open_dir_at(dir_fd, name, mode)
     try:
         if not stat.S_ISDIR(os.fstat(fd).st_mode):
             raise UnsafePathError(errno.ENOTDIR, "not a directory", name)
@@ -395,3 +400,9 @@ def symlink_atomic(path: Path, target: str) -> bool:
     os.replace(temp, path)
     fsync_dir(path.parent)
     return True
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a whole file, hex (an image, a seed image, a disk): the one file digest."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -8,6 +8,12 @@ from pathlib import Path
 SERVICE_NAME = "clawdie"
 
 
+def in_root(root: Path, path: str) -> Path:
+    """`path`, absolute as it is on the box (`/etc/hostname`), inside `root`: the one way a
+    path of the box is joined to a target root."""
+    return root / path.lstrip("/")
+
+
 @dataclass(frozen=True)
 class TargetPaths:
     """Paths inside the target system rooted at `root` (`/` on the appliance, tmp in tests)."""
@@ -15,7 +21,7 @@ class TargetPaths:
     root: Path
 
     def _at(self, path: str) -> Path:
-        return self.root / path.lstrip("/")
+        return in_root(self.root, path)
 
     @property
     def is_live_system(self) -> bool:

@@ -38,6 +38,14 @@ def redact_argv(argv: Iterable[str], secrets: Iterable[str] = ()) -> list[str]:
     return out
 
 
+def _environment(env: Mapping[str, str] | None, unset: Iterable[str]) -> dict[str, str] | None:
+    """This process's environment with `env` laid over it, less `unset` (None: unchanged)."""
+    drop = set(unset)
+    if env is None and not drop:
+        return None
+    return {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in drop}
+
+
 def run(
     argv: list[str],
     *,
@@ -47,12 +55,14 @@ def run(
     check: bool = True,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    unset: Iterable[str] = (),
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `argv` and return its result; raise `CommandFailedError` on a non-zero exit when `check`.
 
     `stdin_secret` is written to the command's standard input and never logged; any string in
-    `secrets` is masked wherever it would appear in a log line or error message. Every command
+    `secrets` is masked wherever it would appear in a log line or error message. `env` is laid
+    over this process's environment, less the variables named in `unset`. Every command
     is bounded (`timeout`, else `DEFAULT_TIMEOUT_S`); a timeout is `CommandTimeoutError`, a
     missing program `ProgramMissingError`: never a raw exception that could quote a secret.
     """
@@ -60,7 +70,7 @@ def run(
     shown = redact_argv(argv, hidden)
     log.debug("run: %s", shlex.join(shown))
     data = stdin_secret.encode() if stdin_secret is not None else stdin_data
-    full_env = None if env is None else {**os.environ, **env}
+    full_env = _environment(env, unset)
     limit = DEFAULT_TIMEOUT_S if timeout is None else timeout
     try:
         proc = subprocess.run(

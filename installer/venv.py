@@ -25,6 +25,7 @@ from pathlib import Path
 
 from installer.errors import InstallerError
 from installer.fsutil import ensure_dir, write_atomic
+from installer.paths import in_root
 from installer.run import run
 
 VENV_DIR = "/opt/clawdie/venv"
@@ -191,11 +192,11 @@ def install_venv(
         raise VenvError(f"no wheels are locked for the {arch} architecture (amd64, arm64 only)")
     python = target_python(root)
     key = source_key(source, python, arch)
-    venv = root / VENV_DIR.lstrip("/")
+    venv = in_root(root, VENV_DIR)
     work.mkdir(parents=True, exist_ok=True)
     requirements = export_requirements(source, work / "requirements.txt")
     wrappers = [
-        write_atomic(root / path.lstrip("/"), render_command_wrapper(command), mode=0o755)
+        write_atomic(in_root(root, path), render_command_wrapper(command), mode=0o755)
         for path, command in ((COMMAND, ""), (SET_OPERATOR, "set-operator"))
     ]
     wrapper = any(wrappers)

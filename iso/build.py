@@ -28,8 +28,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer.errors import InstallerError, UsageError  # noqa: E402
+from installer.errors import InstallerError, ProgramMissingError, UsageError  # noqa: E402
+from installer.fsutil import file_sha256  # noqa: E402
 from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
+from installer.paths import in_root  # noqa: E402
+from installer.run import run  # noqa: E402
 from installer.venv import VenvSource  # noqa: E402
 from installer.venv import install_venv as shared_install_venv  # noqa: E402
 
@@ -45,6 +48,9 @@ COMPONENTS = "main non-free-firmware"
 BASE_RECIPE = "5"
 VOLUME_ID = "CLAWDIE_INSTALL"
 IMAGE_NAME = "clawdie-installer.iso"
+# One build command never outlives this (debootstrap of the whole base on a slow mirror is the
+# longest); a hung one fails the build with its command line instead of hanging it.
+BUILD_COMMAND_TIMEOUT_S = 3600.0
 # zstd level 9, measured on this image's root (1 GB, 2 cores): level 3 gives 297 MB in 8 s,
 # 9 gives 278 MB in 26 s, 15 gives 276 MB in 91 s and 19 takes over 4 minutes. Level 9 has
 # nearly all of the size win at a third of level 15's time, which keeps a build where only the
@@ -182,19 +188,28 @@ def sh(
     env: dict[str, str] | None = None,
     unset: tuple[str, ...] = (),
     quiet: bool = True,
+    timeout: float = BUILD_COMMAND_TIMEOUT_S,
 ) -> str:
-    """Run a build command; on failure raise with the command line, exit code and its tail."""
-    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
-    proc = subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
+    """Run a build command with `installer.run` (bounded; a missing program is worded); on
+    failure raise with the command line, exit code and the tail of all it printed (a build
+    tool often says why on its standard output)."""
+    proc = run(argv, env=env, unset=unset, check=False, timeout=timeout)
+    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        tail = (out + err).strip().splitlines()[-15:]
         raise InstallerError(
             f"command failed (exit {proc.returncode}): {shlex.join(argv)}\n  " + "\n  ".join(tail),
             "the lines above are the command's own output",
         )
-    if not quiet and proc.stdout.strip():
-        print(proc.stdout.rstrip(), flush=True)
-    return proc.stdout
+    if not quiet and out.strip():
+        print(out.rstrip(), flush=True)
+    return out
+
+
+def sh_quiet(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run a command whose failure is no failure of the build (a lazy unmount, `git describe`
+    outside a checkout): its result, whatever the exit code; a missing program is still worded."""
+    return run(argv, check=False, timeout=BUILD_COMMAND_TIMEOUT_S)
 
 
 def read_packages(path: Path) -> tuple[str, ...]:
@@ -277,7 +292,7 @@ def chroot_mounts(root: Path, apt_cache: Path | None = None) -> Iterator[None]:
         yield
     finally:
         for target in reversed(mounted):
-            subprocess.run(["umount", "-l", str(target)], check=False)
+            sh_quiet(["umount", "-l", str(target)])
 
 
 def in_chroot(root: Path, *argv: str, env: dict[str, str] | None = None) -> str:
@@ -372,7 +387,7 @@ def layered_root(config: BuildConfig) -> Iterator[Path]:
     """The cached base with a fresh writable layer on top (overlayfs), removed afterwards."""
     work = config.cache_dir / "layer"
     if work.exists():
-        subprocess.run(["umount", "-l", str(work / "merged")], check=False, capture_output=True)
+        sh_quiet(["umount", "-l", str(work / "merged")])
         sh(["rm", "-rf", "--one-file-system", str(work)])
     for name in ("upper", "work", "merged"):
         (work / name).mkdir(parents=True)
@@ -381,7 +396,7 @@ def layered_root(config: BuildConfig) -> Iterator[Path]:
     try:
         yield work / "merged"
     finally:
-        subprocess.run(["umount", "-l", str(work / "merged")], check=False)
+        sh_quiet(["umount", "-l", str(work / "merged")])
 
 
 def install_venv(config: BuildConfig, root: Path, work: Path) -> str:
@@ -477,7 +492,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
     in_chroot(root, "debconf-set-selections", "/run/clawdie-debconf")
     selections.unlink()
     compile_bytecode(config, root, [stdlib_dir(root)])
-    templates = root / POSTGRES_TEMPLATES.lstrip("/")
+    templates = in_root(root, POSTGRES_TEMPLATES)
     templates.mkdir(parents=True, exist_ok=True)
     for name, target in (
         ("pg_hba.conf", "pg_hba.conf"),
@@ -716,15 +731,13 @@ def efi_signatures(path: Path) -> list[str]:
     """The issuers of a PE image's Authenticode signatures (`sbverify --list`, Debian's
     sbsigntool); empty when it has none, or is no PE image sbverify can read."""
     try:
-        proc = subprocess.run(
-            ["sbverify", "--list", str(path)], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
+        proc = sh_quiet(["sbverify", "--list", str(path)])
+    except ProgramMissingError:
         raise InstallerError(
             "sbverify is not installed: the build checks every EFI binary's signature with it",
             "install Debian's sbsigntool (`just iso` does: iso_apt in the justfile)",
         ) from None
-    lines = proc.stdout.splitlines()
+    lines = proc.stdout.decode(errors="replace").splitlines()
     if proc.returncode != 0 or not any(line.startswith("signature ") for line in lines):
         return []
     issuers = [
@@ -838,22 +851,9 @@ def write_iso(config: BuildConfig, staging: Path, esp: Path, seed: Path, out: Pa
     )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def render_version(epoch: int) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    commit = proc.stdout.strip() or "unknown"
+    proc = sh_quiet(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
+    commit = proc.stdout.decode(errors="replace").strip() or "unknown"
     return f"{time.strftime('%Y%m%d', time.gmtime(epoch))}-{commit}"
 
 
@@ -908,7 +908,7 @@ def build_locked(
     with Step("hybrid ISO (xorriso)"):
         tmp.unlink(missing_ok=True)
         write_iso(config, staging, esp, seed, tmp)
-    digest = sha256_file(tmp)
+    digest = file_sha256(tmp)
     tmp.replace(out)
     out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n")
     manifest_text = (
@@ -920,7 +920,7 @@ def build_locked(
         + "\n"
     )
     out.with_name(out.name + ".manifest").write_text(manifest_text)
-    seed_sha = sha256_file(seed)
+    seed_sha = file_sha256(seed)
     shutil.rmtree(work / "staging", ignore_errors=True)
     figures = {
         "image": str(out),
@@ -956,12 +956,7 @@ def parse_args(argv: list[str]) -> BuildConfig:
     args = parser.parse_args(argv)
     epoch_text = (
         os.environ.get("SOURCE_DATE_EPOCH")
-        or subprocess.run(
-            ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        or sh_quiet(["git", "-C", str(REPO), "log", "-1", "--format=%ct"]).stdout.decode().strip()
         or "1704067200"
     )
     return BuildConfig(

@@ -6,6 +6,8 @@
               `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
               (next start), `pg.promote()`, `pg.sockdir`, `pg.port`, `pg.logfile`.
 `pg_cluster`  the same, initialised but not started.
+`root_tools`  skips the test unless it runs as root with every tool the disk installer runs.
+`live`        a small live system as a squashfs (tests/helpers/install_disk.py).
 `loop_devices` skips the test unless it runs as root with loop devices and the disk tools
               (`pytestmark = pytest.mark.usefixtures("loop_devices")` for a whole module).
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers.install_disk import make_live, require_install_tools
 from tests.loopdev import require_root
 from tests.pg import PgCluster, unavailable_reason
 
@@ -70,6 +73,16 @@ def pg(pg_cluster: PgCluster) -> PgCluster:
 @pytest.fixture
 def loop_devices() -> None:
     require_root()
+
+
+@pytest.fixture
+def root_tools() -> None:
+    require_install_tools()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Path:
+    return make_live(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.paths import in_root
+
 SUITE = "bookworm"
 MIRROR = os.environ.get("CLAWDIE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("CLAWDIE_ISO_CACHE", "/var/cache/clawdie-iso"))
@@ -158,7 +160,7 @@ def booted(
     try:
         (root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
         for path, content, mode in prepare:
-            target = root / path.lstrip("/")
+            target = in_root(root, path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             target.chmod(mode)

@@ -10,11 +10,6 @@ from installer.dev.sandbox import make_sandbox_root
 TOKEN = "7012345678:AAHdemoDemoDemoDemoDemoDemoDemo1234"
 ADMIN = "123456789"
 OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 4
-# A sentinel secret: if it ever shows up in output, a secret leaked.
-SENTINEL = "Sentinel-Secret-7f3a9c51"
-# A sentinel shaped like a word of a key, for a secret typed after a key without its '='
-# (`OPERATOR_PASSWORD Qz7Sentinel=…`): a reader that echoes key-like text would print it.
-SENTINEL_WORD = "Qz7Sentinel"
 PASSWORD = "correct horse battery"
 ED25519 = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm1Q6Xq2H3rXk0mWbX9cP0nB7y7bqvRZ4m7bYVJ3p9E demo@laptop"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,113 +17,32 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer.envfile import parse_env_file
-from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
 from installer.seed.hashes import derive_psk
+from tests.helpers.adopt import (
+    MACHINE_ID,
+    SEED,
+    adopt,
+    adopt_seed,
+    env_of,
+    fingerprint,
+    installed_box,
+    receipt,
+    restarts,
+)
+from tests.helpers.firstboot import ROOT, db_state, firstboot, snapshot
+from tests.helpers.sentinels import (
+    NEW_TOKEN,
+    OPENROUTER,
+    OPERATOR_PASSWORD,
+    SENTINEL,
+    USER_PASSWORD,
+    WIFI_PASSWORD,
+)
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import ED25519, RSA_2048, firstboot_box
-from tests.test_firstboot import db_state, firstboot, snapshot
-
-ROOT = Path(__file__).resolve().parents[1]
-SENTINEL = "SENTINELxADOPTx51c9a3f7"
-TOKEN = "7012345678:" + ("AAH" + SENTINEL + "abcdefghijklmnop")[:35]
-NEW_TOKEN = "7099999999:" + ("BBH" + SENTINEL + "qrstuvwxyzabcdef")[:35]
-OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
-OPERATOR_PASSWORD = f"op {SENTINEL} pass"
-USER_PASSWORD = f"fallback-{SENTINEL}"
-MACHINE_ID = "4f1c2a9be07d4c3a9a51d2e8b6c07f13"
-
-SEED = f"""\
-TELEGRAM_BOT_TOKEN={TOKEN}
-TELEGRAM_ADMIN_ID=123456789
-OPENROUTER_API_KEY={OPENROUTER}
-ASSISTANT_NAME=Ada
-PROFILE=balanced
-SSH_AUTHORIZED_KEY={ED25519}
-"""
 
 pytestmark = pytest.mark.root
-
-
-def installed_box(where: Path, pg: PgCluster, seed: str = SEED) -> Path:
-    """A box first boot set up from `seed`, with a machine id (so it has a fingerprint). The
-    adopt code its receipt showed the owner is kept next to the box (outside its root and the
-    stick, which later receipts overwrite) in `owner-code`."""
-    box = firstboot_box(where, seed)
-    (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
-    result = firstboot(box, pg)
-    assert result.returncode == 0, result.stderr
-    (box / "owner-code").write_text(code_on_receipt(receipt(box)))
-    return box
-
-
-def code_on_receipt(text: str) -> str:
-    """The adopt code a first-boot receipt (or a Telegram report) shows, once."""
-    codes = re.findall(r"^  ADOPT_CODE=([2-9A-HJKMNP-Z]{4}(?:-[2-9A-HJKMNP-Z]{4}){3})$", text, re.M)
-    assert len(codes) == 1, text
-    return str(codes[0])
-
-
-def owner_code(box: Path) -> str:
-    return (box / "owner-code").read_text()
-
-
-def fingerprint(box: Path) -> str:
-    return read_fingerprint(TargetPaths(box / "root"))
-
-
-def adopt_seed(
-    box: Path, *lines: str, fingerprint_line: str | None = None, code_line: str | None = None
-) -> Path:
-    """An adopt seed of just `lines` (the installation fills in everything else), with the
-    box's fingerprint and its owner's code unless told otherwise ("" leaves a line out)."""
-    fp = f"INSTALL_FINGERPRINT={fingerprint(box)}" if fingerprint_line is None else fingerprint_line
-    code = f"ADOPT_CODE={owner_code(box)}" if code_line is None else code_line
-    path = box / "adopt.txt"
-    head = [line for line in ("INSTALL_MODE=adopt", fp, code) if line]
-    path.write_text("\n".join([*head, *lines]) + "\n")
-    return path
-
-
-def adopt(
-    box: Path, pg: PgCluster, seed: Path, *, fault: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`clawdie-setup adopt` in a new process; a restart appends a line to box/restarts."""
-    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
-    if fault:
-        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
-    argv = [
-        sys.executable,
-        "-m",
-        "installer.cli",
-        "adopt",
-        "--root",
-        str(box / "root"),
-        "--seed",
-        str(seed),
-        *db_cli_args(pg),
-        "--platform-start",
-        f"sh -c 'echo restarted >> {box}/restarts'",
-        "--receipt-dir",
-        str(box / "stick"),
-    ]
-    return subprocess.run(
-        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
-    )
-
-
-def env_of(box: Path) -> dict[str, str]:
-    return parse_env_file((box / "root/etc/clawdie/system.env").read_text())
-
-
-def restarts(box: Path) -> int:
-    path = box / "restarts"
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def receipt(box: Path) -> str:
-    return (box / "stick/SETUP-RESULT.txt").read_text()
 
 
 def assert_no_secret(
@@ -430,32 +348,7 @@ def test_a_database_that_is_gone_fails_with_the_reason_on_the_stick(
 ) -> None:
     pg.stop()
     path = adopt_seed(box, "PROFILE=economy")
-    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "installer.cli",
-            "adopt",
-            "--root",
-            str(box / "root"),
-            "--seed",
-            str(path),
-            "--db-admin",
-            pg.admin_conninfo(),
-            "--db-timeout-ms",
-            "2000",
-            "--no-platform-start",
-            "--receipt-dir",
-            str(box / "stick"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    result = adopt(box, pg, path, timeout_ms=2000)
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     assert receipt(box).startswith("Clawdie adopt: failed (adopt.txt)\nReason: ")
@@ -615,7 +508,6 @@ def test_a_seed_stick_appearing_starts_the_adopt_unit_on_an_installed_box_only()
 
 # --- a box on Wi-Fi: it keeps the key (PSK), not the password ---------------------------------
 
-WIFI_PASSWORD = f"wifi-{SENTINEL}"
 WIFI_SSID = "Clawdie Net"
 WIFI = f"WIFI_SSID={WIFI_SSID}\nWIFI_PASSWORD={WIFI_PASSWORD}\nWIFI_COUNTRY=DE\n"
 SUPPLICANT_CONF = "root/etc/wpa_supplicant/clawdie-wifi.conf"

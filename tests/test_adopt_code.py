@@ -23,10 +23,7 @@ import pytest
 from installer.firstboot.adopt_code import MAX_WRONG, REFUSED
 from installer.online.telegram_queue import Retrier
 from installer.paths import TargetPaths
-from tests.pg import PgCluster, db_cli_args
-from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ED25519, RSA_2048, firstboot_box
-from tests.test_adopt import (
+from tests.helpers.adopt import (
     MACHINE_ID,
     SEED,
     adopt_seed,
@@ -38,7 +35,10 @@ from tests.test_adopt import (
     receipt,
     restarts,
 )
-from tests.test_firstboot import db_state, firstboot, snapshot
+from tests.helpers.firstboot import db_state, firstboot, snapshot
+from tests.pg import PgCluster, db_cli_args
+from tests.provider_stub import Reply, provider_stub
+from tests.seeds import ED25519, RSA_2048, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_API = "https://api.telegram.invalid"  # the sandbox root has no route: queued at once

@@ -12,7 +12,8 @@ import pytest
 
 from installer.errors import SeedUnreadableError
 from installer.seed.io import read_seed_path
-from tests.seeds import OPENROUTER, SENTINEL, SENTINEL_WORD, TOKEN, valid
+from tests.helpers.sentinels import SENTINEL, SENTINEL_WORD
+from tests.seeds import OPENROUTER, TOKEN, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,13 +179,13 @@ def test_a_file_that_turns_into_a_pipe_after_the_check_does_not_hang(
     os.mkfifo(fifo)
     (tmp_path / "regular").write_bytes(valid())
     regular = (tmp_path / "regular").stat()
-    monkeypatch.setattr(Path, "stat", lambda self, **_: regular)
+    monkeypatch.setattr(Path, "stat", lambda _self, **_: regular)
     with pytest.raises(SeedUnreadableError, match=r"is not a regular file \(a named pipe"):
         read_seed_path(fifo)
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this OS")
-def test_a_device_is_refused_not_read(tmp_path: Path) -> None:
+def test_a_device_is_refused_not_read() -> None:
     with pytest.raises(SeedUnreadableError, match=r"/dev/zero is not a regular file \(a character"):
         read_seed_path(Path("/dev/zero"))
     result = check("/dev/zero")

@@ -6,7 +6,7 @@ would. What it shows (the verdict, each problem with its line, key, message and 
 warnings) must be what `clawdie-setup check` says; no secret may show; and the page must make no
 request at all: every request is recorded and refused, and any but the page's own load fails.
 
-`python -m tests.test_check_page_browser OUT.png` takes the screenshot kept in docs/.
+`python -m` on this module with OUT.png takes the screenshot kept in docs/.
 """
 
 from __future__ import annotations

@@ -47,14 +47,12 @@ from tests.console_font import (
     render_png,
     render_rows,
 )
+from tests.helpers.firstboot import SEED
+from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
 from tests.loopdev import MIB, loop_file
 from tests.pg import PgCluster, db_cli_args
 from tests.seeds import firstboot_box
 from tests.terminal import Terminal, assert_console_safe, linux_consoles
-from tests.test_firstboot import SEED
-from tests.test_install_disk import DISK_MIB, install_argv, live, root_tools, seed_for
-
-__all__ = ["live", "root_tools"]  # the disk installer's fixtures, used here too
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"

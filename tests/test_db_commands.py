@@ -17,12 +17,11 @@ import pytest
 
 from installer.firstboot.db import auth, bootstrap
 from installer.seed import hashes
+from tests.helpers.sentinels import DB_PASSWORD, OPERATOR_PASSWORD
 from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "clawdie"
-DB_PASSWORD = "Db-Sentinel/7f3e+%&="  # URL-special characters on purpose
-OPERATOR_PASSWORD = "Operator-Sentinel-2b9c"
 EMAIL = "op@example.org"
 
 
@@ -186,7 +185,7 @@ def test_set_operator_refuses_a_pipe(platform: Path, pg: PgCluster) -> None:
     assert auth.operator_exists(pg.conninfo(ROLE, DB_PASSWORD, "system_ops")) is False
 
 
-def test_set_operator_checks_the_email_first(tmp_path: Path) -> None:
+def test_set_operator_checks_the_email_first() -> None:
     tty = Tty([sys.executable, "-m", "installer.cli", "set-operator", "not-an-email"])
     tty.expect("not an e-mail address")
     assert tty.wait() == 2

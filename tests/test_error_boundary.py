@@ -29,9 +29,10 @@ from installer.seed.reader import parse_seed
 from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
 from installer.wizard.outcome import WizardOutcome
+from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.sentinels import SENTINEL
 from tests.pg import PgCluster
 from tests.seeds import firstboot_box
-from tests.test_firstboot import SEED, SENTINEL, firstboot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +201,7 @@ def test_the_cli_boundary_catches_what_is_not_ours(
 
     redact.register(SENTINEL)
 
-    def broken(args: Any) -> int:
+    def broken(_args: Any) -> int:
         raise KeyError(SENTINEL)
 
     monkeypatch.setattr(check, "run", broken)

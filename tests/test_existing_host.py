@@ -22,16 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.host import ANA_KEYS, SEED, ana
+from tests.helpers.sentinels import SENTINEL
 from tests.nspawn_host import Machine, booted
-from tests.test_install_platform import ANA_KEYS, SEED, SENTINEL, ana
 
 ROOT = Path(__file__).resolve().parents[1]
-UV_CACHE = Path(
-    subprocess.run(
-        [str(ROOT / ".venv/bin/uv"), "cache", "dir"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    or "/root/.cache/uv"
-)
 ANA_HASH = "$6$anasalt$Qm1Y0b2vFf5xYc0Q9a9V3b8oV8B7y0t2ZqO7G2m1pQnU4r5s6t7u8v9w0x1y2"
 # Not the default account: the unit's own User=clawdie must give way to first boot's drop-in,
 # which systemd reads only when told to.
@@ -40,6 +35,22 @@ ACCOUNT = "assistant"
 WATCHED = ("etc", "opt", "usr/local", "var/lib/clawdie-setup", "var/lib/clawdie", "home")
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def uv_cache() -> Path:
+    """The checkout's uv cache, which the host reads the locked wheels from (offline). Asked of
+    uv when the test runs, not when the module is collected: a missing uv skips this test with
+    the reason instead of breaking the collection of the whole suite."""
+    uv = ROOT / ".venv/bin/uv"
+    if not uv.exists():
+        pytest.skip(f"{uv} is missing: run .ci/bootstrap")
+    result = subprocess.run(
+        [str(uv), "cache", "dir"], capture_output=True, text=True, check=False, timeout=60
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        pytest.skip(f"`uv cache dir` failed: {result.stderr.strip()}")
+    return Path(result.stdout.strip())
 
 
 def checkout_paths() -> list[Path]:
@@ -82,12 +93,12 @@ def add_ana(machine: Machine) -> None:
     keys.chmod(0o600)
 
 
-def install_platform(machine: Machine) -> subprocess.CompletedProcess[str]:
+def install_platform(machine: Machine, uv_cache: Path) -> subprocess.CompletedProcess[str]:
     return machine.run(
         str(ROOT / ".venv/bin/clawdie-setup"),
         "install-platform",
         "/root/setup.txt",
-        env={"UV_OFFLINE": "1", "UV_CACHE_DIR": str(UV_CACHE), "UV_PYTHON_DOWNLOADS": "never"},
+        env={"UV_OFFLINE": "1", "UV_CACHE_DIR": str(uv_cache), "UV_PYTHON_DOWNLOADS": "never"},
         timeout=1200,
     )
 
@@ -107,7 +118,7 @@ POSTGRES_PACKAGES = (
 
 @pytest.mark.parametrize("postgresql", ["already there", "installed by apt"])
 def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
-    tmp_path: Path, postgresql: str
+    tmp_path: Path, postgresql: str, uv_cache: Path
 ) -> None:
     started = time.monotonic()
     seed = [("/root/setup.txt", (SEED + f"SERVICE_ACCOUNT={ACCOUNT}\n").encode(), 0o600)]
@@ -116,7 +127,7 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
         tmp_path,
         seed,
         read_only=checkout_paths(),
-        writable=[UV_CACHE],
+        writable=[uv_cache],
         apt_archives=("postgresql*.deb",) if by_apt else (),
     ) as machine:
         booted_at = time.monotonic()
@@ -129,7 +140,7 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
         before = ana(root)
         assert (root / "home/ana/.ssh/authorized_keys").read_text() == ANA_KEYS
 
-        result = install_platform(machine)
+        result = install_platform(machine, uv_cache)
         installed_at = time.monotonic()
         output = result.stdout + result.stderr
         assert result.returncode == 0, output
@@ -168,7 +179,7 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
         # twice: nothing changes the second time
         tree = files(root)
         second = time.monotonic()
-        again = install_platform(machine)
+        again = install_platform(machine, uv_cache)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already completed" in again.stderr
         assert files(root) == tree

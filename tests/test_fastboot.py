@@ -163,7 +163,7 @@ def network_root(tmp_path: Path, *, route: str = "", resolv: str | None = None) 
     return TargetPaths(tmp_path)
 
 
-def never_resolve(host: str, timeout: float) -> str | None:
+def never_resolve(host: str, timeout: float) -> str | None:  # noqa: ARG001 (a resolver)
     raise AssertionError(f"no lookup expected ({host})")
 
 

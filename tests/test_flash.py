@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from installer import cli
+from installer.fsutil import file_sha256
 from installer.media import flash
 from installer.media.blockdev import read_mounts
 from installer.media.flash_io import BLOCK, VerifyError, verify_device, write_image
@@ -71,7 +72,7 @@ def test_cli_writes_verifies_and_checks_sha256_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = make_image(tmp_path / "clawdie.img")
-    digest = flash.read_file_sha256(image)
+    digest = file_sha256(image)
     (tmp_path / "clawdie.img.sha256").write_text(f"{digest}  clawdie.img\n")
     with loop_file(tmp_path / "stick.bin", 40 * MIB) as stick:
         assert flash_cli(str(image), stick.node) == 0
@@ -162,7 +163,7 @@ def test_ctrl_c_says_the_stick_is_incomplete(
 ) -> None:
     image = make_image(tmp_path / "clawdie.img")
 
-    def interrupt(self: RichProgress, done: int) -> None:
+    def interrupt(_self: RichProgress, done: int) -> None:
         if done > 2 * BLOCK:
             raise KeyboardInterrupt
 

@@ -47,13 +47,12 @@ from installer.paths import TargetPaths
 from installer.seed.resolve import apply_answers, check_seed_bytes, seed_key_states
 from installer.status import EXIT_CODES, Status, render_exit_code_table, settle
 from installer.tracker import PlannedStep, StepTracker, render_clock, render_duration
+from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
+from tests.helpers.sentinels import SENTINEL
 from tests.loopdev import MIB, loop_file
 from tests.pg import PgCluster
 from tests.seeds import firstboot_box, valid
-from tests.test_firstboot import SEED, SENTINEL, firstboot
-from tests.test_install_disk import DISK_MIB, install_argv, live, root_tools, seed_for
-
-__all__ = ["live", "root_tools"]  # the disk installer's fixtures, used here too
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -323,7 +322,7 @@ def test_a_bundle_that_still_holds_a_secret_is_not_kept(tmp_path: Path, secret: 
     parts = [("clawdie-setup.log", f"line with {secret}\n")]
     stick: list[str] = []
 
-    def put(name: str, data: bytes) -> tuple[bool, str]:
+    def put(name: str, data: bytes) -> tuple[bool, str]:  # noqa: ARG001 (a receipt writer)
         stick.append(name)
         return True, "written"
 
@@ -537,7 +536,7 @@ def test_interfaces_with_mac_and_address(tmp_path: Path) -> None:
     assert [i.name for i in read_interfaces(root, {})] == ["enp1s0", "wlp2s0"]
 
 
-def test_the_running_machine_is_described(tmp_path: Path) -> None:
+def test_the_running_machine_is_described() -> None:
     """Against this machine's own /sys: every interface the kernel lists, with its MAC."""
     interfaces = read_interfaces(Path("/"))
     listed = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")

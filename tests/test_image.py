@@ -276,7 +276,8 @@ def test_image_carries_no_machine_identity(image_root: Path) -> None:
     assert not list((image_root / "boot").glob("initrd.img-*")), "the initrd is on the medium"
 
 
-def test_warm_rebuild_is_reproducible(installer_image: Path, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("installer_image")
+def test_warm_rebuild_is_reproducible(tmp_path: Path) -> None:
     """A second build of the same inputs (cached base) gives the same image, byte for byte;
     says how long a build takes when only the product changed."""
     first = read_figures()

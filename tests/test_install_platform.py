@@ -18,23 +18,15 @@ from pathlib import Path
 import pytest
 
 from installer.host.existing import HostFacts, host_problems
+from tests import fake_platform
+from tests.helpers.adopt import code_on_receipt
+from tests.helpers.firstboot import ROOT, db_state, snapshot
+from tests.helpers.host import ANA_KEYS, SEED, ana
+from tests.helpers.sentinels import SENTINEL
 from tests.pg import PgCluster, db_cli_args
-from tests.seeds import ED25519, RSA_2048, firstboot_box
-from tests.test_firstboot import db_state, snapshot
+from tests.seeds import ED25519, firstboot_box
 
-ROOT = Path(__file__).resolve().parents[1]
-SENTINEL = "SENTINELxHOSTx3c7e91a2"
-TOKEN = "7012345678:" + ("AAH" + SENTINEL + "abcdefghijklmnop")[:35]
-OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
-SEED = f"""\
-TELEGRAM_BOT_TOKEN={TOKEN}
-TELEGRAM_ADMIN_ID=123456789
-OPENROUTER_API_KEY={OPENROUTER}
-ASSISTANT_NAME=Ada
-SSH_AUTHORIZED_KEY={ED25519}
-"""
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
-ANA_KEYS = f"{RSA_2048}\n"
 # Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).
 DEBIAN_PG_HBA = """\
 # DO NOT DISABLE!
@@ -101,24 +93,6 @@ def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
     return box
 
 
-def ana(root: Path) -> dict[str, object]:
-    """Everything of ana's: her lines in the account files, her home's files byte for byte."""
-    lines = {
-        name: [x for x in (root / "etc" / name).read_text().splitlines() if x.startswith("ana:")]
-        for name in ("passwd", "group", "shadow", "gshadow")
-    }
-    home = root / "home/ana"
-    files = {
-        str(p.relative_to(home)): (
-            b"dir" if p.is_dir() else p.read_bytes(),
-            p.stat().st_mode,
-            p.stat().st_uid,
-        )
-        for p in sorted(home.rglob("*"))
-    }
-    return {"lines": lines, "files": files, "home": home.stat().st_mode}
-
-
 def install_platform(
     box: Path, pg: PgCluster, *extra: str, seed: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -132,12 +106,13 @@ def install_platform(
         str(box / "root"),
         *db_cli_args(pg),
         "--platform-start",
-        f"{sys.executable} -m tests.fake_platform {box / 'root'}",
+        fake_platform.COMMAND,
         "--receipt-dir",
         str(box / "stick"),
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k not in {"CLAWDIE_FIRSTBOOT_FAULT", "SUDO_USER"}}
+    env[fake_platform.ROOT_ENV] = str(box / "root")
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
     )
@@ -282,7 +257,6 @@ def test_the_operator_login_must_exist_and_is_asked_for_when_unclear(
 def test_an_adopt_seed_over_the_installation_is_adopted(tmp_path: Path, pg: PgCluster) -> None:
     from installer.fingerprint import read_fingerprint
     from installer.paths import TargetPaths
-    from tests.test_adopt import code_on_receipt
 
     box = debian_host(tmp_path, port=pg.port)
     root = box / "root"

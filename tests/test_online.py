@@ -17,16 +17,16 @@ from installer.online.netcheck import Link, NetworkProblem, classify
 from installer.online.timesync import ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
+from tests.helpers.clock import StoppedClock
+from tests.helpers.sentinels import OPENROUTER, TOKEN
 from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ADMIN, SENTINEL, seed
+from tests.seeds import ADMIN, seed
 
-TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
-KEY = f"sk-or-v1-{SENTINEL}0123456789abcdef"
 SEED = check_seed_bytes(
     seed(
         f"TELEGRAM_BOT_TOKEN={TOKEN}",
         f"TELEGRAM_ADMIN_ID={ADMIN}",
-        f"OPENROUTER_API_KEY={KEY}",
+        f"OPENROUTER_API_KEY={OPENROUTER}",
         "ASSISTANT_NAME=Zoe",
     )
 ).require_resolved()
@@ -116,19 +116,15 @@ def test_a_loopback_server_needs_no_network_at_all(tmp_path: Path) -> None:
     assert netcheck.network_problem("http://127.0.0.1:8080", paths) is None
 
 
-class FakeTime:
-    """A monotonic clock that moves only when slept on; the flag appears at `sync_at`."""
+class FakeTime(StoppedClock):
+    """A stopped clock on which NTP's flag appears at `sync_at`."""
 
     def __init__(self, flag: Path, sync_at: float | None) -> None:
-        self.now, self.flag, self.sync_at = 0.0, flag, sync_at
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
+        super().__init__()
+        self.flag, self.sync_at = flag, sync_at
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
         if self.sync_at is not None and self.now >= self.sync_at:
             self.flag.parent.mkdir(parents=True, exist_ok=True)
             self.flag.touch()
@@ -174,7 +170,7 @@ def test_online_waits_for_the_clock_once_and_only_before_tls(tmp_path: Path) -> 
     paths = TargetPaths(tmp_path)
     bounds: list[float] = []
 
-    def wait(where: TargetPaths, bound: float) -> ClockState:
+    def wait(where: TargetPaths, bound: float) -> ClockState:  # noqa: ARG001 (wait_clock)
         bounds.append(bound)
         return ClockState(False, bound, "2000-01-01 00:00:00 UTC")
 
@@ -284,7 +280,7 @@ def test_setup_txt_cannot_set_an_api_base() -> None:
         seed(
             f"TELEGRAM_BOT_TOKEN={TOKEN}",
             f"TELEGRAM_ADMIN_ID={ADMIN}",
-            f"OPENROUTER_API_KEY={KEY}",
+            f"OPENROUTER_API_KEY={OPENROUTER}",
             "CLAWDIE_TELEGRAM_API=http://evil.example",
         )
     )

@@ -22,10 +22,8 @@ from installer.online.preflight import (
     run_preflight,
 )
 from installer.seed.resolve import check_seed_bytes
-from tests.seeds import ADMIN, SENTINEL, seed
-
-TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
-KEY = f"sk-or-v1-{SENTINEL}0123456789abcdef"
+from tests.helpers.sentinels import OPENROUTER, SENTINEL, TOKEN
+from tests.seeds import ADMIN, seed
 
 
 @dataclass
@@ -158,7 +156,7 @@ def test_a_rate_limit_is_not_a_verdict(stub: Stub) -> None:
 
 def test_provider_trouble_is_not_a_verdict(stub: Stub) -> None:
     stub.answer(502, b"<html>Bad Gateway</html>")
-    check = check_openrouter(SecretStr(KEY), api=stub.url)
+    check = check_openrouter(SecretStr(OPENROUTER), api=stub.url)
     assert (check.status, check.detail) == (
         "not checked",
         "OpenRouter had trouble answering (HTTP 502)",
@@ -174,23 +172,23 @@ def test_an_answer_that_is_not_json_is_not_a_verdict(stub: Stub) -> None:
 
 def test_openrouter_valid_gives_the_credit_limit(stub: Stub) -> None:
     stub.answer(200, {"data": {"label": "sk-or-v1-abc...", "limit": 10, "usage": 1.5}})
-    check = check_openrouter(SecretStr(KEY), line=3, api=stub.url)
+    check = check_openrouter(SecretStr(OPENROUTER), line=3, api=stub.url)
     assert (check.status, check.detail) == ("valid", "credit limit 10.00, 1.50 used")
     assert check.fact("credit_limit") == "10.00"
-    assert stub.seen == [("/key", f"Bearer {KEY}")]
+    assert stub.seen == [("/key", f"Bearer {OPENROUTER}")]
     shows_no_secret(check)
 
 
 def test_openrouter_without_a_limit(stub: Stub) -> None:
     stub.answer(200, {"data": {"limit": None, "usage": 0, "is_free_tier": True}})
-    check = check_openrouter(SecretStr(KEY), api=stub.url)
+    check = check_openrouter(SecretStr(OPENROUTER), api=stub.url)
     assert (check.status, check.detail) == ("valid", "no credit limit, 0.00 used, free tier")
     assert check.fact("credit_limit") == "none"
 
 
 def test_openrouter_refused_key(stub: Stub) -> None:
     stub.answer(401, {"error": {"message": "User not found.", "code": 401}})
-    check = check_openrouter(SecretStr(KEY), line=3, api=stub.url)
+    check = check_openrouter(SecretStr(OPENROUTER), line=3, api=stub.url)
     assert check.status == "refused"
     assert check.detail == "OpenRouter said: User not found."
     assert "create a new key at openrouter.ai" in (check.next_step or "")
@@ -200,7 +198,7 @@ def test_openrouter_refused_key(stub: Stub) -> None:
 
 def test_openrouter_out_of_credit(stub: Stub) -> None:
     stub.answer(402, {"error": {"message": "Insufficient credits", "code": 402}})
-    check = check_openrouter(SecretStr(KEY), api=stub.url)
+    check = check_openrouter(SecretStr(OPENROUTER), api=stub.url)
     assert check.status == "refused"
     assert check.next_step == "add credits at openrouter.ai (Settings, Credits)"
 
@@ -213,7 +211,7 @@ def test_a_server_that_never_answers_is_given_up(stub: Stub) -> None:
 
 def test_a_server_that_drips_its_answer_is_given_up(stub: Stub) -> None:
     stub.drip()
-    check = check_openrouter(SecretStr(KEY), api=stub.url, timeout=0.3)
+    check = check_openrouter(SecretStr(OPENROUTER), api=stub.url, timeout=0.3)
     assert check.status == "not checked"
     assert "no answer within 0.3 s" in check.detail
 
@@ -229,7 +227,7 @@ def test_nobody_listening_is_not_a_verdict() -> None:
 
 
 SEED = seed(
-    f"TELEGRAM_BOT_TOKEN={TOKEN}", f"TELEGRAM_ADMIN_ID={ADMIN}", f"OPENROUTER_API_KEY={KEY}"
+    f"TELEGRAM_BOT_TOKEN={TOKEN}", f"TELEGRAM_ADMIN_ID={ADMIN}", f"OPENROUTER_API_KEY={OPENROUTER}"
 )
 
 
@@ -273,7 +271,7 @@ def test_report_lines_say_valid_refused_and_the_line(stub: Stub) -> None:
         "Telegram bot: @zoe_helper_bot (valid)"
     )
     stub.answer(200, {"data": {"limit": 25, "usage": 0}})
-    assert check_openrouter(SecretStr(KEY), api=stub.url).report_line() == (
+    assert check_openrouter(SecretStr(OPENROUTER), api=stub.url).report_line() == (
         "OpenRouter key: valid (credit limit 25.00, 0.00 used)"
     )
     stub.answer(401, {"ok": False, "description": "Unauthorized"})

@@ -16,7 +16,8 @@ from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import Entry, parse_seed
 from installer.seed.resolve import Given, check_seed_bytes
 from installer.seed.rules import default_mapping
-from tests.seeds import ADMIN, SENTINEL, SENTINEL_WORD, seed
+from tests.helpers.sentinels import SENTINEL, SENTINEL_CODE, SENTINEL_WORD
+from tests.seeds import ADMIN, seed
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)
 ALL_KEYS = sorted(KNOWN_KEYS)
@@ -121,9 +122,8 @@ SECRET_LINES = [
     f"DEEPSEEK_API_KEY=sk-{SENTINEL}",
     f"WIFI_PASSWORD={SENTINEL}",
 ]
-# The adopt code has its own alphabet: a sentinel of its own (in a fresh seed: kept, with a
+# The adopt code has its own alphabet, so a sentinel of its own (in a fresh seed: kept, with a
 # warning, and hidden like every secret)
-CODE_SENTINEL = "ZQ7K-SENT-XNEW-7F3A"
 ROLE_ASSIGNMENTS = [
     ("openai", "anthropic", "openrouter"),
     ("zai", "deepseek", "openrouter"),
@@ -135,7 +135,7 @@ def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]
     primary, fallback, compaction = providers
     data = seed(
         *SECRET_LINES,
-        f"ADOPT_CODE={CODE_SENTINEL}",
+        f"ADOPT_CODE={SENTINEL_CODE}",
         f"TELEGRAM_ADMIN_ID={ADMIN}",
         "OPERATOR_EMAIL=me@example.com",
         f"PI_TUI_PROVIDER={primary}",
@@ -164,7 +164,7 @@ def test_repr_of_every_seed_object_hides_secrets(providers: tuple[str, str, str]
     objects: list[object] = [text, *text.entries, result, *result.settings, result.model]
     objects += list(result.given.values())
     for obj in objects:
-        for secret in (SENTINEL, CODE_SENTINEL):
+        for secret in (SENTINEL, SENTINEL_CODE):
             assert secret not in repr(obj), type(obj).__name__
             assert secret not in str(obj), type(obj).__name__
 

@@ -3,9 +3,11 @@ version is written in one place, with a changelog section of its own."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 from installer import __version__
@@ -62,3 +64,23 @@ def test_just_alone_lists_every_recipe_with_its_whole_description() -> None:
         # a description is its recipe's summary, not the last line of a longer comment
         assert description[0].islower(), description
         assert not description.startswith(("(", "/")), description
+
+
+def test_the_wheel_carries_the_product_and_not_the_dev_tools(tmp_path: Path) -> None:
+    """What a box installs: the installer and its data, not installer/dev (the demo, its
+    sandbox root, a throwaway PostgreSQL), which runs from the checkout only."""
+    result = subprocess.run(
+        [str(BIN / "uv"), "build", "--wheel", "--quiet", "--out-dir", str(tmp_path), "."],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "UV_OFFLINE": "1"},
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "installer/cli.py" in names
+    assert "installer/data/profiles.toml" in names
+    assert not [name for name in names if name.startswith("installer/dev/")]

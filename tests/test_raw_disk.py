@@ -17,18 +17,12 @@ from installer.seed.ask import resolve_seed
 from installer.seed.stored import store_seed
 from installer.stamps import Stamps
 from tests.disk_image import raw_counts
+from tests.helpers.adopt import MACHINE_ID, adopt, adopt_seed, code_on_receipt, receipt
+from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.sentinels import OPENROUTER, OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD
 from tests.loopdev import ext4_at, make_ext4, sh
 from tests.pg import PgCluster
 from tests.seeds import firstboot_box
-from tests.test_adopt import MACHINE_ID, adopt, adopt_seed, code_on_receipt, receipt
-from tests.test_firstboot import (
-    OPENROUTER,
-    OPERATOR_PASSWORD,
-    SEED,
-    USER_PASSWORD,
-    WIFI_PASSWORD,
-    firstboot,
-)
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 

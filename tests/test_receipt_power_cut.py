@@ -23,17 +23,23 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle import build_bundle
 from installer.media import bundle_file, receipt_file
 from installer.media.bundle_file import write_bundle_in_place
 from installer.media.receipt_file import FILE_BYTES, read_receipt, write_in_place
 from installer.seed.entry import RECEIPT_NAME
 from installer.seed.model import KNOWN_KEYS
 from installer.seed.reader import parse_seed
-from installer.seed.scrub import render_scrubbed_in_place
+from tests.helpers.old_receipt import (
+    BUNDLE_TEST_BYTES,
+    ENV,
+    SECRET_LINES,
+    bundle,
+    old_write_path,
+    operator_seed,
+    scrubbed_seed,
+)
 
 SECTOR = 512
-ENV = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 OLD = "Clawdie installer: in progress\nStep: 4 of 8, file-systems\n" + "old facts line\n" * 40
 NEW = "Clawdie installer: in progress\nStep: 5 of 8, copy\n" + "new facts line\n" * 60
 
@@ -167,18 +173,6 @@ def traced(tmp: Path, image: Path, code: str) -> list[tuple[int, bytes]]:
     return parse_image_writes(log.read_text(), image)
 
 
-def old_write_path(image: str, tmp: Path, text: str | bytes, name: str = RECEIPT_NAME) -> None:
-    """The write path before: a temporary file, drop the old one, rename (seed_volume.py's
-    MtoolsVolume.write_atomic, which the bundle and the scrubbed seed went through too)."""
-    local = tmp / "write"
-    local.write_bytes(text.encode() if isinstance(text, str) else text)
-    tmp_name = f"::/.{name}.tmp"
-    subprocess.run(["mcopy", "-o", "-i", image, str(local), tmp_name], env=ENV, check=True)
-    # the old file is dropped when there is one (a first write has none)
-    subprocess.run(["mdel", "-i", image, f"::/{name}"], env=ENV, capture_output=True)
-    subprocess.run(["mren", "-i", image, tmp_name, f"::/{name}"], env=ENV, check=True)
-
-
 def run_cut_test(
     tmp_path: Path,
     first: Callable[[Path], None],
@@ -235,7 +229,7 @@ def test_the_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None:
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import old_write_path\n"
+        "from tests.helpers.old_receipt import old_write_path\n"
         f"old_write_path(image, tmp, {NEW!r})\n",
     )
     failed = bad(cuts)
@@ -267,14 +261,6 @@ def test_a_receipt_too_long_for_its_slot_is_cut_and_says_so() -> None:
 
 # -- the log bundle ------------------------------------------------------------------------------
 
-BUNDLE_TEST_BYTES = 32 * 1024  # the bundle file's layout at a size with few sectors to cut
-
-
-def bundle(number: int) -> bytes:
-    """A real log bundle (tar.gz), the same bytes in every process."""
-    text = f"bundle {number}\n" + "install: a log line of the failed run\n" * 100
-    return build_bundle([("clawdie-setup.log", text)], 1_765_000_000 + number, clean=str)
-
 
 def read_bundle_back(image: Path, tmp: Path) -> bytes | None:
     """The newest whole bundle on the stick, as software reads the two bundle files."""
@@ -293,7 +279,7 @@ def test_every_cut_of_a_bundle_write_leaves_a_clean_fat_and_a_whole_bundle(
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import BUNDLE_TEST_BYTES, bundle\n"
+        "from tests.helpers.old_receipt import BUNDLE_TEST_BYTES, bundle\n"
         "from installer.media.bundle_file import write_bundle_in_place\n"
         "write_bundle_in_place(image, bundle(3), tmp, BUNDLE_TEST_BYTES)\n",
         read_bundle_back,
@@ -329,7 +315,7 @@ def test_the_bundle_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import bundle, old_write_path\n"
+        "from tests.helpers.old_receipt import bundle, old_write_path\n"
         f"old_write_path(image, tmp, bundle(2), {names[1]!r})\n",
         read,
     )
@@ -355,46 +341,6 @@ def test_a_bundle_file_torn_anywhere_is_not_taken_and_the_other_one_is() -> None
 
 
 # -- the scrubbed seed ---------------------------------------------------------------------------
-
-TOKEN = "7012345678:AAH" + "t" * 32
-SECRET_LINES = (
-    f"TELEGRAM_BOT_TOKEN={TOKEN}",
-    "OPENROUTER_API_KEY=sk-or-v1-" + "0123456789abcdef" * 4,
-    "OPERATOR_PASSWORD=correct horse battery",
-)
-
-
-def operator_seed() -> bytes:
-    """A filled-in setup.txt of a few sectors, CRLF as Notepad writes it, with the token's line
-    across the first sector boundary and the other secrets in later sectors."""
-    lines = [
-        f"# line {n} of the operator's notes about this box, kept as written" for n in range(7)
-    ]
-    head = "\r\n".join(lines) + "\r\n"
-    lines.append("#" + "-" * (SECTOR - 20 - len(head)))  # the token starts 20 bytes before 512
-    lines += [
-        SECRET_LINES[0],
-        "TELEGRAM_ADMIN_ID=123456789",
-        "ASSISTANT_NAME=Ada",
-        *[
-            f"# a comment the operator wrote, number {n}, which must never be lost"
-            for n in range(9)
-        ],
-        SECRET_LINES[1],
-        "PROFILE=economy",
-        "OPERATOR_EMAIL=ada@example.org",
-        *[f"# another note, number {n}" for n in range(12)],
-        SECRET_LINES[2],
-        "SEED_SCRUB=yes",
-        "TIMEZONE=Europe/Berlin",
-    ]
-    data = ("\r\n".join(lines) + "\r\n").encode()
-    assert data.index(b"TELEGRAM_BOT_TOKEN") < SECTOR < data.index(TOKEN.encode())
-    return data
-
-
-def scrubbed_seed() -> bytes:
-    return render_scrubbed_in_place(operator_seed(), host="ada", when="2026-12-07T08:00:00Z").data
 
 
 def settings(data: bytes) -> dict[str, str]:
@@ -442,7 +388,7 @@ def test_every_cut_of_a_seed_scrub_leaves_a_clean_fat_and_every_line_of_the_oper
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import operator_seed, scrubbed_seed\n"
+        "from tests.helpers.old_receipt import operator_seed, scrubbed_seed\n"
         "from installer.media.receipt_file import rewrite_changed\n"
         "rewrite_changed(image, 'setup.txt', operator_seed(), scrubbed_seed(), tmp)\n",
         lambda image, tmp: read_back(image, tmp, "setup.txt"),
@@ -468,7 +414,7 @@ def test_the_seed_cut_test_fails_on_the_old_write_path(tmp_path: Path) -> None:
     cuts, count = run_cut_test(
         tmp_path,
         first,
-        "from tests.test_receipt_power_cut import old_write_path, scrubbed_seed\n"
+        "from tests.helpers.old_receipt import old_write_path, scrubbed_seed\n"
         "old_write_path(image, tmp, scrubbed_seed(), 'setup.txt')\n",
         lambda image, tmp: read_back(image, tmp, "setup.txt"),
     )

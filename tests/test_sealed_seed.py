@@ -13,20 +13,18 @@ from installer.commands.check import render_text
 from installer.seed.hashes import derive_psk, verify_better_auth_password
 from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.sealed import seal
+from tests.helpers.firstboot import libcrypt
+from tests.helpers.sentinels import OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD
 from tests.seeds import valid
-from tests.test_firstboot import libcrypt
 
-OPERATOR = "op Sentinel-Op-7f3a pass"
-FALLBACK = "fallback-Sentinel-Fb-51c9"
-WIFI = "wifi Sentinel-Wf-9c51"
 SSID = "Zoë's Wi-Fi"
 LINES = (
     "# my box",
     "OPERATOR_EMAIL=ops@example.com",
-    f'OPERATOR_PASSWORD="{OPERATOR}"',
-    f"CLAWDIE_USER_PASSWORD={FALLBACK}",
+    f'OPERATOR_PASSWORD="{OPERATOR_PASSWORD}"',
+    f"CLAWDIE_USER_PASSWORD={USER_PASSWORD}",
     f"WIFI_SSID={SSID}",
-    f"export WIFI_PASSWORD={WIFI}",
+    f"export WIFI_PASSWORD={WIFI_PASSWORD}",
     "WIFI_COUNTRY=DE",
 )
 
@@ -50,7 +48,7 @@ def test_the_copy_holds_the_derived_forms_and_reads_as_the_seed_does(
     assert answers == {}
     assert sealed.startswith(bom)
     text = sealed[len(bom) :].decode(encoding)
-    for secret in (OPERATOR, FALLBACK, WIFI):
+    for secret in (OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD):
         assert secret not in text
     lines = text.split(eol)
     assert len(lines) == len(data[len(bom) :].decode(encoding).split(eol))
@@ -59,10 +57,10 @@ def test_the_copy_holds_the_derived_forms_and_reads_as_the_seed_does(
     assert operator[0] == "OPERATOR_PASSWORD"
     assert operator[1].startswith('"')  # the quotes stay: the reader's note on them too
     operator_hash = operator[1].strip('"')
-    assert verify_better_auth_password(OPERATOR, operator_hash)
+    assert verify_better_auth_password(OPERATOR_PASSWORD, operator_hash)
     assert fallback[0] == "CLAWDIE_USER_PASSWORD"
-    assert libcrypt(FALLBACK, fallback[1]) == fallback[1]
-    assert wifi == f"export WIFI_PASSWORD={derive_psk(WIFI, SSID)}"
+    assert libcrypt(USER_PASSWORD, fallback[1]) == fallback[1]
+    assert wifi == f"export WIFI_PASSWORD={derive_psk(WIFI_PASSWORD, SSID)}"
 
     copy = check_seed_bytes(sealed, sealed=True)
     assert copy.valid, copy.problems
@@ -92,17 +90,17 @@ def test_an_operator_seed_refuses_the_derived_forms_the_copy_takes() -> None:
     # the explanation of an operator's plaintext seed is what it always was
     explained = render_text(check_seed_bytes(data), [], explain=True)
     assert "OPERATOR_PASSWORD" in explained
-    assert OPERATOR not in explained
+    assert OPERATOR_PASSWORD not in explained
 
 
 def test_the_console_answers_are_stored_as_derived_forms_too() -> None:
     data = valid("OPERATOR_EMAIL=ops@example.com", "OPERATOR_PASSWORD=short")
     check = check_seed_bytes(data)
     assert [p.key for p in check.problems] == ["OPERATOR_PASSWORD"]
-    answered = apply_answers(check, {"OPERATOR_PASSWORD": OPERATOR})
-    sealed, answers = seal(data, {"OPERATOR_PASSWORD": OPERATOR}, answered)
+    answered = apply_answers(check, {"OPERATOR_PASSWORD": OPERATOR_PASSWORD})
+    sealed, answers = seal(data, {"OPERATOR_PASSWORD": OPERATOR_PASSWORD}, answered)
     assert b"short" not in sealed
-    assert verify_better_auth_password(OPERATOR, answers["OPERATOR_PASSWORD"])
+    assert verify_better_auth_password(OPERATOR_PASSWORD, answers["OPERATOR_PASSWORD"])
     stored = apply_answers(check_seed_bytes(sealed, sealed=True), answers, sealed=True)
     assert stored.valid, stored.problems
     assert [s.source for s in stored.settings] == [s.source for s in answered.settings]

@@ -13,6 +13,7 @@ from installer import cli
 from installer.media import seed_image
 from installer.media.check_page import render_check_page
 from installer.media.seed_image import parse_size, source_root
+from tests.helpers.sentinels import OPENROUTER, SENTINEL
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("mkfs.vfat", "fsck.vfat", "mcopy", "mtype", "blkid")),
@@ -126,13 +127,13 @@ def test_an_invalid_seed_is_refused_with_checks_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     filled = tmp_path / "setup.txt"
-    filled.write_bytes(b"TELEGRAM_ADMIN_ID=42\r\nOPENROUTER_API_KEY=sk-or-v1-sentinel-9f8e7d\r\n")
+    filled.write_bytes(f"TELEGRAM_ADMIN_ID=42\r\nOPENROUTER_API_KEY={OPENROUTER}\r\n".encode())
     out = tmp_path / "seed.img"
     assert cli.main(["seed", "image", str(out), "--from", str(filled)]) == 1
     err = capsys.readouterr().err
     assert "setup.txt: TELEGRAM_BOT_TOKEN: required, but not set" in err
     assert "no seed image was written" in err
-    assert "sentinel" not in err
+    assert SENTINEL not in err
     assert not out.exists()
     valid_seed = source_root() / "seed" / "demo-setup.txt"
     build(out, "--from", str(valid_seed))

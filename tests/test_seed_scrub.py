@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
-from tests.seeds import ED25519, SENTINEL, seed
-
-TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvwxyz0123")[:35]
-KEY = f"sk-or-v1-{SENTINEL}0123456789"
+from tests.helpers.sentinels import OPENROUTER, SENTINEL, TOKEN
+from tests.seeds import ED25519, seed
 
 
 def test_every_secret_line_is_replaced_by_a_note() -> None:
@@ -16,7 +14,7 @@ def test_every_secret_line_is_replaced_by_a_note() -> None:
         "# my box",
         f"TELEGRAM_BOT_TOKEN={TOKEN}",
         "TELEGRAM_ADMIN_ID=123456789",
-        f"OPENROUTER_API_KEY={KEY}",
+        f"OPENROUTER_API_KEY={OPENROUTER}",
         "ASSISTANT_NAME=Ada",
         f"OPERATOR_PASSWORD=pass {SENTINEL} word",
         f"CLAWDIE_USER_PASSWORD Typo{SENTINEL}=x",

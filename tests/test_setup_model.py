@@ -10,7 +10,8 @@ from pydantic import SecretStr, ValidationError
 from installer.seed.model import SetupModel, field_specs, problems_of, validate_field
 from installer.seed.rules import derive_hostname, is_stable_disk_name, shows_something
 from tests.gen_locales import MODULE, SUPPORTED, debian_release, render_module, utf8_names
-from tests.seeds import ADMIN, ECDSA_256, ED25519, OPENROUTER, RSA_1024, RSA_2048, SENTINEL, TOKEN
+from tests.helpers.sentinels import SENTINEL
+from tests.seeds import ADMIN, ECDSA_256, ED25519, OPENROUTER, RSA_1024, RSA_2048, TOKEN
 
 
 def ssh_line(key_type: str, *fields: bytes) -> str:

@@ -26,11 +26,10 @@ from installer.online.telegram_queue import (
     retry_delay,
 )
 from installer.paths import TargetPaths
+from tests.helpers.sentinels import SENTINEL, TOKEN
 from tests.provider_stub import Reply, provider_stub
-from tests.seeds import SENTINEL
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "7012345678:" + (SENTINEL + "abcdefghijklmnopqrstuvw")[:35]
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 
@@ -253,7 +252,7 @@ def test_the_backoff_schedule_over_a_day(tmp_path: Path) -> None:
         stub.script("/sendMessage", Reply(502, None))
         enqueue(paths, stub.url)
 
-        def down(token: str, chat_id: str, text: str, api: str) -> SendResult:
+        def down(token: str, chat_id: str, text: str, api: str) -> SendResult:  # noqa: ARG001
             tries.append(clock.now)
             return SendResult(False, "Telegram had trouble answering (HTTP 502)")
 

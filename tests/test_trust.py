@@ -23,9 +23,9 @@ from installer.firstboot.steps.accounts import ensure_authorized_key
 from installer.fsutil import ensure_dir_at, open_dir, write_atomic_at
 from installer.passwd import Account, read_account
 from installer.paths import TargetPaths
+from tests.helpers.firstboot import SEED, firstboot
 from tests.pg import PgCluster
 from tests.seeds import ED25519, firstboot_box
-from tests.test_firstboot import SEED, firstboot
 
 pytestmark = pytest.mark.root
 

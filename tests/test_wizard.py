@@ -7,105 +7,44 @@ test and `just snapshots-update` accepts the new picture. The bounded wait runs 
 
 from __future__ import annotations
 
-import asyncio
-import re
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
-from html import unescape
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Static
+from textual.widgets import Input, Static
 
 from installer.seed.answers import render_seed_with_answers
 from installer.seed.io import write_seed_file
 from installer.seed.model import validate_field
-from installer.seed.resolve import SeedCheck, apply_answers, check_seed_bytes, keys_to_ask
+from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from installer.wizard import WizardOutcome
 from installer.wizard.app import WizardApp
 from installer.wizard.review import ReviewScreen
 from installer.wizard.widgets import describe_problem
-from tests.seeds import ADMIN, OPENROUTER, SENTINEL, TOKEN, seed
+from tests.helpers.sentinels import SENTINEL
+from tests.helpers.wizard import (
+    SIZE,
+    FakeClock,
+    error_text,
+    review_disabled,
+    run_wizard,
+    screen_text,
+    steady,
+    type_into,
+)
+from tests.seeds import ADMIN, OPENROUTER, TOKEN, seed
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE = (80, 24)
 REQUIRED = ["OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]
-
-Scenario = Callable[[Pilot[WizardOutcome], WizardApp], Awaitable[None]]
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def run_wizard(
-    check: SeedCheck,
-    scenario: Scenario,
-    *,
-    timeout: float | None = None,
-    clock: FakeClock | None = None,
-) -> WizardOutcome | None:
-    """Run the app headless at 80x24, play `scenario`, return the app's outcome."""
-
-    async def main() -> WizardOutcome | None:
-        app = WizardApp(check, timeout=timeout, clock=clock or FakeClock())
-        async with app.run_test(size=SIZE) as pilot:
-            await steady(pilot)
-            await scenario(pilot, app)
-            await pilot.pause()
-        return app.return_value
-
-    return asyncio.run(main())
-
-
-async def steady(pilot: Pilot[WizardOutcome]) -> None:
-    """Stop the cursors blinking, so what is on screen depends only on what was done."""
-    await pilot.pause()
-    for widget in pilot.app.screen.query(Input):
-        widget.cursor_blink = False
-
-
-async def type_into(pilot: Pilot[WizardOutcome], key: str, text: str) -> None:
-    """Replace the field's text: typed key by key when short, pasted when long (Pilot spends
-    some 60 ms on each key)."""
-    field = pilot.app.screen.query_one(f"#input-{key}", Input)
-    field.focus()
-    await pilot.pause()
-    field.value = ""
-    if len(text) <= 12:
-        await pilot.press(*text)
-    else:
-        pilot.app.post_message(events.Paste(text))
-    await pilot.pause()
-
-
-def error_text(app: WizardApp, key: str) -> str:
-    return str(app.screen.query_one(f"#error-{key}", Static).render())
-
-
-def review_disabled(app: WizardApp) -> bool:
-    return app.screen.query_one("#review", Button).disabled
-
-
-def screen_text(app: WizardApp) -> str:
-    """The words on screen, from the exported SVG."""
-    svg = app.export_screenshot()
-    return unescape(" ".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
 
 
 MISSING_REQUIRED = check_seed_bytes(seed("ASSISTANT_NAME=Ada", "TIMEZONE=Europe/Berlin"))
 
 
-async def fill_required(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+async def fill_required(pilot: Pilot[WizardOutcome], _app: WizardApp) -> None:
     await type_into(pilot, "OPENROUTER_API_KEY", OPENROUTER)
     await type_into(pilot, "TELEGRAM_BOT_TOKEN", TOKEN)
     await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
@@ -114,7 +53,7 @@ async def fill_required(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
 def test_a_seed_missing_the_required_fields_asks_exactly_those_three() -> None:
     seen: list[str | None] = []
 
-    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+    async def scenario(_pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
         seen.extend(widget.id for widget in app.screen.query(Input))
         text = screen_text(app)
         for key in REQUIRED:
@@ -211,7 +150,7 @@ def test_back_from_the_review_returns_to_the_form_with_the_answers_kept() -> Non
 
 @pytest.mark.parametrize("how", ["ctrl+q", "ctrl+c", "quit button"])
 def test_quitting_is_a_clean_cancel(how: str) -> None:
-    async def scenario(pilot: Pilot[WizardOutcome], app: WizardApp) -> None:
+    async def scenario(pilot: Pilot[WizardOutcome], _app: WizardApp) -> None:
         await type_into(pilot, "TELEGRAM_ADMIN_ID", ADMIN)
         if how == "quit button":
             await pilot.click("#quit")

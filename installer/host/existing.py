@@ -29,7 +29,7 @@ from installer.errors import InstallerError
 from installer.firstboot.steps.accounts import AccountTakenError, read_ledger
 from installer.fsutil import ensure_dir, read_bytes_nofollow, symlink_atomic, write_atomic
 from installer.passwd import read_account
-from installer.paths import SERVICE_NAME, TargetPaths
+from installer.paths import SERVICE_NAME, TargetPaths, in_root
 from installer.run import run
 from installer.stamps import StepRecord
 
@@ -222,7 +222,7 @@ def read_start_command(payload: Path) -> list[str]:
 def install_payload(paths: TargetPaths, payload: Path) -> int:
     """The payload under /opt/clawdie/platform, file by file (modes kept); returns how many
     files were written (0 when it was already there)."""
-    target = paths.root / PLATFORM_DIR.lstrip("/")
+    target = in_root(paths.root, PLATFORM_DIR)
     written = 0
     for source in sorted(payload.rglob("*")):
         relative = source.relative_to(payload)
@@ -410,7 +410,7 @@ def _cluster_settings(cluster: Path) -> dict[str, str]:
 def _in_root(paths: TargetPaths, value: str | None, default: Path) -> Path:
     if not value:
         return default
-    return paths.root / value.lstrip("/") if value.startswith("/") else default.parent / value
+    return in_root(paths.root, value) if value.startswith("/") else default.parent / value
 
 
 def find_platform_cluster(paths: TargetPaths, port: int) -> PgAccess:

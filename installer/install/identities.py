@@ -114,7 +114,7 @@ def postgres_versions(root: Path) -> list[str]:
     )
 
 
-def make_postgres_cluster(root: Path, hostname: str) -> str | None:
+def make_postgres_cluster(root: Path, hostname: str) -> str | None:  # noqa: ARG001 (a maker)
     """The `main` cluster of the installed PostgreSQL, with the appliance's access files."""
     versions = postgres_versions(root)
     if not versions or not _has(root, "pg_createcluster"):

@@ -175,7 +175,7 @@ def wait_for_partitions(disk: str, timeout: float = PARTITION_WAIT_S) -> list[st
         retry=retry_if_result(bool),
         stop=stop_after_delay(timeout),
         wait=wait_fixed(0.2),
-        before_sleep=lambda rs: log.debug("layout: waiting for %s", ", ".join(nodes)),
+        before_sleep=lambda _: log.debug("layout: waiting for %s", ", ".join(nodes)),
     )
     try:
         retrying(missing)

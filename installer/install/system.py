@@ -18,7 +18,7 @@ from pathlib import Path
 
 from installer.errors import CommandFailedError, InstallerError
 from installer.fsutil import write_atomic
-from installer.paths import TargetPaths
+from installer.paths import TargetPaths, in_root
 from installer.run import run, run_streaming
 
 log = logging.getLogger("clawdie.install")
@@ -259,7 +259,7 @@ def _in_target(root: Path, argv: list[str], env: Mapping[str, str] = CHROOT_ENV)
 def bind_live_filesystems(stack: contextlib.ExitStack, root: Path) -> None:
     """/dev, /proc, /sys and /run of the live system inside the target, for grub's tools."""
     for source, fs_type in BIND_MOUNTS:
-        target = root / source.lstrip("/")
+        target = in_root(root, source)
         if fs_type in ("proc", "sysfs"):
             mount(stack, fs_type, target, fs_type=fs_type)
         else:

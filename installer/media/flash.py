@@ -9,7 +9,6 @@ and a disk smaller than the image. Only the non-removable refusal can be overrid
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -202,15 +201,6 @@ def read_image_size(image: Path) -> int:
     if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
         raise UsageError(f"{image} is not an image file")
     return st.st_size
-
-
-def read_file_sha256(path: Path) -> str:
-    """SHA-256 of a whole file (used by tests and the benchmark)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 SEEDED_NEXT_STEP = (

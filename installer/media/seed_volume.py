@@ -243,7 +243,7 @@ class XorrisoVolume:
         finally:
             local.unlink(missing_ok=True)
 
-    def write_atomic(self, name: str, data: bytes) -> None:
+    def write_atomic(self, name: str, data: bytes) -> None:  # noqa: ARG002 (read-only volume)
         raise SeedUnreadableError(f"{stick_words(self.device)} is ISO 9660, which is read-only")
 
 

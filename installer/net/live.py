@@ -18,7 +18,7 @@ from installer.net.files import (
     shown_ssid,
 )
 from installer.net.wifi_join import JoinResult, wait_for_join
-from installer.paths import SERVICE_NAME, TargetPaths
+from installer.paths import SERVICE_NAME, TargetPaths, in_root
 from installer.run import run
 from installer.seed.resolved import Network, ResolvedSeed
 
@@ -107,7 +107,7 @@ def render_join(
 def _first_join(paths: TargetPaths, interfaces: list[str], timeout: float) -> JoinResult:
     """The first interface that joins or is refused (they share the wait), else the last."""
     deadline = time.monotonic() + timeout
-    ctrl_dir = paths.root / SUPPLICANT_CTRL_DIR.lstrip("/")
+    ctrl_dir = in_root(paths.root, SUPPLICANT_CTRL_DIR)
     result = JoinResult(interfaces[0], "not joined", "not asked")
     for name in interfaces:
         result = wait_for_join(ctrl_dir, name, max(1.0, deadline - time.monotonic()))

@@ -155,7 +155,7 @@ def describe_busy(provider: str, answer: Answer) -> str | None:
     return None
 
 
-def request_with_retries(
+def request_with_retries(  # noqa: C901 (11: the retry policy, five small closures on one deadline)
     method: str,
     url: str,
     *,

@@ -791,7 +791,9 @@ def validate_field(key: str, value: str) -> FieldProblem | None:
     """Run the model's own rule for one key on one value (the wizard validates as you type)."""
     info = SetupModel.model_fields[FIELD_NAMES[key]]
     # a field with no rule of its own (TENANT_ID) has no metadata: Annotated needs at least one
-    annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation  # type: ignore[arg-type]
+    annotated: Any = info.annotation
+    if info.metadata:
+        annotated = Annotated[(info.annotation, *info.metadata)]
     adapter: TypeAdapter[Any] = TypeAdapter(annotated)
     try:
         adapter.validate_python(value)

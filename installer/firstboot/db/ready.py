@@ -209,8 +209,20 @@ class _NotYet(Exception):
         self.answered = answered  # the server itself said "not yet" (vs. nobody there)
 
 
-def _wait_socket(fd: int, *, write: bool, deadline: float) -> None:
-    remaining = deadline - time.monotonic()
+@dataclass(frozen=True)
+class Clock:
+    """Where the wait reads the time and how it pauses: the real clock, or a test's own, so
+    that a deadline is checked to the millisecond and not against a loaded machine's speed."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+REAL_CLOCK = Clock()
+
+
+def _wait_socket(fd: int, *, write: bool, deadline: float, clock: Clock) -> None:
+    remaining = deadline - clock.monotonic()
     if remaining <= 0:
         raise _NotYet("connection attempt timed out", timed_out=True)
     ready = (
@@ -220,7 +232,7 @@ def _wait_socket(fd: int, *, write: bool, deadline: float) -> None:
         raise _NotYet("connection attempt timed out", timed_out=True)
 
 
-def _handshake(conninfo: str, deadline: float) -> pq.abc.PGconn:
+def _handshake(conninfo: str, deadline: float, clock: Clock) -> pq.abc.PGconn:
     """Connect (non-blocking libpq handshake) before `deadline`; the caller finishes the conn."""
     conn = pq.PGconn.connect_start(conninfo.encode())
     try:
@@ -232,7 +244,8 @@ def _handshake(conninfo: str, deadline: float) -> pq.abc.PGconn:
                 return conn
             if status == pq.PollingStatus.FAILED:
                 raise _fail(conn.error_message, conninfo)
-            _wait_socket(conn.socket, write=status == pq.PollingStatus.WRITING, deadline=deadline)
+            writing = status == pq.PollingStatus.WRITING
+            _wait_socket(conn.socket, write=writing, deadline=deadline, clock=clock)
     except BaseException:
         conn.finish()
         raise
@@ -246,17 +259,17 @@ def _fail(raw: bytes, conninfo: str) -> Exception:
     return _NotYet(_redact(_first_line(message), conninfo), answered="FATAL:" in message)
 
 
-def _query_ready(conn: pq.abc.PGconn, conninfo: str, deadline: float) -> None:
+def _query_ready(conn: pq.abc.PGconn, conninfo: str, deadline: float, clock: Clock) -> None:
     """`SELECT 1` on the authenticated connection; a server still in recovery is not ready."""
     conn.nonblocking = 1
     conn.send_query(b"SELECT 1, pg_catalog.pg_is_in_recovery()")
     while conn.flush():
-        _wait_socket(conn.socket, write=True, deadline=deadline)
+        _wait_socket(conn.socket, write=True, deadline=deadline, clock=clock)
     results = []
     while True:
         conn.consume_input()
         if conn.is_busy():
-            _wait_socket(conn.socket, write=False, deadline=deadline)
+            _wait_socket(conn.socket, write=False, deadline=deadline, clock=clock)
             continue
         result = conn.get_result()
         if result is None:
@@ -269,11 +282,11 @@ def _query_ready(conn: pq.abc.PGconn, conninfo: str, deadline: float) -> None:
         raise _NotYet("the database system is in recovery (read-only)", answered=True)
 
 
-def _attempt(conninfo: str, deadline: float) -> None:
-    attempt_deadline = min(deadline, time.monotonic() + ATTEMPT_MAX_S)
-    conn = _handshake(conninfo, attempt_deadline)
+def _attempt(conninfo: str, deadline: float, clock: Clock) -> None:
+    attempt_deadline = min(deadline, clock.monotonic() + ATTEMPT_MAX_S)
+    conn = _handshake(conninfo, attempt_deadline, clock)
     try:
-        _query_ready(conn, conninfo, attempt_deadline)
+        _query_ready(conn, conninfo, attempt_deadline, clock)
     finally:
         conn.finish()
 
@@ -282,7 +295,11 @@ def _attempt(conninfo: str, deadline: float) -> None:
 
 
 def wait_for_db(
-    conninfo: str, *, timeout_ms: int | None = None, log: logging.Logger | None = None
+    conninfo: str,
+    *,
+    timeout_ms: int | None = None,
+    log: logging.Logger | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> None:
     """Return once PostgreSQL answers `SELECT 1` with these credentials and is not in recovery.
 
@@ -293,18 +310,18 @@ def wait_for_db(
     """
     logger = log or globals()["log"]
     budget_s = (readiness_timeout_ms() if timeout_ms is None else timeout_ms) / 1000
-    start = time.monotonic()
+    start = clock.monotonic()
     deadline = start + budget_s
     target = describe_target(conninfo)
     reason = "no attempt yet"
     next_log = start + LOG_EVERY_S
     answered_streak = 0  # consecutive "not yet" answers from the server itself
 
-    def wait(rs: RetryCallState) -> float:
+    def wait(_: RetryCallState) -> float:
         pause = POLL_ABSENT_S
         if answered_streak:
             pause = min(POLL_MAX_S, POLL_FIRST_S * 2.0 ** (answered_streak - 1))
-        return max(0.0, min(pause, deadline - time.monotonic()))
+        return max(0.0, min(pause, deadline - clock.monotonic()))
 
     def after_failure(rs: RetryCallState) -> None:
         nonlocal reason, next_log, answered_streak
@@ -315,7 +332,7 @@ def wait_for_db(
             if err.reason != reason:
                 logger.debug("database %s: %s", target, err.reason)
             reason = err.reason
-        now = time.monotonic()
+        now = clock.monotonic()
         if now >= next_log:
             next_log = now + LOG_EVERY_S
             logger.info(
@@ -331,19 +348,20 @@ def wait_for_db(
     # last attempt runs at it.
     retrying = Retrying(
         retry=retry_if_exception_type(_NotYet),
-        stop=lambda rs: time.monotonic() >= deadline,
+        stop=lambda _: clock.monotonic() >= deadline,
         wait=wait,
         after=after_failure,
+        sleep=clock.sleep,
         reraise=False,
     )
     try:
-        retrying(_attempt, conninfo, deadline)
+        retrying(_attempt, conninfo, deadline, clock)
     except RetryError:
         raise DbNotReadyError(
             f"PostgreSQL ({target}) was not ready after {budget_s:g} s: {reason}",
             f"check `systemctl status postgresql` and the journal; {TIMEOUT_ENV} sets the wait",
         ) from None
-    logger.info("PostgreSQL (%s) is ready after %.3f s", target, time.monotonic() - start)
+    logger.info("PostgreSQL (%s) is ready after %.3f s", target, clock.monotonic() - start)
 
 
 def retry_io(
@@ -364,8 +382,8 @@ def retry_io(
 
     retrying = Retrying(
         retry=retry_if_exception_type(psycopg.OperationalError),
-        stop=lambda rs: time.monotonic() >= deadline,
-        wait=lambda rs: max(0.0, min(0.2, deadline - time.monotonic())),
+        stop=lambda _: time.monotonic() >= deadline,
+        wait=lambda _: max(0.0, min(0.2, deadline - time.monotonic())),
         before_sleep=before_sleep,
         reraise=False,
     )

@@ -95,7 +95,7 @@ def render_seed_lines(seed: ResolvedSeed) -> list[str]:
     ]
 
 
-def render_summary(
+def render_summary(  # noqa: C901 (11: one branch per optional line of the summary)
     check: SeedCheck | None,
     records: Mapping[str, StepRecord],
     outcome: Outcome,
@@ -155,7 +155,7 @@ _GAP = " "  # between the code's quiet zone and the text beside it
 _WIDEST_IPV4 = "255.255.255.255"  # the widest address agetty puts in for an interface
 
 
-def render_issue(
+def render_issue(  # noqa: C901 (12: one branch per optional line of the login screen)
     summary_head: str,
     outcome: Outcome,
     paths: TargetPaths,

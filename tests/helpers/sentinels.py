@@ -1,0 +1,36 @@
+"""The one set of sentinel secrets. A test plants these and greps every output, file, log,
+receipt and bundle for them: if one shows up, a secret leaked.
+
+Every secret below but the two whose alphabet cannot hold it carries the stem `SENTINEL`, so
+one `SENTINEL not in text` catches any of them, even percent-encoded (the stem has only letters
+and digits, which encoding leaves alone). Each one also has the shape its field's rule
+accepts, so a seed holding them is valid.
+"""
+
+from __future__ import annotations
+
+# The stem: letters and digits only, so it fits inside every secret field's shape.
+SENTINEL = "SENTINELxSECRETx7f3a9c51"
+
+# A secret for each secret field, built on the stem.
+TOKEN = "7012345678:" + ("AAH" + SENTINEL + "abcdefghijklmnop")[:35]
+NEW_TOKEN = "7099999999:" + ("BBH" + SENTINEL + "qrstuvwxyzabcdef")[:35]  # a token replaced
+OPENROUTER = f"sk-or-v1-{SENTINEL}0123456789abcdef"
+OPERATOR_PASSWORD = f"op {SENTINEL} pass"
+USER_PASSWORD = f"fallback-{SENTINEL}"
+WIFI_PASSWORD = f"wifi {SENTINEL}"
+DB_PASSWORD = f"Db/{SENTINEL}+%&="  # URL-special characters on purpose (a database URL)
+
+# Two whose alphabet cannot hold the stem: grep for these by name.
+# Shaped like a word of a key, for a secret typed after a key without its '='
+# (`OPERATOR_PASSWORD Qz7Sentinel=…`): a reader that echoes key-like text would print it.
+SENTINEL_WORD = "Qz7Sentinel"
+# In the adopt code's own alphabet (no I, L, O, 0, 1).
+SENTINEL_CODE = "ZQ7K-SENT-XNEW-7F3A"
+
+ALL = (SENTINEL, SENTINEL_WORD, SENTINEL_CODE)
+
+
+def leaked(text: str) -> list[str]:
+    """The sentinels `text` holds (none: nothing leaked)."""
+    return [sentinel for sentinel in ALL if sentinel in text]
