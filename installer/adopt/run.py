@@ -49,6 +49,7 @@ from installer.fingerprint import matches, read_fingerprint
 from installer.firstboot import adopt_code
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
+from installer.firstboot.context import log as step_log
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url
 from installer.fsutil import (
     ensure_dir,
@@ -69,6 +70,7 @@ from installer.seed.resolve import SeedCheck, check_values, given_from_seed, see
 from installer.seed.rules import SeedValueError, check_fingerprint
 from installer.stamps import COMPLETE, Stamps
 from installer.status import Status, settle
+from installer.steps import StepRun
 
 log = logging.getLogger("clawdie.adopt")
 
@@ -569,7 +571,7 @@ class AdoptRun:
         return AdoptResult(plan, box.fingerprint, platform, warnings, changes)
 
     def _run_steps(self, paths: TargetPaths, merged: SeedCheck) -> None:
-        from installer.firstboot.runner import run_steps
+        from installer.firstboot.runner import steps_for
         from installer.seed.ask import register_secrets
 
         register_secrets(merged)
@@ -579,7 +581,7 @@ class AdoptRun:
             merged.require_resolved(),
             tuple(w.message for w in merged.warnings),
         )
-        run_steps(ctx, Stamps(paths.adopt_stamps_dir))
+        StepRun(steps_for(self.config), Stamps(paths.adopt_stamps_dir), log=step_log).run(ctx)
 
     def _restart(self, env_changed: bool) -> str:
         if not env_changed:
