@@ -117,7 +117,9 @@ def firstboot_rows(entries: Sequence[Entry]) -> list[Row]:
         ours = [e for e in entries if e.ident == OURS and start.seconds <= e.seconds <= stop]
         marks = [(e.seconds, m.group(1)) for e in ours if (m := _PHASE.match(e.message))]
         # "first boot: starting" opens the run: what follows it, before the first step, is
-        # reading and checking the seed
+        # reading and checking the seed (a runner that logs "seed: starting" says so itself)
+        if any(name == "seed" for _, name in marks):
+            marks = [(t, name) for t, name in marks if name != "first boot"]
         phases = [(t, "seed" if name == "first boot" else name) for t, name in marks]
         began = phases[0][0] if phases else (ours[0].seconds if ours else stop)
         rows.append(Row("start-up and imports", began - start.seconds))

@@ -174,7 +174,8 @@ def test_a_fault_of_ours_is_reported_without_a_traceback(
         raise RuntimeError(f"bug holding {ctx.seed.models.keys[0].value.get_secret_value()}")
 
     monkeypatch.setattr(identity, "apply", broken)
-    monkeypatch.setattr("installer.firstboot.runner.STEPS", [(identity.NAME, broken)])
+    only = [dataclasses.replace(identity.STEP, apply=broken)]
+    monkeypatch.setattr("installer.firstboot.runner.SETUP_STEPS", only)
     argv = [
         "--root", str(box / "root"), "--seed", str(box / "setup.txt"),
         "--db-admin", pg.admin_conninfo(), "--db-host", str(pg.sockdir),

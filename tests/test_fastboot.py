@@ -319,6 +319,23 @@ def test_boot_table_from_the_serial_log() -> None:
     assert "  service, start to exit             8.0\n" in table
 
 
+def test_boot_table_when_the_seed_step_says_it_starts() -> None:
+    """The runner logs `seed: starting` as every step does: one seed row, from that line; the
+    runner's own start before it counts with the start-up."""
+    serial = SERIAL.replace(
+        "[   60.500000] clawdie-firstboot[461]: seed: reading",
+        "[   60.200000] clawdie-firstboot[461]: seed: starting\n"
+        "[   60.500000] clawdie-firstboot[461]: seed: reading",
+    )
+    rows = boot_timing.firstboot_rows(boot_timing.entries_from_serial(serial))
+    names = [r.name for r in rows]
+    assert names.count("seed") == 1
+    assert [(r.name, round(r.seconds, 2)) for r in rows[:2]] == [
+        ("start-up and imports", 1.3),
+        ("seed", 0.8),
+    ]
+
+
 def test_boot_table_of_a_later_boot() -> None:
     rows = boot_timing.firstboot_rows(boot_timing.entries_from_serial(LATER))
     assert [(r.name, round(r.seconds, 2)) for r in rows] == [

@@ -12,6 +12,7 @@ import sys
 import tarfile
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -290,8 +291,8 @@ def test_a_secret_a_step_logs_is_redacted_in_the_bundle(tmp_path: Path) -> None:
         )
         raise RuntimeError("a bug")
 
-    saved = runner.STEPS
-    runner.STEPS = [(identity.NAME, leaky)]
+    saved = runner.SETUP_STEPS
+    runner.SETUP_STEPS = (replace(identity.STEP, apply=leaky),)
     try:
         code = run_command(
             "firstboot",
@@ -302,7 +303,7 @@ def test_a_secret_a_step_logs_is_redacted_in_the_bundle(tmp_path: Path) -> None:
             ],
         )
     finally:
-        runner.STEPS = saved
+        runner.SETUP_STEPS = saved
     assert code == 1
     texts = bundle_texts(one_bundle(box / "stick"))
     own_log = texts["clawdie-logs/clawdie-setup.log"]

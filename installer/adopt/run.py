@@ -49,6 +49,7 @@ from installer.fingerprint import matches, read_fingerprint
 from installer.firstboot import adopt_code
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
+from installer.firstboot.context import log as step_log
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url
 from installer.fsutil import (
     ensure_dir,
@@ -70,6 +71,7 @@ from installer.seed.resolve import SeedCheck, check_values, given_from_seed, see
 from installer.seed.rules import SeedValueError, check_fingerprint
 from installer.stamps import COMPLETE, Stamps
 from installer.status import Status, settle
+from installer.steps import Finished, Step, StepRun
 
 log = logging.getLogger("clawdie.adopt")
 
@@ -501,24 +503,11 @@ class AdoptRun:
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
-        try:
-            result = self._apply(paths)
-        except AdoptRefusedError as err:
-            refusal = render_refusal(self.seed.name, err)
-            self._receipt(refusal)
-            show_refusal(paths, refusal, reload_prompts=self.show is None)
-            self._tell(paths, "refused", refusal)
-            raise
-        except Exception as caught:  # a step failed: the stick says so, then the CLI does
-            from installer.errors import as_installer_error
-
-            failure = as_installer_error(caught)
-            report = render_failure(self.seed.name, failure)
-            self._receipt(report)
-            self._tell(paths, "failed", report)
-            if failure is caught:
-                raise
-            raise failure from None
+        adoption = Adoption(self, paths)
+        StepRun(adopt_steps(self.config), Stamps(paths.adopt_stamps_dir), log=step_log).run(
+            adoption, adoption.failed
+        )
+        result = adoption.result()
         from installer.firstboot.steps.report import render_machine
 
         clear_refusal(paths, reload_prompts=self.show is None)
@@ -549,7 +538,50 @@ class AdoptRun:
             written, why = self.receipt(text)
             log.info("receipt on the stick: %s", why if written else f"not written: {why}")
 
-    def _apply(self, paths: TargetPaths) -> AdoptResult:
+    def _finish(self, paths: TargetPaths) -> None:
+        """The run is done: its plan and stamps go (the summary stays)."""
+        faults.fault_point("before:adopt-done")
+        _clear_stamps(paths)
+        remove_durably(paths.adopt_plan)
+        if paths.adopt_dir.is_dir() and not any(paths.adopt_dir.iterdir()):
+            shutil.rmtree(paths.adopt_dir)
+
+
+@dataclass
+class Adoption:
+    """An adopt run under way: what its steps (`adopt_steps`) found so far, and its one failure
+    path (a refusal, or a failure, on the stick, the login screen and to the admin)."""
+
+    inputs: AdoptRun
+    paths: TargetPaths
+    box: Installation | None = None
+    check: SeedCheck | None = None  # the seed over the installation
+    plan: AdoptPlan | None = None
+    digest: str = ""  # the seed's, naming the plan a power cut left
+    env_before: str = ""  # system.env's digest before the run
+    before: Record | None = None  # the resolution record before the run
+    warnings: tuple[str, ...] = ()
+    context: StepContext | None = None  # the installation with the applied keys, for the steps
+    changes: Mapping[str, str] = field(default_factory=dict)
+    platform: str = "not restarted: nothing changed"
+
+    def result(self) -> AdoptResult:
+        if self.box is None or self.plan is None:
+            raise RuntimeError("adopt ended before its plan was made")
+        return AdoptResult(
+            self.plan, self.box.fingerprint, self.platform, self.warnings, self.changes
+        )
+
+    def step_context(self) -> StepContext:
+        if self.context is None:
+            raise RuntimeError("a step ran before the seed was merged with the installation")
+        return self.context
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def gate(self) -> None:
+        """An installation is here, and the stick may change it (fingerprint and code)."""
+        paths = self.paths
         if not is_installed(paths):
             raise AdoptRefusedError(
                 f"there is no installation at {paths.root} to adopt: first boot has not "
@@ -558,68 +590,113 @@ class AdoptRun:
                 "install-platform); adopt changes a box that is already set up",
             )
         faults.arm_from_environment()
-        check_gate(paths, self.seed)
-        box = read_installation(self.config, paths)
-        check = check_over(box, self.seed)
-        refuse_invalid(check)
-        digest = _digest(self.seed.data)
-        stored = _stored_plan(paths, digest)
+        check_gate(paths, self.inputs.seed)
+
+    def read(self) -> None:
+        """The box as first boot left it, and the seed checked over it."""
+        self.box = read_installation(self.inputs.config, self.paths)
+        self.check = check_over(self.box, self.inputs.seed)
+        refuse_invalid(self.check)
+
+    def decide(self) -> None:
+        """Each key applied, kept or refused: the plan an interrupted run of this seed kept, or
+        a new one. A plan that applies nothing ends the run here."""
+        if self.box is None or self.check is None:
+            raise RuntimeError("adopt planned before it read the box")
+        paths = self.paths
+        self.digest = _digest(self.inputs.seed.data)
+        stored = _stored_plan(paths, self.digest)
         if stored is not None:
-            plan, env_before, before = stored
+            self.plan, self.env_before, self.before = stored
             log.info("adopt: finishing an interrupted run of this seed")
         else:
             # an interrupted run of another seed is not finished: its step stamps would skip
             # steps this seed needs
             _clear_stamps(paths)
-            plan, env_before = plan_adopt(box, check), _env_digest(paths)
-            before = read_record(paths)
-        warnings = tuple(render_note(w, check.name) for w in check.warnings)
-        if not plan.applied:
-            return AdoptResult(plan, box.fingerprint, "not restarted: nothing changed", warnings)
+            self.plan, self.env_before = plan_adopt(self.box, self.check), _env_digest(paths)
+            self.before = read_record(paths)
+        self.warnings = tuple(render_note(w, self.check.name) for w in self.check.warnings)
+        if not self.plan.applied:
+            raise Finished
+
+    def prepare(self) -> None:
+        """The plan kept for a power cut, and the installation with the applied keys checked
+        as one seed for first boot's steps."""
+        if self.box is None or self.check is None or self.plan is None or self.before is None:
+            raise RuntimeError("adopt prepared before its plan was made")
+        from installer.seed.ask import register_secrets
+
+        paths = self.paths
         for directory in paths.written_dirs():  # what a power cut left half-written
             remove_stale_temps(directory)
         ensure_dir(paths.adopt_dir, 0o700, 0, 0)
-        write_atomic(paths.adopt_plan, _plan_doc(plan, digest, env_before, before), mode=0o600)
-        merged = check_values(merged_values(box, check, plan), name=check.name)
+        doc = _plan_doc(self.plan, self.digest, self.env_before, self.before)
+        write_atomic(paths.adopt_plan, doc, mode=0o600)
+        merged = check_values(merged_values(self.box, self.check, self.plan), name=self.check.name)
         refuse_invalid(merged)
-        self._run_steps(paths, merged)
-        account = merged.require_resolved().accounts.service_account
-        keep_record(paths, before, plan.applied, read_ssh_keys(paths, account))
-        changes = record_changes(before, read_record(paths))
-        platform = self._restart(env_before != _env_digest(paths))
-        return AdoptResult(plan, box.fingerprint, platform, warnings, changes)
-
-    def _run_steps(self, paths: TargetPaths, merged: SeedCheck) -> None:
-        from installer.firstboot.runner import run_steps
-        from installer.seed.ask import register_secrets
-
         register_secrets(merged)
-        ctx = StepContext(
-            self.config,
+        self.context = StepContext(
+            self.inputs.config,
             paths,
             merged.require_resolved(),
             tuple(w.message for w in merged.warnings),
         )
-        run_steps(ctx, Stamps(paths.adopt_stamps_dir))
+
+    def keep(self) -> None:
+        """The resolution record with the applied keys, and what changed in it."""
+        if self.plan is None or self.before is None:
+            raise RuntimeError("adopt kept its record before its plan was made")
+        account = self.step_context().seed.accounts.service_account
+        keep_record(self.paths, self.before, self.plan.applied, read_ssh_keys(self.paths, account))
+        self.changes = record_changes(self.before, read_record(self.paths))
+
+    def restart(self) -> None:
+        """The platform restarted, only when system.env (what it reads) changed."""
+        self.platform = self._restart(self.env_before != _env_digest(self.paths))
 
     def _restart(self, env_changed: bool) -> str:
         if not env_changed:
             return "not restarted: nothing it reads (system.env) changed"
-        if self.restart is None:
+        argv = self.inputs.restart
+        if argv is None:
             return "starts after this with the new settings"
-        argv = list(self.restart)
-        result = run(argv, check=False, timeout=300)
+        result = run(list(argv), check=False, timeout=300)
         if result.returncode != 0:
             return f"restart failed: {' '.join(argv)} exited {result.returncode}"
         return f"restarted: system.env changed ({' '.join(argv)})"
 
-    def _finish(self, paths: TargetPaths) -> None:
-        """The run is done: its plan and stamps go (the summary stays)."""
-        faults.fault_point("before:adopt-done")
-        _clear_stamps(paths)
-        remove_durably(paths.adopt_plan)
-        if paths.adopt_dir.is_dir() and not any(paths.adopt_dir.iterdir()):
-            shutil.rmtree(paths.adopt_dir)
+    # -- the one failure path ------------------------------------------------------------------
+
+    def failed(self, err: InstallerError) -> None:
+        """A refusal (nothing was changed) on the stick, the login screen and to the admin; a
+        failure (a step failed: run it again) on the stick and to the admin."""
+        run_ = self.inputs
+        if isinstance(err, AdoptRefusedError):
+            refusal = render_refusal(run_.seed.name, err)
+            run_._receipt(refusal)
+            show_refusal(self.paths, refusal, reload_prompts=run_.show is None)
+            run_._tell(self.paths, "refused", refusal)
+            return
+        report = render_failure(run_.seed.name, err)
+        run_._receipt(report)
+        run_._tell(self.paths, "failed", report)
+
+
+def adopt_steps(config: FirstbootConfig) -> list[Step[Adoption]]:
+    """Adopt's steps in order: the gate, the box read, the plan, then first boot's own steps
+    with the applied keys in place, the record and the platform's restart. Only first boot's
+    steps are stamped (in adopt's own stamp directory) and in the log's plan."""
+    from installer.firstboot.runner import steps_for
+
+    return [
+        Step("adopt-gate", None, 60.0, Adoption.gate, stamped=False),
+        Step("adopt-read", None, 120.0, Adoption.read, stamped=False),
+        Step("adopt-plan", None, 60.0, Adoption.decide, stamped=False),
+        Step("adopt-prepare", None, 60.0, Adoption.prepare, stamped=False),
+        *(step.over(Adoption.step_context) for step in steps_for(config)),
+        Step("adopt-record", None, 60.0, Adoption.keep, stamped=False),
+        Step("adopt-restart", None, 300.0, Adoption.restart, stamped=False),
+    ]
 
 
 def adopt_at_boot(

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 import installer.firstboot.steps.network as network_step
 from installer import faults, redact
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
-from installer.errors import InstallerError, UsageError, as_installer_error
+from installer.errors import InstallerError, UsageError
 from installer.firstboot.adopt_code import NEW_CODE_COMMAND, new_code, render_code_lines
 from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext
@@ -39,7 +39,6 @@ from installer.seed.io import (
     read_first_boot_seed,
 )
 from installer.seed.resolve import SeedCheck
-from installer.seed.resolved import ResolvedSeed
 from installer.seed.stored import (
     SEED_STEP,
     ensure_setup_state,
@@ -48,78 +47,40 @@ from installer.seed.stored import (
     store_seed,
 )
 from installer.stamps import COMPLETE, Stamps, StepRecord
+from installer.steps import Step, StepRun, plan
 from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.firstboot")
 
-# (stamp name, apply) in DESIGN order; the database wait runs between config and bootstrap.
-STEPS: list[tuple[str, Callable[[StepContext], StepRecord]]] = [
-    (identity.NAME, identity.apply),
-    (network_step.NAME, network_step.apply),
-    (accounts.NAME, accounts.apply),
-    (platform_env.NAME, platform_env.apply),
-    (database.NAME, database.apply),
-]
+SEED_LABEL = "reading and checking the seed"
+SEED_DEADLINE_S = 60.0  # reading and checking; asking on the console adds the wizard's wait
+ANNOUNCE_STEP = "announce"  # the early Telegram message: not a step of the plan
 REPORT_STEP = "report"
 PLATFORM_STEP = "platform"
-SEED_DEADLINE_S = 60.0  # reading and checking; asking on the console adds the wizard's wait
 PLATFORM_START_TIMEOUT_S = 300.0
+# The plug-ins first boot and adopt both run, in DESIGN order, each stamped.
+SETUP_STEPS: tuple[Step[StepContext], ...] = (
+    identity.STEP,
+    network_step.STEP,
+    accounts.STEP,
+    platform_env.STEP,
+)
 
 
-def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
-    """First boot's steps as the live receipt and the console count them, each with the
-    deadline it runs against."""
-    from installer.firstboot.db.ready import readiness_timeout_ms
+def database_steps(config: FirstbootConfig) -> tuple[Step[StepContext], ...]:
+    """Steps 6-7: the wait for PostgreSQL (on every run), then the platform's database."""
+    return (database.wait_step(config), database.STEP)
 
-    wait_ms = config.db.readiness_timeout_ms
-    if wait_ms is None:
-        try:
-            wait_ms = readiness_timeout_ms()
-        except InstallerError:  # a malformed variable: the wait itself reports it
-            wait_ms = 60_000
-    return [
-        PlannedStep(SEED_STEP, "reading and checking the seed", SEED_DEADLINE_S),
-        PlannedStep(identity.NAME, "host name, time zone, locale, keyboard", 60.0),
-        PlannedStep(network_step.NAME, "the wired and Wi-Fi network", 120.0),
-        PlannedStep(accounts.NAME, "the service account and its SSH key", 120.0),
-        PlannedStep(platform_env.NAME, "the platform's configuration", 60.0),
-        PlannedStep(database.WAIT_NAME, "waiting for PostgreSQL", wait_ms / 1000),
-        PlannedStep(database.NAME, "database role, databases, operator", 300.0),
-        PlannedStep(REPORT_STEP, "the report and the Telegram message", 120.0),
-        PlannedStep(PLATFORM_STEP, "starting the platform", PLATFORM_START_TIMEOUT_S),
-    ]
+
+def steps_for(config: FirstbootConfig) -> list[Step[StepContext]]:
+    """The steps that apply a resolved seed to a box, in order (adopt runs these)."""
+    return [*SETUP_STEPS, *database_steps(config)]
 
 
 class PlatformStartError(InstallerError):
     """First boot completed but the platform did not start."""
 
     exit_code = 4
-
-
-def obtain_seed(
-    config: FirstbootConfig,
-    paths: TargetPaths,
-    stamps: Stamps,
-    asker: Asker | None,
-    tracker: StepTracker | None = None,
-) -> SeedCheck:
-    """Steps 1-2: read, validate, ask for what is missing; keep the result on the target."""
-    if tracker is not None:
-        tracker.begin(SEED_STEP)
-    faults.fault_point(f"before:{SEED_STEP}")
-    if stamps.done(SEED_STEP):
-        return read_stored_seed(paths)
-    source = read_first_boot_seed(config.seed, paths)
-    log.info("seed: reading %s", source.description)
-    if asker is not None and tracker is not None:
-        asker = asking_against(asker, tracker, config.wizard_timeout or 900.0)
-    stored_copy = source.description == STORED_DESCRIPTION
-    check, answers = resolve_seed(source.data, source.name, asker, sealed=stored_copy)
-    faults.fault_point(f"effects:{SEED_STEP}")
-    store_seed(paths, stamps, source.data, answers, source.description, check)
-    faults.fault_point(f"stamped:{SEED_STEP}")
-    # the steps take the hashes stored, as a run resumed after a power cut does: the same ones
-    return read_stored_seed(paths, source.name)
 
 
 def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:
@@ -130,41 +91,6 @@ def asking_against(asker: Asker, tracker: StepTracker, wait: float) -> Asker:
         return asker(check)
 
     return ask
-
-
-def run_steps(
-    ctx: StepContext,
-    stamps: Stamps,
-    tracker: StepTracker | None = None,
-    before_wait: Callable[[], None] | None = None,
-) -> dict[str, StepRecord]:
-    """Steps 3-7 in order, each skipped when stamped; the database wait always runs, after
-    `before_wait` (the early Telegram message: the network step has run by then)."""
-    records: dict[str, StepRecord] = {}
-    for name, apply in STEPS:
-        if name == database.NAME:
-            if before_wait is not None:
-                before_wait()
-            if tracker is not None:
-                tracker.begin(database.WAIT_NAME)
-            faults.fault_point(f"before:{database.WAIT_NAME}")
-            log.info("%s: starting", database.WAIT_NAME)
-            database.wait(ctx)
-        if tracker is not None:
-            tracker.begin(name)
-        previous = stamps.record(name)
-        if previous is not None:
-            log.info("%s: done in an earlier run", name)
-            records[name] = previous
-            continue
-        faults.fault_point(f"before:{name}")
-        log.info("%s: starting", name)
-        record = apply(ctx)
-        faults.fault_point(f"effects:{name}")
-        stamps.mark(name, record)
-        faults.fault_point(f"stamped:{name}")
-        records[name] = record
-    return records
 
 
 def reload_units(config: FirstbootConfig, records: Mapping[str, StepRecord]) -> None:
@@ -225,11 +151,6 @@ class FirstbootRun:
     # What runs instead when first boot is complete (the command gives adopt's check for a
     # stick at boot): an exit code, or None for "nothing to do".
     when_complete: AfterComplete | None = None
-    delivery: Delivery = field(default_factory=Delivery, init=False, repr=False)
-    findings: Findings | None = field(default=None, init=False, repr=False)
-    # made by this run's report (DESIGN §10): in memory only, shown on the receipt and in the
-    # Telegram report, never in the summary on the disk, the console or the journal
-    adopt_code: SecretStr | None = field(default=None, init=False, repr=False)
 
     def execute(self) -> int:
         clock = ServiceClock()  # the service's time counts from the unit's start
@@ -257,132 +178,191 @@ class FirstbootRun:
         faults.arm_from_environment()
         log.info("first boot: starting, %.1f s after the service started", clock.elapsed())
         with LogBuffer() as own_log, self.screen or contextlib.nullcontext():
-            return self._run(paths, stamps, own_log, clock)
+            return Boot(self, paths, stamps, own_log, clock).run()
 
-    def _run(
-        self, paths: TargetPaths, stamps: Stamps, own_log: LogBuffer, clock: ServiceClock
-    ) -> int:
-        for directory in paths.written_dirs():
+
+@dataclass
+class Boot:
+    """First boot under way: its steps (`firstboot_steps`), what they found so far, and its
+    one reporting context (tracker and live receipt, report, log bundle, screen)."""
+
+    inputs: FirstbootRun
+    paths: TargetPaths
+    stamps: Stamps
+    own_log: LogBuffer
+    clock: ServiceClock
+    check: SeedCheck | None = None  # once the seed step has read it
+    context: StepContext | None = None  # what steps 2-7 work with, from the seed
+    completed: bool = False  # the `complete` stamp is written: the platform's start is left
+    platform: str = ""  # how the platform's start went
+    delivery: Delivery = field(default_factory=Delivery, repr=False)
+    findings: Findings | None = field(default=None, repr=False)
+    # made by this run's report (DESIGN §10): in memory only, shown on the receipt and in the
+    # Telegram report, never in the summary on the disk, the console or the journal
+    adopt_code: SecretStr | None = field(default=None, repr=False)
+    tracker: StepTracker = field(init=False, repr=False)
+    steps: StepRun[Boot] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for directory in self.paths.written_dirs():
             remove_stale_temps(directory)
-        clock.resume(paths.firstboot_time)
-        screen_show = self.screen.show if self.screen is not None else None
+        self.clock.resume(self.paths.firstboot_time)
+        screen_show = self.inputs.screen.show if self.inputs.screen is not None else None
 
         def show(tracker: StepTracker) -> None:  # each step's start: the time so far is kept
-            clock.note(paths.firstboot_time)
+            self.clock.note(self.paths.firstboot_time)
             if screen_show is not None:
                 screen_show(tracker)
 
-        tracker = StepTracker(
+        steps = firstboot_steps(self.inputs.config)
+        self.tracker = StepTracker(
             "Clawdie first boot",
-            plan_steps(self.config),
+            plan(steps),
             STALLED_HINT,
-            write=self.receipt,
+            write=self.inputs.receipt,
             show=show,
-            facts=render_machine(paths, None),
+            facts=render_machine(self.paths, None),
         )
-        check: SeedCheck | None = None
-        records: dict[str, StepRecord] = dict(self.preamble)
-        try:
-            check = obtain_seed(self.config, paths, stamps, self.asker, tracker)
-            tracker.facts = render_machine(paths, check)  # now with the dashboard's address
-            seed_record = stamps.record(SEED_STEP)
-            if seed_record is not None:
-                records[SEED_STEP] = seed_record
-            ctx = StepContext(
-                self.config,
-                paths,
-                check.require_resolved(),
-                tuple(w.message for w in check.warnings),
+        self.steps = StepRun(steps, self.stamps, self.tracker, log, dict(self.inputs.preamble))
+
+    @property
+    def config(self) -> FirstbootConfig:
+        return self.inputs.config
+
+    @property
+    def records(self) -> dict[str, StepRecord]:
+        return self.steps.records
+
+    def run(self) -> int:
+        self.steps.run(self, self.failed)
+        headline = _set_up_headline(self.clock)
+        self._rewrite(self.check, Outcome(True, headline, platform=self.platform))
+        log.info("first boot complete; platform %s", self.platform)
+        screen = self.inputs.screen
+        if screen is not None:  # the summary's place, not its 50 lines: they would scroll
+            done = Outcome(True, _set_up_headline(self.clock), platform=self.platform)
+            where = f"/{self.paths.summary.relative_to(self.paths.root)}"
+            screen.done(
+                done.status(self.delivery.to_fix),
+                f"{done.headline}; platform {self.platform}. The full report: {where}",
             )
-            records.update(run_steps(ctx, stamps, tracker, lambda: self._announce(ctx.seed)))
-            outcome = Outcome(
-                ok=True,
-                headline=_set_up_headline(clock),
-                platform="starting after this report",
-            )
-            tracker.begin(REPORT_STEP)
-            if self.online is not None:  # also for a run resumed after the report: the
-                # rewrite after the platform's start shows the network as it is now
-                self.findings = self.online.findings(ctx.seed)
-            if not stamps.done(REPORT_STEP):
-                faults.fault_point(f"before:{REPORT_STEP}")
-                self._report(paths, check, records, outcome)
-                stamps.mark(REPORT_STEP, StepRecord())
-        except Exception as caught:  # every failure writes its report (the report's own too)
-            err = as_installer_error(caught)
-            failed_check = getattr(err, "check", None) or check
-            log.error("first boot failed at %s: %s", tracker.where(), err.message)
-            outcome = Outcome(
-                ok=False,
-                headline=f"stopped at {tracker.where()}: {err.message}",
-                error=err.message,
-                hint=err.hint,
-                platform="not started (first boot did not finish)",
-            )
-            self._report(paths, failed_check, records, outcome)
-            self._bundle(paths, failed_check, own_log)
-            self._show_failure(err)
-            if err is caught:
-                raise
-            raise err from None
-        faults.fault_point(f"before:{COMPLETE}")
-        stamps.mark(COMPLETE, StepRecord())
+        else:
+            print(self.paths.summary.read_text(), end="")
+        return 0
+
+    def step_context(self) -> StepContext:
+        if self.context is None:
+            raise RuntimeError("a step ran before the seed was read")
+        return self.context
+
+    # -- the steps of its own (the seed, the early message, the report, the end) ---------------
+
+    def read_seed(self) -> StepRecord | None:
+        """Step 1: read, validate, ask for what is missing; keep the result on the target."""
+        if self.stamps.done(SEED_STEP):
+            check = read_stored_seed(self.paths)
+        else:
+            source = read_first_boot_seed(self.config.seed, self.paths)
+            log.info("seed: reading %s", source.description)
+            asker = self.inputs.asker
+            if asker is not None:
+                asker = asking_against(asker, self.tracker, self.config.wizard_timeout or 900.0)
+            stored_copy = source.description == STORED_DESCRIPTION
+            check, answers = resolve_seed(source.data, source.name, asker, sealed=stored_copy)
+            faults.fault_point(f"effects:{SEED_STEP}")
+            store_seed(self.paths, self.stamps, source.data, answers, source.description, check)
+            faults.fault_point(f"stamped:{SEED_STEP}")
+            # the steps take the hashes stored, as a run resumed after a power cut does
+            check = read_stored_seed(self.paths, source.name)
+        self.check = check
+        self.tracker.facts = render_machine(self.paths, check)  # with the dashboard's address
+        self.context = StepContext(
+            self.config,
+            self.paths,
+            check.require_resolved(),
+            tuple(w.message for w in check.warnings),
+        )
+        return self.stamps.record(SEED_STEP)
+
+    def announce(self) -> None:
+        """The early "setup started" message, after the network step and before the database
+        wait (bounded; never queued, never fatal)."""
+        if self.inputs.online is not None:
+            told = self.inputs.online.announce(self.step_context().seed)
+            log.info("Telegram: setup started message: %s", told)
+
+    def report(self) -> StepRecord:
+        """Step 8: the summary, the receipt and the Telegram report, with the network checks."""
+        self.look_online()
+        outcome = Outcome(
+            ok=True, headline=_set_up_headline(self.clock), platform="starting after this report"
+        )
+        self._report(self.check, outcome)
+        return StepRecord()
+
+    def look_online(self) -> None:
+        """The network, the clock and the credentials as they are now (for the report, and for
+        its rewrite after the platform's start)."""
+        if self.inputs.online is not None:
+            self.findings = self.inputs.online.findings(self.step_context().seed)
+
+    def complete(self) -> None:
+        """First boot is done: the `complete` stamp, then the seed copy goes."""
+        self.stamps.mark(COMPLETE, StepRecord())
         faults.fault_point(f"stamped:{COMPLETE}")
-        forgotten = forget_seed(paths)
+        self.completed = True
+        forgotten = forget_seed(self.paths)
         log.info(
             "seed copy deleted (%s): secrets now live only where they are used",
             ", ".join(forgotten) or "nothing left",
         )
-        tracker.begin(PLATFORM_STEP)
-        try:
-            faults.fault_point(f"before:{PLATFORM_STEP}")
-            platform = start_platform(self.config, records)
-        except (PlatformStartError, faults.InjectedFailure) as err:
-            log.error("first boot failed at %s: %s", tracker.where(), err.message)
-            failed = Outcome(
-                False, _set_up_headline(clock), err.message, err.hint, platform=err.message
-            )
-            self._rewrite(paths, check, records, failed)
-            self._bundle(paths, check, own_log)
-            self._show_failure(err)
-            raise
-        self._rewrite(
-            paths, check, records, Outcome(True, _set_up_headline(clock), platform=platform)
-        )
-        log.info("first boot complete; platform %s", platform)
-        if self.screen is not None:  # the summary's place, not its 50 lines: they would scroll
-            done = Outcome(True, _set_up_headline(clock), platform=platform)
-            where = f"/{paths.summary.relative_to(paths.root)}"
-            self.screen.done(
-                done.status(self.delivery.to_fix),
-                f"{done.headline}; platform {platform}. The full report: {where}",
+
+    def start(self) -> None:
+        """Step 9: start the platform (the report is rewritten with how it went)."""
+        if self.findings is None:  # the report was written by an earlier run
+            self.look_online()
+        self.platform = start_platform(self.config, self.records)
+
+    # -- the one failure path ------------------------------------------------------------------
+
+    def failed(self, err: InstallerError) -> None:
+        """Any step's failure: the report (rewritten once first boot is complete: the platform
+        did not start), the log bundle and the screen's last word."""
+        where = self.tracker.where()
+        log.error("first boot failed at %s: %s", where, err.message)
+        check = getattr(err, "check", None) or self.check
+        if self.completed:
+            headline = _set_up_headline(self.clock)
+            self._rewrite(
+                check, Outcome(False, headline, err.message, err.hint, platform=err.message)
             )
         else:
-            print(paths.summary.read_text(), end="")
-        return 0
-
-    def _show_failure(self, err: InstallerError) -> None:
-        """The failure, painted last on the console's progress screen (cause, then hint)."""
-        if self.screen is not None:
-            self.screen.fail(err.message, err.hint)
+            outcome = Outcome(
+                ok=False,
+                headline=f"stopped at {where}: {err.message}",
+                error=err.message,
+                hint=err.hint,
+                platform="not started (first boot did not finish)",
+            )
+            self._report(check, outcome)
+        self._bundle(check)
+        if self.inputs.screen is not None:  # painted last: the cause, then the hint
+            self.inputs.screen.fail(err.message, err.hint)
             err.on_screen = True
 
-    def _report(
-        self,
-        paths: TargetPaths,
-        check: SeedCheck | None,
-        records: dict[str, StepRecord],
-        outcome: Outcome,
-    ) -> None:
-        nowhere = self.receipt is None and self.online is None
+    # -- the reporters -------------------------------------------------------------------------
+
+    def _report(self, check: SeedCheck | None, outcome: Outcome) -> None:
+        online, receipt = self.inputs.online, self.inputs.receipt
+        nowhere = receipt is None and online is None
         if outcome.ok and self.adopt_code is None and not nowhere:
-            self.adopt_code = new_code(paths)
+            self.adopt_code = new_code(self.paths)
             redact.register(self.adopt_code.get_secret_value())  # never in a log or bundle
-            log.info("adopt code: made; its hash is in %s", paths.adopt_code_hash.name)
+            log.info("adopt code: made; its hash is in %s", self.paths.adopt_code_hash.name)
         code = self._code_lines()
         notify = None
-        if self.online is not None and check is not None and check.resolved is not None:
-            online, seed = self.online, check.resolved
+        if online is not None and check is not None and check.resolved is not None:
+            seed = check.resolved
 
             def notify(text: str) -> tuple[bool, str]:
                 return online.notify(seed, text + code, holds_secret=bool(code))
@@ -394,9 +374,9 @@ class FirstbootRun:
                 f"with `{NEW_CODE_COMMAND}` as root before adopting from a stick"
             )
         for line in write_reports(
-            paths,
+            self.paths,
             check,
-            records,
+            self.records,
             outcome,
             notify=notify,
             receipt=self._receipt_with(code),
@@ -413,7 +393,7 @@ class FirstbootRun:
 
     def _receipt_with(self, code: str) -> Receipt | None:
         """The receipt writer, with the adopt code's block at the end of what it writes."""
-        receipt = self.receipt
+        receipt = self.inputs.receipt
         if receipt is None or not code:
             return receipt
 
@@ -422,26 +402,20 @@ class FirstbootRun:
 
         return write
 
-    def _rewrite(
-        self,
-        paths: TargetPaths,
-        check: SeedCheck | None,
-        records: dict[str, StepRecord],
-        outcome: Outcome,
-    ) -> None:
+    def _rewrite(self, check: SeedCheck | None, outcome: Outcome) -> None:
         """Update the report and the receipt with the platform's start (no second message)."""
         kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
         code = self._code_lines()
-        if not code and paths.adopt_code_hash.is_file():  # an earlier, cut run made and showed it
+        if not code and self.paths.adopt_code_hash.is_file():  # an earlier, cut run made it
             code = (
                 "\nAdopt code: made by an earlier run of first boot and shown in its report "
                 "(the Telegram report to the admin);\n"
                 f"  lost: `{NEW_CODE_COMMAND}` as root on the box makes a new one.\n"
             )
         for line in write_reports(
-            paths,
+            self.paths,
             check,
-            records,
+            self.records,
             outcome,
             receipt=self._receipt_with(code),
             delivery=kept,
@@ -449,14 +423,10 @@ class FirstbootRun:
         ):
             log.info("report: %s", line)
 
-    def _announce(self, seed: ResolvedSeed) -> None:
-        """The early "setup started" message (bounded; never queued, never fatal)."""
-        if self.online is not None:
-            log.info("Telegram: setup started message: %s", self.online.announce(seed))
-
-    def _bundle(self, paths: TargetPaths, check: SeedCheck | None, own_log: LogBuffer) -> None:
+    def _bundle(self, check: SeedCheck | None) -> None:
         """The failure's log bundle on the disk and the stick; where it went is added to the
         summary. Never raises: the failure being reported matters more."""
+        paths = self.paths
         if check is not None and check.resolved is not None:
             host = check.resolved.host.hostname
         else:  # the seed was not read: the name the system has
@@ -465,14 +435,39 @@ class FirstbootRun:
             summary = paths.summary.read_text(encoding="utf-8")
         except OSError:
             summary = None
-        parts = collect_parts(own_log.text(), live=paths.is_live_system, receipt=summary)
+        parts = collect_parts(self.own_log.text(), live=paths.is_live_system, receipt=summary)
         shown = f"/{paths.bundles_dir.relative_to(paths.root)}"
         done = write_failure_bundle(
-            paths.bundles_dir, host, parts, self.stick_files, shown_dir=shown
+            paths.bundles_dir, host, parts, self.inputs.stick_files, shown_dir=shown
         )
         if summary is not None:
             note = "".join(f"  - {line}\n" for line in done)
             write_atomic(paths.summary, f"{summary}\nLog bundle:\n{note}", mode=0o600)
+
+
+def firstboot_steps(config: FirstbootConfig) -> list[Step[Boot]]:
+    """First boot's steps in order: the seed, the plug-ins, the report, the platform's start."""
+    return [
+        Step(SEED_STEP, SEED_LABEL, SEED_DEADLINE_S, Boot.read_seed, stamped=False),
+        *(step.over(Boot.step_context) for step in SETUP_STEPS),
+        Step(ANNOUNCE_STEP, None, 10.0, Boot.announce, stamped=False),
+        *(step.over(Boot.step_context) for step in database_steps(config)),
+        Step(REPORT_STEP, "the report and the Telegram message", 120.0, Boot.report),
+        Step(COMPLETE, None, 60.0, Boot.complete, stamped=False),
+        Step(
+            PLATFORM_STEP,
+            "starting the platform",
+            PLATFORM_START_TIMEOUT_S,
+            Boot.start,
+            stamped=False,
+        ),
+    ]
+
+
+def plan_steps(config: FirstbootConfig) -> list[PlannedStep]:
+    """First boot's steps as the live receipt and the console count them, each with the
+    deadline it runs against."""
+    return plan(firstboot_steps(config))
 
 
 STALLED_HINT = (

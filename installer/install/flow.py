@@ -569,19 +569,7 @@ class InstallRun:
                 )
                 + render_unattended_hint(choice.ask, disks or choice.ask),
             )
-        deadline = time.monotonic() + wait
-        disk: TargetDisk | None = None
-        while disk is None:
-            left = deadline - time.monotonic()
-            typed = self.console.ask("type the disk to install to (e.g. /dev/sda):", left)
-            if typed is None:
-                raise TargetError(
-                    f"nobody chose a disk within {wait:.0f} s (asked {where})",
-                    render_unattended_hint(choice.ask, disks or choice.ask),
-                )
-            disk = match_typed_disk(typed, choice.ask)
-            if disk is None:
-                self.say(f"{typed!r} is not one of the disks listed")
+        disk = self._typed_disk(choice, disks)
         word = REINSTALL_WORD if disk.holds_clawdie else ERASE_WORD
         if disk.holds_clawdie:
             self.say(f"{disk.node}: this disk already holds a Clawdie installation")
@@ -596,6 +584,23 @@ class InstallRun:
             )
         self.say(f"target disk {disk.node} (chosen on the console)")
         return disk
+
+    def _typed_disk(self, choice: Choice, disks: Sequence[TargetDisk]) -> TargetDisk:
+        """The disk typed on the console, asked again until it is one of those listed."""
+        wait, where = self.config.console_wait, self.console.where()
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            typed = self.console.ask("type the disk to install to (e.g. /dev/sda):", left)
+            if typed is None:
+                raise TargetError(
+                    f"nobody chose a disk within {wait:.0f} s (asked {where})",
+                    render_unattended_hint(choice.ask, disks or choice.ask),
+                )
+            disk = match_typed_disk(typed, choice.ask)
+            if disk is not None:
+                return disk
+            self.say(f"{typed!r} is not one of the disks listed")
 
     # -- writing the disk ----------------------------------------------------------------------
 

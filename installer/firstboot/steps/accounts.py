@@ -22,8 +22,11 @@ from installer.run import run
 from installer.seed.hashes import hash_system_password
 from installer.seed.rules import is_sha512_crypt
 from installer.stamps import StepRecord
+from installer.steps import Step
 
 NAME = "accounts"
+LABEL = "the service account and its SSH key"  # what the receipt and the console say
+DEADLINE_S = 120.0
 HOME = "/var/lib/clawdie"
 
 
@@ -223,3 +226,6 @@ def apply(ctx: StepContext) -> StepRecord:
         run(["systemctl", "try-reload-or-restart", "ssh.service"], check=False)
     log.info("accounts: %s", "; ".join(created) or "nothing to change")
     return StepRecord(created=tuple(created), skipped=tuple(skipped))
+
+
+STEP = Step(NAME, LABEL, DEADLINE_S, apply)

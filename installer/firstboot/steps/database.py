@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+from installer.errors import InstallerError
+from installer.firstboot.config import FirstbootConfig
 from installer.firstboot.context import StepContext, log
 from installer.firstboot.platform_db import DATABASES, database_url, existing_db_password
 from installer.stamps import StepRecord
+from installer.steps import Step
 
 NAME = "database"
+LABEL = "database role, databases, operator"  # what the receipt and the console say
+DEADLINE_S = 300.0
 WAIT_NAME = "database-ready"
+WAIT_LABEL = "waiting for PostgreSQL"
+WAIT_DEFAULT_MS = 60_000  # HOST_DB_READINESS_TIMEOUT_MS when not set
 
 
 def wait(ctx: StepContext) -> None:
@@ -18,6 +25,24 @@ def wait(ctx: StepContext) -> None:
     ready.wait_for_db(
         ctx.config.db.admin_conninfo, timeout_ms=ctx.config.db.readiness_timeout_ms, log=log
     )
+
+
+def wait_deadline_s(config: FirstbootConfig) -> float:
+    """The wait's deadline: the readiness timeout first boot waits for PostgreSQL."""
+    from installer.firstboot.db.ready import readiness_timeout_ms
+
+    wait_ms = config.db.readiness_timeout_ms
+    if wait_ms is None:
+        try:
+            wait_ms = readiness_timeout_ms()
+        except InstallerError:  # a malformed variable: the wait itself reports it
+            wait_ms = WAIT_DEFAULT_MS
+    return wait_ms / 1000
+
+
+def wait_step(config: FirstbootConfig) -> Step[StepContext]:
+    """Step 6 as `config` times it; it runs on every run, stamped or not (no stamp of its own)."""
+    return Step(WAIT_NAME, WAIT_LABEL, wait_deadline_s(config), wait, stamped=False)
 
 
 def apply(ctx: StepContext) -> StepRecord:
@@ -62,3 +87,6 @@ def apply(ctx: StepContext) -> StepRecord:
         state = "locked until `set-operator EMAIL` is run on the box"
     log.info("database: %s; dashboard %s", "; ".join(created), state)
     return StepRecord(created=tuple(created), skipped=tuple(skipped), facts={"dashboard": state})
+
+
+STEP = Step(NAME, LABEL, DEADLINE_S, apply)

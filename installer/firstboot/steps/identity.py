@@ -10,8 +10,11 @@ from installer.fsutil import symlink_atomic, write_atomic
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.stamps import StepRecord
+from installer.steps import Step
 
 NAME = "identity"
+LABEL = "host name, time zone, locale, keyboard"  # what the receipt and the console say
+DEADLINE_S = 60.0
 
 _DEFAULT_HOSTS = (
     "127.0.0.1\tlocalhost\n"
@@ -111,3 +114,6 @@ def locale_available(name: str) -> bool:
     finally:
         locale.setlocale(locale.LC_CTYPE, saved)
     return True
+
+
+STEP = Step(NAME, LABEL, DEADLINE_S, apply)

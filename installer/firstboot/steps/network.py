@@ -9,8 +9,11 @@ from installer.firstboot.context import StepContext, log
 from installer.net.files import describe, write_files
 from installer.net.live import bring_up
 from installer.stamps import TO_FIX, StepRecord
+from installer.steps import Step
 
 NAME = "network"
+LABEL = "the wired and Wi-Fi network"  # what the receipt and the console say
+DEADLINE_S = 120.0
 
 
 def apply(ctx: StepContext) -> StepRecord:
@@ -26,3 +29,6 @@ def apply(ctx: StepContext) -> StepRecord:
     # fact asks for a systemd reload: the Wi-Fi unit is new, and a new unit is found on start.
     facts = {TO_FIX: "\n".join(live.to_fix)} if live.to_fix else {}
     return StepRecord(created=(*done, *live.done), notes=tuple(live.notes), facts=facts)
+
+
+STEP = Step(NAME, LABEL, DEADLINE_S, apply)

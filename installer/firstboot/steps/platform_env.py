@@ -19,11 +19,14 @@ from installer.passwd import read_account
 from installer.paths import SERVICE_NAME
 from installer.seed.model import keys_where
 from installer.stamps import StepRecord
+from installer.steps import Step
 
 if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile code for that
     from installer.seed.profiles import Setting
 
 NAME = "platform-config"
+LABEL = "the platform's configuration"  # what the receipt and the console say
+DEADLINE_S = 60.0
 # A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
 UNITS_CHANGED = "units_changed"
 
@@ -128,3 +131,6 @@ def _read_or_none(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+STEP = Step(NAME, LABEL, DEADLINE_S, apply)
