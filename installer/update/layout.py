@@ -45,8 +45,13 @@ class Layout:
 
     @property
     def staging(self) -> Path:
-        """A bundle being checked, before it is one of the releases."""
-        return self.releases / ".incoming"
+        """A bundle being checked, unpacked, before it is one of the releases."""
+        return self.base / ".incoming"
+
+    @property
+    def staging_copy(self) -> Path:
+        """The bundle's own copy, being checked (root's: never read twice from where it was)."""
+        return self.base / ".incoming.tar"
 
     @property
     def dropin(self) -> Path:
@@ -86,12 +91,20 @@ class Layout:
         fsync_dir(self.base)
 
     def current(self) -> str:
-        """The version the link points at."""
-        target = os.readlink(self.link)
-        return Path(target).name
+        """The version that runs: the link's target, or an image's plain folder's manifest."""
+        if self.link.is_symlink():
+            return Path(os.readlink(self.link)).name
+        pending = self.base / ".platform.new"
+        if not self.link.exists() and pending.is_symlink():
+            return Path(os.readlink(pending)).name
+        return read_release(self.link).version
 
     def release(self, version: str) -> Release:
-        return read_release(self.folder(version))
+        """The manifest of `version` (the running plain folder's before the conversion)."""
+        folder = self.folder(version)
+        if not folder.is_dir() and self.link.is_dir() and not self.link.is_symlink():
+            return read_release(self.link)
+        return read_release(folder)
 
     @property
     def unit(self) -> Path:

@@ -161,9 +161,9 @@ class UpdateRun:
     def locked(self, wait: bool) -> Iterator[bool]:
         """One update run at a time (a power cut frees the lock). Yields False when another
         run holds it and `wait` is off."""
-        ensure_dir(self.paths.setup_state_dir, 0o700)
-        ensure_dir(self.directory, 0o700)
-        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        ensure_dir(self.paths.runtime_dir, 0o700)
+        lock = self.paths.runtime_dir / "update.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -184,6 +184,7 @@ class UpdateRun:
         return data
 
     def write_state(self, state: dict[str, object]) -> None:
+        ensure_dir(self.directory, 0o700)
         write_atomic(self.state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
 
     def finish(self, line: str) -> None:
@@ -217,7 +218,6 @@ class UpdateRun:
                     "an earlier update did not finish",
                     "run `clawdie-setup update --resume` first (the platform's start does it too)",
                 )
-            self.layout.ensure()
             tracker = self._tracker(FORWARD)
             fault_point("before:verify")
             tracker.begin("verify")
@@ -243,7 +243,7 @@ class UpdateRun:
     def _sweep(self) -> None:
         """What a refused or cut `verify` left: the bundle's copy and its unpacked folder."""
         with contextlib.suppress(FileNotFoundError):
-            (self.directory / "release.tar").unlink()
+            self.layout.staging_copy.unlink()
         shutil.rmtree(self.layout.staging, ignore_errors=True)
 
     def _verify(self, bundle: Path, running: Release) -> tuple[Release, list[str]]:
@@ -257,7 +257,7 @@ class UpdateRun:
                 "the image build takes it as --release-key",
             ) from None
         signature = read_signature(bundle)
-        copy = copy_bundle(bundle, self.directory)
+        copy = copy_bundle(bundle, self.layout.staging_copy)
         verify(copy, signature, key)
         release = unpack(copy, self.layout.staging)
         copy.unlink()
@@ -289,6 +289,7 @@ class UpdateRun:
             return self.layout.release(target)
 
         def do_unpack() -> StepRecord:
+            self.layout.ensure()  # an image's plain folder becomes a release and the link
             if self.layout.staging.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
                 os.replace(self.layout.staging, folder)
@@ -379,6 +380,7 @@ class UpdateRun:
             restore, dumps = (names.split(",") if names else []), self.dumps
 
         def switch() -> StepRecord:
+            self.layout.ensure()
             if self.layout.point_at(back_to, self.layout.release(back_to)) and not at_boot:
                 self.service.reload_units()
             return StepRecord()
@@ -395,6 +397,7 @@ class UpdateRun:
             return StepRecord()
 
         def clean() -> StepRecord:
+            self._sweep()
             if target != back_to and target != self.layout.current():
                 self.layout.remove(target)
             if state["kind"] == "rollback":
@@ -428,8 +431,6 @@ class UpdateRun:
             state = self.read_state()
             if state is None:
                 self._sweep()
-                if self.layout.link.exists() or self.layout.link.is_symlink():
-                    self.layout.ensure()
                 return Outcome("nothing to do", "no update was under way")
             if state["kind"] == "update" and state["cause"] is None:
                 if self.stamps.done("ready"):

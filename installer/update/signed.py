@@ -37,8 +37,8 @@ def signature_path(bundle: Path) -> Path:
     return bundle.with_name(bundle.name + SIGNATURE_SUFFIX)
 
 
-def copy_bundle(bundle: Path, into: Path) -> Path:
-    """`bundle` copied to `into/release.tar` (root's own folder), read without following a link;
+def copy_bundle(bundle: Path, copy: Path) -> Path:
+    """`bundle` copied to `copy` (in root's own folder), read without following a link;
     returns the copy."""
     try:
         fd = os.open(bundle, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -51,14 +51,13 @@ def copy_bundle(bundle: Path, into: Path) -> Path:
         status = os.fstat(source.fileno())
         if not stat.S_ISREG(status.st_mode) or status.st_size > BUNDLE_LIMIT:
             raise RefusedError(f"{bundle} is not a regular file of at most 4 GiB")
-        ensure_dir(into, 0o700)
-        copy = into / "release.tar"
+        ensure_dir(copy.parent, 0o755)
         with open(copy, "wb") as target:
             os.fchmod(target.fileno(), 0o600)
             shutil.copyfileobj(source, target, 1 << 20)
             target.flush()
             os.fsync(target.fileno())
-    fsync_dir(into)
+    fsync_dir(copy.parent)
     return copy
 
 

@@ -1,0 +1,226 @@
+"""Platform releases (issue 23, DESIGN §9) on a box first boot set up, in a sandbox root against a
+real PostgreSQL, with the reference platform in versions made here and signed with a test key
+made here: applied and kept; never ready, or a migration that damages rows and fails: rolled
+back with the databases exactly as before; every refusal changes nothing; a power cut at every
+phase converges at the next start."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import minisign
+import psycopg
+import pytest
+
+from tests.pg import PgCluster
+from tests.seeds import ED25519, firstboot_box
+from tests.test_firstboot import firstboot, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "iso/reference_platform"
+SEED = f"""\
+TELEGRAM_BOT_TOKEN=7012345678:AAHupdateUpdateUpdateUpdateUpdate12
+TELEGRAM_ADMIN_ID=123456789
+OPENROUTER_API_KEY=sk-or-v1-{"0123456789abcdef" * 4}
+ASSISTANT_NAME=Ada
+PROFILE=economy
+SSH_AUTHORIZED_KEY={ED25519}
+"""
+V2_SQL = """\
+CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL);
+INSERT INTO notes VALUES (1, 'first'), (2, 'second');
+"""
+V4_SQL = """\
+UPDATE notes SET body = 'damaged';
+DELETE FROM "user";
+SELECT 1 / 0;
+"""
+DPKG_STATUS = "".join(
+    f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
+    for name in ("python3", "postgresql-client")
+)
+
+pytestmark = pytest.mark.root
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The publisher's test key pair (made here, never written) and a stranger's."""
+
+    publisher: minisign.KeyPair
+    stranger: minisign.KeyPair
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys(minisign.KeyPair.generate(), minisign.KeyPair.generate())
+
+
+def payload(
+    where: Path,
+    version: str,
+    *,
+    name: str = "reference-platform",
+    sql: str | None = None,
+    ready: list[str] | None = None,
+    ready_timeout: int = 20,
+    needs: tuple[str, ...] = ("python3", "postgresql-client"),
+) -> Path:
+    """The reference platform as `version` (no dashboard port: tests run side by side)."""
+    folder = where / f"payload-{name}-{version}"
+    shutil.copytree(REFERENCE, folder)
+    lines = [
+        f'name = "{name}"',
+        f'version = "{version}"',
+        'start = ["bin/clawdie-platform"]',
+        "needs = [" + ", ".join(f'"{n}"' for n in needs) + "]",
+    ]
+    if sql is not None:
+        (folder / "migrations").mkdir()
+        (folder / f"migrations/{version}.sql").write_text(sql)
+        lines.append(f'migrate = ["bin/clawdie-platform", "--sql", "migrations/{version}.sql"]')
+    command = ready or ["bin/clawdie-platform", "--ready"]
+    lines += ["[ready]", "command = [" + ", ".join(f'"{c}"' for c in command) + "]"]
+    lines.append(f"timeout_s = {ready_timeout}")
+    (folder / "platform.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def never_ready(folder: Path) -> None:
+    program = folder / "bin/never-ready"
+    program.write_text("#!/bin/sh\necho 'still warming up' >&2\nexit 1\n")
+    program.chmod(0o755)
+
+
+def bundle(folder: Path, out: Path, key: minisign.KeyPair) -> Path:
+    """`folder` as a release: a tar of it and its minisign signature beside it."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        archive.add(folder, arcname=".")
+    out.mkdir(exist_ok=True)
+    path = out / f"{folder.name}.tar"
+    path.write_bytes(data.getvalue())
+    key.secret_key.sign_file(path, prehash=True, drop_signature=True)
+    return path
+
+
+def service(box: Path, action: str) -> str:
+    return f"{sys.executable} -m tests.platform_service {action} {box}"
+
+
+def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:
+    """A box first boot set up with v1 of the platform in /opt/clawdie/platform (a plain folder,
+    as the image has it), the publisher's key, a dpkg database, and v1 running."""
+    box = firstboot_box(where, SEED)
+    root = box / "root"
+    shutil.copytree(payload(where, "1"), root / "opt/clawdie/platform")
+    (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
+    (root / "etc/clawdie/release.pub").write_bytes(bytes(keys.publisher.public_key) + b"\n")
+    (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS)
+    result = firstboot(box, pg, start_platform=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    subprocess.run(service(box, "start").split(), check=True, cwd=ROOT)
+    return box
+
+
+@pytest.fixture
+def box(tmp_path: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
+    made = installed_box(tmp_path / "box", pg, keys)
+    yield made
+    subprocess.run(service(made, "stop").split(), check=False, cwd=ROOT)
+
+
+def update(
+    box: Path, pg: PgCluster, *args: str, fault: str | None = None, command: str = "update"
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    argv = [
+        sys.executable,
+        "-m",
+        "installer.cli",
+        command,
+        *args,
+        *("--root", str(box / "root")),
+        *("--db-admin", pg.admin_conninfo()),
+        *("--pg-bindir", str(pg.bindir)),
+        *("--platform-start", service(box, "start")),
+        *("--platform-stop", service(box, "stop")),
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=300
+    )
+
+
+def databases(pg: PgCluster) -> dict[str, str]:
+    """Each platform database as a plain pg_dump: equal dumps, equal databases."""
+    out = {}
+    for name in ("system_ops", "system_brain", "system_skills"):
+        result = subprocess.run(
+            [str(pg.bindir / "pg_dump"), "--no-password", f"--dbname={pg.admin_conninfo(name)}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines = result.stdout.splitlines()  # \restrict takes a new random key every time
+        out[name] = "\n".join(x for x in lines if not x.startswith(("\\restrict", "\\unrestrict")))
+    return out
+
+
+def running(box: Path) -> str:
+    """The version the platform link names and the one last started."""
+    link = os.readlink(box / "root/opt/clawdie/platform")
+    started = (box / "platform.runs").read_text().split()[-1]
+    assert Path(link).name == started, (link, started)
+    return started
+
+
+def releases(box: Path) -> list[str]:
+    return sorted(p.name for p in (box / "root/opt/clawdie/releases").iterdir())
+
+
+def notes(pg: PgCluster) -> list[tuple[int, str]]:
+    with psycopg.connect(pg.admin_conninfo("system_ops")) as conn:
+        return [(int(r[0]), str(r[1])) for r in conn.execute("SELECT * FROM notes ORDER BY 1")]
+
+
+def last(box: Path) -> str:
+    return (box / "root/var/lib/clawdie-setup/update/last.txt").read_text().strip()
+
+
+def test_v2_is_applied_and_v1_kept_then_v3_never_ready_rolls_back(
+    box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
+) -> None:
+    t0 = time.monotonic()
+    v2 = bundle(payload(tmp_path, "2", sql=V2_SQL), tmp_path / "out", keys.publisher)
+    result = update(box, pg, str(v2))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "applied: reference-platform 2 (kept 1 for rollback)" in result.stdout
+    assert running(box) == "2"
+    assert releases(box) == ["1", "2"]
+    assert notes(pg) == [(1, "first"), (2, "second")]
+    assert last(box).startswith("applied: reference-platform 2")
+    assert not (box / "root/var/lib/clawdie-setup/update/state.json").exists()
+    print(f"v1 -> v2 in {time.monotonic() - t0:.1f} s")
+
+    before = databases(pg)
+    folder = payload(tmp_path, "3", ready=["bin/never-ready"], ready_timeout=3)
+    never_ready(folder)
+    result = update(box, pg, str(bundle(folder, tmp_path / "out", keys.publisher)))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled back: ready: not ready within 3 s (still warming up)" in result.stdout
+    assert databases(pg) == before
+    assert running(box) == "2"
+    assert releases(box) == ["1", "2"]
+    assert last(box) == "rolled back: ready: not ready within 3 s (still warming up)"
