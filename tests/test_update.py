@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,10 +180,15 @@ def databases(pg: PgCluster) -> dict[str, str]:
 
 
 def running(box: Path) -> str:
-    """The version the platform link names and the one last started."""
-    link = os.readlink(box / "root/opt/clawdie/platform")
+    """The version the platform link names (or the image's plain folder holds) and the one last
+    started: the same."""
+    platform = box / "root/opt/clawdie/platform"
+    if platform.is_symlink():
+        named = Path(os.readlink(platform)).name
+    else:
+        named = tomllib.loads((platform / "platform.toml").read_text())["version"]
     started = (box / "platform.runs").read_text().split()[-1]
-    assert Path(link).name == started, (link, started)
+    assert named == started, (named, started)
     return started
 
 
@@ -224,3 +230,97 @@ def test_v2_is_applied_and_v1_kept_then_v3_never_ready_rolls_back(
     assert running(box) == "2"
     assert releases(box) == ["1", "2"]
     assert last(box) == "rolled back: ready: not ready within 3 s (still warming up)"
+
+
+def test_a_migration_that_damages_rows_then_fails_is_restored_exactly(
+    box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
+) -> None:
+    v2 = bundle(payload(tmp_path, "2", sql=V2_SQL), tmp_path / "out", keys.publisher)
+    assert update(box, pg, str(v2)).returncode == 0
+    before = databases(pg)
+    v4 = bundle(payload(tmp_path, "4", sql=V4_SQL), tmp_path / "out", keys.publisher)
+    result = update(box, pg, str(v4))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled back: migrate: command failed (exit 3)" in result.stdout
+    assert "division by zero" in result.stdout
+    assert databases(pg) == before
+    assert notes(pg) == [(1, "first"), (2, "second")]
+    assert running(box) == "2"
+    assert releases(box) == ["1", "2"]
+
+
+def test_rollback_goes_back_to_the_kept_release_and_its_databases(
+    box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
+) -> None:
+    before = databases(pg)
+    v2 = bundle(payload(tmp_path, "2", sql=V2_SQL), tmp_path / "out", keys.publisher)
+    assert update(box, pg, str(v2)).returncode == 0
+    refused = update(box, pg, command="rollback")
+    assert refused.returncode == 2
+    assert "what it stored since is lost" in refused.stderr
+    result = update(box, pg, "--yes", command="rollback")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert running(box) == "1"
+    assert databases(pg) == before
+    assert releases(box) == ["1"]
+    again = update(box, pg, "--yes", command="rollback")
+    assert again.returncode == 1
+    assert "there is no earlier release to go back to" in again.stderr
+
+
+def tampered(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+REFUSALS = {
+    "one byte changed": "the signature does not match the file (changed or damaged)",
+    "another key": "signed by another key than this box trusts",
+    "another name": "the release is other-platform 2; this box runs reference-platform",
+    "a downgrade": "0.9 is older than the running 1",
+    "the same version": "this box already runs reference-platform 1",
+    "an unmet package need": "needs Debian packages this system does not have: clawdie-nope",
+    "no signature": "no signature next to the release",
+    "a link in the archive": "which is not a plain file or folder inside it",
+}
+
+
+def refused_bundle(case: str, where: Path, keys: Keys) -> Path:
+    out = where / "out"
+    if case == "one byte changed":
+        return tampered(bundle(payload(where, "2"), out, keys.publisher))
+    if case == "another key":
+        return bundle(payload(where, "2"), out, keys.stranger)
+    if case == "another name":
+        return bundle(payload(where, "2", name="other-platform"), out, keys.publisher)
+    if case == "a downgrade":
+        return bundle(payload(where, "0.9"), out, keys.publisher)
+    if case == "the same version":
+        return bundle(payload(where, "1.0"), out, keys.publisher)
+    if case == "an unmet package need":
+        return bundle(payload(where, "2", needs=("clawdie-nope",)), out, keys.publisher)
+    if case == "no signature":
+        path = bundle(payload(where, "2"), out, keys.publisher)
+        path.with_name(path.name + ".minisig").unlink()
+        return path
+    folder = payload(where, "2")
+    (folder / "escape").symlink_to("/etc/shadow")
+    return bundle(folder, out, keys.publisher)
+
+
+def test_each_refusal_changes_nothing(box: Path, pg: PgCluster, keys: Keys, tmp_path: Path) -> None:
+    files, rows = snapshot(box / "root", pg), databases(pg)
+    for case, words in REFUSALS.items():
+        result = update(box, pg, str(refused_bundle(case, tmp_path / case.replace(" ", "-"), keys)))
+        assert result.returncode == 1, (case, result.stdout, result.stderr)
+        assert "refused: " in result.stderr and words in result.stderr, (case, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert snapshot(box / "root", pg) == files, case
+        assert databases(pg) == rows, case
+        assert running(box) == "1", case
+    downgrade = refused_bundle("a downgrade", tmp_path / "allowed", keys)
+    result = update(box, pg, str(downgrade), "--allow-downgrade")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert running(box) == "0.9"
