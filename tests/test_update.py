@@ -325,3 +325,91 @@ def test_each_refusal_changes_nothing(box: Path, pg: PgCluster, keys: Keys, tmp_
     result = update(box, pg, str(downgrade), "--allow-downgrade")
     assert result.returncode == 0, result.stdout + result.stderr
     assert running(box) == "0.9"
+
+
+FORWARD_PHASES = ("unpack", "packages", "stop", "dump", "migrate", "switch", "start", "ready")
+BACK_PHASES = (
+    "rollback-stop",
+    "rollback-switch",
+    "rollback-restore",
+    "rollback-start",
+    "rollback-ready",
+    "rolled-back",
+)
+EVERY_FORWARD_CUT = (
+    "before:verify",
+    "stamped:verify",
+    *(
+        f"{when}:{p}"
+        for p in (*FORWARD_PHASES, "keep")
+        for when in ("before", "effects", "stamped")
+    ),
+)
+EVERY_BACK_CUT = tuple(f"{when}:{p}" for p in BACK_PHASES for when in ("before", "effects"))
+SOME_FORWARD_CUTS = (
+    "stamped:verify",
+    "before:dump",
+    "effects:migrate",
+    "effects:switch",
+    "stamped:ready",
+)
+SOME_BACK_CUTS = ("effects:rollback-switch", "before:rollback-restore")
+
+
+def cut_and_boot(box: Path, pg: PgCluster, release: Path, point: str) -> str:
+    """The update of `release` cut at `point` (SIGKILL, and the platform with it), then the next
+    boot: `update --resume` (the unit's ExecStartPre) and the platform's start. Returns what
+    the resume said."""
+    cut = update(box, pg, str(release), fault=point)
+    assert cut.returncode == -9, (point, cut.stdout, cut.stderr)
+    subprocess.run(service(box, "stop").split(), check=True, cwd=ROOT)
+    booted = update(box, pg, "--resume")
+    assert booted.returncode in (0, 1), (point, booted.stdout, booted.stderr)
+    assert "Traceback" not in booted.stderr
+    subprocess.run(service(box, "start").split(), check=True, cwd=ROOT)
+    again = update(box, pg, "--resume")
+    assert "no update was under way" in again.stdout, (point, again.stdout, again.stderr)
+    return booted.stdout
+
+
+def converge_after_each_cut(
+    box: Path,
+    pg: PgCluster,
+    keys: Keys,
+    where: Path,
+    forward: tuple[str, ...],
+    back: tuple[str, ...],
+) -> None:
+    """From v1, every cut ends in v1 with its databases exactly as before, or in v2 applied
+    (then `rollback` brings v1 and its databases back for the next cut)."""
+    v2 = bundle(payload(where, "2", sql=V2_SQL), where / "out", keys.publisher)
+    v3_folder = payload(where, "3", ready=["bin/never-ready"], ready_timeout=2)
+    never_ready(v3_folder)
+    v3 = bundle(v3_folder, where / "out", keys.publisher)
+    before = databases(pg)
+    for release, points in ((v2, forward), (v3, back)):
+        for point in points:
+            said = cut_and_boot(box, pg, release, point)
+            assert not (box / "root/var/lib/clawdie-setup/update/state.json").exists(), point
+            if running(box) == "2":
+                assert "applied: reference-platform 2" in said, (point, said)
+                assert notes(pg) == [(1, "first"), (2, "second")], point
+                back_to_v1 = update(box, pg, "--yes", command="rollback")
+                assert back_to_v1.returncode == 0, (point, back_to_v1.stdout, back_to_v1.stderr)
+            assert running(box) == "1", (point, said)
+            assert databases(pg) == before, point
+            assert releases(box) in (["1"], []), point  # [] : cut before the first unpack
+            assert not (box / "root/opt/clawdie/.incoming").exists(), point
+
+
+def test_a_power_cut_in_some_phases_converges(
+    box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
+) -> None:
+    converge_after_each_cut(box, pg, keys, tmp_path, SOME_FORWARD_CUTS, SOME_BACK_CUTS)
+
+
+@pytest.mark.slow
+def test_a_power_cut_in_every_phase_converges(
+    box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
+) -> None:
+    converge_after_each_cut(box, pg, keys, tmp_path, EVERY_FORWARD_CUT, EVERY_BACK_CUT)
