@@ -47,7 +47,7 @@ SELECT 1 / 0;
 """
 DPKG_STATUS = "".join(
     f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
-    for name in ("python3", "postgresql-client")
+    for name in ("python3", "postgresql")
 )
 
 pytestmark = pytest.mark.root
@@ -74,7 +74,7 @@ def payload(
     sql: str | None = None,
     ready: list[str] | None = None,
     ready_timeout: int = 20,
-    needs: tuple[str, ...] = ("python3", "postgresql-client"),
+    needs: tuple[str, ...] = ("python3", "postgresql"),
 ) -> Path:
     """The reference platform as `version` (no dashboard port: tests run side by side)."""
     folder = where / f"payload-{name}-{version}"
@@ -193,7 +193,8 @@ def running(box: Path) -> str:
 
 
 def releases(box: Path) -> list[str]:
-    return sorted(p.name for p in (box / "root/opt/clawdie/releases").iterdir())
+    folder = box / "root/opt/clawdie/releases"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 def notes(pg: PgCluster) -> list[tuple[int, str]]:

@@ -93,13 +93,8 @@ def parse_manifest(text: str, where: str = MANIFEST, *, need_ready: bool = False
     ready = data.get("ready", {})
     if not isinstance(ready, dict):
         raise ManifestError(f"{where}: ready must be a table ([ready] with command, timeout_s)")
-    if need_ready and "command" not in ready:
-        raise ManifestError(
-            f"{where}: a release needs a readiness check ([ready] command = [...])",
-            "the update waits for it before it keeps the release, and rolls back without it",
-        )
     migrate = data.get("migrate")
-    return Release(
+    release = Release(
         name=name.strip(),
         version=version,
         start=_command(where, "start", data.get("start")),
@@ -113,3 +108,9 @@ def parse_manifest(text: str, where: str = MANIFEST, *, need_ready: bool = False
             where, "ready.timeout_s", ready.get("timeout_s"), DEFAULT_READY_TIMEOUT_S
         ),
     )
+    if need_ready and not release.ready:
+        raise ManifestError(
+            f"{where}: a release needs a readiness check ([ready] command = [...])",
+            "the update waits for it before it keeps the release, and rolls back without it",
+        )
+    return release
