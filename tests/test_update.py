@@ -22,6 +22,7 @@ import minisign
 import psycopg
 import pytest
 
+from installer.envfile import parse_env_file
 from tests.pg import PgCluster
 from tests.seeds import ED25519, firstboot_box
 from tests.test_firstboot import firstboot, snapshot
@@ -142,7 +143,12 @@ def box(tmp_path: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
 
 
 def update(
-    box: Path, pg: PgCluster, *args: str, fault: str | None = None, command: str = "update"
+    box: Path,
+    pg: PgCluster,
+    *args: str,
+    fault: str | None = None,
+    command: str = "update",
+    bindir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
     if fault:
@@ -155,7 +161,7 @@ def update(
         *args,
         *("--root", str(box / "root")),
         *("--db-admin", pg.admin_conninfo()),
-        *("--pg-bindir", str(pg.bindir)),
+        *("--pg-bindir", str(bindir or pg.bindir)),
         *("--platform-start", service(box, "start")),
         *("--platform-stop", service(box, "stop")),
     ]
@@ -219,6 +225,12 @@ def test_v2_is_applied_and_v1_kept_then_v3_never_ready_rolls_back(
     assert notes(pg) == [(1, "first"), (2, "second")]
     assert last(box).startswith("applied: reference-platform 2")
     assert not (box / "root/var/lib/clawdie-setup/update/state.json").exists()
+    password = parse_env_file((box / "root/etc/clawdie/system.env").read_text())[
+        "PLATFORM_DB_PASSWORD"
+    ]
+    assert password not in result.stdout + result.stderr
+    for path in (box / "root/var/lib/clawdie-setup/update").rglob("*"):
+        assert path.is_dir() or password.encode() not in path.read_bytes(), path
     print(f"v1 -> v2 in {time.monotonic() - t0:.1f} s")
 
     before = databases(pg)
@@ -248,6 +260,15 @@ def test_a_migration_that_damages_rows_then_fails_is_restored_exactly(
     assert notes(pg) == [(1, "first"), (2, "second")]
     assert running(box) == "2"
     assert releases(box) == ["1", "2"]
+
+    v5 = bundle(payload(tmp_path, "5", sql=V2_SQL), tmp_path / "out", keys.publisher)
+    result = update(box, pg, str(v5), bindir=tmp_path / "no-postgresql-here")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled back: dump: the program " in result.stdout
+    assert "no-postgresql-here/pg_dump is not installed" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert databases(pg) == before
+    assert running(box) == "2"
 
 
 def test_rollback_goes_back_to_the_kept_release_and_its_databases(
