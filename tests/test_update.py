@@ -424,6 +424,7 @@ def converge_after_each_cut(
             assert not (box / "root/opt/clawdie/.incoming").exists(), point
 
 
+@pytest.mark.timeout(600)
 def test_a_power_cut_in_some_phases_converges(
     box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
 ) -> None:
@@ -431,6 +432,7 @@ def test_a_power_cut_in_some_phases_converges(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_a_power_cut_in_every_phase_converges(
     box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
 ) -> None:
