@@ -28,11 +28,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.errors import InstallerError
+from installer.errors import InstallerError, as_installer_error
 from installer.faults import fault_point
 from installer.firstboot.config import DbConfig
 from installer.firstboot.platform_db import DATABASES, DB_PASSWORD_KEY
-from installer.fsutil import ensure_dir, read_bytes_nofollow, remove_durably, write_atomic
+from installer.fsutil import (
+    ensure_dir,
+    fsync_dir,
+    read_bytes_nofollow,
+    remove_durably,
+    write_atomic,
+)
 from installer.paths import TargetPaths
 from installer.redact import redact, register
 from installer.stamps import Stamps, StepRecord
@@ -333,8 +339,8 @@ class UpdateRun:
         for name, action in steps:
             try:
                 self._phase(tracker, name, action)
-            except InstallerError as err:
-                cause = f"{name}: {err.message}"
+            except (InstallerError, OSError) as err:
+                cause = f"{name}: {as_installer_error(err).message}"
                 self.say(redact(f"update: {cause}; rolling back"))
                 state["cause"] = cause
                 self.write_state(state)
@@ -348,10 +354,12 @@ class UpdateRun:
             if self.dumps.is_dir():  # the dumps go with the kept release, for `rollback`
                 shutil.rmtree(self.kept, ignore_errors=True)
                 ensure_dir(self.kept, 0o700)
-                os.replace(self.dumps, self.kept / "dumps")
                 databases = (self.stamps.record("dump") or StepRecord()).facts.get("databases", "")
                 doc = {"version": back_to, "databases": databases.split(",") if databases else []}
                 write_atomic(self.kept / "release.json", json.dumps(doc) + "\n", mode=0o600)
+                os.replace(self.dumps, self.kept / "dumps")  # last: a cut before it redoes this
+                fsync_dir(self.kept)
+                fsync_dir(self.directory)
             gone = self.layout.prune({target, back_to})
             return StepRecord(skipped=tuple(gone))
 
