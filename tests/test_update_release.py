@@ -136,3 +136,14 @@ def test_the_platform_unit_resumes_an_update_as_root_before_the_platform_starts(
     resume = unit.index("ExecStartPre=+/usr/local/bin/clawdie-setup update --resume")
     start = next(i for i, line in enumerate(unit) if line.startswith("ExecStart="))
     assert wait < resume < start
+
+
+@pytest.mark.parametrize(
+    "argv", [["update"], ["update", "x.tar", "--resume"], ["rollback", "--nope"]]
+)
+def test_wrong_use_of_update_and_rollback_is_a_usage_error(argv: list[str]) -> None:
+    from installer.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2

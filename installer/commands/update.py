@@ -44,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from installer.update.run import UpdateRun
 
     arm_from_environment()
-    if args.allow_downgrade and os.geteuid() != 0:
-        raise UsageError("--allow-downgrade is for root only")
+    if os.geteuid() != 0 and (args.allow_downgrade or Path(args.root).resolve() == Path("/")):
+        raise UsageError(
+            "update changes the platform, its databases and its unit: it runs as root",
+            "run it with sudo",
+        )
     update = UpdateRun(update_config(args, allow_downgrade=args.allow_downgrade))
     outcome = update.resume(at_boot=True) if args.resume else update.apply(args.file)
     if outcome.status == "nothing to do":
