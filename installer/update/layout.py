@@ -97,6 +97,11 @@ class Layout:
         pending = self.base / ".platform.new"
         if not self.link.exists() and pending.is_symlink():
             return Path(os.readlink(pending)).name
+        if not self.link.is_dir():
+            raise InstallerError(
+                f"{self.link} holds no platform: there is nothing to update",
+                "the image or install-platform puts the platform there",
+            )
         return read_release(self.link).version
 
     def release(self, version: str) -> Release:
