@@ -45,8 +45,9 @@ from tests.test_update import (  # noqa: E402
 FILL = """
 CREATE TABLE filler (id integer PRIMARY KEY, body text NOT NULL);
 INSERT INTO filler
-SELECT g, (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 32))
-FROM generate_series(1, %s) AS g;
+SELECT s.i, (SELECT string_agg(md5(random()::text || s.i || k.j), '')
+             FROM generate_series(1, 32) AS k(j))
+FROM generate_series(1, %s) AS s(i);
 """
 ROW_BYTES = 32 * 32  # 32 md5 hex digests per row
 
