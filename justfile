@@ -103,6 +103,11 @@ lock:
 bench-db:
     {{venv}}/python bench/db_ready.py
 
+# benchmark: a platform release applied to ready and a failed one rolled back, against a bare
+# pg_dump -Fc + pg_restore of the same databases (root; --mb N sizes system_ops, default 100)
+bench-update *ARGS:
+    {{venv}}/python bench/update.py {{ARGS}}
+
 # benchmark: flash + verify against dd + cmp (and bmaptool copy) onto a loop device (root)
 bench-flash *ARGS:
     {{venv}}/python bench/flash_vs_dd.py {{ARGS}}

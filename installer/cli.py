@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "adopt": "adopt",
     "adopt-code": "adopt_code",
     "install-platform": "install_platform",
+    "update": "update",
+    "rollback": "rollback",
     "wait-db": "wait_db",
     "telegram-retry": "telegram_retry",
     "set-operator": "set_operator",

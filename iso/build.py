@@ -138,6 +138,7 @@ class BuildConfig:
     epoch: int
     packages: tuple[str, ...]
     zstd_level: int
+    release_key: Path | None = None  # the publisher's minisign public key (DESIGN §9)
 
     @property
     def base_key(self) -> str:
@@ -459,6 +460,22 @@ def compile_default_locale(root: Path) -> None:
     in_chroot(root, "locale-gen")
 
 
+def read_release_key(path: Path) -> bytes:
+    """The publisher's public key (minisign's `.pub`: a comment line, then the key), checked
+    before it goes into the image: `clawdie-setup update` verifies releases with it."""
+    import minisign
+
+    try:
+        data = path.read_bytes()
+        minisign.PublicKey.from_bytes(data.strip())
+    except (OSError, minisign.Error) as err:
+        raise UsageError(
+            f"--release-key {path}: not a minisign public key ({err})",
+            "give the .pub file `minisign -G` made (never the secret key)",
+        ) from None
+    return data.strip() + b"\n"
+
+
 def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:
     """The platform payload in /opt/clawdie/platform and its unit's start command."""
     target = root / "opt/clawdie/platform"
@@ -467,6 +484,10 @@ def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object
     command = shlex.join(["/opt/clawdie/platform/" + start[0], *start[1:]])
     unit = root / "etc/systemd/system/clawdie.service"
     unit.write_text(unit.read_text().replace("@PLATFORM_START@", command))
+    if config.release_key is not None:
+        key = read_release_key(config.release_key)
+        (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
+        (root / "etc/clawdie/release.pub").write_bytes(key)
     port = manifest.get("port")
     (root / "etc/nftables.conf").write_text(
         render_firewall(port if isinstance(port, int) else None)
@@ -951,6 +972,13 @@ def parse_args(argv: list[str]) -> BuildConfig:
         default=Path(os.environ.get("CLAWDIE_PLATFORM", REPO / "iso/reference_platform")),
         help="the platform payload folder (env CLAWDIE_PLATFORM; default: the reference one)",
     )
+    parser.add_argument(
+        "--release-key",
+        type=Path,
+        default=os.environ.get("CLAWDIE_RELEASE_KEY") or None,
+        help="the platform publisher's minisign public key, for signed releases (env "
+        "CLAWDIE_RELEASE_KEY; default: none, and the image refuses every release)",
+    )
     parser.add_argument("--mirror", default=os.environ.get("CLAWDIE_DEBIAN_MIRROR", DEFAULT_MIRROR))
     parser.add_argument("--zstd-level", type=int, default=ZSTD_LEVEL)
     args = parser.parse_args(argv)
@@ -967,6 +995,7 @@ def parse_args(argv: list[str]) -> BuildConfig:
         epoch=int(epoch_text),
         packages=read_packages(REPO / "iso/packages.txt"),
         zstd_level=args.zstd_level,
+        release_key=Path(args.release_key).resolve() if args.release_key else None,
     )
 
 

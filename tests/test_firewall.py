@@ -6,31 +6,17 @@ proves the same from the outside (tests/test_boot.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from installer.errors import UsageError
+from tests.image import load_build
 
+BUILD = load_build()
 REPO = Path(__file__).resolve().parents[1]
-
-
-def iso_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("clawdie_iso_build", REPO / "iso/build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BUILD = iso_build()
 
 
 def input_rules(ruleset: str) -> list[str]:

@@ -1,0 +1,161 @@
+"""Shared test data and fakes (moved out of test_update.py, which other tests use too)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import minisign
+
+from tests.helpers.firstboot import firstboot
+from tests.pg import PgCluster
+from tests.seeds import ED25519, firstboot_box
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+REFERENCE = ROOT / "iso/reference_platform"
+
+
+SEED = f"""\
+TELEGRAM_BOT_TOKEN=7012345678:AAHupdateUpdateUpdateUpdateUpdate12
+TELEGRAM_ADMIN_ID=123456789
+OPENROUTER_API_KEY=sk-or-v1-{"0123456789abcdef" * 4}
+ASSISTANT_NAME=Ada
+PROFILE=economy
+SSH_AUTHORIZED_KEY={ED25519}
+"""
+
+
+V2_SQL = """\
+CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL);
+INSERT INTO notes VALUES (1, 'first'), (2, 'second');
+"""
+
+
+V4_SQL = """\
+UPDATE notes SET body = 'damaged';
+DELETE FROM "user";
+SELECT 1 / 0;
+"""
+
+
+DPKG_STATUS = "".join(
+    f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
+    for name in ("python3", "postgresql")
+)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The publisher's test key pair (made here, never written) and a stranger's."""
+
+    publisher: minisign.KeyPair
+    stranger: minisign.KeyPair
+
+
+def new_keys() -> Keys:
+    """A publisher's key pair and a stranger's, made here (no private key is kept anywhere)."""
+    return Keys(minisign.KeyPair.generate(), minisign.KeyPair.generate())
+
+
+def payload(
+    where: Path,
+    version: str,
+    *,
+    name: str = "reference-platform",
+    sql: str | None = None,
+    ready: list[str] | None = None,
+    ready_timeout: int = 20,
+    needs: tuple[str, ...] = ("python3", "postgresql"),
+) -> Path:
+    """The reference platform as `version` (no dashboard port: tests run side by side)."""
+    folder = where / f"payload-{name}-{version}"
+    shutil.copytree(REFERENCE, folder)
+    lines = [
+        f'name = "{name}"',
+        f'version = "{version}"',
+        'start = ["bin/clawdie-platform"]',
+        "needs = [" + ", ".join(f'"{n}"' for n in needs) + "]",
+    ]
+    if sql is not None:
+        (folder / "migrations").mkdir()
+        (folder / f"migrations/{version}.sql").write_text(sql)
+        lines.append(f'migrate = ["bin/clawdie-platform", "--sql", "migrations/{version}.sql"]')
+    command = ready or ["bin/clawdie-platform", "--ready"]
+    lines += ["[ready]", "command = [" + ", ".join(f'"{c}"' for c in command) + "]"]
+    lines.append(f"timeout_s = {ready_timeout}")
+    (folder / "platform.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def never_ready(folder: Path) -> None:
+    program = folder / "bin/never-ready"
+    program.write_text("#!/bin/sh\necho 'still warming up' >&2\nexit 1\n")
+    program.chmod(0o755)
+
+
+def bundle(folder: Path, out: Path, key: minisign.KeyPair) -> Path:
+    """`folder` as a release: a tar of it and its minisign signature beside it."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        archive.add(folder, arcname=".")
+    out.mkdir(exist_ok=True)
+    path = out / f"{folder.name}.tar"
+    path.write_bytes(data.getvalue())
+    key.secret_key.sign_file(path, prehash=True, drop_signature=True)
+    return path
+
+
+def service(box: Path, action: str) -> str:
+    return f"{sys.executable} -m tests.platform_service {action} {box}"
+
+
+def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:
+    """A box first boot set up with v1 of the platform in /opt/clawdie/platform (a plain folder,
+    as the image has it), the publisher's key, a dpkg database, and v1 running."""
+    box = firstboot_box(where, SEED)
+    root = box / "root"
+    shutil.copytree(payload(where, "1"), root / "opt/clawdie/platform")
+    (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
+    (root / "etc/clawdie/release.pub").write_bytes(bytes(keys.publisher.public_key) + b"\n")
+    (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS)
+    result = firstboot(box, pg, start_platform=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    subprocess.run(service(box, "start").split(), check=True, cwd=ROOT)
+    return box
+
+
+def update(
+    box: Path,
+    pg: PgCluster,
+    *args: str,
+    fault: str | None = None,
+    command: str = "update",
+    bindir: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDIE_FIRSTBOOT_FAULT"}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    argv = [
+        sys.executable,
+        "-m",
+        "installer.cli",
+        command,
+        *args,
+        *("--root", str(box / "root")),
+        *("--db-admin", pg.admin_conninfo()),
+        *("--pg-bindir", str(bindir or pg.bindir)),
+        *("--platform-start", service(box, "start")),
+        *("--platform-stop", service(box, "stop")),
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=300
+    )
