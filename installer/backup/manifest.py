@@ -86,7 +86,7 @@ _SAFE_PATH = re.compile(r"^[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*$")
 
 def check_path(path: str) -> str:
     """A part's path: relative, no `.` or `..` component, no odd characters."""
-    if not _SAFE_PATH.match(path) or any(c in (".", "..") for c in path.split("/")):
+    if not _SAFE_PATH.fullmatch(path) or any(c in (".", "..") for c in path.split("/")):
         raise ManifestError(f"a part names the path {path!r}, which is not one a backup writes")
     return path
 
