@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "set-operator": "set_operator",
     "backup": "backup",
     "restore": "restore",
+    "factory-reset": "factory_reset",
 }
 
 

@@ -121,7 +121,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "first boot": frozenset({"core", "seed", "seed I/O", "net", "online"}),
     "adopt": frozenset({"core", "seed", "seed I/O", "net", "online", "first boot"}),
     "existing host": frozenset({"core", "seed", "first boot"}),
-    "backup": frozenset({"core", "first boot"}),
+    "backup": frozenset({"core", "first boot", "install"}),
     "install": frozenset({"core", "seed", "seed I/O", "media", "net"}),
     "wizard": frozenset({"core", "seed"}),
     "commands": EVERY_ROOM - {"dev"},
