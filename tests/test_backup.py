@@ -39,8 +39,12 @@ DATABASES = ("system_ops", "system_brain", "system_skills")
 pytestmark = pytest.mark.root
 
 
-def clawdie(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def clawdie(
+    *argv: str, stdin: str = "", fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDIE_")}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
     return subprocess.run(
         [sys.executable, "-m", "installer.cli", *argv],
         input=stdin,
@@ -117,10 +121,10 @@ def backup(box: Path, pg: PgCluster, to: Path, *recipients: str) -> Path:
 
 
 def restore(
-    target: Path, pg: PgCluster, backup_file: Path, key: Path
+    target: Path, pg: PgCluster, backup_file: Path, key: Path, fault: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     argv = ["restore", str(backup_file), "--root", str(target), "--identity-file", "-"]
-    return clawdie(*argv, *db_cli_args(pg), stdin=key.read_text())
+    return clawdie(*argv, *db_cli_args(pg), stdin=key.read_text(), fault=fault)
 
 
 def dumps(pg: PgCluster) -> dict[str, str]:
@@ -346,3 +350,35 @@ def test_the_identity_is_never_an_argument_and_never_shown(
     for path in b.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_backup_cut_short_leaves_no_backup_and_the_next_one_cleans_up(
+    tmp_path: Path, pg: PgCluster, made: tuple[Path, Path, Path]
+) -> None:
+    box, backup_file, key = made
+    to = tmp_path / "second"
+    argv = ["backup", "--root", str(box / "root"), "--to", str(to), "--recipient"]
+    argv += [read_recipient(key), *db_cli_args(pg)]
+    cut = clawdie(*argv, fault="before:backup-verify")
+    assert cut.returncode == -9, cut.stderr
+    assert [p.name.startswith(".") and ".tmp-" in p.name for p in to.iterdir()] == [True]
+    assert clawdie(*argv).returncode == 0
+    assert [p.name for p in to.iterdir()] == [backup_file.name]
+
+
+def test_a_restore_cut_short_is_reset_and_restored_again(
+    tmp_path: Path, second_pg: PgCluster, made: tuple[Path, Path, Path]
+) -> None:
+    _, backup_file, key = made
+    b = fresh(tmp_path / "b")
+    cut = restore(b, second_pg, backup_file, key, fault="before:restore-databases")
+    assert cut.returncode == -9, cut.stderr
+    again = restore(b, second_pg, backup_file, key)
+    assert again.returncode == 1
+    assert "factory-reset" in again.stderr
+    argv = ["factory-reset", "--root", str(b), "--yes-i-typed", "zoe-s-helper"]
+    reset = clawdie(*argv, "--no-platform-stop", *db_cli_args(second_pg))
+    assert reset.returncode == 0, reset.stderr
+    done = restore(b, second_pg, backup_file, key)
+    assert done.returncode == 0, done.stderr
+    assert "Databases: system_ops, system_brain, system_skills" in done.stdout

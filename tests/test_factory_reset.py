@@ -51,8 +51,12 @@ SECRETS = {
 pytestmark = pytest.mark.root
 
 
-def reset(box: Path, pg: PgCluster, *extra: str) -> subprocess.CompletedProcess[str]:
+def reset(
+    box: Path, pg: PgCluster, *extra: str, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDIE_")}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
     argv = [sys.executable, "-m", "installer.cli", "factory-reset", "--root", str(box / "root")]
     return subprocess.run(
         [*argv, *db_cli_args(pg), "--no-platform-stop", *extra],
@@ -98,6 +102,10 @@ def test_factory_reset_leaves_no_secret_and_a_box_that_takes_a_seed(
     assert snapshot(root, pg) == before
     assert len(platform_dbs(pg)) == 4
 
+    # a power cut half way: the next run finishes it
+    cut = reset(box, pg, "--yes-i-typed", HOST, fault="before:reset-accounts")
+    assert cut.returncode == -9, cut.stderr
+    assert platform_dbs(pg) == []
     result = reset(box, pg, "--yes-i-typed", HOST)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "The box waits for a seed" in result.stdout

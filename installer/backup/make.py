@@ -242,11 +242,14 @@ def write_archive(
 
 
 def _open_temp(directory: Path, name: str) -> tuple[int, str]:
+    """A new temp file for `name` (0600); what a killed backup of the same name left goes."""
     temp = f".{name}.tmp-{os.getpid()}"
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=dir_fd)
+        for left in os.listdir(dir_fd):
+            if left.startswith(f".{name}.tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(left, dir_fd=dir_fd)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         return os.open(temp, flags, 0o600, dir_fd=dir_fd), temp
     finally:

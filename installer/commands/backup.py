@@ -33,9 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer import faults
     from installer.backup.make import PHASES, BackupConfig, make_backup
     from installer.tracker import StepTracker
 
+    faults.arm_from_environment()  # CLAWDIE_FIRSTBOOT_FAULT: the tests' power cuts
     require_root("backup")
     recipients = list(args.recipient)
     if args.recipients_file:

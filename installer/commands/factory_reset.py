@@ -47,11 +47,13 @@ def confirmed(host: str, typed: str | None) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer import faults
     from installer.backup.make import read_host
     from installer.backup.reset import PHASES, ResetConfig, factory_reset
     from installer.paths import TargetPaths
     from installer.tracker import StepTracker
 
+    faults.arm_from_environment()  # CLAWDIE_FIRSTBOOT_FAULT: the tests' power cuts
     require_root("factory-reset")
     host = read_host(TargetPaths(args.root))
     if not confirmed(host, args.yes_i_typed):

@@ -29,10 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer import faults
     from installer.backup.restore import PHASES, RestoreConfig, restore_backup
     from installer.firstboot.config import DbConfig
     from installer.tracker import StepTracker
 
+    faults.arm_from_environment()  # CLAWDIE_FIRSTBOOT_FAULT: the tests' power cuts
     require_root("restore")
     config = RestoreConfig(
         root=args.root,
