@@ -246,6 +246,7 @@ def test_a_backup_restores_onto_a_fresh_box_as_the_same_box(
         ).fetchone()
     assert row is not None
     assert verify_better_auth_password(OPERATOR_PASSWORD, row[0])
+    signs_in_with_better_auth(tmp_path, row[0])
     # the same box as a service: fingerprint (its own machine id), host name, shadow hash
     assert read_fingerprint(TargetPaths(b)) == read_fingerprint(TargetPaths(a))
     assert (b / "etc/machine-id").read_text() != (a / "etc/machine-id").read_text()
@@ -260,6 +261,34 @@ def test_a_backup_restores_onto_a_fresh_box_as_the_same_box(
     assert shadow["clawdie"] == shadow_a["clawdie"]
     summary = (b / "var/lib/clawdie-setup/restore-summary.txt").read_text()
     assert f"fingerprint {read_fingerprint(TargetPaths(a))}" in summary
+
+
+# the password arrives on stdin, never argv
+SIGN_IN = """
+import { verifyPassword } from "better-auth/crypto";
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const c = JSON.parse(input);
+console.log(JSON.stringify({
+  right: await verifyPassword({ hash: c.hash, password: c.password }),
+  wrong: await verifyPassword({ hash: c.hash, password: c.password + "x" }),
+}));
+"""
+
+
+def signs_in_with_better_auth(tmp_path: Path, stored: str) -> None:
+    """The restored operator's hash checked by Better Auth's own package, when the test cache
+    has it (tests/test_better_auth.py installs it; a cold npm install is for the slow suite)."""
+    from tests import test_better_auth
+
+    if test_better_auth.COLD:
+        return
+    where = test_better_auth._better_auth(tmp_path)
+    stdin = json.dumps({"hash": stored, "password": OPERATOR_PASSWORD})
+    assert test_better_auth.node(where, "sign-in.mjs", SIGN_IN, stdin) == {
+        "right": True,
+        "wrong": False,
+    }
 
 
 def corrupt(backup_file: Path, where: Path, how: str) -> Path:
