@@ -103,6 +103,10 @@ lock:
 bench-db:
     {{venv}}/python bench/db_ready.py
 
+# benchmark: backup and restore against `pg_dump -Fc | age` and `age -d | pg_restore` (root, age)
+bench-backup *ARGS:
+    {{venv}}/python bench/backup.py {{ARGS}}
+
 # benchmark: flash + verify against dd + cmp (and bmaptool copy) onto a loop device (root)
 bench-flash *ARGS:
     {{venv}}/python bench/flash_vs_dd.py {{ARGS}}
