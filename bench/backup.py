@@ -50,7 +50,8 @@ CLI = [sys.executable, "-m", "installer.cli"]
 
 
 def fill(pg: PgCluster, mb: int) -> None:
-    """About `mb` MB of rows: most in system_brain, some in system_ops and system_skills."""
+    """About `mb` MB of rows: most in system_brain, some in system_ops and system_skills; text
+    that compresses as hex does (about 2:1), not a repeated string pg_dump would squeeze away."""
     bootstrap_platform(pg.admin_conninfo(), role="clawdie", password=PASSWORD)
     rows = mb * 1024 * 1024 // 200  # a row of ~160 bytes of text plus its overhead
     share = {"system_brain": 0.8, "system_ops": 0.15, "system_skills": 0.05}
@@ -59,7 +60,9 @@ def fill(pg: PgCluster, mb: int) -> None:
             conn.execute("SET ROLE clawdie")
             conn.execute("CREATE TABLE memory (id bigint PRIMARY KEY, note text, at timestamptz)")
             conn.execute(
-                "INSERT INTO memory SELECT g, repeat(md5(g::text), 5), now() - g * interval '1 s' "
+                "INSERT INTO memory SELECT g, md5(g::text) || md5((g * 7)::text) || "
+                "md5((g * 13)::text) || md5((g * 17)::text) || md5((g * 31)::text), "
+                "now() - g * interval '1 s' "
                 "FROM generate_series(1, %s) g",
                 (int(rows * part),),
             )
@@ -121,6 +124,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100, help="database size to fill (MB)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backup-only", action="store_true", help="leave out the restore")
     parser.add_argument("--work", type=Path, help="keep the work here (default: a temp dir)")
     parser.add_argument("--reset-target", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", action="store_true", help=argparse.SUPPRESS)
@@ -137,7 +141,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.chmod(work, 0o755)  # noqa: S103 - the postgres user reaches its cluster inside
     try:
-        return run(work, args.mb, args.runs)
+        return run(work, args.mb, args.runs, args.backup_only)
     finally:
         bindir = pg_bindir()
         if (work / "pg/data").exists() and bindir is not None:
@@ -147,7 +151,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, mb: int, runs: int) -> int:
+def run(work: Path, mb: int, runs: int, backup_only: bool) -> int:
     setup(work, mb)
     state = json.loads((work / "state.json").read_text())
     env = pg_env(state)
@@ -178,6 +182,8 @@ def run(work: Path, mb: int, runs: int) -> int:
     ratio = ours_size / theirs_size
     print(f"size: ours {ours_size} bytes, theirs {theirs_size} bytes, ratio {ratio:.4f}")
 
+    if backup_only:
+        return 0
     (backup,) = list(ours_dir.iterdir())
     key = work / "key.txt"
     reset = [sys.executable, str(Path(__file__).resolve()), "--reset-target", str(work)]

@@ -5,14 +5,22 @@ fed from the archive as it is read. The admin's connection reaches them in the e
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import queue
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import IO
 
 from psycopg.conninfo import conninfo_to_dict
 
 from installer.errors import CommandFailedError, ProgramMissingError
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in Python 3.10+ only on some builds
+READ_BLOCK = 1 << 20
+READ_AHEAD = 32 << 20
 
 _ENV_OF = {
     "host": "PGHOST",
@@ -33,8 +41,6 @@ def libpq_env(conninfo: str, database: str) -> dict[str, str]:
 
 
 def _start(argv: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen[bytes]:
-    import os
-
     try:
         return subprocess.Popen(argv, env={**os.environ, **env}, **kw)  # type: ignore[call-overload, no-any-return]
     except (FileNotFoundError, PermissionError) as err:
@@ -47,17 +53,50 @@ def _tail(errors: IO[bytes]) -> str:
     return " | ".join(errors.read().decode(errors="replace").strip().splitlines()[-3:])
 
 
+def _read_ahead(fd: int, blocks: queue.Queue[bytes | None], stop: threading.Event) -> None:
+    """pg_dump's output read as it comes (so pg_dump never waits while the archive is being
+    encrypted), in blocks onto `blocks`; None at its end."""
+    while not stop.is_set():
+        block = os.read(fd, READ_BLOCK)
+        while not stop.is_set():
+            try:
+                blocks.put(block or None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        if not block:
+            return
+
+
 def dump_chunks(conninfo: str, database: str, size: int) -> Iterator[bytes]:
     """`pg_dump -Fc DATABASE` as chunks of at most `size` bytes; CommandFailedError at the end
-    when pg_dump failed (the chunks given are then not a dump)."""
+    when pg_dump failed (the chunks given are then not a dump). A thread reads ahead (at most
+    READ_AHEAD bytes), so the dump and its encryption run side by side."""
     argv = ["pg_dump", "--format=custom", "--no-password"]
     with tempfile.TemporaryFile() as errors:
         proc = _start(argv, libpq_env(conninfo, database), stdout=subprocess.PIPE, stderr=errors)
         assert proc.stdout is not None  # noqa: S101 (stdout=PIPE)
+        fd = proc.stdout.fileno()
+        with contextlib.suppress(OSError):  # a larger pipe: fewer, larger reads
+            fcntl.fcntl(fd, F_SETPIPE_SZ, READ_BLOCK)
+        blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=READ_AHEAD // READ_BLOCK)
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_ahead, args=(fd, blocks, stop), daemon=True)
+        reader.start()
         try:
-            while chunk := proc.stdout.read(size):
-                yield chunk
+            pending = bytearray()
+            while (block := blocks.get()) is not None:
+                pending += block
+                while len(pending) >= size:
+                    yield bytes(pending[:size])
+                    del pending[:size]
+            if pending:
+                yield bytes(pending)
         finally:
+            stop.set()
+            if proc.poll() is None and reader.is_alive():
+                proc.kill()  # the archive stopped taking the dump
+            reader.join()
             proc.stdout.close()
             code = proc.wait()
         if code != 0:
