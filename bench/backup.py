@@ -38,12 +38,11 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import pyrage  # type: ignore[import-untyped]  # noqa: E402
 
-from installer.dev.sandbox import make_sandbox_root  # noqa: E402
-from installer.dev.throwaway_pg import as_postgres, pg_bindir  # noqa: E402
 from installer.firstboot.db.bootstrap import bootstrap_platform  # noqa: E402
 from installer.firstboot.platform_db import DATABASES  # noqa: E402
 from installer.paths import TargetPaths  # noqa: E402
-from tests.pg import PgCluster, unavailable_reason  # noqa: E402
+from tests.pg import ADMIN, PgCluster, pg_bindir, unavailable_reason  # noqa: E402
+from tests.seeds import firstboot_box  # noqa: E402
 
 PASSWORD = "bench-db-password"  # noqa: S105 - a throwaway cluster's
 CLI = [sys.executable, "-m", "installer.cli"]
@@ -66,6 +65,13 @@ def fill(pg: PgCluster, mb: int) -> None:
                 "FROM generate_series(1, %s) g",
                 (int(rows * part),),
             )
+
+
+def make_sandbox_root(root: Path) -> Path:
+    """A sandbox target root (tests/seeds.py lays it out as first boot sees the world)."""
+    firstboot_box(root.parent / f"{root.name}-around", "")
+    (root.parent / f"{root.name}-around" / "root").rename(root)
+    return root
 
 
 def make_box(root: Path) -> None:
@@ -105,6 +111,7 @@ def reset_target(work: Path, bootstrap: bool) -> None:
         for db in DATABASES:
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     shutil.rmtree(work / "fresh", ignore_errors=True)
+    shutil.rmtree(work / "fresh-around", ignore_errors=True)
     make_sandbox_root(work / "fresh")
     if bootstrap:
         bootstrap_platform(state["admin"], role="clawdie", password=PASSWORD)
@@ -146,7 +153,7 @@ def main() -> int:
         bindir = pg_bindir()
         if (work / "pg/data").exists() and bindir is not None:
             pg_ctl = [str(bindir / "pg_ctl"), "-D", str(work / "pg/data"), "-m", "immediate"]
-            as_postgres([*pg_ctl, "stop"], check=False)
+            subprocess.run(["runuser", "-u", ADMIN, "--", *pg_ctl, "stop"], check=False)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
