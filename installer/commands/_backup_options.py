@@ -12,10 +12,12 @@ import os
 import stat
 import sys
 from pathlib import Path
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from installer.errors import UsageError
+
+if TYPE_CHECKING:  # pydantic loads with the command that runs, not with `--help`
+    from pydantic import SecretStr
 
 MAX_KEY_FILE = 64 * 1024
 ADMIN_DEFAULT = "host=/run/postgresql user=postgres dbname=postgres"
@@ -59,6 +61,8 @@ def read_key_file(path: str, what: str) -> str:
 
 
 def read_identity(path: str) -> SecretStr:
+    from pydantic import SecretStr
+
     from installer import redact
 
     text = read_key_file(path, "identity")
