@@ -108,6 +108,10 @@ bench-db:
 bench-update *ARGS:
     {{venv}}/python bench/update.py {{ARGS}}
 
+# benchmark: backup and restore against `pg_dump -Fc | age` and `age -d | pg_restore` (root, age)
+bench-backup *ARGS:
+    {{venv}}/python bench/backup.py {{ARGS}}
+
 # benchmark: flash + verify against dd + cmp (and bmaptool copy) onto a loop device (root)
 bench-flash *ARGS:
     {{venv}}/python bench/flash_vs_dd.py {{ARGS}}

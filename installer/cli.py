@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "wait-db": "wait_db",
     "telegram-retry": "telegram_retry",
     "set-operator": "set_operator",
+    "backup": "backup",
+    "restore": "restore",
+    "factory-reset": "factory_reset",
 }
 
 

@@ -5,10 +5,11 @@ installer) kill the process with SIGKILL (no cleanup, like a power cut) when exe
 that point; `fail:<point>` raises `InjectedFailure` there instead, as a failing step would;
 `hold:<point>` waits there (a slow step) until the file named by CLAWDIE_FAULT_RELEASE exists,
 at most HOLD_LIMIT_S seconds, then goes on. Only
-firstboot, adopt, install-platform, install, update and rollback arm it; any other command
-ignores the variables. Points: `before:<step>` for every step of a run (installer/steps.py runs
-them), `effects:<step>` (effects durable, stamp not yet written) and `stamped:<step>` for a
-stamped one, and `mid-write:<file name>` (half the temp file written, not renamed); adopt adds
+firstboot, adopt, install-platform, install, update, rollback, backup, restore and
+factory-reset arm it; any other command ignores the variables. Points: `before:<step>` for every
+step of a run (installer/steps.py runs them), `effects:<step>` (effects durable, stamp not yet
+written) and `stamped:<step>` for a stamped one, and `mid-write:<file name>` (half the temp file
+written, not renamed); adopt adds
 `before:adopt-done`.
 """
 

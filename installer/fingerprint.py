@@ -44,8 +44,13 @@ def short_fingerprint(full: uuid.UUID) -> str:
     return full.hex[:SHOWN_DIGITS]
 
 
-def read_fingerprint(paths: TargetPaths) -> str:
-    """The installation fingerprint of the system at `paths` (8 hex digits)."""
+def read_installation_id(paths: TargetPaths) -> uuid.UUID:
+    """The installation's id: its record when there is one (a restored box keeps the old box's),
+    else derived from the machine id."""
+    try:
+        return uuid.UUID(paths.fingerprint_record.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
     try:
         machine_id = paths.machine_id.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as err:
@@ -53,7 +58,12 @@ def read_fingerprint(paths: TargetPaths) -> str:
             f"cannot read {paths.machine_id}: {getattr(err, 'strerror', None) or err}",
             "boot the installed system once to make it",
         ) from None
-    return short_fingerprint(installation_id(machine_id))
+    return installation_id(machine_id)
+
+
+def read_fingerprint(paths: TargetPaths) -> str:
+    """The installation fingerprint of the system at `paths` (8 hex digits)."""
+    return short_fingerprint(read_installation_id(paths))
 
 
 def matches(given: str, actual: str) -> bool:

@@ -246,6 +246,36 @@ class TargetPaths:
         return self.setup_state_dir / "adopt-code.hash"
 
     @property
+    def fingerprint_record(self) -> Path:
+        """The installation's fingerprint kept as a record (root, 0600): a restored box keeps the
+        old box's, whatever its own machine id (installer/fingerprint.py prefers it)."""
+        return self.setup_state_dir / "installation-id"
+
+    @property
+    def backup_work_dir(self) -> Path:
+        """A restore's scratch space (root, 0700), removed when the run ends."""
+        return self.setup_state_dir / "backup-work"
+
+    @property
+    def restore_summary(self) -> Path:
+        """What the last restore put back (never a secret)."""
+        return self.setup_state_dir / "restore-summary.txt"
+
+    @property
+    def platform_manifest(self) -> Path:
+        """The platform payload's platform.toml (name, version, start), from the image."""
+        return self._at(f"/opt/{SERVICE_NAME}/platform/platform.toml")
+
+    @property
+    def tls_key(self) -> Path:
+        """The TLS pair's private half (Debian's snakeoil, made on the machine at install)."""
+        return self._at("/etc/ssl/private/ssl-cert-snakeoil.key")
+
+    @property
+    def tls_cert(self) -> Path:
+        return self._at("/etc/ssl/certs/ssl-cert-snakeoil.pem")
+
+    @property
     def runtime_dir(self) -> Path:
         """/run/clawdie-setup (root, 0700): state that a reboot clears (tmpfs)."""
         return self._at(f"/run/{SERVICE_NAME}-setup")

@@ -12,22 +12,20 @@ Without node/npm, or without the registry, the test skips and says why.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from installer.firstboot.db import auth, bootstrap
 from installer.seed.hashes import hash_better_auth_password, verify_better_auth_password
+from tests.helpers.better_auth import (
+    COLD,
+    _better_auth,
+    node,
+)
 from tests.pg import PgCluster
 
-BETTER_AUTH_VERSION = "1.7.25"  # pinned: the verified version (DESIGN §4, password hashes)
-PG_VERSION = "8.16.3"  # node-postgres, for the migration planner
-PACKAGES = [f"better-auth@{BETTER_AUTH_VERSION}", f"pg@{PG_VERSION}"]
 PASSWORDS = ["correct horse battery staple", "Ünïcødé ｆｕｌｌｗｉｄｔｈ パスワード #=:"]
 
 # passwords arrive on stdin, never argv; our hashes are checked and theirs made
@@ -48,64 +46,7 @@ console.log(JSON.stringify(out));
 """
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("CLAWDIE_TEST_CACHE") or Path.home() / ".cache" / "clawdie-tests"
-    return Path(base) / f"better-auth-{BETTER_AUTH_VERSION}-pg-{PG_VERSION}"
-
-
-def _better_auth(tmp_path: Path) -> Path:
-    """A directory whose node_modules holds better-auth@BETTER_AUTH_VERSION."""
-    cached = _cache_root()
-    if (cached / "node_modules" / "better-auth" / "package.json").exists():
-        return cached
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed to check the hash against better-auth")
-    work = tmp_path / "npm"
-    work.mkdir()
-    (work / "package.json").write_text('{"name": "clawdie-hash-check", "private": true}\n')
-    proc = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", *PACKAGES],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"npm install {' '.join(PACKAGES)} failed: {proc.stderr[-400:]}")
-    try:  # keep it for next time; a failure here only costs the next run an install
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staging = cached.with_name(cached.name + f".{os.getpid()}")
-        shutil.copytree(work, staging, symlinks=True)
-        staging.rename(cached)
-    except OSError:
-        return work
-    return cached
-
-
-# a cold npm install takes 25-40 s: `slow` until the cache exists, in the fast suite after
-COLD = not (_cache_root() / "node_modules" / "better-auth" / "package.json").exists()
-
-
 pytestmark = [pytest.mark.slow] if COLD else []
-
-
-def node(where: Path, name: str, script: str, stdin: str, env: dict[str, str] | None = None) -> Any:
-    path = where / name
-    if not path.exists() or path.read_text() != script:
-        path.write_text(script)
-    proc = subprocess.run(
-        ["node", str(path)],
-        cwd=where,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_better_auth_accepts_our_hash_and_we_accept_theirs(tmp_path: Path) -> None:

@@ -6,23 +6,18 @@ key, for the old key)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from installer.paths import TargetPaths
-from installer.seed.ask import resolve_seed
-from installer.seed.stored import store_seed
-from installer.stamps import Stamps
 from tests.disk_image import raw_counts
-from tests.helpers.adopt import MACHINE_ID, adopt, adopt_seed, code_on_receipt, receipt
-from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.adopt import adopt, adopt_seed, code_on_receipt, receipt
+from tests.helpers.firstboot import firstboot
+from tests.helpers.raw_disk import installed_on_ext4
 from tests.helpers.sentinels import OPENROUTER, OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD
-from tests.loopdev import ext4_at, make_ext4, sh
+from tests.loopdev import ext4_at, sh
 from tests.pg import PgCluster
-from tests.seeds import firstboot_box
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
@@ -32,25 +27,6 @@ PASSWORDS = {
     "fallback password": USER_PASSWORD,
     "Wi-Fi password": WIFI_PASSWORD,
 }
-
-
-@contextlib.contextmanager
-def installed_on_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A box whose root is an ext4 loop device, holding the seed copy as the disk installer
-    leaves it (synced to the disk). Yields the box (setup.txt and the stick outside the image)
-    and the image."""
-    box = tmp_path / "box"
-    image = tmp_path / "root.img"
-    make_ext4(image)
-    with ext4_at(image, box / "root"):
-        firstboot_box(box, SEED)
-        (box / "root/etc/machine-id").write_text(f"{MACHINE_ID}\n")
-        paths = TargetPaths(box / "root")
-        data = SEED.encode()
-        check, answers = resolve_seed(data, "setup.txt", None)
-        store_seed(paths, Stamps(paths.stamps_dir), data, answers, "the test's seed", check)
-        sh("sync")
-        yield box, image
 
 
 def test_no_plaintext_password_on_the_raw_disk_after_first_boot_adopt_and_a_rerun(

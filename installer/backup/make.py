@@ -1,0 +1,326 @@
+"""`clawdie-setup backup`: the box's own state, encrypted to the owner, in one file.
+
+A flat list of named phases under one tracker (`PHASES`), each with its fault point
+(`before:backup-<phase>`, installer/faults.py). The archive is a tar stream, encrypted as it is
+made: records, files, then each database as `pg_dump -Fc` streams it, the manifest last (its
+sizes and hashes are known only then). Nothing of it is ever on the disk in clear.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tarfile
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from installer import __version__, faults
+from installer.backup import contents, crypt
+from installer.backup.manifest import (
+    CHUNK,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Manifest,
+    Part,
+    chunk_name,
+    render_manifest,
+)
+from installer.backup.pgtools import dump_chunks
+from installer.backup.rotation import backup_name, rotate
+from installer.errors import InstallerError
+from installer.fingerprint import read_installation_id, short_fingerprint
+from installer.fsutil import fsync_dir
+from installer.passwd import read_shadow_hash
+from installer.paths import TargetPaths
+from installer.tracker import PlannedStep, StepTracker
+
+log = logging.getLogger("clawdie.backup")
+
+PHASES = (
+    PlannedStep("backup-read", "finding what the box holds", 60.0),
+    PlannedStep("backup-write", "dumping the databases into the encrypted backup", 3600.0),
+    PlannedStep("backup-verify", "checking the written backup", 60.0),
+    PlannedStep("backup-rotate", "removing old backups (7 daily, 4 weekly)", 60.0),
+)
+RECORD_ID = "records/installation-id"
+RECORD_ACCOUNT = "records/account.json"
+
+
+class BackupError(InstallerError):
+    """The backup could not be made; an incomplete file was removed."""
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    root: Path
+    admin_conninfo: str
+    recipients: tuple[str, ...]
+    to: Path
+    databases: tuple[str, ...] = ("system_ops", "system_brain", "system_skills")
+    rotate: bool = True
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    size: int
+    manifest: Manifest
+    removed: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        dbs = ", ".join(
+            p.name.removeprefix("databases/") for p in self.manifest.of_kind("database")
+        )
+        files = sum(1 for p in self.manifest.parts if p.kind == "file")
+        out = [
+            f"Backup written: {self.path} ({self.size} bytes, encrypted to the owner's key(s))",
+            f"Host {self.manifest.host}, fingerprint {self.manifest.fingerprint}, "
+            f"{self.manifest.created}",
+            f"Holds: databases {dbs}; {files} files (/etc/clawdie, platform data, SSH host "
+            "keys, TLS pair, network files, adopt code hash, install record)",
+        ]
+        if self.removed:
+            out.append(f"Rotation removed: {', '.join(self.removed)}")
+        return out
+
+
+def read_host(paths: TargetPaths) -> str:
+    try:
+        name = paths.hostname.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeError):
+        name = ""
+    return name if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name) else "clawdie"
+
+
+def read_platform_version(paths: TargetPaths) -> str:
+    """The platform payload's version (platform.toml), `unknown` without one."""
+    try:
+        doc = tomllib.loads(paths.platform_manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return str(doc.get("version", "unknown"))
+
+
+def service_account(paths: TargetPaths) -> str:
+    from installer.envfile import read_env_file
+
+    try:
+        return read_env_file(paths.system_env).get("PLATFORM_DB_ROLE") or "clawdie"
+    except OSError:
+        return "clawdie"
+
+
+class _Hashing:
+    """Reads `size` bytes from a descriptor for tarfile, hashing them on the way."""
+
+    def __init__(self, fd: int, size: int, path: str) -> None:
+        self.fd, self.left, self.path = fd, size, path
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n < 0 else min(n, self.left)
+        data = os.read(self.fd, want) if want else b""
+        if want and not data:
+            raise BackupError(
+                f"{self.path} shrank while it was read", "run the backup again when it is quiet"
+            )
+        self.left -= len(data)
+        self.digest.update(data)
+        return data
+
+
+def _member(tar: tarfile.TarFile, name: str, size: int, fileobj: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+    tar.addfile(info, fileobj)
+
+
+def _records(paths: TargetPaths, tar: tarfile.TarFile, parts: list[Part]) -> None:
+    records = {
+        RECORD_ID: str(read_installation_id(paths)).encode(),
+        RECORD_ACCOUNT: json.dumps(
+            {
+                "name": service_account(paths),
+                "password_hash": read_shadow_hash(paths.shadow, service_account(paths)) or "",
+            }
+        ).encode(),
+    }
+    for name, data in records.items():
+        _member(tar, name, len(data), io.BytesIO(data))
+        parts.append(Part(name, "record", len(data), hashlib.sha256(data).hexdigest()))
+
+
+def _files(
+    paths: TargetPaths, entries: Sequence[contents.Entry], tar: tarfile.TarFile, parts: list[Part]
+) -> None:
+    users = contents.names_by_id(paths.passwd)
+    groups = contents.names_by_id(contents.group_file(paths))
+    for entry in entries:
+        owner, group = users.get(entry.uid, "root"), groups.get(entry.gid, "root")
+        base = Part(
+            entry.path, entry.kind, path=entry.path, mode=entry.mode, owner=owner, group=group
+        )
+        if entry.kind == "dir":
+            parts.append(base)
+        elif entry.kind == "link":
+            parts.append(
+                Part(
+                    entry.path,
+                    "link",
+                    path=entry.path,
+                    target=entry.target,
+                    owner=owner,
+                    group=group,
+                )
+            )
+        else:
+            name = f"files/{entry.path}"
+            with contents.open_file(paths.root, entry) as fd:
+                size = os.fstat(fd).st_size
+                reader = _Hashing(fd, size, entry.path)
+                _member(tar, name, size, reader)
+            parts.append(
+                Part(
+                    name,
+                    "file",
+                    size,
+                    reader.digest.hexdigest(),
+                    entry.path,
+                    entry.mode,
+                    owner,
+                    group,
+                )
+            )
+
+
+def _databases(config: BackupConfig, tar: tarfile.TarFile, parts: list[Part]) -> None:
+    for database in config.databases:
+        name = f"databases/{database}.dump"
+        digest, size = hashlib.sha256(), 0
+        chunks = dump_chunks(config.admin_conninfo, database, CHUNK)
+        for index, chunk in enumerate(chunks, start=1):
+            digest.update(chunk)
+            size += len(chunk)
+            _member(tar, chunk_name(name, index), len(chunk), io.BytesIO(chunk))
+        parts.append(Part(name, "database", size, digest.hexdigest()))
+
+
+def write_archive(
+    config: BackupConfig,
+    paths: TargetPaths,
+    entries: Sequence[contents.Entry],
+    out: IO[bytes],
+    head: Manifest,
+) -> tuple[int, Manifest]:
+    """The encrypted archive into `out`; returns its length and the manifest it holds."""
+    recipients = crypt.parse_recipients(config.recipients)
+    parts: list[Part] = []
+    done: list[Manifest] = []
+
+    def produce(sink: IO[bytes]) -> None:
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _records(paths, tar, parts)
+            _files(paths, entries, tar, parts)
+            _databases(config, tar, parts)
+            manifest = Manifest(**{**head.__dict__, "parts": tuple(parts)})
+            data = render_manifest(manifest)
+            _member(tar, MANIFEST_NAME, len(data), io.BytesIO(data))
+            done.append(manifest)
+
+    written = crypt.encrypt_stream(produce, out, recipients)
+    return written, done[0]
+
+
+def _open_temp(directory: Path, name: str) -> tuple[int, str]:
+    """A new temp file for `name` (0600); what a killed backup of the same name left goes."""
+    temp = f".{name}.tmp-{os.getpid()}"
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for left in os.listdir(dir_fd):
+            if left.startswith(f".{name}.tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(left, dir_fd=dir_fd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(temp, flags, 0o600, dir_fd=dir_fd), temp
+    finally:
+        os.close(dir_fd)
+
+
+def verify_written(path: Path, written: int, recipients: int) -> None:
+    """The file as it is on the medium: age header, a stanza per recipient, the length."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, crypt.MAX_HEADER, 0)
+    finally:
+        os.close(fd)
+    problem = crypt.check_header(head, size, written, recipients)
+    if problem is not None:
+        raise BackupError(
+            f"the backup written to {path} is not right: {problem}",
+            "the medium may be failing or full: try another one",
+        )
+
+
+def make_backup(
+    config: BackupConfig, tracker: StepTracker | None = None, now: datetime | None = None
+) -> BackupResult:
+    """One backup of the box at `config.root` into the directory `config.to`."""
+    paths = TargetPaths(config.root)
+    track = tracker or StepTracker("Clawdie backup", PHASES, "run the backup again")
+    moment = now or datetime.now(UTC)
+    if not paths.complete_stamp.is_file():
+        raise BackupError(
+            f"there is no installation at {paths.root} to back up: first boot has not completed",
+            "a backup is of an installed box",
+        )
+    recipients = crypt.parse_recipients(config.recipients)
+
+    faults.fault_point("before:backup-read")
+    track.begin("backup-read")
+    entries = contents.collect(paths)
+    host = read_host(paths)
+    installation = read_installation_id(paths)
+    head = Manifest(
+        format=FORMAT_VERSION,
+        installer=__version__,
+        platform=read_platform_version(paths),
+        host=host,
+        fingerprint=short_fingerprint(installation),
+        created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+    faults.fault_point("before:backup-write")
+    track.begin("backup-write")
+    config.to.mkdir(parents=True, exist_ok=True)
+    name = backup_name(host, moment.date())
+    fd, temp = _open_temp(config.to, name)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            written, manifest = write_archive(config, paths, entries, out, head)
+            out.flush()
+            os.fsync(out.fileno())
+        faults.fault_point("before:backup-verify")
+        track.begin("backup-verify")
+        verify_written(config.to / temp, written, len(recipients))
+        os.replace(config.to / temp, config.to / name)
+        fsync_dir(config.to)
+    except BaseException:
+        (config.to / temp).unlink(missing_ok=True)
+        raise
+
+    faults.fault_point("before:backup-rotate")
+    track.begin("backup-rotate")
+    removed = rotate(config.to, host) if config.rotate else ()
+    log.info("backup: %s (%d bytes)", config.to / name, written)
+    return BackupResult(config.to / name, written, manifest, tuple(removed))

@@ -1,0 +1,49 @@
+"""Shared test data and fakes (moved out of test_backup.py, which other tests use too)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from tests.helpers.sentinels import ROW, SENTINEL
+from tests.pg import PgCluster
+
+
+def with_platform_data(box: Path, pg: PgCluster) -> None:
+    """What the platform and the installer leave besides first boot's files: a row, data
+    files of the service account (one a link), SSH host keys and a TLS pair."""
+    root = box / "root"
+    with psycopg.connect(pg.admin_conninfo("system_brain"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE memory (id serial PRIMARY KEY, note text)")
+        conn.execute("ALTER TABLE memory OWNER TO clawdie")
+        conn.execute("INSERT INTO memory (note) VALUES (%s)", (ROW,))
+    data = root / "var/lib/clawdie/data"
+    data.mkdir()
+    (data / "memory.bin").write_bytes(os.urandom(300_000))
+    (data / "current").symlink_to("memory.bin")
+    for path in (data, data / "memory.bin"):
+        os.chown(path, *ids(root, "clawdie"), follow_symlinks=False)
+    for kind in ("ed25519", "ecdsa"):
+        key = root / f"etc/ssh/ssh_host_{kind}_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "root@box", "-f", str(key)],
+            check=True,
+        )
+    private = root / "etc/ssl/private/ssl-cert-snakeoil.key"
+    private.parent.mkdir(parents=True)
+    private.write_text(f"-----BEGIN PRIVATE KEY-----\n{SENTINEL}\n")
+    private.chmod(0o640)
+    cert = root / "etc/ssl/certs/ssl-cert-snakeoil.pem"
+    cert.parent.mkdir(parents=True)
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n")
+
+
+def ids(root: Path, name: str) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2]), int(fields[3])
+    raise AssertionError(name)
