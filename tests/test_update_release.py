@@ -5,6 +5,8 @@ the image's release key checked at build time, and the platform unit resuming an
 from __future__ import annotations
 
 import io
+import shlex
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -134,9 +136,26 @@ def test_the_image_takes_a_public_key_and_refuses_a_secret_one(tmp_path: Path) -
 def test_the_platform_unit_resumes_an_update_as_root_before_the_platform_starts() -> None:
     unit = (REPO / "iso/overlay/etc/systemd/system/clawdie.service").read_text().splitlines()
     wait = unit.index("ExecStartPre=/usr/local/bin/clawdie-setup wait-db")
-    resume = unit.index("ExecStartPre=+/usr/local/bin/clawdie-setup update --resume")
+    resume = next(i for i, line in enumerate(unit) if "clawdie-setup update --resume" in line)
     start = next(i for i, line in enumerate(unit) if line.startswith("ExecStart="))
     assert wait < resume < start
+    assert unit[resume].startswith("ExecStartPre=+")  # as root
+
+
+def test_the_resume_runs_only_on_a_box_that_began_an_update(tmp_path: Path) -> None:
+    """The unit's guard, run by sh with the state folder and the command swapped for the test's:
+    no folder, no command (first boot and every start of a box never updated); a folder, the
+    command."""
+    unit = (REPO / "iso/overlay/etc/systemd/system/clawdie.service").read_text().splitlines()
+    line = next(x for x in unit if "clawdie-setup update --resume" in x)
+    script = shlex.split(line.removeprefix("ExecStartPre=+"))[2]
+    folder = tmp_path / "update"
+    script = script.replace("/var/lib/clawdie-setup/update", str(folder))
+    script = script.replace("/usr/local/bin/clawdie-setup update --resume", "echo resumed")
+    assert subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout == ""
+    folder.mkdir()
+    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert ran.stdout == "resumed\n"
 
 
 @pytest.mark.parametrize(
