@@ -8,8 +8,8 @@ tests/test_boot.py compares its identities with the BIOS machine's.
 
 Plain UEFI is a later boot of that disk (a qcow2 overlay) under OVMF without Secure Boot: the same
 chain with Secure Boot off (`uefi_later`). In that boot the host probes the box through a
-user-mode NIC: only SSH and the dashboard answer (DESIGN §10); the box answers `<host>.local` by
-mDNS; and a kit runs what a kernel and boot-loader package update runs. Then the updated disk
+user-mode NIC: only SSH and the dashboard answer (DESIGN §10); resolved offers mDNS there, not
+LLMNR; and a kit runs what a kernel and boot-loader package update runs. Then the updated disk
 boots under Secure Boot again, to PLATFORM-READY, locked down.
 
 A negative control in the same firmware: the image's ESP with an unsigned loader (the
@@ -138,21 +138,26 @@ def test_the_box_answers_only_ssh_and_the_dashboard_from_outside(uefi_later: Lat
     assert speaking == dict.fromkeys(speaking, b""), f"these answered from outside: {speaking}"
 
 
-def test_the_box_answers_its_local_name_by_mdns(uefi_later: LaterBoot) -> None:
-    """systemd-resolved, asked over mDNS only (no synthesized answer, no cache), answers
-    `<host>.local` with the NIC's address; nothing listens for LLMNR."""
+def test_the_box_offers_mdns_and_no_llmnr(uefi_later: LaterBoot) -> None:
+    """systemd-resolved has mDNS on for the NIC's link (the wired .network and resolved.conf.d
+    say MulticastDNS=yes) and listens on UDP 5353; nothing listens for LLMNR (UDP 5355). Whether
+    a LAN peer gets `<host>.local` answered needs a peer: resolved never resolves its own name by
+    mDNS for itself ("No appropriate name servers or networks")."""
     text = uefi_later.text
-    query = re.search(rf"TESTKIT: mdns query {HOST}\.local: (.*)", text)
-    assert query, "the kit said nothing of mDNS"
-    assert re.search(rf"{HOST}\.local: 10\.0\.2\.15\b", query.group(1)), query.group(1)
+    links = re.search(r"TESTKIT: mdns links: (.*)", text)
+    assert links, "the kit said nothing of mDNS"
+    assert re.search(r"Global: yes;Link \d+ \(\w+\): yes;", links.group(1)), links.group(1)
+    sockets = re.search(r"TESTKIT: udp 5353 sockets: (.*)", text)
+    assert sockets, "the kit listed no UDP 5353 sockets"
+    assert re.search(r"0\.0\.0\.0:5353 .*systemd-resolve", sockets.group(1)), sockets.group(1)
     assert "TESTKIT: llmnr sockets (udp 5355): 0" in text
 
 
 def test_secure_boot_after_a_kernel_and_boot_loader_update(
     secureboot_machine: Machine, uefi_later: LaterBoot
 ) -> None:
-    """What a kernel and boot-loader package update runs (the kit, in the plain-UEFI boot:
-    initramfs and update-grub, shim-signed's postinst with its grub-install) leaves every EFI
+    """What a kernel and boot-loader package update runs (the kit, in the plain-UEFI boot: the
+    kernel's update-grub hook, shim-signed's postinst with its grub-install) leaves every EFI
     binary signed, shim at both paths renewed, a grub.cfg update-grub wrote, and no firmware
     boot entry; the next boot under Secure Boot reaches PLATFORM-READY, locked down."""
     text = uefi_later.text
@@ -179,7 +184,9 @@ def test_secure_boot_after_a_kernel_and_boot_loader_update(
     booted = guest.log_text()
     assert KERNEL_SECURE_BOOT.search(booted), "the updated disk's kernel started with Secure Boot"
     assert KERNEL_LOCKDOWN.search(booted)
-    assert SWITCH not in booted, "GRUB read the grub.cfg update-grub wrote"
+    cmdline = re.search(r"Kernel command line: (.*)", booted)
+    assert cmdline, "the kernel printed no command line"
+    assert SWITCH not in cmdline.group(1), "GRUB read the grub.cfg update-grub wrote"
 
 
 def esp_times(text: str, when: str) -> dict[str, tuple[int, str]]:
