@@ -42,7 +42,7 @@ MASKED = ("clawdie-firstboot.service", "clawdie.service")
 
 def install_disk(image: Path, workdir: Path) -> Path:
     """Install the image onto a blank disk as the boot test does (BIOS, unattended erase)."""
-    from tests.test_boot import DISK_SIZE, filled_seed
+    from tests.boot_lane import DISK_SIZE, filled_seed
 
     stick = copy_image(image, workdir / "stick.img")
     vm.write_seed(

@@ -10,6 +10,9 @@
 `live`        a small live system as a squashfs (tests/helpers/install_disk.py).
 `loop_devices` skips the test unless it runs as root with loop devices and the disk tools
               (`pytestmark = pytest.mark.usefixtures("loop_devices")` for a whole module).
+`secureboot_machine`, `uefi_later` the boot tests' shared UEFI machine (tests/boot_lane.py):
+              installed once under Secure Boot, then its plain-UEFI later boot (session scope:
+              tests/test_boot.py and tests/test_boot_secureboot.py share them).
 
 Both are stopped and removed after the test, whatever its outcome. They skip, with the reason,
 when not root or when the server binaries are missing.
@@ -22,6 +25,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,6 +33,9 @@ from hypothesis import HealthCheck, settings
 from tests.helpers.install_disk import make_live, require_install_tools
 from tests.loopdev import require_root
 from tests.pg import PgCluster, unavailable_reason
+
+if TYPE_CHECKING:
+    from tests.boot_lane import LaterBoot, Machine
 
 # `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
 pytest_plugins = ("tests.terminal",)
@@ -91,6 +98,27 @@ def installer_image() -> Path:
     from tests.image import ensure_image
 
     return ensure_image()
+
+
+@pytest.fixture(scope="session")
+def secureboot_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
+    """The boot tests' one UEFI install: the stick under Secure Boot, the disk's first boot
+    under Secure Boot to PLATFORM-READY (tests/boot_lane.py). Installed when a test first asks."""
+    from tests import boot_lane, vm
+
+    if not (vm.OVMF_CODE_SECBOOT.is_file() and vm.OVMF_VARS_MS.is_file()):
+        pytest.skip("needs OVMF's Secure Boot build (Debian's ovmf package)")
+    workdir = tmp_path_factory.mktemp(boot_lane.SECURE_BOOT_RUN)
+    return boot_lane.secure_boot_installed(installer_image, workdir)
+
+
+@pytest.fixture(scope="session")
+def uefi_later(secureboot_machine: Machine, tmp_path_factory: pytest.TempPathFactory) -> LaterBoot:
+    """The Secure Boot install's later boot under plain UEFI, with the NIC the host probes and
+    the kit that runs a package update's hooks (tests/boot_lane.py)."""
+    from tests import boot_lane
+
+    return boot_lane.uefi_later_boot(secureboot_machine, tmp_path_factory.mktemp("uefi-later"))
 
 
 @pytest.fixture(params=["tmpfs", "checkout"])

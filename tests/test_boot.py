@@ -1,7 +1,8 @@
 """The whole journey under QEMU (`just boot-test`): the stick installs, the disk boots, first
-boot runs, the platform says PLATFORM-READY. Also UEFI, an adopt stick on the installed box, a seed
-missing a required field with
-nobody at the console, and the stick left in after the install.
+boot runs, the platform says PLATFORM-READY. Also an adopt stick on the installed box, a seed
+missing a required field with nobody at the console, and the stick left in after the install.
+UEFI (installed under Secure Boot, then booted under plain UEFI too) is in
+tests/test_boot_secureboot.py; its machine is shared (tests/boot_lane.py, tests/conftest.py).
 
 Every VM runs with no network at all. Serial logs and figures are kept in build/iso/boot-test
 (the logs of the last run, for looking at after a failure). Without working KVM each boot runs
@@ -10,10 +11,7 @@ under TCG and takes minutes: the waits below are generous bounds, not expectatio
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,6 +20,23 @@ import pytest
 from installer.fingerprint import installation_id, short_fingerprint
 from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
+from tests.boot_lane import (
+    FAILURE_BOUND,
+    FIRSTBOOT_BOUND,
+    INSTALL_BOUND,
+    WIFI_LINES,
+    WIFI_PASSWORD,
+    WIFI_SSID,
+    Machine,
+    filled_seed,
+    first_boot,
+    install,
+    keep_installed_disk,
+    keep_logs,
+    record,
+    record_journal,
+    sha256_file,
+)
 from tests.disk_image import (
     adopt_state,
     machine_identities,
@@ -29,182 +44,11 @@ from tests.disk_image import (
     raw_counts,
     telegram_retry_state,
 )
-from tests.image import OUT, copy_image
-from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
+from tests.image import copy_image
+from tests.seeds import OPENROUTER, PASSWORD, TOKEN
 
 # Each test boots one to three VMs under TCG: far past the suite's 300 s per-test default.
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000)]
-
-LOGS = OUT / "boot-test"
-DISK_SIZE = 6 * 1024**3
-INSTALL_BOUND = 1500.0  # power-on to CLAWDIE-INSTALL-DONE
-FIRSTBOOT_BOUND = 1200.0  # power-on to PLATFORM-READY
-FAILURE_BOUND = 900.0  # power-on to a failure's power-off (waits 120 s + 60 s for a person)
-SEED_LINES = [
-    f"TELEGRAM_BOT_TOKEN={TOKEN}",
-    f"OPENROUTER_API_KEY={OPENROUTER}",
-    "ASSISTANT_NAME=Boot Test",
-    "OPERATOR_EMAIL=operator@example.com",
-    f"OPERATOR_PASSWORD={PASSWORD}",
-]
-# The BIOS machine's seed has Wi-Fi too: its disk, kept before first boot, is what the Wi-Fi runs
-# boot (tests/test_boot_wifi.py); without a radio its own first boot just says there is none.
-WIFI_SSID = "ClawdieTest"
-WIFI_PASSWORD = "wifi-boot-test-7f3a"
-WIFI_COUNTRY = "DE"
-WIFI_LINES = [
-    f"WIFI_SSID={WIFI_SSID}",
-    f"WIFI_PASSWORD={WIFI_PASSWORD}",
-    f"WIFI_COUNTRY={WIFI_COUNTRY}",
-]
-FIGURES: dict[str, dict[str, float]] = {}
-LOADERS = re.compile(
-    r"^Boot loaders:   shim-signed \S+ \(SBAT shim,\d+\), "
-    r"grub-efi-amd64-signed \S+ \(SBAT grub,\d+\)$",
-    re.MULTILINE,
-)
-
-
-def filled_seed(*extra: str, admin: bool = True) -> bytes:
-    lines = [*SEED_LINES, *([f"TELEGRAM_ADMIN_ID={ADMIN}"] if admin else []), *extra]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def record(run: str, machine: vm.Vm, **fields: float) -> None:
-    """Keep and print the seconds since power-on of each mark of one boot (`machine.name`)."""
-    boot = {f"{machine.name}: {k}": round(v, 1) for k, v in {**machine.marks, **fields}.items()}
-    FIGURES[run] = {**FIGURES.get(run, {}), **boot}
-    LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
-    vm.print_timing(run, boot)
-
-
-def record_journal(
-    run: str, machine: Machine, guest: vm.Vm, which: str, text: str = ""
-) -> list[boot_timing.Row]:
-    """Print and keep the table of where the boot went, from the (shut down) disk's journal:
-    our first-boot service per phase and its start-to-exit, the platform unit's start, and the
-    seconds from power-on (QEMU's start) to PLATFORM-READY and to the login prompt."""
-    rows = boot_timing.firstboot_rows(
-        boot_timing.split_boots(boot_timing.read_journal(machine.disk))[-1]
-    )
-    after_power_on = [
-        boot_timing.Row(f"power-on to {name}", guest.marks[name])
-        for name in ("PLATFORM-READY", "login prompt")
-        if name in guest.marks
-    ]
-    headline = re.findall(r"the assistant is set up \((\d+\.\d) s\)", text)
-    if headline:  # the summary's own figure (the last one written), next to the journal's
-        after_power_on.append(boot_timing.Row("the summary's time", float(headline[-1])))
-    keep_table(run, guest, which, rows, after_power_on)
-    return rows
-
-
-def record_install(run: str, guest: vm.Vm) -> list[boot_timing.Row]:
-    """Print and keep the table of where the install went (from the stick's serial log)."""
-    entries = boot_timing.entries_from_serial(guest.log_text())
-    rows = boot_timing.install_rows(entries, guest.marks.get("install done"))
-    keep_table(run, guest, "install", rows)
-    return rows
-
-
-def keep_table(
-    run: str,
-    guest: vm.Vm,
-    which: str,
-    rows: list[boot_timing.Row],
-    extra: list[boot_timing.Row] | None = None,
-) -> None:
-    """Print one boot's table, keep it in LOGS and its rows in figures.json."""
-    table = boot_timing.render_table(f"boot-test: {run}: {which} ({guest.name})", rows, extra or [])
-    print(table, end="", flush=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / f"{run}-{guest.name}.timing.txt").write_text(table)
-    FIGURES[run] = {
-        **FIGURES.get(run, {}),
-        **{f"{guest.name}: {row.name.strip()}": round(row.seconds, 1) for row in rows},
-    }
-    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
-
-
-def keep_installed_disk(machine: Machine, run: str) -> None:
-    """A copy of the disk as the installer left it, before its first boot: `just bench-boot`
-    boots copies of it (build/iso/boot-test/RUN-installed.img, sparse)."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["cp", "--sparse=always", str(machine.disk), str(LOGS / f"{run}-installed.img")], check=True
-    )
-
-
-def keep_logs(workdir: Path) -> None:
-    LOGS.mkdir(parents=True, exist_ok=True)
-    for log in workdir.glob("*.log"):
-        shutil.copyfile(log, LOGS / f"{workdir.name}-{log.name}")
-
-
-class Machine:
-    """A virtual machine's disks: its stick (a copy of the image with a seed) and its disk."""
-
-    def __init__(self, workdir: Path, image: Path, seed: bytes, firmware: vm.Firmware) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.stick = copy_image(image, workdir / "stick.img")
-        vm.write_seed(self.stick, seed)
-        self.disk = vm.make_blank_disk(workdir / "disk.img", DISK_SIZE)
-        self.firmware = firmware
-
-    def boot(self, name: str, *, stick: bool) -> vm.Vm:
-        return vm.Vm(
-            workdir=self.workdir,
-            disk=self.disk,
-            stick=self.stick if stick else None,
-            firmware=self.firmware,
-            name=name,
-        )
-
-    def receipt(self) -> str:
-        data = vm.read_seed_file(self.stick, "SETUP-RESULT.txt")
-        assert data is not None, "no SETUP-RESULT.txt on the stick"
-        text = read_receipt(data)  # the newest of the two receipts the file keeps
-        assert text is not None, "no whole receipt in SETUP-RESULT.txt"
-        return text
-
-
-def install(machine: Machine, run: str) -> None:
-    """Phase 1: boot the stick as a removable USB device; it installs, then reboots."""
-    try:
-        with machine.boot("install", stick=True) as guest:
-            guest.wait_for("CLAWDIE-INSTALL-DONE", INSTALL_BOUND, name="install done")
-            guest.wait_exit(300)
-            assert guest.exit_reason() == "guest-reset", "the installer should reboot when done"
-            record(run, guest)
-    finally:
-        keep_logs(machine.workdir)
-    record_install(run, guest)
-    receipt = machine.receipt()
-    assert "installed" in receipt.lower()
-    # the receipt says what the installer saw: boot mode and the disk as its label names it
-    mode = {
-        "bios": r"BIOS \(legacy\)",
-        "uefi": r"UEFI, Secure Boot (off|state unknown .*)",  # OVMF without Secure Boot
-        "uefi-secureboot": r"UEFI, Secure Boot on, kernel lockdown integrity",
-    }[machine.firmware]
-    assert re.search(f"^Boot mode:      {mode}$", receipt, re.MULTILINE), receipt
-    if machine.firmware != "bios":  # and under UEFI Debian's signed loaders, matched to SBAT
-        assert LOADERS.search(receipt), receipt
-    assert vm.DISK_SERIAL in receipt
-    assert PASSWORD not in receipt
-    assert WIFI_PASSWORD not in receipt
-    assert OPENROUTER not in receipt
-    assert TOKEN not in receipt
 
 
 def cut_during_copy(machine: Machine, run: str) -> None:
@@ -272,43 +116,6 @@ def later_boot(machine: Machine, run: str) -> None:
     assert "Starting clawdie-firstboot.service" not in text
     rows = record_journal(run, machine, guest, "a later boot")
     assert boot_timing.service_seconds(rows) == 0.0, "the first-boot service must not run again"
-
-
-def first_boot(machine: Machine, run: str) -> str:
-    """Phase 2: boot the disk without the stick, to PLATFORM-READY and the login screen."""
-    try:
-        with machine.boot("firstboot", stick=False) as guest:
-            started = guest.wait_for(
-                "Starting clawdie-firstboot.service", FIRSTBOOT_BOUND, name="first boot starts"
-            )
-            finished = guest.wait_for(
-                "Finished clawdie-firstboot.service",
-                FIRSTBOOT_BOUND,
-                after=started,
-                name="first boot done",
-            )
-            ready = guest.wait_for(
-                re.compile(r"PLATFORM-READY role=(\S+) db=(\S+) operators=(\d+)"),
-                FIRSTBOOT_BOUND,
-                name="PLATFORM-READY",
-            )
-            guest.wait_for(re.compile(r"login:"), 300, after=finished, name="login prompt")
-            text = guest.log_text()
-            # a clean power-off (ACPI), so the disk can be read afterwards as the machine left it
-            guest.qmp.execute("system_powerdown")
-            guest.wait_exit(300)
-            assert guest.exit_reason() == "guest-shutdown", "the power button should shut down"
-            record(run, guest, **{"our first-boot service (s)": finished.elapsed - started.elapsed})
-    finally:
-        keep_logs(machine.workdir)
-    rows = record_journal(run, machine, guest, "first boot", text)
-    assert boot_timing.service_seconds(rows) > 0, "the first-boot service ran"
-    assert ready.group(1) == "clawdie"
-    assert ready.group(2) == "system_ops"
-    assert ready.group(3) == "1", "the dashboard operator from the seed should exist"
-    for secret in (PASSWORD, OPENROUTER, TOKEN, WIFI_PASSWORD):
-        assert secret not in text
-    return text
 
 
 @pytest.fixture(scope="module")
@@ -494,27 +301,16 @@ def adopt_boot(tmp_path: Path, overlay: Path, stick: Path, name: str, *, ready: 
     return text
 
 
-@pytest.fixture(scope="module")
-def uefi_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
-    return Machine(tmp_path_factory.mktemp("uefi-usb"), installer_image, filled_seed(), "uefi")
-
-
-def test_uefi_usb_installs_and_first_boot_reaches_the_platform(uefi_machine: Machine) -> None:
-    """UEFI (OVMF), and no TARGET_DISK: the one blank disk is taken without a question."""
-    install(uefi_machine, "uefi-usb")
-    first_boot(uefi_machine, "uefi-usb")
-
-
 def test_two_installs_from_one_image_share_no_identity(
-    bios_machine: Machine, uefi_machine: Machine
+    bios_machine: Machine, secureboot_machine: Machine
 ) -> None:
-    """The BIOS and the UEFI machine were installed from the same image: machine id, SSH host
+    """The BIOS machine and the UEFI one (installed under Secure Boot, shared with
+    tests/test_boot_secureboot.py) were installed from the same image: machine id, SSH host
     key, TLS key, PostgreSQL system identifier and random seed are each their own."""
-    for machine in (bios_machine, uefi_machine):
-        if not (machine.workdir / "firstboot.serial.log").exists():
-            pytest.skip("needs both installed machines from the tests before")
+    if not (bios_machine.workdir / "firstboot.serial.log").exists():
+        pytest.skip("needs the installed BIOS machine from the test before")
     first = machine_identities(bios_machine.disk)
-    second = machine_identities(uefi_machine.disk)
+    second = machine_identities(secureboot_machine.disk)
     shared = [name for name in first if first[name] == second[name]]
     assert not shared, f"two machines from one image share: {', '.join(shared)}"
 

@@ -1,8 +1,16 @@
-"""UEFI Secure Boot on, as on a PC sold with Windows (DESIGN §5): OVMF's SMM build with
-Microsoft's keys enrolled, enforcing. The stick boots Debian's signed chain (shim -> signed GRUB
--> signed kernel) and installs; the installed disk boots the same chain to PLATFORM-READY. The
-kernel says it is locked down, and the receipt and summary (read inside the booted system:
-the SecureBoot variable, /sys/kernel/security/lockdown, the loaders' versions and SBAT) say so.
+"""UEFI, installed once, under Secure Boot on, as on a PC sold with Windows (DESIGN §5): OVMF's
+SMM build with Microsoft's keys enrolled, enforcing. The stick boots Debian's signed chain (shim
+-> signed GRUB -> signed kernel) and installs; the installed disk boots the same chain to
+PLATFORM-READY. The kernel says it is locked down, and the receipt and summary (read inside the
+booted system: the SecureBoot variable, /sys/kernel/security/lockdown, the loaders' versions and
+SBAT) say so. The machine is shared (tests/boot_lane.py, the `secureboot_machine` fixture):
+tests/test_boot.py compares its identities with the BIOS machine's.
+
+Plain UEFI is a later boot of that disk (a qcow2 overlay) under OVMF without Secure Boot: the same
+chain with Secure Boot off (`uefi_later`). In that boot the host probes the box through a
+user-mode NIC: only SSH and the dashboard answer (DESIGN §10); resolved offers mDNS there, not
+LLMNR; and a kit runs what a kernel and boot-loader package update runs. Then the updated disk
+boots under Secure Boot again, to PLATFORM-READY, locked down.
 
 A negative control in the same firmware: the image's ESP with an unsigned loader (the
 grub-mkimage image the stick had before) is refused with Access Denied, so the lane can fail.
@@ -18,17 +26,24 @@ from pathlib import Path
 import pytest
 
 from tests import vm
-from tests.disk_image import read_file, root_filesystem
-from tests.image import copy_image, load_build
-from tests.test_boot import (
+from tests.boot_lane import (
+    KERNEL_LOCKDOWN,
+    KERNEL_SECURE_BOOT,
+    KERNEL_SECURE_BOOT_OFF,
     LOADERS,
+    PROBES,
+    SECURE_BOOT_RUN,
+    LaterBoot,
     Machine,
-    filled_seed,
-    first_boot,
-    install,
+    after_update_boot,
+    flat_copy,
     keep_logs,
     record,
+    serial_text,
 )
+from tests.disk_image import read_file, root_filesystem
+from tests.image import copy_image, load_build
+from tests.update_kit import LISTENER_PORT, SWITCH
 
 pytestmark = [
     pytest.mark.boot,
@@ -39,20 +54,13 @@ pytestmark = [
     ),
 ]
 
-RUN = "uefi-secureboot"
+RUN = SECURE_BOOT_RUN
 SECURE_BOOT_ON = "UEFI, Secure Boot on, kernel lockdown integrity"
-# What Debian's kernel says when the firmware booted it with Secure Boot on, and locked down.
-KERNEL_SECURE_BOOT = re.compile(r"Secure boot enabled")
-KERNEL_LOCKDOWN = re.compile(r"Kernel is locked down from EFI Secure Boot")
 SECURITY_SOURCE = "deb http://deb.debian.org/debian-security bookworm-security main"
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+HOST = "boot-test"  # the host name first boot derived from the seed's ASSISTANT_NAME
 
 build = load_build()
-
-
-@pytest.fixture(scope="module")
-def secureboot_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
-    return Machine(tmp_path_factory.mktemp(RUN), installer_image, filled_seed(), "uefi-secureboot")
 
 
 def esp_files(disk: Path, dest: Path) -> dict[str, Path]:
@@ -85,13 +93,14 @@ def check_installed_esp(disk: Path, dest: Path) -> None:
 def test_secure_boot_stick_installs_and_the_disk_reaches_the_platform(
     secureboot_machine: Machine,
 ) -> None:
+    """The fixture installed (the receipt: Secure Boot on, lockdown, the loaders' versions) and
+    booted the disk to PLATFORM-READY, both under Secure Boot; here what the logs and disk say."""
     machine = secureboot_machine
-    install(machine, RUN)  # the receipt: Secure Boot on, lockdown, the loaders' versions
-    install_log = (machine.workdir / "install.serial.log").read_text(errors="replace")
+    install_log = serial_text(machine.workdir, "install")
     assert KERNEL_SECURE_BOOT.search(install_log), "the stick's kernel started with Secure Boot"
     assert KERNEL_LOCKDOWN.search(install_log)
     check_installed_esp(machine.disk, machine.workdir / "esp")
-    text = first_boot(machine, RUN)
+    text = serial_text(machine.workdir, "firstboot")
     assert KERNEL_SECURE_BOOT.search(text), "the disk's kernel started with Secure Boot"
     assert KERNEL_LOCKDOWN.search(text)
     # the summary, which first boot wrote from the running system's /sys and dpkg status
@@ -102,6 +111,90 @@ def test_secure_boot_stick_installs_and_the_disk_reaches_the_platform(
     assert LOADERS.search(summary), summary
     # shim and GRUB revocation updates reach the installed box
     assert SECURITY_SOURCE in sources, sources
+
+
+def test_plain_uefi_boots_the_secure_boot_install(uefi_later: LaterBoot) -> None:
+    """The same disk under OVMF without Secure Boot (its own NVRAM, no boot entry: the removable
+    path, shim -> signed GRUB -> kernel): a later boot, first boot skipped, PLATFORM-READY."""
+    text = uefi_later.text
+    assert KERNEL_SECURE_BOOT_OFF.search(text), "the kernel should say Secure Boot is off"
+    assert not KERNEL_SECURE_BOOT.search(text)
+    assert not KERNEL_LOCKDOWN.search(text)
+    assert "Starting clawdie-firstboot.service" not in text
+
+
+def test_the_box_answers_only_ssh_and_the_dashboard_from_outside(uefi_later: LaterBoot) -> None:
+    """From the host through the user-mode NIC's forwarded ports: SSH's banner and the
+    dashboard's HTTP answer; PostgreSQL, port 80 and a listener the kit opened on every address
+    (it answers on the box itself) say nothing. The served ports prove the probe hears a
+    service; the kit's listener proves the firewall, not an absent service, keeps it silent."""
+    answers = uefi_later.answers
+    assert answers[22].startswith(b"SSH-2.0-"), answers
+    assert answers[3000].startswith(b"HTTP/"), answers
+    assert f"TESTKIT: listener: TCP {LISTENER_PORT} answers on the box" in uefi_later.text
+    speaking = {
+        PROBES[port][0]: answer for port, answer in answers.items() if port not in (22, 3000)
+    }
+    assert speaking == dict.fromkeys(speaking, b""), f"these answered from outside: {speaking}"
+
+
+def test_the_box_offers_mdns_and_no_llmnr(uefi_later: LaterBoot) -> None:
+    """systemd-resolved has mDNS on for the NIC's link (the wired .network and resolved.conf.d
+    say MulticastDNS=yes) and listens on UDP 5353; nothing listens for LLMNR (UDP 5355). Whether
+    a LAN peer gets `<host>.local` answered needs a peer: resolved never resolves its own name by
+    mDNS for itself ("No appropriate name servers or networks")."""
+    text = uefi_later.text
+    links = re.search(r"TESTKIT: mdns links: (.*)", text)
+    assert links, "the kit said nothing of mDNS"
+    assert re.search(r"Global: yes;Link \d+ \(\w+\): yes;", links.group(1)), links.group(1)
+    sockets = re.search(r"TESTKIT: udp 5353 sockets: (.*)", text)
+    assert sockets, "the kit listed no UDP 5353 sockets"
+    assert re.search(r"0\.0\.0\.0:5353 .*systemd-resolve", sockets.group(1)), sockets.group(1)
+    assert "TESTKIT: llmnr sockets (udp 5355): 0" in text
+
+
+def test_secure_boot_after_a_kernel_and_boot_loader_update(
+    secureboot_machine: Machine, uefi_later: LaterBoot
+) -> None:
+    """What a kernel and boot-loader package update runs (the kit, in the plain-UEFI boot: the
+    kernel's update-grub hook, shim-signed's postinst with its grub-install) leaves every EFI
+    binary signed, shim at both paths renewed, a grub.cfg update-grub wrote, and no firmware
+    boot entry; the next boot under Secure Boot reaches PLATFORM-READY, locked down."""
+    text = uefi_later.text
+    assert "TESTKIT: update: kernel hooks exit 0" in text
+    assert "TESTKIT: update: shim-signed postinst exit 0" in text
+    before = esp_times(text, "before")
+    after = esp_times(text, "after")
+    for path in ("EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grubx64.efi", "EFI/clawdie/shimx64.efi",
+                 "EFI/clawdie/grubx64.efi"):  # fmt: skip
+        assert after[path][0] > before[path][0], f"the update did not renew {path}: {after}"
+    # --no-nvram, as the installer: the firmware's own variables name no clawdie entry
+    nvram = (uefi_later.workdir / "OVMF_VARS.fd").read_bytes()
+    assert "clawdie".encode("utf-16-le") not in nvram.lower()
+    flat = flat_copy(uefi_later.disk, uefi_later.workdir / "updated.img")
+    try:
+        check_installed_esp(flat, uefi_later.workdir / "esp-updated")
+        with root_filesystem(flat) as device:
+            grub = (read_file(device, "/boot/grub/grub.cfg") or b"").decode()
+    finally:
+        flat.unlink()
+    assert "### BEGIN /etc/grub.d/10_linux ###" in grub, "update-grub wrote grub.cfg"
+    assert SWITCH not in grub
+    guest = after_update_boot(secureboot_machine, uefi_later)
+    booted = guest.log_text()
+    assert KERNEL_SECURE_BOOT.search(booted), "the updated disk's kernel started with Secure Boot"
+    assert KERNEL_LOCKDOWN.search(booted)
+    cmdline = re.search(r"Kernel command line: (.*)", booted)
+    assert cmdline, "the kernel printed no command line"
+    assert SWITCH not in cmdline.group(1), "GRUB read the grub.cfg update-grub wrote"
+
+
+def esp_times(text: str, when: str) -> dict[str, tuple[int, str]]:
+    """The kit's `esp before|after:` line: ESP path -> (modification time, digest prefix)."""
+    found = re.search(rf"TESTKIT: esp {when}: (.*)", text)
+    assert found, f"the kit printed no ESP listing {when} the update"
+    entries = [item.split() for item in found.group(1).split(";") if item.strip()]
+    return {path: (int(mtime), digest) for path, mtime, digest in entries}
 
 
 def test_secure_boot_refuses_an_unsigned_loader(installer_image: Path, tmp_path: Path) -> None:

@@ -20,9 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import vm
-from tests.disk_image import read_file, root_filesystem
-from tests.seeds import OPENROUTER, PASSWORD, TOKEN
-from tests.test_boot import (
+from tests.boot_lane import (
     FIRSTBOOT_BOUND,
     LOGS,
     WIFI_COUNTRY,
@@ -31,6 +29,8 @@ from tests.test_boot import (
     keep_logs,
     record,
 )
+from tests.disk_image import read_file, root_filesystem
+from tests.seeds import OPENROUTER, PASSWORD, TOKEN
 from tests.wifi_kit import BOT_USERNAME, build_kit, missing_programs, with_kit_hook
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(1800)]

@@ -2,7 +2,7 @@
 nftables ruleset (iso/nftables.conf as iso/build.py writes it) admits SSH, the dashboard port the
 payload declares, mDNS, DHCP replies and ICMP, drops the rest, and is valid for nft itself; the
 payload's `port` is checked at build time; PostgreSQL listens on localhost only. The boot test
-proves the same from the outside (tests/test_boot.py)."""
+proves the same from the outside (tests/test_boot_secureboot.py, through a user-mode NIC)."""
 
 from __future__ import annotations
 

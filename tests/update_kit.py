@@ -1,0 +1,156 @@
+"""The UEFI later boot's test kit (tests/boot_lane.py, `uefi_later_boot`): a small ext4 disk
+labelled CLAWDIE-TESTKIT, run by the boot tests' hook (tests/clawdie-testkit.service, written
+into this run's copy of the installed disk with debugfs, as the Wi-Fi kit's is). The installed
+disk boots through its firmware and GRUB here (not QEMU's -kernel), so the copy's grub.cfg
+gets the hook's switch, `clawdie.testkit=1`; the update's update-grub writes a grub.cfg
+without it.
+
+What `start` does (every line it prints is `TESTKIT:`, on the serial console through journald):
+1. a listener on every address, TCP 8080 (python3's http.server): the firewall must hide it
+   from the LAN, so a probe from the host that finds it silent is a probe that can fail;
+2. once the platform said PLATFORM-READY: whether the listener answers on the box itself, and
+   what systemd-resolved says of mDNS (per link, its UDP 5353 sockets) and LLMNR (UDP 5355);
+   then `ready for the probes`. (resolved never answers its own name by mDNS to itself, so
+   whether a LAN peer gets an answer for `<host>.local` needs a peer: not checked here);
+3. what a kernel and boot-loader package update runs, offline: the kernel's boot-loader hook
+   (`run-parts /etc/kernel/postinst.d` with the running version, zz-update-grub: update-grub;
+   initramfs-tools' hook is left out, it takes over ten minutes under TCG and writes nothing
+   the firmware or shim checks) and
+   shim-signed's postinst (`dpkg-reconfigure`: grub-install for the signed EFI files, with the
+   image's debconf answers), with the ESP's files (time, digest) before and after; `update: done`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.disk_image import ROOT_PARTITION
+from tests.vm import read_partitions
+from tests.wifi_kit import KIT_LABEL
+
+LISTENER_PORT = 8080
+SWITCH = "clawdie.testkit=1"
+KIT_SIZE = "4M"
+
+START = """#!/bin/sh
+# Clawdie boot-test kit of the UEFI later boot (tests/update_kit.py).
+set -eu
+kit=$(dirname "$(readlink -f "$0")")
+systemd-run --quiet --unit=testkit-listener python3 -m http.server @PORT@ --bind 0.0.0.0 \\
+    --directory "$kit"
+systemd-run --quiet --unit=testkit-update "$kit/update"
+echo "TESTKIT: started: a listener on every address, TCP @PORT@; the update waits for the platform"
+"""
+
+UPDATE = """#!/bin/sh
+# After PLATFORM-READY: the listener and mDNS seen from inside, then a package update's hooks.
+set -u
+say() { echo "TESTKIT: $*"; }
+n=0
+until journalctl -b -o cat -u clawdie.service | grep -q PLATFORM-READY; do
+    n=$((n + 1))
+    if [ "$n" -gt 900 ]; then say "update: no PLATFORM-READY in 900 s"; exit 1; fi
+    sleep 1
+done
+if python3 -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:@PORT@/", timeout=10)'; then
+    say "listener: TCP @PORT@ answers on the box"
+else
+    say "listener: TCP @PORT@ does not answer on the box"
+fi
+say "mdns links: $(resolvectl mdns 2>&1 | tr -s ' ' | tr '\\n' ';')"
+say "udp 5353 sockets: $(ss -ulnpH 'sport = :5353' | tr -s ' ' | tr '\\n' ';')"
+say "llmnr sockets (udp 5355): $(ss -ulnpH 'sport = :5355' | wc -l)"
+say "ready for the probes"
+
+esp() {
+    for f in /boot/efi/EFI/BOOT/* /boot/efi/EFI/clawdie/*; do
+        printf '%s %s %s;' "${f#/boot/efi/}" "$(stat -c %Y "$f")" "$(sha256sum < "$f" | cut -c1-16)"
+    done
+}
+say "esp before: $(esp)"
+sleep 2  # FAT keeps times to 2 s
+v=$(uname -r)
+say "update: kernel $v, its postinst hooks: $(ls /etc/kernel/postinst.d | tr '\\n' ' ')"
+# The boot loader's: update-grub. (initramfs-tools' hook, which touches nothing the firmware or
+# shim checks, takes over ten minutes under TCG: left out.)
+run-parts --verbose --exit-on-error --regex='^zz-update-grub$' --arg="$v" \\
+    --arg="/boot/vmlinuz-$v" /etc/kernel/postinst.d 2>&1
+say "update: kernel hooks exit $?"
+DEBIAN_FRONTEND=noninteractive dpkg-reconfigure shim-signed 2>&1
+say "update: shim-signed postinst exit $?"
+scripts=$(ls /var/lib/dpkg/info | grep '^grub-efi-amd64-signed\\.' | tr '\\n' ' ')
+say "update: grub-efi-amd64-signed's dpkg files: $scripts"
+say "esp after: $(esp)"
+say "grub.cfg: $(head -n 3 /boot/grub/grub.cfg | tr '\\n' ';')"
+sync
+say "update: done"
+"""
+
+
+def build_kit(dest: Path) -> Path:
+    """The kit disk at `dest` (ext4, made with mke2fs -d: no root, no mount)."""
+    staging = dest.with_name(dest.name + ".d")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, text in (("start", START), ("update", UPDATE)):
+        script = staging / name
+        script.write_text(text.replace("@PORT@", str(LISTENER_PORT)))
+        script.chmod(0o755)
+    dest.unlink(missing_ok=True)
+    argv = ["mke2fs", "-q", "-t", "ext4", "-L", KIT_LABEL, "-d", str(staging), str(dest), KIT_SIZE]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr}")
+    shutil.rmtree(staging)
+    return dest
+
+
+def with_switch(grub_cfg: str) -> str:
+    """The installed grub.cfg with the hook's switch on each `linux` line (pure)."""
+    lines = [
+        f"{line} {SWITCH}" if line.lstrip().startswith("linux ") else line
+        for line in grub_cfg.splitlines()
+    ]
+    assert any(SWITCH in line for line in lines), "the installed grub.cfg has no linux line"
+    return "\n".join(lines) + "\n"
+
+
+def switch_on(disk: Path, workdir: Path) -> None:
+    """Put the hook's switch into the raw `disk`'s /boot/grub/grub.cfg, offline with debugfs."""
+    part = next(p for p in read_partitions(disk) if p.number == ROOT_PARTITION)
+    node = subprocess.run(
+        ["losetup", "--find", "--show", "--offset", str(part.start),
+         "--sizelimit", str(part.size), str(disk)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        cfg = subprocess.run(
+            ["debugfs", "-R", "cat /boot/grub/grub.cfg", node], capture_output=True, check=True
+        ).stdout.decode()
+        local = workdir / "grub.cfg"
+        local.write_text(with_switch(cfg))
+        commands = "\n".join(
+            [
+                "cd /boot/grub",
+                "rm grub.cfg",
+                f"write {local} grub.cfg",
+                "sif grub.cfg mode 0100444",
+                "sif grub.cfg uid 0",
+                "sif grub.cfg gid 0",
+            ]
+        )
+        proc = subprocess.run(
+            ["debugfs", "-w", "-f", "-", node],
+            input=commands,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]
+    if proc.returncode != 0 or errors:
+        raise AssertionError(f"debugfs could not write grub.cfg: {proc.stderr}")
