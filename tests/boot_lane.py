@@ -14,7 +14,6 @@ again (`after_update_boot`). Serial logs and figures are kept in build/iso/boot-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -63,14 +62,6 @@ LOADERS = re.compile(
 def filled_seed(*extra: str, admin: bool = True) -> bytes:
     lines = [*SEED_LINES, *([f"TELEGRAM_ADMIN_ID={ADMIN}"] if admin else []), *extra]
     return ("\n".join(lines) + "\n").encode()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def record(run: str, machine: vm.Vm, **fields: float) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from installer.fingerprint import installation_id, short_fingerprint
+from installer.fsutil import file_sha256
 from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
 from tests.boot_lane import (
@@ -35,7 +36,6 @@ from tests.boot_lane import (
     keep_logs,
     record,
     record_journal,
-    sha256_file,
 )
 from tests.disk_image import (
     adopt_state,
@@ -173,7 +173,7 @@ def test_stick_left_in_never_reinstalls(bios_machine: Machine) -> None:
     the installer must stop, say so, and leave the disk exactly as it was."""
     if not (bios_machine.workdir / "firstboot.serial.log").exists():
         pytest.skip("needs the installed machine from the test before")
-    before = sha256_file(bios_machine.disk)
+    before = file_sha256(bios_machine.disk)
     try:
         with bios_machine.boot("stick-left-in", stick=True) as guest:
             guest.wait_for("already holds a Clawdie installation", 600, name="refused")
@@ -183,7 +183,7 @@ def test_stick_left_in_never_reinstalls(bios_machine: Machine) -> None:
             record("bios-stick-left-in", guest)
     finally:
         keep_logs(bios_machine.workdir)
-    assert sha256_file(bios_machine.disk) == before
+    assert file_sha256(bios_machine.disk) == before
     assert "already holds a Clawdie installation" in bios_machine.receipt()
 
 

@@ -13,13 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
 ONE_SET = ROOT / "tests/helpers/sentinels.py"
-# Imports of a test module that stay until their owner moves them: test_boot.py's helpers move
-# to tests/helpers/ with the boot lanes' own change (issue 28), which edits those files.
-WAITING = {
-    ("tests/test_boot_secureboot.py", "tests.test_boot"),
-    ("tests/test_boot_wifi.py", "tests.test_boot"),
-    ("bench/boot.py", "tests.test_boot"),
-}
 
 
 def python_files() -> list[Path]:
@@ -58,7 +51,7 @@ def test_no_module_imports_a_test_module() -> None:
         if path != THIS
         for module in imported_test_modules(path.read_text())
     }
-    assert found - WAITING == set()
+    assert found == set()
 
 
 def sentinel_literals(source: str) -> list[str]:
