@@ -314,19 +314,11 @@ def write_receipt(device: BlockDevice, text: str) -> ReceiptResult:
     """Write SETUP-RESULT.txt on the seed partition: on FAT in place, so that a power cut at any
     moment leaves the file system consistent and a whole receipt (media/receipt_file.py); on
     anything else as `write_seed_volume_file` does."""
-    if device.fs_type != "vfat" or shutil.which("mshowfat") is None:
+    if not _in_place(device):
         return write_seed_volume_file(device, RECEIPT_NAME, text)
-    blocker = _receipt_blocker(device)
-    if blocker is None:
-        try:
-            with tempfile.TemporaryDirectory(prefix="clawdie-receipt-") as staging:
-                how = receipt_file.write_in_place(device.node, RECEIPT_NAME, text, Path(staging))
-        except InstallerError as err:
-            blocker = f"cannot write {RECEIPT_NAME} on {device.node}: {err.message}"
-        except OSError as err:
-            blocker = f"writing {RECEIPT_NAME} on {device.node} failed: {err.strerror}"
-    if blocker is not None:
-        log.warning("seed: %s not written on the stick: %s", RECEIPT_NAME, blocker)
-        return ReceiptResult(False, blocker)
-    log.info("seed: %s on %s: %s", RECEIPT_NAME, device.node, how)
-    return ReceiptResult(True, f"wrote {RECEIPT_NAME} on {device.node}")
+
+    def write(node: str, staging: Path) -> str:
+        receipt_file.write_in_place(node, RECEIPT_NAME, text, staging)
+        return f"wrote {RECEIPT_NAME} on {node}"
+
+    return _write_fat_file(device, RECEIPT_NAME, write)
