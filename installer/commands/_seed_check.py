@@ -4,10 +4,21 @@ refused with `check`'s own words, unless `--incomplete` says the box's console i
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from installer.errors import InstallerError
+
+
+def add_incomplete_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--incomplete`: `what` (the seed's option) is written even though it fails `check`."""
+    parser.add_argument(
+        "--incomplete",
+        action="store_true",
+        help=f"put in a {what} file that does not pass check yet (the box's console asks for "
+        "what is missing)",
+    )
 
 
 def read_checked_seed(path: Path, *, incomplete: bool, nothing_written: str) -> bytes:

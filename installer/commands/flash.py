@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from installer.commands._seed_check import add_incomplete_argument
 from installer.errors import InstallerError, UsageError
 
 if TYPE_CHECKING:
@@ -47,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="your filled setup.txt: checked first, then written onto the stick's seed partition",
     )
-    parser.add_argument(
-        "--incomplete",
-        action="store_true",
-        help="with --seed: write it even though it does not pass check yet (the box's console "
-        "asks for what is missing)",
-    )
+    add_incomplete_argument(parser, "--seed")
 
 
 def run(args: argparse.Namespace) -> int:

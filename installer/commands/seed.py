@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from installer.commands._seed_check import add_incomplete_argument
+
 HELP = "find the seed partition (seed find), or build its FAT32 image (seed image)"
 
 
@@ -26,12 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the setup.txt to put in (default: setup.txt.example of this source tree); "
         "it must pass `check`",
     )
-    image.add_argument(
-        "--incomplete",
-        action="store_true",
-        help="put in a --from file that does not pass check yet (the box's console asks for "
-        "what is missing)",
-    )
+    add_incomplete_argument(image, "--from")
 
 
 def run(args: argparse.Namespace) -> int:

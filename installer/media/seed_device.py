@@ -238,21 +238,13 @@ def write_seed_volume_file(device: BlockDevice, name: str, text: str | bytes) ->
 
     The partition is opened read-write only for this write and released right after.
     """
-    blocker = _receipt_blocker(device)
-    if blocker is None:
-        try:
-            with open_volume(device, writable=True) as volume:
-                data = text.encode("utf-8") if isinstance(text, str) else text
-                volume.write_atomic(name, data)
-        except InstallerError as err:
-            blocker = f"cannot write {name} on {device.node}: {err.message}"
-        except OSError as err:
-            blocker = f"writing {name} on {device.node} failed: {err.strerror}"
-    if blocker is not None:
-        log.warning("seed: %s not written on the stick: %s", name, blocker)
-        return ReceiptResult(False, blocker)
-    log.info("seed: wrote %s on %s", name, device.node)
-    return ReceiptResult(True, f"wrote {name} on {device.node}")
+
+    def write() -> str:
+        with open_volume(device, writable=True) as volume:
+            volume.write_atomic(name, text.encode("utf-8") if isinstance(text, str) else text)
+        return f"wrote {name} on {device.node}"
+
+    return _reported(device, name, write)
 
 
 def _in_place(device: BlockDevice) -> bool:
@@ -264,12 +256,22 @@ def _write_fat_file(
     device: BlockDevice, name: str, write: Callable[[str, Path], str]
 ) -> ReceiptResult:
     """`write(node, staging)` on the FAT seed partition; report, never raise, when it cannot."""
+
+    def staged() -> str:
+        with tempfile.TemporaryDirectory(prefix="clawdie-stick-") as staging:
+            return write(device.node, Path(staging))
+
+    return _reported(device, name, staged)
+
+
+def _reported(device: BlockDevice, name: str, write: Callable[[], str]) -> ReceiptResult:
+    """Run `write` (it says what it did) unless the stick cannot be written; every way it
+    fails is a result in words, logged, never raised: the stick is a report, not the work."""
     blocker = _receipt_blocker(device)
     how = ""
     if blocker is None:
         try:
-            with tempfile.TemporaryDirectory(prefix="clawdie-stick-") as staging:
-                how = write(device.node, Path(staging))
+            how = write()
         except InstallerError as err:
             blocker = f"cannot write {name} on {device.node}: {err.message}"
         except OSError as err:
@@ -277,7 +279,7 @@ def _write_fat_file(
     if blocker is not None:
         log.warning("seed: %s not written on the stick: %s", name, blocker)
         return ReceiptResult(False, blocker)
-    log.info("seed: %s on %s: %s", name, device.node, how)
+    log.info("seed: %s", how)
     return ReceiptResult(True, how)
 
 

@@ -95,6 +95,17 @@ _PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 
 
+# The byte-order marks a seed may start with (UTF-32 before UTF-16: its mark starts with
+# UTF-16's), each with its codec and the words a note uses for it.
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8 with byte-order mark (Notepad/PowerShell)"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", 'UTF-16 (Notepad "Unicode" or PowerShell)'),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 big-endian"),
+)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One KEY=VALUE line after repairs. `key` is upper case; `value` may be a secret.
@@ -160,14 +171,7 @@ def decode_seed(data: bytes) -> tuple[str, str, list[Note]]:
             "check that this is the setup.txt from the stick, not another file renamed",
         )
     notes: list[Note] = []
-    boms = (
-        (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
-        (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
-        (codecs.BOM_UTF8, "utf-8", "UTF-8 with byte-order mark (Notepad/PowerShell)"),
-        (codecs.BOM_UTF16_LE, "utf-16-le", 'UTF-16 (Notepad "Unicode" or PowerShell)'),
-        (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 big-endian"),
-    )
-    for bom, codec, label in boms:
+    for bom, codec, label in BOMS:
         if data.startswith(bom):
             try:
                 text = data[len(bom) :].decode(codec)

@@ -16,13 +16,12 @@ of the operator where it was: each removed line either still as it was, or alrea
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 
 from installer.errors import InstallerError
 from installer.seed.model import KNOWN_KEYS, SECRET_KEYS
-from installer.seed.reader import decode_seed, parse_seed, split_lines
+from installer.seed.reader import BOMS, decode_seed, parse_seed, split_lines
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,7 @@ class ScrubbedInPlace:
     removed: tuple[str, ...]
 
 
-_BOMS = (
-    codecs.BOM_UTF32_LE,
-    codecs.BOM_UTF32_BE,
-    codecs.BOM_UTF8,
-    codecs.BOM_UTF16_LE,
-    codecs.BOM_UTF16_BE,
-)
+_BOMS = tuple(bom for bom, _, _ in BOMS)
 _UNIT = {"utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}
 
 

@@ -22,21 +22,14 @@ The console's answers, stored next to the copy, are sealed the same way.
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Mapping
 
-from installer.seed.reader import decode_seed, parse_seed
+from installer.seed.reader import BOMS, decode_seed, parse_seed
 from installer.seed.resolve import SeedCheck
 from installer.seed.rules import is_better_auth_hash, is_sha512_crypt
 
-_BOMS = (
-    codecs.BOM_UTF32_LE,
-    codecs.BOM_UTF32_BE,
-    codecs.BOM_UTF8,
-    codecs.BOM_UTF16_LE,
-    codecs.BOM_UTF16_BE,
-)
+_BOMS = tuple(bom for bom, _, _ in BOMS)
 
 
 def derive_secrets(check: SeedCheck) -> dict[str, str]:
