@@ -315,6 +315,14 @@ def test_a_power_cut_in_every_phase_converges(
     box: Path, pg: PgCluster, keys: Keys, tmp_path: Path
 ) -> None:
     """Every cut the fast suite's test above does not already make (between them: all)."""
-    forward = tuple(p for p in EVERY_FORWARD_CUT if p not in SOME_FORWARD_CUTS)
+    # `stamped:X` leaves what `before:Y` of the next phase finds (nothing runs between them but
+    # the progress line), so only the last phase's `stamped:` is cut on its own
+    last = f"stamped:{FORWARD_PHASES[-1]}"
+    forward = tuple(
+        p
+        for p in EVERY_FORWARD_CUT
+        if p not in SOME_FORWARD_CUTS
+        and (not p.startswith("stamped:") or p in (last, "stamped:keep"))
+    )
     back = tuple(p for p in EVERY_BACK_CUT if p not in SOME_BACK_CUTS)
     converge_after_each_cut(box, pg, keys, tmp_path, forward, back)
