@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests import boot_timing, vm  # noqa: E402
-from tests.disk_image import ROOT_PARTITION  # noqa: E402
+from tests.disk_image import write_root  # noqa: E402
 from tests.image import IMAGE, OUT, copy_image  # noqa: E402
 
 KEPT_DISK = OUT / "boot-test/bios-usb-installed.img"
@@ -65,23 +65,11 @@ def copy_disk(source: Path, target: Path) -> Path:
 def mask_units(disk: Path) -> None:
     """Link our units to /dev/null on the disk's root file system (what `systemctl mask` does;
     it refuses for unit files in /etc itself), through a loop device with debugfs."""
-    part = next(p for p in vm.read_partitions(disk) if p.number == ROOT_PARTITION)
-    node = subprocess.run(
-        ["losetup", "--find", "--show", "--offset", str(part.start),
-         "--sizelimit", str(part.size), str(disk)],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
     commands = "".join(
         f"rm /etc/systemd/system/{unit}\nsymlink /etc/systemd/system/{unit} /dev/null\n"
         for unit in MASKED
     )
-    try:
-        subprocess.run(
-            ["debugfs", "-w", "-f", "-", node], input=commands, text=True, capture_output=True,
-            check=True,
-        )  # fmt: skip
-    finally:
-        subprocess.run(["losetup", "--detach", node], check=False)
+    write_root(disk, commands, "the masked units")
 
 
 def boot(

@@ -17,18 +17,34 @@ ROOT_PARTITION = 3
 
 
 @contextlib.contextmanager
-def root_filesystem(disk: Path) -> Iterator[str]:
-    """A read-only loop device over the disk image's root partition."""
+def root_filesystem(disk: Path, *, writable: bool = False) -> Iterator[str]:
+    """A loop device over the disk image's root partition (read-only unless `writable`)."""
     part = next(p for p in read_partitions(disk) if p.number == ROOT_PARTITION)
     node = subprocess.run(
-        ["losetup", "--read-only", "--find", "--show", "--offset", str(part.start),
-         "--sizelimit", str(part.size), str(disk)],
+        ["losetup", *([] if writable else ["--read-only"]), "--find", "--show",
+         "--offset", str(part.start), "--sizelimit", str(part.size), str(disk)],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     try:
         yield node
     finally:
         subprocess.run(["losetup", "--detach", node], check=False)
+
+
+def write_root(disk: Path, commands: str, what: str) -> None:
+    """Run debugfs `commands` (one a line) writable on the disk image's root file system,
+    offline; any complaint of debugfs fails the test, naming `what` was being written."""
+    with root_filesystem(disk, writable=True) as node:
+        proc = subprocess.run(
+            ["debugfs", "-w", "-f", "-", node],
+            input=commands,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]
+    if proc.returncode != 0 or errors:
+        raise AssertionError(f"debugfs could not write {what}: {proc.stderr}")
 
 
 def raw_counts(image: Path, values: dict[str, str]) -> dict[str, int]:

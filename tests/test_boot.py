@@ -12,7 +12,6 @@ under TCG and takes minutes: the waits below are generous bounds, not expectatio
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from tests.boot_lane import (
     install,
     keep_installed_disk,
     keep_logs,
+    qcow2_overlay,
     record,
     record_journal,
 )
@@ -208,12 +208,7 @@ def test_an_adopt_stick_changes_the_installed_box(
     machine_id = machine_identities(bios_machine.disk)["machine id"].strip()
     fingerprint = short_fingerprint(installation_id(machine_id))
     code = queued_adopt_code(bios_machine.disk)
-    overlay = tmp_path / "adopted.qcow2"
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(bios_machine.disk),
-         str(overlay)],
-        check=True,
-    )  # fmt: skip
+    overlay = qcow2_overlay(bios_machine.disk, tmp_path / "adopted.qcow2")
     stick = copy_image(installer_image, tmp_path / "adopt-stick.img")
     # the box is on Wi-Fi and the seed leaves WIFI_* out: its stored PSK keeps the Wi-Fi as it is
     seed = [

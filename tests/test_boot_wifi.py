@@ -14,7 +14,6 @@ address and the Telegram message through the stub), and with another password (`
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,9 @@ from tests.boot_lane import (
     WIFI_COUNTRY,
     WIFI_PASSWORD,
     WIFI_SSID,
+    flat_copy,
     keep_logs,
+    qcow2_overlay,
     record,
 )
 from tests.disk_image import read_file, root_filesystem
@@ -57,19 +58,10 @@ def installed_boot_files(disk: Path, into: Path) -> tuple[Path, Path, str]:
     return files[0], files[1], linux.group(2).strip()
 
 
-def overlay(backing: Path, path: Path) -> Path:
-    """A qcow2 overlay: the installed disk stays as the installer left it."""
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(backing), "-F", "raw", str(path)],
-        check=True,
-    )
-    return path
-
-
 def read_summary(disk: Path, workdir: Path) -> str:
     """First boot's summary (what the receipt says), from the overlay after the VM stopped."""
     flat = workdir / "flat.img"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", str(disk), str(flat)], check=True)
+    flat_copy(disk, flat)
     try:
         with root_filesystem(flat) as device:
             data = read_file(device, SUMMARY)
@@ -90,7 +82,7 @@ def boot_on_wifi(workdir: Path, run: str, ap_password: str) -> tuple[str, str]:
     kernel, initrd, cmdline = installed_boot_files(INSTALLED, workdir)
     # the installed disk carries no test hook: this run's copy gets it, offline
     hooked = with_kit_hook(INSTALLED, workdir / "installed-with-kit-hook.img")
-    disk = overlay(hooked, workdir / "disk.qcow2")
+    disk = qcow2_overlay(hooked, workdir / "disk.qcow2")
     kit = build_kit(workdir / "kit.img", ssid=WIFI_SSID, password=ap_password, country=WIFI_COUNTRY)
     guest = vm.Vm(
         workdir=workdir,

@@ -27,8 +27,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.disk_image import ROOT_PARTITION
-from tests.vm import read_partitions
+from tests.disk_image import read_file, root_filesystem, write_root
 from tests.wifi_kit import KIT_LABEL
 
 LISTENER_PORT = 8080
@@ -120,37 +119,19 @@ def with_switch(grub_cfg: str) -> str:
 
 def switch_on(disk: Path, workdir: Path) -> None:
     """Put the hook's switch into the raw `disk`'s /boot/grub/grub.cfg, offline with debugfs."""
-    part = next(p for p in read_partitions(disk) if p.number == ROOT_PARTITION)
-    node = subprocess.run(
-        ["losetup", "--find", "--show", "--offset", str(part.start),
-         "--sizelimit", str(part.size), str(disk)],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    try:
-        cfg = subprocess.run(
-            ["debugfs", "-R", "cat /boot/grub/grub.cfg", node], capture_output=True, check=True
-        ).stdout.decode()
-        local = workdir / "grub.cfg"
-        local.write_text(with_switch(cfg))
-        commands = "\n".join(
-            [
-                "cd /boot/grub",
-                "rm grub.cfg",
-                f"write {local} grub.cfg",
-                "sif grub.cfg mode 0100444",
-                "sif grub.cfg uid 0",
-                "sif grub.cfg gid 0",
-            ]
-        )
-        proc = subprocess.run(
-            ["debugfs", "-w", "-f", "-", node],
-            input=commands,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        subprocess.run(["losetup", "--detach", node], check=False)
-    errors = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]
-    if proc.returncode != 0 or errors:
-        raise AssertionError(f"debugfs could not write grub.cfg: {proc.stderr}")
+    with root_filesystem(disk) as node:
+        cfg = read_file(node, "/boot/grub/grub.cfg")
+    assert cfg is not None, "the installed disk has no /boot/grub/grub.cfg"
+    local = workdir / "grub.cfg"
+    local.write_text(with_switch(cfg.decode()))
+    commands = "\n".join(
+        [
+            "cd /boot/grub",
+            "rm grub.cfg",
+            f"write {local} grub.cfg",
+            "sif grub.cfg mode 0100444",
+            "sif grub.cfg uid 0",
+            "sif grub.cfg gid 0",
+        ]
+    )
+    write_root(disk, commands, "grub.cfg")

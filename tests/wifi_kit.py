@@ -147,11 +147,9 @@ def with_kit_hook(installed: Path, dest: Path) -> Path:
     """A copy of the installed disk `installed` at `dest` (sparse) with the test kit's hook
     written into its root file system and enabled, offline with debugfs: the product image and
     the installed disk the BIOS test kept carry no test hook."""
-    from tests.disk_image import ROOT_PARTITION
-    from tests.vm import read_partitions
+    from tests.disk_image import write_root
 
     subprocess.run(["cp", "--sparse=always", str(installed), str(dest)], check=True)
-    part = next(p for p in read_partitions(dest) if p.number == ROOT_PARTITION)
     wants = f"{HOOK_DIR}/multi-user.target.wants"
     commands = "\n".join(
         [
@@ -164,22 +162,5 @@ def with_kit_hook(installed: Path, dest: Path) -> Path:
             f"symlink {HOOK_UNIT.name} {HOOK_DIR}/{HOOK_UNIT.name}",
         ]
     )
-    node = subprocess.run(
-        ["losetup", "--find", "--show", "--offset", str(part.start),
-         "--sizelimit", str(part.size), str(dest)],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    try:
-        proc = subprocess.run(
-            ["debugfs", "-w", "-f", "-", node],
-            input=commands,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        subprocess.run(["losetup", "--detach", node], check=False)
-    errors = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]
-    if proc.returncode != 0 or errors:
-        raise AssertionError(f"debugfs could not write the kit's hook: {proc.stderr}")
+    write_root(dest, commands, "the kit's hook")
     return dest
