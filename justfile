@@ -57,12 +57,19 @@ iso *ARGS:
     CLAWDIE_EXTRA_APT="{{iso_apt}}" .ci/bootstrap
     {{venv}}/python iso/build.py {{ARGS}}
 
+# the boot tests' workers: two lanes side by side (each VM runs on one core under TCG), the BIOS
+# machine's and the Secure Boot machine's (tests/test_boot.py); CLAWDIE_BOOT_WORKERS=0 runs them
+# one after the other in this process (then `-s` shows each boot's serial progress)
+boot_workers := env("CLAWDIE_BOOT_WORKERS", "2")
+
 # build the image (cached) and prove the whole journey under QEMU: install from the stick,
-# first boot, PLATFORM-READY; also UEFI, a seed missing a field, and the stick left in
+# first boot, PLATFORM-READY; also UEFI, a seed missing a field, and the stick left in; the
+# figures of every boot end up in build/iso/boot-test/figures.json, the slowest tests are listed
 [doc("build the image (cached) and boot it under QEMU: install, first boot, PLATFORM-READY and the other lanes")]
 boot-test *ARGS:
     {{just_executable()}} iso
-    {{venv}}/pytest -m boot {{ARGS}}
+    rm -f build/iso/boot-test/figures.json
+    {{venv}}/pytest -m boot -n {{boot_workers}} --dist loadgroup --durations=25 {{ARGS}}
 
 # Snapshots live in tests/__snapshots__/; look at the changed SVGs before committing them.
 # accept the wizard's current screens as its snapshots

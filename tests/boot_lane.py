@@ -14,6 +14,7 @@ again (`after_update_boot`). Serial logs and figures are kept in build/iso/boot-
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -21,8 +22,12 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from installer.media.receipt_file import read_receipt
 from tests import boot_timing, vm
@@ -51,7 +56,10 @@ WIFI_LINES = [
     f"WIFI_PASSWORD={WIFI_PASSWORD}",
     f"WIFI_COUNTRY={WIFI_COUNTRY}",
 ]
-FIGURES: dict[str, dict[str, float]] = {}
+# The boot tests run in two pytest-xdist workers (`just boot-test`): each worker keeps its
+# figures by merging them into figures.json under this lock; the run's controller clears the file
+# when the run starts (tests/conftest.py).
+FIGURES_FILE = LOGS / "figures.json"
 LOADERS = re.compile(
     r"^Boot loaders:   shim-signed \S+ \(SBAT shim,\d+\), "
     r"grub-efi-amd64-signed \S+ \(SBAT grub,\d+\)$",
@@ -64,12 +72,31 @@ def filled_seed(*extra: str, admin: bool = True) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (made when missing) across processes: the boot tests'
+    two workers share figures.json and the one UEFI install through it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def keep_figures(run: str, figures: dict[str, float]) -> None:
+    """Merge one boot's figures into figures.json (the other worker's stay)."""
+    with locked(LOGS / "figures.lock"):
+        kept = json.loads(FIGURES_FILE.read_text()) if FIGURES_FILE.is_file() else {}
+        kept[run] = {**kept.get(run, {}), **figures}
+        FIGURES_FILE.write_text(json.dumps(kept, indent=2) + "\n")
+
+
 def record(run: str, machine: vm.Vm, **fields: float) -> None:
     """Keep and print the seconds since power-on of each mark of one boot (`machine.name`)."""
     boot = {f"{machine.name}: {k}": round(v, 1) for k, v in {**machine.marks, **fields}.items()}
-    FIGURES[run] = {**FIGURES.get(run, {}), **boot}
-    LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    keep_figures(run, boot)
     vm.print_timing(run, boot)
 
 
@@ -114,11 +141,7 @@ def keep_table(
     print(table, end="", flush=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     (LOGS / f"{run}-{guest.name}.timing.txt").write_text(table)
-    FIGURES[run] = {
-        **FIGURES.get(run, {}),
-        **{f"{guest.name}: {row.name.strip()}": round(row.seconds, 1) for row in rows},
-    }
-    (LOGS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    keep_figures(run, {f"{guest.name}: {row.name.strip()}": round(row.seconds, 1) for row in rows})
 
 
 def keep_installed_disk(machine: Machine, run: str) -> None:
@@ -146,6 +169,16 @@ class Machine:
         vm.write_seed(self.stick, seed)
         self.disk = vm.make_blank_disk(workdir / "disk.img", DISK_SIZE)
         self.firmware = firmware
+
+    @classmethod
+    def installed(cls, workdir: Path, firmware: vm.Firmware) -> Machine:
+        """The machine another worker installed in `workdir` (its stick and disk as they are)."""
+        machine = cls.__new__(cls)
+        machine.workdir = workdir
+        machine.stick = workdir / "stick.img"
+        machine.disk = workdir / "disk.img"
+        machine.firmware = firmware
+        return machine
 
     def boot(self, name: str, *, stick: bool) -> vm.Vm:
         return vm.Vm(
@@ -262,6 +295,23 @@ def secure_boot_installed(image: Path, workdir: Path) -> Machine:
     install(machine, SECURE_BOOT_RUN)
     first_boot(machine, SECURE_BOOT_RUN)
     return machine
+
+
+def shared_secure_boot_install(image: Path, shared: Path) -> Machine:
+    """The UEFI machine installed once for the whole run when the boot tests run in two
+    workers: the first to ask installs it in `shared` (the workers' common directory) under a
+    lock, the other waits and takes the same machine. Its disk stays as first boot left it (the
+    later boots run on overlays), so both may read it."""
+    workdir = shared / SECURE_BOOT_RUN
+    with locked(shared / f"{SECURE_BOOT_RUN}.lock"):
+        done = workdir / "installed"
+        if done.is_file():
+            return Machine.installed(workdir, "uefi-secureboot")
+        if workdir.exists():
+            pytest.fail(f"the Secure Boot install failed in the other worker: see {workdir}")
+        machine = secure_boot_installed(image, workdir)
+        done.touch()
+        return machine
 
 
 def serial_text(workdir: Path, name: str) -> str:

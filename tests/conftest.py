@@ -20,6 +20,7 @@ when not root or when the server binaries are missing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -95,9 +96,11 @@ def live(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def installer_image() -> Path:
     """The installer image from `just iso` (build/iso), built now (cached base) when missing."""
-    from tests.image import ensure_image
+    from tests.boot_lane import locked
+    from tests.image import OUT, ensure_image
 
-    return ensure_image()
+    with locked(OUT / "image.lock"):  # two boot-test workers: one builds, the other waits
+        return ensure_image()
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +111,9 @@ def secureboot_machine(installer_image: Path, tmp_path_factory: pytest.TempPathF
 
     if not (vm.OVMF_CODE_SECBOOT.is_file() and vm.OVMF_VARS_MS.is_file()):
         pytest.skip("needs OVMF's Secure Boot build (Debian's ovmf package)")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `just boot-test`: the workers share it
+        shared = tmp_path_factory.getbasetemp().parent
+        return boot_lane.shared_secure_boot_install(installer_image, shared)
     workdir = tmp_path_factory.mktemp(boot_lane.SECURE_BOOT_RUN)
     return boot_lane.secure_boot_installed(installer_image, workdir)
 

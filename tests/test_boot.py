@@ -47,8 +47,13 @@ from tests.disk_image import (
 from tests.image import copy_image
 from tests.seeds import OPENROUTER, PASSWORD, TOKEN
 
+# `just boot-test` runs the boot tests in two workers, one lane each (pytest-xdist's loadgroup):
+# "bios-disk" holds what boots the BIOS machine's disk (and the Wi-Fi runs, which boot a copy of
+# it); "uefi-disk" the Secure Boot machine's lane, with the independent boots that balance the two.
+BIOS_LANE = pytest.mark.xdist_group("bios-disk")
+UEFI_LANE = pytest.mark.xdist_group("uefi-disk")
 # Each test boots one to three VMs under TCG: far past the suite's 300 s per-test default.
-pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000)]
+pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000), BIOS_LANE]
 
 
 def cut_during_copy(machine: Machine, run: str) -> None:
@@ -310,6 +315,7 @@ def test_two_installs_from_one_image_share_no_identity(
     assert not shared, f"two machines from one image share: {', '.join(shared)}"
 
 
+@UEFI_LANE
 def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(
     installer_image: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -332,6 +338,7 @@ def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(
         assert disk.read(1 << 20) == bytes(1 << 20), "the disk must stay untouched"
 
 
+@UEFI_LANE
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_cd_boots_to_the_installer(
     installer_image: Path, tmp_path: Path, firmware: vm.Firmware

@@ -48,6 +48,7 @@ from tests.update_kit import LISTENER_PORT, SWITCH
 pytestmark = [
     pytest.mark.boot,
     pytest.mark.timeout(3600),
+    pytest.mark.xdist_group("uefi-disk"),  # the second worker's lane (tests/test_boot.py)
     pytest.mark.skipif(
         not (vm.OVMF_CODE_SECBOOT.is_file() and vm.OVMF_VARS_MS.is_file()),
         reason="needs OVMF's Secure Boot build (Debian's ovmf package)",

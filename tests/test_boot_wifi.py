@@ -34,7 +34,9 @@ from tests.disk_image import read_file, root_filesystem
 from tests.seeds import OPENROUTER, PASSWORD, TOKEN
 from tests.wifi_kit import BOT_USERNAME, build_kit, missing_programs, with_kit_hook
 
-pytestmark = [pytest.mark.boot, pytest.mark.timeout(1800)]
+# in the worker that installs the BIOS machine, after it (tests/test_boot.py): its disk is this
+# file's input
+pytestmark = [pytest.mark.boot, pytest.mark.timeout(1800), pytest.mark.xdist_group("bios-disk")]
 
 INSTALLED = LOGS / "bios-usb-installed.img"
 SUMMARY = "/var/lib/clawdie-setup/install-summary.txt"

@@ -19,7 +19,7 @@ import pytest
 from tests.image import OUT, REPO, copy_image, load_build, read_figures
 from tests.loopdev import attach_loop, require_root, sh
 
-pytestmark = [pytest.mark.boot, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.boot, pytest.mark.timeout(900), pytest.mark.xdist_group("uefi-disk")]
 
 LINUX_DATA = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
