@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests import boot_lane
-from tests.image import REPO
 from tests.boot_lane import HTTP_GET, probe
+from tests.image import REPO
 from tests.update_kit import SWITCH, with_switch
 
 
@@ -133,7 +133,8 @@ def test_the_boot_tests_split_into_two_lanes_that_keep_their_inputs() -> None:
         "tests/test_boot.py::test_bios_usb_installs_and_first_boot_reaches_the_platform"
     )
     wifi = [i for i, nodeid in enumerate(order) if "test_boot_wifi.py" in nodeid]
-    assert wifi and min(wifi) > installs
+    assert wifi
+    assert min(wifi) > installs
 
 
 def test_the_shared_install_is_made_once_and_a_failed_one_is_not_retried(
@@ -144,7 +145,7 @@ def test_the_shared_install_is_made_once_and_a_failed_one_is_not_retried(
     other worker fails with where to look instead of installing again."""
     made: list[Path] = []
 
-    def install(image: Path, workdir: Path) -> boot_lane.Machine:
+    def install(_image: Path, workdir: Path) -> boot_lane.Machine:
         made.append(workdir)
         workdir.mkdir()
         (workdir / "disk.img").write_bytes(b"disk")
@@ -154,9 +155,10 @@ def test_the_shared_install_is_made_once_and_a_failed_one_is_not_retried(
     first = boot_lane.shared_secure_boot_install(tmp_path / "image.iso", tmp_path)
     second = boot_lane.shared_secure_boot_install(tmp_path / "image.iso", tmp_path)
     assert len(made) == 1
-    assert second.disk == first.disk and second.disk.read_bytes() == b"disk"
+    assert second.disk == first.disk
+    assert second.disk.read_bytes() == b"disk"
 
-    def fails(image: Path, workdir: Path) -> boot_lane.Machine:
+    def fails(_image: Path, workdir: Path) -> boot_lane.Machine:
         workdir.mkdir()
         raise RuntimeError("install failed")
 
