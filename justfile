@@ -39,11 +39,30 @@ existing-host-test *ARGS:
     CLAWDIE_EXTRA_APT="{{slow_apt}}" .ci/bootstrap
     {{venv}}/pytest -m slow -s tests/test_existing_host.py {{ARGS}}
 
-# everything CI runs: the fast suite, the slow tests, then the image built and booted under QEMU
+# everything CI runs, in two rounds of two jobs side by side (2 cores): the fast suite while the
+# image builds, then the slow tests while the image boots under QEMU (two lanes); each job's lines
+# carry its name, and the run fails when any job does
+[doc("everything CI runs: the fast suite, the slow tests, the image built and booted under QEMU")]
 test-all:
-    {{just_executable()}} test
-    {{just_executable()}} slow-test
-    {{just_executable()}} boot-test
+    #!/usr/bin/env bash
+    set -uo pipefail
+    CLAWDIE_EXTRA_APT="{{slow_apt}} {{iso_apt}}" .ci/bootstrap || exit 1
+    job() { bash -c "$2" 2>&1 | sed -u "s/^/$1 | /"; }
+    both() {  # run two jobs side by side; fail when either does, after both end
+        job "$1" "$2" & local first=$!
+        job "$3" "$4"; local second=$?
+        wait $first; local one=$?
+        [ $one -eq 0 ] && [ $second -eq 0 ]
+    }
+    started=$SECONDS
+    both fast "{{venv}}/pytest -m 'not slow and not boot'" image "{{venv}}/python iso/build.py" \
+        || { echo "test-all: the fast suite or the image build failed"; exit 1; }
+    echo "test-all: fast suite and image: $((SECONDS - started)) s"
+    rm -f build/iso/boot-test/figures.json
+    both slow "{{venv}}/pytest -m 'slow and not boot'" \
+        boot "{{venv}}/pytest -m boot -n {{boot_workers}} --dist loadgroup --durations=25" \
+        || { echo "test-all: the slow tests or the boot tests failed"; exit 1; }
+    echo "test-all: everything passed in $((SECONDS - started)) s"
 
 # Debian packages the image build and the boot test need on top of .ci/bootstrap's own (which
 # already has xorriso, squashfs-tools, GRUB, QEMU and OVMF for the fast suite's harness tests)
@@ -112,6 +131,7 @@ bench-db:
 
 # benchmark: a platform release applied to ready and a failed one rolled back, against a bare
 # pg_dump -Fc + pg_restore of the same databases (root; --mb N sizes system_ops, default 100)
+[doc("benchmark: a release applied and one rolled back against pg_dump -Fc + pg_restore (root; --mb N)")]
 bench-update *ARGS:
     {{venv}}/python bench/update.py {{ARGS}}
 
