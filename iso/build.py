@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,7 @@ class BuildConfig:
     packages: tuple[str, ...]
     zstd_level: int
     release_key: Path | None = None  # the publisher's minisign public key (DESIGN §9)
+    update_channel: str | None = None  # the default update channel's URL (DESIGN §9)
 
     @property
     def base_key(self) -> str:
@@ -476,6 +478,18 @@ def read_release_key(path: Path) -> bytes:
     return data.strip() + b"\n"
 
 
+def read_channel_url(text: str) -> str:
+    """An update channel's URL: http or https, a host, nothing that would end the line."""
+    parts = urllib.parse.urlsplit(text.strip())
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or any(c.isspace() for c in text.strip())
+    ):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an https:// address of a channel")
+    return text.strip().rstrip("/")
+
+
 def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:
     """The platform payload in /opt/clawdie/platform and its unit's start command."""
     target = root / "opt/clawdie/platform"
@@ -488,6 +502,12 @@ def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object
         key = read_release_key(config.release_key)
         (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
         (root / "etc/clawdie/release.pub").write_bytes(key)
+    if config.update_channel is not None:
+        (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
+        (root / "etc/clawdie/update-channel").write_text(
+            "# The image's default update channel (UPDATE_CHANNEL in setup.txt replaces it)\n"
+            f"{config.update_channel}\n"
+        )
     port = manifest.get("port")
     (root / "etc/nftables.conf").write_text(
         render_firewall(port if isinstance(port, int) else None)
@@ -529,6 +549,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "clawdie-firstboot.service",
         "clawdie.service",
         "clawdie-telegram-retry.timer",
+        "clawdie-update-check.timer",
         # Freed blocks discarded once a week (util-linux's timer; Debian's recommended way): an
         # SSD then drops what deleted and rewritten files held (issue 27). Not the `discard`
         # mount option: that costs a TRIM on every delete, and some drives stall on it.
@@ -979,6 +1000,14 @@ def parse_args(argv: list[str]) -> BuildConfig:
         help="the platform publisher's minisign public key, for signed releases (env "
         "CLAWDIE_RELEASE_KEY; default: none, and the image refuses every release)",
     )
+    parser.add_argument(
+        "--update-channel",
+        metavar="URL",
+        type=read_channel_url,
+        default=os.environ.get("CLAWDIE_UPDATE_CHANNEL") or None,
+        help="the default update channel the boxes ask daily (https://…/; env "
+        "CLAWDIE_UPDATE_CHANNEL; default: none, releases come by file or stick only)",
+    )
     parser.add_argument("--mirror", default=os.environ.get("CLAWDIE_DEBIAN_MIRROR", DEFAULT_MIRROR))
     parser.add_argument("--zstd-level", type=int, default=ZSTD_LEVEL)
     args = parser.parse_args(argv)
@@ -996,6 +1025,7 @@ def parse_args(argv: list[str]) -> BuildConfig:
         packages=read_packages(REPO / "iso/packages.txt"),
         zstd_level=args.zstd_level,
         release_key=Path(args.release_key).resolve() if args.release_key else None,
+        update_channel=read_channel_url(args.update_channel) if args.update_channel else None,
     )
 
 

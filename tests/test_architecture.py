@@ -122,7 +122,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "first boot": frozenset({"core", "seed", "seed I/O", "net", "online"}),
     "adopt": frozenset({"core", "seed", "seed I/O", "net", "online", "first boot"}),
     "existing host": frozenset({"core", "seed", "first boot"}),
-    "update": frozenset({"core", "first boot"}),
+    "update": frozenset({"core", "first boot", "online"}),
     "backup": frozenset({"core", "first boot", "install"}),
     "install": frozenset({"core", "seed", "seed I/O", "media", "net"}),
     "wizard": frozenset({"core", "seed"}),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import apt_repo
 from tests.image import OUT, REPO, copy_image, load_build, read_figures
 from tests.loopdev import attach_loop, require_root, sh
 
@@ -232,6 +233,56 @@ def test_image_boots_the_signed_chain_only(
     assert not list((image_root / "usr/lib/shim").glob("*.efi")), "no unsigned shim build"
     sources = (image_root / "etc/apt/sources.list").read_text()
     assert "deb http://deb.debian.org/debian-security bookworm-security main" in sources
+
+
+def test_unattended_upgrades_take_debian_security_fixes_and_nothing_else(
+    image_root: Path, tmp_path: Path
+) -> None:
+    """The image's own unattended-upgrades, with its own configuration, against repositories on
+    loopback: a newer version from a repository that calls itself Debian (the main suite) is
+    left alone; the same version from one whose Release says Debian-Security is applied, and
+    as it asks for a reboot, the reboot is scheduled at the window's start (04:00), not now."""
+    probe = "clawdie-probe"
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    old = apt_repo.build_deb(debs, probe, "1.0")
+    new = apt_repo.build_deb(debs, probe, "1.1", postinst="touch /var/run/reboot-required")
+    main = apt_repo.make_repository(tmp_path / "main", apt_repo.DEBIAN_MAIN, [new])
+    security = apt_repo.make_repository(tmp_path / "security", apt_repo.DEBIAN_SECURITY, [new])
+    with (
+        apt_repo.served(tmp_path) as url,
+        apt_repo.writable_root(image_root, tmp_path / "root") as root,
+    ):
+        # shutdown records how it was asked instead of acting (this is a chroot on a test host)
+        shutdown = root / "usr/sbin/shutdown"
+        shutdown.unlink()
+        shutdown.write_text('#!/bin/sh\necho "$*" >> /var/tmp/shutdown-asked\n')
+        shutdown.chmod(0o755)
+        (root / "var/tmp" / old.name).write_bytes(old.read_bytes())
+        for listed in (root / "etc/apt/sources.list.d").glob("*"):
+            listed.unlink()
+        sources = root / "etc/apt/sources.list"
+
+        def upgrade(*repos: tuple[Path, apt_repo.Origin]) -> str:
+            sources.write_text(
+                "".join(
+                    f"deb [trusted=yes] {url}/{path.name} {origin.codename} main\n"
+                    for path, origin in repos
+                )
+            )
+            proc = apt_repo.in_root(root, "apt-get -q update && unattended-upgrade -v")
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            return apt_repo.in_root(root, f"dpkg-query -W -f '${{Version}}' {probe}").stdout
+
+        installed = apt_repo.in_root(root, f"dpkg -i /var/tmp/{old.name}")
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert upgrade((main, apt_repo.DEBIAN_MAIN)) == "1.0"
+        assert not (root / "var/tmp/shutdown-asked").exists()
+        assert upgrade((main, apt_repo.DEBIAN_MAIN), (security, apt_repo.DEBIAN_SECURITY)) == "1.1"
+        assert (root / "run/reboot-required").exists()  # /var/run is a link to /run
+        asked = (root / "var/tmp/shutdown-asked").read_text().split()
+        assert "-r" in asked
+        assert "04:00" in asked
 
 
 def test_image_ships_the_default_locale_compiled(image_root: Path) -> None:

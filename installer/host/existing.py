@@ -250,6 +250,8 @@ HOST_FILES: tuple[tuple[str, str | None], ...] = (
     (f"systemd/system/{SERVICE_NAME}-adopt.service", None),
     (f"systemd/system/{SERVICE_NAME}-telegram-retry.service", None),
     (f"systemd/system/{SERVICE_NAME}-telegram-retry.timer", "timers.target"),
+    (f"systemd/system/{SERVICE_NAME}-update-check.service", None),
+    (f"systemd/system/{SERVICE_NAME}-update-check.timer", "timers.target"),
     ("systemd/system/getty@.service.d/clawdie-after-firstboot.conf", None),
     ("systemd/system/serial-getty@.service.d/clawdie-after-firstboot.conf", None),
     ("udev/rules.d/90-clawdie-adopt.rules", None),

@@ -19,10 +19,11 @@ import logging
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from installer import redact
 
@@ -224,3 +225,40 @@ def request_with_retries(  # noqa: C901 (11: the retry policy, five small closur
     )
     answer: Answer = retrying(attempt)
     return answer
+
+
+def download(url: str, out: IO[bytes], *, limit: int, timeout: float) -> int:
+    """GET `url` (http or https only) into `out`, at most `limit` bytes, each receive within
+    `timeout` seconds; returns the bytes written. Raises NoAnswer, worded without the URL, for
+    no answer, an HTTP error status, a body over `limit` or one cut short."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise NoAnswer("only http:// and https:// addresses are fetched")
+    req = urllib.request.Request(url, method="GET")  # noqa: S310 - scheme checked above
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+            return _copy_body(response, out, limit)
+    except urllib.error.HTTPError as err:
+        raise NoAnswer(f"the server answered HTTP {err.code}") from None
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):
+            raise NoAnswer(f"no answer within {timeout:g} s") from None
+        raise NoAnswer(f"not reachable ({describe_os_error(err.reason)})") from None
+    except TimeoutError:
+        raise NoAnswer(f"the download stalled for {timeout:g} s") from None
+    except OSError as err:
+        raise NoAnswer(f"not reachable ({describe_os_error(err)})") from None
+
+
+def _copy_body(response: Any, out: IO[bytes], limit: int) -> int:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise NoAnswer(f"the file is {int(declared)} bytes, more than the {limit} allowed")
+    size = 0
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise NoAnswer(f"the file is more than the {limit} bytes allowed")
+        out.write(chunk)
+    if declared is not None and declared.isdigit() and size != int(declared):
+        raise NoAnswer(f"the download was cut short ({size} of {declared} bytes)")
+    return size

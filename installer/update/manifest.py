@@ -45,6 +45,11 @@ class Release:
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
 
 
+def is_version(text: str) -> bool:
+    """Numbers separated by dots (at most six), as a release's `version` is."""
+    return bool(_VERSION.match(text))
+
+
 def version_key(version: str) -> tuple[int, ...]:
     """`2.10` sorts after `2.9`; trailing zeros do not count (`2` == `2.0`)."""
     parts = [int(p) for p in version.split(".")]
