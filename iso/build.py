@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from installer.fsutil import file_sha256  # noqa: E402
 from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
 from installer.paths import in_root  # noqa: E402
 from installer.run import run  # noqa: E402
+from installer.update.channel import check_channel_url, install_channel  # noqa: E402
+from installer.update.signed import install_public_key, read_public_key  # noqa: E402
 from installer.venv import VenvSource  # noqa: E402
 from installer.venv import install_venv as shared_install_venv  # noqa: E402
 
@@ -463,31 +464,16 @@ def compile_default_locale(root: Path) -> None:
 
 
 def read_release_key(path: Path) -> bytes:
-    """The publisher's public key (minisign's `.pub`: a comment line, then the key), checked
-    before it goes into the image: `clawdie-setup update` verifies releases with it."""
-    import minisign
-
-    try:
-        data = path.read_bytes()
-        minisign.PublicKey.from_bytes(data.strip())
-    except (OSError, minisign.Error) as err:
-        raise UsageError(
-            f"--release-key {path}: not a minisign public key ({err})",
-            "give the .pub file `minisign -G` made (never the secret key)",
-        ) from None
-    return data.strip() + b"\n"
+    """The publisher's public key, checked as a box checks it (installer.update.signed)."""
+    return read_public_key(path)
 
 
 def read_channel_url(text: str) -> str:
-    """An update channel's URL: http or https, a host, nothing that would end the line."""
-    parts = urllib.parse.urlsplit(text.strip())
-    if (
-        parts.scheme not in ("https", "http")
-        or not parts.netloc
-        or any(c.isspace() for c in text.strip())
-    ):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an https:// address of a channel")
-    return text.strip().rstrip("/")
+    """The default update channel's URL, checked as a box checks it (installer.update.channel)."""
+    try:
+        return check_channel_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:
@@ -500,14 +486,9 @@ def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object
     unit.write_text(unit.read_text().replace("@PLATFORM_START@", command))
     if config.release_key is not None:
         key = read_release_key(config.release_key)
-        (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
-        (root / "etc/clawdie/release.pub").write_bytes(key)
+        install_public_key(root / "etc/clawdie", key)
     if config.update_channel is not None:
-        (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
-        (root / "etc/clawdie/update-channel").write_text(
-            "# The image's default update channel (UPDATE_CHANNEL in setup.txt replaces it)\n"
-            f"{config.update_channel}\n"
-        )
+        install_channel(root / "etc/clawdie", config.update_channel, "the image's default")
     port = manifest.get("port")
     (root / "etc/nftables.conf").write_text(
         render_firewall(port if isinstance(port, int) else None)

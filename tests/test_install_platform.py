@@ -422,3 +422,41 @@ def test_a_host_without_python3_gets_a_worded_error(tmp_path: Path) -> None:
     (tmp_path / "usr/bin/python3.11").write_text("")
     (tmp_path / "usr/bin/python3").symlink_to("python3.11")
     assert target_python(tmp_path) == "python3.11"
+
+
+def test_the_host_takes_the_publishers_key_and_a_channel_and_refuses_a_secret_key(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    """With --release-key and --update-channel the host takes signed releases and asks the
+    channel daily (its timer enabled like the image's); a secret key or an address that is not a
+    channel is refused before anything is installed."""
+    import minisign
+
+    key = minisign.KeyPair.generate()
+    public, secret = tmp_path / "release.pub", tmp_path / "release.key"
+    public.write_bytes(bytes(key.public_key))  # minisign's .pub: its comment line, then the key
+    secret.write_bytes(bytes(key.secret_key))
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    refused = install_platform(box, pg, "--release-key", str(secret))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--release-key" in refused.stderr
+    assert "not a minisign public key" in refused.stderr
+    wrong = install_platform(box, pg, "--update-channel", "ftp://updates.example/")
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert "is not an https:// address of a channel" in wrong.stderr
+    assert not (root / "opt/clawdie/platform").exists()
+    assert "Traceback" not in refused.stderr + wrong.stderr
+
+    url = "https://updates.example/clawdie/stable"
+    result = install_platform(box, pg, "--release-key", str(public), "--update-channel", url + "/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        (root / "etc/clawdie/release.pub")
+        .read_bytes()
+        .strip()
+        .endswith(bytes(key.public_key).strip())
+    )
+    assert (root / "etc/clawdie/update-channel").read_text().splitlines()[-1] == url
+    timer = root / "etc/systemd/system/timers.target.wants/clawdie-update-check.timer"
+    assert os.readlink(timer) == "/etc/systemd/system/clawdie-update-check.timer"

@@ -6,7 +6,9 @@ systemd) and the operator's own login found; nothing is installed when either fa
 the platform needs goes in, each part only when it differs (a second run writes nothing):
 Debian's PostgreSQL when absent (apt-get), the installer's locked venv (installer/venv.py, the
 image's recipe), the platform payload, the units, and the platform's lines in PostgreSQL's
-pg_hba.conf/pg_ident.conf. Over an existing installation, a seed with INSTALL_MODE=adopt is
+pg_hba.conf/pg_ident.conf; with `--release-key FILE` the platform publisher's public key (so the
+host takes signed releases: `clawdie-setup update`), with `--update-channel URL` the channel it
+asks daily. Over an existing installation, a seed with INSTALL_MODE=adopt is
 adopted; any other seed changes nothing.
 
 Exit codes: 0 done (or already done), 1 the host or the seed cannot be used, or a step failed,
@@ -50,6 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=CHECKOUT / "iso/overlay",
         help="the image's overlay folder, with the units (default: the checkout's)",
     )
+    parser.add_argument(
+        "--release-key",
+        type=Path,
+        metavar="FILE",
+        help="the platform publisher's minisign public key (.pub): the host takes signed "
+        "releases (default: none, every release is refused)",
+    )
+    parser.add_argument(
+        "--update-channel",
+        metavar="URL",
+        help="the update channel the host asks daily for a newer release (https://…/)",
+    )
     add_target_arguments(parser, platform_verb="starts")
 
 
@@ -62,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
     from installer.seed.resolve import check_seed_bytes, seed_mode
+    from installer.update.channel import install_channel
+    from installer.update.signed import install_public_key, read_public_key
     from installer.venv import VenvSource, install_venv
 
     arm_from_environment()
@@ -80,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
     start = host.read_start_command(args.platform)
+    key = read_public_key(args.release_key) if args.release_key else None
+    channel = _channel(args.update_channel)
     unit_files = host.read_host_files(args.overlay)
     source = VenvSource.find(CHECKOUT)
     postgres_installed = ""
@@ -97,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         )
     changed = int(wrote)
     changed += host.install_payload(paths, args.platform)
+    if key is not None:
+        changed += install_public_key(paths.config_dir, key)
+    if channel is not None:
+        changed += install_channel(paths.config_dir, channel, "install-platform --update-channel")
     units, rules = host.install_units(paths, unit_files, start)
     access = host.ensure_postgres_access(pg_access, service)
     if units and paths.is_live_system:
@@ -108,6 +130,20 @@ def run(args: argparse.Namespace) -> int:
         run_command(["systemctl", "reload", pg_access.unit])
     record = host.host_record(facts, operator, changed + units + rules + access, postgres_installed)
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
+
+
+def _channel(given: str | None) -> str | None:
+    from installer.errors import UsageError
+    from installer.update.channel import check_channel_url
+
+    if given is None:
+        return None
+    try:
+        return check_channel_url(given)
+    except ValueError as err:
+        raise UsageError(
+            f"--update-channel: {err}", "give the channel's https:// address"
+        ) from None
 
 
 def compile_site(site: Path) -> None:

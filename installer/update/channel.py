@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,23 @@ def parse_offer(data: bytes) -> Offer:
     if not _FILE_NAME.match(file) or file.endswith(SIGNATURE_SUFFIX):
         raise ChannelError(f"the channel offers {clean_reason(file)[:40]!r}: not a plain file name")
     return Offer(name, version, file)
+
+
+def check_channel_url(text: str) -> str:
+    """A channel's URL: http or https, a host, nothing that would end the line; ValueError else."""
+    url = text.strip()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or any(c.isspace() for c in url):
+        raise ValueError(f"{text!r} is not an https:// address of a channel")
+    return url.rstrip("/")
+
+
+def install_channel(config_dir: Path, url: str, origin: str) -> bool:
+    """The box's channel in root's /etc/clawdie (`origin` says where it came from); False when
+    it was set so already."""
+    ensure_dir(config_dir, 0o755)
+    text = f"# The update channel ({origin}); UPDATE_CHANNEL in setup.txt replaces it\n{url}\n"
+    return write_atomic(config_dir / CHANNEL_FILE, text, mode=0o644)
 
 
 def channel_url(config_dir: Path, given: str | None) -> str | None:

@@ -47,7 +47,14 @@ from installer.update import dbdump, needs
 from installer.update.layout import Layout
 from installer.update.manifest import Release, version_key
 from installer.update.service import Service
-from installer.update.signed import RefusedError, copy_bundle, read_signature, unpack, verify
+from installer.update.signed import (
+    KEY_NAME,
+    RefusedError,
+    copy_bundle,
+    read_signature,
+    unpack,
+    verify,
+)
 
 FORWARD: tuple[PlannedStep, ...] = (
     PlannedStep("verify", "check the release: signature, name, version, packages", 300),
@@ -70,7 +77,6 @@ BACK: tuple[PlannedStep, ...] = (
     PlannedStep("rolled-back", "remove what the failed release left", 60),
 )
 STALLED = "run `clawdie-setup update --resume` as root (the platform's start does it too)"
-KEY_NAME = "release.pub"
 
 
 def _nothing() -> None:

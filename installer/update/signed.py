@@ -16,14 +16,17 @@ import stat
 import tarfile
 from pathlib import Path
 
-from installer.errors import InstallerError
-from installer.fsutil import ensure_dir, fsync_dir, read_bytes_nofollow
+from installer.errors import InstallerError, UsageError
+from installer.fsutil import ensure_dir, fsync_dir, read_bytes_nofollow, write_atomic
 from installer.update.manifest import MANIFEST, Release, parse_manifest
 
 SIGNATURE_SUFFIX = ".minisig"
 BUNDLE_LIMIT = 4 << 30  # 4 GiB
 SIGNATURE_LIMIT = 4096
 MEMBER_LIMIT = 100_000
+
+
+KEY_NAME = "release.pub"  # in /etc/clawdie: the publisher's public key
 
 
 class RefusedError(InstallerError):
@@ -163,3 +166,25 @@ def read_release(folder: Path, *, need_ready: bool = False) -> Release:
     except (OSError, UnicodeDecodeError) as err:
         raise RefusedError(f"cannot read the release's {MANIFEST}: {err}") from None
     return parse_manifest(text, MANIFEST, need_ready=need_ready)
+
+
+def read_public_key(path: Path, option: str = "--release-key") -> bytes:
+    """The publisher's public key (minisign's `.pub`: a comment line, then the key), checked
+    before a box takes it: releases are verified with it. A secret key is refused."""
+    import minisign
+
+    try:
+        data = read_bytes_nofollow(path.absolute(), 4096)
+        minisign.PublicKey.from_bytes(data.strip())
+    except (OSError, minisign.Error) as err:
+        raise UsageError(
+            f"{option} {path}: not a minisign public key ({err})",
+            "give the .pub file `minisign -G` made (never the secret key)",
+        ) from None
+    return data.strip() + b"\n"
+
+
+def install_public_key(config_dir: Path, key: bytes) -> bool:
+    """The publisher's key in root's /etc/clawdie; False when it was there already."""
+    ensure_dir(config_dir, 0o755)
+    return write_atomic(config_dir / KEY_NAME, key, mode=0o644)
