@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import apt_repo
+from tests.helpers import apt_repo, loopback
 from tests.image import OUT, REPO, copy_image, load_build, read_figures
 from tests.loopdev import attach_loop, require_root, sh
 
@@ -250,7 +250,7 @@ def test_unattended_upgrades_take_debian_security_fixes_and_nothing_else(
     main = apt_repo.make_repository(tmp_path / "main", apt_repo.DEBIAN_MAIN, [new])
     security = apt_repo.make_repository(tmp_path / "security", apt_repo.DEBIAN_SECURITY, [new])
     with (
-        apt_repo.served(tmp_path) as url,
+        loopback.served(tmp_path) as url,
         apt_repo.writable_root(image_root, tmp_path / "root") as root,
     ):
         # shutdown records how it was asked instead of acting (this is a chroot on a test host)

@@ -24,10 +24,10 @@ from tests.helpers.update import (
     V4_SQL,
     Keys,
     bundle,
-    installed_box,
     never_ready,
     new_keys,
     payload,
+    running_box,
     service,
     update,
 )
@@ -43,9 +43,8 @@ def keys() -> Keys:
 
 @pytest.fixture
 def box(tmp_path: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
-    made = installed_box(tmp_path / "box", pg, keys)
-    yield made
-    subprocess.run(service(made, "stop").split(), check=False, cwd=ROOT)
+    with running_box(tmp_path / "box", pg, keys) as made:
+        yield made
 
 
 def databases(pg: PgCluster) -> dict[str, str]:

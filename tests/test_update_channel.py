@@ -7,14 +7,9 @@ another key, for another platform, or one the server cannot give changes nothing
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import io
 import json
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,36 +18,17 @@ import pytest
 from installer.errors import InstallerError
 from installer.online.httpclient import NoAnswer, download
 from installer.update.channel import ChannelError, channel_url, parse_offer
+from tests.helpers.loopback import served
 from tests.helpers.update import (
-    ROOT,
     V2_SQL,
     Keys,
     bundle,
-    installed_box,
     new_keys,
     payload,
-    service,
+    running_box,
     update,
 )
 from tests.pg import PgCluster
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def served(directory: Path) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def offer(channel: Path, release: Path, *, name: str = "reference-platform", version: str) -> None:
@@ -76,9 +52,8 @@ def keys() -> Keys:
 
 @pytest.fixture
 def box(tmp_path: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
-    made = installed_box(tmp_path / "box", pg, keys)
-    yield made
-    subprocess.run(service(made, "stop").split(), check=False, cwd=ROOT)
+    with running_box(tmp_path / "box", pg, keys) as made:
+        yield made
 
 
 @pytest.mark.root

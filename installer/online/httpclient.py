@@ -136,14 +136,17 @@ def request(
             body = None
         header = err.headers.get("Retry-After") if err.headers else None
         return Answer(err.code, body, parse_retry_after(header, body))
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
-            raise NoAnswer(f"no answer within {timeout:g} s") from None
-        raise NoAnswer(f"not reachable ({describe_os_error(err.reason)})") from None
-    except TimeoutError:
-        raise NoAnswer(f"no answer within {timeout:g} s") from None
-    except OSError as err:
-        raise NoAnswer(f"not reachable ({describe_os_error(err)})") from None
+    except OSError as err:  # URLError, TimeoutError and the socket's own errors
+        raise no_answer(err, f"no answer within {timeout:g} s") from None
+
+
+def no_answer(err: OSError, timed_out: str) -> NoAnswer:
+    """No answer, in words without the URL: `timed_out` when the time ran out, else why the
+    server could not be reached."""
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, TimeoutError):
+        return NoAnswer(timed_out)
+    return NoAnswer(f"not reachable ({describe_os_error(reason)})")
 
 
 def describe_busy(provider: str, answer: Answer) -> str | None:
@@ -239,14 +242,8 @@ def download(url: str, out: IO[bytes], *, limit: int, timeout: float) -> int:
             return _copy_body(response, out, limit)
     except urllib.error.HTTPError as err:
         raise NoAnswer(f"the server answered HTTP {err.code}") from None
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
-            raise NoAnswer(f"no answer within {timeout:g} s") from None
-        raise NoAnswer(f"not reachable ({describe_os_error(err.reason)})") from None
-    except TimeoutError:
-        raise NoAnswer(f"the download stalled for {timeout:g} s") from None
     except OSError as err:
-        raise NoAnswer(f"not reachable ({describe_os_error(err)})") from None
+        raise no_answer(err, f"no answer for {timeout:g} s") from None
 
 
 def _copy_body(response: Any, out: IO[bytes], limit: int) -> int:

@@ -1,15 +1,12 @@
 """A Debian package repository on loopback for the unattended-upgrades proof: tiny .deb files
 made with dpkg-deb, a `dists/<suite>` tree whose Release names its origin, label and codename
-(what unattended-upgrades' Origins-Pattern matches on), served by a thread on 127.0.0.1."""
+(what unattended-upgrades' Origins-Pattern matches on), served by tests/helpers/loopback.py."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import http.server
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,25 +81,6 @@ def make_repository(root: Path, origin: Origin, debs: list[Path]) -> Path:
         f"SHA256:\n {hashlib.sha256(data).hexdigest()} {len(data)} main/binary-amd64/Packages\n"
     )
     return root
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def served(directory: Path) -> Iterator[str]:
-    """`directory` over HTTP on 127.0.0.1 while the block runs; yields its base URL."""
-    handler = functools.partial(_Quiet, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _sh(*argv: str) -> None:

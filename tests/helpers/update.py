@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +133,16 @@ def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     subprocess.run(service(box, "start").split(), check=True, cwd=ROOT)
     return box
+
+
+@contextlib.contextmanager
+def running_box(where: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
+    """`installed_box`, its platform stopped after the block."""
+    made = installed_box(where, pg, keys)
+    try:
+        yield made
+    finally:
+        subprocess.run(service(made, "stop").split(), check=False, cwd=ROOT)
 
 
 def update(
