@@ -5,9 +5,10 @@ other records around the one asked for) and never trips on a malformed packet; a
 kernel's multicast on loopback, it finds a responder's answer, as the script the kit ships
 (run by path, with nothing of this repository importable), and says `none` when nobody answers.
 
-The responder here is a thread that answers as systemd-resolved does (to the group, from port
-5353, cache-flush set, TTL 120); the box's own resolved answers the same peer in the Wi-Fi boot
-test (tests/test_boot_wifi.py)."""
+The answer parsed is a real one, captured from the installed box's systemd-resolved in the
+Wi-Fi boot test (tests/test_boot_wifi.py), where the same peer asks it over the kit's access
+point. The responder here is a thread that answers in the same shape (to the group, from port
+5353, cache-flush set, TTL 120)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,13 @@ def response(*records: bytes, question: bytes = b"", flags: int = 0x8400) -> byt
     return header + question + b"".join(records)
 
 
-# systemd-resolved's answer to a multicast question for boot-test.local, type A: no question,
-# one A record, class IN with the cache-flush bit, TTL 120.
-RESOLVED_ANSWER = response(record(mdns.encode_name(NAME), 1, 0x8001, bytes([10, 77, 0, 57])))
+# A real answer: Debian 12's systemd-resolved on the installed box, to this peer in the Wi-Fi
+# boot test (the kit's `TESTKIT: mdns answer bytes:` line). ID 0, flags 0x8400 (a response,
+# authoritative), no question, one A record for boot-test.local: class IN with the cache-flush
+# bit (0x8001), TTL 120, 10.77.0.62 (the box's DHCP lease on the kit's access point).
+RESOLVED_ANSWER = bytes.fromhex(
+    "00008400000000010000000009626f6f742d74657374056c6f63616c00000180010000007800040a4d003e"
+)
 
 
 def test_the_question_is_rfc_6762s() -> None:
@@ -59,8 +64,10 @@ def test_a_name_that_is_not_dns_is_refused(name: str) -> None:
 
 
 def test_resolveds_answer_gives_the_address() -> None:
-    assert mdns.answer_addresses(RESOLVED_ANSWER, NAME) == ["10.77.0.57"]
-    assert mdns.answer_addresses(RESOLVED_ANSWER, "BOOT-TEST.local.") == ["10.77.0.57"]
+    written = response(record(mdns.encode_name(NAME), 1, 0x8001, bytes([10, 77, 0, 62])))
+    assert written == RESOLVED_ANSWER, "how this test writes an answer is how resolved writes one"
+    assert mdns.answer_addresses(RESOLVED_ANSWER, NAME) == ["10.77.0.62"]
+    assert mdns.answer_addresses(RESOLVED_ANSWER, "BOOT-TEST.local.") == ["10.77.0.62"]
     assert mdns.answer_addresses(RESOLVED_ANSWER, "other.local") == []
 
 
