@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from installer.media.receipt_file import read_receipt
+from installer.seed.rules import derive_hostname
 from tests import boot_timing, vm
 from tests.image import OUT, copy_image
 from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
@@ -39,10 +40,13 @@ DISK_SIZE = 6 * 1024**3
 INSTALL_BOUND = 1500.0  # power-on to CLAWDIE-INSTALL-DONE
 FIRSTBOOT_BOUND = 1200.0  # power-on to PLATFORM-READY
 FAILURE_BOUND = 900.0  # power-on to a failure's power-off (waits 120 s + 60 s for a person)
+ASSISTANT_NAME = "Boot Test"
+# No HOSTNAME line: the box's name is the one the installer derives from ASSISTANT_NAME.
+BOX_HOSTNAME = derive_hostname(ASSISTANT_NAME)
 SEED_LINES = [
     f"TELEGRAM_BOT_TOKEN={TOKEN}",
     f"OPENROUTER_API_KEY={OPENROUTER}",
-    "ASSISTANT_NAME=Boot Test",
+    f"ASSISTANT_NAME={ASSISTANT_NAME}",
     "OPERATOR_EMAIL=operator@example.com",
     f"OPERATOR_PASSWORD={PASSWORD}",
 ]

@@ -7,8 +7,10 @@ No install here: each run boots a qcow2 overlay of the disk the BIOS test instal
 before its first boot (build/iso/boot-test/bios-usb-installed.img, whose seed has the WIFI_*
 lines below), its own kernel and initrd booted directly by QEMU with the installed command line
 plus the switch. Two runs: the access point with the seed's password (first boot `ok`, the
-address and the Telegram message through the stub), and with another password (`degraded`,
-"Wi-Fi: authentication refused for SSID ...", first boot still complete).
+address and the Telegram message through the stub, and the box's `<host>.local` answered by
+mDNS to a peer on the access point's side with that address), and with another password
+(`degraded`, "Wi-Fi: authentication refused for SSID ...", first boot still complete, and
+the same peer gets no answer: the probe can fail).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from tests import vm
 from tests.boot_lane import (
+    BOX_HOSTNAME,
     FIRSTBOOT_BOUND,
     LOGS,
     WIFI_COUNTRY,
@@ -40,6 +43,9 @@ pytestmark = [pytest.mark.boot, pytest.mark.timeout(1800), pytest.mark.xdist_gro
 
 INSTALLED = LOGS / "bios-usb-installed.img"
 SUMMARY = "/var/lib/clawdie-setup/install-summary.txt"
+# The kit's mDNS peer asks after PLATFORM-READY, for at most 10 s (tests/helpers/mdns.py).
+MDNS_ANSWER = re.compile(rf"TESTKIT: mdns {re.escape(BOX_HOSTNAME)}\.local -> (\S+)")
+MDNS_BOUND = 120.0
 
 
 def installed_boot_files(disk: Path, into: Path) -> tuple[Path, Path, str]:
@@ -85,7 +91,13 @@ def boot_on_wifi(workdir: Path, run: str, ap_password: str) -> tuple[str, str]:
     # the installed disk carries no test hook: this run's copy gets it, offline
     hooked = with_kit_hook(INSTALLED, workdir / "installed-with-kit-hook.img")
     disk = qcow2_overlay(hooked, workdir / "disk.qcow2")
-    kit = build_kit(workdir / "kit.img", ssid=WIFI_SSID, password=ap_password, country=WIFI_COUNTRY)
+    kit = build_kit(
+        workdir / "kit.img",
+        ssid=WIFI_SSID,
+        password=ap_password,
+        country=WIFI_COUNTRY,
+        hostname=BOX_HOSTNAME,
+    )
     guest = vm.Vm(
         workdir=workdir,
         disk=disk,
@@ -112,6 +124,7 @@ def boot_on_wifi(workdir: Path, run: str, ap_password: str) -> tuple[str, str]:
             )
             guest.wait_for(re.compile(r"PLATFORM-READY role=clawdie"), 300, name="PLATFORM-READY")
             guest.wait_for(re.compile(r"login:"), 300, after=finished, name="login prompt")
+            guest.wait_for(MDNS_ANSWER, MDNS_BOUND, name="mDNS peer")
             text = guest.log_text()
             guest.qmp.execute("system_powerdown")
             guest.wait_exit(300)
@@ -137,6 +150,10 @@ def test_wifi_joins_and_first_boot_is_ok(tmp_path: Path) -> None:
     # the credential preflight, against the stubs: the bot's name in the summary
     assert f"Telegram bot: @{BOT_USERNAME}" in summary
     assert "TESTKIT: openrouter key" in text
+    # the LAN asks for the dashboard URL's name: the box answers with its Wi-Fi address
+    mdns = MDNS_ANSWER.search(text)
+    assert mdns, "the kit's mDNS peer said nothing"
+    assert mdns.group(1) == joined.group(2), f"{BOX_HOSTNAME}.local by mDNS: {mdns.group(1)}"
 
 
 def test_wifi_wrong_password_is_degraded_and_first_boot_completes(tmp_path: Path) -> None:
@@ -146,3 +163,6 @@ def test_wifi_wrong_password_is_degraded_and_first_boot_completes(tmp_path: Path
     assert summary.startswith("Clawdie first boot: degraded"), summary
     assert refused in summary
     assert "TESTKIT: telegram sendMessage" not in text, "there was no network to send on"
+    mdns = MDNS_ANSWER.search(text)
+    assert mdns, "the kit's mDNS peer said nothing"
+    assert mdns.group(1) == "none", "off the access point, the box cannot answer its peer"

@@ -42,6 +42,16 @@ def test_input_drops_all_but_what_the_box_serves() -> None:
     assert "5432" not in BUILD.render_firewall(3000)
 
 
+def test_mdns_is_admitted_over_ipv4_and_ipv6() -> None:
+    """One `inet` table filters both families: UDP 5353 in reaches resolved from 224.0.0.251
+    and from ff02::fb alike (the box answers <host>.local to IPv4 and IPv6 peers)."""
+    ruleset = BUILD.render_firewall(3000)
+    tables = [line.split()[1] for line in ruleset.splitlines() if line.startswith("table ")]
+    assert tables == ["inet"]
+    mdns = [rule for rule in input_rules(ruleset) if "5353" in rule]
+    assert mdns == ['udp dport 5353 accept comment "mDNS: <host>.local"']  # no family, no address
+
+
 def test_without_a_declared_port_only_ssh_is_open_over_tcp() -> None:
     rules = input_rules(BUILD.render_firewall(None))
     assert [rule for rule in rules if rule.startswith("tcp ")] == [

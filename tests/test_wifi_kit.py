@@ -19,6 +19,7 @@ from installer.online.preflight import check_openrouter, check_telegram
 from installer.online.telegram import send_message
 from tests.seeds import ADMIN, OPENROUTER, TOKEN
 from tests.wifi_kit import (
+    AP_ADDRESS,
     BOT_USERNAME,
     KIT_LABEL,
     STUBS,
@@ -32,10 +33,17 @@ from tests.wifi_kit import (
 
 def test_the_start_script_parses(tmp_path: Path) -> None:
     script = tmp_path / "start"
-    script.write_text(render_start())
+    script.write_text(render_start("boot-test"))
     proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "clawdie.testkit" not in render_start(), "the switch is the image's business"
+    assert "clawdie.testkit" not in render_start("boot-test"), "the switch is the image's business"
+
+
+def test_the_mdns_peer_asks_from_the_access_points_side_once_the_platform_is_up() -> None:
+    start = render_start("boot-test")
+    peer = start[start.index("mdns_peer() {") : start.index("mdns_peer &")]
+    assert peer.index("PLATFORM-READY") < peer.index("mdns.py")
+    assert f'ip netns exec ap python3 "$kit/mdns.py" boot-test.local {AP_ADDRESS}' in peer
 
 
 def test_the_access_point_is_wpa2_personal() -> None:
@@ -50,13 +58,19 @@ def test_the_access_point_is_wpa2_personal() -> None:
     bool(missing_programs()), reason="needs hostapd and dnsmasq (.ci/bootstrap installs them)"
 )
 def test_the_kit_disk(tmp_path: Path) -> None:
-    kit = build_kit(tmp_path / "kit.img", ssid="ClawdieTest", password="pass-word", country="DE")
+    kit = build_kit(
+        tmp_path / "kit.img",
+        ssid="ClawdieTest",
+        password="pass-word",
+        country="DE",
+        hostname="boot-test",
+    )
     label = subprocess.run(["e2label", str(kit)], capture_output=True, text=True, check=True)
     assert label.stdout.strip() == KIT_LABEL
     listing = subprocess.run(
         ["debugfs", "-R", "ls -l /", str(kit)], capture_output=True, text=True, check=True
     ).stdout
-    for name in ("start", "stubs.py", "hostapd.conf", "bin", "lib"):
+    for name in ("start", "stubs.py", "mdns.py", "hostapd.conf", "bin", "lib"):
         assert f" {name}\n" in listing or listing.rstrip().endswith(f" {name}")
     start = subprocess.run(
         ["debugfs", "-R", "stat /start", str(kit)], capture_output=True, text=True, check=True

@@ -14,6 +14,9 @@ What `start` does, before first boot (the hook is ordered before it):
    stubs: `Environment=CLAWDIE_TELEGRAM_API=... CLAWDIE_OPENROUTER_API=...` (the variables of the
    credential preflight), and, for the first boot on main that reads no such variable yet, the
    same unit command line with `--telegram-api`.
+4. in the background, once the platform said PLATFORM-READY: a peer on the access point's side
+   asks the link for the box's `<host>.local` by mDNS (tests/helpers/mdns.py, shipped as
+   `mdns.py`) and prints `TESTKIT: mdns <host>.local -> <address>` (or `-> none`).
 
 The first radio stays in the machine's own namespace with no wired NIC beside it: the appliance
 joins with its seed's WIFI_* lines like on any Wi-Fi box. hostapd and dnsmasq come from this
@@ -43,6 +46,8 @@ PROGRAMS = {"hostapd": Path("/usr/sbin/hostapd"), "dnsmasq": Path("/usr/sbin/dns
 GLIBC = re.compile(r"^(libc|libm|libdl|libpthread|librt|libresolv|ld-linux-x86-64)\.so")
 KIT_SIZE = "24M"
 STUBS = Path(__file__).with_name("wifi_stubs.py")
+MDNS_PEER = Path(__file__).with_name("helpers") / "mdns.py"
+PLATFORM_WAIT_S = 1200  # the peer's wait for PLATFORM-READY (first boot's bound)
 
 
 def missing_programs() -> list[str]:
@@ -76,8 +81,9 @@ def render_hostapd_conf(ssid: str, password: str, country: str) -> str:
     )
 
 
-def render_start() -> str:
-    """The kit's script, run as root by the image's hook; every line it prints is `TESTKIT:`."""
+def render_start(hostname: str) -> str:
+    """The kit's script, run as root by the image's hook; every line it prints is `TESTKIT:`.
+    `hostname`: the box's host name, whose `.local` name the mDNS peer asks for."""
     dropin = "/run/systemd/system/clawdie-firstboot.service.d/50-testkit.conf"
     return f"""#!/bin/sh
 # Clawdie boot-test kit: a Wi-Fi access point, DHCP and stub servers (tests/wifi_kit.py).
@@ -108,6 +114,21 @@ ip netns exec ap env LD_LIBRARY_PATH="$kit/lib" "$kit/bin/dnsmasq" --keep-in-for
 ip netns exec ap python3 "$kit/stubs.py" {AP_ADDRESS} {TELEGRAM_PORT} {OPENROUTER_PORT} \\
     {BOT_USERNAME} &
 
+# The LAN's view of the box's name: asked from the access point's side once the platform is up.
+mdns_peer() {{
+    n=0
+    until journalctl -b -o cat -u clawdie.service | grep -q PLATFORM-READY; do
+        n=$((n + 1))
+        if [ "$n" -gt {PLATFORM_WAIT_S} ]; then
+            say "mdns: no PLATFORM-READY in {PLATFORM_WAIT_S} s"
+            return
+        fi
+        sleep 1
+    done
+    ip netns exec ap python3 "$kit/mdns.py" {shlex.quote(hostname + ".local")} {AP_ADDRESS} || true
+}}
+mdns_peer &
+
 mkdir -p "$(dirname {dropin})"
 cat > {dropin} <<'EOF'
 [Service]
@@ -118,7 +139,7 @@ say "ready: access point on $ap_if in namespace ap, first boot pointed at {AP_AD
 """
 
 
-def build_kit(dest: Path, *, ssid: str, password: str, country: str) -> Path:
+def build_kit(dest: Path, *, ssid: str, password: str, country: str, hostname: str) -> Path:
     """The kit disk at `dest` (ext4, made with mke2fs -d: no root, no mount)."""
     staging = dest.with_name(dest.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -130,9 +151,10 @@ def build_kit(dest: Path, *, ssid: str, password: str, country: str) -> Path:
         for library in shared_libraries(program):
             shutil.copyfile(library, staging / "lib" / library.name)
     shutil.copyfile(STUBS, staging / "stubs.py")
+    shutil.copyfile(MDNS_PEER, staging / "mdns.py")
     (staging / "hostapd.conf").write_text(render_hostapd_conf(ssid, password, country))
     start = staging / "start"
-    start.write_text(render_start())
+    start.write_text(render_start(hostname))
     start.chmod(0o755)
     dest.unlink(missing_ok=True)
     argv = ["mke2fs", "-q", "-t", "ext4", "-L", KIT_LABEL, "-d", str(staging), str(dest), KIT_SIZE]
