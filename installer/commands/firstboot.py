@@ -13,9 +13,13 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.paths import TargetPaths
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
 # Test-only overrides of the providers' API bases (the VM test kit sets them in a drop-in of
@@ -129,6 +133,7 @@ def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | N
 
 def run(args: argparse.Namespace) -> int:
     from installer.adopt.run import adopt_at_boot
+    from installer.firstboot.restore_boot import RestoreBoot
     from installer.firstboot.runner import FirstbootRun
     from installer.online.checks import Online
     from installer.screen import ProgressScreen, wants_screen
@@ -184,4 +189,13 @@ def run(args: argparse.Namespace) -> int:
         stick_files=stick_files,
         screen=screen,
         when_complete=adopt_at_boot,
+        restorer=restore_at_boot,
+        kinds={"restore": RestoreBoot},
     ).execute()
+
+
+def restore_at_boot(config: FirstbootConfig, backup: Path, identity: SecretStr) -> list[str]:
+    """A restore seed's first boot: the backup room's one restore (the same as `restore`)."""
+    from installer.backup.restore import RestoreConfig, restore_backup
+
+    return restore_backup(RestoreConfig(config.root, config.db, backup, identity)).lines
