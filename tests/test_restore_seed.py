@@ -6,6 +6,7 @@ identity is a secret: never shown. The backup is opened by the one media reader.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,45 @@ def test_the_backup_is_read_by_the_one_reader_within_its_bound(tmp_path: Path) -
     link.symlink_to(backup)
     with pytest.raises(SeedUnreadableError, match="symbolic link"):
         copy_seed_entry(link, link.name, "hint", got.append, bound=5000)
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("root_tools")
+def test_the_installer_carries_a_restore_seed_and_its_backup_into_root_state(
+    tmp_path: Path, live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A restore seed installs as usual onto a loop disk (no bot keys needed); the seed and the
+    backup go into the installed system's root-only first-boot state; SEED_SCRUB=yes takes the
+    identity off the stick."""
+    from installer import cli
+    from tests.helpers.install_disk import DISK_MIB, install_argv
+    from tests.loopdev import MIB, loop_file, sh
+
+    backup = os.urandom(3 * 1024 * 1024)
+    (tmp_path / NAME).write_bytes(backup)
+    point = tmp_path / "check"
+    point.mkdir()
+    with loop_file(tmp_path / "disk.img", DISK_MIB * MIB) as disk:
+        seed = tmp_path / "setup.txt"
+        seed.write_text(
+            restore_seed(f"BACKUP_IDENTITY={BACKUP_IDENTITY}", f"TARGET_DISK={disk.node}")
+            + "SEED_SCRUB=yes\n"
+        )
+        assert cli.main(install_argv(tmp_path, live, seed, disk.node)) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines()[-1] == "CLAWDIE-INSTALL-DONE", out + err
+        assert f"the backup {NAME} is restored at first boot" in out
+        assert not leaked(out + err)
+        sh("mount", "-o", "ro", f"{disk.node}p3", str(point))
+        try:
+            kept = point / "var/lib/clawdie-setup/seed"
+            assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+            assert (kept / "backup.age").read_bytes() == backup
+            assert stat.S_IMODE((kept / "backup.age").stat().st_mode) == 0o600
+            assert BACKUP_IDENTITY in (kept / "setup.txt").read_text()
+            assert stat.S_IMODE((kept / "setup.txt").stat().st_mode) == 0o600
+        finally:
+            subprocess.run(["umount", str(point)], capture_output=True, check=False)
+    assert BACKUP_IDENTITY not in seed.read_text()  # scrubbed from the stick
+    assert "BACKUP_IDENTITY removed" in seed.read_text()
+    assert not leaked((tmp_path / "receipt/SETUP-RESULT.txt").read_text())

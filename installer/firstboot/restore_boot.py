@@ -23,9 +23,7 @@ A run cut inside step 2 leaves a box part restored: the next run refuses it as i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -48,7 +46,7 @@ from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
 from installer.passwd import read_account
 from installer.run import run
 from installer.seed.ask import SeedInvalidError
-from installer.seed.entry import MAX_BACKUP_BYTES, copy_seed_entry
+from installer.seed.entry import MAX_BACKUP_BYTES, copy_seed_entry_to
 from installer.seed.io import (
     STORED_DESCRIPTION,
     files_beside,
@@ -156,27 +154,8 @@ def _checked(data: bytes, name: str, beside: list[str] | None) -> SeedCheck:
 def _keep_backup(target: Path, backup: Path) -> None:
     """The backup copied into root's state (0600, 0700 folder) through the one media reader."""
     ensure_dir(target.parent, 0o700, 0, 0)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as out:
-            hint = "copy the .backup.age file onto the stick next to setup.txt again"
-            copy_seed_entry(backup, backup.name, hint, out.write, bound=MAX_BACKUP_BYTES)
-            out.flush()
-            os.fsync(fd)
-    except BaseException:
-        temp.unlink()
-        raise
-    finally:
-        os.close(fd)
-    os.replace(temp, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    hint = "copy the .backup.age file next to setup.txt again"
+    copy_seed_entry_to(backup, backup.name, hint, target, bound=MAX_BACKUP_BYTES)
 
 
 def _restore(boot: Boot) -> StepRecord:

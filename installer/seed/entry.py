@@ -5,6 +5,7 @@ through it; it imports neither."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -115,3 +116,31 @@ def copy_seed_entry(
 
 
 _TOO_LARGE_HINT = "check that this is the setup.txt from the stick, not another file renamed"
+
+
+def copy_seed_entry_to(path: Path, shown: str, hint: str, dest: Path, *, bound: int) -> int:
+    """`copy_seed_entry` into the new file `dest` (0600, never through a link, fsynced, renamed
+    into place: a cut leaves no half file under the name). Returns the bytes copied."""
+    temp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temp, flags | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            copied = copy_seed_entry(path, shown, hint, out.write, bound=bound)
+            out.flush()
+            os.fsync(fd)
+    except BaseException:
+        temp.unlink()
+        raise
+    finally:
+        os.close(fd)
+    os.replace(temp, dest)
+    with contextlib.suppress(OSError):  # the folder's entry made durable (not on Windows)
+        dir_fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return copied

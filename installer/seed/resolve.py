@@ -230,9 +230,9 @@ def check_restore_seed_bytes(
         for key in _RESTORE_KEYS
         if DECLARATIONS[key].restore_mode == "needed" and key not in given
     )
-    backup, problem = find_backup(given, beside)
-    if problem is not None:
-        problems.append(problem)
+    backup, missing = find_backup(given, beside)
+    if missing is not None:
+        problems.append(missing)
     warnings = [
         Note(
             value.source.line,
