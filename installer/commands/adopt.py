@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     seed = read_seed_file(args.seed) if args.seed is not None else read_seed_on_stick()
     if seed_mode(seed.data) == "reset":  # a factory reset from a stick, through the same gate
         from installer.adopt.reset_stick import ResetFromStick
-        from installer.commands.firstboot import resetter
+        from installer.commands._backup_options import resetter
 
         stop = ("systemctl", "stop", "clawdie.service") if paths.is_live_system else None
         receipt = receipt_from_args(args, paths.is_live_system)

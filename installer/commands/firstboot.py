@@ -12,7 +12,6 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -209,18 +208,8 @@ def stick_at_boot(
     gate), an adopt seed is adopted; any other seed is never read again."""
     from installer.adopt.reset_stick import reset_at_boot
     from installer.adopt.run import adopt_at_boot
+    from installer.commands._backup_options import resetter
 
     # at boot the platform has not started (first boot runs before it): nothing to stop
     reset = reset_at_boot(config, paths, receipt, resetter(None))
     return reset if reset is not None else adopt_at_boot(config, paths, receipt)
-
-
-def resetter(stop: tuple[str, ...] | None) -> Callable[[FirstbootConfig], list[str]]:
-    """The backup room's one factory reset, stopping the platform with `stop` first."""
-
-    def reset(config: FirstbootConfig) -> list[str]:
-        from installer.backup.reset import ResetConfig, factory_reset
-
-        return factory_reset(ResetConfig(config.root, config.db.admin_conninfo, stop=stop))
-
-    return reset
