@@ -146,7 +146,9 @@ class KeyFacts:
     adopt_mode: AdoptMode | None = None
     restore_mode: RestoreMode | None = None
     asked_unfilled: bool = False  # asked on the console when the seed was not filled in
-    resolves: bool = True  # False: the model refuses any value (no resolution has it)
+    # False: no resolution has it (the model refuses any value, or only a seed without one, a
+    # restore seed, uses it)
+    resolves: bool = True
     # only the platform reads it: a setting in the resolution, no attribute of the typed seed
     passed_through: bool = False
     words: str = ""  # the key as a sentence names it ("host name")
@@ -526,6 +528,7 @@ class SetupModel(BaseModel):
         platform=False,
         hidden=True,
         restore_mode="needed",
+        resolves=False,
         missing_hint="copy the AGE-SECRET-KEY-1… line of the key file the backups are made "
         "for (BACKUP_RECIPIENT is its public half)",
     )
@@ -537,6 +540,7 @@ class SetupModel(BaseModel):
         adopt="run",
         platform=False,
         restore_mode="used",
+        resolves=False,
         missing_hint="copy the backup onto the stick next to setup.txt; with several, name "
         "one: BACKUP_FILE=…backup.age",
     )
