@@ -117,7 +117,7 @@ def _read(boot: Boot) -> StepRecord | None:
             "a restore seed on a stick is carried into the system by the installer",
             "boot the installer stick with this setup.txt and the backup next to it",
         )
-    beside = None if stored else files_beside(Path(source.description))
+    beside = None if stored or boot.config.seed is None else files_beside(boot.config.seed)
     check = restoring.restore_check = _checked(source.data, source.name, beside)
     if not stored:
         assert boot.config.seed is not None  # noqa: S101 (checked above)
@@ -169,7 +169,7 @@ def _restore(boot: Boot) -> StepRecord:
     try:
         lines = restorer(boot.config, boot.paths.stored_backup, restoring.identity())
     except InstallerError as err:
-        if "nothing" in err.message and "changed" in err.message:
+        if getattr(err, "nothing_changed", False):  # refused before the box was touched
             raise
         raise InstallerError(err.message, CUT_HINT) from None
     return StepRecord(created=tuple(lines))

@@ -137,7 +137,8 @@ def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | 
 AfterComplete = Callable[[FirstbootConfig, TargetPaths, "Receipt | None"], "int | None"]
 # Restores a backup onto the box (INSTALL_MODE=restore): the backup room's `restore_backup`,
 # given by the command (first boot does not import the backup room). Returns what it restored,
-# in lines; raises InstallerError (a refusal: nothing on the box changed).
+# in lines; raises InstallerError, with `nothing_changed = True` when it refused before the box
+# was touched.
 Restorer = Callable[[FirstbootConfig, Path, SecretStr], list[str]]
 
 
