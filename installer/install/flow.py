@@ -389,14 +389,15 @@ class InstallRun:
             self.receipt = receipt_for(config, seed)
             self.tracker.set_writer(self.receipt)
         self.say(f"seed: {seed.name} from {seed.description}")
-        if seed_mode(seed.data) == "adopt":
+        mode = seed_mode(seed.data)
+        if mode in ("adopt", "reset"):
             raise AdoptSeedError(
-                f"{seed.name} says INSTALL_MODE=adopt: it changes a box that is already "
+                f"{seed.name} says INSTALL_MODE={mode}: it changes a box that is already "
                 "installed, it does not install one (no disk was touched)",
                 "boot the installed box from its own disk, then plug this stick in (or keep it "
                 "in and let the disk boot first); to install, set INSTALL_MODE=fresh",
             )
-        if seed_mode(seed.data) == "restore":  # the backup brings the settings at first boot
+        if mode == "restore":  # the backup brings the settings at first boot
             check, answers = self._check_restore_seed(seed), dict[str, str]()
             hostname = restore_seed.RESTORE_HOSTNAME
         else:
