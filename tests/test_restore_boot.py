@@ -9,6 +9,8 @@ is never in an output, a log, the receipt, a bundle or a file left on B."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import stat
@@ -17,11 +19,14 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pyrage  # type: ignore[import-untyped]
 import pytest
 
+from installer.backup import crypt
+from installer.backup.manifest import MANIFEST_NAME
 from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
 from tests.helpers.adopt import installed_box
@@ -169,7 +174,25 @@ def flipped(backup: Path, where: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("case", ["wrong identity", "changed byte"])
+def newer(where: Path) -> Path:
+    """A real backup file, encrypted to the owner, whose manifest says a newer format and
+    installer."""
+    doc = json.dumps({"format": 99, "installer": "9.0.0"}).encode()
+
+    def produce(sink: IO[bytes]) -> None:
+        with tarfile.open(fileobj=sink, mode="w|") as tar:
+            info = tarfile.TarInfo(MANIFEST_NAME)
+            info.size = len(doc)
+            tar.addfile(info, io.BytesIO(doc))
+
+    where.mkdir(parents=True)
+    out = where / "ada-2099-01-01.backup.age"
+    with out.open("wb") as handle:
+        crypt.encrypt_stream(produce, handle, crypt.parse_recipients([BACKUP_RECIPIENT]))
+    return out
+
+
+@pytest.mark.parametrize("case", ["wrong identity", "changed byte", "newer installer"])
 def test_a_backup_that_cannot_be_restored_is_refused_before_the_box_changes(
     tmp_path: Path, pg: PgCluster, second_pg: PgCluster, box_a: Path, case: str
 ) -> None:
@@ -177,10 +200,13 @@ def test_a_backup_that_cannot_be_restored_is_refused_before_the_box_changes(
         other = str(pyrage.x25519.Identity.generate().to_public())
         backup = make_backup(box_a, pg, tmp_path / "backups", other)
         words = "not encrypted to this identity"
-    else:
+    elif case == "changed byte":
         good = make_backup(box_a, pg, tmp_path / "backups", BACKUP_RECIPIENT)
         backup = flipped(good, tmp_path / "flipped")
         words = "changed or cut short"
+    else:
+        backup = newer(tmp_path / "newer")
+        words = "the backup's format is version 99"
     box = restore_box(tmp_path / "b", backup)
     before = snapshot(box / "root", second_pg)
     result = firstboot(box, second_pg)
