@@ -192,6 +192,11 @@ class TargetPaths:
         return self.seed_dir / "wizard-answers.txt"
 
     @property
+    def stored_backup(self) -> Path:
+        """A restore seed's backup, carried with the seed copy (INSTALL_MODE=restore)."""
+        return self.seed_dir / "backup.age"
+
+    @property
     def accounts_ledger(self) -> Path:
         """The accounts first boot created (written before it creates one): an account that
         exists but is not listed here is someone else's and is never taken over."""

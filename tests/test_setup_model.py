@@ -324,6 +324,7 @@ def test_field_specs_have_tiers_docs_and_secrecy() -> None:
         "DEEPSEEK_API_KEY",
         "WIFI_PASSWORD",
         "ADOPT_CODE",
+        "BACKUP_IDENTITY",
     }
     assert all(s.doc for s in specs.values())
 

@@ -56,6 +56,8 @@ def test_the_install_section_lists_the_install_keys_commented_out() -> None:
         "TARGET_DISK",
         "ERASE_TARGET_DISK",
         "SEED_SCRUB",
+        "BACKUP_IDENTITY",
+        "BACKUP_FILE",
     ]
     text = "\n".join(section)
     assert "serial:" in text

@@ -270,22 +270,22 @@ _CODE_HINT = (
 )
 
 
-def check_gate(paths: TargetPaths, seed: SeedInput) -> None:
+def check_gate(paths: TargetPaths, seed: SeedInput, mode: str = "adopt") -> None:
     """The stick's right to change this box (DESIGN §10), before anything on it is validated
-    against or compared with the box: adopt open (fewer than 5 wrong codes since the box
-    started), the fingerprint (which box), then the code (whose box). Only the seed's own lines
-    are read; a wrong code is counted."""
+    against or compared with the box: the seed is for `mode` (adopt, or reset), adopt open
+    (fewer than 5 wrong codes since the box started), the fingerprint (which box), then the code
+    (whose box). Only the seed's own lines are read; a wrong code is counted."""
     text = parse_seed(seed.data, KNOWN_KEYS)
     lines = {e.key: e for e in text.entries if e.value}
     code = lines.get(adopt_code.KEY)
     if code is not None:
         redact.register(code.value)
-    mode = lines.get("INSTALL_MODE")
-    if mode is None or mode.value.strip().lower() != "adopt":
-        shown = mode.value.strip().lower() if mode is not None else "fresh"
+    wanted, mode_line = mode, lines.get("INSTALL_MODE")
+    given_mode = mode_line.value.strip().lower() if mode_line is not None else "fresh"
+    if given_mode != wanted:
         raise AdoptRefusedError(
-            f"{seed.name} is not an adopt seed (INSTALL_MODE is {shown}); nothing on the box "
-            "was changed",
+            f"{seed.name} is not an {wanted} seed (INSTALL_MODE is {given_mode}); nothing on "
+            "the box was changed",
             _NOT_ADOPT_HINT,
         )
     if adopt_code.is_closed(paths):
@@ -297,8 +297,8 @@ def check_gate(paths: TargetPaths, seed: SeedInput) -> None:
     fingerprint = lines.get("INSTALL_FINGERPRINT")
     if fingerprint is None:
         raise AdoptRefusedError(
-            f"{seed.name}: INSTALL_FINGERPRINT: required because INSTALL_MODE=adopt; nothing on "
-            "this box was changed",
+            f"{seed.name}: INSTALL_FINGERPRINT: required because INSTALL_MODE={wanted}; nothing "
+            "on this box was changed",
             _FINGERPRINT_HINT,
         )
     try:
@@ -705,22 +705,27 @@ def adopt_at_boot(
     """First boot found its `complete` stamp: a seed with INSTALL_MODE=adopt (given with
     --seed, or on a stick in the running box) is adopted; any other seed is never read again.
     Returns the exit code, or None when there is nothing to adopt."""
-    from installer.seed.io import read_seed_on_stick, read_seed_path
-
     if not Stamps(paths.stamps_dir).done(COMPLETE):
         return None
-    seed: SeedInput | None = None
-    try:
-        if config.seed is not None:
-            name, data, _ = read_seed_path(config.seed)
-            seed = SeedInput(name, data, str(config.seed), path=config.seed)
-        elif paths.is_live_system:
-            seed = read_seed_on_stick()
-    except InstallerError as err:
-        log.info("adopt: no seed to look at (%s)", err.message)
-        return None
+    seed = seed_at_boot(config, paths)
     if seed is None or seed_mode(seed.data) != "adopt":
         return None
     print(f"first boot already completed; {seed.description} asks to adopt", file=sys.stderr)
     # At boot the platform starts after first boot by itself: no restart.
     return AdoptRun(config, seed, restart=None, receipt=receipt).execute()
+
+
+def seed_at_boot(config: FirstbootConfig, paths: TargetPaths) -> SeedInput | None:
+    """The seed a completed box looks at when it starts: --seed, or a stick in the running box
+    (None: no seed, or none readable)."""
+    from installer.seed.io import read_seed_on_stick, read_seed_path
+
+    try:
+        if config.seed is not None:
+            name, data, _ = read_seed_path(config.seed)
+            return SeedInput(name, data, str(config.seed), path=config.seed)
+        if paths.is_live_system:
+            return read_seed_on_stick()
+    except InstallerError as err:
+        log.info("adopt: no seed to look at (%s)", err.message)
+    return None

@@ -67,6 +67,8 @@ _NOTHING = "nothing on this box was changed"
 class RestoreRefusedError(InstallerError):
     """The backup cannot be restored here; nothing on the box was changed."""
 
+    nothing_changed = True  # what first boot tells apart from a restore cut part way
+
 
 class _ShapeError(Exception):
     """The plaintext is not a backup archive (or was cut: the decrypter then says why)."""

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING
 from installer.errors import UsageError
 
 if TYPE_CHECKING:  # pydantic loads with the command that runs, not with `--help`
+    from collections.abc import Callable
+
     from pydantic import SecretStr
+
+    from installer.firstboot.config import FirstbootConfig
 
 MAX_KEY_FILE = 64 * 1024
 ADMIN_DEFAULT = "host=/run/postgresql user=postgres dbname=postgres"
@@ -68,3 +72,14 @@ def read_identity(path: str) -> SecretStr:
     text = read_key_file(path, "identity")
     redact.register(*(line.strip() for line in text.splitlines()))
     return SecretStr(text)
+
+
+def resetter(stop: tuple[str, ...] | None) -> Callable[[FirstbootConfig], list[str]]:
+    """The backup room's one factory reset, stopping the platform with `stop` first."""
+
+    def reset(config: FirstbootConfig) -> list[str]:
+        from installer.backup.reset import ResetConfig, factory_reset
+
+        return factory_reset(ResetConfig(config.root, config.db.admin_conninfo, stop=stop))
+
+    return reset

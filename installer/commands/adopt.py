@@ -54,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
         print("adopt: first boot has not completed on this box; the stick is left alone")
         return 0
     seed = read_seed_file(args.seed) if args.seed is not None else read_seed_on_stick()
+    if seed_mode(seed.data) == "reset":  # a factory reset from a stick, through the same gate
+        from installer.adopt.reset_stick import ResetFromStick
+        from installer.commands._backup_options import resetter
+
+        stop = ("systemctl", "stop", "clawdie.service") if paths.is_live_system else None
+        receipt = receipt_from_args(args, paths.is_live_system)
+        return ResetFromStick(config, paths, seed, receipt, resetter(stop)).execute()
     if args.at_boot and seed_mode(seed.data) != "adopt":
         print(
             f"adopt: {seed.description} holds a seed without INSTALL_MODE=adopt: ignored "

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from installer.seed.io import read_seed_path
+from installer.seed.io import files_beside, read_seed_path
 from installer.seed.messages import render_note, render_problem
 from installer.seed.profiles import Setting
 from installer.seed.reader import Note
 from installer.seed.resolve import (
     SeedCheck,
     check_adopt_seed_bytes,
+    check_restore_seed_bytes,
     check_seed_bytes,
     mask,
     mask_secret,
@@ -40,8 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     name, data, file_warnings = read_seed_path(args.file)
-    if seed_mode(data) == "adopt":  # changes an installed box: only its own lines are needed
+    mode = seed_mode(data)
+    if mode in ("adopt", "reset"):  # changes an installed box: only its own lines are needed
         result = check_adopt_seed_bytes(data, name=name)
+    elif mode == "restore":  # the backup brings the settings; it must be next to the seed
+        result = check_restore_seed_bytes(data, name=name, beside=files_beside(args.file))
     else:
         result = check_seed_bytes(data, name=name)
     notes = [Note(None, w) for w in file_warnings]
@@ -72,10 +76,15 @@ def render_text(result: SeedCheck, file_notes: list[Note], *, explain: bool) -> 
     elif explain and result.adopt_only:
         out.append("\nan adopt seed: the box keeps every setting it leaves out; it sets:")
         out += [f"  {key}={value}" for key, value in adopt_lines(result)]
+    elif explain and result.restore_only:
+        out.append("\na restore seed: the backup brings every setting; it sets:")
+        out += [f"  {key}={value}" for key, value in adopt_lines(result)]
     elif explain:
         out.append("\nno resolved values: fix the problems above first")
     if result.valid and result.adopt_only:
         out.append(f"{name}: valid adopt seed (the box it names fills in the rest)")
+    elif result.valid and result.restore_only:
+        out.append(f"{name}: valid restore seed (restores {result.backup_name or 'the backup'})")
     elif result.valid:
         out.append(
             f"{name}: valid" + (f" ({len(result.warnings)} warning(s))" if result.warnings else "")

@@ -23,6 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOSTNAME",
         help="the box's host name, as the question at a terminal asks for (for scripts)",
     )
+    parser.add_argument(
+        "--wipe",
+        action="store_true",
+        help="for handing the machine over: erase the whole disk the system runs from "
+        "(discard, else zeros over every byte), then power off",
+    )
+    parser.add_argument(
+        "--no-poweroff", action="store_true", help="with --wipe: do not power off (tests)"
+    )
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--platform-stop", metavar="CMD", help="command that stops the platform")
     stop.add_argument("--no-platform-stop", action="store_true", help="leave it alone")
@@ -56,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     faults.arm_from_environment()  # CLAWDIE_FIRSTBOOT_FAULT: the tests' power cuts
     require_root("factory-reset")
     host = read_host(TargetPaths(args.root))
+    if args.wipe:
+        return wipe_disk(args, host)
     if not confirmed(host, args.yes_i_typed):
         raise UsageError(
             "the host name was not typed as it is: nothing was erased",
@@ -76,4 +87,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"Factory reset of {host}: done. Removed:")
     print("\n".join(f"  - {line}" for line in done))
     print("The box waits for a seed: boot it with a stick holding setup.txt.")
+    return 0
+
+
+def wipe_disk(args: argparse.Namespace, host: str) -> int:
+    """`--wipe`: the disk holding the root found first (a refusal erases nothing), the host
+    name typed, then the whole disk erased and the machine powered off."""
+    from installer.backup.wipe import root_disk, wipe
+
+    disk = root_disk(args.root)
+    print(
+        f"--wipe erases the WHOLE disk {disk.node} ({disk.size:,} bytes) this system runs "
+        "from: the system itself, every setting, key and row. The machine then powers off and "
+        "boots no more until it is installed again.",
+        file=sys.stderr,
+    )
+    if not confirmed(host, args.yes_i_typed):
+        raise UsageError(
+            "the host name was not typed as it is: nothing was erased",
+            f"type {host} exactly (it is on the login screen)",
+        )
+    done = wipe(
+        args.root, lambda line: print(line, file=sys.stderr), power_off=not args.no_poweroff
+    )
+    print(f"Wipe of {host}: done.")
+    print("\n".join(f"  - {line}" for line in done))
     return 0

@@ -13,9 +13,15 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.firstboot.config import DbConfig, FirstbootConfig
 from installer.paths import TargetPaths
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from installer.seed.io import Receipt
 
 HELP = "first boot: apply the seed, set up accounts and the database, report, start"
 # Test-only overrides of the providers' API bases (the VM test kit sets them in a drop-in of
@@ -128,13 +134,12 @@ def api_bases(args: argparse.Namespace, live: bool) -> tuple[str | None, str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.adopt.run import adopt_at_boot
+    from installer.firstboot.restore_boot import RestoreBoot
     from installer.firstboot.runner import FirstbootRun
     from installer.online.checks import Online
     from installer.screen import ProgressScreen, wants_screen
     from installer.seed.io import (
         FileWriter,
-        Receipt,
         files_in_directory,
         files_on_stick,
         receipt_in_directory,
@@ -183,5 +188,28 @@ def run(args: argparse.Namespace) -> int:
         receipt=receipt,
         stick_files=stick_files,
         screen=screen,
-        when_complete=adopt_at_boot,
+        when_complete=stick_at_boot,
+        restorer=restore_at_boot,
+        kinds={"restore": RestoreBoot},
     ).execute()
+
+
+def restore_at_boot(config: FirstbootConfig, backup: Path, identity: SecretStr) -> list[str]:
+    """A restore seed's first boot: the backup room's one restore (the same as `restore`)."""
+    from installer.backup.restore import RestoreConfig, restore_backup
+
+    return restore_backup(RestoreConfig(config.root, config.db, backup, identity)).lines
+
+
+def stick_at_boot(
+    config: FirstbootConfig, paths: TargetPaths, receipt: Receipt | None
+) -> int | None:
+    """A completed box that starts with a stick: a reset seed resets it (through the adopt
+    gate), an adopt seed is adopted; any other seed is never read again."""
+    from installer.adopt.reset_stick import reset_at_boot
+    from installer.adopt.run import adopt_at_boot
+    from installer.commands._backup_options import resetter
+
+    # at boot the platform has not started (first boot runs before it): nothing to stop
+    reset = reset_at_boot(config, paths, receipt, resetter(None))
+    return reset if reset is not None else adopt_at_boot(config, paths, receipt)

@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 from pydantic import SecretStr
 
@@ -38,7 +40,7 @@ from installer.seed.io import (
     Receipt,
     read_first_boot_seed,
 )
-from installer.seed.resolve import SeedCheck
+from installer.seed.resolve import SeedCheck, seed_mode
 from installer.seed.stored import (
     SEED_STEP,
     ensure_setup_state,
@@ -133,6 +135,11 @@ def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | 
 
 
 AfterComplete = Callable[[FirstbootConfig, TargetPaths, "Receipt | None"], "int | None"]
+# Restores a backup onto the box (INSTALL_MODE=restore): the backup room's `restore_backup`,
+# given by the command (first boot does not import the backup room). Returns what it restored,
+# in lines; raises InstallerError, with `nothing_changed = True` when it refused before the box
+# was touched.
+Restorer = Callable[[FirstbootConfig, Path, SecretStr], list[str]]
 
 
 @dataclass
@@ -151,6 +158,10 @@ class FirstbootRun:
     # What runs instead when first boot is complete (the command gives adopt's check for a
     # stick at boot): an exit code, or None for "nothing to do".
     when_complete: AfterComplete | None = None
+    restorer: Restorer | None = None  # a restore seed's first boot (installer/backup)
+    # The first boot of a seed of another INSTALL_MODE (the command gives restore's:
+    # installer/firstboot/restore_boot.py); a mode not here is set up new.
+    kinds: Mapping[str, type[Boot]] = field(default_factory=dict)
 
     def execute(self) -> int:
         clock = ServiceClock()  # the service's time counts from the unit's start
@@ -177,8 +188,20 @@ class FirstbootRun:
             return 0
         faults.arm_from_environment()
         log.info("first boot: starting, %.1f s after the service started", clock.elapsed())
+        kind = self.boot_kind(paths)
         with LogBuffer() as own_log, self.screen or contextlib.nullcontext():
-            return Boot(self, paths, stamps, own_log, clock).run()
+            return kind(self, paths, stamps, own_log, clock).run()
+
+    def boot_kind(self, paths: TargetPaths) -> type[Boot]:
+        """The first boot the seed asks for: a restore seed restores its backup instead of
+        setting a new box up (installer/firstboot/restore_boot.py)."""
+        if not self.kinds:
+            return Boot
+        try:
+            data = read_first_boot_seed(self.config.seed, paths).data
+        except (InstallerError, OSError):
+            return Boot  # its seed step says why
+        return self.kinds.get(seed_mode(data), Boot)
 
 
 @dataclass
@@ -200,6 +223,8 @@ class Boot:
     # made by this run's report (DESIGN §10): in memory only, shown on the receipt and in the
     # Telegram report, never in the summary on the disk, the console or the journal
     adopt_code: SecretStr | None = field(default=None, repr=False)
+    # a fresh box gets its own adopt code; a restored one keeps the backed-up box's
+    makes_adopt_code: ClassVar[bool] = True
     tracker: StepTracker = field(init=False, repr=False)
     steps: StepRun[Boot] = field(init=False, repr=False)
 
@@ -214,7 +239,7 @@ class Boot:
             if screen_show is not None:
                 screen_show(tracker)
 
-        steps = firstboot_steps(self.inputs.config)
+        steps = self.boot_steps()
         self.tracker = StepTracker(
             "Clawdie first boot",
             plan(steps),
@@ -224,6 +249,9 @@ class Boot:
             facts=render_machine(self.paths, None),
         )
         self.steps = StepRun(steps, self.stamps, self.tracker, log, dict(self.inputs.preamble))
+
+    def boot_steps(self) -> list[Step[Boot]]:
+        return firstboot_steps(self.inputs.config)
 
     @property
     def config(self) -> FirstbootConfig:
@@ -355,7 +383,7 @@ class Boot:
     def _report(self, check: SeedCheck | None, outcome: Outcome) -> None:
         online, receipt = self.inputs.online, self.inputs.receipt
         nowhere = receipt is None and online is None
-        if outcome.ok and self.adopt_code is None and not nowhere:
+        if outcome.ok and self.adopt_code is None and not nowhere and self.makes_adopt_code:
             self.adopt_code = new_code(self.paths)
             redact.register(self.adopt_code.get_secret_value())  # never in a log or bundle
             log.info("adopt code: made; its hash is in %s", self.paths.adopt_code_hash.name)
@@ -368,7 +396,9 @@ class Boot:
                 return online.notify(seed, text + code, holds_secret=bool(code))
 
         self.delivery = Delivery()
-        if outcome.ok and nowhere:  # neither a receipt nor Telegram to show it on
+        if (
+            outcome.ok and nowhere and self.makes_adopt_code
+        ):  # neither a receipt nor Telegram to show it on
             self.delivery.extra.append(
                 "no adopt code was made (no stick and no Telegram to show it on): make one "
                 f"with `{NEW_CODE_COMMAND}` as root before adopting from a stick"
@@ -406,7 +436,8 @@ class Boot:
         """Update the report and the receipt with the platform's start (no second message)."""
         kept = Delivery(list(self.delivery.extra), list(self.delivery.to_fix))
         code = self._code_lines()
-        if not code and self.paths.adopt_code_hash.is_file():  # an earlier, cut run made it
+        if not code and self.makes_adopt_code and self.paths.adopt_code_hash.is_file():
+            # an earlier, cut run made it
             code = (
                 "\nAdopt code: made by an earlier run of first boot and shown in its report "
                 "(the Telegram report to the admin);\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 from installer import __version__, faults
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError
-from installer.install import identities, layout, system
+from installer.install import identities, layout, restore_seed, system
 from installer.install.console import (
     CONSOLE_LOGGER,
     DONE_MARKER,
@@ -340,8 +340,7 @@ class InstallRun:
         when = utc_now()
         seed_note = SEED_KEPT
         status = Status.OK
-        resolved = self.check.resolved if self.check is not None else None
-        if self.seed is not None and resolved is not None and resolved.install.seed_scrub:
+        if self.seed is not None and self._scrubs():
             seed_note = scrub_seed(self.seed, hostname, when)
             self.say(seed_note)
             if "still in" in seed_note:
@@ -390,20 +389,45 @@ class InstallRun:
             self.receipt = receipt_for(config, seed)
             self.tracker.set_writer(self.receipt)
         self.say(f"seed: {seed.name} from {seed.description}")
-        if seed_mode(seed.data) == "adopt":
+        mode = seed_mode(seed.data)
+        if mode in ("adopt", "reset"):
             raise AdoptSeedError(
-                f"{seed.name} says INSTALL_MODE=adopt: it changes a box that is already "
+                f"{seed.name} says INSTALL_MODE={mode}: it changes a box that is already "
                 "installed, it does not install one (no disk was touched)",
                 "boot the installed box from its own disk, then plug this stick in (or keep it "
                 "in and let the disk boot first); to install, set INSTALL_MODE=fresh",
             )
-        check, answers = self._check_seed(seed)
-        self.bring_up_network(check)
+        if mode == "restore":  # the backup brings the settings at first boot
+            check, answers = self._check_restore_seed(seed), dict[str, str]()
+            hostname = restore_seed.RESTORE_HOSTNAME
+        else:
+            check, answers = self._check_seed(seed)
+            self.bring_up_network(check)
+            hostname = check.require_resolved().host.hostname
         self.step("disk")
         disk = self.choose_disk(check, seed)
-        hostname = check.require_resolved().host.hostname
         self.write_system(disk, seed, answers, hostname)
         return disk, hostname
+
+    def _scrubs(self) -> bool:
+        """SEED_SCRUB=yes in the seed just installed from (a restore seed's too)."""
+        if self.check is None:
+            return False
+        if self.check.restore_only:
+            return restore_seed.wants_scrub(self.check)
+        return self.check.resolved is not None and self.check.resolved.install.seed_scrub
+
+    def _check_restore_seed(self, seed: SeedInput) -> SeedCheck:
+        try:
+            check = restore_seed.check_restore_install_seed(seed)
+        except SeedInvalidError as err:
+            self.check = err.check
+            raise
+        self.check = check
+        for warning in check.warnings:
+            self.say(f"seed warning: {warning.message}")
+        self.say(f"restore seed: the backup {check.backup_name} is restored at first boot")
+        return check
 
     def bring_up_network(self, check: SeedCheck) -> None:
         """The seed's Wi-Fi or static address on the live system too, with first boot's own
@@ -453,14 +477,17 @@ class InstallRun:
         """The disk to erase: chosen, asked for, and past the existing-install guard."""
         devices = read_block_devices()
         disks = read_target_disks(devices, only=self.config.only_disks)
-        options = check.require_resolved().install
-        named = options.target_disk
+        if check.restore_only:
+            named, erase = restore_seed.disk_wish(check)
+        else:
+            options = check.require_resolved().install
+            named, erase = options.target_disk, options.erase_target_disk
         choice = choose_target(
             disks,
             boot_disks=read_boot_disks(self.config),
             seed_disks={seed.device.disk} if seed.device else set(),
             named=read_target_name(named) if named else None,
-            erase=options.erase_target_disk,
+            erase=erase,
             partitions=[d for d in devices if not d.is_disk],
         )
         return self.take(choice, disks)
@@ -636,14 +663,13 @@ class InstallRun:
             self.say("writing /etc/fstab, machine id, seed copy and install record")
             system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
             system.clear_machine_id(paths)
-            store_seed(
-                paths,
-                Stamps(paths.stamps_dir),
-                seed.data,
-                answers,
-                seed.description,
-                self._require_check(),
-            )
+            check = self._require_check()
+            if check.restore_only:
+                self.say(restore_seed.store_restore_seed(paths, seed, check))
+            else:
+                store_seed(
+                    paths, Stamps(paths.stamps_dir), seed.data, answers, seed.description, check
+                )
             system.write_install_record(
                 paths,
                 system.InstallRecord(

@@ -980,8 +980,31 @@
   }
   function checkInstallMode(value) {
     const mode = value.toLowerCase();
-    if (mode !== "fresh" && mode !== "adopt") throw new ValueProblem("unknown install mode", "use fresh or adopt");
+    if (!D.install_modes.includes(mode)) throw new ValueProblem("unknown install mode", "use fresh, adopt, restore or reset");
     return mode;
+  }
+  function checkBackupIdentity(value) {
+    const identity = stripSpace(value).toUpperCase();
+    if (!/^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/.test(identity)) {
+      throw new ValueProblem("not an age identity", "copy the line that starts with AGE-SECRET-KEY-1 from the owner's key file");
+    }
+    return identity;
+  }
+  function checkBackupFile(value) {
+    const name = stripSpace(value);
+    if (!name || name.includes("/") || name.includes("\\") || name === "." || name === ".." || cps(name).length > 255) {
+      throw new ValueProblem(
+        "must be the name of a file next to setup.txt, not a path",
+        `copy the backup (…${D.backup_suffix}) next to setup.txt and give its name`
+      );
+    }
+    if (!name.toLowerCase().endsWith(D.backup_suffix)) {
+      throw new ValueProblem(
+        `not a backup's name (it ends in ${D.backup_suffix})`,
+        "give the name clawdie-setup backup wrote, e.g. my-box-2026-01-31.backup.age"
+      );
+    }
+    return name;
   }
   function checkFingerprint(value) {
     const digits = stripSpace(value).toLowerCase().split("-").join("");
@@ -1437,6 +1460,8 @@
     TARGET_DISK: checkTargetDisk,
     ERASE_TARGET_DISK: checkYesNo,
     SEED_SCRUB: checkYesNo,
+    BACKUP_IDENTITY: checkBackupIdentity,
+    BACKUP_FILE: checkBackupFile,
     TENANT_ID: (v) => v,
   };
   const fieldProblem = (key, message, hint, because) => ({ key, message, hint: hint || "", because: because || null });
@@ -1667,6 +1692,10 @@
           notes.push(note(lineOf(key), `${key}: only used with INSTALL_MODE=adopt; this seed installs fresh, so the line has no effect`));
       }
     }
+    for (const key of D.restore_keys) {
+      if (key in given)
+        notes.push(note(lineOf(key), `${key}: only used with INSTALL_MODE=restore; this seed does not restore, so the line has no effect`));
+    }
     if ("CLAWDIE_USER_PASSWORD" in given) {
       notes.push(
         note(
@@ -1783,7 +1812,7 @@
       if (r.problem) problems.push(problem(g.line, key, r.problem.message, r.problem.hint || null));
     }
     for (const [key, hint] of Object.entries(D.adopt_needs)) {
-      if (!(key in given)) problems.push(problem(null, key, "required because INSTALL_MODE=adopt", hint));
+      if (!(key in given)) problems.push(problem(null, key, `required because INSTALL_MODE=${seedMode(data)}`, hint));
     }
     for (const [have, need] of [
       ["OPERATOR_EMAIL", "OPERATOR_PASSWORD"],
@@ -1798,6 +1827,27 @@
     if ("TENANT_ID" in given) problems.push(problem(given.TENANT_ID.line, "TENANT_ID", "additional tenants are not set up by adopt", "remove this line"));
     problems.sort(problemOrder);
     return { name, problems, warnings: [], repairs: [...text.repairs], settings: [], encoding: text.encoding, adoptOnly: true, given };
+  }
+
+  // a restore seed: the page cannot see the files next to setup.txt; `check` on the stick does
+  function checkRestoreSeed(data, name) {
+    const text = parseSeed(data, KNOWN);
+    const given = givenOf(text);
+    const problems = [...text.problems];
+    for (const [key, g] of Object.entries(given)) {
+      const r = validateField(key, g.value);
+      if (r.problem) problems.push(problem(g.line, key, r.problem.message, r.problem.hint || null));
+    }
+    for (const [key, hint] of Object.entries(D.restore_needs)) {
+      if (!(key in given)) problems.push(problem(null, key, "required because INSTALL_MODE=restore", hint));
+    }
+    const warnings = [];
+    for (const [key, g] of Object.entries(given)) {
+      if (!D.restore_keys.includes(key) && !D.restore_install_keys.includes(key))
+        warnings.push(note(g.line, `${key}: a restore takes this from the backup; the line has no effect`));
+    }
+    problems.sort(problemOrder);
+    return { name, problems, warnings, repairs: [...text.repairs], settings: [], encoding: text.encoding, adoptOnly: false, restoreOnly: true, given };
   }
 
   function seedMode(data) {
@@ -1818,7 +1868,7 @@
     }
     return [];
   }
-  const valid = (r) => !r.problems.length && (r.settings.length > 0 || r.adoptOnly);
+  const valid = (r) => !r.problems.length && (r.settings.length > 0 || r.adoptOnly || r.restoreOnly);
   const where = (name, line) => (line !== null ? `${name}:${line}` : name);
   function renderProblem(p, name) {
     const head = `${where(name, p.line)}:${p.key ? ` ${p.key}:` : ""} ${p.message}`;
@@ -1842,10 +1892,14 @@
     } else if (explain && r.adoptOnly) {
       out.push("\nan adopt seed: the box keeps every setting it leaves out; it sets:");
       for (const [k, v] of adoptLines(r)) out.push(`  ${k}=${v}`);
+    } else if (explain && r.restoreOnly) {
+      out.push("\na restore seed: the backup brings every setting; it sets:");
+      for (const [k, v] of adoptLines(r)) out.push(`  ${k}=${v}`);
     } else if (explain) {
       out.push("\nno resolved values: fix the problems above first");
     }
     if (valid(r) && r.adoptOnly) out.push(`${name}: valid adopt seed (the box it names fills in the rest)`);
+    else if (valid(r) && r.restoreOnly) out.push(`${name}: valid restore seed (restores the backup)`);
     else if (valid(r)) out.push(`${name}: valid` + (r.warnings.length ? ` (${r.warnings.length} warning(s))` : ""));
     else out.push(`${name}: ${r.problems.length} problem(s) to fix`);
     return out.join("\n") + "\n";
@@ -1876,7 +1930,13 @@
   function checkFile(bytes, name) {
     name = name || D.seed_name;
     try {
-      const r = seedMode(bytes) === "adopt" ? checkAdoptSeed(bytes, name) : checkSeed(bytes, name);
+      const mode = seedMode(bytes);
+      const r =
+        mode === "adopt" || mode === "reset"
+          ? checkAdoptSeed(bytes, name)
+          : mode === "restore"
+            ? checkRestoreSeed(bytes, name)
+            : checkSeed(bytes, name);
       const fileNotes = fileWarnings(name).map((w) => note(null, w));
       return {
         valid: valid(r),

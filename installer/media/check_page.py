@@ -174,6 +174,13 @@ def page_data() -> dict[str, Any]:
         "fully_hidden_keys": sorted(resolve.FULLY_HIDDEN_KEYS),
         "note_normalised": sorted(resolve._NOTE_NORMALISED),
         "adopt_needs": resolve._ADOPT_NEEDS,
+        "install_modes": list(rules.INSTALL_MODES),
+        "backup_suffix": rules.BACKUP_SUFFIX,
+        "restore_keys": list(resolve._RESTORE_KEYS),
+        "restore_install_keys": list(resolve._RESTORE_INSTALL_KEYS),
+        "restore_needs": {
+            k: s.missing_hint for k, s in model.DECLARATIONS.items() if s.restore_mode == "needed"
+        },
         "refused": sorted(resolved.REFUSED),
         "translit": _transliterations(),
         "translit_digits": _LENGTH_DIGITS,

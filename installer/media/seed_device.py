@@ -209,6 +209,31 @@ def read_seed(device: BlockDevice) -> SeedRead:
         ) from None
 
 
+def seed_files(device: BlockDevice) -> list[str]:
+    """The names of the regular files on the seed volume (where a restore seed's backup is)."""
+    with open_volume(device) as volume:
+        return volume.files()
+
+
+def copy_backup(device: BlockDevice, name: str, dest: Path) -> int:
+    """A restore seed's backup `name` copied off the stick to `dest` (0600) through the one
+    media reader: a regular file of at most MAX_BACKUP_BYTES (FAT32's largest file)."""
+    from installer.seed.entry import MAX_BACKUP_BYTES
+
+    try:
+        with open_volume(device) as volume:
+            copied = volume.copy_out(name, dest, MAX_BACKUP_BYTES)
+    except (OSError, CommandFailedError) as err:
+        ensure_device_present(device)
+        reason = err.strerror if isinstance(err, OSError) else err.message
+        raise SeedUnreadableError(
+            f"cannot copy the backup {name} off {device.node}: {reason}",
+            "check the stick in another computer; copy the backup onto it again",
+        ) from None
+    log.info("restore: copied the backup %s (%s bytes) from %s", name, f"{copied:,}", device.node)
+    return copied
+
+
 def copy_seed(device: BlockDevice, dest: Path) -> SeedRead:
     """Read the seed from `device` and store it at `dest` (0600, written atomically)."""
     seed = read_seed(device)

@@ -23,7 +23,7 @@ from installer.errors import CommandFailedError, SeedUnreadableError
 from installer.fsutil import write_atomic
 from installer.media.blockdev import BlockDevice
 from installer.run import run
-from installer.seed.entry import read_seed_entry
+from installer.seed.entry import copy_seed_entry_to, open_seed_entry, read_seed_entry
 from installer.seed.reader import MAX_SEED_BYTES
 
 log = logging.getLogger("clawdie.seed")
@@ -50,6 +50,31 @@ class Volume(Protocol):
     def read(self, name: str) -> bytes: ...
 
     def write_atomic(self, name: str, data: bytes) -> None: ...
+
+    def files(self) -> list[str]: ...
+
+    def copy_out(self, name: str, dest: Path, bound: int) -> int: ...
+
+
+def _verify_copy(dest: Path, name: str, device: BlockDevice, bound: int) -> int:
+    """A file a stick tool wrote at `dest`, judged by the one media reader (regular, within
+    `bound`): removed and refused otherwise. Returns its size."""
+    try:
+        with open_seed_entry(dest, _entry_words(name, device), _NOT_REGULAR_HINT, bound=bound) as f:
+            return os.fstat(f.fileno()).st_size
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+
+
+def _judge_size(name: str, device: BlockDevice, size: int | None, bound: int) -> None:
+    if size is None or size > bound:
+        raise SeedUnreadableError(
+            f"{_entry_words(name, device)} is "
+            + ("of unknown size" if size is None else f"{size:,} bytes")
+            + f"; at most {bound:,} bytes are read",
+            "check that this is the file meant, not another one renamed",
+        )
 
 
 def ensure_device_present(device: BlockDevice) -> None:
@@ -113,6 +138,17 @@ class MountedVolume:
     def write_atomic(self, name: str, data: bytes) -> None:
         write_private_file(self.directory / name, data)
 
+    def files(self) -> list[str]:
+        return sorted(
+            e.name for e in os.scandir(self.directory) if e.is_file(follow_symlinks=False)
+        )
+
+    def copy_out(self, name: str, dest: Path, bound: int) -> int:
+        words = _entry_words(name, self.device)
+        return copy_seed_entry_to(
+            self.directory / name, words, _NOT_REGULAR_HINT, dest, bound=bound
+        )
+
 
 class MtoolsVolume:
     """A FAT volume read and written in place by mtools: no mount, no driver needed."""
@@ -133,6 +169,21 @@ class MtoolsVolume:
 
     def names(self) -> list[str]:
         return sorted(entry.removesuffix("/") for entry in self._listing())
+
+    def files(self) -> list[str]:
+        return sorted(entry for entry in self._listing() if not entry.endswith("/"))
+
+    def copy_out(self, name: str, dest: Path, bound: int) -> int:
+        """FAT holds no links or devices: the listing says folder or file and its size, then
+        mcopy writes it where it goes and the one media reader judges the copy."""
+        if name not in self.files():
+            raise SeedUnreadableError(f"{_entry_words(name, self.device)} is not a file here")
+        listing = self._run("mdir", "-a", "-i", self.device.node, f"::/{name}")
+        _judge_size(name, self.device, parse_mdir_size(listing.decode(errors="replace")), bound)
+        dest.unlink(missing_ok=True)
+        self._run("mcopy", "-n", "-i", self.device.node, f"::/{name}", str(dest))
+        os.chmod(dest, 0o600)
+        return _verify_copy(dest, name, self.device, bound)
 
     def read(self, name: str) -> bytes:
         """FAT holds no links, FIFOs or devices; a folder or a file over the bound is refused
@@ -245,6 +296,21 @@ class XorrisoVolume:
 
     def write_atomic(self, name: str, data: bytes) -> None:  # noqa: ARG002 (read-only volume)
         raise SeedUnreadableError(f"{stick_words(self.device)} is ISO 9660, which is read-only")
+
+    def files(self) -> list[str]:
+        return sorted(name for name, (kind, _) in self.entries().items() if kind == "-")
+
+    def copy_out(self, name: str, dest: Path, bound: int) -> int:
+        kind, size = self.entries().get(name, ("?", 0))
+        if kind != "-":
+            raise SeedUnreadableError(
+                f"{_entry_words(name, self.device)} is not a regular file", _NOT_REGULAR_HINT
+            )
+        _judge_size(name, self.device, size, bound)
+        dest.unlink(missing_ok=True)
+        self._run("-osirrox", "on", "-extract", f"/{name}", str(dest))
+        os.chmod(dest, 0o600)
+        return _verify_copy(dest, name, self.device, bound)
 
 
 def _mount_types(fs_type: str) -> list[str]:

@@ -12,6 +12,7 @@ OS and starts cold (the stick's modules are imported only when a stick is used).
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,17 @@ def _read_seed_partition(path: Path) -> tuple[str, bytes, list[str]]:
         )
     seed = read_seed(device)
     return seed.name, seed.data, list(seed.warnings)
+
+
+def files_beside(path: Path) -> list[str]:
+    """The names of the regular files next to the seed `path` (in it, when it is a folder):
+    where a restore seed's backup is looked for. Links and other entries are not listed."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def read_seed_file(path: Path) -> SeedInput:

@@ -42,6 +42,8 @@ from installer.seed.rules import (
     check_adopt_code,
     check_api_key,
     check_assistant_name,
+    check_backup_file,
+    check_backup_identity,
     check_bot_token,
     check_cooldown,
     check_domain,
@@ -121,6 +123,8 @@ AdoptClass = Literal["safe", "identity", "kept", "run", "fixed"]
 Group = Literal["wifi", "static", "provider"]
 # A key's part in an adopt seed: `needed` by every adopt seed, `used` only there.
 AdoptMode = Literal["needed", "used"]
+# A key's part in a restore seed (INSTALL_MODE=restore): `needed` by every one, `used` there.
+RestoreMode = Literal["needed", "used"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,8 +144,11 @@ class KeyFacts:
     # copy and on the box, never in setup.resolved.json
     login_password: bool = False
     adopt_mode: AdoptMode | None = None
+    restore_mode: RestoreMode | None = None
     asked_unfilled: bool = False  # asked on the console when the seed was not filled in
-    resolves: bool = True  # False: the model refuses any value (no resolution has it)
+    # False: no resolution has it (the model refuses any value, or only a seed without one, a
+    # restore seed, uses it)
+    resolves: bool = True
     # only the platform reads it: a setting in the resolution, no attribute of the typed seed
     passed_through: bool = False
     words: str = ""  # the key as a sentence names it ("host name")
@@ -456,7 +463,7 @@ class SetupModel(BaseModel):
     install_mode: Annotated[str | None, _rule(check_install_mode)] = _field(
         "INSTALL_MODE",
         "install",
-        "fresh (default) or adopt an existing installation",
+        "fresh (default), adopt an existing installation, restore a backup, or reset a box",
         adopt="run",
         platform=False,
         note_normalised=True,
@@ -511,6 +518,31 @@ class SetupModel(BaseModel):
         "where and when they were used",
         adopt="run",
         platform=False,
+    )
+    # --- restore (DESIGN §9): a new box that is the backed-up one ------------------------------
+    backup_identity: Annotated[SecretStr | None, _rule(check_backup_identity)] = _field(
+        "BACKUP_IDENTITY",
+        "install",
+        "restore only: the owner's age identity (AGE-SECRET-KEY-1…) the backup was made for",
+        adopt="run",
+        platform=False,
+        hidden=True,
+        restore_mode="needed",
+        resolves=False,
+        missing_hint="copy the AGE-SECRET-KEY-1… line of the key file the backups are made "
+        "for (BACKUP_RECIPIENT is its public half)",
+    )
+    backup_file: Annotated[str | None, _rule(check_backup_file)] = _field(
+        "BACKUP_FILE",
+        "install",
+        "restore only: the backup's file name next to setup.txt (default: the one "
+        "*.backup.age file there)",
+        adopt="run",
+        platform=False,
+        restore_mode="used",
+        resolves=False,
+        missing_hint="copy the backup onto the stick next to setup.txt; with several, name "
+        "one: BACKUP_FILE=…backup.age",
     )
     tenant_id: str | None = _field(
         "TENANT_ID",

@@ -81,10 +81,16 @@ class SeedCheck:
     # an adopt seed checked by itself: the box it is for fills in what it leaves out, so it
     # has no resolution of its own (`check_adopt_seed_bytes`)
     adopt_only: bool = False
+    # a restore seed (`check_restore_seed_bytes`): the backup brings the settings, so it has no
+    # resolution either; `backup_name` is the backup it restores (when it was found)
+    restore_only: bool = False
+    backup_name: str | None = None
 
     @property
     def valid(self) -> bool:
-        return not self.problems and (self.resolved is not None or self.adopt_only)
+        return not self.problems and (
+            self.resolved is not None or self.adopt_only or self.restore_only
+        )
 
     @property
     def settings(self) -> tuple[Setting, ...]:
@@ -141,10 +147,11 @@ _ADOPT_NEEDS = {
 
 
 def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
-    """An `INSTALL_MODE=adopt` seed checked as one, by itself (the offline `check`): each line
-    it sets passes its own rule; it names the box (INSTALL_FINGERPRINT) and proves it is the
-    owner's (ADOPT_CODE); keys that come in pairs come together. Nothing else is required: the
-    box fills in what the seed leaves out (the adopt run checks the two together)."""
+    """An `INSTALL_MODE=adopt` (or `reset`: the same gate) seed checked as one, by itself (the
+    offline `check`): each line it sets passes its own rule; it names the box
+    (INSTALL_FINGERPRINT) and proves it is the owner's (ADOPT_CODE); keys that come in pairs
+    come together. Nothing else is required: the box fills in what the seed leaves out (the
+    adopt run checks the two together)."""
     from installer.seed.model import validate_field
 
     text = parse_seed(data, KNOWN_KEYS)
@@ -155,7 +162,7 @@ def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         if problem is not None:
             problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
     problems.extend(
-        Problem(None, key, "required because INSTALL_MODE=adopt", hint)
+        Problem(None, key, f"required because INSTALL_MODE={seed_mode(data)}", hint)
         for key, hint in _ADOPT_NEEDS.items()
         if key not in given
     )
@@ -193,6 +200,91 @@ def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
         given=given,
         adopt_only=True,
     )
+
+
+# What a restore seed may set besides the restore's own keys: how the installer installs (the
+# disk, the stick). Any other line is the backup's to say: it has no effect.
+_RESTORE_INSTALL_KEYS = ("INSTALL_MODE", "TARGET_DISK", "ERASE_TARGET_DISK", "SEED_SCRUB")
+_RESTORE_KEYS = ordered_keys_where(lambda s: s.restore_mode is not None)
+
+
+def check_restore_seed_bytes(
+    data: bytes, name: str = SEED_NAME, beside: Sequence[str] | None = None
+) -> SeedCheck:
+    """An `INSTALL_MODE=restore` seed: each line passes its own rule, BACKUP_IDENTITY is set,
+    and the backup is found next to the seed (`beside`: the names of the regular files in the
+    seed's folder; None when that is not known here, e.g. the installer's stored copy). Lines
+    the backup decides (the bot, the names, the passwords) are warned about: they have no
+    effect."""
+    from installer.seed.model import validate_field
+
+    text = parse_seed(data, KNOWN_KEYS)
+    given = given_from_seed(text)
+    problems = list(text.problems)
+    for key, value in given.items():
+        problem = validate_field(key, value.value)
+        if problem is not None:
+            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    problems.extend(
+        Problem(None, key, "required because INSTALL_MODE=restore", DECLARATIONS[key].missing_hint)
+        for key in _RESTORE_KEYS
+        if DECLARATIONS[key].restore_mode == "needed" and key not in given
+    )
+    backup, missing = find_backup(given, beside)
+    if missing is not None:
+        problems.append(missing)
+    warnings = [
+        Note(
+            value.source.line,
+            f"{key}: a restore takes this from the backup; the line has no effect",
+        )
+        for key, value in given.items()
+        if key not in _RESTORE_KEYS and key not in _RESTORE_INSTALL_KEYS
+    ]
+    return SeedCheck(
+        name=name,
+        problems=tuple(sorted(problems, key=_problem_order)),
+        warnings=tuple(warnings),
+        repairs=tuple(text.repairs),
+        model=None,
+        resolved=None,
+        mapping_version=default_mapping().version,
+        encoding=text.encoding,
+        given=given,
+        restore_only=True,
+        backup_name=backup,
+    )
+
+
+def find_backup(
+    given: Mapping[str, Given], beside: Sequence[str] | None
+) -> tuple[str | None, Problem | None]:
+    """The backup a restore seed means: BACKUP_FILE, else the one `*.backup.age` file next to
+    the seed. A problem when it is not there, or when there are several and none is named."""
+    from installer.seed.rules import BACKUP_SUFFIX, check_backup_file
+
+    named = given.get("BACKUP_FILE")
+    hint = DECLARATIONS["BACKUP_FILE"].missing_hint
+    if named is not None:
+        try:
+            wanted = check_backup_file(named.value)
+        except ValueError:
+            return None, None  # its own rule reports it
+        if beside is not None and wanted not in beside:
+            line = named.source.line
+            return None, Problem(line, "BACKUP_FILE", "no such file next to setup.txt", hint)
+        return wanted, None
+    if beside is None:
+        return None, None
+    found = sorted(n for n in beside if n.lower().endswith(BACKUP_SUFFIX))
+    if len(found) == 1:
+        return found[0], None
+    why = (
+        f"no {BACKUP_SUFFIX} file next to setup.txt"
+        if not found
+        else f"{len(found)} {BACKUP_SUFFIX} files next to setup.txt and none named"
+    )
+    return None, Problem(None, "BACKUP_FILE", f"required: {why}", hint)
 
 
 def check_values(
@@ -316,6 +408,15 @@ def _warnings(model: SetupModel, given: Mapping[str, Given], resolved: ResolvedS
             for key in _ADOPT_ONLY
             if key in given
         )
+    notes.extend(
+        Note(
+            _line_of(given, key),
+            f"{key}: only used with INSTALL_MODE=restore; this seed does not restore, so the "
+            "line has no effect",
+        )
+        for key in _RESTORE_KEYS
+        if key in given
+    )
     if "CLAWDIE_USER_PASSWORD" in given:
         notes.append(
             Note(

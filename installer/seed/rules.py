@@ -581,12 +581,48 @@ def check_cooldown(value: str) -> int:
     return int(value)
 
 
+INSTALL_MODES = ("fresh", "adopt", "restore", "reset")
+
+
 def check_install_mode(value: str) -> str:
-    """fresh (new installation) or adopt (fill blanks of an existing one)."""
+    """fresh (new installation), adopt (fill blanks of an existing one), restore (a new box
+    from a backup) or reset (factory reset of an installed box)."""
     mode = value.lower()
-    if mode not in {"fresh", "adopt"}:
-        raise SeedValueError("unknown install mode", "use fresh or adopt")
+    if mode not in INSTALL_MODES:
+        raise SeedValueError("unknown install mode", "use fresh, adopt, restore or reset")
     return mode
+
+
+# age's identity: "AGE-SECRET-KEY-1" and 58 bech32 characters (upper case as age writes it).
+_AGE_IDENTITY_RE = re.compile(r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}")
+BACKUP_SUFFIX = ".backup.age"
+
+
+def check_backup_identity(value: str) -> str:
+    """The owner's age identity a backup was encrypted to (AGE-SECRET-KEY-1…, one line)."""
+    identity = value.strip().upper()
+    if not _AGE_IDENTITY_RE.fullmatch(identity):
+        raise SeedValueError(
+            "not an age identity",
+            "copy the line that starts with AGE-SECRET-KEY-1 from the owner's key file",
+        )
+    return identity
+
+
+def check_backup_file(value: str) -> str:
+    """The backup's file name on the stick, next to setup.txt: a name, not a path."""
+    name = value.strip()
+    if not name or "/" in name or "\\" in name or name in {".", ".."} or len(name) > 255:
+        raise SeedValueError(
+            "must be the name of a file next to setup.txt, not a path",
+            f"copy the backup (…{BACKUP_SUFFIX}) next to setup.txt and give its name",
+        )
+    if not name.lower().endswith(BACKUP_SUFFIX):
+        raise SeedValueError(
+            f"not a backup's name (it ends in {BACKUP_SUFFIX})",
+            "give the name clawdie-setup backup wrote, e.g. my-box-2026-01-31.backup.age",
+        )
+    return name
 
 
 FINGERPRINT_DIGITS = 8

@@ -23,9 +23,11 @@ def ensure_setup_state(paths: TargetPaths) -> None:
 
 
 def forget_seed(paths: TargetPaths) -> list[str]:
-    """Delete the seed copy and the console answers (after the complete stamp): from then on
+    """Delete the seed copy, the console answers and a restore's backup (after the complete
+    stamp): from then on
     the secrets live only where they are used. Returns what was deleted."""
-    gone = [p.name for p in (paths.seed_copy, paths.wizard_answers) if remove_durably(p)]
+    kept = (paths.seed_copy, paths.wizard_answers, paths.stored_backup)
+    gone = [p.name for p in kept if remove_durably(p)]
     if paths.seed_dir.is_dir() and not paths.seed_dir.is_symlink():
         remove_stale_temps(paths.seed_dir)
         paths.seed_dir.rmdir()

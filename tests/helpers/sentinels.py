@@ -28,8 +28,12 @@ ROW = "SENTINELxROWx8e21c4d0"  # a row the platform writes (backup, factory rese
 SENTINEL_WORD = "Qz7Sentinel"
 # In the adopt code's own alphabet (no I, L, O, 0, 1).
 SENTINEL_CODE = "ZQ7K-SENT-XNEW-7F3A"
+# A real age identity (bech32 has no I or O): the owner's key a restore seed carries
+# (BACKUP_IDENTITY); BACKUP_RECIPIENT is its public half, what a box's backups are made for.
+BACKUP_IDENTITY = "AGE-SECRET-KEY-15XW29UPAVS0THGD0RLRX0UYPMU9JTJKHTQVVVEA6YPMHP7EY4AYSFVF3HM"
+BACKUP_RECIPIENT = "age12wxuy0txkxhpcv50jtzd969qnapyesapujvjcknk5pzc6y87kcksfu82qy"
 
-ALL = (SENTINEL, SENTINEL_WORD, SENTINEL_CODE)
+ALL = (SENTINEL, SENTINEL_WORD, SENTINEL_CODE, BACKUP_IDENTITY)
 
 
 def leaked(text: str) -> list[str]:
