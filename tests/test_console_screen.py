@@ -180,6 +180,30 @@ def test_the_login_screen_shows_the_code_and_fits_the_console(
     assert all(font.has(c) for c in text if c != "\n")
 
 
+UPKEEP = (
+    "Updates: last checked 2026-12-07 04:21, applied 12 in 7 days, reboot pending (at 04:00)",
+    "Backups: last 2026-12-07 04:38 to BACKUP_DIR /srv/backup (812.4 MB), the CLAWDIE-BACKUP "
+    "stick /dev/sdb1 (812.4 MB)",
+)
+
+
+@pytest.mark.parametrize("host", ["clawdie", "zoe-s-helper"])
+def test_the_login_screen_says_how_updates_and_backups_went_and_still_fits(
+    tmp_path: Path, host: str
+) -> None:
+    """DESIGN §9: one line each for updates and backups, on the same 21 rows, the code whole."""
+    paths = box_root(tmp_path / "root", INTERFACES)
+    url = f"https://{host}.local/"
+    issue = render_issue(f"Host {host}, assistant Zoë", DONE, paths, dashboard=url, upkeep=UPKEEP)
+    shown = as_agetty_shows(issue)
+    assert len(shown) <= ISSUE_ROWS
+    assert max(len(line) for line in shown) <= WIDTH
+    assert decode(shown) == [url]
+    words = " ".join(re.sub("[" + "".join(sorted(CHARACTERS)) + "]", " ", "\n".join(shown)).split())
+    for line in UPKEEP:
+        assert line in words
+
+
 def test_a_long_interface_name_goes_below_the_code(tmp_path: Path) -> None:
     """An address agetty fills in beside the code could push the code's row out of shape."""
     paths = box_root(tmp_path / "root", {"enx525400123456": "52:54:00:12:34:56"})
