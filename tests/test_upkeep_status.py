@@ -28,7 +28,7 @@ NOW = datetime.now(UTC)
 HISTORY = """
 Start-Date: {recent}
 Commandline: /usr/bin/unattended-upgrade
-Upgrade: libssl3:amd64 (3.0.11-1~deb12u1, 3.0.11-1~deb12u2), openssl:amd64 (3.0.11-1~deb12u1, 3.0.11-1~deb12u2)
+Upgrade: libssl3:amd64 (3.0.11-1~deb12u1, 3.0.11-1~deb12u2), openssl:amd64 (3.0.11-1, 3.0.11-2)
 End-Date: {recent}
 
 Start-Date: {recent}
@@ -43,16 +43,16 @@ End-Date: {old}
 """
 UU_LOG = """\
 2026-12-06 04:12:01,101 INFO Starting unattended upgrades script
-2026-12-06 04:12:01,102 INFO Allowed origins are: origin=Debian,codename=bookworm-security,label=Debian-Security
+2026-12-06 04:12:01,102 INFO Allowed origins are: origin=Debian,label=Debian-Security
 2026-12-06 04:12:09,370 ERROR Installing the upgrades failed!
 2026-12-07 04:21:11,145 INFO Starting unattended upgrades script
-2026-12-07 04:21:11,146 INFO Allowed origins are: origin=Debian,codename=bookworm-security,label=Debian-Security
+2026-12-07 04:21:11,146 INFO Allowed origins are: origin=Debian,label=Debian-Security
 2026-12-07 04:21:13,717 INFO Packages that will be upgraded: libssl3 openssl
 2026-12-07 04:21:25,001 INFO All upgrades installed
 """
 FAILED_RUN = """\
 2026-12-08 04:05:00,000 INFO Starting unattended upgrades script
-2026-12-08 04:05:09,370 ERROR dpkg returned an error! See /var/log/unattended-upgrades/unattended-upgrades-dpkg.log
+2026-12-08 04:05:09,370 ERROR dpkg returned an error! See unattended-upgrades-dpkg.log
 """
 DPKG_STATUS = """\
 Package: openssl
@@ -75,7 +75,7 @@ def box(tmp_path: Path, **values: str) -> TargetPaths:
     return paths
 
 
-def put(paths: TargetPaths, path: Path, text: str, age: timedelta | None = None) -> None:
+def put(path: Path, text: str, age: timedelta | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     if age is not None:
@@ -89,16 +89,16 @@ def local(moment: datetime) -> str:
 
 def checked_and_applied(paths: TargetPaths) -> None:
     up = UpkeepPaths(paths.root)
-    put(paths, up.apt_update_stamp, "", timedelta(hours=3))
+    put(up.apt_update_stamp, "", timedelta(hours=3))
     recent, old = local(NOW - timedelta(days=1)), local(NOW - timedelta(days=20))
-    put(paths, up.apt_history, HISTORY.format(recent=recent, old=old))
-    put(paths, up.uu_log, UU_LOG)
+    put(up.apt_history, HISTORY.format(recent=recent, old=old))
+    put(up.uu_log, UU_LOG)
 
 
 def test_the_last_check_what_it_applied_and_a_pending_reboot(tmp_path: Path) -> None:
     paths = box(tmp_path, UPDATE_WINDOW="23:30-00:30")
     checked_and_applied(paths)
-    put(paths, UpkeepPaths(paths.root).reboot_required, "*** System restart required ***\n")
+    put(UpkeepPaths(paths.root).reboot_required, "*** System restart required ***\n")
     upkeep = read_upkeep(paths, NOW)
     checked = now_text(NOW - timedelta(hours=3))
     assert upkeep.lines[0] == (
@@ -116,7 +116,7 @@ def test_updates_off_says_so(tmp_path: Path) -> None:
 def test_never_checked_or_not_for_two_days_is_offline(tmp_path: Path) -> None:
     paths = box(tmp_path)
     assert read_upkeep(paths, NOW).lines[0].startswith("Updates: not checked (offline")
-    put(paths, UpkeepPaths(paths.root).apt_update_stamp, "", timedelta(days=3))
+    put(UpkeepPaths(paths.root).apt_update_stamp, "", timedelta(days=3))
     since = now_text(NOW - timedelta(days=3))
     assert (
         read_upkeep(paths, NOW).lines[0].startswith(f"Updates: not checked since {since} (offline)")
@@ -127,13 +127,13 @@ def test_a_failed_run_and_held_packages_are_problems(tmp_path: Path) -> None:
     paths = box(tmp_path)
     checked_and_applied(paths)
     up = UpkeepPaths(paths.root)
-    put(paths, up.uu_log, UU_LOG + FAILED_RUN)
-    put(paths, up.dpkg_status, DPKG_STATUS)
+    put(up.uu_log, UU_LOG + FAILED_RUN)
+    put(up.dpkg_status, DPKG_STATUS)
     upkeep = read_upkeep(paths, NOW)
     assert upkeep.lines[0].endswith(", last run FAILED, 1 held back")
     assert upkeep.problems == (
         "the last security update run failed: dpkg returned an error! See "
-        "/var/log/unattended-upgrades/unattended-upgrades-dpkg.log",
+        "unattended-upgrades-dpkg.log",
         "packages held back from security updates: linux-image-amd64",
     )
 
@@ -173,7 +173,7 @@ def test_the_login_screen_is_drawn_again_with_the_lines_and_degraded(tmp_path: P
     assert "Updates: not checked (offline, or before the first window)" in words
     assert "Backups: off: set BACKUP_RECIPIENT to turn backups on" in words
 
-    put(paths, UpkeepPaths(paths.root).dpkg_status, DPKG_STATUS)
+    put(UpkeepPaths(paths.root).dpkg_status, DPKG_STATUS)
     result = clawdie("upkeep", "--root", str(paths.root))
     assert result.returncode == 0, result.stderr
     assert "To fix: packages held back from security updates: linux-image-amd64" in result.stdout
