@@ -16,7 +16,7 @@ from pathlib import Path
 import pyrage  # type: ignore[import-untyped]
 import pytest
 
-from installer.backup.scheduled import run_scheduled
+from installer.backup.scheduled import is_backup_stick, mounted, run_scheduled
 from installer.media.blockdev import read_block_devices, read_mounts
 from installer.paths import TargetPaths
 from installer.qr import CHARACTERS
@@ -166,3 +166,46 @@ def test_the_daily_backup_goes_onto_a_backup_stick_and_leaves_it_unmounted(
         assert listing.returncode == 0, listing.stderr
     assert copy.stat().st_size == written.size
     assert read_manifest(copy, key)["host"] == "zoe-s-helper"
+
+
+@pytest.mark.usefixtures("loop_devices")
+def test_a_stick_the_kernel_mounts_is_written_mounted_nosuid_nodev_noexec(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    """An ext4 stick labelled CLAWDIE-BACKUP: mounted on root's own directory with the options
+    that keep what is on it from running, written, and unmounted."""
+    recipient, key = owner(tmp_path)
+    box = installed_box(tmp_path / "box", pg, SEED + f"BACKUP_RECIPIENT={recipient}\n")
+    with loop_disk(tmp_path, [Part(None, name="STICK", fs=None)], size_mib=120) as disk:
+        subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-L", "CLAWDIE-BACKUP", disk.parts[0]],
+            check=True,
+            capture_output=True,
+        )
+        (stick,) = [d for d in read_block_devices() if d.disk == disk.node and d.fs_label]
+        assert is_backup_stick(stick)
+        private = UpkeepPaths(box / "root").backup_mount
+        with mounted(stick, private):
+            (line,) = [
+                x
+                for x in Path("/proc/self/mountinfo").read_text().splitlines()
+                if x.split()[4] == str(private)
+            ]
+            assert {"rw", "nosuid", "nodev", "noexec"} <= set(line.split()[5].split(","))
+            assert private.is_mount()
+            assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700  # root's alone
+
+        def devices() -> list:  # type: ignore[type-arg]
+            return [d for d in read_block_devices() if d.disk == disk.node]
+
+        done = run_scheduled(box / "root", pg.admin_conninfo(), devices)
+        assert done.outcome == "ok", done.failures
+        assert not [m for m in read_mounts() if m.source.startswith(disk.node)]
+        mount_point = tmp_path / "look"
+        mount_point.mkdir()
+        subprocess.run(["mount", "-r", disk.parts[0], str(mount_point)], check=True)
+        try:
+            (copy,) = mount_point.glob("*.backup.age")
+            assert read_manifest(copy, key)["host"] == "zoe-s-helper"
+        finally:
+            subprocess.run(["umount", str(mount_point)], check=True)

@@ -91,12 +91,7 @@ def mounted(device: BlockDevice, mount_point: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        with contextlib.suppress(OSError):
-            fd = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.syncfs(fd)
-            finally:
-                os.close(fd)
+        os.sync()  # the backup and the stick's file system, before it is unmounted
         done = run(["umount", str(mount_point)], check=False, timeout=MOUNT_TIMEOUT)
         if done.returncode != 0:
             log.warning("backup: umount %s failed; detaching it lazily", mount_point)

@@ -97,7 +97,7 @@ def split_recipients(value: str) -> list[str]:
 
 def check_backup_recipient(value: str) -> str:
     """One or more age public keys; the normalised form: lowercase, one space between."""
-    import pyrage  # the backup's own parser; loaded only when the key is set
+    import pyrage  # type: ignore[import-untyped]  # the backup's parser, loaded when needed
 
     keys = split_recipients(value)
     if not keys:
