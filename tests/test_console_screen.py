@@ -227,7 +227,7 @@ def test_a_code_that_does_not_fit_leaves_the_plain_screen(tmp_path: Path, host: 
 def test_a_failed_first_boot_shows_no_code(tmp_path: Path) -> None:
     """The dashboard does not run: the failure's reason and hint take the screen."""
     paths = box_root(tmp_path / "root", INTERFACES)
-    failed = Outcome(False, "stopped at step 6 of 9 (database-ready): x", "x", "run it again")
+    failed = Outcome(False, "stopped at step 7 of 10 (database-ready): x", "x", "run it again")
     issue = render_issue("Host c", failed, paths, dashboard="https://c.local/")
     assert not set(issue) & (CHARACTERS - {" "})
     assert "  What to do: run it again\n" in issue
@@ -257,7 +257,7 @@ def test_the_progress_screen_names_the_step_its_clock_and_the_last_line() -> Non
     clock.now += 12
     lines = render_progress(tracker, "accounts: starting")
     assert lines[0] == "Clawdie first boot: in progress"
-    assert "Step 4 of 9: the service account and its SSH key (accounts)" in lines
+    assert "Step 4 of 10: the service account and its SSH key (accounts)" in lines
     assert "This step: 0:12 of its 2:00 deadline; 0:42 since the start" in lines
     assert "  done    3. the wired and Wi-Fi network" in lines
     assert "  now     4. the service account and its SSH key" in lines
@@ -279,7 +279,7 @@ def test_the_failure_screen_puts_the_cause_first_then_the_hint() -> None:
     assert lines[2].startswith("Reason: PostgreSQL did not accept queries")
     hint = next(i for i, line in enumerate(lines) if line.startswith("What to do: "))
     assert all(line.startswith("  ") for line in lines[3:hint])  # the reason's own rows
-    assert lines.index("Stopped at step 6 of 9 (database-ready), 0:00 after the start") > hint
+    assert lines.index("Stopped at step 7 of 10 (database-ready), 0:00 after the start") > hint
     assert "  failed  6. waiting for PostgreSQL" in lines
     assert len(lines) <= FAILURE_ROWS
     assert all(len(line) <= WIDTH for line in lines)
@@ -378,7 +378,7 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
 ) -> None:
     release = box / "release"
     term = console(firstboot_command(box, pg, "hold:before:accounts", release))
-    held = term.wait_text("Step 4 of 9: the service account and its SSH key (accounts)", 60)
+    held = term.wait_text("Step 4 of 10: the service account and its SSH key (accounts)", 60)
     keep("firstboot-progress", held)
     lines = held.splitlines()
     assert lines[0] == "Clawdie first boot: in progress"
@@ -443,7 +443,7 @@ def test_a_failure_is_painted_last_and_stays(
     assert lines[0] == "Clawdie first boot: failed"
     assert lines[2] == "Reason: a failure was injected at before:database (fail:before:database)"
     assert lines[3].startswith("What to do: this is a test: unset CLAWDIE_FIRSTBOOT_FAULT")
-    assert "Stopped at step 7 of 9 (database)" in screen
+    assert "Stopped at step 8 of 10 (database)" in screen
     assert "  failed  7. database role, databases, operator" in lines
     assert "  done    6. waiting for PostgreSQL" in lines
     assert_in_console_font(screen)

@@ -27,7 +27,7 @@ from installer.stamps import StepRecord
 from installer.steps import Step
 
 NAME = "upkeep"
-LABEL = "update window, security updates, daily backup"
+LABEL = "update window, updates, daily backup"
 DEADLINE_S = 30.0
 
 APT_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
