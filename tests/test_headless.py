@@ -252,8 +252,8 @@ def test_a_failure_at_a_step_leaves_a_failed_receipt_and_a_clean_bundle(
     assert receipt.splitlines()[0] == "Clawdie first boot: failed"
     if step != "platform":  # the platform's failure comes after the set-up headline
         assert receipt.splitlines()[1] == (
-            f"stopped at step {index} of {len(FIRSTBOOT_STEPS)} ({step}): a failure was injected at "
-            f"before:{step} (fail:before:{step})"
+            f"stopped at step {index} of {len(FIRSTBOOT_STEPS)} ({step}): a failure was injected "
+            f"at before:{step} (fail:before:{step})"
         )
     assert f"a failure was injected at before:{step}" in receipt
     state = box / "root/var/lib/clawdie-setup"
