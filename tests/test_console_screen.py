@@ -280,7 +280,7 @@ def test_the_failure_screen_puts_the_cause_first_then_the_hint() -> None:
     hint = next(i for i, line in enumerate(lines) if line.startswith("What to do: "))
     assert all(line.startswith("  ") for line in lines[3:hint])  # the reason's own rows
     assert lines.index("Stopped at step 7 of 10 (database-ready), 0:00 after the start") > hint
-    assert "  failed  6. waiting for PostgreSQL" in lines
+    assert "  failed  7. waiting for PostgreSQL" in lines
     assert len(lines) <= FAILURE_ROWS
     assert all(len(line) <= WIDTH for line in lines)
 
@@ -394,7 +394,7 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
     assert "EXIT=0" in done
     assert done.splitlines()[0] == "Clawdie first boot: ok"
     assert "/var/lib/clawdie-setup/install-summary.txt" in done  # where the full report is
-    assert "  done    9. starting the platform" in done.splitlines()
+    assert "  done   10. starting the platform" in done.splitlines()
     assert_in_console_font(done)
 
     root = box / "root"
@@ -418,9 +418,14 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
     keep("login-screen", screen)
     shown = screen.splitlines()
     assert shown[1].startswith("Debian GNU/Linux 12")  # all of it fits: nothing scrolled away
-    assert shown[-1].endswith("login:") or "login:" in shown[-1]
+    last = [line for line in shown if line.strip()][-1]
+    assert last.endswith("login:") or "login:" in last
     assert decode(shown) == ["https://zoe-s-helper.local/"]
     assert "Clawdie first boot: ok" in screen
+    blocks = "[" + "".join(sorted(CHARACTERS)) + "]"
+    words = " ".join(re.sub(blocks, " ", screen).split())
+    assert "Updates: not checked (offline, or before the first window)" in words  # DESIGN §9
+    assert "Backups: off: set BACKUP_RECIPIENT to turn backups on" in words
     assert_in_console_font(screen)
     font = read_psf(configured_font_path())
     # as the machine's screen draws it in that font, a camera's view: still the address
@@ -444,8 +449,8 @@ def test_a_failure_is_painted_last_and_stays(
     assert lines[2] == "Reason: a failure was injected at before:database (fail:before:database)"
     assert lines[3].startswith("What to do: this is a test: unset CLAWDIE_FIRSTBOOT_FAULT")
     assert "Stopped at step 8 of 10 (database)" in screen
-    assert "  failed  7. database role, databases, operator" in lines
-    assert "  done    6. waiting for PostgreSQL" in lines
+    assert "  failed  8. database role, databases, operator" in lines
+    assert "  done    7. waiting for PostgreSQL" in lines
     assert_in_console_font(screen)
 
 
