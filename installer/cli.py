@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "backup": "backup",
     "restore": "restore",
     "factory-reset": "factory_reset",
+    "upkeep": "upkeep",
 }
 
 

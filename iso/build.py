@@ -531,6 +531,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "clawdie.service",
         "clawdie-telegram-retry.timer",
         "clawdie-update-check.timer",
+        "clawdie-backup.timer",
         # Freed blocks discarded once a week (util-linux's timer; Debian's recommended way): an
         # SSD then drops what deleted and rewritten files held (issue 27). Not the `discard`
         # mount option: that costs a TRIM on every delete, and some drives stall on it.

@@ -123,7 +123,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "adopt": frozenset({"core", "seed", "seed I/O", "net", "online", "first boot"}),
     "existing host": frozenset({"core", "seed", "first boot"}),
     "update": frozenset({"core", "first boot", "online"}),
-    "backup": frozenset({"core", "first boot", "install"}),
+    "backup": frozenset({"core", "media", "first boot", "install"}),
     "install": frozenset({"core", "seed", "seed I/O", "media", "net"}),
     "wizard": frozenset({"core", "seed"}),
     "commands": EVERY_ROOM - {"dev"},

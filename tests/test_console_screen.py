@@ -180,6 +180,30 @@ def test_the_login_screen_shows_the_code_and_fits_the_console(
     assert all(font.has(c) for c in text if c != "\n")
 
 
+UPKEEP = (
+    "Updates: last checked 2026-12-07 04:21, applied 12 in 7 days, reboot pending (at 04:00)",
+    "Backups: last 2026-12-07 04:38 to BACKUP_DIR /srv/backup (812.4 MB), the CLAWDIE-BACKUP "
+    "stick /dev/sdb1 (812.4 MB)",
+)
+
+
+@pytest.mark.parametrize("host", ["clawdie", "zoe-s-helper"])
+def test_the_login_screen_says_how_updates_and_backups_went_and_still_fits(
+    tmp_path: Path, host: str
+) -> None:
+    """DESIGN §9: one line each for updates and backups, on the same 21 rows, the code whole."""
+    paths = box_root(tmp_path / "root", INTERFACES)
+    url = f"https://{host}.local/"
+    issue = render_issue(f"Host {host}, assistant Zoë", DONE, paths, dashboard=url, upkeep=UPKEEP)
+    shown = as_agetty_shows(issue)
+    assert len(shown) <= ISSUE_ROWS
+    assert max(len(line) for line in shown) <= WIDTH
+    assert decode(shown) == [url]
+    words = " ".join(re.sub("[" + "".join(sorted(CHARACTERS)) + "]", " ", "\n".join(shown)).split())
+    for line in UPKEEP:
+        assert line in words
+
+
 def test_a_long_interface_name_goes_below_the_code(tmp_path: Path) -> None:
     """An address agetty fills in beside the code could push the code's row out of shape."""
     paths = box_root(tmp_path / "root", {"enx525400123456": "52:54:00:12:34:56"})
@@ -203,7 +227,7 @@ def test_a_code_that_does_not_fit_leaves_the_plain_screen(tmp_path: Path, host: 
 def test_a_failed_first_boot_shows_no_code(tmp_path: Path) -> None:
     """The dashboard does not run: the failure's reason and hint take the screen."""
     paths = box_root(tmp_path / "root", INTERFACES)
-    failed = Outcome(False, "stopped at step 6 of 9 (database-ready): x", "x", "run it again")
+    failed = Outcome(False, "stopped at step 7 of 10 (database-ready): x", "x", "run it again")
     issue = render_issue("Host c", failed, paths, dashboard="https://c.local/")
     assert not set(issue) & (CHARACTERS - {" "})
     assert "  What to do: run it again\n" in issue
@@ -233,7 +257,7 @@ def test_the_progress_screen_names_the_step_its_clock_and_the_last_line() -> Non
     clock.now += 12
     lines = render_progress(tracker, "accounts: starting")
     assert lines[0] == "Clawdie first boot: in progress"
-    assert "Step 4 of 9: the service account and its SSH key (accounts)" in lines
+    assert "Step 4 of 10: the service account and its SSH key (accounts)" in lines
     assert "This step: 0:12 of its 2:00 deadline; 0:42 since the start" in lines
     assert "  done    3. the wired and Wi-Fi network" in lines
     assert "  now     4. the service account and its SSH key" in lines
@@ -255,8 +279,8 @@ def test_the_failure_screen_puts_the_cause_first_then_the_hint() -> None:
     assert lines[2].startswith("Reason: PostgreSQL did not accept queries")
     hint = next(i for i, line in enumerate(lines) if line.startswith("What to do: "))
     assert all(line.startswith("  ") for line in lines[3:hint])  # the reason's own rows
-    assert lines.index("Stopped at step 6 of 9 (database-ready), 0:00 after the start") > hint
-    assert "  failed  6. waiting for PostgreSQL" in lines
+    assert lines.index("Stopped at step 7 of 10 (database-ready), 0:00 after the start") > hint
+    assert "  failed  7. waiting for PostgreSQL" in lines
     assert len(lines) <= FAILURE_ROWS
     assert all(len(line) <= WIDTH for line in lines)
 
@@ -354,7 +378,7 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
 ) -> None:
     release = box / "release"
     term = console(firstboot_command(box, pg, "hold:before:accounts", release))
-    held = term.wait_text("Step 4 of 9: the service account and its SSH key (accounts)", 60)
+    held = term.wait_text("Step 4 of 10: the service account and its SSH key (accounts)", 60)
     keep("firstboot-progress", held)
     lines = held.splitlines()
     assert lines[0] == "Clawdie first boot: in progress"
@@ -370,7 +394,7 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
     assert "EXIT=0" in done
     assert done.splitlines()[0] == "Clawdie first boot: ok"
     assert "/var/lib/clawdie-setup/install-summary.txt" in done  # where the full report is
-    assert "  done    9. starting the platform" in done.splitlines()
+    assert "  done   10. starting the platform" in done.splitlines()
     assert_in_console_font(done)
 
     root = box / "root"
@@ -394,9 +418,14 @@ def test_first_boot_in_a_linux_console_progress_then_the_login_code(
     keep("login-screen", screen)
     shown = screen.splitlines()
     assert shown[1].startswith("Debian GNU/Linux 12")  # all of it fits: nothing scrolled away
-    assert shown[-1].endswith("login:") or "login:" in shown[-1]
+    last = [line for line in shown if line.strip()][-1]
+    assert last.endswith("login:") or "login:" in last
     assert decode(shown) == ["https://zoe-s-helper.local/"]
     assert "Clawdie first boot: ok" in screen
+    blocks = "[" + "".join(sorted(CHARACTERS)) + "]"
+    words = " ".join(re.sub(blocks, " ", screen).split())
+    assert "Updates: not checked (offline, or before the first window)" in words  # DESIGN §9
+    assert "Backups: off: set BACKUP_RECIPIENT to turn backups on" in words
     assert_in_console_font(screen)
     font = read_psf(configured_font_path())
     # as the machine's screen draws it in that font, a camera's view: still the address
@@ -419,9 +448,9 @@ def test_a_failure_is_painted_last_and_stays(
     assert lines[0] == "Clawdie first boot: failed"
     assert lines[2] == "Reason: a failure was injected at before:database (fail:before:database)"
     assert lines[3].startswith("What to do: this is a test: unset CLAWDIE_FIRSTBOOT_FAULT")
-    assert "Stopped at step 7 of 9 (database)" in screen
-    assert "  failed  7. database role, databases, operator" in lines
-    assert "  done    6. waiting for PostgreSQL" in lines
+    assert "Stopped at step 8 of 10 (database)" in screen
+    assert "  failed  8. database role, databases, operator" in lines
+    assert "  done    7. waiting for PostgreSQL" in lines
     assert_in_console_font(screen)
 
 

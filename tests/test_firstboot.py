@@ -500,7 +500,15 @@ def reload_recorder(box: Path) -> str:
 
 
 def with_shipped_dropin(box: Path) -> Path:
-    """The platform unit's drop-in as the image ships it (iso/overlay), in the box's root."""
+    """The platform unit's drop-in as the image ships it (iso/overlay), in the box's root, with
+    the default update window's timer drop-ins."""
+    for name in (
+        "apt-daily-upgrade.timer.d/clawdie-window.conf",
+        "clawdie-backup.timer.d/clawdie-window.conf",
+    ):
+        window = box / "root/etc/systemd/system" / name
+        window.parent.mkdir(parents=True)
+        window.write_bytes((ROOT / "iso/overlay/etc/systemd/system" / name).read_bytes())
     dropin = box / "root/etc/systemd/system/clawdie.service.d/10-account.conf"
     dropin.parent.mkdir(parents=True)
     shipped = ROOT / "iso/overlay/etc/systemd/system/clawdie.service.d/10-account.conf"

@@ -175,6 +175,7 @@ FIRSTBOOT_STEPS = [
     "network",
     "accounts",
     "platform-config",
+    "upkeep",
     "database-ready",
     "database",
     "report",
@@ -251,8 +252,8 @@ def test_a_failure_at_a_step_leaves_a_failed_receipt_and_a_clean_bundle(
     assert receipt.splitlines()[0] == "Clawdie first boot: failed"
     if step != "platform":  # the platform's failure comes after the set-up headline
         assert receipt.splitlines()[1] == (
-            f"stopped at step {index} of 9 ({step}): a failure was injected at "
-            f"before:{step} (fail:before:{step})"
+            f"stopped at step {index} of {len(FIRSTBOOT_STEPS)} ({step}): a failure was injected "
+            f"at before:{step} (fail:before:{step})"
         )
     assert f"a failure was injected at before:{step}" in receipt
     state = box / "root/var/lib/clawdie-setup"
@@ -269,8 +270,8 @@ def test_a_failure_at_a_step_leaves_a_failed_receipt_and_a_clean_bundle(
         "clawdie-logs/block-devices.txt",
     }
     own_log = texts["clawdie-logs/clawdie-setup.log"]
-    assert f"failed at step {index} of 9 ({step})" in own_log
-    assert f"[{index}/9]" in own_log
+    assert f"failed at step {index} of {len(FIRSTBOOT_STEPS)} ({step})" in own_log
+    assert f"[{index}/{len(FIRSTBOOT_STEPS)}]" in own_log
     assert "Clawdie first boot: failed" in texts["clawdie-logs/SETUP-RESULT.txt"]
     for name, text in texts.items():
         assert SENTINEL not in text, name
@@ -812,12 +813,12 @@ def test_first_boot_names_the_seed_problem_first_with_its_own_hint(
     summary = (box / "root/var/lib/clawdie-setup/install-summary.txt").read_text()
     head = summary.splitlines()
     assert head[0] == "Clawdie first boot: failed"
-    assert head[1].startswith("stopped at step 1 of 9 (seed): setup.txt")
+    assert head[1].startswith("stopped at step 1 of 10 (seed): setup.txt")
     assert head[1].endswith("; there is no console to ask on")
     assert "then restart the machine: first boot runs again" in summary
     assert "install again" not in summary
     issue = (box / "root/etc/issue.d/clawdie.issue").read_text()  # stays on the login screen
-    assert "\n  Clawdie first boot: failed - stopped at step 1 of 9 (seed): setup.txt" in issue
+    assert "\n  Clawdie first boot: failed - stopped at step 1 of 10 (seed): setup.txt" in issue
     assert "Reason:" not in issue  # the headline already names the cause
     assert "\n  What to do: fix setup.txt" in issue
     assert max(len(line) for line in issue.splitlines()) <= 80
@@ -877,7 +878,7 @@ def test_the_bundles_debug_lines_stay_off_the_console(
         root_logger.handlers, root_logger.level = saved
     assert code == 3
     err = capsys.readouterr().err
-    assert "[6/9] waiting for PostgreSQL" in err
+    assert "[7/10] waiting for PostgreSQL" in err
     own_log = bundle_texts(one_bundle(box / "stick"))["clawdie-logs/clawdie-setup.log"]
     assert " DEBUG " in own_log
     debug = [line.split(" DEBUG ", 1)[1] for line in own_log.splitlines() if " DEBUG " in line]

@@ -12,6 +12,7 @@ from installer.seed.model import KNOWN_KEYS
 from installer.seed.profiles import ModelChoice, Source, line_source
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.resolved import PASSED_THROUGH, REFUSED, Network, ResolvedSeed
+from tests.helpers.corpus import OWNER_KEY, OWNER_KEY_2
 from tests.helpers.sentinels import SENTINEL
 from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, TOKEN, seed
 
@@ -102,6 +103,10 @@ CASES = [
     Case("NET_ADDRESS", "192.168.1.50/24", "192.168.1.51/24", ("NET_GATEWAY=192.168.1.1",)),
     Case("NET_GATEWAY", "192.168.1.1", "192.168.1.254", ("NET_ADDRESS=192.168.1.50/24",)),
     Case("NET_DNS", "1.1.1.1", "9.9.9.9 1.1.1.1"),
+    Case("UPDATE_WINDOW", "04:00-05:00", "23:30-00:30"),
+    Case("UPDATES", "on", "off"),
+    Case("BACKUP_RECIPIENT", OWNER_KEY, OWNER_KEY_2),
+    Case("BACKUP_DIR", "/srv/backup", "/mnt/disk/backup"),
 ]
 
 

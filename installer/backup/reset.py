@@ -168,6 +168,16 @@ def single_files(paths: TargetPaths) -> list[Path]:
     return found
 
 
+def _default_upkeep(paths: TargetPaths) -> str:
+    """The update window and UPDATES as the image ships them: first boot's writer, with the
+    defaults (a box waiting for a seed still takes Debian's security fixes)."""
+    from installer.firstboot.steps.upkeep import write_upkeep
+    from installer.upkeep import DEFAULT_WINDOW
+
+    write_upkeep(paths.root, DEFAULT_WINDOW, updates=True)
+    return f"update window {DEFAULT_WINDOW} and security updates on, as the image ships them"
+
+
 def factory_reset(config: ResetConfig, tracker: StepTracker | None = None) -> list[str]:
     """Reset the box at `config.root`; returns what was removed, in words."""
     paths = TargetPaths(config.root)
@@ -202,6 +212,7 @@ def factory_reset(config: ResetConfig, tracker: StepTracker | None = None) -> li
         f"{files} files overwritten and removed (/etc/clawdie, platform data, SSH host keys, TLS "
         "pair, network and Wi-Fi files)"
     )
+    done.append(_default_upkeep(paths))
 
     faults.fault_point("before:reset-accounts")
     track.begin("reset-accounts")

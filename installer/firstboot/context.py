@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the seed model (pydantic) loads with the runner, not with e
     from installer.seed.resolved import ResolvedSeed
 
 log = logging.getLogger("clawdie.firstboot")
+# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
+UNITS_CHANGED = "units_changed"
 
 
 @dataclass(frozen=True)

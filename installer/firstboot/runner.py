@@ -23,10 +23,9 @@ from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
 from installer.errors import InstallerError, UsageError
 from installer.firstboot.adopt_code import NEW_CODE_COMMAND, new_code, render_code_lines
 from installer.firstboot.config import FirstbootConfig
-from installer.firstboot.context import StepContext
+from installer.firstboot.context import UNITS_CHANGED, StepContext
 from installer.firstboot.service_clock import ServiceClock
-from installer.firstboot.steps import accounts, database, identity, platform_env
-from installer.firstboot.steps.platform_env import UNITS_CHANGED
+from installer.firstboot.steps import accounts, database, identity, platform_env, upkeep
 from installer.firstboot.steps.report import Delivery, Outcome, render_machine, write_reports
 from installer.fsutil import remove_durably, remove_stale_temps, write_atomic
 from installer.online.checks import Findings, Online
@@ -66,6 +65,7 @@ SETUP_STEPS: tuple[Step[StepContext], ...] = (
     network_step.STEP,
     accounts.STEP,
     platform_env.STEP,
+    upkeep.STEP,
 )
 
 

@@ -1419,6 +1419,113 @@
     return code;
   }
 
+  // --- maint_rules.py: the update window, updates on/off, the backup's keys and directory ------
+  const WINDOW_HINT = "write the window as HH:MM-HH:MM in local time, e.g. 04:00-05:00 or 23:30-00:30";
+  const RECIPIENT_HINT =
+    "give the owner's public key: the line `age1…` that `age-keygen` prints (never the " +
+    "AGE-SECRET-KEY line); several keys are separated by commas or spaces";
+  const pad2 = (n) => String(n).padStart(2, "0");
+
+  function checkUpdateWindow(value) {
+    const m = /^([0-9]{1,2}):([0-9]{2})[ \t]*-[ \t]*([0-9]{1,2}):([0-9]{2})$/.exec(value);
+    if (!m) throw new ValueProblem("not a time window", WINDOW_HINT);
+    const [h1, m1, h2, m2] = m.slice(1).map(Number);
+    for (const [hours, minutes] of [[h1, m1], [h2, m2]]) {
+      if (hours > 23 || minutes > 59)
+        throw new ValueProblem(
+          `${hours}:${pad2(minutes)} is not a time of day`,
+          "hours run from 00 to 23 and minutes from 00 to 59, e.g. 04:00-05:00"
+        );
+    }
+    const length = (((h2 * 60 + m2 - (h1 * 60 + m1)) % 1440) + 1440) % 1440;
+    if (length < D.window_minimum)
+      throw new ValueProblem(
+        `the window lasts ${length} minutes; it needs at least ${D.window_minimum}`,
+        "give the updates and the reboot they may need some room, e.g. 04:00-05:00 (a " +
+          "window may cross midnight: 23:30-00:30)"
+      );
+    return `${pad2(h1)}:${pad2(m1)}-${pad2(h2)}:${pad2(m2)}`;
+  }
+
+  function checkUpdates(value) {
+    const answer = value.toLowerCase();
+    if (answer === "security") return "on";
+    if (answer !== "on" && answer !== "off")
+      throw new ValueProblem(
+        "write on or off",
+        "on (the default): Debian's security fixes are applied in UPDATE_WINDOW; off: " +
+          "nothing is updated by itself"
+      );
+    return answer;
+  }
+
+  // bech32 (BIP 173), what pyrage's parser checks of an age1… key: the checksum and the padding
+  const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+  function bech32Valid(text) {
+    const hrp = text.slice(0, 3);
+    const values = [...hrp].map((c) => c.charCodeAt(0) >> 5);
+    values.push(0, ...[...hrp].map((c) => c.charCodeAt(0) & 31));
+    const data = [...text.slice(4)].map((c) => BECH32.indexOf(c));
+    const GEN = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+    let chk = 1;
+    for (const v of [...values, ...data]) {
+      const top = chk >>> 25;
+      chk = (((chk & 0x1ffffff) << 5) ^ v) >>> 0;
+      for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk = (chk ^ GEN[i]) >>> 0;
+    }
+    // 52 groups of 5 bits hold the 32 bytes; the last 4 bits are padding and must be zero
+    return chk === 1 && (data[51] & 15) === 0;
+  }
+
+  function checkBackupRecipient(value) {
+    const keys = value.split(/[ \t,]+/).filter((k) => k);
+    if (!keys.length) throw new ValueProblem("no key", RECIPIENT_HINT);
+    if (keys.length > D.max_recipients) throw new ValueProblem(`${keys.length} keys; at most ${D.max_recipients}`, RECIPIENT_HINT);
+    const found = [];
+    keys.forEach((key, index) => {
+      const which = keys.length > 1 ? `key ${index + 1}` : "the key";
+      if (key.toUpperCase().startsWith("AGE-SECRET-KEY-"))
+        throw new ValueProblem(
+          `${which} is a secret key (AGE-SECRET-KEY-…): it must never be on the stick ` +
+            "nor on the box, or the box could read its own backups",
+          "remove it, keep it safe on your own computer, and give its public key: " +
+            "the `# public key: age1…` line age-keygen printed"
+        );
+      const text = key.toLowerCase();
+      if (!/^age1[02-9ac-hj-np-z]{58}$/.test(text)) throw new ValueProblem(`${which} is not an age public key (age1…)`, RECIPIENT_HINT);
+      if (!bech32Valid(text))
+        throw new ValueProblem(
+          `${which} is not an age public key: a character is wrong or missing`,
+          "copy the whole `age1…` line again (its last characters are a checksum)"
+        );
+      if (!found.includes(text)) found.push(text);
+    });
+    return found.join(" ");
+  }
+
+  function checkBackupDir(value) {
+    if ([...value].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127) || [...value].length > D.max_path)
+      throw new ValueProblem(
+        "not a path: it holds a control character or is too long",
+        "write the directory as an absolute path, e.g. /srv/backup"
+      );
+    if (!value.startsWith("/"))
+      throw new ValueProblem("not an absolute path", "write the whole path from /, e.g. /srv/backup or /mnt/second-disk/clawdie");
+    const parts = value.split("/").filter((p) => p !== "" && p !== ".");
+    if (parts.includes("..")) throw new ValueProblem("a path with .. in it", "write the directory it ends at, from /");
+    if (!parts.length)
+      throw new ValueProblem("the whole disk (/) is not a backup directory", "name a directory of its own, e.g. /srv/backup, best on a second disk");
+    const path = "/" + parts.join("/");
+    for (const refused of D.backup_dir_refused) {
+      if (path === refused || path.startsWith(refused + "/"))
+        throw new ValueProblem(
+          `${refused} is not kept on a disk: a backup there is gone at the next reboot`,
+          "name a directory on a disk, e.g. /srv/backup, best on a second disk"
+        );
+    }
+    return path;
+  }
+
   // --- model.py: each key's rule, and the rules about keys that come together -----------------
   const RULES = {
     OPENROUTER_API_KEY: checkOpenrouterKey,
@@ -1453,6 +1560,10 @@
     NET_ADDRESS: checkNetAddress,
     NET_GATEWAY: checkNetGateway,
     NET_DNS: checkNetDns,
+    UPDATE_WINDOW: checkUpdateWindow,
+    UPDATES: checkUpdates,
+    BACKUP_RECIPIENT: checkBackupRecipient,
+    BACKUP_DIR: checkBackupDir,
     INSTALL_MODE: checkInstallMode,
     INSTALL_FINGERPRINT: checkFingerprint,
     ADOPT_CODE: checkAdoptCode,
@@ -1655,6 +1766,9 @@
     for (const p of used) take(PROVIDERS.get(p).key);
     settings.push({ key: "PROFILE_MAPPING_VERSION", value: String(MAPPING.version), secret: false, source: source("derived", "profiles.toml") });
     for (const key of ["WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"]) take(key);
+    take("UPDATE_WINDOW", D.default_window);
+    take("UPDATES", "on");
+    for (const key of ["BACKUP_RECIPIENT", "BACKUP_DIR"]) take(key);
     for (const key of ["OPERATOR_EMAIL", "OPERATOR_PASSWORD", "SSH_AUTHORIZED_KEY", "CLAWDIE_USER_PASSWORD"]) take(key);
     const mode = take("INSTALL_MODE", "fresh");
     take("TARGET_DISK");

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from installer.seed import model, net_rules, profiles, reader, resolve, resolved, rules
+from installer.seed import maint_rules, model, net_rules, profiles, reader, resolve, resolved, rules
 from installer.seed.countries import CODES
 from installer.seed.locales import NAMES as LOCALE_NAMES
 
@@ -158,6 +158,11 @@ def page_data() -> dict[str, Any]:
         "min_wifi_password": net_rules.MIN_WIFI_PASSWORD,
         "max_wifi_password": net_rules.MAX_WIFI_PASSWORD,
         "max_dns_servers": net_rules.MAX_DNS_SERVERS,
+        "window_minimum": maint_rules.WINDOW_MINIMUM_MIN,
+        "default_window": maint_rules.DEFAULT_WINDOW,
+        "max_recipients": maint_rules.MAX_RECIPIENTS,
+        "backup_dir_refused": list(maint_rules.BACKUP_DIR_REFUSED),
+        "max_path": maint_rules.MAX_PATH,
         "mapping": _mapping(),
         "role_keys": [[role, *keys] for role, keys in profiles.ROLE_KEYS.items()],
         "cooldown_key": profiles.COOLDOWN_KEY,

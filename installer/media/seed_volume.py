@@ -30,7 +30,7 @@ log = logging.getLogger("clawdie.seed")
 
 MOUNT_TIMEOUT = 60.0
 # mount(8) exit status for "mount failure"; the message tells a missing driver apart.
-_UNKNOWN_FS = "unknown filesystem type"
+UNKNOWN_FS = "unknown filesystem type"
 # FUSE mount helpers (`mount.<type>`) for file systems a kernel may lack.
 FUSE_TYPES = {"exfat": ("exfat-fuse",), "vfat": ()}
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"}
@@ -335,7 +335,7 @@ def try_mount(device: BlockDevice, directory: Path, writable: bool) -> str | Non
             run(argv, timeout=MOUNT_TIMEOUT)
         except CommandFailedError as err:
             ensure_device_present(device)
-            if _UNKNOWN_FS in err.stderr_tail:
+            if UNKNOWN_FS in err.stderr_tail:
                 log.debug("seed: no %s driver here", mount_type)
                 continue
             raise SeedUnreadableError(

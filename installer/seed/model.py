@@ -25,6 +25,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from installer.seed import profiles
+from installer.seed.maint_rules import (
+    check_backup_dir,
+    check_backup_recipient,
+    check_update_window,
+    check_updates,
+)
 from installer.seed.net_rules import (
     check_net_address,
     check_net_dns,
@@ -457,6 +463,43 @@ class SetupModel(BaseModel):
         "DNS servers, e.g. 1.1.1.1, 9.9.9.9 (default: from the network)",
         adopt="safe",
         access=True,
+        platform=False,
+        note_normalised=True,
+    )
+    # --- a box that lives for years (DESIGN §9): updates and backups ---------------------------
+    # safe: what the box does at night and where its backups go are the owner's settings, not
+    # who the box is; the backup's keys decide who can read the box's state: access.
+    update_window: Annotated[str | None, _rule(check_update_window)] = _field(
+        "UPDATE_WINDOW",
+        "optional",
+        "when security fixes, their reboot and the daily backup may run, local time "
+        "HH:MM-HH:MM (default 04:00-05:00)",
+        adopt="safe",
+        platform=False,
+        note_normalised=True,
+    )
+    updates: Annotated[str | None, _rule(check_updates)] = _field(
+        "UPDATES",
+        "optional",
+        "on (default): Debian's security fixes are applied in UPDATE_WINDOW; off: never",
+        adopt="safe",
+        platform=False,
+        note_normalised=True,
+    )
+    backup_recipient: Annotated[str | None, _rule(check_backup_recipient)] = _field(
+        "BACKUP_RECIPIENT",
+        "optional",
+        "your age public key(s) (age1…): daily encrypted backups only you can open",
+        adopt="safe",
+        access=True,
+        platform=False,
+        note_normalised=True,
+    )
+    backup_dir: Annotated[str | None, _rule(check_backup_dir)] = _field(
+        "BACKUP_DIR",
+        "optional",
+        "directory on the box for the daily backups, e.g. a second disk's /srv/backup",
+        adopt="safe",
         platform=False,
         note_normalised=True,
     )

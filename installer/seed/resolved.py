@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from installer.seed import profiles
+from installer.seed.maint_rules import DEFAULT_WINDOW
 from installer.seed.model import FIELD_NAMES, SetupModel, keys_where
 from installer.seed.profiles import ModelChoice, Setting, Source
 from installer.seed.rules import (
@@ -144,6 +145,18 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """What the box does on its own, inside the update window (DESIGN §9): Debian's security
+    fixes (unless `updates` is off), the reboot they may need, and the daily backup to the
+    owner's keys (none: no backup) in `backup_dir` and on a CLAWDIE-BACKUP stick."""
+
+    update_window: str = "04:00-05:00"
+    updates: bool = True
+    backup_recipients: tuple[str, ...] = ()
+    backup_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedSeed:
     host: Host
     accounts: Accounts
@@ -152,6 +165,7 @@ class ResolvedSeed:
     install: InstallOptions
     settings: tuple[Setting, ...]
     network: Network = Network()
+    maintenance: Maintenance = Maintenance()
 
     def source(self, key: str) -> Source | None:
         """Where the value of setup key `key` came from (None when it has no value)."""
@@ -211,6 +225,7 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
     telegram = Telegram(r.need("TELEGRAM_BOT_TOKEN", SecretStr), r.need("TELEGRAM_ADMIN_ID", int))
     models = _resolve_models(r)
     network = _resolve_network(r)
+    maintenance = _resolve_maintenance(r)
     email = r.take("OPERATOR_EMAIL", str)
     password = r.take("OPERATOR_PASSWORD", SecretStr)
     accounts = Accounts(
@@ -234,7 +249,9 @@ def resolve_seed(model: SetupModel, given: Mapping[str, Source]) -> ResolvedSeed
     taken = {s.key for s in r.settings}
     for key in sorted(PASSED_THROUGH - taken, key=list(FIELD_NAMES).index):
         r.take(key, object)
-    return ResolvedSeed(host, accounts, telegram, models, install, tuple(r.settings), network)
+    return ResolvedSeed(
+        host, accounts, telegram, models, install, tuple(r.settings), network, maintenance
+    )
 
 
 def _resolve_host(r: _Resolution) -> Host:
@@ -284,6 +301,20 @@ def _resolve_models(r: _Resolution) -> Models:
         fallback=roles["fallback"],
         compaction=roles["compaction"],
         keys=keys,
+    )
+
+
+def _resolve_maintenance(r: _Resolution) -> Maintenance:
+    """The update window and whether updates run (each with its default), the backup's keys and
+    directory (no default: no backup until the owner gives a key)."""
+    window = r.need("UPDATE_WINDOW", str, DEFAULT_WINDOW)
+    updates = r.need("UPDATES", str, "on") == "on"
+    recipients = r.take("BACKUP_RECIPIENT", str)
+    return Maintenance(
+        update_window=window,
+        updates=updates,
+        backup_recipients=tuple(recipients.split()) if recipients else (),
+        backup_dir=r.take("BACKUP_DIR", str),
     )
 
 

@@ -36,6 +36,10 @@ class Case:
     hidden: tuple[str, ...] = ()  # text (any case) that no problem, warning or repair may echo
 
 
+# Owners' age public keys (age-keygen), for BACKUP_RECIPIENT.
+OWNER_KEY = "age1wzwm0vyd2wqnj2t0ya6s0akcs6t2k0rr4nc98jl2xrljtc57qdpqfe8nsa"
+OWNER_KEY_2 = "age16lna44mr8ppth4x5fzak96el3ddf00du9a7suhaz875ghyxp64tq74wagq"
+
 MISSING_ALL: Problems = {
     (None, "TELEGRAM_BOT_TOKEN"),
     (None, "TELEGRAM_ADMIN_ID"),
@@ -834,5 +838,68 @@ CASES = [
         "one model overridden, the rest from the profile",
         valid("PROFILE=economy", "PI_TUI_MODEL=openai/gpt-4.1"),
         values={"PI_TUI_MODEL": "openai/gpt-4.1", "LLM_FALLBACK_MODEL": "openai/gpt-4o-mini"},
+    ),
+    # --- updates and backups (DESIGN §9) ----------------------------------------------------
+    Case(
+        "update window and backups by default: 04:00-05:00, updates on, no backup",
+        valid(),
+        values={"UPDATE_WINDOW": "04:00-05:00", "UPDATES": "on"},
+        absent=("BACKUP_RECIPIENT", "BACKUP_DIR"),
+    ),
+    Case(
+        "an overnight window, updates off, two backup keys, a second disk",
+        valid(
+            "UPDATE_WINDOW=23:30 - 0:30",
+            "UPDATES=OFF",
+            f"BACKUP_RECIPIENT={OWNER_KEY.upper()},{OWNER_KEY_2}",
+            "BACKUP_DIR=/mnt//backup-disk/./clawdie/",
+        ),
+        values={
+            "UPDATE_WINDOW": "23:30-00:30",
+            "UPDATES": "off",
+            "BACKUP_RECIPIENT": f"{OWNER_KEY} {OWNER_KEY_2}",
+            "BACKUP_DIR": "/mnt/backup-disk/clawdie",
+        },
+        repairs=((4, "read as 23:30-00:30"), (7, "read as /mnt/backup-disk/clawdie")),
+    ),
+    Case("updates: security is on", valid("UPDATES=security"), values={"UPDATES": "on"}),
+    Case(
+        "a window too short across midnight",
+        valid("UPDATE_WINDOW=23:50-00:10"),
+        problems={(4, "UPDATE_WINDOW")},
+        hints=((4, "23:30-00:30"),),
+    ),
+    Case("a window at 24:00", valid("UPDATE_WINDOW=23:00-24:00"), problems={(4, "UPDATE_WINDOW")}),
+    Case("a window of hours only", valid("UPDATE_WINDOW=4-5"), problems={(4, "UPDATE_WINDOW")}),
+    Case("updates maybe", valid("UPDATES=maybe"), problems={(4, "UPDATES")}),
+    Case(
+        "a secret age key where the public one belongs",
+        valid("BACKUP_RECIPIENT=AGE-SECRET-KEY-1" + "Q" * 58),
+        problems={(4, "BACKUP_RECIPIENT")},
+        hidden=("QQQQQQQQQQQQ",),
+    ),
+    Case(
+        "an age key with a wrong checksum",
+        valid(f"BACKUP_RECIPIENT={OWNER_KEY[:-1]}q"),
+        problems={(4, "BACKUP_RECIPIENT")},
+    ),
+    Case(
+        "an SSH key where the age key belongs",
+        valid("BACKUP_RECIPIENT=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG"),
+        problems={(4, "BACKUP_RECIPIENT")},
+    ),
+    Case("a relative backup directory", valid("BACKUP_DIR=backup"), problems={(4, "BACKUP_DIR")}),
+    Case("the root as backup directory", valid("BACKUP_DIR=//"), problems={(4, "BACKUP_DIR")}),
+    Case("a backup directory in /tmp", valid("BACKUP_DIR=/tmp/b"), problems={(4, "BACKUP_DIR")}),
+    Case("a backup directory in /run", valid("BACKUP_DIR=/run"), problems={(4, "BACKUP_DIR")}),
+    Case(
+        "a backup directory climbing up",
+        valid("BACKUP_DIR=/srv/../tmp"),
+        problems={(4, "BACKUP_DIR")},
+    ),
+    Case(
+        "a backup directory beside /dev is fine",
+        valid("BACKUP_DIR=/devices/backup"),
+        values={"BACKUP_DIR": "/devices/backup"},
     ),
 ]

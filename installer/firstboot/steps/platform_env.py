@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from installer import __version__, redact
 from installer.envfile import render_env_file
 from installer.firstboot.config import DbConfig
-from installer.firstboot.context import StepContext, log
+from installer.firstboot.context import UNITS_CHANGED, StepContext, log
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, existing_db_password
 from installer.fsutil import ensure_dir, write_atomic
 from installer.passwd import read_account
@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile 
 NAME = "platform-config"
 LABEL = "the platform's configuration"  # what the receipt and the console say
 DEADLINE_S = 60.0
-# A step record's fact: "yes" when the step changed a systemd unit file (then a reload is due).
-UNITS_CHANGED = "units_changed"
 
 # Settings that are for the installer only and do not go to the platform's environment (the
 # network step writes the network's into the system's configuration), as each key declares.

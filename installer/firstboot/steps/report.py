@@ -4,14 +4,16 @@ Never a secret value: only masked settings, key states and public facts are show
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from installer.envfile import parse_env_file
-from installer.fsutil import write_atomic
+from installer.fsutil import read_bytes_nofollow, write_atomic
 from installer.machine import (
     read_installation_fingerprint,
     read_interfaces,
@@ -26,6 +28,7 @@ from installer.seed.resolve import SeedCheck, mask_secret, seed_key_states
 from installer.seed.resolved import ResolvedSeed
 from installer.stamps import TO_FIX, StepRecord
 from installer.status import Status, settle
+from installer.upkeep import degrade, read_upkeep
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,12 @@ def render_issue(  # noqa: C901 (12: one branch per optional line of the login s
     paths: TargetPaths,
     status: Status | str | None = None,
     dashboard: str | None = None,
+    upkeep: Sequence[str] = (),
 ) -> str:
     """The console login banner (agetty issue file): status, where the box is on the network,
     the dashboard (with a QR code of it when the box works and it fits the screen), the SSH host
-    keys and the installation fingerprint; a failure's reason and what to do. Our text has its
+    keys and the installation fingerprint, how updates and backups went (`upkeep`, one line
+    each); a failure's reason and what to do. Our text has its
     backslashes escaped for agetty; each interface's address is agetty's own `\\4{name}` escape
     (IPv4), so the screen shows the address the box has now."""
     status = status or outcome.status()
@@ -186,6 +191,7 @@ def render_issue(  # noqa: C901 (12: one branch per optional line of the login s
     after = [
         f"Installation fingerprint: {read_installation_fingerprint(paths)}",
         f"Platform: {outcome.platform}",
+        *upkeep,
         f"Full report: {where}",
     ]
     if dashboard and status is not Status.FAILED:
@@ -325,7 +331,8 @@ def write_reports(
     extra, to_fix = delivery.extra, delivery.to_fix
     for line in step_fixes(records):
         note_once(to_fix, line)
-    machine = render_machine(paths, check)
+    upkeep = read_upkeep(paths)
+    machine = [*upkeep.lines, *render_machine(paths, check)]
     keys = render_key_states(check)
     summary = render_summary(
         check,
@@ -361,9 +368,52 @@ def write_reports(
     seed = check.resolved if check is not None else None
     url = dashboard_url(seed) if seed is not None else None
     status = status_text(outcome, _to_fix(to_fix, findings), findings)
-    issue = render_issue(head, outcome, paths, status, url)
-    write_atomic(paths.issue_file, issue, mode=0o644)
+    screen = LoginScreen(head, outcome.ok, outcome.headline, outcome.platform, status, url)
+    screen = replace(screen, error=outcome.error, hint=outcome.hint)
+    write_login_screen(paths, screen)
     return results
+
+
+@dataclass(frozen=True)
+class LoginScreen:
+    """What the login screen shows of first boot, kept (root, 0600) so the screen can be drawn
+    again with how updates and backups went since (`refresh_login_screen`)."""
+
+    head: str
+    ok: bool
+    headline: str
+    platform: str
+    status: str
+    dashboard: str | None
+    error: str | None = None
+    hint: str | None = None
+
+
+def write_login_screen(paths: TargetPaths, screen: LoginScreen) -> None:
+    """The issue file, with the upkeep's two lines; a problem they hold makes an `ok` box
+    `degraded` with its reason."""
+    upkeep = read_upkeep(paths)
+    outcome = Outcome(screen.ok, screen.headline, screen.error, screen.hint, screen.platform)
+    status = degrade(screen.status, upkeep.problems)
+    issue = render_issue(screen.head, outcome, paths, status, screen.dashboard, upkeep.lines)
+    write_atomic(paths.issue_file, issue, mode=0o644)
+    write_atomic(_screen_record(paths), json.dumps(asdict(screen)) + "\n", mode=0o600)
+
+
+def _screen_record(paths: TargetPaths) -> Path:
+    return paths.setup_state_dir / "login-screen.json"
+
+
+def refresh_login_screen(paths: TargetPaths) -> bool:
+    """Draw the login screen again as first boot left it, with the upkeep's lines as they are
+    now; False when first boot has not drawn it (nothing to refresh)."""
+    try:
+        doc = json.loads(read_bytes_nofollow(_screen_record(paths), trusted=True))
+        screen = LoginScreen(**doc)
+    except (OSError, ValueError, TypeError):
+        return False
+    write_login_screen(paths, screen)
+    return True
 
 
 def _to_fix(to_fix: Sequence[str], findings: Findings | None) -> list[str]:

@@ -1,0 +1,157 @@
+"""First boot applies UPDATE_WINDOW and UPDATES (DESIGN §9, installer/firstboot/steps/upkeep.py):
+the upgrade timer and the backup timer fire inside the window (systemd reads the calendar), a
+reboot a fix needs waits for the window's start (apt reads the configuration after the image's
+own), UPDATES=off stops the refresh and the upgrade, and the same writer (adopt) turns them on
+again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from installer.firstboot.steps.upkeep import (
+    APT_WINDOW,
+    BACKUP_DROPIN,
+    UPGRADE_DROPIN,
+    render_timer_dropin,
+    write_upkeep,
+)
+from installer.paths import TargetPaths, in_root
+from tests.test_security_updates import DEBIANS, OVERLAY, apt_config, unit
+
+ANALYZE = shutil.which("systemd-analyze")
+
+
+def next_elapse(calendar: str, after: str) -> datetime:
+    """When systemd would fire `calendar` next after the local time `after` (the test machine's
+    zone: the window is the box's local time)."""
+    done = subprocess.run(
+        [ANALYZE or "systemd-analyze", "calendar", "--base-time", after, calendar],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    line = next(x for x in done.stdout.splitlines() if "Next elapse:" in x)
+    stamp = line.split("Next elapse:", 1)[1].strip()
+    return datetime.strptime(" ".join(stamp.split()[1:3]), "%Y-%m-%d %H:%M:%S")
+
+
+def timer(root: Path, path: str) -> tuple[str, int, str]:
+    section = unit(in_root(root, path))["Timer"]
+    delay = section["RandomizedDelaySec"]
+    assert delay.endswith("min")
+    return section["OnCalendar"].splitlines()[-1], int(delay[:-3]), section["Persistent"]
+
+
+def apt_of(root: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """apt's view: Debian's file, the image's files, then ours."""
+    parts = tmp_path / "apt.conf.d"
+    parts.mkdir(exist_ok=True)
+    (parts / "50unattended-upgrades").write_text(DEBIANS)
+    for path in (OVERLAY / "apt/apt.conf.d").iterdir():
+        shutil.copy(path, parts / path.name)
+    shutil.copy(in_root(root, APT_WINDOW), parts / Path(APT_WINDOW).name)
+    return apt_config(parts)
+
+
+@pytest.mark.parametrize(
+    ("window", "start", "delay", "base", "fires"),
+    [
+        ("04:00-05:00", "04:00", 45, "2026-12-07 12:00:00", "2026-12-08 04:00:00"),
+        ("01:15-02:45", "01:15", 67, "2026-12-07 01:20:00", "2026-12-08 01:15:00"),
+        ("23:30-00:30", "23:30", 45, "2026-12-07 22:00:00", "2026-12-07 23:30:00"),
+        ("22:00-02:00", "22:00", 180, "2026-12-07 23:00:00", "2026-12-08 22:00:00"),
+    ],
+    ids=["default", "custom", "overnight", "long-overnight"],
+)
+def test_the_timers_fire_inside_the_window_and_a_reboot_waits_for_its_start(
+    tmp_path: Path, window: str, start: str, delay: int, base: str, fires: str
+) -> None:
+    root = tmp_path / "root"
+    changed, units = write_upkeep(root, window, updates=True)
+    assert units
+    assert set(changed) == {UPGRADE_DROPIN, BACKUP_DROPIN, APT_WINDOW}
+    for path in (UPGRADE_DROPIN, BACKUP_DROPIN):
+        calendar, random, persistent = timer(root, path)
+        assert calendar == f"*-*-* {start}"
+        assert random == delay  # the first three quarters of the window: it ends inside it
+        assert persistent == "true"
+        if ANALYZE:
+            assert next_elapse(calendar, base) == datetime.fromisoformat(fires)
+    if shutil.which("apt-config"):
+        config = apt_of(root, tmp_path)
+        assert config["Unattended-Upgrade::Automatic-Reboot"] == ["true"]
+        assert config["Unattended-Upgrade::Automatic-Reboot-Time"][-1] == start
+        assert config["APT::Periodic::Unattended-Upgrade"][-1] == "1"
+    for timer_name in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+        assert not in_root(root, f"/etc/systemd/system/{timer_name}").exists()
+    # the same window again: nothing to write, no reload
+    paths = TargetPaths(root)
+    paths.units_reload_marker.unlink()
+    assert write_upkeep(root, window, updates=True) == ([], False)
+
+
+def test_updates_off_stops_the_refresh_and_the_upgrade_and_on_brings_them_back(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    write_upkeep(root, "04:00-05:00", updates=True)
+    TargetPaths(root).units_reload_marker.unlink()
+    changed, units = write_upkeep(root, "04:00-05:00", updates=False)
+    assert units
+    for name in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+        mask = in_root(root, f"/etc/systemd/system/{name}")
+        assert mask.is_symlink()
+        assert str(mask.readlink()) == "/dev/null"
+        assert f"/etc/systemd/system/{name} (masked)" in changed
+    if shutil.which("apt-config"):
+        config = apt_of(root, tmp_path)
+        assert config["APT::Periodic::Unattended-Upgrade"][-1] == "0"
+        assert config["APT::Periodic::Update-Package-Lists"][-1] == "0"
+    # the backup still runs in the window: UPDATES is about updates
+    assert timer(root, BACKUP_DROPIN)[0] == "*-*-* 04:00"
+
+    TargetPaths(root).units_reload_marker.unlink()
+    changed, units = write_upkeep(root, "04:00-05:00", updates=True)
+    assert units
+    assert "/etc/systemd/system/apt-daily.timer (unmasked)" in changed
+    assert not in_root(root, "/etc/systemd/system/apt-daily-upgrade.timer").exists()
+    if shutil.which("apt-config"):
+        assert apt_of(root, tmp_path)["APT::Periodic::Unattended-Upgrade"][-1] == "1"
+
+
+def test_the_image_ships_the_default_windows_timers() -> None:
+    """The image's drop-ins are what first boot writes for the default window (no reload)."""
+    root = OVERLAY.parent
+    written = in_root(root, UPGRADE_DROPIN).read_text()
+    assert written == render_timer_dropin("04:00-05:00", "Debian's security fixes are applied")
+    written = in_root(root, BACKUP_DROPIN).read_text()
+    assert written == render_timer_dropin("04:00-05:00", "the daily backup runs")
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze")
+def test_systemd_reads_the_backup_timer_and_service() -> None:
+    unit_dir = OVERLAY / "systemd/system"
+    result = subprocess.run(
+        [ANALYZE or "", "verify", "--man=no", str(unit_dir / "clawdie-backup.timer")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if "clawdie-backup" in line and "/usr/local/bin/clawdie-setup" not in line
+    ]
+    assert problems == [], result.stderr
+    service = (unit_dir / "clawdie-backup.service").read_text()
+    assert "ExecStart=/usr/local/bin/clawdie-setup backup --scheduled\n" in service
+    assert "WantedBy=timers.target" in (unit_dir / "clawdie-backup.timer").read_text()
+    assert '"clawdie-backup.timer",' in (OVERLAY.parents[1] / "build.py").read_text()
