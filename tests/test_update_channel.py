@@ -67,7 +67,7 @@ def test_a_newer_release_on_the_channel_is_applied_and_the_same_one_left_alone(
         version="2",
     )
     with served(channel) as url:
-        # the box's own channel setting (UPDATE_CHANNEL or the image's default)
+        # the box's own channel setting (the image's default, or install-platform's)
         (box / "root/etc/clawdie/update-channel").write_text(f"{url}/\n")
         result = update(box, pg, "--channel")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -130,7 +130,7 @@ def test_no_answer_is_not_checked_and_no_channel_is_said(box: Path, pg: PgCluste
     assert "not checked" in record(box)
     none = update(box, pg, "--channel")
     assert none.returncode == 0
-    assert "this box has no update channel (UPDATE_CHANNEL in setup.txt)" in none.stdout
+    assert "this box has no update channel (give one: update --channel URL)" in none.stdout
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import pytest
 from installer.firstboot.steps.upkeep import (
     APT_WINDOW,
     BACKUP_DROPIN,
+    CHANNEL_DROPIN,
     UPGRADE_DROPIN,
     render_timer_dropin,
     write_upkeep,
@@ -75,8 +76,8 @@ def test_the_timers_fire_inside_the_window_and_a_reboot_waits_for_its_start(
     root = tmp_path / "root"
     changed, units = write_upkeep(root, window, updates=True)
     assert units
-    assert set(changed) == {UPGRADE_DROPIN, BACKUP_DROPIN, APT_WINDOW}
-    for path in (UPGRADE_DROPIN, BACKUP_DROPIN):
+    assert set(changed) == {UPGRADE_DROPIN, BACKUP_DROPIN, CHANNEL_DROPIN, APT_WINDOW}
+    for path in (UPGRADE_DROPIN, BACKUP_DROPIN, CHANNEL_DROPIN):
         calendar, random, persistent = timer(root, path)
         assert calendar == f"*-*-* {start}"
         assert random == delay  # the first three quarters of the window: it ends inside it
@@ -88,7 +89,7 @@ def test_the_timers_fire_inside_the_window_and_a_reboot_waits_for_its_start(
         assert config["Unattended-Upgrade::Automatic-Reboot"] == ["true"]
         assert config["Unattended-Upgrade::Automatic-Reboot-Time"][-1] == start
         assert config["APT::Periodic::Unattended-Upgrade"][-1] == "1"
-    for timer_name in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+    for timer_name in ("apt-daily.timer", "apt-daily-upgrade.timer", "clawdie-update-check.timer"):
         assert not in_root(root, f"/etc/systemd/system/{timer_name}").exists()
     # the same window again: nothing to write, no reload
     paths = TargetPaths(root)
@@ -104,7 +105,7 @@ def test_updates_off_stops_the_refresh_and_the_upgrade_and_on_brings_them_back(
     TargetPaths(root).units_reload_marker.unlink()
     changed, units = write_upkeep(root, "04:00-05:00", updates=False)
     assert units
-    for name in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+    for name in ("apt-daily.timer", "apt-daily-upgrade.timer", "clawdie-update-check.timer"):
         mask = in_root(root, f"/etc/systemd/system/{name}")
         assert mask.is_symlink()
         assert str(mask.readlink()) == "/dev/null"
@@ -132,6 +133,8 @@ def test_the_image_ships_the_default_windows_timers() -> None:
     assert written == render_timer_dropin("04:00-05:00", "Debian's security fixes are applied")
     written = in_root(root, BACKUP_DROPIN).read_text()
     assert written == render_timer_dropin("04:00-05:00", "the daily backup runs")
+    written = in_root(root, CHANNEL_DROPIN).read_text()
+    assert written == render_timer_dropin("04:00-05:00", "the update channel is asked")
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze")

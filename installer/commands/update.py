@@ -7,9 +7,9 @@ started and its readiness waited for. Not ready, or the migration failed: everyt
 the databases from the dump, and the run says `rolled back: <cause>`.
 
 `--channel [URL]` asks the update channel (URL, else the box's own: /etc/clawdie/update-channel,
-from UPDATE_CHANNEL or the image) for a newer release and applies it like a file; no answer is
-`not checked` (exit 0): a box offline keeps what it runs. clawdie-update-check.timer runs it
-daily, inside the update window.
+from the image or install-platform --update-channel) for a newer release and applies it like a
+file; no answer is `not checked` (exit 0): a box offline keeps what it runs.
+clawdie-update-check.timer runs it daily, inside the update window (masked by UPDATES=off).
 
 `--resume` is what the platform unit runs as root before every start: an update a power cut
 interrupted is finished (when it was proven ready) or rolled back, so the platform never starts
@@ -79,7 +79,9 @@ def _from_channel(update: UpdateRun, given: str) -> int:
 
     url = channel_url(update.paths.config_dir, given or None)
     if url is None:
-        print("update: not checked: this box has no update channel (UPDATE_CHANNEL in setup.txt)")
+        print(
+            "update: not checked: this box has no update channel (give one: update --channel URL)"
+        )
         return 0
     outcome = ChannelCheck(update, url).check()
     if outcome.status in ("nothing to do", "not checked"):

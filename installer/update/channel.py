@@ -31,7 +31,7 @@ from installer.update.signed import BUNDLE_LIMIT, SIGNATURE_LIMIT, SIGNATURE_SUF
 INDEX = "latest.json"
 INDEX_LIMIT = 64 << 10
 STALL_S = 30.0  # a receive that takes longer ends the download
-CHANNEL_FILE = "update-channel"  # in /etc/clawdie: the image's default or UPDATE_CHANNEL
+CHANNEL_FILE = "update-channel"  # in /etc/clawdie: the image's default or install-platform's
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -82,7 +82,7 @@ def install_channel(config_dir: Path, url: str, origin: str) -> bool:
     """The box's channel in root's /etc/clawdie (`origin` says where it came from); False when
     it was set so already."""
     ensure_dir(config_dir, 0o755)
-    text = f"# The update channel ({origin}); UPDATE_CHANNEL in setup.txt replaces it\n{url}\n"
+    text = f"# The update channel ({origin})\n{url}\n"
     return write_atomic(config_dir / CHANNEL_FILE, text, mode=0o644)
 
 
@@ -152,7 +152,7 @@ class ChannelCheck:
         if offer.name != name:
             raise ChannelError(
                 f"the channel offers {clean_reason(offer.name)[:40]!r}, this box runs {name}",
-                f"set UPDATE_CHANNEL to the channel of {name}",
+                f"give the channel of {name} (clawdie-setup update --channel URL)",
             )
         if version_key(offer.version) <= version_key(current):
             return Outcome(

@@ -6,9 +6,11 @@
 - a fix that needs a reboot reboots at the window's start (`Automatic-Reboot-Time`;
   unattended-upgrades reboots only when `/run/reboot-required` says so), in 53clawdie-window,
   read after the image's 52 file;
-- clawdie-backup.timer (`clawdie-setup backup --scheduled`) fires daily inside the window too;
+- clawdie-backup.timer (`clawdie-setup backup --scheduled`) fires daily inside the window too,
+  and so does clawdie-update-check.timer (`clawdie-setup update --channel`);
 - UPDATES=off: apt.systemd.daily refreshes and applies nothing (`APT::Periodic` 0, read at
-  each run, so it holds at once) and both apt timers are masked (from the next boot on).
+  each run, so it holds at once), and both apt timers and the channel's are masked (from the
+  next boot on).
 
 The same writer runs again in an adopt run: a changed window or UPDATES=on again replaces all
 of it (the masks go). A changed unit asks for `systemctl daemon-reload` like the platform's
@@ -31,8 +33,10 @@ LABEL = "update window, updates, daily backup"
 DEADLINE_S = 30.0
 
 APT_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
+UPDATE_TIMERS = (*APT_TIMERS, "clawdie-update-check.timer")
 UPGRADE_DROPIN = "/etc/systemd/system/apt-daily-upgrade.timer.d/clawdie-window.conf"
 BACKUP_DROPIN = "/etc/systemd/system/clawdie-backup.timer.d/clawdie-window.conf"
+CHANNEL_DROPIN = "/etc/systemd/system/clawdie-update-check.timer.d/clawdie-window.conf"
 APT_WINDOW = "/etc/apt/apt.conf.d/53clawdie-window"
 _MARKER = "the update window's units changed\n"
 
@@ -84,6 +88,7 @@ def _files(window: str) -> dict[str, str]:
     return {
         UPGRADE_DROPIN: render_timer_dropin(window, "Debian's security fixes are applied"),
         BACKUP_DROPIN: render_timer_dropin(window, "the daily backup runs"),
+        CHANNEL_DROPIN: render_timer_dropin(window, "the update channel is asked"),
     }
 
 
@@ -93,7 +98,7 @@ def write_upkeep(root: Path, window: str, updates: bool) -> tuple[list[str], boo
     paths = TargetPaths(root)
     changed: list[str] = []
     units_now = _files(window)
-    masks = {f"/etc/systemd/system/{timer}": not updates for timer in APT_TIMERS}
+    masks = {f"/etc/systemd/system/{timer}": not updates for timer in UPDATE_TIMERS}
     unit_changes = [p for p, text in units_now.items() if _read(in_root(root, p)) != text]
     unit_changes += [p for p, masked in masks.items() if _is_mask(in_root(root, p)) != masked]
     if unit_changes:
