@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from installer import faults, redact
 from installer.envfile import read_env_file, render_env_file
 from installer.errors import InstallerError, SeedUnreadableError
+from installer.firstboot.context import UNITS_CHANGED
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url
 from installer.firstboot.runner import (
     PLATFORM_START_TIMEOUT_S as PLATFORM_START_S,
@@ -41,7 +42,7 @@ from installer.firstboot.runner import (
     Boot,
 )
 from installer.firstboot.steps.identity import render_keyboard, render_locale_gen
-from installer.firstboot.steps.platform_env import UNITS_CHANGED, render_unit_dropin
+from installer.firstboot.steps.platform_env import render_unit_dropin
 from installer.fsutil import ensure_dir, symlink_atomic, write_atomic
 from installer.passwd import read_account
 from installer.run import run
