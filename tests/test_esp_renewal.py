@@ -124,7 +124,7 @@ def test_without_uefi_firmware_nothing_is_read_or_run(tmp_path: Path) -> None:
     outcome = esp_renewal.renew_and_record(TargetPaths(tmp_path), WHEN, install)
     assert outcome.result is esp_renewal.Result.NO_UEFI
     assert install.calls == []
-    assert not esp_renewal.boot_loader_status(TargetPaths(tmp_path)).exists()
+    assert not TargetPaths(tmp_path).boot_loader_status.exists()
 
 
 def test_without_an_esp_in_fstab_nothing_is_run(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_an_unmounted_esp_is_mounted_renewed_and_unmounted(tmp_path: Path) -> No
         assert status["STATUS"] == "ok", status
         assert status["CHECKED_AT"] == WHEN
         # nothing differs now: nothing runs, and the record is not rewritten
-        record = esp_renewal.boot_loader_status(paths)
+        record = paths.boot_loader_status
         record.write_text(record.read_text() + "# kept\n")
         again = esp_renewal.renew_and_record(paths, "later", install)
         assert again.result is esp_renewal.Result.CURRENT
@@ -221,7 +221,7 @@ def test_an_install_that_leaves_a_difference_fails_loudly(tmp_path: Path) -> Non
         subprocess.run(["umount", str(paths.esp_dir)], check=True)
     assert install.calls == [tmp_path]
     assert esp_renewal.read_status(paths)["STATUS"] == "failed"
-    issue = esp_renewal.boot_loader_issue(paths).read_text()
+    issue = paths.boot_loader_issue.read_text()
     assert issue.startswith("Boot loader NOT renewed after an update: the boot loader was")
     assert "\\" not in issue, "agetty reads backslashes as escapes"
 
@@ -246,7 +246,7 @@ def test_from_apt_a_failure_is_worded_and_exits_0(tmp_path: Path) -> None:
     assert "Traceback" not in hook.stderr
     paths = TargetPaths(tmp_path)
     assert esp_renewal.read_status(paths)["STATUS"] == "failed"
-    assert esp_renewal.boot_loader_issue(paths).is_file()
+    assert paths.boot_loader_issue.is_file()
     # by hand, the same failure is the command's exit 1
     by_hand = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert by_hand.returncode == 1

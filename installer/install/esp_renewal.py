@@ -151,7 +151,7 @@ def renew(paths: TargetPaths, install: Install = system.install_signed_efi) -> O
     (the install's own signed install) and check they are equal now. InstallerError when the
     ESP cannot be mounted, the packages are incomplete, or the install fails or leaves a copy
     that still differs."""
-    if not in_root(paths.root, "/sys/firmware/efi").is_dir():
+    if not paths.efi_firmware.is_dir():
         return Outcome(Result.NO_UEFI)
     fstab_line = esp_in_fstab(paths)
     if fstab_line is None:
@@ -174,15 +174,6 @@ def renew(paths: TargetPaths, install: Install = system.install_signed_efi) -> O
 # -- what it leaves for the operator ---------------------------------------------------------------
 
 
-def boot_loader_status(paths: TargetPaths) -> Path:
-    return paths.setup_state_dir / "boot-loader.txt"
-
-
-def boot_loader_issue(paths: TargetPaths) -> Path:
-    """The login screen's notice while a renewal fails (agetty shows /etc/issue.d/*.issue)."""
-    return paths.issue_file.with_name("clawdie-boot-loader.issue")
-
-
 def render_status(ok: bool, when: str, line: str) -> str:
     return (
         "# Written by clawdie-setup renew-boot-loader (run by apt after dpkg). No secrets.\n"
@@ -192,7 +183,7 @@ def render_status(ok: bool, when: str, line: str) -> str:
 
 def read_status(paths: TargetPaths) -> dict[str, str]:
     try:
-        text = boot_loader_status(paths).read_text(encoding="utf-8")
+        text = paths.boot_loader_status.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
@@ -203,8 +194,8 @@ def record(paths: TargetPaths, ok: bool, when: str, line: str) -> None:
     found everything current writes nothing unless the record said failed."""
     if ok and line == Outcome(Result.CURRENT).line and read_status(paths).get("STATUS") != "failed":
         return
-    write_atomic(boot_loader_status(paths), render_status(ok, when, line), mode=0o644)
-    issue = boot_loader_issue(paths)
+    write_atomic(paths.boot_loader_status, render_status(ok, when, line), mode=0o644)
+    issue = paths.boot_loader_issue
     if ok:
         issue.unlink(missing_ok=True)
         return
