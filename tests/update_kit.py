@@ -71,7 +71,8 @@ say "ready for the probes"
 # A GRUB-only security update, as it reaches the box: grub-efi-amd64-signed (no maintainer
 # scripts) leaves a grubx64.efi.signed that differs from the ESP's copies. Here the ESP's copies
 # become another Debian-signed GRUB (the CD variant) instead, so the two differ in real bytes.
-# Then apt installs a local package, offline, and runs its DPkg::Post-Invoke hooks after dpkg,
+# Then apt installs a local package, offline (no --no-download: with it apt 2.6 refuses a local
+# .deb, "Pathname to install is not absolute"), and runs its DPkg::Post-Invoke hooks after dpkg,
 # as for any update: 90clawdie-esp must put the packaged GRUB back at both paths.
 packaged=/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed
 digest() { sha256sum < "$1" | cut -c1-16; }
@@ -89,7 +90,7 @@ printf '%s\\n' 'Package: clawdie-testkit-noop' 'Version: 1' 'Architecture: all' 
     'Maintainer: Clawdie tests <tests@example.invalid>' 'Description: nothing' \\
     > "$noop/DEBIAN/control"
 dpkg-deb --build "$noop" "$noop.deb" >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download -o DPkg::Lock::Timeout=300 \\
+DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 \\
     "$noop.deb" 2>&1
 say "grub-only update: apt-get exit $?"
 say "grub-only update: after apt, packaged $(digest $packaged), ESP $(grubs)"
