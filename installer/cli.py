@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "rollback",
     "wait-db": "wait_db",
     "telegram-retry": "telegram_retry",
+    "renew-boot-loader": "renew_boot_loader",
     "set-operator": "set_operator",
     "backup": "backup",
     "restore": "restore",

@@ -118,6 +118,21 @@ class TargetPaths:
         return self._at("/boot/efi")
 
     @property
+    def efi_firmware(self) -> Path:
+        """/sys/firmware/efi: present when UEFI firmware started the running kernel."""
+        return self._at("/sys/firmware/efi")
+
+    @property
+    def boot_loader_status(self) -> Path:
+        """What apt's hook last did to the ESP's signed boot loaders (install/esp_renewal.py)."""
+        return self.setup_state_dir / "boot-loader.txt"
+
+    @property
+    def boot_loader_issue(self) -> Path:
+        """The login screen's notice while the ESP's boot loaders could not be renewed."""
+        return self._at(f"/etc/issue.d/{SERVICE_NAME}-boot-loader.issue")
+
+    @property
     def grub_cfg(self) -> Path:
         return self._at("/boot/grub/grub.cfg")
 

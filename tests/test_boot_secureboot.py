@@ -154,6 +154,37 @@ def test_the_box_offers_mdns_and_no_llmnr(uefi_later: LaterBoot) -> None:
     assert "TESTKIT: llmnr sockets (udp 5355): 0" in text
 
 
+def test_apts_hook_renews_the_esp_after_a_grub_only_update(uefi_later: LaterBoot) -> None:
+    """A GRUB-only update (grub-efi-amd64-signed has no maintainer scripts: nothing else would
+    copy its new grubx64.efi.signed to the ESP): the kit makes the ESP's GRUB at both paths
+    differ from the packaged one (another Debian-signed GRUB), then apt installs a local
+    package offline and runs its DPkg::Post-Invoke hook (90clawdie-esp): both copies equal the
+    packaged GRUB afterwards, the journal says what was renewed, and the record says ok. The
+    kit's next step (shim's postinst) and the Secure Boot boot after the update follow."""
+    text = uefi_later.text
+    assert "TESTKIT: grub-only update: apt's hook: 1" in text, "the image has no apt hook"
+    packaged, installed, removable = grub_digests(text, "packaged")
+    assert installed == removable != packaged, "the kit's GRUB-only update did not take"
+    assert "TESTKIT: grub-only update: apt-get exit 0" in text
+    after = grub_digests(text, "after apt, packaged")
+    assert after == (packaged, packaged, packaged), f"the hook did not renew the ESP: {after}"
+    assert (
+        "boot loader renewed on the EFI partition from the updated packages: "
+        "EFI/clawdie/grubx64.efi, EFI/BOOT/grubx64.efi"
+    ) in text
+    assert re.search(r"TESTKIT: grub-only update: status STATUS=ok;CHECKED_AT=\S+;RESULT=boot "
+                     r"loader renewed", text), "no ok status record"  # fmt: skip
+    assert "TESTKIT: grub-only update: removed again, exit 0" in text
+
+
+def grub_digests(text: str, head: str) -> tuple[str, str, str]:
+    """The kit's `grub-only update: <head> ...` line: (packaged GRUB, EFI/clawdie's, EFI/BOOT's)
+    digests."""
+    found = re.search(rf"TESTKIT: grub-only update: {head} (\w+), ESP (\w+) (\w+)", text)
+    assert found, f"the kit printed no GRUB digests ({head})"
+    return found.group(1), found.group(2), found.group(3)
+
+
 def test_secure_boot_after_a_kernel_and_boot_loader_update(
     secureboot_machine: Machine, uefi_later: LaterBoot
 ) -> None:

@@ -285,6 +285,19 @@ def test_unattended_upgrades_take_debian_security_fixes_and_nothing_else(
         assert "04:00" in asked
 
 
+def test_image_renews_the_esp_after_every_dpkg_run(image_root: Path) -> None:
+    """The installed system (a copy of this root) has apt's hook that keeps the ESP's signed
+    loaders equal to the packaged ones, apt reads it, and its command is in the image's venv;
+    the CD variant GRUB the boot kit's GRUB-only update uses is there too."""
+    hook = REPO / "iso/overlay/etc/apt/apt.conf.d/90clawdie-esp"
+    assert (image_root / "etc/apt/apt.conf.d/90clawdie-esp").read_text() == hook.read_text()
+    dump = sh("chroot", str(image_root), "apt-config", "dump", "DPkg::Post-Invoke")
+    assert "clawdie-setup renew-boot-loader --from-apt" in dump, dump
+    usage = sh("chroot", str(image_root), "/usr/local/bin/clawdie-setup", "renew-boot-loader", "-h")
+    assert "--from-apt" in usage
+    assert (image_root / "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed").is_file()
+
+
 def test_image_ships_the_default_locale_compiled(image_root: Path) -> None:
     """First boot runs locale-gen only for another LOCALE: en_US.UTF-8 is in the archive."""
     assert "\nen_US.UTF-8 UTF-8\n" in "\n" + (image_root / "etc/locale.gen").read_text()

@@ -12,7 +12,11 @@ What `start` does (every line it prints is `TESTKIT:`, on the serial console thr
    what systemd-resolved says of mDNS (per link, its UDP 5353 sockets) and LLMNR (UDP 5355);
    then `ready for the probes`. (resolved never answers its own name by mDNS to itself, so
    whether a LAN peer gets an answer for `<host>.local` needs a peer: not checked here);
-3. what a kernel and boot-loader package update runs, offline: the kernel's boot-loader hook
+3. a GRUB-only update (the ESP's grubx64.efi at both paths made to differ from the packaged
+   one: the CD variant, signed too), then apt installing a local package offline, which runs
+   the DPkg::Post-Invoke hook (iso/overlay/etc/apt/apt.conf.d/90clawdie-esp) after dpkg: the
+   ESP's and the packaged GRUB's digests before and after, and the hook's status record;
+4. what a kernel and boot-loader package update runs, offline: the kernel's boot-loader hook
    (`run-parts /etc/kernel/postinst.d` with the running version, zz-update-grub: update-grub;
    initramfs-tools' hook is left out, it takes over ten minutes under TCG and writes nothing
    the firmware or shim checks) and
@@ -63,6 +67,37 @@ say "mdns links: $(resolvectl mdns 2>&1 | tr -s ' ' | tr '\\n' ';')"
 say "udp 5353 sockets: $(ss -ulnpH 'sport = :5353' | tr -s ' ' | tr '\\n' ';')"
 say "llmnr sockets (udp 5355): $(ss -ulnpH 'sport = :5355' | wc -l)"
 say "ready for the probes"
+
+# A GRUB-only security update, as it reaches the box: grub-efi-amd64-signed (no maintainer
+# scripts) leaves a grubx64.efi.signed that differs from the ESP's copies. Here the ESP's copies
+# become another Debian-signed GRUB (the CD variant) instead, so the two differ in real bytes.
+# Then apt installs a local package, offline (no --no-download: with it apt 2.6 refuses a local
+# .deb, "Pathname to install is not absolute"), and runs its DPkg::Post-Invoke hooks after dpkg,
+# as for any update: 90clawdie-esp must put the packaged GRUB back at both paths.
+packaged=/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed
+digest() { sha256sum < "$1" | cut -c1-16; }
+grubs() {
+    echo "$(digest /boot/efi/EFI/clawdie/grubx64.efi) $(digest /boot/efi/EFI/BOOT/grubx64.efi)"
+}
+cp /usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed /boot/efi/EFI/clawdie/grubx64.efi
+cp /usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed /boot/efi/EFI/BOOT/grubx64.efi
+sync
+say "grub-only update: packaged $(digest $packaged), ESP $(grubs)"
+say "grub-only update: apt's hook: $(apt-config dump DPkg::Post-Invoke | grep -c renew-boot-loader)"
+noop=/run/testkit-noop
+mkdir -p "$noop/DEBIAN"
+printf '%s\\n' 'Package: clawdie-testkit-noop' 'Version: 1' 'Architecture: all' \\
+    'Maintainer: Clawdie tests <tests@example.invalid>' 'Description: nothing' \\
+    > "$noop/DEBIAN/control"
+dpkg-deb --build "$noop" "$noop.deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 \\
+    "$noop.deb" 2>&1
+say "grub-only update: apt-get exit $?"
+say "grub-only update: after apt, packaged $(digest $packaged), ESP $(grubs)"
+say "grub-only update: status $(grep -v '^#' /var/lib/clawdie-setup/boot-loader.txt | tr '\\n' ';')"
+DEBIAN_FRONTEND=noninteractive apt-get remove -y -o DPkg::Lock::Timeout=300 \\
+    clawdie-testkit-noop >/dev/null 2>&1
+say "grub-only update: removed again, exit $?"
 
 esp() {
     for f in /boot/efi/EFI/BOOT/* /boot/efi/EFI/clawdie/*; do

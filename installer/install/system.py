@@ -266,26 +266,28 @@ def bind_live_filesystems(stack: contextlib.ExitStack, root: Path) -> None:
             mount(stack, source, target, bind=True)
 
 
+# The signed chain in the ESP (shim, signed GRUB, MokManager: `--uefi-secure-boot`, refused when
+# the signed packages are missing; never an unsigned core image), also at the removable path,
+# without a firmware boot entry: `--force-extra-removable` and `--no-nvram` are what shim's
+# package update runs grub-install with too (the image's debconf answers). The one place these
+# arguments are written: the install and the apt hook's renewal (`install_signed_efi`) run it.
+GRUB_EFI_ARGV = (
+    "grub-install",
+    "--target=x86_64-efi",
+    "--efi-directory=/boot/efi",
+    f"--bootloader-id={BOOTLOADER_ID}",
+    "--uefi-secure-boot",
+    "--force-extra-removable",
+    "--no-nvram",
+)
+
+
 def grub_argvs(disk: str) -> list[list[str]]:
     """The boot loader commands run inside the target, in order (pure): grub's core image on
-    the BIOS boot partition, and for UEFI Debian's signed chain in the ESP (shim, signed GRUB,
-    MokManager: `--uefi-secure-boot`, refused when the signed packages are missing; never an
-    unsigned core image). Neither asks the firmware for a boot entry: `install_bootloader` puts
-    the chain at the removable path too, which every firmware finds. `--force-extra-removable`
-    and `--no-nvram` are also what shim's and GRUB's package updates run grub-install with (the
-    image's debconf answers), so an update renews both paths."""
-    return [
-        ["grub-install", "--target=i386-pc", disk],
-        [
-            "grub-install",
-            "--target=x86_64-efi",
-            "--efi-directory=/boot/efi",
-            f"--bootloader-id={BOOTLOADER_ID}",
-            "--uefi-secure-boot",
-            "--force-extra-removable",
-            "--no-nvram",
-        ],
-    ]
+    the BIOS boot partition, then the signed chain in the ESP (`GRUB_EFI_ARGV`). Neither asks
+    the firmware for a boot entry: `install_signed_efi` puts the chain at the removable path
+    too, which every firmware finds."""
+    return [["grub-install", "--target=i386-pc", disk], list(GRUB_EFI_ARGV)]
 
 
 # EFI/BOOT/BOOTX64.EFI: the path firmware without a boot entry starts. Under Secure Boot it must
@@ -382,6 +384,27 @@ def copy_efi_removable(paths: TargetPaths) -> None:
         write_atomic(target / name, (installed / source).read_bytes(), mode=0o644)
 
 
+def _grub_install(root: Path, argv: list[str], say: Callable[[str], None]) -> None:
+    say(f"boot loader: {' '.join(argv)}")
+    try:
+        _in_target(root, argv)
+    except CommandFailedError as err:
+        err.hint = (
+            "the image may lack grub-pc-bin, grub-efi-amd64-bin, grub-efi-amd64-signed or "
+            "shim-signed; see the journal"
+        )
+        raise
+
+
+def install_signed_efi(root: Path, say: Callable[[str], None]) -> None:
+    """Debian's signed chain from the packages in `root` into the ESP mounted at its /boot/efi,
+    in EFI/clawdie and at the removable path EFI/BOOT: grub-install inside `root` (a chroot;
+    `/` on the installed box itself), then the fallback copy. The install runs it, and so does
+    the apt hook when a package update left the ESP's copies behind (install/esp_renewal.py)."""
+    _grub_install(root, list(GRUB_EFI_ARGV), say)
+    copy_efi_removable(TargetPaths(root))
+
+
 def install_bootloader(
     stack: contextlib.ExitStack,
     root: Path,
@@ -394,17 +417,9 @@ def install_bootloader(
     mounted there already: `bind_live_filesystems`), then write its grub.cfg."""
     paths = TargetPaths(root)
     mount(stack, esp, paths.esp_dir, fs_type="vfat")
-    for argv in grub_argvs(disk):
-        say(f"boot loader: {' '.join(argv)}")
-        try:
-            _in_target(root, argv)
-        except CommandFailedError as err:
-            err.hint = (
-                "the image may lack grub-pc-bin, grub-efi-amd64-bin, grub-efi-amd64-signed or "
-                "shim-signed; see the journal"
-            )
-            raise
-    copy_efi_removable(paths)
+    bios, _ = grub_argvs(disk)
+    _grub_install(root, bios, say)
+    install_signed_efi(root, say)
     write_grub_cfg(paths, root_uuid)
     say(
         f"boot loader: shim, signed GRUB and MokManager in /boot/efi/{'/'.join(EFI_INSTALLED_DIR)}"
