@@ -62,18 +62,30 @@ class Step(Generic[C]):
     deadline_s: float  # how long it may take before something is wrong
     apply: Callable[[C], StepRecord | None]
     stamped: bool = True  # skipped when its stamp exists; stamped when its effects are durable
+    timed: Callable[[C], float] | None = None  # a deadline known only as it starts (a copy's size)
 
     def planned(self) -> PlannedStep:
         return PlannedStep(self.name, self.label or self.name, self.deadline_s)
 
     def over(self, part: Callable[[D], C]) -> Step[D]:
         """This step in a run whose context holds this step's context (`part` finds it)."""
-        apply = self.apply
+        apply, timed = self.apply, self.timed
 
         def applied(context: D) -> StepRecord | None:
             return apply(part(context))
 
-        return Step(self.name, self.label, self.deadline_s, applied, self.stamped)
+        def retimed(context: D) -> float:
+            assert timed is not None  # noqa: S101 (only given when there is one)
+            return timed(part(context))
+
+        return Step(
+            self.name,
+            self.label,
+            self.deadline_s,
+            applied,
+            self.stamped,
+            retimed if timed is not None else None,
+        )
 
 
 def plan(steps: Iterable[Step[C]]) -> list[PlannedStep]:
@@ -87,7 +99,9 @@ class StepRun(Generic[C]):
     `tracker` (None: no receipt or console line while it runs). `records` collects what each
     step did, in order, after what the caller put there (what ran before, e.g. a host check).
     `log` None: the run's own lines (`starting`, `done in an earlier run`) are not logged;
-    `show_done` False: a step done in an earlier run is not started on the tracker."""
+    `show_done` False: a step done in an earlier run is not started on the tracker; `worded`
+    puts a failure in words (a run may word a system error its own way) for the handler; with
+    `as_raised` the failure goes up as it was raised (a command's own boundary words it)."""
 
     steps: Sequence[Step[C]]
     stamps: Stamps | None = None
@@ -95,6 +109,10 @@ class StepRun(Generic[C]):
     log: logging.Logger | None = log
     records: dict[str, StepRecord] = field(default_factory=dict)
     show_done: bool = True
+    worded: Callable[[Exception], InstallerError] = as_installer_error  # a failure in words
+    as_raised: bool = (
+        False  # the failure goes up as it was raised (the command's boundary words it)
+    )
 
     def run(
         self, context: C, failed: Callable[[InstallerError], None] | None = None
@@ -110,13 +128,13 @@ class StepRun(Generic[C]):
         except Finished:
             pass
         except Exception as caught:  # every failure is reported (the report's own too)
-            err = as_installer_error(caught)
+            err = self.worded(caught)
             if failed is not None:
                 try:
                     failed(err)
                 except Finished:  # the handler answered the failure
                     return self.records
-            if err is caught:
+            if err is caught or self.as_raised:
                 raise
             raise err from None
         return self.records
@@ -127,7 +145,7 @@ class StepRun(Generic[C]):
         stamps = self.stamps if step.stamped else None
         previous = stamps.record(step.name) if stamps is not None else None
         if in_plan and self.tracker is not None and (previous is None or self.show_done):
-            self.tracker.begin(step.name)
+            self.tracker.begin(step.name, step.timed(context) if step.timed else None)
         if previous is not None:
             self._log("%s: done in an earlier run", step.name)
             return previous
