@@ -1,5 +1,5 @@
-"""The boot lane's pieces that need no VM: the port probe (tests/boot_lane.py) against real
-sockets on this machine, and the kit's grub.cfg switch (tests/update_kit.py)."""
+"""The boot lane's pieces that need no VM: the port probe (tests/helpers/boot_lane.py) against real
+sockets on this machine, and the kit's grub.cfg switch (tests/helpers/update_kit.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.boot_lane import HTTP_GET, probe
-from tests.update_kit import SWITCH, with_switch
+from tests.helpers.boot_lane import HTTP_GET, probe
+from tests.helpers.update_kit import SWITCH, with_switch
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from installer.steps import Step, plan
 from installer.tracker import StepTracker
 from installer.update import run as update_run
 from tests.helpers.adopt import installed_box as backup_box
+from tests.helpers.pg import PgCluster
 from tests.helpers.update import ROOT, Keys, bundle, installed_box, new_keys, payload, service
 from tests.helpers.update import update as run_update
-from tests.pg import PgCluster
 
 
 def described(steps: list[Step[object]] | tuple[Step[object], ...]) -> list[tuple[object, ...]]:
