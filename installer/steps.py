@@ -1,6 +1,7 @@
-"""One run skeleton for every long run (first boot, adopt, and the runs to come): a flat list of
-steps, each declaring its name, what it does in words, its deadline and its `apply`, gone
-through in order with the stamps, the fault points, the tracker and one failure path.
+"""One run skeleton for every long run (first boot, adopt, the install, the update, the backup):
+a flat list of steps, each declaring its name, what it does in words, its deadline and its
+`apply`, gone through in order with the stamps, the fault points, the tracker and one failure
+path.
 
 A step's life (`StepRun.one`):
 
