@@ -41,8 +41,8 @@ import pyrage  # type: ignore[import-untyped]  # noqa: E402
 from installer.firstboot.db.bootstrap import bootstrap_platform  # noqa: E402
 from installer.firstboot.platform_db import DATABASES  # noqa: E402
 from installer.paths import TargetPaths  # noqa: E402
-from tests.pg import ADMIN, PgCluster, pg_bindir, unavailable_reason  # noqa: E402
-from tests.seeds import firstboot_box  # noqa: E402
+from tests.helpers.pg import ADMIN, PgCluster, pg_bindir, unavailable_reason  # noqa: E402
+from tests.helpers.seeds import firstboot_box  # noqa: E402
 
 PASSWORD = "bench-db-password"  # noqa: S105 - a throwaway cluster's
 CLI = [sys.executable, "-m", "installer.cli"]
@@ -68,7 +68,7 @@ def fill(pg: PgCluster, mb: int) -> None:
 
 
 def make_sandbox_root(root: Path) -> Path:
-    """A sandbox target root (tests/seeds.py lays it out as first boot sees the world)."""
+    """A sandbox target root (tests/helpers/seeds.py lays it out as first boot sees the world)."""
     firstboot_box(root.parent / f"{root.name}-around", "")
     (root.parent / f"{root.name}-around" / "root").rename(root)
     return root

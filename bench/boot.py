@@ -8,7 +8,7 @@ One run boots the installed disk (as the installer left it, before its first boo
    `clawdie.service` linked to /dev/null): the same image's boot to the login prompt without us.
 
 Each boot is timed from power-on (QEMU's start) to the login prompt, and its journal is read
-from the disk afterwards (tests/boot_timing.py: our service per phase, the platform unit's
+from the disk afterwards (tests/helpers/boot_timing.py: our service per phase, the platform unit's
 start). Prints those tables, then our service's share of the first boot and of a later boot;
 the last line is the later boot's share, a ratio.
 
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import boot_timing, vm  # noqa: E402
-from tests.disk_image import write_root  # noqa: E402
-from tests.image import IMAGE, OUT, copy_image  # noqa: E402
+from tests.helpers import boot_timing, vm  # noqa: E402
+from tests.helpers.disk_image import write_root  # noqa: E402
+from tests.helpers.image import IMAGE, OUT, copy_image  # noqa: E402
 
 KEPT_DISK = OUT / "boot-test/bios-usb-installed.img"
 WORK = OUT / "bench-boot"
@@ -42,7 +42,7 @@ MASKED = ("clawdie-firstboot.service", "clawdie.service")
 
 def install_disk(image: Path, workdir: Path) -> Path:
     """Install the image onto a blank disk as the boot test does (BIOS, unattended erase)."""
-    from tests.boot_lane import DISK_SIZE, filled_seed
+    from tests.helpers.boot_lane import DISK_SIZE, filled_seed
 
     stick = copy_image(image, workdir / "stick.img")
     vm.write_seed(

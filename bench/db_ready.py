@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.pg import PgCluster, unavailable_reason  # noqa: E402
+from tests.helpers.pg import PgCluster, unavailable_reason  # noqa: E402
 
 OURS = """
 import os, sys, time

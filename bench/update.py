@@ -2,7 +2,7 @@
 of what any such update must do with the same databases (issue 23).
 
 One box (a sandbox root first boot set up, against a throwaway PostgreSQL, the reference
-platform as v1, run by tests/platform_service.py), its system_ops database filled to `--mb`
+platform as v1, run by tests/helpers/platform_service.py), its system_ops database filled to `--mb`
 MiB (default 100) of rows that do not compress away. In the same run:
 
 - floor: a bare `pg_dump -Fc` of the platform's databases plus `pg_restore --create` of them
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from tests.helpers.pg import PgCluster, unavailable_reason  # noqa: E402
 from tests.helpers.update import (  # noqa: E402
     V2_SQL,
     V4_SQL,
@@ -39,7 +40,6 @@ from tests.helpers.update import (  # noqa: E402
     service,
     update,
 )
-from tests.pg import PgCluster, unavailable_reason  # noqa: E402
 
 FILL = """
 CREATE TABLE filler (id integer PRIMARY KEY, body text NOT NULL);

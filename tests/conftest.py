@@ -1,6 +1,6 @@
 """Shared fixtures. Real PostgreSQL, started per test from a session template (initdb once).
 
-`pg`          a running `tests.pg.PgCluster` of its own (function scope), admin `postgres`
+`pg`          a running `tests.helpers.pg.PgCluster` of its own (function scope), admin `postgres`
               trusted on the Unix socket, everyone else SCRAM. API: `pg.admin_conninfo(db)`,
               `pg.conninfo(user, password, db)` (socket), `pg.tcp_conninfo(...)`, `pg.stop(mode)`,
               `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
@@ -10,7 +10,7 @@
 `live`        a small live system as a squashfs (tests/helpers/install_disk.py).
 `loop_devices` skips the test unless it runs as root with loop devices and the disk tools
               (`pytestmark = pytest.mark.usefixtures("loop_devices")` for a whole module).
-`secureboot_machine`, `uefi_later` the boot tests' shared UEFI machine (tests/boot_lane.py):
+`secureboot_machine`, `uefi_later` the boot tests' shared UEFI machine (tests/helpers/boot_lane.py):
               installed once under Secure Boot, then its plain-UEFI later boot (session scope:
               tests/test_boot.py and tests/test_boot_secureboot.py share them).
 
@@ -32,14 +32,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers.install_disk import make_live, require_install_tools
-from tests.loopdev import require_root
-from tests.pg import PgCluster, unavailable_reason
+from tests.helpers.loopdev import require_root
+from tests.helpers.pg import PgCluster, unavailable_reason
 
 if TYPE_CHECKING:
-    from tests.boot_lane import LaterBoot, Machine
+    from tests.helpers.boot_lane import LaterBoot, Machine
 
-# `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/terminal.py).
-pytest_plugins = ("tests.terminal",)
+# `terminal_in`: a tmux terminal at 80x25, TERM=linux (tests/helpers/terminal.py).
+pytest_plugins = ("tests.helpers.terminal",)
 
 # Property tests judge results, not speed: hypothesis's per-example deadline (200 ms) and its
 # slow-generation check fail on a loaded 2-core machine whatever the code does. A failure prints
@@ -96,8 +96,8 @@ def live(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def installer_image() -> Path:
     """The installer image from `just iso` (build/iso), built now (cached base) when missing."""
-    from tests.boot_lane import locked
-    from tests.image import OUT, ensure_image
+    from tests.helpers.boot_lane import locked
+    from tests.helpers.image import OUT, ensure_image
 
     with locked(OUT / "image.lock"):  # two boot-test workers: one builds, the other waits
         return ensure_image()
@@ -106,8 +106,9 @@ def installer_image() -> Path:
 @pytest.fixture(scope="session")
 def secureboot_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Machine:
     """The boot tests' one UEFI install: the stick under Secure Boot, the disk's first boot
-    under Secure Boot to PLATFORM-READY (tests/boot_lane.py). Installed when a test first asks."""
-    from tests import boot_lane, vm
+    under Secure Boot to PLATFORM-READY (tests/helpers/boot_lane.py). Installed when a test
+    first asks."""
+    from tests.helpers import boot_lane, vm
 
     if not (vm.OVMF_CODE_SECBOOT.is_file() and vm.OVMF_VARS_MS.is_file()):
         pytest.skip("needs OVMF's Secure Boot build (Debian's ovmf package)")
@@ -121,8 +122,8 @@ def secureboot_machine(installer_image: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def uefi_later(secureboot_machine: Machine, tmp_path_factory: pytest.TempPathFactory) -> LaterBoot:
     """The Secure Boot install's later boot under plain UEFI, with the NIC the host probes and
-    the kit that runs a package update's hooks (tests/boot_lane.py)."""
-    from tests import boot_lane
+    the kit that runs a package update's hooks (tests/helpers/boot_lane.py)."""
+    from tests.helpers import boot_lane
 
     return boot_lane.uefi_later_boot(secureboot_machine, tmp_path_factory.mktemp("uefi-later"))
 

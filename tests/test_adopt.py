@@ -31,6 +31,8 @@ from tests.helpers.adopt import (
     restarts,
 )
 from tests.helpers.firstboot import ROOT, db_state, firstboot, snapshot
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import ED25519, RSA_2048, firstboot_box
 from tests.helpers.sentinels import (
     NEW_TOKEN,
     OPENROUTER,
@@ -39,8 +41,6 @@ from tests.helpers.sentinels import (
     USER_PASSWORD,
     WIFI_PASSWORD,
 )
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import ED25519, RSA_2048, firstboot_box
 
 pytestmark = pytest.mark.root
 

@@ -36,9 +36,9 @@ from tests.helpers.adopt import (
     restarts,
 )
 from tests.helpers.firstboot import db_state, firstboot, snapshot
-from tests.pg import PgCluster, db_cli_args
-from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ED25519, RSA_2048, firstboot_box
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.provider_stub import Reply, provider_stub
+from tests.helpers.seeds import ED25519, RSA_2048, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_API = "https://api.telegram.invalid"  # the sandbox root has no route: queued at once

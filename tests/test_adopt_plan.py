@@ -14,7 +14,7 @@ from installer.firstboot.steps.accounts import render_authorized_keys
 from installer.seed.hashes import derive_psk
 from installer.seed.profiles import line_source
 from installer.seed.resolve import Given
-from tests.seeds import ED25519, RSA_2048
+from tests.helpers.seeds import ED25519, RSA_2048
 
 HOME_PSK = derive_psk("home password", "Home")  # what the box keeps for its Wi-Fi
 

@@ -31,8 +31,8 @@ from installer.seed.hashes import verify_better_auth_password
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import with_platform_data
 from tests.helpers.firstboot import SEED, snapshot
+from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.sentinels import OPERATOR_PASSWORD, ROW, SENTINEL
-from tests.pg import PgCluster, db_cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASES = ("system_ops", "system_brain", "system_skills")

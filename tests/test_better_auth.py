@@ -24,7 +24,7 @@ from tests.helpers.better_auth import (
     _better_auth,
     node,
 )
-from tests.pg import PgCluster
+from tests.helpers.pg import PgCluster
 
 PASSWORDS = ["correct horse battery staple", "Ünïcødé ｆｕｌｌｗｉｄｔｈ パスワード #=:"]
 

@@ -2,7 +2,8 @@
 boot runs, the platform says PLATFORM-READY. Also an adopt stick on the installed box, a seed
 missing a required field with nobody at the console, and the stick left in after the install.
 UEFI (installed under Secure Boot, then booted under plain UEFI too) is in
-tests/test_boot_secureboot.py; its machine is shared (tests/boot_lane.py, tests/conftest.py).
+tests/test_boot_secureboot.py; its machine is shared (tests/helpers/boot_lane.py,
+tests/conftest.py).
 
 Every VM runs with no network at all. Serial logs and figures are kept in build/iso/boot-test
 (the logs of the last run, for looking at after a failure). Without working KVM each boot runs
@@ -19,8 +20,8 @@ import pytest
 from installer.fingerprint import installation_id, short_fingerprint
 from installer.fsutil import file_sha256
 from installer.media.receipt_file import read_receipt
-from tests import boot_timing, vm
-from tests.boot_lane import (
+from tests.helpers import boot_timing, vm
+from tests.helpers.boot_lane import (
     FAILURE_BOUND,
     FIRSTBOOT_BOUND,
     INSTALL_BOUND,
@@ -37,15 +38,15 @@ from tests.boot_lane import (
     record,
     record_journal,
 )
-from tests.disk_image import (
+from tests.helpers.disk_image import (
     adopt_state,
     machine_identities,
     queued_adopt_code,
     raw_counts,
     telegram_retry_state,
 )
-from tests.image import copy_image
-from tests.seeds import OPENROUTER, PASSWORD, TOKEN
+from tests.helpers.image import copy_image
+from tests.helpers.seeds import OPENROUTER, PASSWORD, TOKEN
 
 # `just boot-test` runs the boot tests in two workers, one lane each (pytest-xdist's loadgroup):
 # "bios-disk" holds what boots the BIOS machine's disk (and the Wi-Fi runs, which boot a copy of

@@ -1,5 +1,5 @@
-"""The boot lane's pieces that need no VM: the port probe (tests/boot_lane.py) against real
-sockets on this machine, the kit's grub.cfg switch (tests/update_kit.py), and how the boot
+"""The boot lane's pieces that need no VM: the port probe (tests/helpers/boot_lane.py) against real
+sockets on this machine, the kit's grub.cfg switch (tests/helpers/update_kit.py), and how the boot
 tests share one run's two workers (lanes, the one Secure Boot install, the figures)."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import boot_lane
-from tests.boot_lane import HTTP_GET, probe
-from tests.image import REPO
-from tests.update_kit import SWITCH, with_switch
+from tests.helpers import boot_lane
+from tests.helpers.boot_lane import HTTP_GET, probe
+from tests.helpers.image import REPO
+from tests.helpers.update_kit import SWITCH, with_switch
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ SMM build with Microsoft's keys enrolled, enforcing. The stick boots Debian's si
 -> signed GRUB -> signed kernel) and installs; the installed disk boots the same chain to
 PLATFORM-READY. The kernel says it is locked down, and the receipt and summary (read inside the
 booted system: the SecureBoot variable, /sys/kernel/security/lockdown, the loaders' versions and
-SBAT) say so. The machine is shared (tests/boot_lane.py, the `secureboot_machine` fixture):
+SBAT) say so. The machine is shared (tests/helpers/boot_lane.py, the `secureboot_machine` fixture):
 tests/test_boot.py compares its identities with the BIOS machine's.
 
 Plain UEFI is a later boot of that disk (a qcow2 overlay) under OVMF without Secure Boot: the same
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import vm
-from tests.boot_lane import (
+from tests.helpers import vm
+from tests.helpers.boot_lane import (
     KERNEL_LOCKDOWN,
     KERNEL_SECURE_BOOT,
     KERNEL_SECURE_BOOT_OFF,
@@ -41,9 +41,9 @@ from tests.boot_lane import (
     record,
     serial_text,
 )
-from tests.disk_image import read_file, root_filesystem
-from tests.image import copy_image, load_build
-from tests.update_kit import LISTENER_PORT, SWITCH
+from tests.helpers.disk_image import read_file, root_filesystem
+from tests.helpers.image import copy_image, load_build
+from tests.helpers.update_kit import LISTENER_PORT, SWITCH
 
 pytestmark = [
     pytest.mark.boot,

@@ -1,7 +1,7 @@
-"""First boot on Wi-Fi under QEMU (`just boot-test`): a VM with no wired NIC joins the access
-point of the test kit (tests/wifi_kit.py: mac80211_hwsim, hostapd, dnsmasq and stub Telegram and
-OpenRouter servers, from a second disk, started by a hook this test writes into its own copy of
-the installed disk, because the kernel command line says `clawdie.testkit=1`).
+"""First boot on Wi-Fi under QEMU (`just boot-test`): a VM with no wired NIC joins the access point
+of the test kit (tests/helpers/wifi_kit.py: mac80211_hwsim, hostapd, dnsmasq and stub Telegram and
+OpenRouter servers, from a second disk, started by a hook this test writes into its own copy of the
+installed disk, because the kernel command line says `clawdie.testkit=1`).
 
 No install here: each run boots a qcow2 overlay of the disk the BIOS test installed and kept
 before its first boot (build/iso/boot-test/bios-usb-installed.img, whose seed has the WIFI_*
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import vm
-from tests.boot_lane import (
+from tests.helpers import vm
+from tests.helpers.boot_lane import (
     BOX_HOSTNAME,
     FIRSTBOOT_BOUND,
     LOGS,
@@ -33,9 +33,9 @@ from tests.boot_lane import (
     qcow2_overlay,
     record,
 )
-from tests.disk_image import read_file, root_filesystem
-from tests.seeds import OPENROUTER, PASSWORD, TOKEN
-from tests.wifi_kit import BOT_USERNAME, build_kit, missing_programs, with_kit_hook
+from tests.helpers.disk_image import read_file, root_filesystem
+from tests.helpers.seeds import OPENROUTER, PASSWORD, TOKEN
+from tests.helpers.wifi_kit import BOT_USERNAME, build_kit, missing_programs, with_kit_hook
 
 # in the worker that installs the BIOS machine, after it (tests/test_boot.py): its disk is this
 # file's input

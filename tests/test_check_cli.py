@@ -12,8 +12,8 @@ import pytest
 
 from installer.errors import SeedUnreadableError
 from installer.seed.io import read_seed_path
+from tests.helpers.seeds import OPENROUTER, TOKEN, valid
 from tests.helpers.sentinels import SENTINEL, SENTINEL_WORD
-from tests.seeds import OPENROUTER, TOKEN, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 

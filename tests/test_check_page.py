@@ -26,8 +26,8 @@ from installer.seed.model import field_specs
 from installer.seed.resolve import check_adopt_seed_bytes, check_seed_bytes, seed_mode
 from tests.helpers import corpus as test_corpus
 from tests.helpers import network_cases as test_network_fields
+from tests.helpers.seeds import ECDSA_256, ED25519, REQUIRED, RSA_1024, RSA_2048, seed, valid
 from tests.helpers.sentinels import SENTINEL
-from tests.seeds import ECDSA_256, ED25519, REQUIRED, RSA_1024, RSA_2048, seed, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = shutil.which("node") or shutil.which("nodejs")

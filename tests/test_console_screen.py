@@ -39,7 +39,7 @@ from installer.screen import (
 )
 from installer.tracker import PlannedStep, StepTracker
 from installer.wizard.asker import render_wait_notice, wait_notices
-from tests.console_font import (
+from tests.helpers.console_font import (
     FONT_DIR,
     block_pixels,
     configured_font_path,
@@ -49,10 +49,10 @@ from tests.console_font import (
 )
 from tests.helpers.firstboot import SEED
 from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
-from tests.loopdev import MIB, loop_file
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import firstboot_box
-from tests.terminal import Terminal, assert_console_safe, linux_consoles
+from tests.helpers.loopdev import MIB, loop_file
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import firstboot_box
+from tests.helpers.terminal import Terminal, assert_console_safe, linux_consoles
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"

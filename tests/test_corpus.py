@@ -11,7 +11,7 @@ import pytest
 from installer.errors import SeedUnreadableError
 from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
 from tests.helpers.corpus import CASES, Case
-from tests.seeds import (
+from tests.helpers.seeds import (
     PASSWORD,
     REQUIRED,
     RSA_1024,

@@ -18,8 +18,8 @@ import pytest
 from installer.firstboot.db import auth, bootstrap, ready
 from installer.seed import hashes
 from tests.helpers.clock import StoppedClock
+from tests.helpers.pg import PgCluster
 from tests.helpers.sentinels import SENTINEL
-from tests.pg import PgCluster
 
 ROLE = "clawdie"
 DATABASES = ("system_ops", "system_brain", "system_skills")

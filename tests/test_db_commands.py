@@ -17,8 +17,8 @@ import pytest
 
 from installer.firstboot.db import auth, bootstrap
 from installer.seed import hashes
+from tests.helpers.pg import PgCluster
 from tests.helpers.sentinels import DB_PASSWORD, OPERATOR_PASSWORD
-from tests.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "clawdie"

@@ -22,8 +22,8 @@ from installer.firstboot.steps.platform_env import render_platform_env, render_r
 from installer.seed.model import DECLARATIONS, KNOWN_KEYS
 from installer.seed.profiles import SOURCE_KINDS, Source, recorded_source
 from installer.seed.resolve import check_seed_bytes
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import SENTINEL
-from tests.seeds import valid
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "declare"

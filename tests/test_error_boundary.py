@@ -30,9 +30,9 @@ from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
 from installer.wizard.outcome import WizardOutcome
 from tests.helpers.firstboot import SEED, firstboot
+from tests.helpers.pg import PgCluster
+from tests.helpers.seeds import firstboot_box
 from tests.helpers.sentinels import SENTINEL
-from tests.pg import PgCluster
-from tests.seeds import firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def _config(box: Path, pg: PgCluster) -> FirstbootConfig:
         root=root,
         seed=box / "setup.txt",
         db=DbConfig(pg.admin_conninfo(), str(pg.sockdir), pg.port, 20000),
-        platform_start=(sys.executable, "-m", "tests.fake_platform", str(root)),
+        platform_start=(sys.executable, "-m", "tests.helpers.fake_platform", str(root)),
         wizard="never",
     )
 

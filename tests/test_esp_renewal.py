@@ -5,7 +5,7 @@ Real parts: a target root in a temp folder with the packaged files, a FAT ESP on
 named in the root's /etc/fstab (mounted by the renewal when it is not), the product's own
 fallback copy (`system.copy_efi_removable`). grub-install itself needs the signed packages
 and a chroot: a stand-in copies the packaged files into EFI/clawdie as it does (the boot lane,
-tests/update_kit.py, runs the real one on the installed disk).
+tests/helpers/update_kit.py, runs the real one on the installed disk).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from installer.errors import InstallerError
 from installer.install import esp_renewal, system
 from installer.paths import TargetPaths
-from tests.loopdev import MIB, loop_file
+from tests.helpers.loopdev import MIB, loop_file
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK = REPO / "iso/overlay/etc/apt/apt.conf.d/90clawdie-esp"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from installer.errors import InstallerError
-from tests.image import load_build
+from tests.helpers.image import load_build
 
 EPOCH = 1704067200
 

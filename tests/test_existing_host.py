@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.host import ANA_KEYS, SEED, ana
+from tests.helpers.nspawn_host import Machine, booted
 from tests.helpers.sentinels import SENTINEL
-from tests.nspawn_host import Machine, booted
 
 ROOT = Path(__file__).resolve().parents[1]
 ANA_HASH = "$6$anasalt$Qm1Y0b2vFf5xYc0Q9a9V3b8oV8B7y0t2ZqO7G2m1pQnU4r5s6t7u8v9w0x1y2"

@@ -17,10 +17,12 @@ import pytest
 
 from installer.paths import TargetPaths
 from installer.seed.hashes import derive_psk
-from tests.disk_image import raw_counts
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import with_platform_data
+from tests.helpers.disk_image import raw_counts
 from tests.helpers.firstboot import SEED, firstboot, snapshot
+from tests.helpers.loopdev import ext4_at, sh
+from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.raw_disk import installed_on_ext4
 from tests.helpers.sentinels import (
     OPENROUTER,
@@ -31,8 +33,6 @@ from tests.helpers.sentinels import (
     USER_PASSWORD,
     WIFI_PASSWORD,
 )
-from tests.loopdev import ext4_at, sh
-from tests.pg import PgCluster, db_cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "zoe-s-helper"

@@ -21,7 +21,7 @@ from installer.firstboot.steps.identity import locale_available
 from installer.firstboot.steps.platform_env import render_unit_dropin
 from installer.online import netcheck
 from installer.paths import TargetPaths
-from tests import boot_timing
+from tests.helpers import boot_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "iso/overlay/etc/systemd/system"

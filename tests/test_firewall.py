@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from installer.errors import UsageError
-from tests.image import load_build
+from tests.helpers.image import load_build
 
 BUILD = load_build()
 REPO = Path(__file__).resolve().parents[1]

@@ -18,15 +18,15 @@ import pytest
 from installer.envfile import parse_env_file
 from installer.firstboot.steps.platform_env import render_unit_dropin
 from tests.helpers.firstboot import ROOT, SEED, db_state, firstboot, libcrypt, snapshot
+from tests.helpers.pg import PgCluster
+from tests.helpers.provider_stub import Reply, provider_stub
+from tests.helpers.seeds import ED25519, firstboot_box
 from tests.helpers.sentinels import (
     OPENROUTER,
     SENTINEL,
     TOKEN,
     USER_PASSWORD,
 )
-from tests.pg import PgCluster
-from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ED25519, firstboot_box
 
 pytestmark = pytest.mark.root
 

@@ -19,9 +19,9 @@ from installer.firstboot.runner import FirstbootRun
 from installer.seed.io import receipt_in_directory
 from installer.seed.resolve import SeedCheck
 from installer.wizard import WizardApp
-from tests.pg import PgCluster
-from tests.seeds import ADMIN, OPENROUTER, TOKEN, firstboot_box
-from tests.terminal import Terminal, assert_console_safe
+from tests.helpers.pg import PgCluster
+from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN, firstboot_box
+from tests.helpers.terminal import Terminal, assert_console_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"
@@ -72,7 +72,7 @@ def test_the_wizard_fills_the_gaps_and_first_boot_completes(box: Path, pg: PgClu
         root=root,
         seed=box / "setup.txt",
         db=DbConfig(pg.admin_conninfo(), str(pg.sockdir), pg.port, 20000),
-        platform_start=(sys.executable, "-m", "tests.fake_platform", str(root)),
+        platform_start=(sys.executable, "-m", "tests.helpers.fake_platform", str(root)),
     )
     asker = pilot_asker(
         {"OPENROUTER_API_KEY": OPENROUTER, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN}
@@ -112,7 +112,7 @@ def firstboot_command(box: Path, pg: PgCluster, *extra: str) -> str:
             "--receipt-dir",
             str(box / "stick"),
             "--platform-start",
-            f"'{sys.executable} -m tests.fake_platform {root}'",
+            f"'{sys.executable} -m tests.helpers.fake_platform {root}'",
             *extra,
         ]
     )

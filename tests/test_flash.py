@@ -17,8 +17,8 @@ from installer.media import flash
 from installer.media.blockdev import read_mounts
 from installer.media.flash_io import BLOCK, VerifyError, verify_device, write_image
 from installer.progress import NullProgress, RichProgress
-from tests.loopdev import MIB, Part, loop_disk, loop_file
-from tests.seeds import valid
+from tests.helpers.loopdev import MIB, Part, loop_disk, loop_file
+from tests.helpers.seeds import valid
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 

@@ -50,10 +50,10 @@ from installer.status import EXIT_CODES, Status, render_exit_code_table, settle
 from installer.tracker import PlannedStep, StepTracker, render_clock, render_duration
 from tests.helpers.firstboot import SEED, firstboot
 from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
+from tests.helpers.loopdev import MIB, loop_file
+from tests.helpers.pg import PgCluster
+from tests.helpers.seeds import firstboot_box, valid
 from tests.helpers.sentinels import SENTINEL
-from tests.loopdev import MIB, loop_file
-from tests.pg import PgCluster
-from tests.seeds import firstboot_box, valid
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import apt_repo, loopback
-from tests.image import OUT, REPO, copy_image, load_build, read_figures
-from tests.loopdev import attach_loop, require_root, sh
+from tests.helpers.image import OUT, REPO, copy_image, load_build, read_figures
+from tests.helpers.loopdev import attach_loop, require_root, sh
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(900), pytest.mark.xdist_group("uefi-disk")]
 

@@ -50,8 +50,7 @@ from installer.seed.hashes import verify_better_auth_password
 from installer.seed.io import SeedInput, files_on_device
 from installer.seed.stored import read_stored_seed
 from tests.helpers.install_disk import DISK_MIB, install_argv, seed_for
-from tests.helpers.sentinels import SENTINEL
-from tests.loopdev import (
+from tests.helpers.loopdev import (
     MIB,
     LoopDisk,
     Part,
@@ -63,7 +62,8 @@ from tests.loopdev import (
     sh,
     write_at,
 )
-from tests.seeds import valid
+from tests.helpers.seeds import valid
+from tests.helpers.sentinels import SENTINEL
 
 
 def receipt(tmp_path: Path) -> str:

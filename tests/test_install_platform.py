@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from installer.host.existing import HostFacts, host_problems
-from tests import fake_platform
+from tests.helpers import fake_platform
 from tests.helpers.adopt import code_on_receipt
 from tests.helpers.firstboot import ROOT, db_state, snapshot
 from tests.helpers.host import ANA_KEYS, SEED, ana
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import ED25519, firstboot_box
 from tests.helpers.sentinels import SENTINEL
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import ED25519, firstboot_box
 
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 # Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).

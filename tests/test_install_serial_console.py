@@ -32,8 +32,8 @@ from installer.install.console import (
 )
 from installer.install.flow import ExistingInstallError, InstallConfig, InstallRun
 from installer.install.targets import Choice, TargetError
+from tests.helpers.image import load_build
 from tests.helpers.targets import CLAWDIE_BY_LABEL, CLAWDIE_BY_NAME, blank, used
-from tests.image import load_build
 
 ISO = Path(__file__).resolve().parents[1] / "iso"
 SERIAL = "the serial console (ttyS0)"

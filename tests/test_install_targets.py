@@ -60,6 +60,7 @@ from installer.seed.io import SeedInput
 from installer.seed.resolve import SeedCheck, keys_to_ask
 from installer.seed.stored import SEED_STEP, read_stored_seed, store_seed
 from installer.stamps import Stamps
+from tests.helpers.seeds import valid
 from tests.helpers.targets import (
     CLAWDIE_BY_LABEL,
     CLAWDIE_BY_NAME,
@@ -70,7 +71,6 @@ from tests.helpers.targets import (
     unsigned,
     used,
 )
-from tests.seeds import valid
 
 SAMSUNG_LINK = "/dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z9NB0K123456"
 WWN_LINK = "/dev/disk/by-id/wwn-0x5002538e40a1b2c3"

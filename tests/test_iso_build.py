@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from installer.errors import InstallerError, ProgramMissingError
-from tests.image import load_build
+from tests.helpers.image import load_build
 
 BUILD = load_build()
 

@@ -10,10 +10,16 @@ from installer.seed.model import validate_field
 from installer.seed.net_rules import is_raw_psk
 from installer.seed.resolve import check_seed_bytes, keys_to_ask, mask
 from installer.seed.scrub import render_scrubbed_seed
-from tests.gen_countries import ISO_3166, MODULE, alpha_2_codes, iso_codes_version, render_module
+from tests.helpers.gen_countries import (
+    ISO_3166,
+    MODULE,
+    alpha_2_codes,
+    iso_codes_version,
+    render_module,
+)
 from tests.helpers.network_cases import BAD, GOOD, NOT_AN_ADDRESS_HERE
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import SENTINEL, WIFI_PASSWORD
-from tests.seeds import valid
 
 
 @pytest.mark.parametrize(("key", "value", "words", "fix"), NOT_AN_ADDRESS_HERE)
@@ -131,6 +137,7 @@ def test_the_country_list_holds_what_people_use_and_nothing_else() -> None:
 
 @pytest.mark.skipif(not ISO_3166.is_file(), reason="no iso-codes package here")
 def test_shipped_countries_match_this_debian() -> None:
-    """Regenerate with `python -m tests.gen_countries` when this fails on the image's release."""
+    """Regenerate with `python -m tests.helpers.gen_countries` when this fails on the image's
+    release."""
     expected = render_module(alpha_2_codes(ISO_3166.read_text()), iso_codes_version())
     assert MODULE.read_text() == expected

@@ -22,8 +22,8 @@ from installer.paths import TargetPaths
 from installer.seed import hashes
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.resolved import Wifi
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import SENTINEL, WIFI_PASSWORD
-from tests.seeds import valid
 
 WIFI_LINES = ('WIFI_SSID=Zoë\'s "Wi-Fi" 5G', f"WIFI_PASSWORD={WIFI_PASSWORD}", "WIFI_COUNTRY=de")
 # The image's file (iso/overlay), as the installed system has it.

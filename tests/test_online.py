@@ -18,9 +18,9 @@ from installer.online.timesync import ClockState, wait_for_clock
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
 from tests.helpers.clock import StoppedClock
+from tests.helpers.provider_stub import Reply, provider_stub
+from tests.helpers.seeds import ADMIN, seed
 from tests.helpers.sentinels import OPENROUTER, TOKEN
-from tests.provider_stub import Reply, provider_stub
-from tests.seeds import ADMIN, seed
 
 SEED = check_seed_bytes(
     seed(

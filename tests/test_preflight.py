@@ -22,8 +22,8 @@ from installer.online.preflight import (
     run_preflight,
 )
 from installer.seed.resolve import check_seed_bytes
+from tests.helpers.seeds import ADMIN, seed
 from tests.helpers.sentinels import OPENROUTER, SENTINEL, TOKEN
-from tests.seeds import ADMIN, seed
 
 
 @dataclass

@@ -16,8 +16,8 @@ from installer.seed.profiles import Setting, Source, line_source
 from installer.seed.reader import Entry, parse_seed
 from installer.seed.resolve import Given, check_seed_bytes
 from installer.seed.rules import default_mapping
+from tests.helpers.seeds import ADMIN, seed
 from tests.helpers.sentinels import SENTINEL, SENTINEL_CODE, SENTINEL_WORD
-from tests.seeds import ADMIN, seed
 
 SECRET_KEYS = sorted(s.key for s in field_specs() if s.secret)
 ALL_KEYS = sorted(KNOWN_KEYS)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from installer.paths import TargetPaths
-from tests.disk_image import raw_counts
 from tests.helpers.adopt import adopt, adopt_seed, code_on_receipt, receipt
+from tests.helpers.disk_image import raw_counts
 from tests.helpers.firstboot import firstboot
+from tests.helpers.loopdev import ext4_at, sh
+from tests.helpers.pg import PgCluster
 from tests.helpers.raw_disk import installed_on_ext4
 from tests.helpers.sentinels import OPENROUTER, OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD
-from tests.loopdev import ext4_at, sh
-from tests.pg import PgCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.helpers.adopt import fingerprint, installed_box, owner_code, receipt
 from tests.helpers.firstboot import ROOT, firstboot, snapshot
+from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.sentinels import leaked
-from tests.pg import PgCluster, db_cli_args
 
 pytestmark = pytest.mark.root
 

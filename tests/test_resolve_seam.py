@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from installer.seed.profiles import Source, line_source
 from installer.seed.resolve import apply_answers, check_seed_bytes, keys_to_ask
-from tests.seeds import OPENROUTER, TOKEN, seed
+from tests.helpers.seeds import OPENROUTER, TOKEN, seed
 
 
 def test_keys_to_ask_are_the_problem_keys_and_typo_targets_in_model_order() -> None:

@@ -13,8 +13,8 @@ from installer.seed.profiles import ModelChoice, Source, line_source
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.resolved import PASSED_THROUGH, REFUSED, Network, ResolvedSeed
 from tests.helpers.corpus import OWNER_KEY, OWNER_KEY_2
+from tests.helpers.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, TOKEN, seed
 from tests.helpers.sentinels import SENTINEL
-from tests.seeds import ADMIN, ED25519, OPENROUTER, PASSWORD, TOKEN, seed
 
 BASE = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_ID": ADMIN, "OPENROUTER_API_KEY": OPENROUTER}
 OTHER_KEY = "sk-" + "z" * 30

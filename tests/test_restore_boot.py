@@ -32,9 +32,9 @@ from installer.paths import TargetPaths
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import with_platform_data
 from tests.helpers.firstboot import SEED, firstboot, snapshot
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import firstboot_box
 from tests.helpers.sentinels import BACKUP_IDENTITY, BACKUP_RECIPIENT, ROW, leaked
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import firstboot_box
 
 ROOT = Path(__file__).resolve().parents[1]
 B_MACHINE_ID = "fedcba9876543210fedcba9876543210"

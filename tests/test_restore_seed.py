@@ -100,7 +100,7 @@ def test_the_telegram_keys_are_the_backups_in_a_restore_seed(tmp_path: Path) -> 
 
 
 def test_restore_keys_in_a_fresh_seed_are_warned_about(tmp_path: Path) -> None:
-    from tests.seeds import valid
+    from tests.helpers.seeds import valid
 
     result = check(tmp_path, valid(f"BACKUP_IDENTITY={BACKUP_IDENTITY}").decode())
     assert "BACKUP_IDENTITY: only used with INSTALL_MODE=restore" in result.stdout
@@ -140,7 +140,7 @@ def test_the_installer_carries_a_restore_seed_and_its_backup_into_root_state(
     identity off the stick."""
     from installer import cli
     from tests.helpers.install_disk import DISK_MIB, install_argv
-    from tests.loopdev import MIB, loop_file, sh
+    from tests.helpers.loopdev import MIB, loop_file, sh
 
     backup = os.urandom(3 * 1024 * 1024)
     (tmp_path / NAME).write_bytes(backup)

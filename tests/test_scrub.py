@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from installer.fsutil import remove_durably, remove_stale_temps, write_atomic
-from tests.disk_image import raw_counts
-from tests.loopdev import ext4_at, make_ext4
+from tests.helpers.disk_image import raw_counts
+from tests.helpers.loopdev import ext4_at, make_ext4
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = "OLDxSECRETx" + "a1b2c3d4" * 64  # longer than a line: spans the block's middle

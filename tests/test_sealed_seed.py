@@ -14,8 +14,8 @@ from installer.seed.hashes import derive_psk, verify_better_auth_password
 from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.seed.sealed import seal
 from tests.helpers.firstboot import libcrypt
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import OPERATOR_PASSWORD, USER_PASSWORD, WIFI_PASSWORD
-from tests.seeds import valid
 
 SSID = "Zoë's Wi-Fi"
 LINES = (

@@ -23,7 +23,7 @@ from installer.media.seed_device import (
 )
 from installer.media.seed_volume import SeedDeviceGoneError
 from installer.seed.entry import RECEIPT_NAME
-from tests.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk
+from tests.helpers.loopdev import LoopDisk, Part, exfat_mount_type, loop_disk
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 

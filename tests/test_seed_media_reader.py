@@ -21,7 +21,7 @@ from installer.media.seed_device import find_seed, read_seed
 from installer.media.seed_volume import MountedVolume, parse_mdir_size
 from installer.run import run
 from installer.seed.reader import MAX_SEED_BYTES
-from tests.loopdev import LoopDisk, Part, attach_loop, loop_disk
+from tests.helpers.loopdev import LoopDisk, Part, attach_loop, loop_disk
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 

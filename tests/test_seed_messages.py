@@ -12,7 +12,7 @@ from installer.install.flow import render_problems
 from installer.seed.messages import render_note, render_problem, render_problem_line
 from installer.seed.reader import Note, Problem
 from installer.seed.resolve import check_seed_bytes
-from tests.seeds import seed
+from tests.helpers.seeds import seed
 
 INSTALLER = Path(__file__).resolve().parents[1] / "installer"
 

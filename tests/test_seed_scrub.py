@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from installer.seed.resolve import check_seed_bytes
 from installer.seed.scrub import render_scrubbed_seed
+from tests.helpers.seeds import ED25519, seed
 from tests.helpers.sentinels import OPENROUTER, SENTINEL, TOKEN
-from tests.seeds import ED25519, seed
 
 
 def test_every_secret_line_is_replaced_by_a_note() -> None:

@@ -9,9 +9,9 @@ from pydantic import SecretStr, ValidationError
 
 from installer.seed.model import SetupModel, field_specs, problems_of, validate_field
 from installer.seed.rules import derive_hostname, is_stable_disk_name, shows_something
-from tests.gen_locales import MODULE, SUPPORTED, debian_release, render_module, utf8_names
+from tests.helpers.gen_locales import MODULE, SUPPORTED, debian_release, render_module, utf8_names
+from tests.helpers.seeds import ADMIN, ECDSA_256, ED25519, OPENROUTER, RSA_1024, RSA_2048, TOKEN
 from tests.helpers.sentinels import SENTINEL
-from tests.seeds import ADMIN, ECDSA_256, ED25519, OPENROUTER, RSA_1024, RSA_2048, TOKEN
 
 
 def ssh_line(key_type: str, *fields: bytes) -> str:
@@ -261,7 +261,8 @@ def test_target_disk_forms_are_returned_as_given_or_made_a_dev_path() -> None:
 
 @pytest.mark.skipif(not SUPPORTED.is_file(), reason="no /usr/share/i18n/SUPPORTED here")
 def test_shipped_locales_match_this_debian() -> None:
-    """Regenerate with `python -m tests.gen_locales` when this fails on the image's release."""
+    """Regenerate with `python -m tests.helpers.gen_locales` when this fails on the image's
+    release."""
     expected = render_module(utf8_names(SUPPORTED.read_text()), debian_release())
     assert MODULE.read_text() == expected
 

@@ -141,3 +141,64 @@ def test_a_step_over_a_part_of_the_run_s_context(tmp_path: Path) -> None:
     assert (step.name, step.label, step.deadline_s, step.stamped) == ("a", "doing a", 30.0, True)
     StepRun([step], Stamps(tmp_path / "stamps")).run(outer)
     assert outer.inner.done == ["a"]
+
+
+def test_a_handler_that_answers_the_failure_ends_the_run_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update's way back: the handler runs it, then `Finished`: no error goes up."""
+    monkeypatch.setattr(faults, "_armed", "fail:before:b")
+    box = Box()
+
+    def rolled_back(err: InstallerError) -> None:
+        box.failures.append(err)
+        box.done.append("way back")
+        raise Finished
+
+    records = StepRun([did("a"), did("b")], Stamps(tmp_path / "stamps")).run(box, rolled_back)
+    assert box.done == ["a", "way back"]
+    assert len(box.failures) == 1
+    assert list(records) == ["a"]
+
+
+def test_a_quiet_run_passes_over_what_an_earlier_run_did_and_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stamps = Stamps(tmp_path / "stamps")
+    stamps.mark("a", StepRecord())
+    steps = [did("a"), did("b")]
+    said: list[str] = []
+    tracker = StepTracker("Test run", plan(steps), "hint", say=said.append)
+    with caplog.at_level("INFO", logger="clawdie.steps"):
+        StepRun(steps, stamps, tracker, log=None, show_done=False).run(Box())
+    assert [line.split(" (")[0] for line in said] == ["[2/2] doing b"]
+    assert caplog.records == []
+
+
+def test_a_step_timed_as_it_starts_runs_against_that_deadline() -> None:
+    box = Box()
+    step: Step[Box] = Step("copy", "copying", 30.0, did("copy").apply, False, lambda _b: 600.0)
+    tracker = StepTracker("Test run", plan([step]), "hint", say=lambda _line: None)
+    StepRun([step], tracker=tracker).run(box)
+    assert tracker.step_deadline_s == 600.0
+    assert step.over(lambda b: b).timed is not None  # kept over a part of a context
+
+
+def test_a_run_that_words_its_own_failures_or_lets_them_up_as_raised() -> None:
+    def broken(_box: Box) -> None:
+        raise OSError(5, "Input/output error")
+
+    steps = [Step("b", "doing b", 30.0, broken, stamped=False)]
+    box = Box()
+
+    def worded(err: Exception) -> InstallerError:
+        return InstallerError(f"unexpected system error: {err}")
+
+    with pytest.raises(InstallerError, match=r"unexpected system error: .*Input/output"):
+        StepRun(steps, worded=worded).run(box, box.failures.append)
+    with pytest.raises(OSError, match="Input/output error"):
+        StepRun(steps, as_raised=True).run(box, box.failures.append)
+    assert [f.message for f in box.failures] == [
+        "unexpected system error: [Errno 5] Input/output error",
+        "a system call failed: Input/output error",
+    ]

@@ -26,8 +26,8 @@ from installer.online.telegram_queue import (
     retry_delay,
 )
 from installer.paths import TargetPaths
+from tests.helpers.provider_stub import Reply, provider_stub
 from tests.helpers.sentinels import SENTINEL, TOKEN
-from tests.provider_stub import Reply, provider_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z

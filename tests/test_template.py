@@ -7,7 +7,7 @@ from pathlib import Path
 
 from installer.seed.model import field_specs
 from installer.seed.resolve import check_seed_bytes
-from tests.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "setup.txt.example"
 # Keys deliberately left out of the operator's template, with the reason.

@@ -54,6 +54,41 @@ def test_no_module_imports_a_test_module() -> None:
     assert found == set()
 
 
+def test_the_top_of_the_test_tree_holds_only_test_modules() -> None:
+    """A helper lives in tests/helpers/ (or is a fixture in conftest.py): at the top of tests/
+    there is nothing but the test modules, conftest.py and the package's __init__.py."""
+    top = {path.name for path in (ROOT / "tests").glob("*.py")}
+    assert {
+        name
+        for name in top
+        if not name.startswith("test_") and name not in ("conftest.py", "__init__.py")
+    } == set()
+
+
+def imported_tests_modules(source: str) -> set[str]:
+    """Every module of tests/ that `source` imports (`from tests import x` counts as tests.x)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("tests.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "tests":
+            found |= {f"tests.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
+            found.add(str(node.module))
+    return found
+
+
+def test_the_benchmarks_use_only_the_test_helpers() -> None:
+    assert imported_tests_modules("from tests import vm\n") == {"tests.vm"}
+    found = {
+        (str(path.relative_to(ROOT)), module)
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for module in imported_tests_modules(path.read_text())
+        if not module.startswith("tests.helpers")
+    }
+    assert found == set()
+
+
 def sentinel_literals(source: str) -> list[str]:
     """String values (not docstrings) and names that hold or spell a sentinel secret."""
     tree = ast.parse(source)

@@ -24,8 +24,8 @@ from installer.fsutil import ensure_dir_at, open_dir, write_atomic_at
 from installer.passwd import Account, read_account
 from installer.paths import TargetPaths
 from tests.helpers.firstboot import SEED, firstboot
-from tests.pg import PgCluster
-from tests.seeds import ED25519, firstboot_box
+from tests.helpers.pg import PgCluster
+from tests.helpers.seeds import ED25519, firstboot_box
 
 pytestmark = pytest.mark.root
 

@@ -18,6 +18,7 @@ import pytest
 
 from installer.envfile import parse_env_file
 from tests.helpers.firstboot import snapshot
+from tests.helpers.pg import PgCluster
 from tests.helpers.update import (
     ROOT,
     V2_SQL,
@@ -31,7 +32,6 @@ from tests.helpers.update import (
     service,
     update,
 )
-from tests.pg import PgCluster
 
 pytestmark = pytest.mark.root
 

@@ -19,6 +19,7 @@ from installer.errors import InstallerError
 from installer.online.httpclient import NoAnswer, download
 from installer.update.channel import ChannelError, channel_url, parse_offer
 from tests.helpers.loopback import served
+from tests.helpers.pg import PgCluster
 from tests.helpers.update import (
     V2_SQL,
     Keys,
@@ -28,7 +29,6 @@ from tests.helpers.update import (
     running_box,
     update,
 )
-from tests.pg import PgCluster
 
 
 def offer(channel: Path, release: Path, *, name: str = "reference-platform", version: str) -> None:
@@ -176,7 +176,7 @@ def test_the_channel_is_the_given_one_else_the_boxs_own(tmp_path: Path) -> None:
 
 
 def test_the_image_takes_a_default_channel_and_refuses_what_is_not_one() -> None:
-    from tests.image import load_build
+    from tests.helpers.image import load_build
 
     build = load_build()
     assert (

@@ -15,7 +15,7 @@ import pytest
 
 from installer.update.manifest import ManifestError, parse_manifest, version_key
 from installer.update.signed import RefusedError, unpack, verify
-from tests.image import load_build
+from tests.helpers.image import load_build
 
 BUILD = load_build()
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""The QEMU harness (tests/vm.py) against real QEMU, sfdisk and mtools, without the product image.
+"""The QEMU harness (tests/helpers/vm.py) against real QEMU, sfdisk and mtools, without the
+product image.
 
 Guests are a 30-byte boot sector that prints a message on COM1 and resets the machine, the OVMF
 shell running a startup.nsh, and a real hybrid GPT ISO from grub-mkrescue with an appended seed
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import vm
-from tests.vm import (
+from tests.helpers import vm
+from tests.helpers.vm import (
     BASIC_DATA,
     OVMF_CODE,
     OVMF_VARS,

@@ -18,7 +18,7 @@ from installer.net.wifi_join import JoinResult, is_wrong_key, parse_status, wait
 from installer.paths import TargetPaths
 from installer.seed.resolve import check_seed_bytes
 from installer.stamps import TO_FIX, StepRecord
-from tests.seeds import firstboot_box, valid
+from tests.helpers.seeds import firstboot_box, valid
 
 WRONG_KEY_EVENT = (
     '<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="ClawdieTest" auth_failures=1 duration=10 '

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from installer.online.preflight import check_openrouter, check_telegram
 from installer.online.telegram import send_message
-from tests.seeds import ADMIN, OPENROUTER, TOKEN
-from tests.wifi_kit import (
+from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.helpers.wifi_kit import (
     AP_ADDRESS,
     BOT_USERNAME,
     KIT_LABEL,
@@ -123,9 +123,9 @@ def test_the_kit_hook_goes_into_a_copy_of_the_installed_disk_only(tmp_path: Path
     """The image carries no hook: the test writes it, enabled, into its own copy of a disk laid
     out like the installed one (GPT, root file system ext4 on partition 3); the original stays
     as it was."""
-    from tests.disk_image import list_dir, read_file, root_filesystem
-    from tests.loopdev import require_root, sh
-    from tests.vm import read_partitions
+    from tests.helpers.disk_image import list_dir, read_file, root_filesystem
+    from tests.helpers.loopdev import require_root, sh
+    from tests.helpers.vm import read_partitions
 
     require_root()
     tree = tmp_path / "tree"

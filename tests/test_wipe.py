@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.loopdev import MIB, LoopDisk, Part, loop_disk, require_root, sh
 from tests.helpers.sentinels import SENTINEL, TOKEN
-from tests.loopdev import MIB, LoopDisk, Part, loop_disk, require_root, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "handover-box"

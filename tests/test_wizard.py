@@ -24,6 +24,7 @@ from installer.wizard import WizardOutcome
 from installer.wizard.app import WizardApp
 from installer.wizard.review import ReviewScreen
 from installer.wizard.widgets import describe_problem
+from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN, seed
 from tests.helpers.sentinels import SENTINEL
 from tests.helpers.wizard import (
     SIZE,
@@ -35,7 +36,6 @@ from tests.helpers.wizard import (
     steady,
     type_into,
 )
-from tests.seeds import ADMIN, OPENROUTER, TOKEN, seed
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ["OPENROUTER_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_ID"]

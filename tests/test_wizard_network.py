@@ -9,9 +9,9 @@ from textual.widgets import Input
 from installer.seed.resolve import apply_answers, check_seed_bytes
 from installer.wizard import WizardOutcome
 from installer.wizard.app import WizardApp
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import SENTINEL, WIFI_PASSWORD
 from tests.helpers.wizard import error_text, run_wizard, screen_text, type_into
-from tests.seeds import valid
 
 
 def test_a_wifi_name_alone_asks_for_the_password_masked_and_the_country() -> None:

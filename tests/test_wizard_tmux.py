@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from installer.seed.resolve import check_seed_bytes
-from tests.seeds import ADMIN, OPENROUTER, TOKEN
-from tests.terminal import Terminal, assert_console_safe
+from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN
+from tests.helpers.terminal import Terminal, assert_console_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "clawdie-setup"

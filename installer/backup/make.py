@@ -1,9 +1,10 @@
 """`clawdie-setup backup`: the box's own state, encrypted to the owner, in one file.
 
-A flat list of named phases under one tracker (`PHASES`), each with its fault point
-(`before:backup-<phase>`, installer/faults.py). The archive is a tar stream, encrypted as it is
-made: records, files, then each database as `pg_dump -Fc` streams it, the manifest last (its
-sizes and hashes are known only then). Nothing of it is ever on the disk in clear.
+A flat list of steps on the one run skeleton (`STEPS`, installer/steps.py), each with its
+fault point (`before:backup-<step>`, installer/faults.py). The archive is a tar stream,
+encrypted as it is made: records, files, then each database as `pg_dump -Fc` streams it, the
+manifest last (its sizes and hashes are known only then).
+Nothing of it is ever on the disk in clear.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from installer import __version__, faults
+from installer import __version__
 from installer.backup import contents, crypt
 from installer.backup.manifest import (
     CHUNK,
@@ -42,16 +43,11 @@ from installer.fingerprint import read_installation_id, short_fingerprint
 from installer.fsutil import fsync_dir
 from installer.passwd import read_shadow_hash
 from installer.paths import TargetPaths
-from installer.tracker import PlannedStep, StepTracker
+from installer.steps import Step, StepRun, plan
+from installer.tracker import StepTracker
 
 log = logging.getLogger("clawdie.backup")
 
-PHASES = (
-    PlannedStep("backup-read", "finding what the box holds", 60.0),
-    PlannedStep("backup-write", "dumping the databases into the encrypted backup", 3600.0),
-    PlannedStep("backup-verify", "checking the written backup", 60.0),
-    PlannedStep("backup-rotate", "removing old backups (7 daily, 4 weekly)", 60.0),
-)
 RECORD_ID = "records/installation-id"
 RECORD_ACCOUNT = "records/account.json"
 
@@ -272,55 +268,109 @@ def verify_written(path: Path, written: int, recipients: int) -> None:
         )
 
 
+@dataclass
+class Making:
+    """One backup's steps' context: what each step learns, in the order it learns it."""
+
+    config: BackupConfig
+    paths: TargetPaths
+    moment: datetime
+    recipients: int
+    entries: Sequence[contents.Entry] = ()
+    head: Manifest | None = None
+    name: str = ""
+    temp: str | None = None  # the file being written, until it is verified and renamed
+    written: int = 0
+    manifest: Manifest | None = None
+    removed: tuple[str, ...] = ()
+
+    def read(self) -> None:
+        paths = self.paths
+        self.entries = contents.collect(paths)
+        host = read_host(paths)
+        installation = read_installation_id(paths)
+        self.head = Manifest(
+            format=FORMAT_VERSION,
+            installer=__version__,
+            platform=read_platform_version(paths),
+            host=host,
+            fingerprint=short_fingerprint(installation),
+            created=self.moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def write(self) -> None:
+        config, head = self.config, self.require_head()
+        config.to.mkdir(parents=True, exist_ok=True)
+        self.name = backup_name(head.host, self.moment.date())
+        fd, self.temp = _open_temp(config.to, self.name)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            self.written, self.manifest = write_archive(config, self.paths, self.entries, out, head)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def verify(self) -> None:
+        to, temp = self.config.to, self.temp
+        assert temp is not None  # noqa: S101 (written before)
+        verify_written(to / temp, self.written, self.recipients)
+        os.replace(to / temp, to / self.name)
+        self.temp = None
+        fsync_dir(to)
+
+    def rotate(self) -> None:
+        config = self.config
+        self.removed = tuple(rotate(config.to, self.require_head().host) if config.rotate else ())
+
+    def require_head(self) -> Manifest:
+        assert self.head is not None  # noqa: S101 (read first)
+        return self.head
+
+    def failed(self, _err: InstallerError | None = None) -> None:
+        """The one place a failed backup is handled: its incomplete file is removed."""
+        if self.temp is not None:
+            (self.config.to / self.temp).unlink(missing_ok=True)
+            self.temp = None
+
+
+STEPS: tuple[Step[Making], ...] = (
+    Step("backup-read", "finding what the box holds", 60.0, Making.read, stamped=False),
+    Step(
+        "backup-write",
+        "dumping the databases into the encrypted backup",
+        3600.0,
+        Making.write,
+        stamped=False,
+    ),
+    Step("backup-verify", "checking the written backup", 60.0, Making.verify, stamped=False),
+    Step(
+        "backup-rotate",
+        "removing old backups (7 daily, 4 weekly)",
+        60.0,
+        Making.rotate,
+        stamped=False,
+    ),
+)
+PHASES = tuple(plan(STEPS))
+
+
 def make_backup(
     config: BackupConfig, tracker: StepTracker | None = None, now: datetime | None = None
 ) -> BackupResult:
     """One backup of the box at `config.root` into the directory `config.to`."""
     paths = TargetPaths(config.root)
     track = tracker or StepTracker("Clawdie backup", PHASES, "run the backup again")
-    moment = now or datetime.now(UTC)
     if not paths.complete_stamp.is_file():
         raise BackupError(
             f"there is no installation at {paths.root} to back up: first boot has not completed",
             "a backup is of an installed box",
         )
     recipients = crypt.parse_recipients(config.recipients)
-
-    faults.fault_point("before:backup-read")
-    track.begin("backup-read")
-    entries = contents.collect(paths)
-    host = read_host(paths)
-    installation = read_installation_id(paths)
-    head = Manifest(
-        format=FORMAT_VERSION,
-        installer=__version__,
-        platform=read_platform_version(paths),
-        host=host,
-        fingerprint=short_fingerprint(installation),
-        created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
-    faults.fault_point("before:backup-write")
-    track.begin("backup-write")
-    config.to.mkdir(parents=True, exist_ok=True)
-    name = backup_name(host, moment.date())
-    fd, temp = _open_temp(config.to, name)
+    making = Making(config, paths, now or datetime.now(UTC), len(recipients))
+    steps = StepRun(STEPS, tracker=track, log=None, as_raised=True)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            written, manifest = write_archive(config, paths, entries, out, head)
-            out.flush()
-            os.fsync(out.fileno())
-        faults.fault_point("before:backup-verify")
-        track.begin("backup-verify")
-        verify_written(config.to / temp, written, len(recipients))
-        os.replace(config.to / temp, config.to / name)
-        fsync_dir(config.to)
-    except BaseException:
-        (config.to / temp).unlink(missing_ok=True)
+        steps.run(making, making.failed)
+    except KeyboardInterrupt:  # interrupted: no incomplete file is left either
+        making.failed()
         raise
-
-    faults.fault_point("before:backup-rotate")
-    track.begin("backup-rotate")
-    removed = rotate(config.to, host) if config.rotate else ()
-    log.info("backup: %s (%d bytes)", config.to / name, written)
-    return BackupResult(config.to / name, written, manifest, tuple(removed))
+    assert making.manifest is not None  # noqa: S101 (written)
+    log.info("backup: %s (%d bytes)", config.to / making.name, making.written)
+    return BackupResult(config.to / making.name, making.written, making.manifest, making.removed)

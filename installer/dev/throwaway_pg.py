@@ -5,7 +5,7 @@ temp dir, TCP on 127.0.0.1 only. Fast and disposable (fsync off): never a model 
 Authentication: the admin `postgres` is trusted on the Unix socket; every other role, and every
 TCP connection, needs its SCRAM password, so a wrong password really fails.
 
-Commands go through `installer.run`; tests add test-only controls in tests/pg.py.
+Commands go through `installer.run`; tests add test-only controls in tests/helpers/pg.py.
 """
 
 from __future__ import annotations

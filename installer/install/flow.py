@@ -12,13 +12,13 @@ import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import __version__, faults
 from installer.bundle import LogBuffer, collect_parts, write_failure_bundle
-from installer.errors import InstallerError
+from installer.errors import InstallerError, as_installer_error
 from installer.install import identities, layout, restore_seed, system
 from installer.install.console import (
     CONSOLE_LOGGER,
@@ -63,6 +63,7 @@ from installer.seed.resolve import SeedCheck, seed_mode
 from installer.seed.stored import store_seed
 from installer.stamps import Stamps
 from installer.status import Status
+from installer.steps import Step, StepRun, plan
 from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.install")
@@ -118,17 +119,7 @@ STALLED_HINT = (
 def plan_steps(config: InstallConfig) -> list[PlannedStep]:
     """The install's steps as the live receipt and the console count them, each with the
     deadline it runs against (the console's waits included where the step may ask)."""
-    wait = config.console_wait
-    return [
-        PlannedStep("seed", "reading and checking setup.txt", 60.0 + wait),
-        PlannedStep("disk", "choosing the disk", 60.0 + 3 * wait + config.erase_countdown),
-        PlannedStep("partitions", "partitioning the disk", 120.0),
-        PlannedStep("file-systems", "making the file systems", 300.0),
-        PlannedStep("copy", "copying the system", system.COPY_TIMEOUT_S),
-        PlannedStep("configuration", "fstab, seed copy and install record", 120.0),
-        PlannedStep("identities", "host keys, TLS pair, database cluster", 600.0),
-        PlannedStep("boot-loader", "installing the boot loader", system.GRUB_TIMEOUT_S),
-    ]
+    return plan(install_steps(config))
 
 
 def utc_now() -> str:
@@ -288,6 +279,68 @@ def read_boot_disks(config: InstallConfig) -> set[str]:
     return read_live_boot_disks()
 
 
+@dataclass
+class Target:
+    """What the steps learn about the disk they write, in the order they learn it."""
+
+    disk: TargetDisk
+    hostname: str
+    nodes: list[str] = field(default_factory=list)
+    formatted: layout.Layout | None = None
+    root: Path = Path()
+    copy_bytes: int | None = None
+
+    def require_formatted(self) -> layout.Layout:
+        if self.formatted is None:
+            raise RuntimeError("the disk is used before its file systems were made")
+        return self.formatted
+
+
+def worded(err: Exception) -> InstallerError:
+    """An install's failure in words: a system call's or a program's failure is unexpected
+    (the journal has its trace)."""
+    if isinstance(err, (OSError, subprocess.SubprocessError)) and not isinstance(
+        err, InstallerError
+    ):
+        log.exception("install: unexpected error")
+        return InstallerError(f"unexpected system error: {err}", "see the journal")
+    return as_installer_error(err)
+
+
+def install_steps(config: InstallConfig) -> list[Step[InstallRun]]:
+    """The install, in order (the unnamed steps are its bookkeeping between two steps)."""
+    wait = config.console_wait
+    steps: list[tuple[str, str | None, float, Callable[[InstallRun], None]]] = [
+        ("stick", None, 60.0, InstallRun.find_stick),
+        ("seed", "reading and checking setup.txt", 60.0 + wait, InstallRun.read_seed),
+        (
+            "disk",
+            "choosing the disk",
+            60.0 + 3 * wait + config.erase_countdown,
+            InstallRun.take_disk,
+        ),
+        ("partitions", "partitioning the disk", 120.0, InstallRun.partition),
+        ("file-systems", "making the file systems", 300.0, InstallRun.make_file_systems),
+        ("mount", None, 60.0, InstallRun.mount),
+        ("copy", "copying the system", system.COPY_TIMEOUT_S, InstallRun.copy),
+        ("configuration", "fstab, seed copy and install record", 120.0, InstallRun.configure),
+        ("identities", "host keys, TLS pair, database cluster", 600.0, InstallRun.make_identities),
+        (
+            "boot-loader",
+            "installing the boot loader",
+            system.GRUB_TIMEOUT_S,
+            InstallRun.install_bootloader,
+        ),
+        ("complete", None, 60.0, InstallRun.complete),
+        ("unmount", None, 300.0, InstallRun.unmount),
+    ]
+    timed = {"copy": InstallRun.copy_deadline}
+    return [
+        Step(name, label, deadline, apply, stamped=False, timed=timed.get(name))
+        for name, label, deadline, apply in steps
+    ]
+
+
 class InstallRun:
     """One install; `execute` returns the exit code (0 installed, 1 failed)."""
 
@@ -306,17 +359,15 @@ class InstallRun:
             show=console.screen.show if console.screen is not None else None,
         )
         self.own_log: LogBuffer | None = None
+        self.answers: dict[str, str] = {}
+        self._target: Target | None = None  # known from the disk step on
+        self.mounts = contextlib.ExitStack()  # the new root's mounts, undone last
 
     @property
     def say(self) -> Callable[[str], None]:
         return self.console.say
 
     # -- the run -------------------------------------------------------------------------------
-
-    def step(self, name: str, deadline_s: float | None = None) -> None:
-        """Step `name` starts: the live receipt and the console say so (a fault point)."""
-        self.tracker.begin(name, deadline_s)
-        faults.fault_point(f"before:{name}")
 
     def execute(self) -> int:
         faults.arm_from_environment(faults.INSTALL_FAULT_VARIABLE)
@@ -325,18 +376,16 @@ class InstallRun:
             return self._execute()
 
     def _execute(self) -> int:
+        steps = StepRun(install_steps(self.config), tracker=self.tracker, log=None, worded=worded)
         try:
-            disk, hostname = self._install()
-        except NotInstallerError as err:
-            self._fail(err, power_off=False)
+            steps.run(self, self.failed)
+        except InstallerError:
             return 1
-        except InstallerError as err:
-            self._fail(err)
-            return 1
-        except (OSError, subprocess.SubprocessError) as err:
-            log.exception("install: unexpected error")
-            self._fail(InstallerError(f"unexpected system error: {err}", "see the journal"))
-            return 1
+        return self._installed(self.target.disk, self.target.hostname)
+
+    def _installed(self, disk: TargetDisk, hostname: str) -> int:
+        """The install is done: the seed scrubbed if asked, the receipt, the console's last
+        word, and the restart."""
         when = utc_now()
         seed_note = SEED_KEPT
         status = Status.OK
@@ -369,7 +418,10 @@ class InstallRun:
             run(["systemctl", "reboot"], check=False, timeout=60)
         return 0
 
-    def _install(self) -> tuple[TargetDisk, str]:
+    # -- the steps -----------------------------------------------------------------------------
+
+    def find_stick(self) -> None:
+        """Running from the installer stick; the live receipt starts where it can."""
         config = self.config
         self.say(f"clawdie-setup {__version__}: installing the appliance")
         if not config.squashfs.is_file():
@@ -382,11 +434,14 @@ class InstallRun:
             TargetPaths(config.live_root), machine_root=config.live_root, installed=False
         )
         self.tracker.write = self.receipt
-        self.step("seed")
+
+    def read_seed(self) -> None:
+        """setup.txt read, its receipt started on its stick, checked (questions asked on the
+        console), and its network brought up on the live system."""
         self.say("reading the seed (setup.txt)")
-        seed = self.seed = read_install_seed(config.seed)
+        seed = self.seed = read_install_seed(self.config.seed)
         if self.receipt is None:  # the stick is known now: the receipt starts there
-            self.receipt = receipt_for(config, seed)
+            self.receipt = receipt_for(self.config, seed)
             self.tracker.set_writer(self.receipt)
         self.say(f"seed: {seed.name} from {seed.description}")
         mode = seed_mode(seed.data)
@@ -398,16 +453,120 @@ class InstallRun:
                 "in and let the disk boot first); to install, set INSTALL_MODE=fresh",
             )
         if mode == "restore":  # the backup brings the settings at first boot
-            check, answers = self._check_restore_seed(seed), dict[str, str]()
-            hostname = restore_seed.RESTORE_HOSTNAME
-        else:
-            check, answers = self._check_seed(seed)
-            self.bring_up_network(check)
-            hostname = check.require_resolved().host.hostname
-        self.step("disk")
+            self._check_restore_seed(seed)
+            self.answers = {}
+            return
+        check, self.answers = self._check_seed(seed)
+        self.bring_up_network(check)
+
+    def take_disk(self) -> None:
+        check, seed = self._require_check(), self._require_seed()
         disk = self.choose_disk(check, seed)
-        self.write_system(disk, seed, answers, hostname)
-        return disk, hostname
+        hostname = (
+            restore_seed.RESTORE_HOSTNAME
+            if check.restore_only
+            else check.require_resolved().host.hostname
+        )
+        self._target = Target(disk, hostname)
+
+    def partition(self) -> None:
+        node = self.target.disk.node
+        self.say(f"partitioning {node}")
+        layout.write_partition_table(node)
+        layout.reread_partitions(node)
+        self.target.nodes = layout.wait_for_partitions(node)
+
+    def make_file_systems(self) -> None:
+        target = self.target
+        self.say(f"making the file systems on {', '.join(target.nodes[1:])}")
+        target.formatted = layout.make_file_systems(target.disk.node, target.nodes)
+
+    def mount(self) -> None:
+        """The new root mounted (until `unmount`, or the failure's handler, undoes it)."""
+        target = self.target
+        target.root = self._mount_dir(self.mounts)
+        system.mount(self.mounts, target.require_formatted().root, target.root, fs_type="ext4")
+        target.copy_bytes = system.read_copy_bytes(self.config.squashfs)
+
+    def copy_deadline(self) -> float:
+        return system.copy_deadline(self.target.copy_bytes)
+
+    def copy(self) -> None:
+        config, copy_bytes = self.config, self.target.copy_bytes
+        self.say(f"copy deadline: {system.render_copy_deadline(copy_bytes)}")
+        self.say("copying the system 0%")
+        system.copy_system(
+            config.squashfs,
+            self.target.root,
+            self._copy_progress(),
+            timeout=self.copy_deadline() * system.COPY_KILL_FACTOR,
+        )
+        self._copy_kernel(self.target.root)
+
+    def configure(self) -> None:
+        config, target, seed = self.config, self.target, self._require_seed()
+        disk, paths = target.disk, TargetPaths(target.root)
+        formatted = target.require_formatted()
+        self.say("writing /etc/fstab, machine id, seed copy and install record")
+        system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
+        system.clear_machine_id(paths)
+        check = self._require_check()
+        if check.restore_only:
+            self.say(restore_seed.store_restore_seed(paths, seed, check))
+        else:
+            store_seed(
+                paths, Stamps(paths.stamps_dir), seed.data, self.answers, seed.description, check
+            )
+        system.write_install_record(
+            paths,
+            system.InstallRecord(
+                installed_at=utc_now(),
+                installer_version=__version__,
+                image_version=system.read_image_version(config.live_root),
+                disk=disk.node,
+                disk_model=disk.device.model,
+                disk_size=render_size(disk.device.size),
+                disk_serial=disk.device.serial,
+                disk_by_id=preferred_by_id(disk.device),
+                disk_held=render_erased(disk),
+                disk_identity=render_identity(disk),
+                hostname=target.hostname,
+                seed_source=seed.description,
+                answered_on_console=tuple(sorted(self.answers)),
+            ),
+        )
+
+    def make_identities(self) -> None:
+        if self.config.bootloader:
+            system.bind_live_filesystems(self.mounts, self.target.root)
+            identities.make_machine_identities(self.target.root, self.target.hostname, self.say)
+
+    def install_bootloader(self) -> None:
+        target = self.target
+        if not self.config.bootloader:
+            self.say("machine identities and boot loader: skipped (--no-bootloader)")
+            return
+        self.say("installing the boot loader (BIOS and UEFI)")
+        formatted = target.require_formatted()
+        system.install_bootloader(
+            self.mounts,
+            target.root,
+            target.disk.node,
+            formatted.esp,
+            formatted.root_uuid,
+            self.say,
+        )
+
+    def complete(self) -> None:
+        """The receipt's facts read from the new system, then the record written last."""
+        paths = TargetPaths(self.target.root)
+        self.tracker.facts = self._facts(paths, self.target.hostname)
+        system.write_install_complete(paths, utc_now(), __version__)
+        self.say("install record complete; unmounting")
+
+    def unmount(self) -> None:
+        self.mounts.close()
+        system.sync()
 
     def _scrubs(self) -> bool:
         """SEED_SCRUB=yes in the seed just installed from (a restore seed's too)."""
@@ -631,86 +790,22 @@ class InstallRun:
 
     # -- writing the disk ----------------------------------------------------------------------
 
-    def write_system(
-        self, disk: TargetDisk, seed: SeedInput, answers: Mapping[str, str], hostname: str
-    ) -> None:
-        config = self.config
-        self.step("partitions")
-        self.say(f"partitioning {disk.node}")
-        layout.write_partition_table(disk.node)
-        layout.reread_partitions(disk.node)
-        nodes = layout.wait_for_partitions(disk.node)
-        self.step("file-systems")
-        self.say(f"making the file systems on {', '.join(nodes[1:])}")
-        formatted = layout.make_file_systems(disk.node, nodes)
-        with contextlib.ExitStack() as stack:
-            root = self._mount_dir(stack)
-            system.mount(stack, formatted.root, root, fs_type="ext4")
-            copy_bytes = system.read_copy_bytes(config.squashfs)
-            deadline = system.copy_deadline(copy_bytes)
-            self.step("copy", deadline)
-            self.say(f"copy deadline: {system.render_copy_deadline(copy_bytes)}")
-            self.say("copying the system 0%")
-            system.copy_system(
-                config.squashfs,
-                root,
-                self._copy_progress(),
-                timeout=deadline * system.COPY_KILL_FACTOR,
-            )
-            self._copy_kernel(root)
-            paths = TargetPaths(root)
-            self.step("configuration")
-            self.say("writing /etc/fstab, machine id, seed copy and install record")
-            system.write_fstab(paths, layout.render_fstab(formatted.root_uuid, formatted.esp_uuid))
-            system.clear_machine_id(paths)
-            check = self._require_check()
-            if check.restore_only:
-                self.say(restore_seed.store_restore_seed(paths, seed, check))
-            else:
-                store_seed(
-                    paths, Stamps(paths.stamps_dir), seed.data, answers, seed.description, check
-                )
-            system.write_install_record(
-                paths,
-                system.InstallRecord(
-                    installed_at=utc_now(),
-                    installer_version=__version__,
-                    image_version=system.read_image_version(config.live_root),
-                    disk=disk.node,
-                    disk_model=disk.device.model,
-                    disk_size=render_size(disk.device.size),
-                    disk_serial=disk.device.serial,
-                    disk_by_id=preferred_by_id(disk.device),
-                    disk_held=render_erased(disk),
-                    disk_identity=render_identity(disk),
-                    hostname=hostname,
-                    seed_source=seed.description,
-                    answered_on_console=tuple(sorted(answers)),
-                ),
-            )
-            self.step("identities")
-            if config.bootloader:
-                system.bind_live_filesystems(stack, root)
-                identities.make_machine_identities(root, hostname, self.say)
-            self.step("boot-loader")
-            if config.bootloader:
-                self.say("installing the boot loader (BIOS and UEFI)")
-                system.install_bootloader(
-                    stack, root, disk.node, formatted.esp, formatted.root_uuid, self.say
-                )
-            else:
-                self.say("machine identities and boot loader: skipped (--no-bootloader)")
-            self.tracker.facts = self._facts(paths, hostname)
-            faults.fault_point("before:complete")
-            system.write_install_complete(paths, utc_now(), __version__)
-            self.say("install record complete; unmounting")
-        system.sync()
-
     def _require_check(self) -> SeedCheck:
         """The valid seed check `_check_seed` made (the seed copy is derived from it)."""
         if self.check is None:
             raise RuntimeError("the seed is written before it was checked")
         return self.check
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            raise RuntimeError("the disk is written before it was chosen")
+        return self._target
+
+    def _require_seed(self) -> SeedInput:
+        if self.seed is None:
+            raise RuntimeError("the disk is chosen before the seed was read")
+        return self.seed
 
     def _dashboard(self) -> str | None:
         """The dashboard's address once first boot has run, when the seed is known."""
@@ -789,6 +884,13 @@ class InstallRun:
         state = TargetPaths(self.config.live_root).bundles_dir
         for line in write_failure_bundle(state, host, parts, files_for(self.config, self.seed)):
             self.say(line)
+
+    def failed(self, err: InstallerError) -> None:
+        """The one place an install's failure is handled: the new root unmounted, then the
+        receipt, the bundle, the console's marker and the power-off (not when this is no
+        installer stick: nothing of ours ran)."""
+        self.mounts.close()
+        self._fail(err, power_off=not isinstance(err, NotInstallerError))
 
     def _fail(self, err: InstallerError, *, power_off: bool = True) -> None:
         problems = render_problems(self.check if isinstance(err, SeedInvalidError) else None)

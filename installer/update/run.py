@@ -27,8 +27,9 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from installer.errors import InstallerError, as_installer_error
+from installer.errors import InstallerError
 from installer.faults import fault_point
 from installer.firstboot.config import DbConfig
 from installer.firstboot.platform_db import DATABASES, DB_PASSWORD_KEY
@@ -42,6 +43,7 @@ from installer.fsutil import (
 from installer.paths import TargetPaths
 from installer.redact import redact, register
 from installer.stamps import Stamps, StepRecord
+from installer.steps import Finished, Step, StepRun, plan
 from installer.tracker import PlannedStep, StepTracker
 from installer.update import dbdump, needs
 from installer.update.layout import Layout
@@ -56,41 +58,9 @@ from installer.update.signed import (
     verify,
 )
 
-FORWARD: tuple[PlannedStep, ...] = (
-    PlannedStep("verify", "check the release: signature, name, version, packages", 300),
-    PlannedStep("unpack", "put the release beside the running one", 60),
-    PlannedStep("packages", "install the Debian packages the release needs", 900),
-    PlannedStep("stop", "stop the platform", 120),
-    PlannedStep("dump", "dump the platform's databases", 3600),
-    PlannedStep("migrate", "run the release's migration", 600),
-    PlannedStep("switch", "switch the platform link to the release", 60),
-    PlannedStep("start", "start the release", 120),
-    PlannedStep("ready", "wait until the release is ready", 120),
-    PlannedStep("keep", "keep the previous release, prune older ones", 60),
-)
-BACK: tuple[PlannedStep, ...] = (
-    PlannedStep("rollback-stop", "stop the platform", 120),
-    PlannedStep("rollback-switch", "switch back to the previous release", 60),
-    PlannedStep("rollback-restore", "restore the databases from the dump", 3600),
-    PlannedStep("rollback-start", "start the previous release", 120),
-    PlannedStep("rollback-ready", "wait until the previous release is ready", 120),
-    PlannedStep("rolled-back", "remove what the failed release left", 60),
-)
 STALLED = "run `clawdie-setup update --resume` as root (the platform's start does it too)"
-
-
-def _nothing() -> None:
-    return None
-
-
-def _done(action: Callable[[], object]) -> Callable[[], StepRecord]:
-    """A phase whose record says nothing more than that it ran."""
-
-    def phase() -> StepRecord:
-        action()
-        return StepRecord()
-
-    return phase
+C = TypeVar("C")
+Failed = Callable[[InstallerError], None] | None
 
 
 @dataclass(frozen=True)
@@ -127,6 +97,7 @@ class UpdateRun:
     paths: TargetPaths = field(init=False)
     layout: Layout = field(init=False)
     service: Service = field(init=False)
+    tracker: StepTracker | None = field(init=False, default=None)  # the steps' progress
 
     def __post_init__(self) -> None:
         self.paths = TargetPaths(self.config.root)
@@ -206,18 +177,13 @@ class UpdateRun:
         shutil.rmtree(self.stamps.directory, ignore_errors=True)
         remove_durably(self.state_file)
 
-    def _phase(self, tracker: StepTracker, name: str, action: Callable[[], StepRecord]) -> None:
-        if self.stamps.done(name):
-            return
-        fault_point(f"before:{name}")
-        tracker.begin(name)
-        record = action()
-        fault_point(f"effects:{name}")
-        self.stamps.mark(name, record)
-        fault_point(f"stamped:{name}")
+    def _tracker(self, steps: Sequence[Step[Any]]) -> StepTracker:
+        return StepTracker("Clawdie update", plan(steps), STALLED, say=self.say)
 
-    def _tracker(self, plan: Sequence[PlannedStep]) -> StepTracker:
-        return StepTracker("Clawdie update", plan, STALLED, say=self.say)
+    def _steps(self, steps: Sequence[Step[C]], context: C, failed: Failed = None) -> None:
+        """`steps` on the run skeleton: stamped here, shown on the console, resumed silently."""
+        self.tracker = self._tracker(FORWARD_STEPS if steps[-1].name == "keep" else steps)
+        StepRun(steps, self.stamps, self.tracker, log=None, show_done=False).run(context, failed)
 
     # -- apply ---------------------------------------------------------------------------------
 
@@ -230,27 +196,9 @@ class UpdateRun:
                     "an earlier update did not finish",
                     "run `clawdie-setup update --resume` first (the platform's start does it too)",
                 )
-            tracker = self._tracker(FORWARD)
-            fault_point("before:verify")
-            tracker.begin("verify")
-            back_to = self.layout.current()
-            try:
-                release, missing = self._verify(bundle, self.layout.release(back_to))
-            except BaseException:
-                self._sweep()
-                raise
-            self.write_state(
-                {
-                    "kind": "update",
-                    "name": release.name,
-                    "back_to": back_to,
-                    "target": release.version,
-                    "missing": missing,
-                    "cause": None,
-                }
-            )
-            fault_point("stamped:verify")
-            return self._forward(tracker, at_boot=False)
+            forward = Forward(self, bundle)
+            self._steps(FORWARD_STEPS, forward, forward.failed)
+            return forward.outcome or self._applied(forward.state)
 
     def _sweep(self) -> None:
         """What a refused or cut `verify` left: the bundle's copy and its unpacked folder."""
@@ -290,147 +238,22 @@ class UpdateRun:
         needs.fetch_packages(self.paths, missing)
         return release, missing
 
-    # its phases are closures over one update's state; they go onto installer/steps.py next
-    def _forward(self, tracker: StepTracker, *, at_boot: bool) -> Outcome:  # noqa: C901
-        state = self.read_state()
-        assert state is not None  # noqa: S101 (written before)
-        target = str(state["target"])
-        folder = self.layout.folder(target)
-        missing = [str(m) for m in state.get("missing", [])]  # type: ignore[attr-defined]
-
-        def release() -> Release:
-            return self.layout.release(target)
-
-        def do_unpack() -> StepRecord:
-            self.layout.ensure()  # an image's plain folder becomes a release and the link
-            if self.layout.staging.is_dir():
-                shutil.rmtree(folder, ignore_errors=True)
-                os.replace(self.layout.staging, folder)
-            return StepRecord(created=(str(folder),))
-
-        def do_dump() -> StepRecord:
-            names = dbdump.dump_databases(
-                self.config.db.admin_conninfo,
-                self.config.databases,
-                self.dumps,
-                self.config.pg_bindir,
-            )
-            return StepRecord(facts={"databases": ",".join(names)})
-
-        def do_migrate() -> StepRecord:
-            rel = release()
-            if rel.migrate:
-                self.service.run_in(folder, rel.migrate, rel.migrate_timeout_s)
-            return StepRecord()
-
-        def do_switch() -> StepRecord:
-            if self.layout.point_at(target, release()):
-                self.service.reload_units()
-            return StepRecord()
-
-        def do_ready() -> StepRecord:
-            rel = release()
-            self.service.wait_ready(folder, rel.ready, rel.ready_timeout_s)
-            return StepRecord()
-
-        steps: list[tuple[str, Callable[[], StepRecord]]] = [
-            ("unpack", do_unpack),
-            ("packages", _done(lambda: needs.install_packages(missing))),
-            ("stop", _done(self.service.stop)),
-            ("dump", do_dump),
-            ("migrate", do_migrate),
-            ("switch", do_switch),
-            ("start", _done(self.service.start)),
-            ("ready", do_ready),
-        ]
-        for name, action in steps:
-            try:
-                self._phase(tracker, name, action)
-            except (InstallerError, OSError) as err:
-                cause = f"{name}: {as_installer_error(err).message}"
-                self.say(redact(f"update: {cause}; rolling back"))
-                state["cause"] = cause
-                self.write_state(state)
-                return self._back(state, at_boot=at_boot)
-        return self._keep(tracker, state)
-
-    def _keep(self, tracker: StepTracker, state: dict[str, object]) -> Outcome:
-        target, back_to = str(state["target"]), str(state["back_to"])
-
-        def keep() -> StepRecord:
-            if self.dumps.is_dir():  # the dumps go with the kept release, for `rollback`
-                shutil.rmtree(self.kept, ignore_errors=True)
-                ensure_dir(self.kept, 0o700)
-                databases = (self.stamps.record("dump") or StepRecord()).facts.get("databases", "")
-                doc = {"version": back_to, "databases": databases.split(",") if databases else []}
-                write_atomic(self.kept / "release.json", json.dumps(doc) + "\n", mode=0o600)
-                os.replace(self.dumps, self.kept / "dumps")  # last: a cut before it redoes this
-                fsync_dir(self.kept)
-                fsync_dir(self.directory)
-            gone = self.layout.prune({target, back_to})
-            return StepRecord(skipped=tuple(gone))
-
-        self._phase(tracker, "keep", keep)
-        line = f"applied: {state['name']} {target} (kept {back_to} for rollback)"
+    def _applied(self, state: dict[str, object]) -> Outcome:
+        line = f"applied: {state['name']} {state['target']} (kept {state['back_to']} for rollback)"
         self.finish(line)
         self.say(f"update: {line}")
         return Outcome("applied", line)
 
-    # -- the way back ----------------------------------------------------------------------------
-
     def _back(self, state: dict[str, object], *, at_boot: bool) -> Outcome:
         """Back to `back_to`: stop, switch, the databases from the dump, start, ready. At boot
         (run by the platform's own start) it neither stops nor starts: the unit starts next."""
-        tracker = self._tracker(BACK)
-        target, back_to = str(state["target"]), str(state["back_to"])
-        cause = str(state["cause"])
-        touched = self.stamps.done("packages") or state["kind"] == "rollback"
-        folder = self.layout.folder(back_to)
-        if "restore" in state:
-            restore = [str(d) for d in state["restore"]]  # type: ignore[attr-defined]
-            dumps = self.kept / "dumps"
-        else:
-            record = self.stamps.record("dump") if self.stamps.done("dump") else None
-            names = record.facts.get("databases", "") if record else ""
-            restore, dumps = (names.split(",") if names else []), self.dumps
-
-        def switch() -> StepRecord:
-            self.layout.ensure()
-            if self.layout.point_at(back_to, self.layout.release(back_to)) and not at_boot:
-                self.service.reload_units()
-            return StepRecord()
-
-        def restore_dbs() -> StepRecord:
-            dbdump.restore_databases(
-                self.config.db.admin_conninfo, restore, dumps, self.config.pg_bindir
-            )
-            return StepRecord(created=tuple(restore))
-
-        def ready() -> StepRecord:
-            rel = self.layout.release(back_to)
-            self.service.wait_ready(folder, rel.ready, rel.ready_timeout_s)
-            return StepRecord()
-
-        def clean() -> StepRecord:
-            self._sweep()
-            if target != back_to and target != self.layout.current():
-                self.layout.remove(target)
-            if state["kind"] == "rollback":
-                shutil.rmtree(self.kept, ignore_errors=True)
-            return StepRecord()
-
-        live = touched and not at_boot
-        phases: list[tuple[str, Callable[[], StepRecord]]] = [
-            ("rollback-stop", _done(self.service.stop if live else _nothing)),
-            ("rollback-switch", switch),
-            ("rollback-restore", restore_dbs),
-            ("rollback-start", _done(self.service.start if live else _nothing)),
-            ("rollback-ready", ready if live else StepRecord),
-            ("rolled-back", clean),
-        ]
-        for name, action in phases:
-            self._phase(tracker, name, action)
-        line = f"rolled back: {cause}" if state["kind"] == "update" else f"rolled back to {back_to}"
+        self._steps(BACK_STEPS, Back(self, state, at_boot))
+        back_to = state["back_to"]
+        line = (
+            f"rolled back: {state['cause']}"
+            if state["kind"] == "update"
+            else f"rolled back to {back_to}"
+        )
         line = redact(line)
         self.finish(line)
         self.say(f"update: {line}; {back_to} runs")
@@ -449,8 +272,9 @@ class UpdateRun:
                 return Outcome("nothing to do", "no update was under way")
             if state["kind"] == "update" and state["cause"] is None:
                 if self.stamps.done("ready"):
-                    return self._keep(self._tracker(FORWARD), state)
-                cut = next(s.name for s in FORWARD[1:] if not self.stamps.done(s.name))
+                    self._steps(FORWARD_STEPS[-1:], Forward(self, None, state))
+                    return self._applied(state)
+                cut = next(s.name for s in FORWARD_STEPS[1:] if not self.stamps.done(s.name))
                 state["cause"] = f"the update was cut short during {cut} (power cut or crash)"
                 self.write_state(state)
             return self._back(state, at_boot=at_boot)
@@ -481,3 +305,205 @@ class UpdateRun:
             }
             self.write_state(state)
             return self._back(state, at_boot=False)
+
+
+@dataclass
+class Forward:
+    """The forward steps' context: one update from its bundle (None: resumed at `keep`) and the
+    state `verify` writes; `outcome` once a failure rolled it back."""
+
+    run: UpdateRun
+    bundle: Path | None
+    state: dict[str, object] = field(default_factory=dict)
+    outcome: Outcome | None = None
+
+    @property
+    def target(self) -> str:
+        return str(self.state["target"])
+
+    @property
+    def folder(self) -> Path:
+        return self.run.layout.folder(self.target)
+
+    def release(self) -> Release:
+        return self.run.layout.release(self.target)
+
+    def verify(self) -> None:
+        """Everything that can refuse the release, before anything changes; then the state
+        that says an update is under way (`stamped:verify`: verify keeps no stamp)."""
+        run, layout = self.run, self.run.layout
+        assert self.bundle is not None  # noqa: S101 (a resumed run starts at keep)
+        back_to = layout.current()
+        try:
+            release, missing = run._verify(self.bundle, layout.release(back_to))
+        except BaseException:
+            run._sweep()
+            raise
+        self.state = {
+            "kind": "update",
+            "name": release.name,
+            "back_to": back_to,
+            "target": release.version,
+            "missing": missing,
+            "cause": None,
+        }
+        run.write_state(self.state)
+        fault_point("stamped:verify")
+
+    def unpack(self) -> StepRecord:
+        layout, folder = self.run.layout, self.folder
+        layout.ensure()  # an image's plain folder becomes a release and the link
+        if layout.staging.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(layout.staging, folder)
+        return StepRecord(created=(str(folder),))
+
+    def packages(self) -> None:
+        needs.install_packages([str(m) for m in self.state.get("missing", [])])  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.run.service.stop()
+
+    def dump(self) -> StepRecord:
+        config = self.run.config
+        names = dbdump.dump_databases(
+            config.db.admin_conninfo, config.databases, self.run.dumps, config.pg_bindir
+        )
+        return StepRecord(facts={"databases": ",".join(names)})
+
+    def migrate(self) -> None:
+        rel = self.release()
+        if rel.migrate:
+            self.run.service.run_in(self.folder, rel.migrate, rel.migrate_timeout_s)
+
+    def switch(self) -> None:
+        if self.run.layout.point_at(self.target, self.release()):
+            self.run.service.reload_units()
+
+    def start(self) -> None:
+        self.run.service.start()
+
+    def ready(self) -> None:
+        rel = self.release()
+        self.run.service.wait_ready(self.folder, rel.ready, rel.ready_timeout_s)
+
+    def keep(self) -> StepRecord:
+        """The previous release and the dumps kept for `rollback`; older releases pruned."""
+        run, back_to = self.run, str(self.state["back_to"])
+        if run.dumps.is_dir():  # the dumps go with the kept release, for `rollback`
+            shutil.rmtree(run.kept, ignore_errors=True)
+            ensure_dir(run.kept, 0o700)
+            databases = (run.stamps.record("dump") or StepRecord()).facts.get("databases", "")
+            doc = {"version": back_to, "databases": databases.split(",") if databases else []}
+            write_atomic(run.kept / "release.json", json.dumps(doc) + "\n", mode=0o600)
+            os.replace(run.dumps, run.kept / "dumps")  # last: a cut before it redoes this
+            fsync_dir(run.kept)
+            fsync_dir(run.directory)
+        gone = run.layout.prune({self.target, back_to})
+        return StepRecord(skipped=tuple(gone))
+
+    def failed(self, err: InstallerError) -> None:
+        """The one place a failure is handled: a refused release goes up as it is (nothing
+        changed), and so does a failed `keep` (the release runs: `--resume` keeps it); in
+        between, the cause is kept and the update rolled back."""
+        tracker = self.run.tracker
+        where = tracker.current.name if tracker is not None and tracker.current else "verify"
+        if not self.state or where == "keep":  # nothing changed yet, or all is in place
+            return
+        cause = f"{where}: {err.message}"
+        self.run.say(redact(f"update: {cause}; rolling back"))
+        self.state["cause"] = cause
+        self.run.write_state(self.state)
+        self.outcome = self.run._back(self.state, at_boot=False)
+        raise Finished
+
+
+@dataclass
+class Back:
+    """The way back's context: the state of the update (or the owner's rollback) it undoes."""
+
+    run: UpdateRun
+    state: dict[str, object]
+    at_boot: bool
+
+    @property
+    def back_to(self) -> str:
+        return str(self.state["back_to"])
+
+    @property
+    def live(self) -> bool:
+        """The platform is stopped and started here (not at boot: the unit starts next), and
+        only when the update got as far as touching the box."""
+        touched = self.run.stamps.done("packages") or self.state["kind"] == "rollback"
+        return touched and not self.at_boot
+
+    def stop(self) -> None:
+        if self.live:
+            self.run.service.stop()
+
+    def switch(self) -> None:
+        layout = self.run.layout
+        layout.ensure()
+        if layout.point_at(self.back_to, layout.release(self.back_to)) and not self.at_boot:
+            self.run.service.reload_units()
+
+    def restore(self) -> StepRecord:
+        run, state = self.run, self.state
+        if "restore" in state:
+            restore = [str(d) for d in state["restore"]]  # type: ignore[attr-defined]
+            dumps = run.kept / "dumps"
+        else:
+            record = run.stamps.record("dump") if run.stamps.done("dump") else None
+            names = record.facts.get("databases", "") if record else ""
+            restore, dumps = (names.split(",") if names else []), run.dumps
+        config = run.config
+        dbdump.restore_databases(config.db.admin_conninfo, restore, dumps, config.pg_bindir)
+        return StepRecord(created=tuple(restore))
+
+    def start(self) -> None:
+        if self.live:
+            self.run.service.start()
+
+    def ready(self) -> None:
+        if self.live:
+            rel = self.run.layout.release(self.back_to)
+            folder = self.run.layout.folder(self.back_to)
+            self.run.service.wait_ready(folder, rel.ready, rel.ready_timeout_s)
+
+    def clean(self) -> None:
+        run, target = self.run, str(self.state["target"])
+        run._sweep()
+        if target != self.back_to and target != run.layout.current():
+            run.layout.remove(target)
+        if self.state["kind"] == "rollback":
+            shutil.rmtree(run.kept, ignore_errors=True)
+
+
+FORWARD_STEPS: tuple[Step[Forward], ...] = (
+    Step(
+        "verify",
+        "check the release: signature, name, version, packages",
+        300,
+        Forward.verify,
+        stamped=False,
+    ),
+    Step("unpack", "put the release beside the running one", 60, Forward.unpack),
+    Step("packages", "install the Debian packages the release needs", 900, Forward.packages),
+    Step("stop", "stop the platform", 120, Forward.stop),
+    Step("dump", "dump the platform's databases", 3600, Forward.dump),
+    Step("migrate", "run the release's migration", 600, Forward.migrate),
+    Step("switch", "switch the platform link to the release", 60, Forward.switch),
+    Step("start", "start the release", 120, Forward.start),
+    Step("ready", "wait until the release is ready", 120, Forward.ready),
+    Step("keep", "keep the previous release, prune older ones", 60, Forward.keep),
+)
+BACK_STEPS: tuple[Step[Back], ...] = (
+    Step("rollback-stop", "stop the platform", 120, Back.stop),
+    Step("rollback-switch", "switch back to the previous release", 60, Back.switch),
+    Step("rollback-restore", "restore the databases from the dump", 3600, Back.restore),
+    Step("rollback-start", "start the previous release", 120, Back.start),
+    Step("rollback-ready", "wait until the previous release is ready", 120, Back.ready),
+    Step("rolled-back", "remove what the failed release left", 60, Back.clean),
+)
+FORWARD: tuple[PlannedStep, ...] = tuple(plan(FORWARD_STEPS))
+BACK: tuple[PlannedStep, ...] = tuple(plan(BACK_STEPS))

@@ -13,9 +13,9 @@ from installer.envfile import parse_env_file
 from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
 from tests.helpers.firstboot import ROOT, firstboot
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import ED25519, firstboot_box
 from tests.helpers.sentinels import OPENROUTER, TOKEN
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import ED25519, firstboot_box
 
 MACHINE_ID = "4f1c2a9be07d4c3a9a51d2e8b6c07f13"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.helpers.pg import PgCluster
 from tests.helpers.sentinels import ROW, SENTINEL
-from tests.pg import PgCluster
 
 
 def with_platform_data(box: Path, pg: PgCluster) -> None:

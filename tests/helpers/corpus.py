@@ -5,8 +5,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from tests.helpers.sentinels import WIFI_PASSWORD
-from tests.seeds import (
+from tests.helpers.seeds import (
     ADMIN,
     ED25519,
     OPENROUTER,
@@ -18,6 +17,7 @@ from tests.seeds import (
     seed,
     valid,
 )
+from tests.helpers.sentinels import WIFI_PASSWORD
 
 Problems = set[tuple[int | None, str | None]]
 

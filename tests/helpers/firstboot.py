@@ -17,7 +17,9 @@ from urllib.parse import quote
 
 import psycopg
 
-from tests import fake_platform
+from tests.helpers import fake_platform
+from tests.helpers.pg import PgCluster, db_cli_args
+from tests.helpers.seeds import ED25519
 from tests.helpers.sentinels import (
     OPENROUTER,
     OPERATOR_PASSWORD,
@@ -25,8 +27,6 @@ from tests.helpers.sentinels import (
     USER_PASSWORD,
     WIFI_PASSWORD,
 )
-from tests.pg import PgCluster, db_cli_args
-from tests.seeds import ED25519
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.helpers.seeds import ED25519, RSA_2048
 from tests.helpers.sentinels import OPENROUTER, TOKEN
-from tests.seeds import ED25519, RSA_2048
 
 SEED = f"""\
 TELEGRAM_BOT_TOKEN={TOKEN}

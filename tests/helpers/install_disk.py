@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.loopdev import require_root, sh
+from tests.helpers.seeds import valid
 from tests.helpers.sentinels import OPERATOR_PASSWORD
-from tests.loopdev import require_root, sh
-from tests.seeds import valid
 
 DISK_MIB = 4608  # just over the 4 GiB minimum; sparse
 

@@ -3,7 +3,7 @@ address that answered. The box's `<host>.local` name is answered by systemd-reso
 §10); this is the other side, a machine on the same LAN.
 
 Standard library only, and no import from this repository: the Wi-Fi test kit
-(tests/wifi_kit.py) ships this very file into the VM and runs it with the image's python3
+(tests/helpers/wifi_kit.py) ships this very file into the VM and runs it with the image's python3
 inside the access point's network namespace, once the platform is up:
 
     python3 mdns.py boot-test.local 10.77.0.1

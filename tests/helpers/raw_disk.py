@@ -12,8 +12,8 @@ from installer.seed.stored import store_seed
 from installer.stamps import Stamps
 from tests.helpers.adopt import MACHINE_ID
 from tests.helpers.firstboot import SEED
-from tests.loopdev import ext4_at, make_ext4, sh
-from tests.seeds import firstboot_box
+from tests.helpers.loopdev import ext4_at, make_ext4, sh
+from tests.helpers.seeds import firstboot_box
 
 
 @contextlib.contextmanager

@@ -16,8 +16,8 @@ from pathlib import Path
 import minisign
 
 from tests.helpers.firstboot import firstboot
-from tests.pg import PgCluster
-from tests.seeds import ED25519, firstboot_box
+from tests.helpers.pg import PgCluster
+from tests.helpers.seeds import ED25519, firstboot_box
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def bundle(folder: Path, out: Path, key: minisign.KeyPair) -> Path:
 
 
 def service(box: Path, action: str) -> str:
-    return f"{sys.executable} -m tests.platform_service {action} {box}"
+    return f"{sys.executable} -m tests.helpers.platform_service {action} {box}"
 
 
 def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:

@@ -1,9 +1,8 @@
-"""The UEFI later boot's test kit (tests/boot_lane.py, `uefi_later_boot`): a small ext4 disk
-labelled CLAWDIE-TESTKIT, run by the boot tests' hook (tests/clawdie-testkit.service, written
-into this run's copy of the installed disk with debugfs, as the Wi-Fi kit's is). The installed
-disk boots through its firmware and GRUB here (not QEMU's -kernel), so the copy's grub.cfg
-gets the hook's switch, `clawdie.testkit=1`; the update's update-grub writes a grub.cfg
-without it.
+"""The UEFI later boot's test kit (tests/helpers/boot_lane.py, `uefi_later_boot`): a small ext4 disk
+labelled CLAWDIE-TESTKIT, run by the boot tests' hook (tests/helpers/clawdie-testkit.service,
+written into this run's copy of the installed disk with debugfs, as the Wi-Fi kit's is). The
+installed disk boots through its firmware and GRUB here (not QEMU's -kernel), so the copy's grub.cfg
+gets the hook's switch, `clawdie.testkit=1`; the update's update-grub writes a grub.cfg without it.
 
 What `start` does (every line it prints is `TESTKIT:`, on the serial console through journald):
 1. a listener on every address, TCP 8080 (python3's http.server): the firewall must hide it
@@ -31,15 +30,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.disk_image import read_file, root_filesystem, write_root
-from tests.wifi_kit import KIT_LABEL
+from tests.helpers.disk_image import read_file, root_filesystem, write_root
+from tests.helpers.wifi_kit import KIT_LABEL
 
 LISTENER_PORT = 8080
 SWITCH = "clawdie.testkit=1"
 KIT_SIZE = "4M"
 
 START = """#!/bin/sh
-# Clawdie boot-test kit of the UEFI later boot (tests/update_kit.py).
+# Clawdie boot-test kit of the UEFI later boot (tests/helpers/update_kit.py).
 set -eu
 kit=$(dirname "$(readlink -f "$0")")
 systemd-run --quiet --unit=testkit-listener python3 -m http.server @PORT@ --bind 0.0.0.0 \\

@@ -1,7 +1,7 @@
 """A stand-in for systemd in update tests: `start BOX` runs the platform the link names (as
 clawdie.service would: through `/opt/clawdie/platform`, reading the box's system.env) in the
 background, its output in BOX/platform.log and its release in BOX/platform.runs; `stop BOX`
-ends it. Run as: python -m tests.platform_service start|stop BOX
+ends it. Run as: python -m tests.helpers.platform_service start|stop BOX
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FONT_DIR = Path("/usr/share/consolefonts")
 CONSOLE_SETUP = ROOT / "iso/overlay/etc/default/console-setup"
 FOREGROUND, BACKGROUND = 0xAA, 0x00  # the VGA palette's light grey on black

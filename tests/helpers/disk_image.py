@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.vm import read_partitions
+from tests.helpers.vm import read_partitions
 
 ROOT_PARTITION = 3
 

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "build" / "iso"
 IMAGE = OUT / "clawdie-installer.iso"
 FIGURES = OUT / "build-figures.json"

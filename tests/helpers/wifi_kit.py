@@ -1,15 +1,15 @@
 """The Wi-Fi boot test's kit: a small ext4 disk labelled CLAWDIE-TESTKIT that makes a Wi-Fi world
 inside the VM. The product image carries none of it, not even a hook: the test writes its hook
-(tests/clawdie-testkit.service, enabled) into its own copy of the installed disk with debugfs
-(`with_kit_hook`), and the hook runs the kit's `start` only when the kernel command line says
-`clawdie.testkit=1`.
+(tests/helpers/clawdie-testkit.service, enabled) into its own copy of the installed disk with
+debugfs (`with_kit_hook`), and the hook runs the kit's `start` only when the kernel command line
+says `clawdie.testkit=1`.
 
 What `start` does, before first boot (the hook is ordered before it):
 1. `modprobe mac80211_hwsim radios=2`: two simulated radios that hear each other;
 2. the second radio goes into its own network namespace `ap`, where hostapd runs a WPA2-personal
    access point (the test's SSID and password), dnsmasq gives addresses (10.77.0.50-99, router
    and DNS 10.77.0.1), and stub Telegram and OpenRouter servers listen on 10.77.0.1
-   (tests/wifi_stubs.py);
+   (tests/helpers/wifi_stubs.py);
 3. a runtime drop-in (/run/systemd/system/clawdie-firstboot.service.d/) points first boot at the
    stubs: `Environment=CLAWDIE_TELEGRAM_API=... CLAWDIE_OPENROUTER_API=...` (the variables of the
    credential preflight), and, for the first boot on main that reads no such variable yet, the
@@ -86,7 +86,7 @@ def render_start(hostname: str) -> str:
     `hostname`: the box's host name, whose `.local` name the mDNS peer asks for."""
     dropin = "/run/systemd/system/clawdie-firstboot.service.d/50-testkit.conf"
     return f"""#!/bin/sh
-# Clawdie boot-test kit: a Wi-Fi access point, DHCP and stub servers (tests/wifi_kit.py).
+# Clawdie boot-test kit: a Wi-Fi access point, DHCP and stub servers (tests/helpers/wifi_kit.py).
 set -eu
 kit=$(dirname "$(readlink -f "$0")")
 state=/run/clawdie-testkit-state
@@ -169,7 +169,7 @@ def with_kit_hook(installed: Path, dest: Path) -> Path:
     """A copy of the installed disk `installed` at `dest` (sparse) with the test kit's hook
     written into its root file system and enabled, offline with debugfs: the product image and
     the installed disk the BIOS test kept carry no test hook."""
-    from tests.disk_image import write_root
+    from tests.helpers.disk_image import write_root
 
     subprocess.run(["cp", "--sparse=always", str(installed), str(dest)], check=True)
     wants = f"{HOOK_DIR}/multi-user.target.wants"

@@ -181,7 +181,7 @@ def render_table(title: str, rows: Sequence[Row], extra: Sequence[Row] = ()) -> 
 def read_journal(disk: Path) -> list[Entry]:
     """Every entry of the journal on an installed (and shut down) disk image, oldest first.
     Needs root: the root partition is read through a read-only loop device with debugfs."""
-    from tests.disk_image import root_filesystem
+    from tests.helpers.disk_image import root_filesystem
 
     with tempfile.TemporaryDirectory(prefix="journal-") as tmp, root_filesystem(disk) as device:
         subprocess.run(

@@ -31,9 +31,9 @@ import pytest
 
 from installer.media.receipt_file import read_receipt
 from installer.seed.rules import derive_hostname
-from tests import boot_timing, vm
-from tests.image import OUT, copy_image
-from tests.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
+from tests.helpers import boot_timing, vm
+from tests.helpers.image import OUT, copy_image
+from tests.helpers.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
 LOGS = OUT / "boot-test"
 DISK_SIZE = 6 * 1024**3
@@ -396,8 +396,8 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
     """Boot a qcow2 overlay of the Secure Boot install under OVMF without Secure Boot (its own,
     new NVRAM) to PLATFORM-READY and the login prompt, with the test kit and a user-mode NIC; the
     host probes the NIC's forwarded ports once the kit is ready, and the kit runs the update."""
-    from tests import update_kit
-    from tests.wifi_kit import with_kit_hook
+    from tests.helpers import update_kit
+    from tests.helpers.wifi_kit import with_kit_hook
 
     workdir.mkdir(parents=True, exist_ok=True)
     # the installed disk carries no test hook: this run's copy gets it, and GRUB its switch

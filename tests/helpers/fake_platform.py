@@ -2,7 +2,7 @@
 
 Reads the target's /etc/clawdie/system.env, connects to system_ops as the platform role with
 DATABASE_URL, looks for the dashboard operator, and writes what it found to `ROOT/platform.out`.
-Run as `python -m tests.fake_platform ROOT`, or (`COMMAND`) with the root in the environment
+Run as `python -m tests.helpers.fake_platform ROOT`, or (`COMMAND`) with the root in the environment
 (`ROOT_ENV`): then the command line carries no path of the run, and what shows it (the summary,
 the login screen, which wraps it at 80 columns) is the same for every box.
 """
@@ -18,7 +18,7 @@ import psycopg
 from installer.envfile import parse_env_file
 
 ROOT_ENV = "CLAWDIE_FAKE_PLATFORM_ROOT"
-COMMAND = f"{sys.executable} -m tests.fake_platform"
+COMMAND = f"{sys.executable} -m tests.helpers.fake_platform"
 
 
 def main(root: Path) -> int:
