@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
 from installer.seed.hashes import verify_better_auth_password
 from tests.helpers.adopt import installed_box
-from tests.helpers.backup import with_platform_data
+from tests.helpers.backup import clawdie, read_manifest, with_platform_data
 from tests.helpers.firstboot import SEED, snapshot
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.sentinels import OPERATOR_PASSWORD, ROW, SENTINEL
@@ -38,24 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATABASES = ("system_ops", "system_brain", "system_skills")
 
 pytestmark = pytest.mark.root
-
-
-def clawdie(
-    *argv: str, stdin: str = "", fault: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDIE_")}
-    if fault:
-        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "installer.cli", *argv],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=300,
-    )
 
 
 def names(root: Path, table: str) -> dict[int, str]:
@@ -125,15 +106,6 @@ def kept_files(root: Path, manifest: dict[str, object]) -> dict[str, tuple[str, 
         mode = "link" if path.is_symlink() else oct(st.st_mode & 0o7777)
         out[part["path"]] = (mode, users[st.st_uid], groups[st.st_gid], body)
     return out
-
-
-def read_manifest(backup_file: Path, key: Path) -> dict[str, object]:
-    identity = pyrage.x25519.Identity.from_str(key.read_text().splitlines()[-1])
-    plain = pyrage.decrypt(backup_file.read_bytes(), [identity])
-    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
-        member = tar.extractfile(MANIFEST_NAME)
-        assert member is not None
-        return json.loads(member.read())  # type: ignore[no-any-return]
 
 
 @pytest.fixture

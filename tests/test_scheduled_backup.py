@@ -22,10 +22,10 @@ from installer.paths import TargetPaths
 from installer.qr import CHARACTERS
 from installer.upkeep import UpkeepPaths
 from tests.helpers.adopt import installed_box
+from tests.helpers.backup import clawdie, read_manifest
 from tests.helpers.firstboot import SEED
 from tests.helpers.loopdev import Part, loop_disk
 from tests.helpers.pg import PgCluster, db_cli_args
-from tests.test_backup import clawdie, read_manifest
 
 pytestmark = pytest.mark.root
 

@@ -5,40 +5,15 @@ and nothing else, reboots at the window's start, and the upgrade timer fires ins
 
 from __future__ import annotations
 
-import configparser
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.apt_repo import DEBIANS, apt_config, unit
+
 REPO = Path(__file__).resolve().parents[1]
 OVERLAY = REPO / "iso/overlay/etc"
-# Debian bookworm's own list (unattended-upgrades' 50unattended-upgrades), which ours follows.
-DEBIANS = """\
-Unattended-Upgrade::Origins-Pattern {
-        "origin=Debian,codename=${distro_codename},label=Debian";
-        "origin=Debian,codename=${distro_codename},label=Debian-Security";
-        "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
-};
-"""
-
-
-def apt_config(parts: Path) -> dict[str, list[str]]:
-    """`apt-config dump` of only the files in `parts` (none of this machine's)."""
-    main = parts.parent / "apt.conf"
-    main.write_text(f'Dir::Etc::Parts "{parts}";\nDir::Etc::main "{parts.parent / "none"}";\n')
-    (parts.parent / "none").write_text("")
-    env = {**os.environ, "APT_CONFIG": str(main)}
-    out = subprocess.run(
-        ["apt-config", "dump"], env=env, capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-    found: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition(" ")
-        found.setdefault(key, []).append(value.rstrip(";").strip('"'))
-    return found
 
 
 @pytest.mark.skipif(shutil.which("apt-config") is None, reason="apt-config is Debian's")
@@ -57,13 +32,6 @@ def test_only_the_debian_security_origin_is_upgraded_unattended(tmp_path: Path) 
     assert config["APT::Periodic::Unattended-Upgrade"] == ["1"]
     assert config["Unattended-Upgrade::Automatic-Reboot"] == ["true"]
     assert config["Unattended-Upgrade::Automatic-Reboot-Time"] == ["04:00"]
-
-
-def unit(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(path.read_text())
-    return parser
 
 
 def test_the_upgrade_timer_fires_inside_the_window() -> None:

@@ -22,7 +22,7 @@ from installer.upkeep import (
     read_upkeep,
     record_backup,
 )
-from tests.test_backup import clawdie
+from tests.helpers.backup import clawdie
 
 NOW = datetime.now(UTC)
 HISTORY = """

@@ -22,7 +22,10 @@ from installer.firstboot.steps.upkeep import (
     write_upkeep,
 )
 from installer.paths import TargetPaths, in_root
-from tests.test_security_updates import DEBIANS, OVERLAY, apt_config, unit
+from tests.helpers.apt_repo import DEBIANS, apt_config, unit
+from tests.helpers.image import REPO
+
+OVERLAY = REPO / "iso/overlay/etc"
 
 ANALYZE = shutil.which("systemd-analyze")
 

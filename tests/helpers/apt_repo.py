@@ -4,8 +4,10 @@ made with dpkg-deb, a `dists/<suite>` tree whose Release names its origin, label
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,3 +128,36 @@ def in_root(root: Path, script: str, timeout: float = 600.0) -> subprocess.Compl
         timeout=timeout,
         check=False,
     )
+
+
+# Debian bookworm's own list (unattended-upgrades' 50unattended-upgrades), which ours follows.
+DEBIANS = """\
+Unattended-Upgrade::Origins-Pattern {
+        "origin=Debian,codename=${distro_codename},label=Debian";
+        "origin=Debian,codename=${distro_codename},label=Debian-Security";
+        "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+};
+"""
+
+
+def apt_config(parts: Path) -> dict[str, list[str]]:
+    """`apt-config dump` of only the files in `parts` (none of this machine's)."""
+    main = parts.parent / "apt.conf"
+    main.write_text(f'Dir::Etc::Parts "{parts}";\nDir::Etc::main "{parts.parent / "none"}";\n')
+    (parts.parent / "none").write_text("")
+    env = {**os.environ, "APT_CONFIG": str(main)}
+    out = subprocess.run(
+        ["apt-config", "dump"], env=env, capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        found.setdefault(key, []).append(value.rstrip(";").strip('"'))
+    return found
+
+
+def unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser

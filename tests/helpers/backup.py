@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import psycopg
+import pyrage  # type: ignore[import-untyped]
 
+from installer.backup.manifest import MANIFEST_NAME
 from tests.helpers.pg import PgCluster
 from tests.helpers.sentinels import ROW, SENTINEL
 
@@ -47,3 +53,33 @@ def ids(root: Path, name: str) -> tuple[int, int]:
         if fields[0] == name:
             return int(fields[2]), int(fields[3])
     raise AssertionError(name)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def clawdie(
+    *argv: str, stdin: str = "", fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDIE_")}
+    if fault:
+        env["CLAWDIE_FIRSTBOOT_FAULT"] = fault
+    return subprocess.run(
+        [sys.executable, "-m", "installer.cli", *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+
+
+def read_manifest(backup_file: Path, key: Path) -> dict[str, object]:
+    identity = pyrage.x25519.Identity.from_str(key.read_text().splitlines()[-1])
+    plain = pyrage.decrypt(backup_file.read_bytes(), [identity])
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        member = tar.extractfile(MANIFEST_NAME)
+        assert member is not None
+        return json.loads(member.read())  # type: ignore[no-any-return]
