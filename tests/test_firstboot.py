@@ -505,6 +505,7 @@ def with_shipped_dropin(box: Path) -> Path:
     for name in (
         "apt-daily-upgrade.timer.d/clawdie-window.conf",
         "clawdie-backup.timer.d/clawdie-window.conf",
+        "clawdie-update-check.timer.d/clawdie-window.conf",
     ):
         window = box / "root/etc/systemd/system" / name
         window.parent.mkdir(parents=True)

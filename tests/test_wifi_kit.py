@@ -21,6 +21,7 @@ from tests.helpers.seeds import ADMIN, OPENROUTER, TOKEN
 from tests.helpers.wifi_kit import (
     AP_ADDRESS,
     BOT_USERNAME,
+    HOOK_UNIT,
     KIT_LABEL,
     STUBS,
     build_kit,
@@ -145,7 +146,7 @@ def test_the_kit_hook_goes_into_a_copy_of_the_installed_disk_only(tmp_path: Path
 
     hooked = with_kit_hook(disk, tmp_path / "hooked.img")
     assert disk.read_bytes() == before
-    unit = Path(__file__).with_name("clawdie-testkit.service").read_bytes()
+    unit = HOOK_UNIT.read_bytes()
     with root_filesystem(hooked) as device:
         assert read_file(device, "/etc/systemd/system/clawdie-testkit.service") == unit
         assert "clawdie-testkit.service" in list_dir(

@@ -46,7 +46,7 @@ PROGRAMS = {"hostapd": Path("/usr/sbin/hostapd"), "dnsmasq": Path("/usr/sbin/dns
 GLIBC = re.compile(r"^(libc|libm|libdl|libpthread|librt|libresolv|ld-linux-x86-64)\.so")
 KIT_SIZE = "24M"
 STUBS = Path(__file__).with_name("wifi_stubs.py")
-MDNS_PEER = Path(__file__).with_name("helpers") / "mdns.py"
+MDNS_PEER = Path(__file__).with_name("mdns.py")
 PLATFORM_WAIT_S = 1200  # the peer's wait for PLATFORM-READY (first boot's bound)
 
 
