@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ PAYLOAD = ROOT / "iso/reference_platform"
 LOCK = PAYLOAD / "dashboard/package-lock.json"
 OPERATOR_EMAIL = "ops@example.com"  # the first-boot seed's (tests/helpers/firstboot.py)
 READY_S = 60.0
+# A folder whose `node` the platform runs instead of the host's: Debian 12's node 18, say (the
+# image's), from a copy of its root, to prove the dashboard on the Node the box has.
+NODE_DIR = "CLAWDIE_TEST_NODE_DIR"
 
 
 def _cache_root() -> Path:
@@ -125,19 +129,23 @@ def running_dashboard(where: Path, pg: PgCluster, modules: Path) -> Iterator[Das
     )
     env = dashboard.env()
     env["PATH"] = f"{pg.bindir}:{env['PATH']}"  # psql, for the platform's database check
+    if os.environ.get(NODE_DIR):
+        env["PATH"] = f"{os.environ[NODE_DIR]}:{env['PATH']}"
     with dashboard.log.open("w") as log:
         proc = subprocess.Popen(
             [str(platform / "bin/clawdie-platform")],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=where,
             start_new_session=True,
         )
     try:
         wait_for(dashboard.log, "DASHBOARD-READY", proc)
         yield dashboard
     finally:
-        os.killpg(proc.pid, 15)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
 
 
