@@ -30,13 +30,13 @@ from tests.helpers.dashboard import (
     COLD,
     OPERATOR_EMAIL,
     Dashboard,
+    chromium_sign_in,
     node_modules,
     running_dashboard,
 )
 from tests.helpers.sentinels import OPERATOR_PASSWORD
 from tests.pg import PgCluster
 
-CHROMIUM = shutil.which("chromium")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs/dashboard-signed-in.png"
 pytestmark = [pytest.mark.slow] if COLD else []
 
@@ -134,36 +134,16 @@ def test_the_summary_prints_what_the_browser_checks(dashboard: Dashboard) -> Non
     assert hashlib.sha256(served).digest() == tls.certificate
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is needed for the browser test")
 def test_chromium_trusts_the_box_by_its_key_hash_and_signs_in(dashboard: Dashboard) -> None:
     """Headless Chromium told to accept this one key (the SPKI hash the summary prints): the
-    sign-in form, a wrong password refused, the right one signed in; the signed-in page is
-    kept in docs/ as the screenshot."""
-    from playwright.sync_api import sync_playwright
-
+    sign-in form, a wrong password refused, the right one signed in (CLAWDIE_DOCS_SCREENSHOT=1
+    keeps the signed-in page as docs/dashboard-signed-in.png)."""
     tls = read_tls_fingerprint(TargetPaths(dashboard.cert.parents[3]))
     assert tls is not None
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[f"--ignore-certificate-errors-spki-list={tls.spki_base64}"],
-        )
-        page = browser.new_page(viewport={"width": 720, "height": 420})
-        page.goto(dashboard.url)
-        page.fill("#email", OPERATOR_EMAIL)
-        page.fill("#password", "wrong password, twelve+")
-        page.click("button[type=submit]")
-        assert "Sign-in refused" in page.inner_text("body")
-        page.fill("#password", OPERATOR_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("text=Signed in as")
-        assert f"Signed in as {OPERATOR_EMAIL}" in page.inner_text("body")
-        cookies = {c["name"]: c for c in page.context.cookies()}
-        session = cookies["__Secure-better-auth.session_token"]
-        assert session["secure"]
-        assert session["httpOnly"]
-        shot = page.screenshot()
-        browser.close()
+    visit = chromium_sign_in(dashboard.url, tls.spki_base64, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    assert "Sign-in refused: wrong email or password." in visit.refused
+    assert f"Signed in as {OPERATOR_EMAIL}" in visit.signed_in
+    assert visit.secure
+    assert visit.http_only
     if os.environ.get("CLAWDIE_DOCS_SCREENSHOT"):
-        SCREENSHOT.write_bytes(shot)
+        SCREENSHOT.write_bytes(visit.screenshot)

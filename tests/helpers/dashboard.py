@@ -158,3 +158,57 @@ def wait_for(log: Path, word: str, proc: subprocess.Popen[bytes]) -> None:
             break
         time.sleep(0.2)
     pytest.fail(f"the platform never said {word}:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What headless Chromium saw of the dashboard: the page after a wrong password, the page
+    after the right one, the session cookie's flags, and a screenshot of the signed-in page."""
+
+    refused: str
+    signed_in: str
+    secure: bool
+    http_only: bool
+    screenshot: bytes
+
+
+def chromium_sign_in(
+    url: str, spki: str, email: str, password: str, timeout_ms: float = 30000
+) -> Visit:
+    """Debian's Chromium, headless, trusting the dashboard's certificate by its key's hash only
+    (`spki`, as the summary prints it; any other certificate error stays an error): a wrong
+    password, then the right one."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is needed for the browser test")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=[f"--ignore-certificate-errors-spki-list={spki}"],
+        )
+        page = browser.new_page(viewport={"width": 720, "height": 420})
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
+        page.fill("#email", email)
+        page.fill("#password", "not the operator's password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Sign-in refused")
+        refused = page.inner_text("body")
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Signed in as")
+        signed_in = page.inner_text("body")
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        session = cookies.get("__Secure-better-auth.session_token", {})
+        shot = page.screenshot()
+        browser.close()
+    return Visit(
+        refused,
+        signed_in,
+        bool(session.get("secure")),
+        bool(session.get("httpOnly")),
+        shot,
+    )
