@@ -123,15 +123,27 @@ def test_the_platforms_readiness_check_asks_the_dashboard_over_https(dashboard: 
 
 
 def test_the_summary_prints_what_the_browser_checks(dashboard: Dashboard) -> None:
-    """The certificate's SHA-256 is the one a TLS client sees; the SPKI hash is its key's."""
+    """The certificate's SHA-256 is the one a TLS client sees; the SPKI hash is its key's (as
+    OpenSSL finds it)."""
     tls = read_tls_fingerprint(TargetPaths(dashboard.cert.parents[3]))
     assert tls is not None
     conn = _connection(dashboard)
     conn.connect()
     assert conn.sock is not None
-    served = conn.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+    served = conn.sock.getpeercert(binary_form=True)
     conn.close()
+    assert served is not None
     assert hashlib.sha256(served).digest() == tls.certificate
+    # the key's hash as OpenSSL takes the key out of the certificate
+    key = subprocess.run(
+        ["openssl", "x509", "-in", str(dashboard.cert), "-noout", "-pubkey"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "DER"], input=key, capture_output=True, check=True
+    ).stdout
+    assert hashlib.sha256(der).digest() == tls.spki
 
 
 def test_chromium_trusts_the_box_by_its_key_hash_and_signs_in(dashboard: Dashboard) -> None:
