@@ -518,7 +518,35 @@ def install_needs(config: BuildConfig, root: Path, manifest: dict[str, object]) 
         for path in (root / "var/lib/apt/lists").glob("*_*"):
             path.unlink()
     prune_docs(root)
+    unstamp(config, root)
     return "".join(f"{line}\n" for line in sorted(set(after.splitlines()) - before))
+
+
+# What apt, dpkg and ldconfig write with the time of the run in it: the base's copy stands (the
+# logs) or none (caches made again when needed), so two builds of the same inputs stay identical.
+RUN_STAMPED_LOGS = (
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/apt/history.log",
+    "var/log/apt/term.log",
+    "var/log/apt/eipp.log.xz",
+)
+RUN_STAMPED_CACHES = (
+    "var/cache/apt/pkgcache.bin",
+    "var/cache/apt/srcpkgcache.bin",
+    "var/cache/ldconfig/aux-cache",
+)
+
+
+def unstamp(config: BuildConfig, root: Path) -> None:
+    """The layer's package install leaves no trace of when it ran (see RUN_STAMPED_LOGS)."""
+    for name in RUN_STAMPED_LOGS:
+        if (config.base_dir / name).is_file():
+            shutil.copy2(config.base_dir / name, root / name)
+        else:
+            (root / name).unlink(missing_ok=True)
+    for name in RUN_STAMPED_CACHES:
+        (root / name).unlink(missing_ok=True)
 
 
 def install_node_modules(config: BuildConfig, target: Path) -> None:
