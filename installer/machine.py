@@ -1,5 +1,6 @@
 """What the operator needs to find and trust a box without a screen: its boot mode, its make and
-model, its network interfaces, its SSH host keys and its installation fingerprint.
+model, its network interfaces, its SSH host keys, its TLS certificate (the dashboard's) and its
+installation fingerprint.
 
 Every reader takes a root (`/` on the machine; a planted tree in tests): `/sys` and `/etc` are
 read below it, never from a literal path. Commands (`ip`, `ssh-keygen`) run only through
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import json
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +263,81 @@ def read_ssh_fingerprints(paths: TargetPaths) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class TlsFingerprint:
+    """The box's TLS certificate as a browser shows it (SHA-256 of the certificate, hex pairs),
+    and the SHA-256 of its public key (SPKI, base64), which Chromium's
+    --ignore-certificate-errors-spki-list takes."""
+
+    certificate: bytes
+    spki: bytes
+
+    @property
+    def hex(self) -> str:
+        return ":".join(f"{b:02X}" for b in self.certificate)
+
+    @property
+    def short(self) -> str:
+        """The first half, for the login screen's one line (a browser shows the whole)."""
+        return ":".join(f"{b:02X}" for b in self.certificate[:16]) + ":..."
+
+    @property
+    def spki_base64(self) -> str:
+        return base64.b64encode(self.spki).decode()
+
+
+def _der_item(der: bytes, at: int) -> tuple[int, int, int]:
+    """The DER item at `at`: its tag, where its content starts and where it ends."""
+    tag, length, start = der[at], der[at + 1], at + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, start = int.from_bytes(der[start : start + count], "big"), start + count
+    if start + length > len(der):
+        raise ValueError("a DER item runs past the end")
+    return tag, start, start + length
+
+
+def certificate_spki(der: bytes) -> bytes:
+    """The subjectPublicKeyInfo of an X.509 certificate (DER), whole: the 7th field of the
+    TBSCertificate, or the 6th when the version field is left out (RFC 5280, 4.1)."""
+    _, body, _ = _der_item(der, 0)
+    _, at, end = _der_item(der, body)
+    fields = []
+    while at < end:
+        tag, _, after = _der_item(der, at)
+        fields.append((tag, at, after))
+        at = after
+    if fields and fields[0][0] == 0xA0:  # [0] version
+        fields = fields[1:]
+    if len(fields) < 6:
+        raise ValueError("the certificate has no public key field")
+    _, begin, after = fields[5]
+    return der[begin:after]
+
+
+def read_tls_fingerprint(paths: TargetPaths) -> TlsFingerprint | None:
+    """The fingerprints of the box's TLS certificate (the dashboard's), None while there is none
+    or it cannot be read as one."""
+    try:
+        der = ssl.PEM_cert_to_DER_cert(_text(paths.tls_cert))
+        spki = certificate_spki(der)
+    except (ValueError, IndexError):
+        return None
+    return TlsFingerprint(hashlib.sha256(der).digest(), hashlib.sha256(spki).digest())
+
+
+def render_tls_lines(paths: TargetPaths) -> list[str]:
+    """The summary's and the receipt's lines of the TLS certificate: what to compare with the
+    browser's warning, and the key's hash for a browser told to trust this key only."""
+    tls = read_tls_fingerprint(paths)
+    if tls is None:
+        return ["TLS certificate: none yet"]
+    return [
+        f"TLS certificate: SHA-256 {tls.hex}",
+        f"  its key (SPKI SHA-256, base64): {tls.spki_base64}",
+    ]
+
+
 def read_installation_fingerprint(paths: TargetPaths) -> str:
     if not _text(paths.machine_id):
         return "not yet: the machine id is made at the first start"
@@ -318,5 +395,6 @@ def render_machine_lines(
         lines += [f"  {key}" for key in ssh]
     else:
         lines.append("SSH host keys:  none yet")
+    lines += render_tls_lines(paths)
     lines.append(f"Installation fingerprint: {read_installation_fingerprint(paths)}")
     return lines

@@ -156,6 +156,8 @@ def test_safe_changes_are_applied_and_a_second_run_changes_nothing(
         assert env[key] == before_env[key], key
     assert env["OPENROUTER_API_KEY"] == OPENROUTER
     assert env["PLATFORM_DB_PASSWORD"] == before_env["PLATFORM_DB_PASSWORD"]
+    # a new session secret would sign the operator out of the dashboard
+    assert env["BETTER_AUTH_SECRET"] == before_env["BETTER_AUTH_SECRET"]
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
     assert (root / "etc/default/locale").read_text() == "LANG=de_DE.UTF-8\n"
     assert 'XKBLAYOUT="de"' in (root / "etc/default/keyboard").read_text()

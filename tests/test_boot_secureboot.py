@@ -27,10 +27,12 @@ import pytest
 
 from tests.helpers import vm
 from tests.helpers.boot_lane import (
+    DASHBOARD_PORT,
     KERNEL_LOCKDOWN,
     KERNEL_SECURE_BOOT,
     KERNEL_SECURE_BOOT_OFF,
     LOADERS,
+    OPERATOR_EMAIL,
     PROBES,
     SECURE_BOOT_RUN,
     LaterBoot,
@@ -126,17 +128,34 @@ def test_plain_uefi_boots_the_secure_boot_install(uefi_later: LaterBoot) -> None
 
 def test_the_box_answers_only_ssh_and_the_dashboard_from_outside(uefi_later: LaterBoot) -> None:
     """From the host through the user-mode NIC's forwarded ports: SSH's banner and the
-    dashboard's HTTP answer; PostgreSQL, port 80 and a listener the kit opened on every address
+    dashboard's HTTPS answer; PostgreSQL, port 80 and a listener the kit opened on every address
     (it answers on the box itself) say nothing. The served ports prove the probe hears a
     service; the kit's listener proves the firewall, not an absent service, keeps it silent."""
     answers = uefi_later.answers
     assert answers[22].startswith(b"SSH-2.0-"), answers
-    assert answers[3000].startswith(b"HTTP/"), answers
+    assert answers[DASHBOARD_PORT].startswith(b"HTTP/"), answers
     assert f"TESTKIT: listener: TCP {LISTENER_PORT} answers on the box" in uefi_later.text
     speaking = {
-        PROBES[port][0]: answer for port, answer in answers.items() if port not in (22, 3000)
+        PROBES[port][0]: answer
+        for port, answer in answers.items()
+        if port not in (22, DASHBOARD_PORT)
     }
     assert speaking == dict.fromkeys(speaking, b""), f"these answered from outside: {speaking}"
+
+
+def test_the_operator_signs_in_to_the_dashboard_from_outside(uefi_later: LaterBoot) -> None:
+    """The operator's first hour: from the host through the forwarded 443, headless Chromium
+    trusting the box's certificate only by the key hash the box's own summary prints (so the
+    certificate served is the one the box made and names), the seed's operator signs in over
+    HTTPS (Better Auth on Debian's node, the session cookie Secure and HttpOnly) and a wrong
+    password is refused. The signed-in page: build/iso/boot-test/dashboard-signed-in.png."""
+    visit = uefi_later.dashboard
+    assert visit is not None, "the install summary names no TLS key (SPKI) hash"
+    assert "Sign-in refused: wrong email or password." in visit.refused
+    assert f"Signed in as {OPERATOR_EMAIL}" in visit.signed_in
+    assert visit.secure
+    assert visit.http_only
+    assert "DASHBOARD-READY https on port 443 (Node v18." in uefi_later.text
 
 
 def test_the_box_offers_mdns_and_no_llmnr(uefi_later: LaterBoot) -> None:

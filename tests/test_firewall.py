@@ -105,7 +105,7 @@ def test_a_payload_port_that_cannot_be_the_dashboards_is_refused(
 def test_the_port_is_optional_and_the_reference_payload_declares_one(tmp_path: Path) -> None:
     assert "port" not in BUILD.read_platform_manifest(payload(tmp_path, ""))
     manifest = BUILD.read_platform_manifest(REPO / "iso/reference_platform")
-    assert manifest["port"] == 3000
+    assert manifest["port"] == 443, "the dashboard URL (https://<host>.local/) has no port"
 
 
 def test_postgresql_listens_on_localhost_only() -> None:

@@ -77,6 +77,9 @@ def test_first_boot_end_to_end_then_a_rerun_changes_nothing(box: Path, pg: PgClu
     assert env["PI_TUI_MODEL"] == "deepseek/deepseek-chat"
     assert "OPERATOR_PASSWORD" not in env
     assert "CLAWDIE_USER_PASSWORD" not in env
+    # the dashboard's session secret: made here, on the box (the image has none)
+    assert len(env["BETTER_AUTH_SECRET"]) >= 40
+    assert env["BETTER_AUTH_SECRET"] not in result.stdout + result.stderr
     assert not [key for key in env if key.startswith(("WIFI_", "NET_"))]
     resolved = json.loads((root / "etc/clawdie/setup.resolved.json").read_text())
     by_key = {s["key"]: s for s in resolved["settings"]}

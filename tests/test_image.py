@@ -54,15 +54,15 @@ def test_image_size_checksum_and_manifest(installer_image: Path) -> None:
     figures = read_figures()
     size = installer_image.stat().st_size
     print(
-        f"\nimage: {size / 1e6:.0f} MB (target <= 450 MB), build {figures['seconds']} s, "
+        f"\nimage: {size / 1e6:.0f} MB (target <= 480 MB), build {figures['seconds']} s, "
         f"base {figures['base']}"
     )
-    assert size <= 450 * 1000 * 1000
+    assert size <= 480 * 1000 * 1000  # 450 before the dashboard's Node (issue: the first hour)
     line = installer_image.with_name(installer_image.name + ".sha256").read_text()
     digest = hashlib.sha256(installer_image.read_bytes()).hexdigest()
     assert line == f"{digest}  {installer_image.name}\n"
     manifest = installer_image.with_name(installer_image.name + ".manifest").read_text()
-    for package in ("linux-image-amd64", "postgresql", "live-boot", "openssh-server"):
+    for package in ("linux-image-amd64", "postgresql", "live-boot", "openssh-server", "nodejs"):
         assert f"\n{package}\t" in manifest
     assert "pydantic==" in manifest
     assert "psycopg==" in manifest
@@ -157,6 +157,22 @@ def test_image_root_carries_the_product(image_root: Path) -> None:
     assert "ExecStart=/opt/clawdie/platform/bin/clawdie-platform" in unit
     assert "ExecStartPre=/usr/local/bin/clawdie-setup wait-db" in unit
     assert (image_root / "opt/clawdie/venv/bin/python").exists()
+    # the dashboard serves https://<host>.local/ (443) as the service account, with the TLS key
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in unit
+    assert "SupplementaryGroups=ssl-cert" in unit
+
+
+def test_image_carries_the_dashboard_on_debians_node(image_root: Path) -> None:
+    """The reference platform's dashboard runs offline on Debian's nodejs: Node is installed (the
+    payload's `needs`) and the locked modules are beside the server (npm ci at image build)."""
+    assert (image_root / "usr/bin/node").exists()
+    dashboard = image_root / "opt/clawdie/platform/dashboard"
+    assert (dashboard / "server.mjs").is_file()
+    for module in ("better-auth", "pg", "@noble/hashes"):
+        assert (dashboard / "node_modules" / module / "package.json").is_file(), module
+    lock = json.loads((dashboard / "package-lock.json").read_text())
+    installed = json.loads((dashboard / "node_modules/better-auth/package.json").read_text())
+    assert installed["version"] == lock["packages"]["node_modules/better-auth"]["version"]
 
 
 def test_image_carries_the_networks_pieces(image_root: Path) -> None:
@@ -199,7 +215,7 @@ def test_image_shows_only_what_it_serves(image_root: Path) -> None:
     assert wanted.is_symlink(), "nftables.service is enabled"
     ruleset = (image_root / "etc/nftables.conf").read_text()
     assert "policy drop;" in ruleset
-    assert 'tcp dport 3000 accept comment "the dashboard"' in ruleset
+    assert 'tcp dport 443 accept comment "the dashboard"' in ruleset
     assert (image_root / "usr/sbin/nft").is_file()
     conf = (image_root / "usr/share/clawdie/postgresql/clawdie.conf").read_text()
     assert "listen_addresses = 'localhost'" in conf

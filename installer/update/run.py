@@ -138,7 +138,9 @@ class UpdateRun:
 
         with contextlib.suppress(OSError, ValueError):
             env = read_env_file(self.paths.system_env)
-            register(env.get(DB_PASSWORD_KEY), env.get("DATABASE_URL"))
+            register(
+                env.get(DB_PASSWORD_KEY), env.get("DATABASE_URL"), env.get("BETTER_AUTH_SECRET")
+            )
 
     @contextlib.contextmanager
     def locked(self, wait: bool) -> Iterator[bool]:

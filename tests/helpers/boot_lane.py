@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -35,6 +37,9 @@ from tests.helpers import boot_timing, vm
 from tests.helpers.image import OUT, copy_image
 from tests.helpers.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
 
+if TYPE_CHECKING:
+    from tests.helpers.dashboard import Visit
+
 LOGS = OUT / "boot-test"
 DISK_SIZE = 6 * 1024**3
 INSTALL_BOUND = 1500.0  # power-on to CLAWDIE-INSTALL-DONE
@@ -43,11 +48,12 @@ FAILURE_BOUND = 900.0  # power-on to a failure's power-off (waits 120 s + 60 s f
 ASSISTANT_NAME = "Boot Test"
 # No HOSTNAME line: the box's name is the one the installer derives from ASSISTANT_NAME.
 BOX_HOSTNAME = derive_hostname(ASSISTANT_NAME)
+OPERATOR_EMAIL = "operator@example.com"
 SEED_LINES = [
     f"TELEGRAM_BOT_TOKEN={TOKEN}",
     f"OPENROUTER_API_KEY={OPENROUTER}",
     f"ASSISTANT_NAME={ASSISTANT_NAME}",
-    "OPERATOR_EMAIL=operator@example.com",
+    f"OPERATOR_EMAIL={OPERATOR_EMAIL}",
     f"OPERATOR_PASSWORD={PASSWORD}",
 ]
 # The BIOS machine's seed has Wi-Fi too: its disk, kept before first boot, is what the Wi-Fi runs
@@ -276,8 +282,8 @@ KERNEL_SECURE_BOOT_OFF = re.compile(r"Secure boot disabled")
 KERNEL_LOCKDOWN = re.compile(r"Kernel is locked down from EFI Secure Boot")
 UEFI_MAC = "52:54:00:c1:a0:02"  # the plain-UEFI later boot's one NIC (user networking)
 # The ports the host probes through that NIC, and what it sends to make a service speak. Only SSH
-# and the reference platform's dashboard (platform.toml `port = 3000`) may answer.
-DASHBOARD_PORT = 3000
+# and the reference platform's dashboard (platform.toml `port = 443`, HTTPS) may answer.
+DASHBOARD_PORT = 443
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: boot-test.local\r\n\r\n"
 PG_SSL_REQUEST = struct.pack("!II", 8, 80877103)  # PostgreSQL answers it with one byte, S or N
 PROBES: dict[int, tuple[str, bytes]] = {
@@ -289,6 +295,8 @@ PROBES: dict[int, tuple[str, bytes]] = {
 }
 SERVED = (22, DASHBOARD_PORT)
 SILENCE_SECONDS = 5.0  # a hidden port: no byte within this, after the served ones answered
+# The summary's line of the TLS certificate's key hash (installer/machine.py render_tls_lines).
+SUMMARY_SPKI = re.compile(r"its key \(SPKI SHA-256, base64\): (\S+)")
 
 
 def secure_boot_installed(image: Path, workdir: Path) -> Machine:
@@ -365,14 +373,32 @@ def probe(port: int, send: bytes, seconds: float) -> bytes:
     return data
 
 
+def probe_tls(port: int, send: bytes, seconds: float) -> bytes:
+    """`probe` through TLS, whatever the certificate (the dashboard's is the box's own; the
+    browser visit checks it by its key's hash): the first line of the HTTPS answer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=seconds) as raw,
+            context.wrap_socket(raw) as sock,
+        ):
+            sock.sendall(send)
+            return sock.recv(4096)
+    except OSError:
+        return b""
+
+
 def probe_ports(forwards: dict[int, int], wait: float) -> dict[int, bytes]:
     """The served ports first, each tried until it answers (at most `wait` s), then each other
     port once for SILENCE_SECONDS: guest port -> what answered."""
     answers: dict[int, bytes] = {}
     deadline = time.monotonic() + wait
     for port in SERVED:
+        ask = probe_tls if port == DASHBOARD_PORT else probe
         while not (answers.get(port)) and time.monotonic() < deadline:
-            answers[port] = probe(forwards[port], PROBES[port][1], SILENCE_SECONDS)
+            answers[port] = ask(forwards[port], PROBES[port][1], SILENCE_SECONDS)
             if not answers[port]:
                 time.sleep(2)
     for port in forwards:
@@ -390,6 +416,7 @@ class LaterBoot:
     disk: Path
     text: str
     answers: dict[int, bytes]
+    dashboard: Visit | None = None  # the browser's sign-in (None: the dashboard never answered)
 
 
 def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
@@ -430,6 +457,7 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
             guest.wait_for("TESTKIT: ready for the probes", 600, name="kit ready")
             answers = probe_ports(forwards, 120)
             guest.marks.setdefault("ports probed", guest.elapsed())
+            visit = visit_dashboard(machine, forwards[DASHBOARD_PORT], workdir)
             guest.wait_for("TESTKIT: update: done", FIRSTBOOT_BOUND, name="update done")
             text = guest.log_text()
             guest.qmp.execute("system_powerdown")
@@ -438,7 +466,35 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
             record("uefi-later", guest)
     finally:
         keep_logs(workdir)
-    return LaterBoot(workdir=workdir, disk=disk, text=text, answers=answers)
+    return LaterBoot(workdir=workdir, disk=disk, text=text, answers=answers, dashboard=visit)
+
+
+def summary_spki(disk: Path) -> str | None:
+    """The TLS certificate's key hash as the box's install summary prints it (for Chromium's
+    --ignore-certificate-errors-spki-list): the box says which certificate to trust."""
+    from tests.helpers.disk_image import read_file, root_filesystem
+
+    with root_filesystem(disk) as device:
+        summary = (read_file(device, "/var/lib/clawdie-setup/install-summary.txt") or b"").decode()
+    found = SUMMARY_SPKI.search(summary)
+    return found.group(1) if found else None
+
+
+def visit_dashboard(machine: Machine, port: int, workdir: Path) -> Visit | None:
+    """The operator's first visit through the forwarded port: headless Chromium trusting only
+    the key the summary names, a wrong password, then the seed's; the signed-in page's
+    screenshot beside the logs. None when the summary names no key."""
+    from tests.helpers.dashboard import chromium_sign_in
+
+    spki = summary_spki(machine.disk)
+    if spki is None:
+        return None
+    url = f"https://127.0.0.1:{port}/"
+    visit = chromium_sign_in(url, spki, OPERATOR_EMAIL, PASSWORD, timeout_ms=120000)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "dashboard-signed-in.png").write_bytes(visit.screenshot)
+    (workdir / "dashboard-signed-in.png").write_bytes(visit.screenshot)
+    return visit
 
 
 def after_update_boot(machine: Machine, later: LaterBoot) -> vm.Vm:

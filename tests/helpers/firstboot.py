@@ -127,6 +127,7 @@ def snapshot(root: Path, pg: PgCluster) -> dict[str, tuple[str, int, str]]:
             text = re.sub(r"\(\d+\.\d s\)( over \d+ runs)?", "(N s)", text)
             text = re.sub(r'\{"seconds": [\d.]+, "runs": \d+\}', "{TIME}", text)  # firstboot-time
             text = re.sub(r"PLATFORM_DB_PASSWORD=\"[^\"]+\"", "PLATFORM_DB_PASSWORD=P", text)
+            text = re.sub(r"BETTER_AUTH_SECRET=\"[^\"]+\"", "BETTER_AUTH_SECRET=S", text)
             text = re.sub(r"postgresql://([^:]+):[^@]+@", r"postgresql://\1:P@", text)
             text = re.sub(r":\d{5}:", ":DAYS:", text)  # shadow's last-change day
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,6 +1,6 @@
-"""Step 5, platform config: /etc/clawdie/system.env (0600, owned by the service account) with the
-resolved settings, keys and database URLs, and /etc/clawdie/setup.resolved.json with the
-non-secret resolution and its provenance."""
+"""Step 5, platform config: /etc/clawdie/system.env (0640, root's, group of the service account)
+with the resolved settings, keys, database URLs and the dashboard's session secret, and
+/etc/clawdie/setup.resolved.json with the non-secret resolution and its provenance."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from installer import __version__, redact
-from installer.envfile import render_env_file
+from installer.envfile import read_env_file, render_env_file
 from installer.firstboot.config import DbConfig
 from installer.firstboot.context import UNITS_CHANGED, StepContext, log
 from installer.firstboot.platform_db import DB_PASSWORD_KEY, database_url, existing_db_password
@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # `wait-db` reads system.env with parse_env_file: no profile 
 NAME = "platform-config"
 LABEL = "the platform's configuration"  # what the receipt and the console say
 DEADLINE_S = 60.0
+# The key the dashboard's Better Auth signs its session cookies with: made on the box at first
+# boot (never at image build, so no two boxes share it), kept across runs (a new one would sign
+# every operator out), only in system.env (root's file, readable by the service account's group).
+AUTH_SECRET_KEY = "BETTER_AUTH_SECRET"  # noqa: S105 - a key name, not a secret
 
 # Settings that are for the installer only and do not go to the platform's environment (the
 # network step writes the network's into the system's configuration), as each key declares.
@@ -90,6 +94,8 @@ def apply(ctx: StepContext) -> StepRecord:
     redact.register(db_password)
     settings = list(ctx.seed.settings)
     env = render_platform_env(settings, role, db_password, ctx.config.db)
+    env[AUTH_SECRET_KEY] = existing_auth_secret(paths.system_env) or secrets.token_urlsafe(32)
+    redact.register(env[AUTH_SECRET_KEY])
 
     ensure_dir(paths.config_dir, 0o750, 0, gid if gid != -1 else 0)
     # Root's file that the platform reads (DESIGN §4): root:<service group> 0640, so nothing the
@@ -122,6 +128,14 @@ def apply(ctx: StepContext) -> StepRecord:
             UNITS_CHANGED: "yes" if units_changed else "no",
         },
     )
+
+
+def existing_auth_secret(env_file: Path) -> str | None:
+    """The dashboard's session secret from an earlier run (a new one would end every session)."""
+    try:
+        return read_env_file(env_file).get(AUTH_SECRET_KEY) or None
+    except FileNotFoundError:
+        return None
 
 
 def _read_or_none(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from installer.machine import (
     read_installation_fingerprint,
     read_interfaces,
     read_ssh_fingerprints,
+    read_tls_fingerprint,
     render_machine_lines,
 )
 from installer.online.checks import Findings
@@ -168,8 +169,9 @@ def render_issue(  # noqa: C901 (12: one branch per optional line of the login s
 ) -> str:
     """The console login banner (agetty issue file): status, where the box is on the network,
     the dashboard (with a QR code of it when the box works and it fits the screen), the SSH host
-    keys and the installation fingerprint, how updates and backups went (`upkeep`, one line
-    each); a failure's reason and what to do. Our text has its
+    keys, the TLS certificate's SHA-256 (its first half: a browser's warning shows it whole), the
+    installation fingerprint and how updates and backups went (`upkeep`, one line each); a
+    failure's reason and what to do. Our text has its
     backslashes escaped for agetty; each interface's address is agetty's own `\\4{name}` escape
     (IPv4), so the screen shows the address the box has now."""
     status = status or outcome.status()
@@ -188,6 +190,9 @@ def render_issue(  # noqa: C901 (12: one branch per optional line of the login s
         name = interface.name if re.fullmatch(r"[\w.-]+", interface.name) else ""
         networks.append((f"{interface.name[:16]} {interface.mac[:20]}", name))
     keys = [f"SSH host key: {key}" for key in read_ssh_fingerprints(paths)]
+    tls = read_tls_fingerprint(paths)
+    if tls is not None:  # beside the URL's QR code: what the browser's warning should show
+        keys.append(f"TLS certificate: SHA-256 {tls.short}")
     after = [
         f"Installation fingerprint: {read_installation_fingerprint(paths)}",
         f"Platform: {outcome.platform}",
