@@ -6,6 +6,7 @@
               `pg.start()`, `pg.restart(mode)`, `pg.start_in_background(delay)`, `pg.set(k=v)`
               (next start), `pg.promote()`, `pg.sockdir`, `pg.port`, `pg.logfile`.
 `pg_cluster`  the same, initialised but not started.
+`second_pg`   another running cluster of its own (a restore's new box).
 `root_tools`  skips the test unless it runs as root with every tool the disk installer runs.
 `live`        a small live system as a squashfs (tests/helpers/install_disk.py).
 `loop_devices` skips the test unless it runs as root with loop devices and the disk tools
@@ -76,6 +77,18 @@ def pg_cluster(pg_template: Path) -> Iterator[PgCluster]:
 def pg(pg_cluster: PgCluster) -> PgCluster:
     pg_cluster.start()
     return pg_cluster
+
+
+@pytest.fixture
+def second_pg(pg_template: Path) -> Iterator[PgCluster]:
+    """A second running cluster (a restore's new box beside the old one's `pg`)."""
+    cluster = PgCluster(template=pg_template)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
 
 
 @pytest.fixture

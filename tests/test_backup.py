@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -106,17 +105,6 @@ def kept_files(root: Path, manifest: dict[str, object]) -> dict[str, tuple[str, 
         mode = "link" if path.is_symlink() else oct(st.st_mode & 0o7777)
         out[part["path"]] = (mode, users[st.st_uid], groups[st.st_gid], body)
     return out
-
-
-@pytest.fixture
-def second_pg(pg_template: Path) -> Iterator[PgCluster]:
-    cluster = PgCluster(template=pg_template)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
 
 
 @pytest.fixture

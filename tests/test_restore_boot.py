@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -57,17 +56,6 @@ def make_backup(box: Path, pg: PgCluster, to: Path, recipient: str) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     (made,) = [p for p in to.iterdir() if p.name.endswith(".backup.age")]
     return made
-
-
-@pytest.fixture
-def second_pg(pg_template: Path) -> Iterator[PgCluster]:
-    cluster = PgCluster(template=pg_template)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
 
 
 @pytest.fixture

@@ -35,17 +35,25 @@ def _better_auth(tmp_path: Path) -> Path:
     work = tmp_path / "npm"
     work.mkdir()
     (work / "package.json").write_text('{"name": "clawdie-hash-check", "private": true}\n')
+    npm_into(
+        work, ["install", "--no-audit", "--no-fund", *PACKAGES], f"npm install {' '.join(PACKAGES)}"
+    )
+    return keep_cached(work, cached)
+
+
+def npm_into(work: Path, args: list[str], what: str) -> None:
+    """`npm ARGS` in `work`; the test skips, saying why, when npm cannot (no registry)."""
     proc = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", *PACKAGES],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+        ["npm", *args], cwd=work, capture_output=True, text=True, timeout=300, check=False
     )
     if proc.returncode != 0:
-        pytest.skip(f"npm install {' '.join(PACKAGES)} failed: {proc.stderr[-400:]}")
-    try:  # keep it for next time; a failure here only costs the next run an install
+        pytest.skip(f"{what} failed: {proc.stderr[-400:]}")
+
+
+def keep_cached(work: Path, cached: Path) -> Path:
+    """`work` kept at `cached` for the next run (renamed into place whole); `work` itself when
+    that fails (the next run then only installs again)."""
+    try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         staging = cached.with_name(cached.name + f".{os.getpid()}")
         shutil.copytree(work, staging, symlinks=True)

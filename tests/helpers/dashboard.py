@@ -19,6 +19,7 @@ import pytest
 
 from installer.install.identities import make_tls_snakeoil
 from installer.paths import TargetPaths
+from tests.helpers.better_auth import keep_cached, npm_into
 from tests.helpers.firstboot import SEED, firstboot
 from tests.helpers.pg import PgCluster, free_port
 from tests.helpers.seeds import firstboot_box
@@ -54,24 +55,9 @@ def node_modules(tmp_path: Path) -> Path:
     work.mkdir()
     for name in ("package.json", "package-lock.json"):
         shutil.copyfile(PAYLOAD / "dashboard" / name, work / name)
-    proc = subprocess.run(
-        ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"npm ci of the dashboard's modules failed: {proc.stderr[-400:]}")
-    try:  # keep it for next time; a failure here only costs the next run an install
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staging = cached.with_name(cached.name + f".{os.getpid()}")
-        shutil.copytree(work, staging, symlinks=True)
-        staging.rename(cached)
-    except OSError:
-        return work / "node_modules"
-    return cached / "node_modules"
+    args = ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"]
+    npm_into(work, args, "npm ci of the dashboard's modules")
+    return keep_cached(work, cached) / "node_modules"
 
 
 @dataclass(frozen=True)
