@@ -50,11 +50,12 @@ from tests.helpers.seeds import OPENROUTER, PASSWORD, TOKEN
 
 # `just boot-test` runs the boot tests in two workers, one lane each (pytest-xdist's loadgroup):
 # "bios-disk" holds what boots the BIOS machine's disk (and the Wi-Fi runs, which boot a copy of
-# it); "uefi-disk" the Secure Boot machine's lane, with the independent boots that balance the two.
+# it); "uefi-disk" the Secure Boot machine's lane, with the independent boots that balance the
+# two. One lane a test, marked on the test: xdist joins two marks into a third group of its own.
 BIOS_LANE = pytest.mark.xdist_group("bios-disk")
 UEFI_LANE = pytest.mark.xdist_group("uefi-disk")
 # Each test boots one to three VMs under TCG: far past the suite's 300 s per-test default.
-pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000), BIOS_LANE]
+pytestmark = [pytest.mark.boot, pytest.mark.timeout(3000)]
 
 
 def cut_during_copy(machine: Machine, run: str) -> None:
@@ -131,6 +132,7 @@ def bios_machine(installer_image: Path, tmp_path_factory: pytest.TempPathFactory
     return Machine(tmp_path_factory.mktemp("bios-usb"), installer_image, seed, "bios")
 
 
+@BIOS_LANE
 def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Machine) -> None:
     """The BIOS install is first cut short by a power cut in its copy step (sharing this lane's
     install: the install that completes is the one that resumes by itself)."""
@@ -174,6 +176,7 @@ def test_bios_usb_installs_and_first_boot_reaches_the_platform(bios_machine: Mac
     later_boot(bios_machine, "bios-usb")
 
 
+@BIOS_LANE
 def test_stick_left_in_never_reinstalls(bios_machine: Machine) -> None:
     """The installed machine boots the stick again (boot order), seed says ERASE_TARGET_DISK=yes:
     the installer must stop, say so, and leave the disk exactly as it was."""
@@ -197,6 +200,7 @@ ADOPT_MAC = "52:54:00:c1:a0:01"  # the adopt run's one NIC (user networking, res
 NEW_ADMIN = "987654321"
 
 
+@BIOS_LANE
 def test_an_adopt_stick_changes_the_installed_box(
     bios_machine: Machine, installer_image: Path, tmp_path: Path
 ) -> None:
@@ -302,6 +306,7 @@ def adopt_boot(tmp_path: Path, overlay: Path, stick: Path, name: str, *, ready: 
     return text
 
 
+@BIOS_LANE
 def test_two_installs_from_one_image_share_no_identity(
     bios_machine: Machine, secureboot_machine: Machine
 ) -> None:

@@ -101,8 +101,8 @@ import json, sys, pytest
 class Lanes:
     def pytest_collection_finish(self, session):
         for item in session.items:
-            marker = item.get_closest_marker("xdist_group")
-            row = [item.nodeid, str(marker.args[0]) if marker else "", list(item.fixturenames)]
+            lanes = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group")})
+            row = [item.nodeid, "_".join(lanes), list(item.fixturenames)]  # as xdist joins them
             print("LANE " + json.dumps(row))
 sys.exit(pytest.main(["-q", "--collect-only", "-m", "boot", "-p", "no:cacheprovider",
                       "tests/"], plugins=[Lanes()]))
