@@ -24,6 +24,7 @@ from installer.seed.resolve import check_seed_bytes
 from installer.seed.resolved import Wifi
 from tests.helpers.seeds import valid
 from tests.helpers.sentinels import SENTINEL, WIFI_PASSWORD
+from tests.helpers.units import unit_problems
 
 WIFI_LINES = ('WIFI_SSID=Zoë\'s "Wi-Fi" 5G', f"WIFI_PASSWORD={WIFI_PASSWORD}", "WIFI_COUNTRY=de")
 # The image's file (iso/overlay), as the installed system has it.
@@ -309,17 +310,5 @@ def test_systemd_reads_the_wifi_unit(root: Path) -> None:
     unit_dir = root / "etc/systemd/system"
     instance = unit_dir / "clawdie-wifi@wlan0.service"
     instance.symlink_to("clawdie-wifi@.service")
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(instance)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
-    )
-    problems = [
-        line
-        for line in result.stderr.splitlines()
-        if "clawdie-wifi" in line and "wpa_supplicant" not in line
-    ]
-    assert problems == [], result.stderr
+    problems = unit_problems(instance, "clawdie-wifi", "wpa_supplicant")
+    assert problems == [], problems

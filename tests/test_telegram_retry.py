@@ -28,6 +28,7 @@ from installer.online.telegram_queue import (
 from installer.paths import TargetPaths
 from tests.helpers.provider_stub import Reply, provider_stub
 from tests.helpers.sentinels import SENTINEL, TOKEN
+from tests.helpers.units import unit_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -363,20 +364,10 @@ def test_systemd_reads_the_retry_timer_and_service() -> None:
     """The units as the image ships them parse (our binary is not installed here: that line
     aside); the timer starts the service every minute and survives reboots (enabled)."""
     unit_dir = ROOT / "iso/overlay/etc/systemd/system"
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit_dir / "clawdie-telegram-retry.timer")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    problems = unit_problems(
+        unit_dir / "clawdie-telegram-retry.timer", "telegram-retry", "/usr/local/bin/clawdie-setup"
     )
-    problems = [
-        line
-        for line in result.stderr.splitlines()
-        if "telegram-retry" in line and "/usr/local/bin/clawdie-setup" not in line
-    ]
-    assert problems == [], result.stderr
+    assert problems == [], problems
     timer = (unit_dir / "clawdie-telegram-retry.timer").read_text()
     assert "OnCalendar=minutely" in timer
     assert "WantedBy=timers.target" in timer

@@ -24,8 +24,10 @@ from installer.firstboot.steps.upkeep import (
 from installer.paths import TargetPaths, in_root
 from tests.helpers.apt_repo import DEBIANS, apt_config, unit
 from tests.helpers.image import REPO
+from tests.helpers.units import unit_problems
 
 OVERLAY = REPO / "iso/overlay/etc"
+CLAWDIE_SETUP = "/usr/local/bin/clawdie-setup"  # installed on the box only
 
 ANALYZE = shutil.which("systemd-analyze")
 
@@ -141,23 +143,17 @@ def test_the_image_ships_the_default_windows_timers() -> None:
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze")
-def test_systemd_reads_the_backup_timer_and_service() -> None:
+def test_systemd_reads_the_backup_and_update_check_timers_and_services() -> None:
     unit_dir = OVERLAY / "systemd/system"
-    result = subprocess.run(
-        [ANALYZE or "", "verify", "--man=no", str(unit_dir / "clawdie-backup.timer")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
-    )
-    problems = [
-        line
-        for line in result.stderr.splitlines()
-        if "clawdie-backup" in line and "/usr/local/bin/clawdie-setup" not in line
-    ]
-    assert problems == [], result.stderr
+    for timer in ("clawdie-backup.timer", "clawdie-update-check.timer"):
+        problems = unit_problems(unit_dir / timer, timer.removesuffix(".timer"), CLAWDIE_SETUP)
+        assert problems == [], problems
     service = (unit_dir / "clawdie-backup.service").read_text()
     assert "ExecStart=/usr/local/bin/clawdie-setup backup --scheduled\n" in service
     assert "WantedBy=timers.target" in (unit_dir / "clawdie-backup.timer").read_text()
-    assert '"clawdie-backup.timer",' in (OVERLAY.parents[1] / "build.py").read_text()
+    check = (unit_dir / "clawdie-update-check.service").read_text()
+    assert "ExecStart=/usr/local/bin/clawdie-setup update --channel\n" in check
+    assert "ConditionPathExists=/etc/clawdie/update-channel\n" in check
+    build = (OVERLAY.parents[1] / "build.py").read_text()
+    assert '"clawdie-backup.timer",' in build
+    assert '"clawdie-update-check.timer",' in build
