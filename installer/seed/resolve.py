@@ -140,6 +140,21 @@ def check_seed_bytes(data: bytes, name: str = SEED_NAME, *, sealed: bool = False
     )
 
 
+def _each_line_checked(data: bytes) -> tuple[SeedText, dict[str, Given], list[Problem]]:
+    """A seed that is checked line by line (adopt, reset, restore: the box or the backup fills
+    in the rest): the reader's problems plus each set line's own rule."""
+    from installer.seed.model import validate_field
+
+    text = parse_seed(data, KNOWN_KEYS)
+    given = given_from_seed(text)
+    problems = list(text.problems)
+    for key, value in given.items():
+        problem = validate_field(key, value.value)
+        if problem is not None:
+            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    return text, given, problems
+
+
 # What every adopt seed needs, with where to find it.
 _ADOPT_NEEDS = {
     key: spec.missing_hint for key, spec in DECLARATIONS.items() if spec.adopt_mode == "needed"
@@ -152,15 +167,7 @@ def check_adopt_seed_bytes(data: bytes, name: str = SEED_NAME) -> SeedCheck:
     (INSTALL_FINGERPRINT) and proves it is the owner's (ADOPT_CODE); keys that come in pairs
     come together. Nothing else is required: the box fills in what the seed leaves out (the
     adopt run checks the two together)."""
-    from installer.seed.model import validate_field
-
-    text = parse_seed(data, KNOWN_KEYS)
-    given = given_from_seed(text)
-    problems = list(text.problems)
-    for key, value in given.items():
-        problem = validate_field(key, value.value)
-        if problem is not None:
-            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    text, given, problems = _each_line_checked(data)
     problems.extend(
         Problem(None, key, f"required because INSTALL_MODE={seed_mode(data)}", hint)
         for key, hint in _ADOPT_NEEDS.items()
@@ -216,15 +223,7 @@ def check_restore_seed_bytes(
     seed's folder; None when that is not known here, e.g. the installer's stored copy). Lines
     the backup decides (the bot, the names, the passwords) are warned about: they have no
     effect."""
-    from installer.seed.model import validate_field
-
-    text = parse_seed(data, KNOWN_KEYS)
-    given = given_from_seed(text)
-    problems = list(text.problems)
-    for key, value in given.items():
-        problem = validate_field(key, value.value)
-        if problem is not None:
-            problems.append(Problem(value.source.line, key, problem.message, problem.hint or None))
+    text, given, problems = _each_line_checked(data)
     problems.extend(
         Problem(None, key, "required because INSTALL_MODE=restore", DECLARATIONS[key].missing_hint)
         for key in _RESTORE_KEYS
