@@ -3,7 +3,8 @@ the upgrade timer and the backup timer fire inside the window (systemd reads the
 reboot a fix needs waits for the window's start (apt reads the configuration after the image's
 own), UPDATES=off stops the refresh and the upgrade, and the same writer (adopt) turns them on
 again. The weekly report's timer fires on Mondays inside the window, after the daily timers'
-random delays, and is not masked by UPDATES=off."""
+random delays, and is not masked by UPDATES=off. setup.txt's UPDATE_CHANNEL replaces the image's
+channel, `off` removes it, and not set leaves it: what the channel check then reads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from installer.firstboot.config import FirstbootConfig
+from installer.firstboot.context import StepContext
+from installer.firstboot.steps import upkeep
 from installer.firstboot.steps.upkeep import (
     APT_WINDOW,
     BACKUP_DROPIN,
@@ -24,10 +28,14 @@ from installer.firstboot.steps.upkeep import (
     render_weekly_dropin,
     write_upkeep,
 )
-from installer.seed.maint_rules import window_length, window_minutes
 from installer.paths import TargetPaths, in_root
+from installer.seed.maint_rules import window_length, window_minutes
+from installer.seed.resolve import check_seed_bytes
+from installer.update.channel import channel_url
+from installer.update_channel import CHANNEL_FILE, install_channel
 from tests.helpers.apt_repo import DEBIANS, apt_config, unit
 from tests.helpers.image import REPO
+from tests.helpers.seeds import valid
 from tests.helpers.units import unit_problems
 
 OVERLAY = REPO / "iso/overlay/etc"
@@ -212,3 +220,59 @@ def test_systemd_reads_the_backup_and_update_check_timers_and_services() -> None
     assert '"clawdie-backup.timer",' in build
     assert '"clawdie-update-check.timer",' in build
     assert '"clawdie-weekly-report.timer",' in build
+
+
+IMAGE_CHANNEL = "https://releases.example.com/clawdie"
+
+
+def step_with(root: Path, *lines: str) -> dict[str, str]:
+    """The upkeep step run for a seed with `lines` on a box whose image has a channel; the
+    step's facts."""
+    check = check_seed_bytes(valid(*lines))
+    assert check.valid, check.problems
+    paths = TargetPaths(root)
+    if not paths.config_dir.exists():
+        install_channel(paths.config_dir, IMAGE_CHANNEL, "the image's default")
+    context = StepContext(FirstbootConfig(root=root), paths, check.require_resolved())
+    return dict(upkeep.apply(context).facts)
+
+
+@pytest.mark.parametrize(
+    ("line", "asked", "words"),
+    [
+        (None, IMAGE_CHANNEL, "as the box has it"),
+        (
+            "UPDATE_CHANNEL=https://updates.example.org/mine/",
+            "https://updates.example.org/mine",
+            "updates.example.org",
+        ),
+        ("UPDATE_CHANNEL=OFF", None, "off"),
+    ],
+    ids=["not set: the image's", "set: replaces it", "off: none"],
+)
+def test_the_seeds_update_channel_is_the_one_the_box_asks(
+    tmp_path: Path, line: str | None, asked: str | None, words: str
+) -> None:
+    root = tmp_path / "root"
+    facts = step_with(root, *([line] if line else []))
+    assert facts["update_channel"] == words
+    config = TargetPaths(root).config_dir
+    assert channel_url(config, None) == asked
+    if line and asked:
+        written = (config / CHANNEL_FILE).read_text()
+        assert written == f"# The update channel (setup.txt UPDATE_CHANNEL)\n{asked}\n"
+        assert (config / CHANNEL_FILE).stat().st_mode & 0o777 == 0o644
+    # the same seed again (an adopt with it): nothing changes
+    before = sorted(p.name for p in config.iterdir())
+    step_with(root, *([line] if line else []))
+    assert sorted(p.name for p in config.iterdir()) == before
+    assert channel_url(config, None) == asked
+
+
+def test_an_adopt_that_gives_a_channel_again_brings_it_back_after_off(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    step_with(root, "UPDATE_CHANNEL=off")
+    config = TargetPaths(root).config_dir
+    assert not (config / CHANNEL_FILE).exists()
+    step_with(root, f"UPDATE_CHANNEL={IMAGE_CHANNEL}")
+    assert channel_url(config, None) == IMAGE_CHANNEL
