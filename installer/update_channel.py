@@ -35,9 +35,13 @@ def parse_channel_url(text: str) -> str:
     url = text.strip(" \t")
     if not _PRINTABLE.fullmatch(url):
         raise ChannelUrlError("the address holds a space, a control or a non-ASCII character")
+    if "?" in url or "#" in url:
+        raise ChannelUrlError("a channel's address has no ? or # part")
     found = _URL.fullmatch(url)
     if found is None:
-        raise ChannelUrlError("not a web address (https://…), or it has a ? or # part")
+        raise ChannelUrlError(
+            "not a whole web address: it begins with https, then ://, then the host"
+        )
     scheme, host, path = found.groups()
     if scheme.lower() not in ("https", "http"):
         raise ChannelUrlError(f"a channel is reached over https or http, not {scheme.lower()}")

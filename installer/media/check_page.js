@@ -1463,13 +1463,14 @@
   function checkUpdateChannel(value) {
     if (value.toLowerCase() === "off") return "off";
     const hint =
-      "write the address the publisher gives, e.g. https://updates.example.org/clawdie, " +
-      "or off for no update channel";
+      "copy the address of the update channel the publisher gives, beginning with https, or " +
+      "write off for no update channel";
     const url = value.replace(/^[ \t]+|[ \t]+$/g, "");
     if (!/^[\x21-\x7e]*$/.test(url))
       throw new ValueProblem("the address holds a space, a control or a non-ASCII character", hint);
+    if (url.includes("?") || url.includes("#")) throw new ValueProblem("a channel's address has no ? or # part", hint);
     const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)$/.exec(url);
-    if (!m) throw new ValueProblem("not a web address (https://…), or it has a ? or # part", hint);
+    if (!m) throw new ValueProblem("not a whole web address: it begins with https, then ://, then the host", hint);
     const [scheme, host, path] = [m[1].toLowerCase(), m[2], m[3]];
     if (scheme !== "https" && scheme !== "http")
       throw new ValueProblem(`a channel is reached over https or http, not ${scheme}`, hint);

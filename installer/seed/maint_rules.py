@@ -36,6 +36,10 @@ MAX_PATH = 4095
 
 _WINDOW_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})[ \t]*-[ \t]*([0-9]{1,2}):([0-9]{2})")
 _WINDOW_HINT = "write the window as HH:MM-HH:MM in local time, e.g. 04:00-05:00 or 23:30-00:30"
+CHANNEL_HINT = (
+    "copy the address of the update channel the publisher gives, beginning with https, or "
+    "write off for no update channel"
+)
 _RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 _RECIPIENT_HINT = (
     "give the owner's public key: the line `age1…` that `age-keygen` prints (never the "
@@ -104,8 +108,7 @@ def check_update_channel(value: str) -> str:
     except ChannelUrlError as err:
         raise SeedValueError(
             str(err),
-            "write the address the publisher gives, e.g. https://updates.example.org/clawdie, "
-            "or off for no update channel",
+            CHANNEL_HINT,
         ) from None
 
 

@@ -490,8 +490,8 @@ class SetupModel(BaseModel):
     update_channel: Annotated[str | None, _rule(check_update_channel)] = _field(
         "UPDATE_CHANNEL",
         "optional",
-        "where new platform releases come from, https://… (default: the image's channel); off: "
-        "no channel",
+        "the publisher's address new platform releases come from (default: the image's "
+        "channel); off: no channel",
         adopt="safe",
         platform=False,
         note_normalised=True,

@@ -893,7 +893,7 @@ CASES = [
         "an update channel over ftp",
         valid("UPDATE_CHANNEL=ftp://updates.example.org/clawdie"),
         problems={(4, "UPDATE_CHANNEL")},
-        hints=((4, "https://updates.example.org/clawdie"), (4, "or off")),
+        hints=((4, "beginning with https"), (4, "write off")),
     ),
     Case(
         "an update channel with a password in it",
