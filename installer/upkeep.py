@@ -182,7 +182,7 @@ def backup_line(settings: UpkeepSettings, last: BackupOutcome | None) -> tuple[s
     places = ", ".join(f"{w.where} ({_size(w.size)})" for w in last.written)
     if last.outcome == "ok":
         return f"Backups: last {last.time} to {places}", None
-    reason = "; ".join(last.failures) or "unknown"
+    reason = "; ".join(last.failures) or last.note or "unknown"
     line = f"Backups: FAILED {last.time}: {reason}"
     if places:
         line += f" (written to {places})"

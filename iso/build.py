@@ -33,8 +33,9 @@ from installer.fsutil import file_sha256  # noqa: E402
 from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image  # noqa: E402
 from installer.paths import in_root  # noqa: E402
 from installer.run import run  # noqa: E402
-from installer.update.channel import check_channel_url, install_channel  # noqa: E402
+from installer.update.channel import check_channel_url  # noqa: E402
 from installer.update.signed import install_public_key, read_public_key  # noqa: E402
+from installer.update_channel import install_channel  # noqa: E402
 from installer.venv import VenvSource  # noqa: E402
 from installer.venv import install_venv as shared_install_venv  # noqa: E402
 
@@ -627,6 +628,7 @@ def configure_system(config: BuildConfig, root: Path, version: str) -> None:
         "clawdie-telegram-retry.timer",
         "clawdie-update-check.timer",
         "clawdie-backup.timer",
+        "clawdie-weekly-report.timer",
         # Freed blocks discarded once a week (util-linux's timer; Debian's recommended way): an
         # SSD then drops what deleted and rewritten files held (issue 27). Not the `discard`
         # mount option: that costs a TRIM on every delete, and some drives stall on it.

@@ -509,6 +509,7 @@ def with_shipped_dropin(box: Path) -> Path:
         "apt-daily-upgrade.timer.d/clawdie-window.conf",
         "clawdie-backup.timer.d/clawdie-window.conf",
         "clawdie-update-check.timer.d/clawdie-window.conf",
+        "clawdie-weekly-report.timer.d/clawdie-window.conf",
     ):
         window = box / "root/etc/systemd/system" / name
         window.parent.mkdir(parents=True)

@@ -105,6 +105,7 @@ CASES = [
     Case("NET_DNS", "1.1.1.1", "9.9.9.9 1.1.1.1"),
     Case("UPDATE_WINDOW", "04:00-05:00", "23:30-00:30"),
     Case("UPDATES", "on", "off"),
+    Case("UPDATE_CHANNEL", "https://updates.example.org/clawdie", "off"),
     Case("BACKUP_RECIPIENT", OWNER_KEY, OWNER_KEY_2),
     Case("BACKUP_DIR", "/srv/backup", "/mnt/disk/backup"),
 ]

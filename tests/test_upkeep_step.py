@@ -2,7 +2,9 @@
 the upgrade timer and the backup timer fire inside the window (systemd reads the calendar), a
 reboot a fix needs waits for the window's start (apt reads the configuration after the image's
 own), UPDATES=off stops the refresh and the upgrade, and the same writer (adopt) turns them on
-again."""
+again. The weekly report's timer fires on Mondays inside the window, after the daily timers'
+random delays, and is not masked by UPDATES=off. setup.txt's UPDATE_CHANNEL replaces the image's
+channel, `off` removes it, and not set leaves it: what the channel check then reads."""
 
 from __future__ import annotations
 
@@ -13,17 +15,27 @@ from pathlib import Path
 
 import pytest
 
+from installer.firstboot.config import FirstbootConfig
+from installer.firstboot.context import StepContext
+from installer.firstboot.steps import upkeep
 from installer.firstboot.steps.upkeep import (
     APT_WINDOW,
     BACKUP_DROPIN,
     CHANNEL_DROPIN,
     UPGRADE_DROPIN,
+    WEEKLY_DROPIN,
     render_timer_dropin,
+    render_weekly_dropin,
     write_upkeep,
 )
 from installer.paths import TargetPaths, in_root
+from installer.seed.maint_rules import window_length, window_minutes
+from installer.seed.resolve import check_seed_bytes
+from installer.update.channel import channel_url
+from installer.update_channel import CHANNEL_FILE, install_channel
 from tests.helpers.apt_repo import DEBIANS, apt_config, unit
 from tests.helpers.image import REPO
+from tests.helpers.seeds import valid
 from tests.helpers.units import unit_problems
 
 OVERLAY = REPO / "iso/overlay/etc"
@@ -81,7 +93,13 @@ def test_the_timers_fire_inside_the_window_and_a_reboot_waits_for_its_start(
     root = tmp_path / "root"
     changed, units = write_upkeep(root, window, updates=True)
     assert units
-    assert set(changed) == {UPGRADE_DROPIN, BACKUP_DROPIN, CHANNEL_DROPIN, APT_WINDOW}
+    assert set(changed) == {
+        UPGRADE_DROPIN,
+        BACKUP_DROPIN,
+        CHANNEL_DROPIN,
+        WEEKLY_DROPIN,
+        APT_WINDOW,
+    }
     for path in (UPGRADE_DROPIN, BACKUP_DROPIN, CHANNEL_DROPIN):
         calendar, random, persistent = timer(root, path)
         assert calendar == f"*-*-* {start}"
@@ -102,6 +120,38 @@ def test_the_timers_fire_inside_the_window_and_a_reboot_waits_for_its_start(
     assert write_upkeep(root, window, updates=True) == ([], False)
 
 
+@pytest.mark.parametrize(
+    ("window", "at", "base", "fires"),
+    [
+        # 2026-12-07 is a Monday
+        ("04:00-05:00", "04:45", "2026-12-07 12:00:00", "2026-12-14 04:45:00"),
+        ("01:15-02:45", "02:22", "2026-12-07 01:20:00", "2026-12-07 02:22:00"),
+        ("23:30-00:30", "00:15", "2026-12-09 22:00:00", "2026-12-14 00:15:00"),
+        ("22:00-02:00", "01:00", "2026-12-06 23:00:00", "2026-12-07 01:00:00"),
+    ],
+    ids=["default", "custom", "overnight", "long-overnight"],
+)
+def test_the_weekly_report_fires_on_mondays_inside_the_window_after_the_daily_runs(
+    tmp_path: Path, window: str, at: str, base: str, fires: str
+) -> None:
+    root = tmp_path / "root"
+    write_upkeep(root, window, updates=True)
+    section = unit(in_root(root, WEEKLY_DROPIN))["Timer"]
+    calendar = section["OnCalendar"].splitlines()[-1]
+    assert calendar == f"Mon *-*-* {at}"
+    assert section["Persistent"] == "true"
+    assert "RandomizedDelaySec" not in section
+    start, end = window_minutes(window)
+    _, delay, _ = timer(root, BACKUP_DROPIN)
+    hours, minutes = (int(x) for x in at.split(":"))
+    into = window_length(start, hours * 60 + minutes)
+    assert delay <= into < window_length(start, end)  # inside, after every daily timer fired
+    if ANALYZE:
+        fired = next_elapse(calendar, base)
+        assert fired == datetime.fromisoformat(fires)
+        assert fired.weekday() == 0
+
+
 def test_updates_off_stops_the_refresh_and_the_upgrade_and_on_brings_them_back(
     tmp_path: Path,
 ) -> None:
@@ -119,8 +169,10 @@ def test_updates_off_stops_the_refresh_and_the_upgrade_and_on_brings_them_back(
         config = apt_of(root, tmp_path)
         assert config["APT::Periodic::Unattended-Upgrade"][-1] == "0"
         assert config["APT::Periodic::Update-Package-Lists"][-1] == "0"
-    # the backup still runs in the window: UPDATES is about updates
+    # the backup still runs in the window, and reports weekly: UPDATES is about updates
     assert timer(root, BACKUP_DROPIN)[0] == "*-*-* 04:00"
+    assert not in_root(root, "/etc/systemd/system/clawdie-weekly-report.timer").exists()
+    assert in_root(root, WEEKLY_DROPIN).is_file()
 
     TargetPaths(root).units_reload_marker.unlink()
     changed, units = write_upkeep(root, "04:00-05:00", updates=True)
@@ -140,12 +192,17 @@ def test_the_image_ships_the_default_windows_timers() -> None:
     assert written == render_timer_dropin("04:00-05:00", "the daily backup runs")
     written = in_root(root, CHANNEL_DROPIN).read_text()
     assert written == render_timer_dropin("04:00-05:00", "the update channel is asked")
+    assert in_root(root, WEEKLY_DROPIN).read_text() == render_weekly_dropin("04:00-05:00")
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="no systemd-analyze")
 def test_systemd_reads_the_backup_and_update_check_timers_and_services() -> None:
     unit_dir = OVERLAY / "systemd/system"
-    for timer in ("clawdie-backup.timer", "clawdie-update-check.timer"):
+    for timer in (
+        "clawdie-backup.timer",
+        "clawdie-update-check.timer",
+        "clawdie-weekly-report.timer",
+    ):
         problems = unit_problems(unit_dir / timer, timer.removesuffix(".timer"), CLAWDIE_SETUP)
         assert problems == [], problems
     service = (unit_dir / "clawdie-backup.service").read_text()
@@ -154,6 +211,68 @@ def test_systemd_reads_the_backup_and_update_check_timers_and_services() -> None
     check = (unit_dir / "clawdie-update-check.service").read_text()
     assert "ExecStart=/usr/local/bin/clawdie-setup update --channel\n" in check
     assert "ConditionPathExists=/etc/clawdie/update-channel\n" in check
+    weekly = (unit_dir / "clawdie-weekly-report.service").read_text()
+    assert "ExecStart=/usr/local/bin/clawdie-setup upkeep --weekly-report\n" in weekly
+    # after the window's own runs when they still run, and on the default window's Monday
+    assert "After=apt-daily-upgrade.service clawdie-backup.service" in weekly
+    assert "OnCalendar=Mon *-*-* 04:45\n" in (unit_dir / "clawdie-weekly-report.timer").read_text()
     build = (OVERLAY.parents[1] / "build.py").read_text()
     assert '"clawdie-backup.timer",' in build
     assert '"clawdie-update-check.timer",' in build
+    assert '"clawdie-weekly-report.timer",' in build
+
+
+IMAGE_CHANNEL = "https://releases.example.com/clawdie"
+
+
+def step_with(root: Path, *lines: str) -> dict[str, str]:
+    """The upkeep step run for a seed with `lines` on a box whose image has a channel; the
+    step's facts."""
+    check = check_seed_bytes(valid(*lines))
+    assert check.valid, check.problems
+    paths = TargetPaths(root)
+    if not paths.config_dir.exists():
+        install_channel(paths.config_dir, IMAGE_CHANNEL, "the image's default")
+    context = StepContext(FirstbootConfig(root=root), paths, check.require_resolved())
+    return dict(upkeep.apply(context).facts)
+
+
+@pytest.mark.parametrize(
+    ("line", "asked", "words"),
+    [
+        (None, IMAGE_CHANNEL, "as the box has it"),
+        (
+            "UPDATE_CHANNEL=https://updates.example.org/mine/",
+            "https://updates.example.org/mine",
+            "updates.example.org",
+        ),
+        ("UPDATE_CHANNEL=OFF", None, "off"),
+    ],
+    ids=["not set: the image's", "set: replaces it", "off: none"],
+)
+def test_the_seeds_update_channel_is_the_one_the_box_asks(
+    tmp_path: Path, line: str | None, asked: str | None, words: str
+) -> None:
+    root = tmp_path / "root"
+    facts = step_with(root, *([line] if line else []))
+    assert facts["update_channel"] == words
+    config = TargetPaths(root).config_dir
+    assert channel_url(config, None) == asked
+    if line and asked:
+        written = (config / CHANNEL_FILE).read_text()
+        assert written == f"# The update channel (setup.txt UPDATE_CHANNEL)\n{asked}\n"
+        assert (config / CHANNEL_FILE).stat().st_mode & 0o777 == 0o644
+    # the same seed again (an adopt with it): nothing changes
+    before = sorted(p.name for p in config.iterdir())
+    step_with(root, *([line] if line else []))
+    assert sorted(p.name for p in config.iterdir()) == before
+    assert channel_url(config, None) == asked
+
+
+def test_an_adopt_that_gives_a_channel_again_brings_it_back_after_off(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    step_with(root, "UPDATE_CHANNEL=off")
+    config = TargetPaths(root).config_dir
+    assert not (config / CHANNEL_FILE).exists()
+    step_with(root, f"UPDATE_CHANNEL={IMAGE_CHANNEL}")
+    assert channel_url(config, None) == IMAGE_CHANNEL

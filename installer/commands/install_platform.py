@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
     from installer.seed.resolve import check_seed_bytes, seed_mode
-    from installer.update.channel import install_channel
     from installer.update.signed import install_public_key, read_public_key
+    from installer.update_channel import install_channel
     from installer.venv import VenvSource, install_venv
 
     arm_from_environment()

@@ -1459,6 +1459,26 @@
     return answer;
   }
 
+  // update_channel.py's one rule for a channel's address (parse_channel_url), and `off`
+  function checkUpdateChannel(value) {
+    if (value.toLowerCase() === "off") return "off";
+    const hint =
+      "copy the address of the update channel the publisher gives, beginning with https, or " +
+      "write off for no update channel";
+    const url = value.replace(/^[ \t]+|[ \t]+$/g, "");
+    if (!/^[\x21-\x7e]*$/.test(url))
+      throw new ValueProblem("the address holds a space, a control or a non-ASCII character", hint);
+    if (url.includes("?") || url.includes("#")) throw new ValueProblem("a channel's address has no ? or # part", hint);
+    const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)$/.exec(url);
+    if (!m) throw new ValueProblem("not a whole web address: it begins with https, then ://, then the host", hint);
+    const [scheme, host, path] = [m[1].toLowerCase(), m[2], m[3]];
+    if (scheme !== "https" && scheme !== "http")
+      throw new ValueProblem(`a channel is reached over https or http, not ${scheme}`, hint);
+    if (!host || host.startsWith(":")) throw new ValueProblem("the address names no host", hint);
+    if (host.includes("@")) throw new ValueProblem("the address holds a user name or password", hint);
+    return `${scheme}://${host}${path.replace(/\/+$/, "")}`;
+  }
+
   // bech32 (BIP 173), what pyrage's parser checks of an age1… key: the checksum and the padding
   const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
   function bech32Valid(text) {
@@ -1562,6 +1582,7 @@
     NET_DNS: checkNetDns,
     UPDATE_WINDOW: checkUpdateWindow,
     UPDATES: checkUpdates,
+    UPDATE_CHANNEL: checkUpdateChannel,
     BACKUP_RECIPIENT: checkBackupRecipient,
     BACKUP_DIR: checkBackupDir,
     INSTALL_MODE: checkInstallMode,
@@ -1768,7 +1789,7 @@
     for (const key of ["WIFI_SSID", "WIFI_PASSWORD", "WIFI_COUNTRY", "NET_ADDRESS", "NET_GATEWAY", "NET_DNS"]) take(key);
     take("UPDATE_WINDOW", D.default_window);
     take("UPDATES", "on");
-    for (const key of ["BACKUP_RECIPIENT", "BACKUP_DIR"]) take(key);
+    for (const key of ["UPDATE_CHANNEL", "BACKUP_RECIPIENT", "BACKUP_DIR"]) take(key);
     for (const key of ["OPERATOR_EMAIL", "OPERATOR_PASSWORD", "SSH_AUTHORIZED_KEY", "CLAWDIE_USER_PASSWORD"]) take(key);
     const mode = take("INSTALL_MODE", "fresh");
     take("TARGET_DISK");

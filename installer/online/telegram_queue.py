@@ -46,7 +46,7 @@ from installer.fsutil import (
     write_atomic_at,
 )
 from installer.online.netcheck import network_problem
-from installer.online.telegram import MAX_TEXT, SendResult, send
+from installer.online.telegram import MAX_TEXT, SEND_SECONDS, SendResult, send
 from installer.paths import TargetPaths
 
 log = logging.getLogger("clawdie.telegram")
@@ -228,10 +228,17 @@ def read_admin_id(paths: TargetPaths) -> str:
 
 
 def tell_admin(
-    paths: TargetPaths, api: str | None, name: str, text: str, *, holds_secret: bool = False
+    paths: TargetPaths,
+    api: str | None,
+    name: str,
+    text: str,
+    *,
+    holds_secret: bool = False,
+    total_seconds: float = SEND_SECONDS,
 ) -> str:
-    """Send `text` to the box's Telegram admin (bot and admin as system.env has them) now, or
-    queue it as `name` for the retry timer; returns what became of it (never the text)."""
+    """Send `text` to the box's Telegram admin (bot and admin as system.env has them) within
+    `total_seconds`, or queue it as `name` for the retry timer (a message queued under that
+    name before is replaced); returns what became of it (never the text)."""
     if api is None:
         return "no Telegram in this run"
     try:
@@ -240,8 +247,9 @@ def tell_admin(
         return f"not sent: {err.message}"
     problem = network_problem(api, paths)
     if problem is None:
-        result = send(token, admin, text, api=api)
+        result = send(token, admin, text, api=api, total_seconds=total_seconds)
         if result.sent:
+            forget_queued(paths, name)  # an older one of the same name is out of date
             return "sent"
         reason = result.reason
     else:

@@ -8,6 +8,10 @@ Decisions documented here (DESIGN leaves them open):
   (`23:30-00:30`), lasts at least 30 minutes and less than a day. Hours may have one digit;
   the normalised form has two (`4:00-5:00` → `04:00-05:00`).
 - UPDATES is `on` (the default) or `off`; `security` (DESIGN's first word for it) means `on`.
+- UPDATE_CHANNEL is where the box asks daily for a newer platform release: an `https://` (or
+  `http://`: the publisher's signature protects a release, not the address) address by the one
+  rule of installer.update_channel, or `off` (any case): no channel at all. Not set: the box
+  keeps the channel it has (the image's default, or install-platform's). Set, it replaces it.
 - BACKUP_RECIPIENT is one or more age X25519 public keys (`age1…`, 62 characters), separated
   by commas or spaces, at most 16; a key written in capitals is the same key. Each is parsed
   by pyrage, the very parser the backup uses; a secret key (`AGE-SECRET-KEY-1…`) is refused
@@ -22,6 +26,7 @@ from __future__ import annotations
 import re
 
 from installer.seed.rules import SeedValueError
+from installer.update_channel import OFF, ChannelUrlError, parse_channel_url
 
 WINDOW_MINIMUM_MIN = 30
 DEFAULT_WINDOW = "04:00-05:00"
@@ -31,6 +36,10 @@ MAX_PATH = 4095
 
 _WINDOW_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})[ \t]*-[ \t]*([0-9]{1,2}):([0-9]{2})")
 _WINDOW_HINT = "write the window as HH:MM-HH:MM in local time, e.g. 04:00-05:00 or 23:30-00:30"
+CHANNEL_HINT = (
+    "copy the address of the update channel the publisher gives, beginning with https, or "
+    "write off for no update channel"
+)
 _RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 _RECIPIENT_HINT = (
     "give the owner's public key: the line `age1…` that `age-keygen` prints (never the "
@@ -88,6 +97,19 @@ def check_updates(value: str) -> str:
             "nothing is updated by itself",
         )
     return answer
+
+
+def check_update_channel(value: str) -> str:
+    """`off`, or a channel's address (normalised: no `/` at the end)."""
+    if value.lower() == OFF:
+        return OFF
+    try:
+        return parse_channel_url(value)
+    except ChannelUrlError as err:
+        raise SeedValueError(
+            str(err),
+            CHANNEL_HINT,
+        ) from None
 
 
 def split_recipients(value: str) -> list[str]:

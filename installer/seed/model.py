@@ -28,6 +28,7 @@ from installer.seed import profiles
 from installer.seed.maint_rules import (
     check_backup_dir,
     check_backup_recipient,
+    check_update_channel,
     check_update_window,
     check_updates,
 )
@@ -482,6 +483,15 @@ class SetupModel(BaseModel):
         "UPDATES",
         "optional",
         "on (default): Debian's security fixes are applied in UPDATE_WINDOW; off: never",
+        adopt="safe",
+        platform=False,
+        note_normalised=True,
+    )
+    update_channel: Annotated[str | None, _rule(check_update_channel)] = _field(
+        "UPDATE_CHANNEL",
+        "optional",
+        "the publisher's address new platform releases come from (default: the image's "
+        "channel); off: no channel",
         adopt="safe",
         platform=False,
         note_normalised=True,

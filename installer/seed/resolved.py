@@ -148,10 +148,12 @@ class Network:
 class Maintenance:
     """What the box does on its own, inside the update window (DESIGN §9): Debian's security
     fixes (unless `updates` is off), the reboot they may need, and the daily backup to the
-    owner's keys (none: no backup) in `backup_dir` and on a CLAWDIE-BACKUP stick."""
+    owner's keys (none: no backup) in `backup_dir` and on a CLAWDIE-BACKUP stick; the update
+    channel setup.txt gives (`off`: none; None: the box keeps the one it has)."""
 
     update_window: str = "04:00-05:00"
     updates: bool = True
+    update_channel: str | None = None
     backup_recipients: tuple[str, ...] = ()
     backup_dir: str | None = None
 
@@ -309,10 +311,12 @@ def _resolve_maintenance(r: _Resolution) -> Maintenance:
     directory (no default: no backup until the owner gives a key)."""
     window = r.need("UPDATE_WINDOW", str, DEFAULT_WINDOW)
     updates = r.need("UPDATES", str, "on") == "on"
+    channel = r.take("UPDATE_CHANNEL", str)
     recipients = r.take("BACKUP_RECIPIENT", str)
     return Maintenance(
         update_window=window,
         updates=updates,
+        update_channel=channel,
         backup_recipients=tuple(recipients.split()) if recipients else (),
         backup_dir=r.take("BACKUP_DIR", str),
     )

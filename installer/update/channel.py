@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import re
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ from installer.online.httpclient import NoAnswer, clean_reason, download
 from installer.update.manifest import is_version, version_key
 from installer.update.run import Outcome, UpdateRun
 from installer.update.signed import BUNDLE_LIMIT, SIGNATURE_LIMIT, SIGNATURE_SUFFIX
+from installer.update_channel import CHANNEL_FILE, ChannelUrlError, parse_channel_url
 
 INDEX = "latest.json"
 INDEX_LIMIT = 64 << 10
 STALL_S = 30.0  # a receive that takes longer ends the download
-CHANNEL_FILE = "update-channel"  # in /etc/clawdie: the image's default or install-platform's
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -70,20 +69,12 @@ def parse_offer(data: bytes) -> Offer:
 
 
 def check_channel_url(text: str) -> str:
-    """A channel's URL: http or https, a host, nothing that would end the line; ValueError else."""
-    url = text.strip()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or any(c.isspace() for c in url):
-        raise ValueError(f"{text!r} is not an https:// address of a channel")
-    return url.rstrip("/")
-
-
-def install_channel(config_dir: Path, url: str, origin: str) -> bool:
-    """The box's channel in root's /etc/clawdie (`origin` says where it came from); False when
-    it was set so already."""
-    ensure_dir(config_dir, 0o755)
-    text = f"# The update channel ({origin})\n{url}\n"
-    return write_atomic(config_dir / CHANNEL_FILE, text, mode=0o644)
+    """A channel's URL, normalised, by the one rule setup.txt's UPDATE_CHANNEL follows too
+    (installer.channel_url); ValueError else."""
+    try:
+        return parse_channel_url(text)
+    except ChannelUrlError as err:
+        raise ValueError(f"{text!r} is not an https:// address of a channel: {err}") from None
 
 
 def channel_url(config_dir: Path, given: str | None) -> str | None:

@@ -844,7 +844,7 @@ CASES = [
         "update window and backups by default: 04:00-05:00, updates on, no backup",
         valid(),
         values={"UPDATE_WINDOW": "04:00-05:00", "UPDATES": "on"},
-        absent=("BACKUP_RECIPIENT", "BACKUP_DIR"),
+        absent=("UPDATE_CHANNEL", "BACKUP_RECIPIENT", "BACKUP_DIR"),
     ),
     Case(
         "an overnight window, updates off, two backup keys, a second disk",
@@ -872,6 +872,61 @@ CASES = [
     Case("a window at 24:00", valid("UPDATE_WINDOW=23:00-24:00"), problems={(4, "UPDATE_WINDOW")}),
     Case("a window of hours only", valid("UPDATE_WINDOW=4-5"), problems={(4, "UPDATE_WINDOW")}),
     Case("updates maybe", valid("UPDATES=maybe"), problems={(4, "UPDATES")}),
+    Case(
+        "an update channel, written with capitals and a slash at the end",
+        valid("UPDATE_CHANNEL=HTTPS://updates.example.org/clawdie/stable/"),
+        values={"UPDATE_CHANNEL": "https://updates.example.org/clawdie/stable"},
+        repairs=((4, "read as https://updates.example.org/clawdie/stable"),),
+    ),
+    Case(
+        "an update channel on a port, over http",
+        valid("UPDATE_CHANNEL=http://192.168.1.9:8080/releases"),
+        values={"UPDATE_CHANNEL": "http://192.168.1.9:8080/releases"},
+    ),
+    Case(
+        "no update channel",
+        valid("UPDATE_CHANNEL=Off"),
+        values={"UPDATE_CHANNEL": "off"},
+        repairs=((4, "read as off"),),
+    ),
+    Case(
+        "an update channel over ftp",
+        valid("UPDATE_CHANNEL=ftp://updates.example.org/clawdie"),
+        problems={(4, "UPDATE_CHANNEL")},
+        hints=((4, "beginning with https"), (4, "write off")),
+    ),
+    Case(
+        "an update channel with a password in it",
+        valid("UPDATE_CHANNEL=https://owner:Hunter2pw@updates.example.org/clawdie"),
+        problems={(4, "UPDATE_CHANNEL")},
+        hidden=("Hunter2pw",),
+    ),
+    Case(
+        "an update channel with a query",
+        valid("UPDATE_CHANNEL=https://updates.example.org/latest?key=Zx9secret"),
+        problems={(4, "UPDATE_CHANNEL")},
+        hidden=("Zx9secret",),
+    ),
+    Case(
+        "an update channel with a space",
+        valid("UPDATE_CHANNEL=https://updates.example.org/my releases"),
+        problems={(4, "UPDATE_CHANNEL")},
+    ),
+    Case(
+        "an update channel without a host",
+        valid("UPDATE_CHANNEL=https:///clawdie"),
+        problems={(4, "UPDATE_CHANNEL")},
+    ),
+    Case(
+        "an update channel that is only a host name",
+        valid("UPDATE_CHANNEL=updates.example.org"),
+        problems={(4, "UPDATE_CHANNEL")},
+    ),
+    Case(
+        "an update channel in another script",
+        valid("UPDATE_CHANNEL=https://обновления.example/"),
+        problems={(4, "UPDATE_CHANNEL")},
+    ),
     Case(
         "a secret age key where the public one belongs",
         valid("BACKUP_RECIPIENT=AGE-SECRET-KEY-1" + "Q" * 58),

@@ -8,9 +8,14 @@
   read after the image's 52 file;
 - clawdie-backup.timer (`clawdie-setup backup --scheduled`) fires daily inside the window too,
   and so does clawdie-update-check.timer (`clawdie-setup update --channel`);
+- clawdie-weekly-report.timer (`clawdie-setup upkeep --weekly-report`: one Telegram message to
+  the admin saying how the week went) fires on Mondays when the others' random delays are over
+  (three quarters into the window), after them when they still run (its unit's `After=`);
+- UPDATE_CHANNEL, when setup.txt gives it, replaces the image's channel in
+  /etc/clawdie/update-channel (`off`: removes it); not given, the box keeps the one it has;
 - UPDATES=off: apt.systemd.daily refreshes and applies nothing (`APT::Periodic` 0, read at
   each run, so it holds at once), and both apt timers and the channel's are masked (from the
-  next boot on).
+  next boot on). The weekly report is not: a box without updates still says how its backups go.
 
 The same writer runs again in an adopt run: a changed window or UPDATES=on again replaces all
 of it (the masks go). A changed unit asks for `systemctl daemon-reload` like the platform's
@@ -27,6 +32,7 @@ from installer.paths import TargetPaths, in_root
 from installer.seed.maint_rules import window_length, window_minutes
 from installer.stamps import StepRecord
 from installer.steps import Step
+from installer.update_channel import OFF, apply_seed_channel, channel_host
 
 NAME = "upkeep"
 LABEL = "update window, updates, daily backup"
@@ -37,6 +43,8 @@ UPDATE_TIMERS = (*APT_TIMERS, "clawdie-update-check.timer")
 UPGRADE_DROPIN = "/etc/systemd/system/apt-daily-upgrade.timer.d/clawdie-window.conf"
 BACKUP_DROPIN = "/etc/systemd/system/clawdie-backup.timer.d/clawdie-window.conf"
 CHANNEL_DROPIN = "/etc/systemd/system/clawdie-update-check.timer.d/clawdie-window.conf"
+WEEKLY_DROPIN = "/etc/systemd/system/clawdie-weekly-report.timer.d/clawdie-window.conf"
+WEEKLY_DAY = "Mon"
 APT_WINDOW = "/etc/apt/apt.conf.d/53clawdie-window"
 _MARKER = "the update window's units changed\n"
 
@@ -65,6 +73,27 @@ def render_timer_dropin(window: str, what: str) -> str:
     )
 
 
+def weekly_time(window: str) -> str:
+    """When the weekly report goes: three quarters into the window (the daily timers' random
+    delays are over by then), local time."""
+    start, _ = window_minutes(window)
+    moment = (start + window_delay_min(window)) % (24 * 60)
+    return f"{moment // 60:02d}:{moment % 60:02d}"
+
+
+def render_weekly_dropin(window: str) -> str:
+    """The weekly report's drop-in: Mondays, three quarters into the window, Persistent (a box
+    that was off on Monday reports when it boots)."""
+    return (
+        f"# Clawdie (DESIGN §9): the weekly Telegram report goes inside UPDATE_WINDOW={window}.\n"
+        "# Written by first boot (and adopt) from setup.txt: change UPDATE_WINDOW, not this file.\n"
+        "[Timer]\n"
+        "OnCalendar=\n"
+        f"OnCalendar={WEEKLY_DAY} *-*-* {weekly_time(window)}\n"
+        "Persistent=true\n"
+    )
+
+
 def render_apt_window(window: str, updates: bool) -> str:
     """apt's settings that follow UPDATE_WINDOW and UPDATES (read after 52clawdie-security-only)."""
     head = (
@@ -89,6 +118,7 @@ def _files(window: str) -> dict[str, str]:
         UPGRADE_DROPIN: render_timer_dropin(window, "Debian's security fixes are applied"),
         BACKUP_DROPIN: render_timer_dropin(window, "the daily backup runs"),
         CHANNEL_DROPIN: render_timer_dropin(window, "the update channel is asked"),
+        WEEKLY_DROPIN: render_weekly_dropin(window),
     }
 
 
@@ -133,6 +163,9 @@ def _is_mask(path: Path) -> bool:
 def apply(ctx: StepContext) -> StepRecord:
     upkeep = ctx.seed.maintenance
     changed, units = write_upkeep(ctx.paths.root, upkeep.update_window, upkeep.updates)
+    channel = apply_seed_channel(ctx.paths.config_dir, upkeep.update_channel)
+    if channel is not None:
+        changed.append(channel)
     state = "on" if upkeep.updates else "off"
     log.info("update window %s, updates %s: %s", upkeep.update_window, state, changed or "as was")
     return StepRecord(
@@ -140,9 +173,17 @@ def apply(ctx: StepContext) -> StepRecord:
         facts={
             "update_window": upkeep.update_window,
             "updates": state,
+            "update_channel": channel_words(upkeep.update_channel),
             UNITS_CHANGED: "yes" if units else "no",
         },
     )
+
+
+def channel_words(value: str | None) -> str:
+    """The channel setup.txt asked for, without the address's path (it may name a customer)."""
+    if value is None:
+        return "as the box has it"
+    return OFF if value == OFF else channel_host(value)
 
 
 STEP = Step(NAME, LABEL, DEADLINE_S, apply)
