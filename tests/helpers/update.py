@@ -77,9 +77,10 @@ def payload(
     ready_timeout: int = 20,
     needs: tuple[str, ...] = ("python3", "postgresql"),
 ) -> Path:
-    """The reference platform as `version` (no dashboard port: tests run side by side)."""
+    """The reference platform as `version` without its dashboard (no port: tests run side by
+    side; a release with the dashboard carries its modules, tests/test_release.py)."""
     folder = where / f"payload-{name}-{version}"
-    shutil.copytree(REFERENCE, folder)
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("dashboard"))
     lines = [
         f'name = "{name}"',
         f'version = "{version}"',
