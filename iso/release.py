@@ -45,7 +45,9 @@ def make_release(payload: Path, out: Path, npm_cache: Path) -> tuple[Path, int]:
         build_modules(folder, npm_cache)
         problems = check_modules(folder)
         if problems:
-            raise InstallerError("the built modules are not the locked ones: " + "; ".join(problems))
+            raise InstallerError(
+                "the built modules are not the locked ones: " + "; ".join(problems)
+            )
         out.mkdir(parents=True, exist_ok=True)
         target = out / f"{release.name}-{release.version}.tar"
         files = pack(folder, target)

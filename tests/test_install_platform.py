@@ -35,6 +35,7 @@ local   all             all                                     peer
 host    all             all             127.0.0.1/32            scram-sha-256
 host    all             all             ::1/128                 scram-sha-256
 """
+PAYLOAD = ROOT / "iso/reference_platform"
 DEBIAN_PG_IDENT = "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
 
 pytestmark = pytest.mark.root
@@ -72,6 +73,8 @@ def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
         (root / tool).chmod(0o755)
     (root / "usr/bin/python3").symlink_to(f"python3.{sys.version_info.minor}")
     debian_cluster(root, "15", "main", port)
+    (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)  # the payload's needs, installed
+    (root / "var/lib/dpkg/status").write_text(dpkg_status("python3", "postgresql", "nodejs"))
     with (root / "etc/passwd").open("a") as f:
         f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
     with (root / "etc/group").open("a") as f:
@@ -93,8 +96,24 @@ def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
     return box
 
 
+def dpkg_status(*names: str) -> str:
+    return "".join(
+        f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
+        for name in names
+    )
+
+
+def host_payload(where: Path) -> Path:
+    """The reference payload without its dashboard (the sandbox runs a fake platform; the
+    dashboard's modules on a host are tests/test_existing_host.py's and test_release.py's)."""
+    folder = where / "payload"
+    if not folder.exists():
+        shutil.copytree(PAYLOAD, folder, ignore=shutil.ignore_patterns("dashboard"))
+    return folder
+
+
 def install_platform(
-    box: Path, pg: PgCluster, *extra: str, seed: Path | None = None
+    box: Path, pg: PgCluster, *extra: str, seed: Path | None = None, env_path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable,
@@ -109,9 +128,13 @@ def install_platform(
         fake_platform.COMMAND,
         "--receipt-dir",
         str(box / "stick"),
+        "--platform",
+        str(host_payload(box.parent)),
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k not in {"CLAWDIE_FIRSTBOOT_FAULT", "SUDO_USER"}}
+    if env_path is not None:
+        env["PATH"] = env_path
     env[fake_platform.ROOT_ENV] = str(box / "root")
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
@@ -460,3 +483,40 @@ def test_the_host_takes_the_publishers_key_and_a_channel_and_refuses_a_secret_ke
     assert (root / "etc/clawdie/update-channel").read_text().splitlines()[-1] == url
     timer = root / "etc/systemd/system/timers.target.wants/clawdie-update-check.timer"
     assert os.readlink(timer) == "/etc/systemd/system/clawdie-update-check.timer"
+
+
+def test_a_package_need_apt_cannot_fetch_is_refused_before_anything_is_installed(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    (root / "var/lib/dpkg/status").write_text(dpkg_status("python3", "postgresql"))  # no nodejs
+    # an apt-get that cannot run in this root (no libc): it fails as an offline apt does
+    (root / "usr/bin/apt-get").write_text("")
+    (root / "usr/bin/apt-get").chmod(0o755)
+    before, tree = ana(root), snapshot(root, pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the platform needs Debian packages that cannot be fetched now: nodejs" in result.stderr
+    assert "apt-get update failed too" in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ana(root) == before
+    assert snapshot(root, pg) == tree
+
+
+def test_a_dashboard_without_its_modules_and_no_npm_is_refused_with_the_way_out(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    tree = snapshot(root, pg)
+    no_npm = tmp_path / "bin"
+    no_npm.mkdir()
+    result = install_platform(box, pg, "--platform", str(PAYLOAD), env_path=str(no_npm))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "dashboard/ has no node_modules" in result.stderr
+    assert "npm is not on this machine to build them" in result.stderr
+    assert "--platform FILE.tar --release-key FILE.pub" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(root, pg) == tree

@@ -16,7 +16,15 @@ from installer.run import run
 LOCK = "package-lock.json"
 MODULES = "node_modules"
 INSTALLED = f"{MODULES}/.package-lock.json"  # what npm ci installed, written by npm itself
-NPM_CI = ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-bin-links", "--no-audit", "--no-fund"]
+NPM_CI = [
+    "npm",
+    "ci",
+    "--omit=dev",
+    "--ignore-scripts",
+    "--no-bin-links",
+    "--no-audit",
+    "--no-fund",
+]
 NPM_TIMEOUT_S = 900.0
 
 
@@ -33,8 +41,7 @@ def _versions(packages: dict[str, dict[str, object]], runtime_only: bool) -> dic
     return {
         name: entry.get("version")
         for name, entry in packages.items()
-        if name
-        and not (runtime_only and any(entry.get(k) for k in ("dev", "optional", "peer")))
+        if name and not (runtime_only and any(entry.get(k) for k in ("dev", "optional", "peer")))
     }
 
 
