@@ -25,6 +25,7 @@ from tests.helpers.host import ANA_KEYS, SEED, ana
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.seeds import ED25519, firstboot_box
 from tests.helpers.sentinels import SENTINEL
+from tests.helpers.update import new_keys, reference_release
 
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 # Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).
@@ -520,3 +521,28 @@ def test_a_dashboard_without_its_modules_and_no_npm_is_refused_with_the_way_out(
     assert "--platform FILE.tar --release-key FILE.pub" in result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(root, pg) == tree
+
+
+def test_the_publishers_release_file_brings_the_dashboard_with_its_modules(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    keys = new_keys()
+    release = reference_release(tmp_path / "publisher", "1", keys.publisher)
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    tree = snapshot(root, pg)
+    refused = install_platform(box, pg, "--platform", str(release))  # no key to check it with
+    assert refused.returncode == 1
+    assert "is a release file, and it is checked with its publisher's key" in refused.stderr
+    assert snapshot(root, pg) == tree
+
+    public = tmp_path / "release.pub"
+    public.write_bytes(bytes(keys.publisher.public_key) + b"\n")
+    result = install_platform(box, pg, "--platform", str(release), "--release-key", str(public))
+    assert result.returncode == 0, result.stdout + result.stderr
+    dashboard = root / "opt/clawdie/platform/dashboard"
+    assert (dashboard / "node_modules/better-auth/package.json").is_file()
+    served = (PAYLOAD / "dashboard/server.mjs").read_bytes()
+    assert (dashboard / "server.mjs").read_bytes() == served
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert f"(from {release.name}, signature checked)" in summary
