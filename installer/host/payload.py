@@ -177,10 +177,11 @@ def fetch_needs(paths: TargetPaths, missing: Sequence[str]) -> None:
 
 
 def install_needs(paths: TargetPaths, missing: Sequence[str]) -> None:
-    """Install `missing` from apt's cache (fetch_needs downloaded them)."""
+    """Install `missing`, which fetch_needs downloaded (not `--no-download`: a file: source's
+    packages are read in place, never copied to apt's cache, and that option refuses them)."""
     if not missing:
         return
-    argv = ["apt-get", "install", "--no-download", "-y", "-qq", "--no-install-recommends"]
+    argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
     try:
         run(in_target(paths, [*argv, *missing]), env=needs.APT_ENV, timeout=APT_TIMEOUT_S)
     except InstallerError as err:

@@ -213,6 +213,8 @@ def read_public_key(path: Path, option: str = "--release-key") -> bytes:
 
 
 def install_public_key(config_dir: Path, key: bytes) -> bool:
-    """The publisher's key in root's /etc/clawdie; False when it was there already."""
-    ensure_dir(config_dir, 0o755)
+    """The publisher's key in root's /etc/clawdie; False when it was there already. The folder
+    is made when missing; an existing one keeps its mode and owner (first boot's 0750)."""
+    if not config_dir.is_dir():
+        ensure_dir(config_dir, 0o755)
     return write_atomic(config_dir / KEY_NAME, key, mode=0o644)
