@@ -484,6 +484,13 @@ def test_the_host_takes_the_publishers_key_and_a_channel_and_refuses_a_secret_ke
     assert (root / "etc/clawdie/update-channel").read_text().splitlines()[-1] == url
     timer = root / "etc/systemd/system/timers.target.wants/clawdie-update-check.timer"
     assert os.readlink(timer) == "/etc/systemd/system/clawdie-update-check.timer"
+    # twice: the key and the channel leave first boot's /etc/clawdie (0750) as it is
+    mode = (root / "etc/clawdie").stat().st_mode & 0o7777
+    assert mode == 0o750
+    tree = snapshot(root, pg)
+    again = install_platform(box, pg, "--release-key", str(public), "--update-channel", url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert snapshot(root, pg) == tree
 
 
 def test_a_package_need_apt_cannot_fetch_is_refused_before_anything_is_installed(
