@@ -530,6 +530,7 @@ def test_a_dashboard_without_its_modules_and_no_npm_is_refused_with_the_way_out(
     assert snapshot(root, pg) == tree
 
 
+@pytest.mark.slow  # the release made with npm, then 3,400 module files installed one by one
 def test_the_publishers_release_file_brings_the_dashboard_with_its_modules(
     tmp_path: Path, pg: PgCluster
 ) -> None:
@@ -553,3 +554,24 @@ def test_the_publishers_release_file_brings_the_dashboard_with_its_modules(
     assert (dashboard / "server.mjs").read_bytes() == served
     summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
     assert f"(from {release.name}, signature checked)" in summary
+
+
+@pytest.mark.slow  # npm ci from the registry into the host's own cold cache: 20-40 s
+def test_a_folder_without_modules_gets_them_built_with_npm_from_its_lock(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is needed to build the dashboard's modules")
+    payload = tmp_path / "checkout-payload"
+    shutil.copytree(PAYLOAD, payload, ignore=shutil.ignore_patterns("node_modules"))
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    result = install_platform(box, pg, "--platform", str(payload))
+    if result.returncode != 0 and "npm failed" in result.stderr:
+        pytest.skip(f"npm could not reach its registry: {result.stderr[-400:]}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    modules = root / "opt/clawdie/platform/dashboard/node_modules"
+    assert (modules / "better-auth/package.json").is_file()
+    assert not (payload / "dashboard/node_modules").exists()  # built in a copy
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "Node modules of 1 part(s) built with npm from the lock" in summary
