@@ -228,6 +228,18 @@ def test_install_platform_on_a_running_debian_host_leaves_ana_alone(
         assert (root / "home/ana/.ssh/authorized_keys").read_text() == ANA_KEYS
 
         assert machine.run("dpkg", "-s", "nodejs").returncode != 0  # not there yet
+
+        # offline with no source for nodejs: refused with apt's reason, nothing installed
+        node_list = root / "etc/apt/sources.list.d/clawdie-test-node.list"
+        node_list.rename(node_list.with_suffix(".off"))
+        untouched = files(root)
+        offline = install_platform(machine, uv_cache, release)
+        assert offline.returncode == 1, offline.stdout + offline.stderr
+        assert "needs Debian packages that cannot be fetched now: nodejs" in offline.stderr
+        assert "nothing was installed" in offline.stderr
+        assert files(root) == untouched
+        node_list.with_suffix(".off").rename(node_list)
+
         result = install_platform(machine, uv_cache, release)
         installed_at = time.monotonic()
         output = result.stdout + result.stderr

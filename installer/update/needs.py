@@ -1,7 +1,8 @@
 """A release's Debian package needs: installed ones are met; missing ones must be fetched
 before anything changes (`apt-get install --download-only`), then installed (from apt's cache,
-or a file: source in place) with the platform still running. Offline, or a name apt does not know: refused, with apt's own
-reason. In a sandbox root only its dpkg database is read (nothing is installed there)."""
+or a file: source in place) with the platform still running. Offline, or a name apt does not
+know: refused, with apt's own reason. In a sandbox root only its dpkg database is read (nothing
+is installed there)."""
 
 from __future__ import annotations
 
