@@ -101,6 +101,12 @@ snapshots-update *ARGS="tests/test_wizard.py":
 install SEED *ARGS:
     {{venv}}/clawdie-setup install-platform {{SEED}} {{ARGS}}
 
+# a platform release from a payload folder: its Node modules built from the lock (npm ci), packed
+# as build/release/NAME-VERSION.tar; sign it with `minisign -S -m FILE`
+[doc("make a platform release (tar with its Node modules) from a payload folder; sign it with minisign")]
+release PAYLOAD *ARGS:
+    {{venv}}/python iso/release.py {{PAYLOAD}} {{ARGS}}
+
 # lint and type-check only
 lint:
     {{venv}}/ruff check installer tests bench iso

@@ -60,8 +60,9 @@ def channel_host(url: str) -> str:
 
 def install_channel(config_dir: Path, url: str, origin: str) -> bool:
     """The box's channel in root's /etc/clawdie (`origin` says where it came from); False when
-    it was set so already."""
-    ensure_dir(config_dir, 0o755)
+    it was set so already. An existing folder keeps its mode and owner (first boot's 0750)."""
+    if not config_dir.is_dir():
+        ensure_dir(config_dir, 0o755)
     text = f"# The update channel ({origin})\n{url}\n"
     return write_atomic(config_dir / CHANNEL_FILE, text, mode=0o644)
 

@@ -34,6 +34,7 @@ from installer.media.seed_image import DEFAULT_SIZE, make_plan, write_seed_image
 from installer.paths import in_root  # noqa: E402
 from installer.run import run  # noqa: E402
 from installer.update.channel import check_channel_url  # noqa: E402
+from installer.update.nodeparts import build_modules  # noqa: E402
 from installer.update.signed import install_public_key, read_public_key  # noqa: E402
 from installer.update_channel import install_channel  # noqa: E402
 from installer.venv import VenvSource  # noqa: E402
@@ -554,20 +555,9 @@ def unstamp(config: BuildConfig, root: Path) -> None:
 
 def install_node_modules(config: BuildConfig, target: Path) -> None:
     """Each Node part of the payload (a folder with package-lock.json) gets its locked modules
-    beside it (`npm ci`, production only, no install scripts), so the box runs it offline."""
-    for lock in sorted(target.rglob("package-lock.json")):
-        if "node_modules" in lock.parts:
-            continue
-        folder = lock.parent
-        shutil.rmtree(folder / "node_modules", ignore_errors=True)  # the checkout's, if any
-        sh(
-            ["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=folder,
-            env={
-                "npm_config_cache": str(config.cache_dir / "npm"),
-                "npm_config_update_notifier": "false",
-            },
-        )
+    beside it (`npm ci`, production only, no install scripts), so the box runs it offline: the
+    same recipe a release is made with (iso/release.py, installer/update/nodeparts.py)."""
+    build_modules(target, config.cache_dir / "npm")
 
 
 def install_platform(config: BuildConfig, root: Path, manifest: dict[str, object]) -> None:

@@ -121,7 +121,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "online": frozenset({"core", "seed"}),
     "first boot": frozenset({"core", "seed", "seed I/O", "net", "online"}),
     "adopt": frozenset({"core", "seed", "seed I/O", "net", "online", "first boot"}),
-    "existing host": frozenset({"core", "seed", "first boot"}),
+    "existing host": frozenset({"core", "seed", "first boot", "update"}),
     "update": frozenset({"core", "first boot", "online"}),
     "backup": frozenset({"core", "media", "first boot", "install"}),
     "install": frozenset({"core", "seed", "seed I/O", "media", "net"}),

@@ -25,6 +25,7 @@ from tests.helpers.host import ANA_KEYS, SEED, ana
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.seeds import ED25519, firstboot_box
 from tests.helpers.sentinels import SENTINEL
+from tests.helpers.update import new_keys, reference_release
 
 DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 # Debian 12's pg_hba.conf and pg_ident.conf as its postgresql-common writes them (comments cut).
@@ -35,6 +36,7 @@ local   all             all                                     peer
 host    all             all             127.0.0.1/32            scram-sha-256
 host    all             all             ::1/128                 scram-sha-256
 """
+PAYLOAD = ROOT / "iso/reference_platform"
 DEBIAN_PG_IDENT = "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
 
 pytestmark = pytest.mark.root
@@ -72,6 +74,8 @@ def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
         (root / tool).chmod(0o755)
     (root / "usr/bin/python3").symlink_to(f"python3.{sys.version_info.minor}")
     debian_cluster(root, "15", "main", port)
+    (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)  # the payload's needs, installed
+    (root / "var/lib/dpkg/status").write_text(dpkg_status("python3", "postgresql", "nodejs"))
     with (root / "etc/passwd").open("a") as f:
         f.write("ana:x:1000:1000:Ana,,,:/home/ana:/bin/bash\n")
     with (root / "etc/group").open("a") as f:
@@ -93,8 +97,24 @@ def debian_host(where: Path, seed: str = SEED, *, port: int = 5432) -> Path:
     return box
 
 
+def dpkg_status(*names: str) -> str:
+    return "".join(
+        f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
+        for name in names
+    )
+
+
+def host_payload(where: Path) -> Path:
+    """The reference payload without its dashboard (the sandbox runs a fake platform; the
+    dashboard's modules on a host are tests/test_existing_host.py's and test_release.py's)."""
+    folder = where / "payload"
+    if not folder.exists():
+        shutil.copytree(PAYLOAD, folder, ignore=shutil.ignore_patterns("dashboard"))
+    return folder
+
+
 def install_platform(
-    box: Path, pg: PgCluster, *extra: str, seed: Path | None = None
+    box: Path, pg: PgCluster, *extra: str, seed: Path | None = None, env_path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable,
@@ -109,9 +129,13 @@ def install_platform(
         fake_platform.COMMAND,
         "--receipt-dir",
         str(box / "stick"),
+        "--platform",
+        str(host_payload(box.parent)),
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k not in {"CLAWDIE_FIRSTBOOT_FAULT", "SUDO_USER"}}
+    if env_path is not None:
+        env["PATH"] = env_path
     env[fake_platform.ROOT_ENV] = str(box / "root")
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=120
@@ -460,3 +484,94 @@ def test_the_host_takes_the_publishers_key_and_a_channel_and_refuses_a_secret_ke
     assert (root / "etc/clawdie/update-channel").read_text().splitlines()[-1] == url
     timer = root / "etc/systemd/system/timers.target.wants/clawdie-update-check.timer"
     assert os.readlink(timer) == "/etc/systemd/system/clawdie-update-check.timer"
+    # twice: the key and the channel leave first boot's /etc/clawdie (0750) as it is
+    mode = (root / "etc/clawdie").stat().st_mode & 0o7777
+    assert mode == 0o750
+    tree = snapshot(root, pg)
+    again = install_platform(box, pg, "--release-key", str(public), "--update-channel", url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert snapshot(root, pg) == tree
+
+
+def test_a_package_need_apt_cannot_fetch_is_refused_before_anything_is_installed(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    (root / "var/lib/dpkg/status").write_text(dpkg_status("python3", "postgresql"))  # no nodejs
+    # an apt-get that cannot run in this root (no libc): it fails as an offline apt does
+    (root / "usr/bin/apt-get").write_text("")
+    (root / "usr/bin/apt-get").chmod(0o755)
+    before, tree = ana(root), snapshot(root, pg)
+    result = install_platform(box, pg)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the platform needs Debian packages that cannot be fetched now: nodejs" in result.stderr
+    assert "apt-get update failed too" in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ana(root) == before
+    assert snapshot(root, pg) == tree
+
+
+def test_a_dashboard_without_its_modules_and_no_npm_is_refused_with_the_way_out(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    tree = snapshot(root, pg)
+    no_npm = tmp_path / "bin"
+    no_npm.mkdir()
+    result = install_platform(box, pg, "--platform", str(PAYLOAD), env_path=str(no_npm))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "dashboard/ has no node_modules" in result.stderr
+    assert "npm is not on this machine to build them" in result.stderr
+    assert "--platform FILE.tar --release-key FILE.pub" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(root, pg) == tree
+
+
+@pytest.mark.slow  # the release made with npm, then 3,400 module files installed one by one
+def test_the_publishers_release_file_brings_the_dashboard_with_its_modules(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    keys = new_keys()
+    release = reference_release(tmp_path / "publisher", "1", keys.publisher)
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    tree = snapshot(root, pg)
+    refused = install_platform(box, pg, "--platform", str(release))  # no key to check it with
+    assert refused.returncode == 1
+    assert "is a release file, and it is checked with its publisher's key" in refused.stderr
+    assert snapshot(root, pg) == tree
+
+    public = tmp_path / "release.pub"
+    public.write_bytes(bytes(keys.publisher.public_key) + b"\n")
+    result = install_platform(box, pg, "--platform", str(release), "--release-key", str(public))
+    assert result.returncode == 0, result.stdout + result.stderr
+    dashboard = root / "opt/clawdie/platform/dashboard"
+    assert (dashboard / "node_modules/better-auth/package.json").is_file()
+    served = (PAYLOAD / "dashboard/server.mjs").read_bytes()
+    assert (dashboard / "server.mjs").read_bytes() == served
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert f"(from {release.name}, signature checked)" in summary
+
+
+@pytest.mark.slow  # npm ci from the registry into the host's own cold cache: 20-40 s
+def test_a_folder_without_modules_gets_them_built_with_npm_from_its_lock(
+    tmp_path: Path, pg: PgCluster
+) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is needed to build the dashboard's modules")
+    payload = tmp_path / "checkout-payload"
+    shutil.copytree(PAYLOAD, payload, ignore=shutil.ignore_patterns("node_modules"))
+    box = debian_host(tmp_path, port=pg.port)
+    root = box / "root"
+    result = install_platform(box, pg, "--platform", str(payload))
+    if result.returncode != 0 and "npm failed" in result.stderr:
+        pytest.skip(f"npm could not reach its registry: {result.stderr[-400:]}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    modules = root / "opt/clawdie/platform/dashboard/node_modules"
+    assert (modules / "better-auth/package.json").is_file()
+    assert not (payload / "dashboard/node_modules").exists()  # built in a copy
+    summary = (root / "var/lib/clawdie-setup/install-summary.txt").read_text()
+    assert "Node modules of 1 part(s) built with npm from the lock" in summary

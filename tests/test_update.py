@@ -7,6 +7,7 @@ phase converges at the next start."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import tomllib
@@ -20,6 +21,7 @@ from installer.envfile import parse_env_file
 from tests.helpers.firstboot import snapshot
 from tests.helpers.pg import PgCluster
 from tests.helpers.update import (
+    REFERENCE,
     ROOT,
     V2_SQL,
     V4_SQL,
@@ -181,6 +183,7 @@ REFUSALS = {
     "a downgrade": "0.9 is older than the running 1",
     "the same version": "this box already runs reference-platform 1",
     "an unmet package need": "needs Debian packages this system does not have: clawdie-nope",
+    "a dashboard without its modules": "cannot run offline: dashboard/ has no node_modules",
     "no signature": "no signature next to the release",
     "a link in the archive": "which is not a plain file or folder inside it",
 }
@@ -200,6 +203,10 @@ def refused_bundle(case: str, where: Path, keys: Keys) -> Path:
         return bundle(payload(where, "1.0"), out, keys.publisher)
     if case == "an unmet package need":
         return bundle(payload(where, "2", needs=("clawdie-nope",)), out, keys.publisher)
+    if case == "a dashboard without its modules":  # the lock file alone: npm would be needed
+        folder = payload(where, "2")
+        shutil.copytree(REFERENCE / "dashboard", folder / "dashboard")
+        return bundle(folder, out, keys.publisher)
     if case == "no signature":
         path = bundle(payload(where, "2"), out, keys.publisher)
         path.with_name(path.name + ".minisig").unlink()

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from installer.faults import arm_from_environment
     from installer.firstboot.runner import FirstbootRun
     from installer.host import existing as host
+    from installer.host import payload
     from installer.paths import SERVICE_NAME, TargetPaths
     from installer.run import run as run_command
     from installer.seed.io import read_seed_file
@@ -95,26 +96,31 @@ def run(args: argparse.Namespace) -> int:
     if check.resolved is not None:
         service = check.resolved.accounts.service_account
         host.refuse_taken_service_account(paths, service, operator)
-    start = host.read_start_command(args.platform)
     key = read_public_key(args.release_key) if args.release_key else None
     channel = _channel(args.update_channel)
     unit_files = host.read_host_files(args.overlay)
     source = VenvSource.find(CHECKOUT)
-    postgres_installed = ""
-    if not facts.postgres_versions:
-        postgres_installed = host.install_postgresql(paths)
-        facts = host.read_host_facts(paths)
-    pg_access = host.find_platform_cluster(paths, config.db.port)
-    with tempfile.TemporaryDirectory(prefix="clawdie-venv-") as work:
+    with tempfile.TemporaryDirectory(prefix="clawdie-platform-") as work:
+        ready = payload.prepare(paths, args.platform, key, Path(work))
+        start = list(ready.release.start)
+        skip = () if facts.postgres_versions else ("postgresql",)  # install_postgresql's
+        packages = payload.missing_needs(paths, ready.release, skip=skip)
+        payload.fetch_needs(paths, packages)  # refused here: nothing installed yet
+        postgres_installed = ""
+        if not facts.postgres_versions:
+            postgres_installed = host.install_postgresql(paths)
+            facts = host.read_host_facts(paths)
+        pg_access = host.find_platform_cluster(paths, config.db.port)
+        payload.install_needs(paths, packages)
         wrote, _ = install_venv(
             source,
             config.root,
-            Path(work),
+            _scratch(Path(work) / "venv"),
             arch=host.ARCHITECTURES[facts.machine],
             compile_site=compile_site if paths.is_live_system else None,
         )
-    changed = int(wrote)
-    changed += host.install_payload(paths, args.platform)
+        changed = int(wrote)
+        changed += host.install_payload(paths, ready.folder)
     if key is not None:
         changed += install_public_key(paths.config_dir, key)
     if channel is not None:
@@ -128,7 +134,14 @@ def run(args: argparse.Namespace) -> int:
         run_command(["udevadm", "control", "--reload"], check=False)
     if access and paths.is_live_system:
         run_command(["systemctl", "reload", pg_access.unit])
-    record = host.host_record(facts, operator, changed + units + rules + access, postgres_installed)
+    record = host.host_record(
+        facts,
+        operator,
+        changed + units + rules + access,
+        postgres_installed,
+        packages=tuple(packages),
+        payload_how=ready.how,
+    )
     return FirstbootRun(config, receipt=receipt, preamble={"host": record}).execute()
 
 
@@ -151,3 +164,8 @@ def compile_site(site: Path) -> None:
     from installer.run import run as run_command
 
     run_command(["/usr/bin/python3", "-m", "compileall", "-q", "-j", "0", str(site)], timeout=600)
+
+
+def _scratch(folder: Path) -> Path:
+    folder.mkdir()
+    return folder

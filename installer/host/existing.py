@@ -21,7 +21,6 @@ import platform
 import re
 import shlex
 import shutil
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,21 +201,6 @@ def refuse_taken_service_account(paths: TargetPaths, service: str, operator: str
 
 
 # --- the payload, the command, the units ----------------------------------------------------
-
-
-def read_start_command(payload: Path) -> list[str]:
-    manifest = payload / "platform.toml"
-    try:
-        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HostError(
-            f"cannot read {manifest}: {err}",
-            "give --platform the platform payload folder (it holds platform.toml)",
-        ) from None
-    start = data.get("start")
-    if not isinstance(start, list) or not start or not all(isinstance(s, str) for s in start):
-        raise HostError(f'{manifest}: start must be a list of strings, e.g. ["bin/run"]')
-    return [str(s) for s in start]
 
 
 def install_payload(paths: TargetPaths, payload: Path) -> int:
@@ -483,18 +467,32 @@ def ensure_postgres_access(access: PgAccess, role: str = SERVICE_NAME) -> int:
 
 
 def host_record(
-    facts: HostFacts, operator: str, changed: int, postgres_installed: str = ""
+    facts: HostFacts,
+    operator: str,
+    changed: int,
+    postgres_installed: str = "",
+    *,
+    packages: tuple[str, ...] = (),
+    payload_how: str = "",
 ) -> StepRecord:
     """The summary's words for the host and the operator login; `postgres_installed` is what
-    install_postgresql said when it installed PostgreSQL in this run."""
+    install_postgresql said when it installed PostgreSQL in this run, `packages` the payload's
+    Debian packages installed in this run, `payload_how` where the payload came from."""
     release = facts.os_release.get("PRETTY_NAME", "Debian 12")
     arch = ARCHITECTURES.get(facts.machine, facts.machine)
     pg = ", ".join(facts.postgres_versions)
     how = f" ({postgres_installed})" if postgres_installed else ""
+    source = f" ({payload_how})" if payload_how else ""
+    added = (
+        (f"the platform's Debian packages installed now with apt-get: {', '.join(packages)}",)
+        if packages
+        else ()
+    )
     return StepRecord(
         created=(
             f"existing host: {release}, {arch}, PostgreSQL {pg}{how}",
-            f"platform payload in {PLATFORM_DIR}, units {', '.join(UNITS)} "
+            *added,
+            f"platform payload in {PLATFORM_DIR}{source}, units {', '.join(UNITS)} "
             + (f"({changed} file(s) written)" if changed else "(already in place)"),
             f"operator login {operator}: checked, left as it is (never renamed, recreated or "
             "given keys)",

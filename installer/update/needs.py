@@ -1,7 +1,8 @@
 """A release's Debian package needs: installed ones are met; missing ones must be fetched
-before anything changes (`apt-get install --download-only`), then installed from apt's cache
-with the platform still running. Offline, or a name apt does not know: refused, with apt's own
-reason. In a sandbox root only its dpkg database is read (nothing is installed there)."""
+before anything changes (`apt-get install --download-only`), then installed (from apt's cache,
+or a file: source in place) with the platform still running. Offline, or a name apt does not
+know: refused, with apt's own reason. In a sandbox root only its dpkg database is read (nothing
+is installed there)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,12 @@ def fetch_packages(paths: TargetPaths, missing: Sequence[str]) -> None:
 
 
 def install_packages(missing: Sequence[str]) -> None:
+    """Install what fetch_packages downloaded. Not `--no-download`: a file: source's packages
+    (a local mirror) are read in place, never copied to apt's cache, and that option refuses
+    them (found on the existing host's test, tests/test_existing_host.py)."""
     if missing:
         run(
-            ["apt-get", "install", "--no-download", "--yes", "--no-install-recommends", *missing],
+            ["apt-get", "install", "--yes", "--no-install-recommends", *missing],
             env=APT_ENV,
             timeout=APT_TIMEOUT_S,
         )

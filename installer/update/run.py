@@ -45,7 +45,7 @@ from installer.redact import redact, register
 from installer.stamps import Stamps, StepRecord
 from installer.steps import Finished, Step, StepRun, plan
 from installer.tracker import PlannedStep, StepTracker
-from installer.update import dbdump, needs
+from installer.update import dbdump, needs, nodeparts
 from installer.update.layout import Layout
 from installer.update.manifest import Release, version_key
 from installer.update.service import Service
@@ -235,6 +235,12 @@ class UpdateRun:
             raise RefusedError(
                 f"{release.version} is older than the running {running.version}",
                 "a downgrade is applied only with --allow-downgrade, by root",
+            )
+        unbuilt = nodeparts.check_modules(self.layout.staging)
+        if unbuilt:
+            raise RefusedError(
+                "the release cannot run offline: " + "; ".join(unbuilt),
+                "its publisher makes releases with their Node modules (iso/release.py)",
             )
         missing = needs.missing_packages(self.paths, release.needs)
         needs.fetch_packages(self.paths, missing)

@@ -156,6 +156,34 @@ def unpack(copy: Path, into: Path) -> Release:
     return read_release(into, need_ready=True)
 
 
+def pack(folder: Path, out: Path) -> int:
+    """`folder` as a release file `out` (a tar its `unpack` takes: plain files and folders only,
+    sorted, owned by root, no times of the build in it); returns how many files it holds. A link
+    is refused with its name: a release carries what it needs as files."""
+    members = sorted(folder.rglob("*"))
+    for path in members:
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise InstallerError(
+                f"{path} is not a plain file or folder; a release holds only those",
+                "replace the link with what it points to (npm ci --no-bin-links makes none)",
+            )
+    files = 0
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as archive:
+        for path in members:
+            info = archive.gettarinfo(path, path.relative_to(folder).as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            info.mode = 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644
+            if path.is_dir():
+                archive.addfile(info)
+                continue
+            with open(path, "rb") as handle:
+                archive.addfile(info, handle)
+            files += 1
+    return files
+
+
 def read_release(folder: Path, *, need_ready: bool = False) -> Release:
     """The manifest of the release in `folder`."""
     manifest = folder / MANIFEST
@@ -185,6 +213,8 @@ def read_public_key(path: Path, option: str = "--release-key") -> bytes:
 
 
 def install_public_key(config_dir: Path, key: bytes) -> bool:
-    """The publisher's key in root's /etc/clawdie; False when it was there already."""
-    ensure_dir(config_dir, 0o755)
+    """The publisher's key in root's /etc/clawdie; False when it was there already. The folder
+    is made when missing; an existing one keeps its mode and owner (first boot's 0750)."""
+    if not config_dir.is_dir():
+        ensure_dir(config_dir, 0o755)
     return write_atomic(config_dir / KEY_NAME, key, mode=0o644)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minisign
+import pytest
 
 from tests.helpers.firstboot import firstboot
 from tests.helpers.pg import PgCluster
@@ -77,9 +78,10 @@ def payload(
     ready_timeout: int = 20,
     needs: tuple[str, ...] = ("python3", "postgresql"),
 ) -> Path:
-    """The reference platform as `version` (no dashboard port: tests run side by side)."""
+    """The reference platform as `version` without its dashboard (no port: tests run side by
+    side; a release with the dashboard carries its modules, tests/test_release.py)."""
     folder = where / f"payload-{name}-{version}"
-    shutil.copytree(REFERENCE, folder)
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("dashboard"))
     lines = [
         f'name = "{name}"',
         f'version = "{version}"',
@@ -111,6 +113,33 @@ def bundle(folder: Path, out: Path, key: minisign.KeyPair) -> Path:
     out.mkdir(exist_ok=True)
     path = out / f"{folder.name}.tar"
     path.write_bytes(data.getvalue())
+    key.secret_key.sign_file(path, prehash=True, drop_signature=True)
+    return path
+
+
+def reference_release(where: Path, version: str, key: minisign.KeyPair) -> Path:
+    """The whole reference platform (its dashboard too) as `version`, made into a release as its
+    publisher makes one (iso/release.py: the modules built from the lock) and signed. npm's
+    cache is the image build's ($CLAWDIE_ISO_CACHE/npm); without npm or the registry the test
+    skips, saying why."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is needed to make a release with the dashboard's modules")
+    folder = where / f"reference-{version}"
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("node_modules"))
+    manifest = folder / "platform.toml"
+    manifest.write_text(manifest.read_text().replace('version = "1"', f'version = "{version}"'))
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "iso/release.py"), str(folder), "--out", str(where / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if made.returncode != 0 and "npm" in made.stderr:
+        pytest.skip(f"iso/release.py could not build the modules: {made.stderr[-400:]}")
+    assert made.returncode == 0, made.stdout + made.stderr
+    path = where / "out" / f"reference-platform-{version}.tar"
+    assert f"release: {path} (" in made.stdout
     key.secret_key.sign_file(path, prehash=True, drop_signature=True)
     return path
 
