@@ -54,9 +54,7 @@ def _tail(errors: IO[bytes]) -> str:
     return " | ".join(errors.read().decode(errors="replace").strip().splitlines()[-3:])
 
 
-def _read_ahead(
-    out: IO[bytes], blocks: queue.Queue[bytes | None], stop: threading.Event
-) -> None:
+def _read_ahead(out: IO[bytes], blocks: queue.Queue[bytes | None], stop: threading.Event) -> None:
     """pg_dump's output read as it comes (so pg_dump never waits while the archive is being
     encrypted, or while an earlier database is), in whole blocks (however small the pieces
     pg_dump writes) onto `blocks`; None at its end."""
@@ -121,15 +119,19 @@ class Dump:
         self.reader.start()
 
     def chunks(self, size: int) -> Iterator[Blocks]:
-        """The dump as chunks of at most `size` bytes (a multiple of READ_BLOCK), each the
-        blocks as they were read (never copied); CommandFailedError at the end when pg_dump
-        failed (the chunks given are then not a dump)."""
+        """The dump as chunks of `size` bytes (the last one: what is left), each the blocks as
+        they were read (a block is cut, so copied, only where a chunk ends inside it);
+        CommandFailedError at the end when pg_dump failed (the chunks given are then not a
+        dump)."""
         pending = Blocks()
         while (block := self.blocks.get()) is not None:
-            pending.add(block)
-            if pending.size >= size:
+            while len(block) >= size - pending.size:
+                room = size - pending.size
+                pending.add(block[:room] if room < len(block) else block)
                 yield pending
-                pending = Blocks()
+                pending, block = Blocks(), block[room:]
+            if block:
+                pending.add(block)
         if pending.size:
             yield pending
         code = self.stop()
