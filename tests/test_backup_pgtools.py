@@ -76,9 +76,11 @@ def test_dumps_run_at_once_and_come_back_in_exact_chunks(pg: PgCluster) -> None:
 
 
 def test_a_failed_dump_says_so_at_its_end(pg: PgCluster) -> None:
-    with dumps_started(pg.admin_conninfo(), ["missing"]) as dumps:
-        with pytest.raises(CommandFailedError) as caught:
-            list(dumps["missing"].chunks(READ_BLOCK))
+    with (
+        dumps_started(pg.admin_conninfo(), ["missing"]) as dumps,
+        pytest.raises(CommandFailedError) as caught,
+    ):
+        list(dumps["missing"].chunks(READ_BLOCK))
     assert "missing" in caught.value.message
 
 
