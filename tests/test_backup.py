@@ -28,12 +28,12 @@ from installer.paths import TargetPaths
 from installer.seed.hashes import verify_better_auth_password
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import clawdie, read_manifest, with_platform_data
+from tests.helpers.backup import database_dumps as dumps
 from tests.helpers.firstboot import SEED, snapshot
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.sentinels import OPERATOR_PASSWORD, ROW, SENTINEL
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASES = ("system_ops", "system_brain", "system_skills")
 
 pytestmark = pytest.mark.root
 
@@ -69,20 +69,6 @@ def restore(
 ) -> subprocess.CompletedProcess[str]:
     argv = ["restore", str(backup_file), "--root", str(target), "--identity-file", "-"]
     return clawdie(*argv, *db_cli_args(pg), stdin=key.read_text(), fault=fault)
-
-
-def dumps(pg: PgCluster) -> dict[str, str]:
-    """Each database as plain SQL (pg_dump's per-run \\restrict key taken out)."""
-    out = {}
-    for name in DATABASES:
-        text = subprocess.run(
-            ["pg_dump", "--no-password", pg.admin_conninfo(name)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        out[name] = re.sub(r"^\\(un)?restrict .*$", "", text, flags=re.M)
-    return out
 
 
 def kept_files(root: Path, manifest: dict[str, object]) -> dict[str, tuple[str, str, str, bytes]]:
