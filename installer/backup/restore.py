@@ -352,9 +352,11 @@ def _write_file(paths: TargetPaths, part: Part, reader: IO[bytes], notes: list[s
             os.fchown(fd, uid, gid)
             os.fchmod(fd, part.mode)
             digest = hashlib.sha256()
+            point = f"mid-write:{name}"  # the temp file begun, not renamed
             while chunk := reader.read(1 << 20):
                 digest.update(chunk)
                 os.write(fd, chunk)
+                faults.fault_point(point)
             if digest.hexdigest() != part.sha256:
                 raise _mismatch(part.name, "changed between the check and the restore")
             os.fsync(fd)
