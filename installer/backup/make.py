@@ -2,8 +2,9 @@
 
 A flat list of steps on the one run skeleton (`STEPS`, installer/steps.py), each with its
 fault point (`before:backup-<step>`, installer/faults.py). The archive is a tar stream,
-encrypted as it is made: records, files, then each database as `pg_dump -Fc` streams it, the
-manifest last (its sizes and hashes are known only then).
+encrypted as it is made: records, files, then each database as `pg_dump -Fc` streams it (all
+the dumps run at once, installer/backup/pgtools.py), the manifest last (its sizes and hashes
+are known only then).
 Nothing of it is ever on the disk in clear.
 """
 

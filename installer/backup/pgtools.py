@@ -1,6 +1,12 @@
 """pg_dump and pg_restore as streams: a dump goes into the archive as it is made, a restore is
 fed from the archive as it is read. The admin's connection reaches them in the environment
-(libpq's PG* variables), never in an argument."""
+(libpq's PG* variables), never in an argument.
+
+A backup starts every database's pg_dump at once: each compresses on its own core while there
+is one, and the archive takes them in order, the later ones read ahead (at most READ_AHEAD
+bytes each, then their pg_dump waits). Their output is read in whole READ_BLOCK blocks, which
+go into the archive as they are (no copy) - what once made the backup 1.4x the bare tools'
+time is the per-piece work of Python, not the dump."""
 
 from __future__ import annotations
 

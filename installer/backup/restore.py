@@ -158,22 +158,22 @@ def _read_manifest(info: tarfile.TarInfo, reader: IO[bytes]) -> tuple[Manifest, 
 
 
 def _read_member(info: tarfile.TarInfo, reader: IO[bytes], seen: _Seen) -> None:
-    """One part's digest (and a database's running digest over its pieces; a record's bytes)."""
-    digest = hashlib.sha256()
+    """One part's digest, or a piece of a database into its running digest (the manifest
+    holds the whole's, so each byte is hashed once); a record's bytes."""
     keep = info.name.startswith("records/") and info.size <= 1 << 16
-    whole = None
-    if info.name.startswith("databases/") and ".part-" in info.name:
-        whole = seen.databases.setdefault(info.name.rsplit(".part-", 1)[0], hashlib.sha256())
+    piece = info.name.startswith("databases/") and ".part-" in info.name
+    if piece:
+        digest = seen.databases.setdefault(info.name.rsplit(".part-", 1)[0], hashlib.sha256())
+    else:
+        digest = hashlib.sha256()
     data = []
     while chunk := reader.read(1 << 20):
         digest.update(chunk)
-        if whole is not None:
-            whole.update(chunk)
         if keep:
             data.append(chunk)
     if keep:
         seen.records[info.name] = b"".join(data)
-    seen.members.append((info.name, info.size, digest.hexdigest()))
+    seen.members.append((info.name, info.size, "" if piece else digest.hexdigest()))
 
 
 def _mismatch(part: str, why: str) -> RestoreRefusedError:
