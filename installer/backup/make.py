@@ -242,9 +242,12 @@ def write_archive(
     done: list[Manifest] = []
 
     def produce(sink: IO[bytes], dumps: dict[str, Dump]) -> None:
-        archive = _Sink(sink)
-        with tarfile.open(
-            fileobj=archive, mode="w", format=tarfile.PAX_FORMAT, copybufsize=READ_BLOCK
+        archive = _Sink(sink)  # tarfile writing calls only write() and tell()
+        with tarfile.TarFile(
+            mode="w",
+            fileobj=archive,  # type: ignore[arg-type]
+            format=tarfile.PAX_FORMAT,
+            copybufsize=READ_BLOCK,
         ) as tar:
             _records(paths, tar, parts)
             _files(paths, entries, tar, parts)
