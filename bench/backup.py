@@ -4,8 +4,10 @@ in the same run (issue 24; goals: backup <= 1.2x the time and <= 1.05x the size 
 
 A throwaway cluster holds the platform's three databases with about `--mb` MB of rows (the
 bulk in system_brain, text rows as an assistant's memory is); a sandbox root holds a box that
-first boot set up (its stamp, system.env, host name). farm-bench times each command from outside
-(A: ours, B: the tools, run in turn, the ratio taken pair by pair):
+first boot set up (its stamp, system.env, host name). Each command is timed as a whole process
+from outside (wall clock, and the CPU of every process it waited for), after one warm-up run
+each; A (ours) and B (the tools) run in turn, A B A B ..., and the ratio is taken pair by pair
+(the machine's speed may drift during the run), the median quoted:
 
   backup   A: clawdie-setup backup --to DIR --recipient age1… (also files, manifest, fsync)
            B: for each database: pg_dump -Fc DB | age -r age1… > DB.age; sync (each file)
@@ -16,8 +18,8 @@ first boot set up (its stamp, system.env, host name). farm-bench times each comm
            B: for each database: age -d -i KEY DB.age | pg_restore --single-transaction -d DB
            The reset alone is timed too, to read the restore's own share.
 
-Needs root, Debian's `age` (apt-get install age) and farm-bench. Prints farm-bench's reports,
-the files' sizes and their ratio.
+Needs root and Debian's `age` (apt-get install age). Prints each side's median, min and max
+(wall and CPU seconds), the ratios A/B, the files' sizes and their ratio.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,16 +126,48 @@ def pg_env(state: dict[str, object]) -> str:
     return f"PGHOST={state['sockdir']} PGPORT={state['port']} PGUSER=postgres"
 
 
-def farm(a: list[str], b: str, runs: int, timeout: int) -> str:
-    argv = ["farm-bench", "-n", str(runs), "--timeout", str(timeout), "--vs", b, "--", *a]
-    out = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
-    return out.stdout + out.stderr
+def timed(argv: list[str], timeout: int) -> tuple[float, float]:
+    """One run of `argv`: its wall seconds and the CPU seconds of every process it waited for
+    (user + system, the kernel's own accounting of reaped children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8.3f} {min(values):8.3f} {max(values):8.3f}"
+
+
+def paired(a: list[str], b: list[str], runs: int, timeout: int) -> str:
+    """A and B in turn (one warm-up each, then `runs` pairs): each side's median, min and max,
+    and the ratio A/B taken pair by pair."""
+    timed(a, timeout)
+    timed(b, timeout)
+    pairs = [(timed(a, timeout), timed(b, timeout)) for _ in range(runs)]
+    rows = ["                 median      min      max"]
+    for side, index in (("A", 0), ("B", 1)):
+        rows.append(f"{side} wall s       {spread([p[index][0] for p in pairs])}")
+        rows.append(f"{side} cpu s        {spread([p[index][1] for p in pairs])}")
+    rows.append(f"A/B wall       {spread([x[0] / y[0] for x, y in pairs])}")
+    rows.append(f"A/B cpu        {spread([x[1] / y[1] for x, y in pairs])}")
+    return "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100, help="database size to fill (MB)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backup-only", action="store_true", help="leave out the restore")
     parser.add_argument("--work", type=Path, help="keep the work here (default: a temp dir)")
     parser.add_argument("--reset-target", type=Path, help=argparse.SUPPRESS)
@@ -140,7 +177,6 @@ def main() -> int:
         reset_target(args.reset_target, args.bootstrap)
         return 0
     reason = unavailable_reason() or (None if shutil.which("age") else "age is not installed")
-    reason = reason or (None if shutil.which("farm-bench") else "farm-bench is not installed")
     if reason:
         print(f"skipped: {reason}")
         return 0
@@ -181,9 +217,9 @@ def run(work: Path, mb: int, runs: int, backup_only: bool) -> int:
         f"pg_dump -Fc {db} | age -r {recipient} > {out} && sync {out}"
         for db, out in ((db, theirs_dir / f"{db}.age") for db in DATABASES)
     )
-    theirs = f"sh -c {shlex.quote(f'export {env}; {dumps}')}"
+    theirs = ["sh", "-c", f"export {env}; {dumps}"]
     print(f"# backup of {mb} MB of rows: A = clawdie-setup backup, B = pg_dump -Fc | age")
-    print(farm(ours, theirs, runs, 1800))
+    print(paired(ours, theirs, runs, 1800))
     ours_size = sum(p.stat().st_size for p in ours_dir.iterdir())
     theirs_size = sum(p.stat().st_size for p in theirs_dir.iterdir())
     ratio = ours_size / theirs_size
@@ -213,9 +249,9 @@ def run(work: Path, mb: int, runs: int, backup_only: bool) -> int:
     theirs_restore = f"export {env}; {shlex.join(reset)} --bootstrap && {{ {restores}; }}"
     print("\n# restore (each side starts with the same reset)")
     print("# A = clawdie-setup restore, B = age -d | pg_restore")
-    print(farm(["sh", "-c", ours_restore], f"sh -c {shlex.quote(theirs_restore)}", runs, 1800))
+    print(paired(["sh", "-c", ours_restore], ["sh", "-c", theirs_restore], runs, 1800))
     print("\n# the reset alone (A) against the reset with the role and empty databases (B)")
-    print(farm(reset, shlex.join([*reset, "--bootstrap"]), runs, 600))
+    print(paired(reset, [*reset, "--bootstrap"], runs, 600))
     return 0
 
 

@@ -10,7 +10,8 @@ factory-reset arm it; any other command ignores the variables. Points: `before:<
 step of a run (installer/steps.py runs them), `effects:<step>` (effects durable, stamp not yet
 written) and `stamped:<step>` for a stamped one, and `mid-write:<file name>` (half the temp file
 written, not renamed); adopt adds
-`before:adopt-done`.
+`before:adopt-done`; a restore adds `mid:restore-database-<name>` (part of a dump fed to
+pg_restore, nothing committed).
 """
 
 from __future__ import annotations

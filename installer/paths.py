@@ -277,6 +277,12 @@ class TargetPaths:
         return self.setup_state_dir / "backup-work"
 
     @property
+    def restore_progress_dir(self) -> Path:
+        """A restore's progress (root, 0700): which backup it is of, each database restored,
+        its end; a restore cut part way is taken up from it (installer/backup/restore.py)."""
+        return self.setup_state_dir / "restore"
+
+    @property
     def restore_summary(self) -> Path:
         """What the last restore put back (never a secret)."""
         return self.setup_state_dir / "restore-summary.txt"
@@ -353,6 +359,7 @@ class TargetPaths:
             self.stamps_dir,
             self.adopt_dir,
             self.adopt_stamps_dir,
+            self.restore_progress_dir,
         ]
 
     def home_path(self, home: str) -> Path:

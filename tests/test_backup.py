@@ -28,12 +28,12 @@ from installer.paths import TargetPaths
 from installer.seed.hashes import verify_better_auth_password
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import clawdie, read_manifest, with_platform_data
+from tests.helpers.backup import database_dumps as dumps
 from tests.helpers.firstboot import SEED, snapshot
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.sentinels import OPERATOR_PASSWORD, ROW, SENTINEL
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASES = ("system_ops", "system_brain", "system_skills")
 
 pytestmark = pytest.mark.root
 
@@ -69,20 +69,6 @@ def restore(
 ) -> subprocess.CompletedProcess[str]:
     argv = ["restore", str(backup_file), "--root", str(target), "--identity-file", "-"]
     return clawdie(*argv, *db_cli_args(pg), stdin=key.read_text(), fault=fault)
-
-
-def dumps(pg: PgCluster) -> dict[str, str]:
-    """Each database as plain SQL (pg_dump's per-run \\restrict key taken out)."""
-    out = {}
-    for name in DATABASES:
-        text = subprocess.run(
-            ["pg_dump", "--no-password", pg.admin_conninfo(name)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        out[name] = re.sub(r"^\\(un)?restrict .*$", "", text, flags=re.M)
-    return out
 
 
 def kept_files(root: Path, manifest: dict[str, object]) -> dict[str, tuple[str, str, str, bytes]]:
@@ -319,16 +305,36 @@ def test_a_backup_cut_short_leaves_no_backup_and_the_next_one_cleans_up(
     assert [p.name for p in to.iterdir()] == [backup_file.name]
 
 
-def test_a_restore_cut_short_is_reset_and_restored_again(
+@pytest.mark.parametrize(
+    "point", ["before:restore-files", "mid:restore-database-system_brain", "before:restore-done"]
+)
+def test_a_restore_cut_short_is_finished_by_the_next_run(
+    tmp_path: Path, pg: PgCluster, second_pg: PgCluster, made: tuple[Path, Path, Path], point: str
+) -> None:
+    box, backup_file, key = made
+    manifest = read_manifest(backup_file, key)
+    b = fresh(tmp_path / "b")
+    cut = restore(b, second_pg, backup_file, key, fault=point)
+    assert cut.returncode == -9, cut.stderr
+    again = restore(b, second_pg, backup_file, key)
+    assert again.returncode == 0, again.stderr
+    assert "Databases: system_ops, system_brain, system_skills" in again.stdout
+    assert kept_files(b, manifest) == kept_files(box / "root", manifest)
+    assert dumps(second_pg) == dumps(pg)
+    assert not list(b.rglob(".*.tmp-*"))
+    # once finished, a restore is not made over a box that has since lived on
+    over = restore(b, second_pg, backup_file, key)
+    assert over.returncode == 1
+    assert "already holds an installation" in over.stderr
+
+
+def test_a_restore_cut_short_can_also_be_reset_and_restored_again(
     tmp_path: Path, second_pg: PgCluster, made: tuple[Path, Path, Path]
 ) -> None:
     _, backup_file, key = made
     b = fresh(tmp_path / "b")
     cut = restore(b, second_pg, backup_file, key, fault="before:restore-databases")
     assert cut.returncode == -9, cut.stderr
-    again = restore(b, second_pg, backup_file, key)
-    assert again.returncode == 1
-    assert "factory-reset" in again.stderr
     argv = ["factory-reset", "--root", str(b), "--yes-i-typed", "zoe-s-helper"]
     reset = clawdie(*argv, "--no-platform-stop", *db_cli_args(second_pg))
     assert reset.returncode == 0, reset.stderr

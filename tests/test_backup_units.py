@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -163,9 +164,12 @@ def test_every_part_must_match_the_manifest(tmp_path: Path, tamper: str) -> None
     config = RestoreConfig(root, DbConfig(), backup, SecretStr(str(identity)))
     with backup.open("rb") as source:
         if tamper == "none":
-            found, kept = verify_backup(config, source, crypt.parse_identities(config.identity))
+            found, kept, digest = verify_backup(
+                config, source, crypt.parse_identities(config.identity)
+            )
             assert found.host == "ada"
             assert kept[RECORD_ACCOUNT] == b"{}"
+            assert re.fullmatch(r"[0-9a-f]{64}", digest)  # which backup a restore is of
             return
         with pytest.raises(RestoreRefusedError) as refused:
             verify_backup(config, source, crypt.parse_identities(config.identity))

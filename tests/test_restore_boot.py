@@ -29,7 +29,7 @@ from installer.backup.manifest import MANIFEST_NAME
 from installer.fingerprint import read_fingerprint
 from installer.paths import TargetPaths
 from tests.helpers.adopt import installed_box
-from tests.helpers.backup import with_platform_data
+from tests.helpers.backup import DATABASES, database_dumps, with_platform_data
 from tests.helpers.firstboot import SEED, firstboot, snapshot
 from tests.helpers.pg import PgCluster, db_cli_args
 from tests.helpers.seeds import firstboot_box
@@ -228,3 +228,90 @@ def test_a_backup_that_cannot_be_restored_is_refused_before_the_box_changes(
     written = everything_written(box, result)
     assert BACKUP_IDENTITY not in written
     assert not leaked(written)
+
+
+# Every point where a power cut can land in a restore seed's first boot: the seed step, each
+# phase of the restore (installer/backup/restore.py), each database before, inside and after its
+# transaction, the restore finished but not stamped, and the steps after it. A few run in the
+# fast suite; the whole loop is `slow` (each point is two first boots and a restore).
+EACH_DATABASE = tuple(
+    f"{when}:restore-database-{name}"
+    for name in ("system_ops", "system_brain", "system_skills")
+    for when in ("before", "mid", "effects")
+)
+EVERY_RESTORE_CUT = (
+    "effects:seed",
+    "stamped:seed",
+    "before:restore",
+    "before:restore-verify",
+    "before:restore-account",
+    "before:restore-files",
+    "mid-write:ssh_host_ed25519_key",
+    "mid-write:system.env",
+    "before:restore-databases",
+    *EACH_DATABASE,
+    "before:restore-record",
+    "before:restore-done",
+    "effects:restore",
+    "stamped:restore",
+    "effects:machine",
+    "before:report",
+    "effects:report",
+    "before:complete",
+)
+SOME_RESTORE_CUTS = (  # a database cut inside its transaction; a restore done, not stamped
+    "mid:restore-database-system_brain",
+    "effects:restore",
+)
+
+
+def emptied(pg: PgCluster) -> None:
+    """The cluster as a new box's: none of the platform's databases, no platform role."""
+    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:
+        for name in DATABASES:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute("DROP ROLE IF EXISTS clawdie")
+
+
+def converge_after_each_cut(
+    tmp_path: Path, pg: PgCluster, second_pg: PgCluster, box_a: Path, points: tuple[str, ...]
+) -> None:
+    """A clean restore first boot, then for each point one cut at it and the next first boot:
+    the same box (every file, every database by pg_dump), nothing left half-written."""
+    backup = make_backup(box_a, pg, tmp_path / "backups", BACKUP_RECIPIENT)
+    where = tmp_path / "b"  # the same path each time: the login screen shows it
+    clean = firstboot(restore_box(where, backup), second_pg)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    expected_tree, expected_db = snapshot(where / "root", second_pg), database_dumps(second_pg)
+    assert expected_db == database_dumps(pg)
+    for point in points:
+        shutil.rmtree(where)
+        emptied(second_pg)
+        box = restore_box(where, backup)
+        cut = firstboot(box, second_pg, fault=point)
+        assert cut.returncode == -9, (point, cut.returncode, cut.stderr[-2000:])
+        finished = firstboot(box, second_pg)
+        assert finished.returncode == 0, (point, finished.stderr[-3000:])
+        assert "Traceback" not in finished.stderr
+        assert not list((box / "root").rglob(".*.tmp-*")), point
+        assert snapshot(box / "root", second_pg) == expected_tree, point
+        assert database_dumps(second_pg) == expected_db, point
+        receipt = (box / "stick/SETUP-RESULT.txt").read_text()
+        assert "Databases: system_ops, system_brain, system_skills" in receipt, point
+
+
+@pytest.mark.timeout(600)
+def test_a_restore_cut_in_some_phases_is_finished_by_the_next_first_boot(
+    tmp_path: Path, pg: PgCluster, second_pg: PgCluster, box_a: Path
+) -> None:
+    converge_after_each_cut(tmp_path, pg, second_pg, box_a, SOME_RESTORE_CUTS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_restore_cut_in_every_phase_is_finished_by_the_next_first_boot(
+    tmp_path: Path, pg: PgCluster, second_pg: PgCluster, box_a: Path
+) -> None:
+    """Every cut the fast suite's test above does not already make (between them: all)."""
+    points = tuple(p for p in EVERY_RESTORE_CUT if p not in SOME_RESTORE_CUTS)
+    converge_after_each_cut(tmp_path, pg, second_pg, box_a, points)

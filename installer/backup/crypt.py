@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyrage  # type: ignore[import-untyped]  # no stubs: used only here, behind typed functions
-from pydantic import SecretStr
 
 from installer import redact
 from installer.errors import InstallerError
+
+if TYPE_CHECKING:  # pydantic loads with a restore, not with every backup
+    from pydantic import SecretStr
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 RECIPIENT_PREFIX = "age1"

@@ -2,8 +2,9 @@
 
 A flat list of steps on the one run skeleton (`STEPS`, installer/steps.py), each with its
 fault point (`before:backup-<step>`, installer/faults.py). The archive is a tar stream,
-encrypted as it is made: records, files, then each database as `pg_dump -Fc` streams it, the
-manifest last (its sizes and hashes are known only then).
+encrypted as it is made: records, files, then each database as `pg_dump -Fc` streams it (all
+the dumps run at once, installer/backup/pgtools.py), the manifest last (its sizes and hashes
+are known only then).
 Nothing of it is ever on the disk in clear.
 """
 
@@ -36,7 +37,7 @@ from installer.backup.manifest import (
     chunk_name,
     render_manifest,
 )
-from installer.backup.pgtools import dump_chunks
+from installer.backup.pgtools import READ_BLOCK, Dump, dumps_started
 from installer.backup.rotation import backup_name, rotate
 from installer.errors import InstallerError
 from installer.fingerprint import read_installation_id, short_fingerprint
@@ -135,6 +136,23 @@ class _Hashing:
         return data
 
 
+class _Sink:
+    """The archive's output as tarfile writes to a file (every write straight through, a dump's
+    blocks whole), not as a stream (which re-buffers each write in 10 KiB records): a pipe,
+    whose position is what was written."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out, self.written = out, 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.written
+
+
 def _member(tar: tarfile.TarFile, name: str, size: int, fileobj: Any) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o600, int(time.time())
@@ -199,15 +217,15 @@ def _files(
             )
 
 
-def _databases(config: BackupConfig, tar: tarfile.TarFile, parts: list[Part]) -> None:
-    for database in config.databases:
+def _databases(dumps: dict[str, Dump], tar: tarfile.TarFile, parts: list[Part]) -> None:
+    for database, dump in dumps.items():
         name = f"databases/{database}.dump"
         digest, size = hashlib.sha256(), 0
-        chunks = dump_chunks(config.admin_conninfo, database, CHUNK)
-        for index, chunk in enumerate(chunks, start=1):
-            digest.update(chunk)
-            size += len(chunk)
-            _member(tar, chunk_name(name, index), len(chunk), io.BytesIO(chunk))
+        for index, chunk in enumerate(dump.chunks(CHUNK), start=1):
+            for block in chunk.parts:
+                digest.update(block)
+            size += chunk.size
+            _member(tar, chunk_name(name, index), chunk.size, chunk)
         parts.append(Part(name, "database", size, digest.hexdigest()))
 
 
@@ -223,17 +241,24 @@ def write_archive(
     parts: list[Part] = []
     done: list[Manifest] = []
 
-    def produce(sink: IO[bytes]) -> None:
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    def produce(sink: IO[bytes], dumps: dict[str, Dump]) -> None:
+        archive = _Sink(sink)  # tarfile writing calls only write() and tell()
+        with tarfile.TarFile(
+            mode="w",
+            fileobj=archive,  # type: ignore[arg-type]
+            format=tarfile.PAX_FORMAT,
+            copybufsize=READ_BLOCK,
+        ) as tar:
             _records(paths, tar, parts)
             _files(paths, entries, tar, parts)
-            _databases(config, tar, parts)
+            _databases(dumps, tar, parts)
             manifest = Manifest(**{**head.__dict__, "parts": tuple(parts)})
             data = render_manifest(manifest)
             _member(tar, MANIFEST_NAME, len(data), io.BytesIO(data))
             done.append(manifest)
 
-    written = crypt.encrypt_stream(produce, out, recipients)
+    with dumps_started(config.admin_conninfo, config.databases) as dumps:
+        written = crypt.encrypt_stream(lambda sink: produce(sink, dumps), out, recipients)
     return written, done[0]
 
 

@@ -10,6 +10,15 @@ before its input ends when the dump does not match).
 
 A flat list of named phases (`PHASES`) under one tracker, each with its fault point
 (`before:restore-<phase>`, installer/faults.py).
+
+A restore cut part way (a power cut, a kill) is taken up by the next run of the same backup:
+its progress is kept in root's state (`restore-started` with the manifest's digest before the
+first change, `restore-database-NAME` once a database's transaction committed, `restore-done`
+at the end). Files and links are put back again (each written whole, then renamed: a second
+time changes nothing); a database restored is left as it is; one cut inside its pg_restore
+(nothing committed, but made) is dropped and restored again. Each database has its fault
+points: `before:restore-database-NAME`, `mid:restore-database-NAME` (part of its dump fed),
+`effects:restore-database-NAME` (committed, not yet recorded).
 """
 
 from __future__ import annotations
@@ -47,8 +56,9 @@ from installer.backup.pgtools import Restorer
 from installer.envfile import read_env_file
 from installer.errors import InstallerError
 from installer.firstboot.config import DbConfig
-from installer.fsutil import ensure_dir, ensure_dir_at, write_atomic
+from installer.fsutil import ensure_dir, ensure_dir_at, remove_at, write_atomic
 from installer.paths import TargetPaths
+from installer.stamps import Stamps, StepRecord
 from installer.tracker import PlannedStep, StepTracker
 
 log = logging.getLogger("clawdie.restore")
@@ -62,6 +72,9 @@ PHASES = (
 )
 MAX_BACKUP = 1 << 40
 _NOTHING = "nothing on this box was changed"
+STARTED = "restore-started"  # the first change is next; its facts name the backup
+DONE = "restore-done"  # its record: the result's lines
+BACKUP_FACT = "backup"  # the manifest's SHA-256: which backup a restore under way is of
 
 
 class RestoreRefusedError(InstallerError):
@@ -80,6 +93,9 @@ class RestoreConfig:
     db: DbConfig
     backup: Path
     identity: SecretStr
+    # A restore this run's caller finished but had not recorded so (first boot, cut after the
+    # restore and before its stamp; the platform has not started): its result, not a refusal.
+    done_is_result: bool = False
 
 
 @dataclass
@@ -113,6 +129,7 @@ class _Seen:
     records: dict[str, bytes] = field(default_factory=dict)
     databases: dict[str, hashlib._Hash] = field(default_factory=dict)  # over all its pieces
     manifest: Manifest | None = None
+    manifest_sha256: str = ""
 
 
 def _read_all(plain: IO[bytes], seen: _Seen) -> None:
@@ -120,18 +137,19 @@ def _read_all(plain: IO[bytes], seen: _Seen) -> None:
         if seen.manifest is not None:
             raise _ShapeError("a member follows the manifest")
         if info.name == MANIFEST_NAME:
-            seen.manifest = _read_manifest(info, reader)
+            seen.manifest, seen.manifest_sha256 = _read_manifest(info, reader)
         else:
             _read_member(info, reader, seen)
     if seen.manifest is None:
         raise _ShapeError("the archive ends without its manifest")
 
 
-def _read_manifest(info: tarfile.TarInfo, reader: IO[bytes]) -> Manifest:
+def _read_manifest(info: tarfile.TarInfo, reader: IO[bytes]) -> tuple[Manifest, str]:
     if info.size > MAX_MANIFEST:
         raise _ShapeError("the manifest is too large")
+    data = reader.read()
     try:
-        return parse_manifest(reader.read())
+        return parse_manifest(data), hashlib.sha256(data).hexdigest()
     except ManifestError as err:
         raise RestoreRefusedError(
             f"the backup's manifest cannot be read: {err}; {_NOTHING}",
@@ -140,22 +158,22 @@ def _read_manifest(info: tarfile.TarInfo, reader: IO[bytes]) -> Manifest:
 
 
 def _read_member(info: tarfile.TarInfo, reader: IO[bytes], seen: _Seen) -> None:
-    """One part's digest (and a database's running digest over its pieces; a record's bytes)."""
-    digest = hashlib.sha256()
+    """One part's digest, or a piece of a database into its running digest (the manifest
+    holds the whole's, so each byte is hashed once); a record's bytes."""
     keep = info.name.startswith("records/") and info.size <= 1 << 16
-    whole = None
-    if info.name.startswith("databases/") and ".part-" in info.name:
-        whole = seen.databases.setdefault(info.name.rsplit(".part-", 1)[0], hashlib.sha256())
+    piece = info.name.startswith("databases/") and ".part-" in info.name
+    if piece:
+        digest = seen.databases.setdefault(info.name.rsplit(".part-", 1)[0], hashlib.sha256())
+    else:
+        digest = hashlib.sha256()
     data = []
     while chunk := reader.read(1 << 20):
         digest.update(chunk)
-        if whole is not None:
-            whole.update(chunk)
         if keep:
             data.append(chunk)
     if keep:
         seen.records[info.name] = b"".join(data)
-    seen.members.append((info.name, info.size, digest.hexdigest()))
+    seen.members.append((info.name, info.size, "" if piece else digest.hexdigest()))
 
 
 def _mismatch(part: str, why: str) -> RestoreRefusedError:
@@ -210,9 +228,12 @@ def _check_database(
 # --- the box --------------------------------------------------------------------------------
 
 
-def check_box(paths: TargetPaths, config: RestoreConfig, manifest: Manifest) -> None:
-    """The box is fresh: no completed first boot, no platform settings, no platform data."""
-    if paths.complete_stamp.is_file() or paths.system_env.exists():
+def check_box(
+    paths: TargetPaths, config: RestoreConfig, manifest: Manifest, resuming: bool = False
+) -> None:
+    """The box is fresh: no completed first boot, no platform settings, no platform data; or
+    (`resuming`) what it holds is a restore of this backup cut part way."""
+    if paths.complete_stamp.is_file() or (paths.system_env.exists() and not resuming):
         raise RestoreRefusedError(
             f"{paths.root} already holds an installation (first boot ran there); {_NOTHING}",
             "restore onto a fresh install (INSTALL_MODE=restore), or run "
@@ -221,6 +242,8 @@ def check_box(paths: TargetPaths, config: RestoreConfig, manifest: Manifest) -> 
     from installer.firstboot.db.ready import wait_for_db
 
     wait_for_db(config.db.admin_conninfo, timeout_ms=config.db.readiness_timeout_ms, log=log)
+    if resuming:
+        return
     for part in manifest.of_kind("database"):
         name = part.name.removeprefix("databases/").removesuffix(".dump")
         if _has_tables(config.db.admin_conninfo, name):
@@ -244,6 +267,23 @@ def _has_tables(admin: str, database: str) -> bool:
             "'information_schema') AND n.nspname NOT LIKE 'pg_toast%' LIMIT 1"
         ).fetchone()
     return found is not None
+
+
+def _drop_database(admin: str, database: str) -> None:
+    """A database a cut restore made and did not finish (nothing of its dump committed)."""
+    from psycopg import sql
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+
+
+def _clear_temps(parent: int, name: str) -> None:
+    """The temp files of `name` a cut run left (`.NAME.tmp-PID`), overwritten and removed."""
+    for entry in os.listdir(parent):
+        if entry.startswith(f".{name}.tmp-"):
+            remove_at(parent, entry)
 
 
 def _owner(paths: TargetPaths, part: Part, notes: list[str]) -> tuple[int, int]:
@@ -292,8 +332,7 @@ def _make_links(paths: TargetPaths, manifest: Manifest) -> None:
         name = part.path.rsplit("/", 1)[-1]
         with _parent(paths, part.path) as parent:
             temp = f".{name}.tmp-{os.getpid()}"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp, dir_fd=parent)
+            _clear_temps(parent, name)
             os.symlink(part.target, temp, dir_fd=parent)
             os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
             os.fsync(parent)
@@ -306,17 +345,18 @@ def _write_file(paths: TargetPaths, part: Part, reader: IO[bytes], notes: list[s
     name = part.path.rsplit("/", 1)[-1]
     with _parent(paths, part.path) as parent:
         temp = f".{name}.tmp-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=parent)
+        _clear_temps(parent, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(temp, flags, 0o600, dir_fd=parent)
         try:
             os.fchown(fd, uid, gid)
             os.fchmod(fd, part.mode)
             digest = hashlib.sha256()
+            point = f"mid-write:{name}"  # the temp file begun, not renamed
             while chunk := reader.read(1 << 20):
                 digest.update(chunk)
                 os.write(fd, chunk)
+                faults.fault_point(point)
             if digest.hexdigest() != part.sha256:
                 raise _mismatch(part.name, "changed between the check and the restore")
             os.fsync(fd)
@@ -367,8 +407,9 @@ def _pass(
 
 def verify_backup(
     config: RestoreConfig, source: IO[bytes], identities: list[object]
-) -> tuple[Manifest, dict[str, bytes]]:
-    """Pass 1: the whole file decrypted and checked against its manifest; nothing written."""
+) -> tuple[Manifest, dict[str, bytes], str]:
+    """Pass 1: the whole file decrypted and checked against its manifest; nothing written.
+    Returns the manifest, the records and the manifest's SHA-256 (which backup this is)."""
     paths = TargetPaths(config.root)
     seen = _Seen()
     _pass(source, identities, lambda plain: _read_all(plain, seen))
@@ -378,7 +419,7 @@ def verify_backup(
         raise RestoreRefusedError(
             f"{why}; {_NOTHING}", "restore with an installer stick at least as new as the backup"
         )
-    return manifest, seen.records
+    return manifest, seen.records, seen.manifest_sha256
 
 
 def _account(paths: TargetPaths, records: dict[str, bytes]) -> tuple[str, str]:
@@ -399,16 +440,27 @@ def _account(paths: TargetPaths, records: dict[str, bytes]) -> tuple[str, str]:
     return name, f"service account {name}"
 
 
+def _database_name(part_name: str) -> str:
+    return part_name.removeprefix("databases/").removesuffix(".dump")
+
+
+def database_stamp(database: str) -> str:
+    return f"restore-database-{database}"
+
+
 class _Applier:
-    """Pass 2: each member where it belongs, each dump into pg_restore."""
+    """Pass 2: each member where it belongs, each dump into pg_restore (a database a cut run
+    restored is passed over; one it made and did not finish is dropped and made again)."""
 
     def __init__(
         self, paths: TargetPaths, config: RestoreConfig, manifest: Manifest, track: StepTracker
     ) -> None:
         self.paths, self.config, self.manifest, self.track = paths, config, manifest, track
+        self.progress = Stamps(paths.restore_progress_dir)
         self.notes: list[str] = []
         self.files = 0
         self.databases: list[str] = []
+        self._started = False
         self._restorer: Restorer | None = None
         self._part: Part | None = None
         self._digest = hashlib.sha256()
@@ -436,63 +488,100 @@ class _Applier:
         if self._part is None or self._part.name != prefix:
             self._end_database()
             self._start_database(prefix)
-        assert self._restorer is not None  # noqa: S101 (started above)
+        fed = 0
         while chunk := reader.read(1 << 20):
             self._digest.update(chunk)
-            self._restorer.feed(chunk)
+            if self._restorer is not None:  # None: restored by an earlier run
+                self._restorer.feed(chunk)
+                fed += len(chunk)
+        if fed:
+            faults.fault_point(f"mid:{database_stamp(_database_name(prefix))}")
 
     def _start_database(self, prefix: str) -> None:
-        from installer.firstboot.db.bootstrap import bootstrap_platform
-
-        if not self.databases:
+        if not self._started:
+            self._started = True
             faults.fault_point("before:restore-databases")
             self.track.begin("restore-databases")
         part = self.manifest.part(prefix)
         assert part is not None  # noqa: S101 (check_parts made sure)
+        self._part, self._digest = part, hashlib.sha256()
+        database = _database_name(prefix)
+        if self.progress.done(database_stamp(database)):
+            log.info("restore: database %s restored by an earlier run", database)
+            return
+        faults.fault_point(f"before:{database_stamp(database)}")
+        self._restorer = self._make_database(database)
+
+    def _make_database(self, database: str) -> Restorer:
+        """The database (dropped first when an earlier run made it), its role, its pg_restore."""
+        from installer.firstboot.db.bootstrap import bootstrap_platform
+
         env = read_env_file(self.paths.system_env)
         role, password = (
             env.get("PLATFORM_DB_ROLE") or "clawdie",
             env.get("PLATFORM_DB_PASSWORD", ""),
         )
         redact.register(password)
-        database = prefix.removeprefix("databases/").removesuffix(".dump")
-        bootstrap_platform(
-            self.config.db.admin_conninfo,
-            role=role,
-            password=password,
-            databases=[database],
-            log=log,
-        )
-        self._part, self._digest = part, hashlib.sha256()
-        self._restorer = Restorer(self.config.db.admin_conninfo, database)
+        admin = self.config.db.admin_conninfo
+        _drop_database(admin, database)  # check_box: none held tables before this restore
+        bootstrap_platform(admin, role=role, password=password, databases=[database], log=log)
+        return Restorer(admin, database)
 
     def _end_database(self) -> None:
-        if self._part is None or self._restorer is None:
+        if self._part is None:
             return
         part, restorer = self._part, self._restorer
         self._part = self._restorer = None
         if self._digest.hexdigest() != part.sha256:
-            restorer.abort()
+            if restorer is not None:
+                restorer.abort()
             raise _mismatch(part.name, "changed between the check and the restore")
-        restorer.finish()
-        self.databases.append(part.name.removeprefix("databases/").removesuffix(".dump"))
+        database = _database_name(part.name)
+        if restorer is not None:
+            restorer.finish()
+            faults.fault_point(f"effects:{database_stamp(database)}")
+            self.progress.mark(database_stamp(database), StepRecord())
+        self.databases.append(database)
+
+
+def _under_way(progress: Stamps, backup: str, done_is_result: bool) -> tuple[bool, list[str]]:
+    """Whether a restore of this backup was cut part way here (to be taken up), and when it
+    finished and `done_is_result`, the lines it ended with."""
+    started = progress.record(STARTED)
+    if started is None or started.facts.get(BACKUP_FACT) != backup:
+        return False, []
+    done = progress.record(DONE)
+    if done is None:
+        return True, []
+    return False, list(done.created) if done_is_result else []
 
 
 def restore_backup(config: RestoreConfig, tracker: StepTracker | None = None) -> RestoreResult:
-    """Restore `config.backup` onto the fresh box at `config.root` with the owner's identity.
-    Raises RestoreRefusedError (nothing changed) or another InstallerError (a failure part way:
-    a fresh install again, or `factory-reset`, then the restore once more)."""
+    """Restore `config.backup` onto the fresh box at `config.root` with the owner's identity;
+    a restore of the same backup cut part way there is taken up. Raises RestoreRefusedError
+    (nothing changed) or another InstallerError (a failure part way: the next run takes it up,
+    or `factory-reset`, then the restore once more)."""
     paths = TargetPaths(config.root)
     track = tracker or StepTracker(
-        "Clawdie restore", PHASES, "restore again onto a fresh install (or after factory-reset)"
+        "Clawdie restore", PHASES, "run the restore again: it goes on where it stopped"
     )
     identities = crypt.parse_identities(config.identity)
+    progress = Stamps(paths.restore_progress_dir)
 
     faults.fault_point("before:restore-verify")
     track.begin("restore-verify")
     with _open_backup(config.backup) as source:
-        manifest, records = verify_backup(config, source, identities)
-        check_box(paths, config, manifest)
+        manifest, records, backup = verify_backup(config, source, identities)
+        resuming, finished = _under_way(progress, backup, config.done_is_result)
+        if finished:
+            log.info("restore: finished by an earlier run")
+            return RestoreResult(manifest, finished)
+        check_box(paths, config, manifest, resuming)
+        if resuming:
+            log.info("restore: taking up the restore an earlier run began")
+        else:
+            ensure_dir(paths.setup_state_dir, 0o700, 0, 0)
+            progress.mark(STARTED, StepRecord(facts={BACKUP_FACT: backup}))
 
         faults.fault_point("before:restore-account")
         track.begin("restore-account")
@@ -508,7 +597,6 @@ def restore_backup(config: RestoreConfig, tracker: StepTracker | None = None) ->
 
     faults.fault_point("before:restore-record")
     track.begin("restore-record")
-    ensure_dir(paths.setup_state_dir, 0o700, 0, 0)
     write_atomic(paths.fingerprint_record, records[RECORD_ID].decode() + "\n", mode=0o600)
     result = RestoreResult(manifest)
     result.lines = [
@@ -524,4 +612,6 @@ def restore_backup(config: RestoreConfig, tracker: StepTracker | None = None) ->
         *[f"Note: {n}" for n in [*notes, *applier.notes]],
     ]
     write_atomic(paths.restore_summary, "\n".join(result.lines) + "\n", mode=0o600)
+    faults.fault_point(f"before:{DONE}")
+    progress.mark(DONE, StepRecord(created=tuple(result.lines)))
     return result

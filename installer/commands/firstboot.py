@@ -195,10 +195,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def restore_at_boot(config: FirstbootConfig, backup: Path, identity: SecretStr) -> list[str]:
-    """A restore seed's first boot: the backup room's one restore (the same as `restore`)."""
+    """A restore seed's first boot: the backup room's one restore (the same as `restore`). A
+    restore an earlier boot finished (cut before first boot recorded it, the platform not yet
+    started) gives its result again."""
     from installer.backup.restore import RestoreConfig, restore_backup
 
-    return restore_backup(RestoreConfig(config.root, config.db, backup, identity)).lines
+    config_ = RestoreConfig(config.root, config.db, backup, identity, done_is_result=True)
+    return restore_backup(config_).lines
 
 
 def stick_at_boot(

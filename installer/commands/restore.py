@@ -1,7 +1,8 @@
 """`clawdie-setup restore FILE --identity-file KEY` (root, on a fresh install): the box a backup
 was made of, back as a service: its host name, SSH host keys, TLS pair, fingerprint, adopt code,
 operator, bot and every database row. The identity (AGE-SECRET-KEY-1…) is read from a file or
-standard input (`-`), never from an argument.
+standard input (`-`), never from an argument. A restore of the same backup cut part way (a power
+cut, a kill) is finished by running it again.
 
 Exit codes: 0 restored, 1 refused (nothing changed) or failed, 2 wrong use.
 """

@@ -17,8 +17,12 @@ Steps, on the one run skeleton (installer/steps.py), in order:
 4. the report (the summary and the receipt list what was restored; no new adopt code: the
    backed-up box's stays), `complete`, the platform's start.
 
-A run cut inside step 2 leaves a box part restored: the next run refuses it as installed; run
-`clawdie-setup factory-reset`, then first boot again (the receipt says so).
+A run cut anywhere (a power cut) is finished by the next first boot: the seed step keeps its
+copy of the seed and the backup; the restore takes up a restore of the same backup cut part way
+(installer/backup/restore.py: files put back again, a database restored is kept, one cut inside
+its transaction is made again) or gives the result of one finished before its stamp; the steps
+after it are stamped as a fresh box's are. A restore that fails part way (not a cut) is taken up
+the same way by the next start; the receipt says so.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ from installer.steps import Step
 RESTORE_STEP = "restore"
 MACHINE_STEP = "machine"
 CUT_HINT = (
-    "a restore cut short leaves the box part restored: run `clawdie-setup factory-reset` on "
-    "it, then restart (first boot restores again from the stick's backup)"
+    "the box is part restored: restart it and first boot goes on where the restore stopped; "
+    "if it stops again the same way, run `clawdie-setup factory-reset` on it and restart (first "
+    "boot restores again from the stick's backup)"
 )
 
 

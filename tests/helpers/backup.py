@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -83,3 +84,20 @@ def read_manifest(backup_file: Path, key: Path) -> dict[str, object]:
         member = tar.extractfile(MANIFEST_NAME)
         assert member is not None
         return json.loads(member.read())  # type: ignore[no-any-return]
+
+
+DATABASES = ("system_ops", "system_brain", "system_skills")
+
+
+def database_dumps(pg: PgCluster) -> dict[str, str]:
+    """Each platform database as plain SQL (pg_dump's per-run \\restrict key taken out)."""
+    out = {}
+    for name in DATABASES:
+        text = subprocess.run(
+            ["pg_dump", "--no-password", pg.admin_conninfo(name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        out[name] = re.sub(r"^\\(un)?restrict .*$", "", text, flags=re.M)
+    return out
