@@ -161,6 +161,7 @@ def replace_cluster(cluster: Cluster, control: ClusterControl) -> list[str]:
         "platform's databases, the WAL, the cluster's settings and log)"
     ]
     done.append(_create(cluster, control))
+    os.sync()  # the installer's pg_createcluster leaves the syncing to its caller (--no-sync)
     if control.start is not None:
         run(_argv(control.start, cluster), timeout=300)
         done.append("PostgreSQL started on the new cluster")
