@@ -3,8 +3,9 @@ installer/backup/cluster.py), against a real PostgreSQL whose cluster lives in a
 file system laid out as Debian's (/var/lib/postgresql/V/main, /etc/postgresql/V/main,
 /var/log/postgresql): a DROP DATABASE leaves the platform's rows on the raw file system (freed
 pages, the WAL), and a failed statement leaves one in the server's log; replacing the cluster
-leaves none of them, without the discard layer (fstrim is not run here). A run cut short half
-way is finished by running it again, and the new cluster has its own system identifier."""
+leaves none in the files the cluster had (the overwrite layer), and the discard that follows
+(fstrim) none in the blocks PostgreSQL freed itself. A run cut short half way is finished by
+running it again, and the new cluster has its own system identifier."""
 
 from __future__ import annotations
 
@@ -17,13 +18,17 @@ import pytest
 
 from installer import faults
 from installer.backup.cluster import Cluster, ClusterControl, own_cluster, replace_cluster
+from installer.backup.reset import discard_freed_blocks
 from installer.dev.throwaway_pg import ADMIN
 from installer.faults import InjectedFailure
+from installer.paths import TargetPaths
 from tests.helpers.disk_image import pg_system_identifier, raw_counts
 from tests.helpers.loopdev import ext4_at, make_ext4, sh
 from tests.helpers.pg import PgCluster, pg_bindir
 from tests.helpers.sentinels import ROW
 
+# The row of a database the platform dropped before the reset.
+DROPPED = "SENTINELxDROPPEDx5c7e20a1"
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
 
@@ -59,18 +64,20 @@ def _postgres_ids() -> tuple[int, int]:
 
 
 def platform_rows(server: PgCluster) -> None:
-    """A database the platform dropped (its rows in freed pages), one it keeps, a statement
-    that failed (logged whole), all on the disk."""
+    """A database the platform keeps (its row in a table file and the WAL), a statement that
+    failed (logged whole), and a database it dropped once its pages were on the disk (its row
+    left in blocks PostgreSQL freed)."""
     with psycopg.connect(server.admin_conninfo(), autocommit=True) as conn:
-        for name in ("system_old", "system_ops"):
+        for name, row in (("system_ops", ROW), ("system_old", DROPPED)):
             conn.execute(f"CREATE DATABASE {name}")
             with psycopg.connect(server.admin_conninfo(name), autocommit=True) as db:
                 db.execute("CREATE TABLE notes (note text)")
-                db.execute("INSERT INTO notes VALUES (%s)", (ROW,))
-        conn.execute("CHECKPOINT")
-        conn.execute("DROP DATABASE system_old")
+                db.execute("INSERT INTO notes VALUES (%s)", (row,))
         with pytest.raises(psycopg.errors.UndefinedFunction):
             conn.execute(f"SELECT no_such_function('{ROW}')")
+        conn.execute("CHECKPOINT")
+        sh("sync")
+        conn.execute("DROP DATABASE system_old")
         conn.execute("CHECKPOINT")
 
 
@@ -104,7 +111,10 @@ def test_the_box_s_own_cluster_is_replaced_and_no_row_is_left_on_the_raw_file_sy
         finally:
             server.stop()
         sh("sync")
-    assert raw_counts(image, {"row": ROW})["row"] >= 3  # the search finds what is there
+    rows = {"row": ROW, "dropped row": DROPPED}
+    before = raw_counts(image, rows)
+    assert before["row"] >= 3, before  # the search finds what is there: table, WAL, log
+    assert before["dropped row"] >= 1, before
 
     with ext4_at(image, root):
         server.start()
@@ -128,8 +138,14 @@ def test_the_box_s_own_cluster_is_replaced_and_no_row_is_left_on_the_raw_file_sy
         assert new != identifier
         assert not cluster.settings.exists()
         assert cluster.logs() == []
+    overwritten = raw_counts(image, rows)
+    assert overwritten["row"] == 0, overwritten  # every file the cluster had: overwritten
+    with ext4_at(image, root):
+        # the blocks PostgreSQL freed itself: only the discard reaches them (a loop device's
+        # discard makes holes in its file)
+        assert discard_freed_blocks(TargetPaths(root)) == "freed blocks discarded (fstrim)"
     root.rmdir()
-    assert raw_counts(image, {"row": ROW}) == {"row": 0}
+    assert raw_counts(image, rows) == {"row": 0, "dropped row": 0}
 
 
 def test_a_root_without_its_own_postgresql_has_no_cluster_to_replace(tmp_path: Path) -> None:

@@ -231,20 +231,28 @@ def _state(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG00
 
 
 def _trim(config: ResetConfig, paths: TargetPaths) -> list[str]:
-    """The second layer: the freed blocks discarded, on a disk that takes it (an SSD, a VM's
-    disk with discard); where it does not, the overwrites are the only layer, and that is
-    said."""
     if not config.trim:
         return []
-    argv = ["fstrim", "--all"] if paths.is_live_system else ["fstrim", str(config.root)]
-    if not paths.is_live_system and not os.path.ismount(config.root):
-        return []
+    line = discard_freed_blocks(paths)
+    return [line] if line else []
+
+
+def discard_freed_blocks(paths: TargetPaths) -> str | None:
+    """The second layer: the freed blocks discarded (fstrim), on a disk that takes it (an SSD,
+    a VM's disk with discard). The overwrites reach only the files there are; the blocks a
+    program freed itself before the reset (a table PostgreSQL dropped, a WAL segment it
+    removed) only this reaches. Where the disk does not take discard, that is said. None: the
+    root is not a mounted file system of its own (a sandbox directory)."""
+    root = paths.root
+    if not paths.is_live_system and not os.path.ismount(root):
+        return None
+    argv = ["fstrim", "--all"] if paths.is_live_system else ["fstrim", str(root)]
     result = run(argv, check=False, timeout=600)
     if result.returncode == FSTRIM_SOME:  # --all: some file systems took it, some did not
-        return ["freed blocks discarded (fstrim) where the file system takes it"]
+        return "freed blocks discarded (fstrim) where the file system takes it"
     if result.returncode != 0:
-        return ["freed blocks not discarded (the disk does not take discard); files overwritten"]
-    return ["freed blocks discarded (fstrim)"]
+        return "freed blocks not discarded (the disk does not take discard); files overwritten"
+    return "freed blocks discarded (fstrim)"
 
 
 FSTRIM_SOME = 64  # fstrim's exit when some file systems were trimmed and some not
