@@ -4,10 +4,11 @@ waits for a seed as after a fresh install.
 The platform stops. Where the box runs its own PostgreSQL cluster (the one the disk installer
 made), the cluster goes whole: PostgreSQL stops, every file of its data directory (the WAL with
 it), its settings and its log are overwritten as they are deleted, and a new cluster is made as
-the installer makes it, so no row of the platform is left in a freed page or an old WAL segment
-(a DROP DATABASE leaves them there). A cluster the box does not own (a sandbox's) has the
-platform's databases and role dropped. Then its settings (/etc/clawdie, but the
-image's own version file), its data (the service account's home), the SSH host keys and the TLS
+the installer makes it, so no row of the platform is left in the cluster's files (a DROP
+DATABASE leaves its pages in freed blocks and its rows in the WAL; what PostgreSQL freed itself
+before the reset is the discard layer's, below). A cluster the box does not own (a sandbox's)
+has the platform's databases and role dropped. Then its settings (/etc/clawdie, but the image's
+own version file), its data (the service account's home), the SSH host keys and the TLS
 pair (new ones are made, as the installer does), the network and Wi-Fi files (the PSK), the
 sshd and unit drop-ins, the login-screen notices, the accounts first boot made and root's state
 (stamps, seed copy, answers, summaries, the adopt code's hash, the fingerprint record, the
@@ -19,7 +20,8 @@ where the disk takes it (fstrim). What the disk installer made stays: its instal
 install-complete mark.
 
 A flat list of named phases (`PHASES`) under one tracker, each with its fault point
-(`before:reset-<phase>`); a run cut short is finished by running it again.
+(`before:reset-<phase>`, and `during:reset-cluster` between the data directory and the rest of
+the cluster); a run cut short is finished by running it again.
 """
 
 from __future__ import annotations
