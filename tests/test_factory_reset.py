@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from installer.backup.reset import account_file_copies
 from installer.paths import TargetPaths
 from installer.seed.hashes import derive_psk
 from tests.helpers.adopt import installed_box
@@ -81,6 +82,11 @@ def with_data_file(box: Path, pg: PgCluster) -> None:
     (box / "root/var/lib/clawdie/data/notes.txt").write_text(f"remember {ROW}\n")
     record = TargetPaths(box / "root").install_record
     record.write_text("Installed: 2026-12-07T08:00:00Z\n")
+    # the copies shadow's tools and Debian's daily job keep of the account files, with the
+    # service account's line (here marked, where a hash would be)
+    for copy in account_file_copies(TargetPaths(box / "root")):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(f"clawdie:{ROW}:20000:0:99999:7:::\n")
 
 
 def test_factory_reset_leaves_no_secret_and_a_box_that_takes_a_seed(
@@ -125,6 +131,8 @@ def test_factory_reset_leaves_no_secret_and_a_box_that_takes_a_seed(
     assert not paths.wifi_supplicant_conf.exists()
     assert not paths.adopt_code_hash.exists()
     assert paths.install_record.read_text() == "Installed: 2026-12-07T08:00:00Z\n"
+    assert not [copy for copy in account_file_copies(paths) if copy.exists()]
+    assert "copies the account tools kept of the account files overwritten" in result.stdout
 
     # as after a fresh install: first boot takes the seed and sets the box up again
     again = firstboot(box, pg)
@@ -148,5 +156,6 @@ def test_after_a_factory_reset_no_secret_is_on_the_raw_file_system(
     with ext4_at(image, box / "root"):
         done = reset(box, pg, "--yes-i-typed", HOST)
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "freed blocks discarded (fstrim)" in done.stdout  # a loop device takes discard
         sh("sync")
     assert raw_counts(image, SECRETS) == dict.fromkeys(SECRETS, 0)

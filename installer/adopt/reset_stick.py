@@ -63,9 +63,12 @@ class ResetFromStick:
         seed: SeedInput,
         receipt: Receipt | None,
         resetter: Resetter,
+        show: Callable[[str], object] | None = None,
     ) -> None:
         self.config, self.paths, self.seed = config, paths, seed
         self.receipt, self.resetter = receipt, resetter
+        # the outcome on the box's consoles (the adopt unit's output goes to the journal only)
+        self.show = show
 
     def execute(self) -> int:
         from installer.adopt.run import check_gate
@@ -99,6 +102,8 @@ class ResetFromStick:
         report = render_reset(self.seed.name, host, done)
         self._receipt(report)
         print(report, end="")
+        if self.show is not None:
+            self.show(report)
         return 0
 
     def _receipt(self, text: str) -> None:

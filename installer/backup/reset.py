@@ -1,35 +1,49 @@
 """Factory reset (DESIGN §9): everything first boot and the platform made goes, and the box
 waits for a seed as after a fresh install.
 
-The platform stops; its databases and role are dropped; its settings (/etc/clawdie, but the
-image's own version file), its data (the service account's home), the SSH host keys and the TLS
+The platform stops. Where the box runs its own PostgreSQL cluster (the one the disk installer
+made), the cluster goes whole: PostgreSQL stops, every file of its data directory (the WAL with
+it), its settings and its log are overwritten as they are deleted, and a new cluster is made as
+the installer makes it, so no row of the platform is left in the cluster's files (a DROP
+DATABASE leaves its pages in freed blocks and its rows in the WAL; what PostgreSQL freed itself
+before the reset is the discard layer's, below). A cluster the box does not own (a sandbox's)
+has the platform's databases and role dropped. Then its settings (/etc/clawdie, but the image's
+own version file), its data (the service account's home), the SSH host keys and the TLS
 pair (new ones are made, as the installer does), the network and Wi-Fi files (the PSK), the
 sshd and unit drop-ins, the login-screen notices, the accounts first boot made and root's state
 (stamps, seed copy, answers, summaries, the adopt code's hash, the fingerprint record, the
-Telegram queue, log bundles) are removed. Every file is overwritten as it is deleted
-(installer/fsutil.py `remove_at`), so its content is not left in freed blocks. What the disk
-installer made stays: its install record and the install-complete mark.
+Telegram queue, log bundles) are removed, and the copies the account tools keep of the files
+they change (/etc/shadow-, /etc/passwd-, ... and Debian's /var/backups) with the accounts. Every
+file is overwritten as it is deleted (installer/fsutil.py `remove_at`), so its content is not
+left in freed blocks; then, as a second layer, the file systems' freed blocks are discarded
+where the disk takes it (fstrim). What the disk installer made stays: its install record and the
+install-complete mark.
 
 A flat list of named phases (`PHASES`) under one tracker, each with its fault point
-(`before:reset-<phase>`); a run cut short is finished by running it again.
+(`before:reset-<phase>`, and `during:reset-cluster` between the data directory and the rest of
+the cluster); a run cut short is finished by running it again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from installer import faults
+from installer.backup.cluster import (
+    ClusterControl,
+    control_for,
+    own_cluster,
+    replace_cluster,
+    scrub_path,
+)
 from installer.envfile import read_env_file
 from installer.errors import InstallerError
 from installer.firstboot.platform_db import DATABASES
-from installer.fsutil import remove_at, remove_durably
+from installer.fsutil import remove_durably
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.tracker import PlannedStep, StepTracker
@@ -39,9 +53,11 @@ log = logging.getLogger("clawdie.reset")
 PHASES = (
     PlannedStep("reset-stop", "stopping the platform", 120.0),
     PlannedStep("reset-databases", "dropping the platform's databases and role", 300.0),
+    PlannedStep("reset-cluster", "replacing the PostgreSQL cluster, its files overwritten", 900.0),
     PlannedStep("reset-files", "removing settings, data, keys and network files", 900.0),
     PlannedStep("reset-accounts", "removing the accounts first boot made", 60.0),
     PlannedStep("reset-state", "removing root's state; new host keys", 120.0),
+    PlannedStep("reset-trim", "discarding the file systems' freed blocks", 600.0),
 )
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -55,46 +71,10 @@ class ResetConfig:
     root: Path
     admin_conninfo: str
     stop: Sequence[str] | None = ("systemctl", "stop", "clawdie.service")
-
-
-def scrub_tree_at(parent_fd: int, name: str, keep: frozenset[str] = frozenset()) -> int:
-    """Delete `name` (a directory, file or link) in the open directory, everything below it
-    first, each file overwritten as it goes (`remove_at`); no link is followed. Entries named
-    in `keep` (directly inside `name`) stay, and so does the directory then. Returns how many
-    files were removed."""
-    try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return 0
-    if not stat.S_ISDIR(st.st_mode):
-        return 1 if remove_at(parent_fd, name) else 0
-    fd = os.open(name, _DIR, dir_fd=parent_fd)
-    removed = 0
-    try:
-        for child in sorted(os.listdir(fd)):
-            if child not in keep:
-                removed += scrub_tree_at(fd, child)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if not keep:
-        with contextlib.suppress(OSError):
-            os.rmdir(name, dir_fd=parent_fd)
-    return removed
-
-
-def scrub_path(path: Path, keep: frozenset[str] = frozenset()) -> int:
-    """`scrub_tree_at` for a path whose parents root owns."""
-    try:
-        parent = os.open(path.parent, _DIR)
-    except OSError as err:
-        if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            return 0
-        raise
-    try:
-        return scrub_tree_at(parent, path.name, keep)
-    finally:
-        os.close(parent)
+    # how the box's own cluster is stopped, made and started; None: as the root's kind says
+    # (`cluster.control_for`)
+    cluster: ClusterControl | None = None
+    trim: bool = True  # discard freed blocks after (fstrim), where the disk takes it
 
 
 def _drop_databases(admin: str, role: str | None) -> list[str]:
@@ -183,23 +163,40 @@ def factory_reset(config: ResetConfig, tracker: StepTracker | None = None) -> li
     paths = TargetPaths(config.root)
     track = tracker or StepTracker("Clawdie factory reset", PHASES, "run factory-reset again")
     done: list[str] = []
+    for phase in PHASES:
+        faults.fault_point(f"before:{phase.name}")
+        track.begin(phase.name)
+        done += _PHASE_RUNS[phase.name](config, paths)
+    return done
+
+
+def _stop(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
+    if config.stop is None:
+        return []
+    result = run(list(config.stop), check=False, timeout=120)
+    return [f"platform stopped ({' '.join(config.stop)}: exit {result.returncode})"]
+
+
+def _databases(config: ResetConfig, paths: TargetPaths) -> list[str]:
+    """The platform's databases and role, where the cluster is not the box's own (the
+    cluster phase replaces that one whole)."""
+    if own_cluster(config.root) is not None:
+        return []
     try:
         role = read_env_file(paths.system_env).get("PLATFORM_DB_ROLE") or "clawdie"
     except (OSError, ValueError):
         role = "clawdie"  # an earlier run removed system.env already: the default's role
+    return _drop_databases(config.admin_conninfo, role)
 
-    faults.fault_point("before:reset-stop")
-    track.begin("reset-stop")
-    if config.stop is not None:
-        result = run(list(config.stop), check=False, timeout=120)
-        done.append(f"platform stopped ({' '.join(config.stop)}: exit {result.returncode})")
 
-    faults.fault_point("before:reset-databases")
-    track.begin("reset-databases")
-    done += _drop_databases(config.admin_conninfo, role)
+def _cluster(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
+    cluster = own_cluster(config.root)
+    if cluster is None:
+        return []
+    return replace_cluster(cluster, config.cluster or control_for(config.root))
 
-    faults.fault_point("before:reset-files")
-    track.begin("reset-files")
+
+def _files(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
     files = scrub_path(paths.config_dir, keep=frozenset({paths.image_version.name}))
     files += scrub_path(paths.service_home)
     for path in single_files(paths):
@@ -208,25 +205,80 @@ def factory_reset(config: ResetConfig, tracker: StepTracker | None = None) -> li
             files += 1
         elif remove_durably(path):
             files += 1
-    done.append(
+    return [
         f"{files} files overwritten and removed (/etc/clawdie, platform data, SSH host keys, TLS "
-        "pair, network and Wi-Fi files)"
-    )
-    done.append(_default_upkeep(paths))
+        "pair, network and Wi-Fi files)",
+        _default_upkeep(paths),
+    ]
 
-    faults.fault_point("before:reset-accounts")
-    track.begin("reset-accounts")
-    done += [f"account {name}" for name in _remove_accounts(paths)]
 
-    faults.fault_point("before:reset-state")
-    track.begin("reset-state")
+def _accounts(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
+    done = [f"account {name}" for name in _remove_accounts(paths)]
+    copies = [path for path in account_file_copies(paths) if remove_durably(path)]
+    if copies:
+        done.append(
+            f"{len(copies)} copies the account tools kept of the account files overwritten "
+            f"and removed ({', '.join(p.name for p in copies)})"
+        )
+    return done
+
+
+def _state(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
     kept = frozenset({paths.install_record.name, paths.install_complete.name})
     scrub_path(paths.setup_state_dir, keep=kept)
-    done.append(
-        "root's state (stamps, seed copy, summaries, adopt code, queue); install record kept"
-    )
-    done += _new_host_keys(paths)
-    return done
+    return [
+        "root's state (stamps, seed copy, summaries, adopt code, queue); install record kept",
+        *_new_host_keys(paths),
+    ]
+
+
+def _trim(config: ResetConfig, paths: TargetPaths) -> list[str]:
+    if not config.trim:
+        return []
+    line = discard_freed_blocks(paths)
+    return [line] if line else []
+
+
+def discard_freed_blocks(paths: TargetPaths) -> str | None:
+    """The second layer: the freed blocks discarded (fstrim), on a disk that takes it (an SSD,
+    a VM's disk with discard). The overwrites reach only the files there are; the blocks a
+    program freed itself before the reset (a table PostgreSQL dropped, a WAL segment it
+    removed) only this reaches. Where the disk does not take discard, that is said. None: the
+    root is not a mounted file system of its own (a sandbox directory)."""
+    root = paths.root
+    if not paths.is_live_system and not os.path.ismount(root):
+        return None
+    argv = ["fstrim", "--all"] if paths.is_live_system else ["fstrim", str(root)]
+    result = run(argv, check=False, timeout=600)
+    if result.returncode == FSTRIM_SOME:  # --all: some file systems took it, some did not
+        return "freed blocks discarded (fstrim) where the file system takes it"
+    if result.returncode != 0:
+        return "freed blocks not discarded (the disk does not take discard); files overwritten"
+    return "freed blocks discarded (fstrim)"
+
+
+FSTRIM_SOME = 64  # fstrim's exit when some file systems were trimmed and some not
+_PHASE_RUNS = {
+    "reset-stop": _stop,
+    "reset-databases": _databases,
+    "reset-cluster": _cluster,
+    "reset-files": _files,
+    "reset-accounts": _accounts,
+    "reset-state": _state,
+    "reset-trim": _trim,
+}
+# The copies shadow's tools keep of each file they change (passwd-, shadow-, ...: the old
+# lines, the deleted accounts' hashes with them) and Debian's daily copies in /var/backups.
+ACCOUNT_FILES = ("passwd", "group", "shadow", "gshadow", "subuid", "subgid")
+
+
+def account_file_copies(paths: TargetPaths) -> list[Path]:
+    etc = paths.passwd.parent
+    backups = paths.root / "var/backups"
+    return [
+        *(etc / f"{name}-" for name in ACCOUNT_FILES),
+        *(backups / f"{name}.bak" for name in ACCOUNT_FILES[:4]),
+    ]
 
 
 def _new_host_keys(paths: TargetPaths) -> list[str]:

@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
         stop = ("systemctl", "stop", "clawdie.service") if paths.is_live_system else None
         receipt = receipt_from_args(args, paths.is_live_system)
-        return ResetFromStick(config, paths, seed, receipt, resetter(stop)).execute()
+        from installer.consoles import show_on_consoles
+
+        show = show_on_consoles if args.at_boot and paths.is_live_system else None
+        return ResetFromStick(config, paths, seed, receipt, resetter(stop), show).execute()
     if args.at_boot and seed_mode(seed.data) != "adopt":
         print(
             f"adopt: {seed.description} holds a seed without INSTALL_MODE=adopt: ignored "

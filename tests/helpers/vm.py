@@ -490,6 +490,9 @@ class Vm:
     disk_serial: str = DISK_SERIAL  # what the guest's udev reports (TARGET_DISK=serial:…)
     disk_format: str = "raw"  # qcow2: an overlay on an installed disk, which stays as it was
     stick_boots: bool = True  # False: the stick is plugged in but the disk boots
+    # the disk's -drive options after its file: ",discard=unmap" passes the guest's discards
+    # (fstrim) on to the image, as holes in a raw file
+    disk_options: str = ""
     marks: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -545,7 +548,8 @@ class Vm:
         if self.disk is not None:
             argv += [
                 "-drive",
-                f"if=none,id=disk,format={self.disk_format},file={_drive_path(self.disk)}",
+                f"if=none,id=disk,format={self.disk_format},file={_drive_path(self.disk)}"
+                + self.disk_options,
                 "-device", f"virtio-blk-pci,drive=disk,bootindex=2,serial={self.disk_serial}",
             ]  # fmt: skip
         return argv + self.extra_args
