@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+RELEASE_KEY_NAME = "release.pub"  # in /etc/clawdie: the publisher's public key
 SERVICE_NAME = "clawdie"
 
 
@@ -175,6 +176,12 @@ class TargetPaths:
     def image_version(self) -> Path:
         """The image's version, written by the image build (absent in a dev tree)."""
         return self.config_dir / "image-version"
+
+    @property
+    def release_key(self) -> Path:
+        """The publisher's minisign public key, written by the image build or install-platform:
+        the only key a platform release is taken with (DESIGN §9)."""
+        return self.config_dir / RELEASE_KEY_NAME
 
     @property
     def service_home(self) -> Path:

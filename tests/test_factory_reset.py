@@ -18,6 +18,7 @@ import pytest
 from installer.backup.reset import account_file_copies
 from installer.paths import TargetPaths
 from installer.seed.hashes import derive_psk
+from installer.update_channel import CHANNEL_FILE
 from tests.helpers.adopt import installed_box
 from tests.helpers.backup import with_platform_data
 from tests.helpers.disk_image import raw_counts
@@ -95,6 +96,9 @@ def test_factory_reset_leaves_no_secret_and_a_box_that_takes_a_seed(
     box = installed_box(tmp_path, pg, SEED)
     with_data_file(box, pg)
     root = box / "root"
+    publisher = TargetPaths(root)
+    publisher.release_key.write_text("untrusted comment: the publisher's key\nRWQ...\n")
+    (publisher.config_dir / CHANNEL_FILE).write_text("https://releases.example.org/clawdie\n")
     before = snapshot(root, pg)
 
     wrong = reset(box, pg, "--yes-i-typed", "someone-else")
@@ -128,6 +132,9 @@ def test_factory_reset_leaves_no_secret_and_a_box_that_takes_a_seed(
     assert not paths.complete_stamp.exists()
     assert not paths.service_home.exists()
     assert not list(paths.ssh_dir.glob("ssh_host_*"))
+    # what the image or install-platform gave stays: releases are still taken after a reset
+    assert paths.release_key.read_text().startswith("untrusted comment: the publisher's key")
+    assert (paths.config_dir / CHANNEL_FILE).exists()
     assert not paths.wifi_supplicant_conf.exists()
     assert not paths.adopt_code_hash.exists()
     assert paths.install_record.read_text() == "Installed: 2026-12-07T08:00:00Z\n"

@@ -47,6 +47,7 @@ from installer.fsutil import remove_durably
 from installer.paths import TargetPaths
 from installer.run import run
 from installer.tracker import PlannedStep, StepTracker
+from installer.update_channel import CHANNEL_FILE
 
 log = logging.getLogger("clawdie.reset")
 
@@ -197,7 +198,11 @@ def _cluster(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG
 
 
 def _files(config: ResetConfig, paths: TargetPaths) -> list[str]:  # noqa: ARG001 (a phase)
-    files = scrub_path(paths.config_dir, keep=frozenset({paths.image_version.name}))
+    # what the image or install-platform put there stays: the image's version, the publisher's key
+    # (without it no release would be taken again) and the update channel (a seed's
+    # UPDATE_CHANNEL changes it; it is no secret and not trusted: releases are signed)
+    kept = frozenset({paths.image_version.name, paths.release_key.name, CHANNEL_FILE})
+    files = scrub_path(paths.config_dir, keep=kept)
     files += scrub_path(paths.service_home)
     for path in single_files(paths):
         if path.is_symlink():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from installer.errors import InstallerError, UsageError
 from installer.fsutil import ensure_dir, fsync_dir, read_bytes_nofollow, write_atomic
+from installer.paths import RELEASE_KEY_NAME
 from installer.update.manifest import MANIFEST, Release, parse_manifest
 
 SIGNATURE_SUFFIX = ".minisig"
@@ -26,7 +27,7 @@ SIGNATURE_LIMIT = 4096
 MEMBER_LIMIT = 100_000
 
 
-KEY_NAME = "release.pub"  # in /etc/clawdie: the publisher's public key
+KEY_NAME = RELEASE_KEY_NAME  # in /etc/clawdie: the publisher's public key
 
 
 class RefusedError(InstallerError):
