@@ -344,8 +344,10 @@ def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(
         assert disk.read(1 << 20) == bytes(1 << 20), "the disk must stay untouched"
 
 
-@UEFI_LANE
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+# One CD a lane: neither boots a disk, so each evens out its lane's length.
+@pytest.mark.parametrize(
+    "firmware", [pytest.param("bios", marks=BIOS_LANE), pytest.param("uefi", marks=UEFI_LANE)]
+)
 def test_cd_boots_to_the_installer(
     installer_image: Path, tmp_path: Path, firmware: vm.Firmware
 ) -> None:
