@@ -13,8 +13,8 @@ from pathlib import Path
 import minisign
 import pytest
 
-from installer.update.manifest import ManifestError, parse_manifest, version_key
 from installer.update import signed
+from installer.update.manifest import ManifestError, parse_manifest, version_key
 from installer.update.signed import RefusedError, unpack, verify
 from tests.helpers.image import load_build
 
