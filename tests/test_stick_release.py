@@ -184,6 +184,26 @@ def test_a_damaged_release_is_refused_and_adopts_keys_stay_applied(
     assert not (box / "root/var/lib/clawdie-setup/adopt").exists()
 
 
+def test_a_release_that_is_a_link_on_the_stick_is_refused_unread(
+    box: Path, pg: PgCluster, keys: Keys
+) -> None:
+    """The stick is hostile media: a release that links elsewhere (here to the box's own key
+    file) is not followed, and nothing is copied or changed."""
+    seed = stick_seed(box)
+    release = release_on_stick(box, keys)
+    release.unlink()
+    release.symlink_to(box / "root/etc/clawdie/system.env")
+    result = adopt_at_boot(box, pg, seed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = receipt(box)
+    assert (
+        f"update refused: the stick holds {release.name}.minisig but no regular file "
+        f"{release.name} (a link or a folder is never followed)"
+    ) in text, text
+    assert running(box) == "1"
+    assert not (box / "root/var/lib/clawdie-setup/adopt").exists()
+
+
 def test_two_releases_on_the_stick_are_refused_with_the_reason(
     box: Path, pg: PgCluster, keys: Keys
 ) -> None:

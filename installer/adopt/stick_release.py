@@ -98,6 +98,8 @@ def apply_stick_release(
         names = files_with_seed(seed)
     except InstallerError as err:
         return refused(f"cannot list the files next to {seed.name}: {err.message}")
+    except OSError as err:  # the stick went, or cannot be read
+        return refused(f"cannot list the files next to {seed.name}: {err.strerror}")
     releases = parse_releases(names)
     if not releases:
         return None
@@ -107,7 +109,10 @@ def apply_stick_release(
     name = releases[0]
     signature = _signature_of(name, names)
     if name not in names:
-        return refused(f"{signature} is on the stick without its release {name}")
+        return refused(
+            f"the stick holds {signature} but no regular file {name} (a link or a folder is "
+            f"never followed); {_ONE_RELEASE_HINT}"
+        )
     if signature is None:
         return refused(
             f"{name} has no signature next to it ({name}{SIGNATURE_SUFFIX}); a release comes "
@@ -137,6 +142,8 @@ def _copied_and_applied(
         return refused(f"{name} or its signature went from the stick while it was read")
     except InstallerError as err:
         return refused(err.message)
+    except OSError as err:
+        return refused(f"cannot copy {name} off the stick: {err.strerror}")
     log.info("adopt: copied the release %s (%s bytes) off the stick", name, f"{copied:,}")
     try:
         outcome = updater(copy)
