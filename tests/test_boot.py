@@ -13,6 +13,8 @@ under TCG and takes minutes: the waits below are generous bounds, not expectatio
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,7 @@ from tests.helpers.boot_lane import (
     Machine,
     filled_seed,
     first_boot,
+    flat_copy,
     install,
     keep_installed_disk,
     keep_logs,
@@ -43,9 +46,12 @@ from tests.helpers.disk_image import (
     machine_identities,
     queued_adopt_code,
     raw_counts,
+    read_file,
+    root_filesystem,
     telegram_retry_state,
 )
 from tests.helpers.image import copy_image
+from tests.helpers.release_kit import link_target, signed_release, trust
 from tests.helpers.seeds import OPENROUTER, PASSWORD, TOKEN
 
 # `just boot-test` runs the boot tests in two workers, one lane each (pytest-xdist's loadgroup):
@@ -207,19 +213,35 @@ def test_an_adopt_stick_changes_the_installed_box(
     """The installed disk rebooted with a stick carrying INSTALL_MODE=adopt, the box's
     fingerprint, its adopt code (read from the first-boot Telegram report that waits in the
     queue: this machine has no network, and its first boot ran without the stick), PROFILE=economy
-    and a new TELEGRAM_ADMIN_ID without ALLOW_IDENTITY_CHANGE (DESIGN §6, §10): udev starts
-    clawdie-adopt.service for the stick, the profile is applied, the admin refused, the receipt
-    on the stick says both, and the platform comes back. Then a second stick with the
-    fingerprint and no code: refused, nothing an adopt writes changed on the disk, the admin's
-    message queued. The disk boots first (the stick has no boot index); a qcow2 overlay leaves
-    the installed disk as it was."""
+    and a new TELEGRAM_ADMIN_ID without ALLOW_IDENTITY_CHANGE (DESIGN §6, §10), and beside
+    setup.txt a signed release: the image's own payload as version 2 (DESIGN §9), signed by a key
+    made here that the run's copy of the disk trusts (tests/helpers/release_kit.py). udev starts
+    clawdie-adopt.service for the stick, the profile is applied, the admin refused, then the
+    release is applied behind the same gate: the platform that says PLATFORM-READY is v2 (the
+    only start of this boot, the update's, through the link it switched), and the receipt on the
+    stick says all three. Then a second stick with the fingerprint and no code: refused, nothing
+    an adopt writes changed on the disk, the admin's message queued. The disk boots first (the
+    stick has no boot index); a copy and a qcow2 overlay leave the installed disk as it was."""
     if not (bios_machine.workdir / "later-boot.serial.log").exists():
         pytest.skip("needs the installed machine from the test before")
     machine_id = machine_identities(bios_machine.disk)["machine id"].strip()
     fingerprint = short_fingerprint(installation_id(machine_id))
     code = queued_adopt_code(bios_machine.disk)
-    overlay = qcow2_overlay(bios_machine.disk, tmp_path / "adopted.qcow2")
+    kit_started = time.monotonic()
+    release, key = signed_release(bios_machine.disk, tmp_path, "2")
+    disk = tmp_path / "trusting.raw"
+    subprocess.run(["cp", "--sparse=always", str(bios_machine.disk), str(disk)], check=True)
+    trust(disk, key.public_key, tmp_path)
+    overlay = qcow2_overlay(disk, tmp_path / "adopted.qcow2")
     stick = copy_image(installer_image, tmp_path / "adopt-stick.img")
+    signature = release.with_name(release.name + ".minisig")
+    for part in (release, signature):
+        vm.write_seed(stick, part.read_bytes(), part.name)
+    seed_size = vm.seed_partition(stick).size
+    print(
+        f"adopt stick: release {release.name} {release.stat().st_size:,} bytes on a seed "
+        f"partition of {seed_size:,}; kit made in {time.monotonic() - kit_started:.1f} s"
+    )
     # the box is on Wi-Fi and the seed leaves WIFI_* out: its stored PSK keeps the Wi-Fi as it is
     seed = [
         "INSTALL_MODE=adopt",
@@ -235,6 +257,12 @@ def test_an_adopt_stick_changes_the_installed_box(
     assert receipt.startswith("Clawdie adopt: "), receipt
     assert "PROFILE: applied (balanced → economy)" in receipt
     assert "TELEGRAM_ADMIN_ID: refused" in receipt
+    applied = "update: reference-platform 1 → 2 applied"
+    assert f"\n{applied}\n" in receipt, receipt
+    # one platform start this boot (the update's, through the switched link), before the outcome
+    assert len(re.findall(r"PLATFORM-READY role=clawdie", text)) == 1, text
+    assert text.index("PLATFORM-READY role=clawdie") < text.index(applied)
+    assert platform_release(overlay, tmp_path) == ("releases/2", "2")
     assert f"Installation fingerprint: {fingerprint}" in receipt
     # the box as the operator finds it: firmware, the disk by its serial, the NIC by its MAC
     assert "Boot mode:      BIOS (legacy)" in receipt
@@ -243,7 +271,8 @@ def test_an_adopt_stick_changes_the_installed_box(
     for secret in (PASSWORD, OPENROUTER, TOKEN, code):
         assert secret not in receipt
         assert secret not in text
-    assert "Clawdie adopt on boot-test: applied, from the stick labelled " in text  # the console
+    # the console
+    assert f"Clawdie adopt on boot-test: applied; {applied}, from the stick labelled " in text
 
     # a stick with what the box shows (the fingerprint) and no code: refused, nothing changed
     before, told = adopt_state(overlay, "qcow2")
@@ -269,6 +298,19 @@ def test_an_adopt_stick_changes_the_installed_box(
 
 
 VISITOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvisitorvisitorvisitorvisitorvisitorvis visitor"
+
+
+def platform_release(overlay: Path, tmp_path: Path) -> tuple[str, str]:
+    """The platform link's target and the version its manifest names, on the shut-down disk."""
+    raw = flat_copy(overlay, tmp_path / "adopted.raw")
+    try:
+        target = link_target(raw)
+        with root_filesystem(raw) as node:
+            manifest = read_file(node, f"/opt/clawdie/{target}/platform.toml") or b""
+    finally:
+        raw.unlink()
+    version = re.search(rb'(?m)^version = "([^"]*)"$', manifest)
+    return target, version.group(1).decode() if version else ""
 
 
 def adopt_boot(tmp_path: Path, overlay: Path, stick: Path, name: str, *, ready: bool) -> str:

@@ -17,6 +17,7 @@ directory until the run is done, with the step stamps, and reused, so the report
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ from installer.adopt.plan import (
     wifi_key_problem,
 )
 from installer.adopt.record import Record, keep_record, read_record, record_changes
+from installer.adopt.stick_release import ReleaseOutcome, Updater, apply_stick_release
 from installer.envfile import MAX_ENV_BYTES, read_env_file
 from installer.errors import InstallerError
 from installer.fingerprint import matches, read_fingerprint
@@ -333,10 +335,17 @@ class AdoptResult:
     platform: str
     warnings: tuple[str, ...] = ()
     changes: Mapping[str, str] = field(default_factory=dict)  # key -> "before → after"
+    release: ReleaseOutcome | None = None  # a release on the stick (stick_release.py)
 
     @property
     def changed(self) -> bool:
         return bool(self.plan.applied)
+
+    @property
+    def problems(self) -> int:
+        """Keys refused, and a release on the stick that was not applied."""
+        refused = sum(1 for e in self.plan.entries if e.outcome == "refused")
+        return refused + (self.release is not None and self.release.failed)
 
 
 def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] = ()) -> str:
@@ -350,7 +359,7 @@ def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] 
         else "nothing to change: the box already has every setting of this seed"
     )
     out = [
-        f"Clawdie adopt: {settle(False, refused)} ({name})",
+        f"Clawdie adopt: {settle(False, result.problems)} ({name})",
         head,
         "",
         f"Installation fingerprint: {result.fingerprint} (matches INSTALL_FINGERPRINT)",
@@ -381,6 +390,8 @@ def render_adopt_summary(name: str, result: AdoptResult, machine: Sequence[str] 
     if result.warnings:
         out += ["Warnings:", *(f"  - {w}" for w in result.warnings), ""]
     out.append(f"Platform: {result.platform}")
+    if result.release is not None:
+        out.append(result.release.line)
     if machine:
         out += ["", "This box:", *(f"  {line}" for line in machine)]
     return "\n".join(out) + "\n"
@@ -500,6 +511,9 @@ class AdoptRun:
     # the outcome as one whole block on the box's consoles, then the login prompts below it
     # (installer.consoles.show_on_consoles; None: standard output is where it is read)
     show: Callable[[str], object] | None = None
+    # applies a release found next to the seed, once the gate passed (None: a release there is
+    # not looked at); the update room's run, given by the command (stick_release.py)
+    updater: Updater | None = None
 
     def execute(self) -> int:
         paths = TargetPaths(self.config.root)
@@ -511,14 +525,38 @@ class AdoptRun:
         from installer.firstboot.steps.report import render_machine
 
         clear_refusal(paths, reload_prompts=self.show is None)
-        summary = render_adopt_summary(self.seed.name, result, render_machine(paths, None))
+        machine = render_machine(paths, None)
+        summary = render_adopt_summary(self.seed.name, result, machine)
         if result.changed:
             write_atomic(paths.adopt_summary, summary, mode=0o600)
             self._finish(paths)
+        outcome = "applied" if result.changed else "nothing changed"
+        release = self._release(paths, result, machine)
+        if release is not None:  # the gate passed and adopt's own keys are in place
+            result = dataclasses.replace(result, release=release)
+            summary = render_adopt_summary(self.seed.name, result, machine)
+            write_atomic(paths.adopt_summary, summary, mode=0o600)
+            outcome = f"{outcome}; {release.line}"
         self._receipt(summary)
         print(summary, end="")
-        self._tell(paths, "applied" if result.changed else "nothing changed", summary)
+        self._tell(paths, outcome, summary)
         return 0
+
+    def _release(
+        self, paths: TargetPaths, result: AdoptResult, machine: Sequence[str]
+    ) -> ReleaseOutcome | None:
+        """The release next to the seed applied (None: none there, or no updater); while it
+        runs, the receipt says adopt's outcome and that the update is under way."""
+        if self.updater is None:
+            return None
+
+        def started(name: str) -> None:
+            line = f"update: {name} from the stick: under way (this receipt says how it ended)"
+            print(line)
+            under_way = dataclasses.replace(result, release=ReleaseOutcome("under way", line))
+            self._receipt(render_adopt_summary(self.seed.name, under_way, machine))
+
+        return apply_stick_release(paths, self.seed, self.updater, started)
 
     def _tell(self, paths: TargetPaths, outcome: str, report: str) -> None:
         """Every attempt, applied or refused, to the Telegram admin (queued when offline) and
@@ -700,7 +738,10 @@ def adopt_steps(config: FirstbootConfig) -> list[Step[Adoption]]:
 
 
 def adopt_at_boot(
-    config: FirstbootConfig, paths: TargetPaths, receipt: Receipt | None
+    config: FirstbootConfig,
+    paths: TargetPaths,
+    receipt: Receipt | None,
+    updater: Updater | None = None,
 ) -> int | None:
     """First boot found its `complete` stamp: a seed with INSTALL_MODE=adopt (given with
     --seed, or on a stick in the running box) is adopted; any other seed is never read again.
@@ -712,7 +753,7 @@ def adopt_at_boot(
         return None
     print(f"first boot already completed; {seed.description} asks to adopt", file=sys.stderr)
     # At boot the platform starts after first boot by itself: no restart.
-    return AdoptRun(config, seed, restart=None, receipt=receipt).execute()
+    return AdoptRun(config, seed, restart=None, receipt=receipt, updater=updater).execute()
 
 
 def seed_at_boot(config: FirstbootConfig, paths: TargetPaths) -> SeedInput | None:

@@ -4,6 +4,10 @@ blanks are filled, safe settings changed, identity changes only with ALLOW_IDENT
 every key is reported as applied, kept or refused, and the Telegram admin is told. Without
 `--seed`, the seed partition of a stick in the box is read.
 
+A signed release (FILE and FILE.minisig) next to the seed is applied after the seed passed the
+gate and its keys were applied, as `clawdie-setup update FILE` applies it; the receipt says
+`update: <name> <old> → <new> applied`, `update refused: <reason>` or `rolled back: <cause>`.
+
 `--at-boot` is how the appliance's clawdie-adopt.service runs it when a seed stick appears (at
 boot or plugged in later): a stick whose seed is not INSTALL_MODE=adopt, or a box whose first boot
 has not completed, is left alone (exit 0) — a fresh seed is never read again. The outcome is then
@@ -17,6 +21,7 @@ changed) or a step failed, 2 no readable seed, 3 PostgreSQL not ready in time.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from installer.commands._target_options import (
@@ -38,6 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "INSTALL_MODE=adopt and this box's first boot has completed",
     )
     add_target_arguments(parser, platform_verb="restarts (when its settings changed)")
+    release = parser.add_argument_group("a release next to the seed (applied behind the gate)")
+    release.add_argument(
+        "--release-start",
+        metavar="CMD",
+        help="command that starts the platform during the update (default on the box: "
+        "systemctl past this unit's ordering; in a --root sandbox: none)",
+    )
+    release.add_argument(
+        "--release-stop",
+        metavar="CMD",
+        help="command that stops it (default on the box: systemctl stop; sandbox: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     live = paths.is_live_system
+    from installer.commands._update_options import stick_updater
     from installer.consoles import show_on_consoles
 
     return AdoptRun(
@@ -81,4 +99,10 @@ def run(args: argparse.Namespace) -> int:
         # the unit's output goes to the journal only: the outcome reaches the box's consoles
         # as one block (a login prompt may be waiting there: a stick plugged in later)
         show=show_on_consoles if args.at_boot and live else None,
+        updater=stick_updater(
+            config.root,
+            config.db.admin_conninfo,
+            shlex.split(args.release_start) if args.release_start else None,
+            shlex.split(args.release_stop) if args.release_stop else None,
+        ),
     ).execute()

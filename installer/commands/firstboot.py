@@ -208,11 +208,16 @@ def stick_at_boot(
     config: FirstbootConfig, paths: TargetPaths, receipt: Receipt | None
 ) -> int | None:
     """A completed box that starts with a stick: a reset seed resets it (through the adopt
-    gate), an adopt seed is adopted; any other seed is never read again."""
+    gate), an adopt seed is adopted, and a release next to it applied behind the same gate;
+    any other seed is never read again."""
     from installer.adopt.reset_stick import reset_at_boot
     from installer.adopt.run import adopt_at_boot
     from installer.commands._backup_options import resetter
+    from installer.commands._update_options import stick_updater
 
     # at boot the platform has not started (first boot runs before it): nothing to stop
     reset = reset_at_boot(config, paths, receipt, resetter(None))
-    return reset if reset is not None else adopt_at_boot(config, paths, receipt)
+    if reset is not None:
+        return reset
+    updater = stick_updater(config.root, config.db.admin_conninfo)
+    return adopt_at_boot(config, paths, receipt, updater)

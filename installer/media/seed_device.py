@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,17 +220,29 @@ def copy_backup(device: BlockDevice, name: str, dest: Path) -> int:
     media reader: a regular file of at most MAX_BACKUP_BYTES (FAT32's largest file)."""
     from installer.seed.entry import MAX_BACKUP_BYTES
 
+    copied = copy_stick_files(device, {name: dest}, MAX_BACKUP_BYTES, "the backup")
+    log.info("restore: copied the backup %s (%s bytes) from %s", name, f"{copied:,}", device.node)
+    return copied
+
+
+def copy_stick_files(
+    device: BlockDevice, wanted: Mapping[str, Path], bound: int, what: str = "the file"
+) -> int:
+    """Each file `name` of `wanted` copied off the stick to its path (0600, in root's own
+    folder) through the one media reader, the volume opened once: regular files of at most
+    `bound` bytes, no link followed. Returns the bytes copied."""
+    copied = 0
     try:
         with open_volume(device) as volume:
-            copied = volume.copy_out(name, dest, MAX_BACKUP_BYTES)
+            for name, dest in wanted.items():
+                copied += volume.copy_out(name, dest, bound)
     except (OSError, CommandFailedError) as err:
         ensure_device_present(device)
         reason = err.strerror if isinstance(err, OSError) else err.message
         raise SeedUnreadableError(
-            f"cannot copy the backup {name} off {device.node}: {reason}",
-            "check the stick in another computer; copy the backup onto it again",
+            f"cannot copy {what} {', '.join(wanted)} off {device.node}: {reason}",
+            f"check the stick in another computer; copy {what} onto it again",
         ) from None
-    log.info("restore: copied the backup %s (%s bytes) from %s", name, f"{copied:,}", device.node)
     return copied
 
 

@@ -115,6 +115,38 @@ def files_beside(path: Path) -> list[str]:
         return []
 
 
+def files_with_seed(seed: SeedInput) -> list[str]:
+    """The regular files next to `seed`: on its stick's seed partition, or beside its path
+    (none for a seed that has neither, such as the installer's stored copy)."""
+    if seed.device is not None:
+        from installer.media.seed_device import seed_files
+
+        return seed_files(seed.device)
+    if seed.path is not None and not _is_block_device(seed.path):
+        return files_beside(seed.path)
+    return []
+
+
+def copy_beside_seed(seed: SeedInput, wanted: Mapping[str, Path], bound: int, what: str) -> int:
+    """Each file `name` of `wanted`, next to `seed` (`files_with_seed`), copied to its path in
+    root's own folder through the one media reader: a regular file of at most `bound` bytes,
+    never through a link (0600, fsynced, renamed into place). Returns the bytes copied."""
+    if seed.device is not None:
+        from installer.media.seed_device import copy_stick_files
+
+        return copy_stick_files(seed.device, wanted, bound, what)
+    if seed.path is None:
+        raise SeedUnreadableError(f"{seed.description} has no folder to take {what} from")
+    from installer.seed.entry import copy_seed_entry_to
+
+    folder = seed.path if seed.path.is_dir() else seed.path.parent
+    hint = f"copy {what} next to setup.txt again (the file itself, not a link)"
+    return sum(
+        copy_seed_entry_to(folder / name, name, hint, dest, bound=bound)
+        for name, dest in wanted.items()
+    )
+
+
 def read_seed_file(path: Path) -> SeedInput:
     """The seed at `path` (a file or the folder holding it), to be written back there."""
     name, data, _ = read_seed_path(path)

@@ -130,6 +130,19 @@ def _safe_members(archive: tarfile.TarFile, limit: int) -> list[tarfile.TarInfo]
     return members
 
 
+# tarfile's extraction filters came with Python 3.11.4; Debian 12's python3 is 3.11.2, which has
+# none (extract() refuses the argument). `_safe_members` makes the checks that matter here in
+# either case: plain files and folders only, inside the release, within the bound.
+_HAS_FILTERS = hasattr(tarfile, "data_filter")
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, into: Path) -> None:
+    if _HAS_FILTERS:
+        archive.extract(member, into, set_attrs=True, filter="data")
+    else:  # Python < 3.11.4, as on the box
+        archive.extract(member, into, set_attrs=True)
+
+
 def unpack(copy: Path, into: Path) -> Release:
     """`copy` unpacked into the new folder `into` (made here, removed first if a cut run left
     one); returns its manifest. Regular files keep only their execute bit."""
@@ -142,7 +155,7 @@ def unpack(copy: Path, into: Path) -> Release:
             for member in members:
                 member.mode = 0o755 if member.isdir() or member.mode & 0o100 else 0o644
                 member.uid = member.gid = 0
-                archive.extract(member, into, set_attrs=True, filter="data")
+                _extract(archive, member, into)
     except (tarfile.TarError, EOFError) as err:
         raise RefusedError(f"the release is not a readable tar archive: {err}") from None
     for path in [*into.rglob("*"), into]:
