@@ -146,7 +146,8 @@ def test_a_box_backs_up_to_its_clawdie_backup_stick(uefi_later: LaterBoot) -> No
     parts = manifest["parts"]
     assert isinstance(parts, list)
     databases = {str(p["name"]) for p in parts if p.get("kind") == "database"}
-    assert databases == {f"databases/{d}" for d in ("system_ops", "system_brain", "system_skills")}
+    names = ("system_ops", "system_brain", "system_skills")
+    assert databases == {f"databases/{d}.dump" for d in names}, databases
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Restored:
     machine: Machine
     install_receipt: str
     text: str  # B's first boot's serial text
-    ready: re.Match[str]
+    ready: vm.VmMatch
 
 
 def restore_seed(backup: Backup) -> bytes:
@@ -166,7 +167,7 @@ def restore_seed(backup: Backup) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def restoring_first_boot(machine: Machine, kit: Path) -> tuple[str, re.Match[str]]:
+def restoring_first_boot(machine: Machine, kit: Path) -> tuple[str, vm.VmMatch]:
     """B's first boot: the disk boots (the stick stays in, not booted), first boot restores, the
     platform says PLATFORM-READY, the kit asks the database; a clean power-off."""
     try:
