@@ -36,6 +36,7 @@ from tests.helpers.boot_lane import (
     keep_logs,
     record,
     record_journal,
+    serial_text,
 )
 from tests.helpers.disk_image import list_dir, read_file, root_filesystem
 from tests.helpers.restore_kit import build_kit
@@ -153,7 +154,8 @@ def test_a_box_backs_up_to_its_clawdie_backup_stick(uefi_later: LaterBoot) -> No
 @dataclass(frozen=True)
 class Restored:
     machine: Machine
-    install_receipt: str
+    backup: str  # the backup's file name
+    install_log: str  # B's install's serial text
     text: str  # B's first boot's serial text
     ready: vm.VmMatch
 
@@ -215,11 +217,10 @@ def restored(
     machine = Machine(workdir, installer_image, restore_seed(backup), "uefi")
     vm.write_seed(machine.stick, backup.data, backup.name)
     install(machine, RUN)
-    install_receipt = machine.receipt()
     write_kit_hook(machine.disk)
     switch_on(machine.disk, workdir)
     text, ready = restoring_first_boot(machine, build_kit(workdir / "kit.img"))
-    return Restored(machine, install_receipt, text, ready)
+    return Restored(machine, backup.name, serial_text(workdir, "install"), text, ready)
 
 
 def test_a_new_box_restored_from_the_backup_is_the_backed_up_one(
@@ -245,9 +246,9 @@ def test_a_new_box_restored_from_the_backup_is_the_backed_up_one(
     with root_filesystem(machine.disk) as device:
         hostname = (read_file(device, "/etc/hostname") or b"").decode().strip()
     assert hostname == HOST
-    assert "restore seed and backup" in restored.install_receipt, restored.install_receipt
-    receipt = machine.receipt()
-    assert "Restored from" in receipt, receipt
+    assert f"install: restore seed and backup {restored.backup} (" in restored.install_log
+    receipt = machine.receipt()  # first boot's, written back to the stick left in
+    assert f"Restored from {restored.backup}: host {HOST}" in receipt, receipt
     assert "Databases: system_ops, system_brain, system_skills" in receipt, receipt
     assert "machine id: this machine's own" in receipt, receipt
-    assert not leaked(text + receipt + restored.install_receipt)
+    assert not leaked(text + receipt + restored.install_log)
