@@ -194,11 +194,14 @@ def run(args: argparse.Namespace) -> int:
     ).execute()
 
 
-def restore_at_boot(config: FirstbootConfig, backup: Path, identity: SecretStr) -> list[str]:
-    """A restore seed's first boot: the backup room's one restore (the same as `restore`)."""
+def restore_at_boot(
+    config: FirstbootConfig, backup: Path, name: str, identity: SecretStr
+) -> list[str]:
+    """A restore seed's first boot: the backup room's one restore (the same as `restore`);
+    `backup` is the copy in root's state, `name` the owner's file the receipt names."""
     from installer.backup.restore import RestoreConfig, restore_backup
 
-    return restore_backup(RestoreConfig(config.root, config.db, backup, identity)).lines
+    return restore_backup(RestoreConfig(config.root, config.db, backup, identity, name)).lines
 
 
 def stick_at_boot(
