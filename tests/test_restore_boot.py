@@ -140,7 +140,7 @@ def test_a_restore_seed_boots_a_new_box_that_is_the_backed_up_one(
     assert os.readlink(b / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
 
     receipt = (box / "stick/SETUP-RESULT.txt").read_text()
-    assert "Restored from" in receipt
+    assert f"Restored from {backup.name}: host " in receipt, receipt  # the owner's file
     assert "Databases: system_ops, system_brain, system_skills" in receipt
     assert "machine id: this machine's own" in receipt
     assert "ADOPT_CODE=" not in receipt  # the backed-up box's code stays: none is made

@@ -169,4 +169,9 @@ def test_the_installer_carries_a_restore_seed_and_its_backup_into_root_state(
             subprocess.run(["umount", str(point)], capture_output=True, check=False)
     assert BACKUP_IDENTITY not in seed.read_text()  # scrubbed from the stick
     assert "BACKUP_IDENTITY removed" in seed.read_text()
-    assert not leaked((tmp_path / "receipt/SETUP-RESULT.txt").read_text())
+    receipt = (tmp_path / "receipt/SETUP-RESULT.txt").read_text()
+    assert not leaked(receipt)
+    # the receipt says this install is a restore, not that the stick installs further machines
+    assert f"Restore: first boot restores the backup {NAME}; this box becomes" in receipt
+    assert "SEED_SCRUB=yes: removed from setup.txt: BACKUP_IDENTITY" in receipt, receipt
+    assert "can install further machines" not in receipt, receipt

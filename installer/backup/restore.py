@@ -93,6 +93,7 @@ class RestoreConfig:
     db: DbConfig
     backup: Path
     identity: SecretStr
+    name: str = ""  # the owner's file name, when `backup` is a copy under another (first boot)
     # A restore this run's caller finished but had not recorded so (first boot, cut after the
     # restore and before its stamp; the platform has not started): its result, not a refusal.
     done_is_result: bool = False
@@ -600,7 +601,7 @@ def restore_backup(config: RestoreConfig, tracker: StepTracker | None = None) ->
     write_atomic(paths.fingerprint_record, records[RECORD_ID].decode() + "\n", mode=0o600)
     result = RestoreResult(manifest)
     result.lines = [
-        f"Restored from {config.backup.name}: host {manifest.host}, fingerprint "
+        f"Restored from {config.name or config.backup.name}: host {manifest.host}, fingerprint "
         f"{manifest.fingerprint}, made {manifest.created} by installer {manifest.installer} "
         f"(platform {manifest.platform})",
         f"Files: {applier.files} (/etc/clawdie, platform data, SSH host keys, TLS pair, "

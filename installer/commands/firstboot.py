@@ -194,13 +194,18 @@ def run(args: argparse.Namespace) -> int:
     ).execute()
 
 
-def restore_at_boot(config: FirstbootConfig, backup: Path, identity: SecretStr) -> list[str]:
-    """A restore seed's first boot: the backup room's one restore (the same as `restore`). A
-    restore an earlier boot finished (cut before first boot recorded it, the platform not yet
-    started) gives its result again."""
+def restore_at_boot(
+    config: FirstbootConfig, backup: Path, name: str, identity: SecretStr
+) -> list[str]:
+    """A restore seed's first boot: the backup room's one restore (the same as `restore`);
+    `backup` is the copy in root's state, `name` the owner's file the receipt names. A restore
+    an earlier boot finished (cut before first boot recorded it, the platform not yet started)
+    gives its result again."""
     from installer.backup.restore import RestoreConfig, restore_backup
 
-    config_ = RestoreConfig(config.root, config.db, backup, identity, done_is_result=True)
+    config_ = RestoreConfig(
+        config.root, config.db, backup, identity, name=name, done_is_result=True
+    )
     return restore_backup(config_).lines
 
 

@@ -173,7 +173,8 @@ def _restore(boot: Boot) -> StepRecord:
             "this first boot cannot restore a backup", "run it as `clawdie-setup firstboot`"
         )
     try:
-        lines = restorer(boot.config, boot.paths.stored_backup, restoring.identity())
+        name = str(restoring.restore_check.backup_name or "") if restoring.restore_check else ""
+        lines = restorer(boot.config, boot.paths.stored_backup, name, restoring.identity())
     except InstallerError as err:
         if getattr(err, "nothing_changed", False):  # refused before the box was touched
             raise

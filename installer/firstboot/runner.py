@@ -136,10 +136,11 @@ def start_platform(config: FirstbootConfig, records: Mapping[str, StepRecord] | 
 
 AfterComplete = Callable[[FirstbootConfig, TargetPaths, "Receipt | None"], "int | None"]
 # Restores a backup onto the box (INSTALL_MODE=restore): the backup room's `restore_backup`,
-# given by the command (first boot does not import the backup room). Returns what it restored,
+# given by the command (first boot does not import the backup room), with the backup's copy in
+# root's state and the owner's file name (the receipt names it). Returns what it restored,
 # in lines; raises InstallerError, with `nothing_changed = True` when it refused before the box
 # was touched.
-Restorer = Callable[[FirstbootConfig, Path, SecretStr], list[str]]
+Restorer = Callable[[FirstbootConfig, Path, str, SecretStr], list[str]]
 
 
 @dataclass

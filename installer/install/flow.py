@@ -387,13 +387,16 @@ class InstallRun:
         """The install is done: the seed scrubbed if asked, the receipt, the console's last
         word, and the restart."""
         when = utc_now()
-        seed_note = SEED_KEPT
+        restoring = self.check is not None and self.check.restore_only
+        seed_note = restore_seed.RESTORE_SEED_KEPT if restoring else SEED_KEPT
         status = Status.OK
         if self.seed is not None and self._scrubs():
             seed_note = scrub_seed(self.seed, hostname, when)
             self.say(seed_note)
             if "still in" in seed_note:
                 status = Status.DEGRADED
+        if restoring and self.check is not None:  # the receipt says what this install is
+            seed_note = f"{restore_seed.restore_line(self.check)}\n{seed_note}"
         self._write_receipt(
             render_success_receipt(
                 when, disk, hostname, seed_note, status, [*self.tracker.notes, *self.tracker.facts]
@@ -408,7 +411,7 @@ class InstallRun:
                 f"Host name: {hostname}",
                 "Remove the stick: first boot runs on the next start.",
                 *([f"Then the dashboard: {self._dashboard()}"] if self._dashboard() else []),
-                seed_note,
+                *seed_note.splitlines(),
             ],
             self._dashboard(),
         )

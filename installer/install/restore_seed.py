@@ -20,6 +20,21 @@ log = logging.getLogger("clawdie.install")
 
 # The name the new box has until first boot restores the backed-up box's.
 RESTORE_HOSTNAME = DEFAULT_HOSTNAME
+# The receipt's word on a restore seed left on the stick (not "can install further machines":
+# each install from it is another copy of the backed-up box, and it holds the owner's key).
+RESTORE_SEED_KEPT = (
+    "setup.txt on this stick still holds the owner's backup identity (BACKUP_IDENTITY): delete "
+    "setup.txt once the box is restored, or set SEED_SCRUB=yes. Installing another machine "
+    "from it makes a second copy of this box."
+)
+
+
+def restore_line(check: SeedCheck) -> str:
+    """The receipt's and the console's line saying this install is a restore."""
+    return (
+        f"Restore: first boot restores the backup {check.backup_name}; this box becomes the "
+        "backed-up one (host name, SSH host keys, operator, every database row)."
+    )
 
 
 def check_restore_install_seed(seed: SeedInput) -> SeedCheck:

@@ -36,6 +36,7 @@ from installer.seed.rules import derive_hostname
 from tests.helpers import boot_timing, vm
 from tests.helpers.image import OUT, copy_image
 from tests.helpers.seeds import ADMIN, OPENROUTER, PASSWORD, TOKEN
+from tests.helpers.sentinels import BACKUP_RECIPIENT
 
 if TYPE_CHECKING:
     from tests.helpers.dashboard import Visit
@@ -302,8 +303,11 @@ SUMMARY_SPKI = re.compile(r"its key \(SPKI SHA-256, base64\): (\S+)")
 def secure_boot_installed(image: Path, workdir: Path) -> Machine:
     """The UEFI machine: the stick installs under Secure Boot, the disk's first boot under
     Secure Boot reaches PLATFORM-READY (`install` and `first_boot` check the receipt and the
-    platform); its serial logs stay in `workdir` for the tests' own checks."""
-    machine = Machine(workdir, image, filled_seed(), "uefi-secureboot")
+    platform); its serial logs stay in `workdir` for the tests' own checks. Its seed names the
+    owner's backup key (BACKUP_RECIPIENT), so the later boot's scheduled backup writes one
+    (tests/test_boot_restore.py)."""
+    seed = filled_seed(f"BACKUP_RECIPIENT={BACKUP_RECIPIENT}")
+    machine = Machine(workdir, image, seed, "uefi-secureboot")
     install(machine, SECURE_BOOT_RUN)
     first_boot(machine, SECURE_BOOT_RUN)
     return machine
@@ -417,12 +421,15 @@ class LaterBoot:
     text: str
     answers: dict[int, bytes]
     dashboard: Visit | None = None  # the browser's sign-in (None: the dashboard never answered)
+    backup_stick: Path | None = None  # the CLAWDIE-BACKUP stick the kit's backup wrote to
 
 
 def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
     """Boot a qcow2 overlay of the Secure Boot install under OVMF without Secure Boot (its own,
     new NVRAM) to PLATFORM-READY and the login prompt, with the test kit and a user-mode NIC; the
-    host probes the NIC's forwarded ports once the kit is ready, and the kit runs the update."""
+    host probes the NIC's forwarded ports once the kit is ready, and the kit runs the update;
+    then, with a stick labelled CLAWDIE-BAK plugged in, the kit writes a row into the platform's
+    database and starts the scheduled backup (tests/test_boot_restore.py)."""
     from tests.helpers import update_kit
     from tests.helpers.wifi_kit import with_kit_hook
 
@@ -432,6 +439,7 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
     update_kit.switch_on(hooked, workdir)
     disk = qcow2_overlay(hooked, workdir / "disk.qcow2")
     kit = update_kit.build_kit(workdir / "kit.img")
+    stick = update_kit.backup_stick(workdir / "backup-stick.img")
     forwards = {port: free_port() for port in PROBES}
     rules = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{port}" for port, host in forwards.items())
     try:
@@ -443,6 +451,8 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
                 "-device", f"virtio-net-pci,netdev=lan,mac={UEFI_MAC},romfile=",
                 "-drive", f"if=none,id=kit,format=raw,readonly=on,file={kit}",
                 "-device", "virtio-blk-pci,drive=kit,serial=CLAWDIE-TESTKIT",
+                "-drive", f"if=none,id=backup,format=raw,file={stick}",
+                "-device", "virtio-blk-pci,drive=backup,serial=CLAWDIE-BACKUP",
             ],
         ) as guest:  # fmt: skip
             guest.wait_for(
@@ -459,6 +469,7 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
             guest.marks.setdefault("ports probed", guest.elapsed())
             visit = visit_dashboard(machine, forwards[DASHBOARD_PORT], workdir)
             guest.wait_for("TESTKIT: update: done", FIRSTBOOT_BOUND, name="update done")
+            guest.wait_for("TESTKIT: backup: done", 900, name="backup done")
             text = guest.log_text()
             guest.qmp.execute("system_powerdown")
             guest.wait_exit(300)
@@ -466,7 +477,9 @@ def uefi_later_boot(machine: Machine, workdir: Path) -> LaterBoot:
             record("uefi-later", guest)
     finally:
         keep_logs(workdir)
-    return LaterBoot(workdir=workdir, disk=disk, text=text, answers=answers, dashboard=visit)
+    return LaterBoot(
+        workdir=workdir, disk=disk, text=text, answers=answers, dashboard=visit, backup_stick=stick
+    )
 
 
 def summary_spki(disk: Path) -> str | None:

@@ -20,7 +20,12 @@ What `start` does (every line it prints is `TESTKIT:`, on the serial console thr
    initramfs-tools' hook is left out, it takes over ten minutes under TCG and writes nothing
    the firmware or shim checks) and
    shim-signed's postinst (`dpkg-reconfigure`: grub-install for the signed EFI files, with the
-   image's debconf answers), with the ESP's files (time, digest) before and after; `update: done`.
+   image's debconf answers), with the ESP's files (time, digest) before and after; `update: done`;
+5. the box's side of the restore boot test (tests/test_boot_restore.py): a row the platform's
+   database keeps (a table of the platform's role in system_brain, `ROW`), then the scheduled
+   backup as its timer starts it (`systemctl start clawdie-backup.service`) with a stick
+   labelled CLAWDIE-BAK plugged in (`backup_stick`, FAT as an owner's stick), and its outcome
+   record; `backup: done`.
 """
 
 from __future__ import annotations
@@ -31,11 +36,16 @@ import subprocess
 from pathlib import Path
 
 from tests.helpers.disk_image import read_file, root_filesystem, write_root
+from tests.helpers.sentinels import ROW
 from tests.helpers.wifi_kit import KIT_LABEL
 
 LISTENER_PORT = 8080
 SWITCH = "clawdie.testkit=1"
 KIT_SIZE = "4M"
+# The owner's backup stick: FAT, whose labels hold 11 characters (installer/backup/scheduled.py).
+BACKUP_LABEL = "CLAWDIE-BAK"
+BACKUP_STICK_KIB = 128 * 1024
+ROW_TABLE = "testkit_memory"
 
 START = """#!/bin/sh
 # Clawdie boot-test kit of the UEFI later boot (tests/helpers/update_kit.py).
@@ -120,6 +130,22 @@ say "esp after: $(esp)"
 say "grub.cfg: $(head -n 3 /boot/grub/grub.cfg | tr '\\n' ';')"
 sync
 say "update: done"
+
+# A row the platform's database keeps, then the daily backup as its timer starts it, with the
+# CLAWDIE-BAK stick plugged in: what a restored box must have again (tests/test_boot_restore.py).
+runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d system_brain \\
+    -c "CREATE TABLE @TABLE@ (id serial PRIMARY KEY, note text)" \\
+    -c "ALTER TABLE @TABLE@ OWNER TO clawdie" \\
+    -c "INSERT INTO @TABLE@ (note) VALUES ('@ROW@')" 2>&1
+say "backup: sentinel row exit $?"
+say "backup: sticks $(lsblk -rno NAME,FSTYPE,LABEL | grep -i clawdie-bak | tr '\\n' ';')"
+systemctl start clawdie-backup.service
+say "backup: service exit $?"
+say "backup: outcome $(tr -d '\\n' < /var/lib/clawdie-setup/backup-last.json)"
+keys=$(for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done)
+say "backup: ssh host keys $(echo "$keys" | tr '\\n' ';')"
+sync
+say "backup: done"
 """
 
 
@@ -130,7 +156,11 @@ def build_kit(dest: Path) -> Path:
     staging.mkdir(parents=True)
     for name, text in (("start", START), ("update", UPDATE)):
         script = staging / name
-        script.write_text(text.replace("@PORT@", str(LISTENER_PORT)))
+        script.write_text(
+            text.replace("@PORT@", str(LISTENER_PORT))
+            .replace("@TABLE@", ROW_TABLE)
+            .replace("@ROW@", ROW)
+        )
         script.chmod(0o755)
     dest.unlink(missing_ok=True)
     argv = ["mke2fs", "-q", "-t", "ext4", "-L", KIT_LABEL, "-d", str(staging), str(dest), KIT_SIZE]
@@ -169,3 +199,16 @@ def switch_on(disk: Path, workdir: Path) -> None:
         ]
     )
     write_root(disk, commands, "grub.cfg")
+
+
+def backup_stick(dest: Path) -> Path:
+    """An owner's empty backup stick at `dest`: one FAT file system on the whole device,
+    labelled CLAWDIE-BAK (made with mkfs.fat on a sparse file: no root, no mount)."""
+    dest.unlink(missing_ok=True)
+    with dest.open("wb") as stick:
+        stick.truncate(BACKUP_STICK_KIB * 1024)
+    argv = ["mkfs.fat", "-n", BACKUP_LABEL, str(dest)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr}")
+    return dest

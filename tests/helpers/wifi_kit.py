@@ -169,9 +169,16 @@ def with_kit_hook(installed: Path, dest: Path) -> Path:
     """A copy of the installed disk `installed` at `dest` (sparse) with the test kit's hook
     written into its root file system and enabled, offline with debugfs: the product image and
     the installed disk the BIOS test kept carry no test hook."""
+    subprocess.run(["cp", "--sparse=always", str(installed), str(dest)], check=True)
+    write_kit_hook(dest)
+    return dest
+
+
+def write_kit_hook(disk: Path) -> None:
+    """The test kit's hook written into the raw `disk`'s root file system and enabled, offline
+    with debugfs (a disk of this test run's own, which no other test boots)."""
     from tests.helpers.disk_image import write_root
 
-    subprocess.run(["cp", "--sparse=always", str(installed), str(dest)], check=True)
     wants = f"{HOOK_DIR}/multi-user.target.wants"
     commands = "\n".join(
         [
@@ -184,5 +191,4 @@ def with_kit_hook(installed: Path, dest: Path) -> Path:
             f"symlink {HOOK_UNIT.name} {HOOK_DIR}/{HOOK_UNIT.name}",
         ]
     )
-    write_root(dest, commands, "the kit's hook")
-    return dest
+    write_root(disk, commands, "the kit's hook")
