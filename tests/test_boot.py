@@ -363,7 +363,9 @@ def test_two_installs_from_one_image_share_no_identity(
     assert not shared, f"two machines from one image share: {', '.join(shared)}"
 
 
-@UEFI_LANE
+# In the BIOS lane though it boots no disk of it: the UEFI lane holds the restore's and the
+# reset's boots; this evens the two lanes out.
+@BIOS_LANE
 def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(
     installer_image: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -386,10 +388,8 @@ def test_missing_required_field_with_nobody_at_the_console_fails_cleanly(
         assert disk.read(1 << 20) == bytes(1 << 20), "the disk must stay untouched"
 
 
-# One CD a lane: neither boots a disk, so each evens out its lane's length.
-@pytest.mark.parametrize(
-    "firmware", [pytest.param("bios", marks=BIOS_LANE), pytest.param("uefi", marks=UEFI_LANE)]
-)
+@UEFI_LANE
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_cd_boots_to_the_installer(
     installer_image: Path, tmp_path: Path, firmware: vm.Firmware
 ) -> None:
