@@ -10,7 +10,6 @@ the adopt unit (`adopt --at-boot`) and by first boot on a completed box."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,15 +23,13 @@ from installer.update.signed import BUNDLE_LIMIT
 from tests.helpers.adopt import MACHINE_ID, code_on_receipt
 from tests.helpers.firstboot import ROOT, db_state, firstboot, snapshot
 from tests.helpers.pg import PgCluster, db_cli_args
-from tests.helpers.seeds import firstboot_box
 from tests.helpers.update import (
-    DPKG_STATUS,
-    SEED,
     V2_SQL,
     Keys,
     bundle,
     new_keys,
     payload,
+    running_box,
     service,
 )
 
@@ -48,20 +45,9 @@ def keys() -> Keys:
 def box(tmp_path: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
     """A box first boot set up (with a fingerprint and the owner's code kept beside it) running
     v1 of the reference payload; its stick (`stick/`) is where adopt seeds and releases go."""
-    box = firstboot_box(tmp_path, SEED)
-    root = box / "root"
-    (root / "etc/machine-id").write_text(f"{MACHINE_ID}\n")
-    shutil.copytree(payload(tmp_path, "1"), root / "opt/clawdie/platform")
-    (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
-    (root / "etc/clawdie/release.pub").write_bytes(bytes(keys.publisher.public_key) + b"\n")
-    (root / "var/lib/dpkg").mkdir(parents=True, exist_ok=True)
-    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS)
-    result = firstboot(box, pg, start_platform=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (box / "owner-code").write_text(code_on_receipt(receipt(box)))
-    subprocess.run(service(box, "start").split(), check=True, cwd=ROOT)
-    yield box
-    subprocess.run(service(box, "stop").split(), check=False, cwd=ROOT)
+    with running_box(tmp_path, pg, keys, MACHINE_ID) as box:
+        (box / "owner-code").write_text(code_on_receipt(receipt(box)))
+        yield box
 
 
 def receipt(box: Path) -> str:

@@ -148,11 +148,14 @@ def service(box: Path, action: str) -> str:
     return f"{sys.executable} -m tests.helpers.platform_service {action} {box}"
 
 
-def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:
+def installed_box(where: Path, pg: PgCluster, keys: Keys, machine_id: str | None = None) -> Path:
     """A box first boot set up with v1 of the platform in /opt/clawdie/platform (a plain folder,
-    as the image has it), the publisher's key, a dpkg database, and v1 running."""
+    as the image has it), the publisher's key, a dpkg database, and v1 running; `machine_id`
+    fixes its machine id (so its fingerprint) before first boot."""
     box = firstboot_box(where, SEED)
     root = box / "root"
+    if machine_id is not None:
+        (root / "etc/machine-id").write_text(f"{machine_id}\n")
     shutil.copytree(payload(where, "1"), root / "opt/clawdie/platform")
     (root / "etc/clawdie").mkdir(parents=True, exist_ok=True)
     (root / "etc/clawdie/release.pub").write_bytes(bytes(keys.publisher.public_key) + b"\n")
@@ -165,9 +168,11 @@ def installed_box(where: Path, pg: PgCluster, keys: Keys) -> Path:
 
 
 @contextlib.contextmanager
-def running_box(where: Path, pg: PgCluster, keys: Keys) -> Iterator[Path]:
+def running_box(
+    where: Path, pg: PgCluster, keys: Keys, machine_id: str | None = None
+) -> Iterator[Path]:
     """`installed_box`, its platform stopped after the block."""
-    made = installed_box(where, pg, keys)
+    made = installed_box(where, pg, keys, machine_id)
     try:
         yield made
     finally:
