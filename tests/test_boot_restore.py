@@ -133,7 +133,7 @@ def test_a_box_backs_up_to_its_clawdie_backup_stick(uefi_later: LaterBoot) -> No
     not in it in clear), whose manifest the owner's identity opens: A's host name and its three
     databases."""
     text = uefi_later.text
-    assert kit_line(text, "backup: sentinel row exit") == "0"
+    assert kit_line(text, "backup: planted row exit") == "0"
     assert "CLAWDIE-BAK" in kit_line(text, "backup: sticks"), "the guest saw no backup stick"
     assert kit_line(text, "backup: service exit") == "0", kit_line(text, "backup: outcome")
     outcome = json.loads(kit_line(text, "backup: outcome"))

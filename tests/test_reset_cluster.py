@@ -25,10 +25,10 @@ from installer.paths import TargetPaths
 from tests.helpers.disk_image import pg_system_identifier, raw_counts
 from tests.helpers.loopdev import ext4_at, make_ext4, sh
 from tests.helpers.pg import PgCluster, pg_bindir
-from tests.helpers.sentinels import ROW
+from tests.helpers.sentinels import DROPPED_ROW, ROW
 
 # The row of a database the platform dropped before the reset.
-DROPPED = "SENTINELxDROPPEDx5c7e20a1"
+DROPPED = DROPPED_ROW
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("loop_devices")]
 
 

@@ -6,9 +6,8 @@ packages held back make the box `degraded` with the reason; UPDATES=off says so.
 from __future__ import annotations
 
 import json
-import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from installer.firstboot.steps.report import LoginScreen, refresh_login_screen, write_login_screen
@@ -23,8 +22,8 @@ from installer.upkeep import (
     record_backup,
 )
 from tests.helpers.backup import clawdie
+from tests.helpers.upkeep_files import NOW, put
 
-NOW = datetime.now(UTC)
 HISTORY = """
 Start-Date: {recent}
 Commandline: /usr/bin/unattended-upgrade
@@ -73,14 +72,6 @@ def box(tmp_path: Path, **values: str) -> TargetPaths:
     paths.resolved_json.write_text(json.dumps({"settings": settings}))
     paths.setup_state_dir.mkdir(parents=True, mode=0o700)
     return paths
-
-
-def put(path: Path, text: str, age: timedelta | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    if age is not None:
-        stamp = (NOW - age).timestamp()
-        os.utime(path, (stamp, stamp))
 
 
 def local(moment: datetime) -> str:

@@ -7,7 +7,6 @@ the existing retry, one queued week replaced by the next; and the command the ti
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from installer.upkeep import (
 )
 from tests.helpers.provider_stub import SENT, Reply, provider_stub
 from tests.helpers.sentinels import SENTINEL, TOKEN
+from tests.helpers.upkeep_files import NOW, put
 
-NOW = datetime.now(UTC)
 ADMIN = "123456789"
 RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 HISTORY = """
@@ -59,14 +58,6 @@ def box(tmp_path: Path, **values: str) -> TargetPaths:
     )
     (paths.root / "opt/clawdie/platform").symlink_to("releases/1.1")
     return paths
-
-
-def put(path: Path, text: str, age: timedelta | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    if age is not None:
-        stamp = (NOW - age).timestamp()
-        os.utime(path, (stamp, stamp))
 
 
 def checked_and_applied(paths: TargetPaths) -> None:

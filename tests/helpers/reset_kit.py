@@ -50,8 +50,8 @@ echo "TESTKIT: started: nothing to do on this boot"
 """
 
 SQL = """\
-CREATE TABLE testkit_sentinel (note text NOT NULL);
-INSERT INTO testkit_sentinel (note) VALUES ('@ROW@');
+CREATE TABLE testkit_planted (note text NOT NULL);
+INSERT INTO testkit_planted (note) VALUES ('@ROW@');
 CHECKPOINT;
 """
 

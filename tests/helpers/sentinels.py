@@ -25,6 +25,7 @@ DB_PASSWORD = f"Db/{SENTINEL}+%&="  # URL-special characters on purpose (a datab
 # Shaped like a word of a key, for a secret typed after a key without its '='
 # (`OPERATOR_PASSWORD Qz7Sentinel=…`): a reader that echoes key-like text would print it.
 ROW = "SENTINELxROWx8e21c4d0"  # a row the platform writes (backup, factory reset)
+DROPPED_ROW = "SENTINELxDROPPEDx5c7e20a1"  # a row of a database dropped before a factory reset
 SENTINEL_WORD = "Qz7Sentinel"
 # In the adopt code's own alphabet (no I, L, O, 0, 1).
 SENTINEL_CODE = "ZQ7K-SENT-XNEW-7F3A"

@@ -137,7 +137,7 @@ runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d system_brain \\
     -c "CREATE TABLE @TABLE@ (id serial PRIMARY KEY, note text)" \\
     -c "ALTER TABLE @TABLE@ OWNER TO clawdie" \\
     -c "INSERT INTO @TABLE@ (note) VALUES ('@ROW@')" 2>&1
-say "backup: sentinel row exit $?"
+say "backup: planted row exit $?"
 say "backup: sticks $(lsblk -rno NAME,FSTYPE,LABEL | grep -i clawdie-bak | tr '\\n' ';')"
 systemctl start clawdie-backup.service
 say "backup: service exit $?"
