@@ -219,6 +219,11 @@ class TargetPaths:
         return self.seed_dir / "backup.age"
 
     @property
+    def stored_backup_name(self) -> Path:
+        """The owner's name of that backup (the receipt says it; the copy's name is fixed)."""
+        return self.seed_dir / "backup-name"
+
+    @property
     def accounts_ledger(self) -> Path:
         """The accounts first boot created (written before it creates one): an account that
         exists but is not listed here is someone else's and is never taken over."""

@@ -163,6 +163,7 @@ def test_the_installer_carries_a_restore_seed_and_its_backup_into_root_state(
             assert stat.S_IMODE(kept.stat().st_mode) == 0o700
             assert (kept / "backup.age").read_bytes() == backup
             assert stat.S_IMODE((kept / "backup.age").stat().st_mode) == 0o600
+            assert (kept / "backup-name").read_text() == f"{NAME}\n"  # what first boot says
             assert BACKUP_IDENTITY in (kept / "setup.txt").read_text()
             assert stat.S_IMODE((kept / "setup.txt").stat().st_mode) == 0o600
         finally:

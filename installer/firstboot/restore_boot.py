@@ -55,6 +55,8 @@ from installer.seed.entry import MAX_BACKUP_BYTES, copy_seed_entry_to
 from installer.seed.io import (
     STORED_DESCRIPTION,
     files_beside,
+    keep_backup_name,
+    kept_backup_name,
     read_first_boot_seed,
     write_stored_seed,
 )
@@ -129,6 +131,7 @@ def _read(boot: Boot) -> StepRecord | None:
         assert boot.config.seed is not None  # noqa: S101 (checked above)
         folder = boot.config.seed if boot.config.seed.is_dir() else boot.config.seed.parent
         _keep_backup(paths.stored_backup, folder / str(check.backup_name))
+        keep_backup_name(paths, str(check.backup_name))
     if not paths.stored_backup.is_file():
         raise SeedUnreadableError(
             f"the backup is missing from {paths.seed_dir}",
@@ -173,7 +176,8 @@ def _restore(boot: Boot) -> StepRecord:
             "this first boot cannot restore a backup", "run it as `clawdie-setup firstboot`"
         )
     try:
-        name = str(restoring.restore_check.backup_name or "") if restoring.restore_check else ""
+        check = restoring.restore_check
+        name = (check.backup_name if check else None) or kept_backup_name(boot.paths) or ""
         lines = restorer(boot.config, boot.paths.stored_backup, name, restoring.identity())
     except InstallerError as err:
         if getattr(err, "nothing_changed", False):  # refused before the box was touched

@@ -12,7 +12,7 @@ from installer.fsutil import ensure_dir
 from installer.paths import TargetPaths
 from installer.seed.ask import SeedInvalidError
 from installer.seed.entry import MAX_BACKUP_BYTES, copy_seed_entry_to
-from installer.seed.io import SeedInput, files_beside, write_stored_seed
+from installer.seed.io import SeedInput, files_beside, keep_backup_name, write_stored_seed
 from installer.seed.resolve import SeedCheck, check_restore_seed_bytes
 from installer.seed.rules import DEFAULT_HOSTNAME, SeedValueError, check_yes_no
 
@@ -96,4 +96,5 @@ def store_restore_seed(paths: TargetPaths, seed: SeedInput, check: SeedCheck) ->
         source = folder / name
         copied = copy_seed_entry_to(source, name, hint, paths.stored_backup, bound=MAX_BACKUP_BYTES)
     write_stored_seed(paths, seed.data, {})
+    keep_backup_name(paths, name)
     return f"restore seed and backup {name} ({copied:,} bytes) kept for first boot"

@@ -259,6 +259,22 @@ def write_stored_seed(paths: TargetPaths, data: bytes, answers: Mapping[str, str
         write_atomic(paths.wizard_answers, render_env_file(answers), mode=0o600, scrub_old=True)
 
 
+def keep_backup_name(paths: TargetPaths, name: str) -> None:
+    """The owner's file name of the restore seed's backup, kept beside its copy: a first boot
+    that reads the stored seed (carried by the installer, or taken up after a cut) says it."""
+    write_atomic(paths.stored_backup_name, f"{name}\n", mode=0o600)
+
+
+def kept_backup_name(paths: TargetPaths) -> str | None:
+    """That name, when one was kept and is a backup file's name; None else."""
+    from installer.seed.rules import check_backup_file
+
+    try:
+        return check_backup_file(paths.stored_backup_name.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 # --- receipts -----------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ def forget_seed(paths: TargetPaths) -> list[str]:
     """Delete the seed copy, the console answers and a restore's backup (after the complete
     stamp): from then on
     the secrets live only where they are used. Returns what was deleted."""
-    kept = (paths.seed_copy, paths.wizard_answers, paths.stored_backup)
+    kept = (paths.seed_copy, paths.wizard_answers, paths.stored_backup, paths.stored_backup_name)
     gone = [p.name for p in kept if remove_durably(p)]
     if paths.seed_dir.is_dir() and not paths.seed_dir.is_symlink():
         remove_stale_temps(paths.seed_dir)
